@@ -1,0 +1,64 @@
+/*
+ * quant.h - tensor element types: conversion, dequantisation and dot
+ * products for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K.
+ *
+ * Owns: the block layouts of ggml's quantised types (as GGUF stores them),
+ * scalar reference kernels and SIMD kernels (AVX2/FMA, AVX-512) chosen at
+ * run time from the CPU's features, with a portable C fallback.
+ *
+ * The hot operation of the engine is quant_matmul: y = W x for a weight
+ * matrix W of a stored type and F32 activations. Quantised types follow
+ * llama.cpp's scheme of quantising the activations to 8 bits (Q8_0 for
+ * Q4_0/Q8_0, Q8_K for the K-quants) before the integer dot product, so
+ * results match llama.cpp's reference logits closely.
+ */
+#ifndef EMERGE_QUANT_H
+#define EMERGE_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backends/gguf.h"
+
+float quant_f16_to_f32(uint16_t h);
+uint16_t quant_f32_to_f16(float f);
+float quant_bf16_to_f32(uint16_t h);
+uint16_t quant_f32_to_bf16(float f);
+
+/* 1 when emerge can compute with this stored type. */
+int quant_supported(ggml_type t);
+
+/* Dequantises row (n elements, n a multiple of the block size) to F32. */
+void quant_dequantize_row(ggml_type t, const void *row, float *out, int64_t n);
+
+/* Quantises n F32 values to type t (Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16,
+ * F32); used by writers and tests. Returns bytes written. */
+size_t quant_quantize_row(ggml_type t, const float *x, void *out, int64_t n);
+
+/* Activations prepared once per input row for a weight type: the 8-bit
+ * quantised copy quantised types need (or the F32/F16 view). */
+typedef struct quant_act {
+    ggml_type wtype;  /* weight type it was prepared for */
+    int64_t n;        /* elements per row */
+    int64_t rows;     /* number of activation rows (tokens) */
+    void *data;       /* prepared activations, rows × row_bytes */
+    size_t row_bytes;
+} quant_act;
+
+void quant_act_prepare(quant_act *a, ggml_type wtype, const float *x,
+                       int64_t rows, int64_t n);
+void quant_act_free(quant_act *a);
+
+/* out[r*ld_out + i] = dot(W row i, activation row r) for rows i in
+ * [i0, i1) of W (n_in columns, row stride from the type) and every
+ * activation row r. Single-threaded; the engine splits i0..i1 across
+ * threads. */
+void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
+                       const quant_act *a, int64_t i0, int64_t i1,
+                       float *out, int64_t ld_out);
+
+/* Which kernel family runs ("avx512", "avx2", "scalar"); forced to scalar
+ * when EMERGE_SIMD=scalar is set (tests compare both). */
+const char *quant_simd_name(void);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * main.c - the emerge command line: dispatches to a subcommand.
+ * The only place in emerge that decides the process exit status.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "harness/cli.h"
+
+/* One line per subcommand; each lives in the module that owns it. */
+static const cli_command commands[] = {
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: emerge <command> [options]\n\ncommands:\n");
+    for (const cli_command *c = commands; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->summary);
+    fprintf(f, "\n'emerge <command> --help' describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("emerge 0.1\n");
+        return 0;
+    }
+    for (const cli_command *c = commands; c->name; c++)
+        if (!strcmp(c->name, argv[1]))
+            return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "emerge: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

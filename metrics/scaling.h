@@ -1,0 +1,63 @@
+/*
+ * scaling.h - metrics of a score across a model family sorted by size.
+ *
+ * Owns: BIG-bench linearity and breakthroughness, emergence scale,
+ * inverse-scaling and U-shape flags, exactly as written in
+ * ../shared/refs/scaling-metrics.md (copied into metrics/README.md), and
+ * the printing of scaling tables (table, csv, json, md).
+ */
+#ifndef EMERGE_SCALING_H
+#define EMERGE_SCALING_H
+
+#include <stdio.h>
+#include "harness/common.h"
+
+typedef struct scaling_point {
+    char *model;
+    double params;   /* parameters */
+    double flops;    /* training compute 6*N*D, 0 if unknown */
+    double score;    /* raw preferred score (mean) */
+    double lo, hi;   /* bootstrap 95% CI of the raw score */
+    int n;           /* examples */
+} scaling_point;
+
+typedef struct scaling_series {
+    char *task;
+    char *variant;
+    char *metric;
+    double random_baseline; /* raw units; NAN if none */
+    double random_hi;       /* upper CI of the baseline; NAN if none */
+    double low_score, high_score; /* normalisation; low == high: none */
+    scaling_point *pts;     /* sorted by the axis */
+    int n;
+} scaling_series;
+
+typedef struct scaling_result {
+    double linearity;
+    double breakthroughness;
+    int b_inf;               /* breakthroughness is +-inf (0 denominator) */
+    double emergence_scale;  /* params (or flops); 0 when none */
+    int inverse;             /* inverse-scaling flag */
+    int u_shape;
+    double slope;            /* least squares of y on log10(x) */
+} scaling_result;
+
+/* y: normalised scores of n models sorted by scale. */
+double scaling_range(const double *y, int n); /* I(y) */
+double scaling_linearity(const double *y, int n);
+double scaling_breakthroughness(const double *y, int n, int *is_inf);
+void scaling_analyze(const scaling_series *s, int axis_flops,
+                     scaling_result *out);
+
+typedef enum scaling_format {
+    SCALING_TABLE, SCALING_CSV, SCALING_JSON, SCALING_MD
+} scaling_format;
+
+int scaling_print(FILE *f, const scaling_series *s, int n, int axis_flops,
+                  scaling_format fmt, em_err *err);
+/* Reads task,model,params,score[,lo,hi] CSV into series (one per task). */
+int scaling_read_csv(const char *path, scaling_series **out, int *n,
+                     em_err *err);
+void scaling_series_free(scaling_series *s, int n);
+
+#endif
