@@ -205,10 +205,10 @@ static const char *kv_type_name(uint32_t t)
 }
 
 /* Reads one fixed-size scalar into the widened union of kv. */
-static int rd_scalar(reader *r, gguf_kv *kv)
+static int rd_scalar(reader *r, gguf_kv *kv, const char *what)
 {
     size_t at = r->pos, n = kv_elem_size(kv->type);
-    if (need(r, n, kv->key))
+    if (need(r, n, what))
         return -1;
     const uint8_t *p = r->p + r->pos;
     uint32_t u32 = n >= 4 ? le32(p) : 0;
@@ -237,12 +237,12 @@ static int rd_scalar(reader *r, gguf_kv *kv)
     return 0;
 }
 
-static int rd_array(reader *r, gguf_kv *kv)
+static int rd_array(reader *r, gguf_kv *kv, const char *what)
 {
     uint32_t et;
     uint64_t n;
     size_t at = r->pos;
-    if (rd_u32(r, &et, kv->key) || rd_u64(r, &n, kv->key))
+    if (rd_u32(r, &et, what) || rd_u64(r, &n, what))
         return -1;
     kv->arr_type = (gguf_type)et;
     kv->n = n;
@@ -258,10 +258,15 @@ static int rd_array(reader *r, gguf_kv *kv)
                              r->name, at, kv->key, (unsigned long long)n,
                              remaining(r));
         kv->strs = em_malloc((n ? (size_t)n : 1) * sizeof *kv->strs);
-        for (uint64_t i = 0; i < n; i++)
-            if (rd_str(r, &kv->strs[i], kv->key))
-                return em_error_prefix(r->err, "element %llu",
-                                       (unsigned long long)i);
+        for (uint64_t i = 0; i < n; i++) {
+            size_t el = r->pos;
+            if (rd_str(r, &kv->strs[i], what))
+                return em_errorf(r->err, "%s: at byte %zu: key '%s': string "
+                                 "#%llu of %llu runs past end of file (size "
+                                 "%zu)", r->name, el, kv->key,
+                                 (unsigned long long)i,
+                                 (unsigned long long)n, r->size);
+        }
         return 0;
     }
     size_t es = kv_elem_size(et);
@@ -304,6 +309,21 @@ static int set_add(name_set *s, const char *name)
     return 0;
 }
 
+/* The value of one pair, after its key and type. */
+static int rd_value(reader *r, gguf_kv *kv, size_t at)
+{
+    char what[128];
+    snprintf(what, sizeof what, "key '%s'", kv->key);
+    if (kv->type == GGUF_STRING)
+        return rd_str(r, &kv->v.str, what);
+    if (kv->type == GGUF_ARRAY)
+        return rd_array(r, kv, what);
+    if (kv_elem_size(kv->type))
+        return rd_scalar(r, kv, what);
+    return em_errorf(r->err, "%s: at byte %zu: key '%s': unknown value type "
+                     "%u", r->name, at, kv->key, (unsigned)kv->type);
+}
+
 static int rd_kvs(reader *r, gguf_file *g)
 {
     /* Smallest pair: 8-byte key length + 1 byte key + u32 type + 1 byte. */
@@ -330,15 +350,8 @@ static int rd_kvs(reader *r, gguf_file *g)
         if (set_add(&seen, kv->key))
             rc = em_errorf(r->err, "%s: at byte %zu: duplicate key '%s'",
                            r->name, at, kv->key);
-        else if (t == GGUF_STRING)
-            rc = rd_str(r, &kv->v.str, kv->key);
-        else if (t == GGUF_ARRAY)
-            rc = rd_array(r, kv);
-        else if (kv_elem_size(t))
-            rc = rd_scalar(r, kv);
         else
-            rc = em_errorf(r->err, "%s: at byte %zu: key '%s': unknown value "
-                           "type %u", r->name, at, kv->key, t);
+            rc = rd_value(r, kv, at);
     }
     free(seen.slot);
     return rc;
@@ -665,4 +678,370 @@ char *gguf_get_str(const gguf_file *g, const char *key)
     if (!kv || kv->type != GGUF_STRING)
         return NULL;
     return em_strndup(kv->v.str.s, (size_t)kv->v.str.len);
+}
+
+/* --------------------------------------------------------------- writer */
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the GGUF writer copies host values verbatim: little-endian hosts only"
+#endif
+
+/* One metadata pair, with its value already serialised as it will appear
+ * in the file after the type field. */
+typedef struct wkv {
+    char *key;
+    uint32_t type;
+    em_buf val;
+} wkv;
+
+typedef struct wtensor {
+    char *name;
+    ggml_type type;
+    int n_dims;
+    int64_t ne[GGUF_MAX_DIMS];
+    void *data;
+    size_t nbytes;
+} wtensor;
+
+struct gguf_writer {
+    wkv *kv;
+    size_t n_kv, cap_kv;
+    wtensor *t;
+    size_t n_t, cap_t;
+    size_t alignment;
+    em_err err;     /* first misuse, reported by gguf_writer_write */
+    int failed;
+};
+
+gguf_writer *gguf_writer_new(void)
+{
+    gguf_writer *w = em_calloc(1, sizeof *w);
+    w->alignment = GGUF_DEFAULT_ALIGNMENT;
+    return w;
+}
+
+void gguf_writer_free(gguf_writer *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n_kv; i++) {
+        free(w->kv[i].key);
+        em_buf_free(&w->kv[i].val);
+    }
+    for (size_t i = 0; i < w->n_t; i++) {
+        free(w->t[i].name);
+        free(w->t[i].data);
+    }
+    free(w->kv);
+    free(w->t);
+    free(w);
+}
+
+/* Setting a key twice replaces the value in place: callers copying a
+ * vocabulary and then overriding one field should not get duplicates. */
+static em_buf *wkv_slot(gguf_writer *w, const char *key, uint32_t type)
+{
+    for (size_t i = 0; i < w->n_kv; i++)
+        if (!strcmp(w->kv[i].key, key)) {
+            em_buf_reset(&w->kv[i].val);
+            w->kv[i].type = type;
+            return &w->kv[i].val;
+        }
+    if (w->n_kv == w->cap_kv) {
+        w->cap_kv = w->cap_kv ? 2 * w->cap_kv : 16;
+        w->kv = em_realloc(w->kv, w->cap_kv * sizeof *w->kv);
+    }
+    wkv *kv = &w->kv[w->n_kv++];
+    memset(kv, 0, sizeof *kv);
+    kv->key = em_strdup(key);
+    kv->type = type;
+    return &kv->val;
+}
+
+static void put_u32(em_buf *b, uint32_t v) { em_buf_put(b, (const char *)&v, 4); }
+static void put_u64(em_buf *b, uint64_t v) { em_buf_put(b, (const char *)&v, 8); }
+
+static void put_str(em_buf *b, const char *s, size_t n)
+{
+    put_u64(b, n);
+    em_buf_put(b, s, n);
+}
+
+void gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type t,
+                            const void *v)
+{
+    size_t n = kv_elem_size(t);
+    if (!n) {
+        if (!w->failed++)
+            em_errorf(&w->err, "key '%s': %s is not a scalar type", key,
+                      kv_type_name(t));
+        return;
+    }
+    em_buf_put(wkv_slot(w, key, t), v, n);
+    if (t == GGUF_UINT32 && !strcmp(key, "general.alignment")) {
+        uint32_t a;
+        memcpy(&a, v, 4);
+        w->alignment = a;
+    }
+}
+
+void gguf_writer_set_u32(gguf_writer *w, const char *key, uint32_t v)
+{
+    gguf_writer_set_scalar(w, key, GGUF_UINT32, &v);
+}
+
+void gguf_writer_set_i32(gguf_writer *w, const char *key, int32_t v)
+{
+    gguf_writer_set_scalar(w, key, GGUF_INT32, &v);
+}
+
+void gguf_writer_set_f32(gguf_writer *w, const char *key, float v)
+{
+    gguf_writer_set_scalar(w, key, GGUF_FLOAT32, &v);
+}
+
+void gguf_writer_set_bool(gguf_writer *w, const char *key, int v)
+{
+    uint8_t b = v != 0;
+    gguf_writer_set_scalar(w, key, GGUF_BOOL, &b);
+}
+
+void gguf_writer_set_str(gguf_writer *w, const char *key, const char *v)
+{
+    put_str(wkv_slot(w, key, GGUF_STRING), v, strlen(v));
+}
+
+void gguf_writer_set_strn(gguf_writer *w, const char *key, const char *v,
+                          size_t n)
+{
+    put_str(wkv_slot(w, key, GGUF_STRING), v, n);
+}
+
+void gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem,
+                         const void *data, size_t n)
+{
+    size_t es = kv_elem_size(elem);
+    if (!es) {
+        if (!w->failed++)
+            em_errorf(&w->err, "key '%s': arrays of %s need "
+                      "gguf_writer_set_arr_str", key, kv_type_name(elem));
+        return;
+    }
+    em_buf *b = wkv_slot(w, key, GGUF_ARRAY);
+    put_u32(b, elem);
+    put_u64(b, n);
+    em_buf_put(b, data, n * es);
+}
+
+void gguf_writer_set_arr_strn(gguf_writer *w, const char *key,
+                              const gguf_str *v, size_t n)
+{
+    em_buf *b = wkv_slot(w, key, GGUF_ARRAY);
+    put_u32(b, GGUF_STRING);
+    put_u64(b, n);
+    for (size_t i = 0; i < n; i++)
+        put_str(b, v[i].s, (size_t)v[i].len);
+}
+
+void gguf_writer_set_arr_str(gguf_writer *w, const char *key,
+                             const char *const *v, size_t n)
+{
+    em_buf *b = wkv_slot(w, key, GGUF_ARRAY);
+    put_u32(b, GGUF_STRING);
+    put_u64(b, n);
+    for (size_t i = 0; i < n; i++)
+        put_str(b, v[i], strlen(v[i]));
+}
+
+void gguf_writer_set_arr_f32(gguf_writer *w, const char *key,
+                             const float *v, size_t n)
+{
+    gguf_writer_set_arr(w, key, GGUF_FLOAT32, v, n);
+}
+
+void gguf_writer_set_arr_i32(gguf_writer *w, const char *key,
+                             const int32_t *v, size_t n)
+{
+    gguf_writer_set_arr(w, key, GGUF_INT32, v, n);
+}
+
+void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv)
+{
+    if (kv->type == GGUF_STRING)
+        gguf_writer_set_strn(w, kv->key, kv->v.str.s, (size_t)kv->v.str.len);
+    else if (kv->type == GGUF_ARRAY && kv->arr_type == GGUF_STRING)
+        gguf_writer_set_arr_strn(w, kv->key, kv->strs, (size_t)kv->n);
+    else if (kv->type == GGUF_ARRAY)
+        gguf_writer_set_arr(w, kv->key, kv->arr_type, kv->data, (size_t)kv->n);
+    else {
+        /* The reader widened the value; narrow it back to the file type
+         * (little-endian: the low bytes come first). */
+        float f = (float)kv->v.f64;
+        uint8_t b = (uint8_t)kv->v.b;
+        const void *p = kv->type == GGUF_FLOAT32 ? (const void *)&f
+                      : kv->type == GGUF_FLOAT64 ? (const void *)&kv->v.f64
+                      : kv->type == GGUF_BOOL ? (const void *)&b
+                      : (const void *)&kv->v.u64;
+        gguf_writer_set_scalar(w, kv->key, kv->type, p);
+    }
+}
+
+static int check_tensor(gguf_writer *w, const char *name, ggml_type type,
+                        int n_dims, const int64_t *ne, size_t nbytes)
+{
+    if (!name[0])
+        return em_errorf(&w->err, "tensor with an empty name");
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
+        return em_errorf(&w->err, "tensor '%s': %d dimensions (1..%d)",
+                         name, n_dims, GGUF_MAX_DIMS);
+    if (!type_lookup(type))
+        return em_errorf(&w->err, "tensor '%s': unknown ggml type %d", name,
+                         (int)type);
+    int64_t nel = 1;
+    for (int d = 0; d < n_dims; d++) {
+        if (ne[d] < 0 || (ne[d] && nel > INT64_MAX / ne[d]))
+            return em_errorf(&w->err, "tensor '%s': bad shape", name);
+        nel *= ne[d];
+    }
+    if (ne[0] % ggml_block_size(type))
+        return em_errorf(&w->err, "tensor '%s': row length %lld is not a "
+                         "multiple of the %s block size", name,
+                         (long long)ne[0], ggml_type_name(type));
+    if (ggml_type_size(type, nel) != nbytes)
+        return em_errorf(&w->err, "tensor '%s': %zu bytes given, %s %lld "
+                         "elements take %zu", name, nbytes,
+                         ggml_type_name(type), (long long)nel,
+                         ggml_type_size(type, nel));
+    for (size_t i = 0; i < w->n_t; i++)
+        if (!strcmp(w->t[i].name, name))
+            return em_errorf(&w->err, "duplicate tensor '%s'", name);
+    return 0;
+}
+
+void gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type,
+                            int n_dims, const int64_t *ne, const void *data,
+                            size_t nbytes)
+{
+    if (w->failed)
+        return;
+    if (check_tensor(w, name, type, n_dims, ne, nbytes)) {
+        w->failed = 1;
+        return;
+    }
+    if (w->n_t == w->cap_t) {
+        w->cap_t = w->cap_t ? 2 * w->cap_t : 64;
+        w->t = em_realloc(w->t, w->cap_t * sizeof *w->t);
+    }
+    wtensor *t = &w->t[w->n_t++];
+    t->name = em_strdup(name);
+    t->type = type;
+    t->n_dims = n_dims;
+    for (int d = 0; d < GGUF_MAX_DIMS; d++)
+        t->ne[d] = d < n_dims ? ne[d] : 1;
+    t->nbytes = nbytes;
+    t->data = em_malloc(nbytes ? nbytes : 1);
+    memcpy(t->data, data, nbytes);
+}
+
+static size_t pad_to(size_t n, size_t a) { return (a - n % a) % a; }
+
+/* Header, metadata and tensor infos, padded to the data section. */
+static void build_meta(const gguf_writer *w, em_buf *b)
+{
+    em_buf_put(b, GGUF_MAGIC, 4);
+    put_u32(b, 3);
+    put_u64(b, w->n_t);
+    put_u64(b, w->n_kv);
+    for (size_t i = 0; i < w->n_kv; i++) {
+        put_str(b, w->kv[i].key, strlen(w->kv[i].key));
+        put_u32(b, w->kv[i].type);
+        em_buf_put(b, w->kv[i].val.s, w->kv[i].val.len);
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < w->n_t; i++) {
+        const wtensor *t = &w->t[i];
+        put_str(b, t->name, strlen(t->name));
+        put_u32(b, (uint32_t)t->n_dims);
+        for (int d = 0; d < t->n_dims; d++)
+            put_u64(b, (uint64_t)t->ne[d]);
+        put_u32(b, (uint32_t)t->type);
+        put_u64(b, off);
+        off += t->nbytes + pad_to(t->nbytes, w->alignment);
+    }
+    static const char zeros[256];
+    for (size_t p = pad_to(b->len, w->alignment); p; ) {
+        size_t k = p < sizeof zeros ? p : sizeof zeros;
+        em_buf_put(b, zeros, k);
+        p -= k;
+    }
+}
+
+static int writer_ready(gguf_writer *w, em_err *err)
+{
+    if (w->failed)
+        return em_errorf(err, "gguf writer: %s", w->err.msg);
+    for (size_t i = 0; i < w->n_kv; i++)
+        if (!w->kv[i].key[0])
+            return em_errorf(err, "gguf writer: empty key");
+    if (!w->alignment || (w->alignment & (w->alignment - 1)) ||
+        w->alignment > 65536)
+        return em_errorf(err, "gguf writer: general.alignment %zu is not a "
+                         "power of two up to 65536", w->alignment);
+    return 0;
+}
+
+int gguf_writer_write_mem(gguf_writer *w, void **out, size_t *size,
+                          em_err *err)
+{
+    if (writer_ready(w, err))
+        return -1;
+    em_buf b = {0};
+    build_meta(w, &b);
+    static const char zeros[65536];
+    for (size_t i = 0; i < w->n_t; i++) {
+        em_buf_put(&b, w->t[i].data, w->t[i].nbytes);
+        em_buf_put(&b, zeros, pad_to(w->t[i].nbytes, w->alignment));
+    }
+    *size = b.len;
+    *out = b.s ? (void *)em_buf_take(&b) : em_calloc(1, 1);
+    return 0;
+}
+
+/* Streams to PATH.tmp and renames, so a crash never leaves a half-written
+ * model under the real name. */
+int gguf_writer_write(gguf_writer *w, const char *path, em_err *err)
+{
+    if (writer_ready(w, err))
+        return -1;
+    size_t n = strlen(path);
+    char *tmp = em_malloc(n + 5);
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        em_errorf(err, "%s: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    em_buf b = {0};
+    build_meta(w, &b);
+    static const char zeros[65536];
+    int ok = fwrite(b.s, 1, b.len, f) == b.len;
+    em_buf_free(&b);
+    for (size_t i = 0; ok && i < w->n_t; i++) {
+        size_t p = pad_to(w->t[i].nbytes, w->alignment);
+        ok = fwrite(w->t[i].data, 1, w->t[i].nbytes, f) == w->t[i].nbytes &&
+             fwrite(zeros, 1, p, f) == p;
+    }
+    int e = errno;
+    if (fclose(f))
+        ok = 0, e = errno;
+    if (ok && rename(tmp, path))
+        ok = 0, e = errno;
+    if (!ok) {
+        em_errorf(err, "%s: write failed: %s", path, strerror(e));
+        remove(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
 }

@@ -123,4 +123,21 @@ void gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type,
                             size_t nbytes);
 int gguf_writer_write(gguf_writer *w, const char *path, em_err *err);
 
+/* Additions (gguf owner): every value type, and copying from a reader. */
+/* v points to one value of the C type for t (uint8_t for GGUF_BOOL). */
+void gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type t,
+                            const void *v);
+void gguf_writer_set_strn(gguf_writer *w, const char *key, const char *v,
+                          size_t n);
+/* Numeric arrays: n elements of the C type for elem. */
+void gguf_writer_set_arr(gguf_writer *w, const char *key, gguf_type elem,
+                         const void *data, size_t n);
+void gguf_writer_set_arr_strn(gguf_writer *w, const char *key,
+                              const gguf_str *v, size_t n);
+/* Copies a key/value as read (e.g. a vocabulary into a new model). */
+void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
+/* The whole file in a malloc'd buffer (tests, fuzz seeds). */
+int gguf_writer_write_mem(gguf_writer *w, void **out, size_t *size,
+                          em_err *err);
+
 #endif
