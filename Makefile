@@ -81,3 +81,23 @@ clean:
 	rm -rf $(BUILD) emerge
 
 -include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/asan/tests/*.d $(BUILD)/rel/harness/main.d $(BUILD)/asan/harness/main.d
+
+# ---- fuzzing the GGUF reader (owner: gguf) ---------------------------
+#   make fuzz          libFuzzer on the reader for FUZZ_TIME seconds
+#                      (tests/test_fuzz_gguf.sh does a 30 s run in `make test`)
+FUZZ_CC     ?= clang
+FUZZ_TIME   ?= 600
+FUZZ_CFLAGS  = $(CSTD) -O1 -g $(WARN) -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined
+FUZZ_SRC     = tests/fuzz_gguf.c backends/gguf.c harness/common.c
+
+$(BUILD)/fuzz/fuzz_gguf: $(FUZZ_SRC) backends/gguf.h harness/common.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) -lm
+
+.PHONY: fuzz
+fuzz: $(BUILD)/fuzz/fuzz_gguf emerge
+	sh tests/fuzz_seed.sh $(BUILD)/fuzz/corpus ./emerge
+	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+	    -timeout=10 -rss_limit_mb=2048 -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(BUILD)/fuzz/corpus

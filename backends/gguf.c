@@ -891,8 +891,9 @@ static int check_tensor(gguf_writer *w, const char *name, ggml_type type,
 {
     if (!name[0])
         return em_errorf(&w->err, "tensor with an empty name");
-    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-        return em_errorf(&w->err, "tensor '%s': %d dimensions (1..%d)",
+    /* 0 dimensions is a scalar, as the reader accepts. */
+    if (n_dims < 0 || n_dims > GGUF_MAX_DIMS)
+        return em_errorf(&w->err, "tensor '%s': %d dimensions (0..%d)",
                          name, n_dims, GGUF_MAX_DIMS);
     if (!type_lookup(type))
         return em_errorf(&w->err, "tensor '%s': unknown ggml type %d", name,
@@ -903,10 +904,11 @@ static int check_tensor(gguf_writer *w, const char *name, ggml_type type,
             return em_errorf(&w->err, "tensor '%s': bad shape", name);
         nel *= ne[d];
     }
-    if (ne[0] % ggml_block_size(type))
+    int64_t row = n_dims ? ne[0] : 1;
+    if (row % ggml_block_size(type))
         return em_errorf(&w->err, "tensor '%s': row length %lld is not a "
                          "multiple of the %s block size", name,
-                         (long long)ne[0], ggml_type_name(type));
+                         (long long)row, ggml_type_name(type));
     if (ggml_type_size(type, nel) != nbytes)
         return em_errorf(&w->err, "tensor '%s': %zu bytes given, %s %lld "
                          "elements take %zu", name, nbytes,
