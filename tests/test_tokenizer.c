@@ -1,0 +1,366 @@
+/*
+ * test_tokenizer.c - tokenizers against llama.cpp: every case of the
+ * shared vocab test vectors (llama-spm, gpt-2, gpt-neox, falcon), the
+ * token ids of the reference-logits prompts (BOS included), round trips,
+ * hand-made vocabularies and the errors for broken metadata.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "backends/gguf.h"
+#include "backends/tokenizer.h"
+#include "harness/common.h"
+#include "tests/testlib.h"
+
+#define SEP "\n__ggml_vocab_test__\n"
+
+static tokenizer *open_tok(const char *path, gguf_file **g)
+{
+    em_err err;
+    tokenizer *t = NULL;
+    if (gguf_open(path, g, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return NULL;
+    }
+    if (tok_build(*g, &t, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        gguf_close(*g);
+        return NULL;
+    }
+    return t;
+}
+
+/* Concatenated pieces of ids. */
+static char *decode_all(const tokenizer *t, const int32_t *ids, int n)
+{
+    em_buf b = {0};
+    char piece[256];
+    for (int i = 0; i < n; i++) {
+        int len = tok_decode(t, ids[i], piece, sizeof piece);
+        em_buf_put(&b, piece, (size_t)len);
+    }
+    return b.s ? em_buf_take(&b) : em_strdup("");
+}
+
+/* Parses one .out line of space-separated ids. */
+static int parse_ids(const char *line, size_t len, int32_t *ids, int cap)
+{
+    int n = 0;
+    char *copy = em_strndup(line, len), *p = copy, *end;
+    for (;;) {
+        long v = strtol(p, &end, 10);
+        if (end == p || n == cap)
+            break;
+        ids[n++] = (int32_t)v;
+        p = end;
+    }
+    free(copy);
+    return n;
+}
+
+static void show_ids(em_buf *b, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        em_buf_printf(b, "%s%d", i ? " " : "", ids[i]);
+}
+
+/* One vocab file: every case must give llama.cpp's ids exactly, and the
+ * ids must decode back to the input. */
+static void check_vocab(const char *name)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "refs/tokenizer/ggml-vocab-%s.gguf", name);
+    char *path = tl_shared(rel);
+    if (!path)
+        return;
+    char *inp_path = NULL, *out_path = NULL, *inp = NULL, *outs = NULL;
+    size_t inp_len, out_len;
+    em_err err;
+    gguf_file *g = NULL;
+    tokenizer *t = open_tok(path, &g);
+    em_buf p = {0};
+    em_buf_printf(&p, "%s.inp", path);
+    inp_path = em_buf_take(&p);
+    em_buf_printf(&p, "%s.out", path);
+    out_path = em_buf_take(&p);
+    if (!t || em_read_file(inp_path, &inp, &inp_len, &err) ||
+        em_read_file(out_path, &outs, &out_len, &err)) {
+        CHECK_MSG(t == NULL, "%s", err.msg);
+        goto done;
+    }
+    int n_case = 0, n_pass = 0, n_round = 0;
+    const char *ip = inp, *op = outs;
+    static int32_t want[4096];
+    for (const char *sep; (sep = strstr(ip, SEP)); ip = sep + strlen(SEP)) {
+        size_t len = (size_t)(sep - ip);
+        const char *nl = strchr(op, '\n');
+        size_t ol = nl ? (size_t)(nl - op) : strlen(op);
+        int n_want = parse_ids(op, ol, want, 4096);
+        op = nl ? nl + 1 : op + ol;
+        int32_t *ids;
+        int n;
+        n_case++;
+        if (tok_encode(t, ip, len, 0, &ids, &n, &err)) {
+            CHECK_MSG(0, "%s case %d: %s", name, n_case, err.msg);
+            continue;
+        }
+        if (n == n_want && !memcmp(ids, want, (size_t)n * sizeof *ids)) {
+            n_pass++;
+        } else {
+            em_buf b = {0};
+            em_buf_printf(&b, "got ");
+            show_ids(&b, ids, n);
+            em_buf_printf(&b, " want ");
+            show_ids(&b, want, n_want);
+            CHECK_MSG(0, "%s case %d \"%.*s\": %s", name, n_case, (int)len,
+                      ip, b.s);
+            em_buf_free(&b);
+        }
+        char *back = decode_all(t, ids, n);
+        /* SPM's space prefix decodes to a leading space. */
+        const char *cmp = back;
+        if (tok_bos(t) == 1 && len && back[0] == ' ')
+            cmp++;
+        if (strlen(cmp) == len && !memcmp(cmp, ip, len))
+            n_round++;
+        else
+            CHECK_MSG(0, "%s case %d: round trip gave \"%s\"", name, n_case,
+                      back);
+        free(back);
+        free(ids);
+    }
+    printf("  %s: %d/%d cases match llama.cpp, %d/%d round trips\n", name,
+           n_pass, n_case, n_round, n_case);
+    CHECK(n_case >= 40);
+done:
+    free(inp);
+    free(outs);
+    free(inp_path);
+    free(out_path);
+    tok_free(t);
+    if (g)
+        gguf_close(g);
+    free(path);
+}
+
+TEST(vocab_llama_spm) { check_vocab("llama-spm"); }
+TEST(vocab_gpt2) { check_vocab("gpt-2"); }
+TEST(vocab_gpt_neox) { check_vocab("gpt-neox"); }
+TEST(vocab_falcon) { check_vocab("falcon"); }
+
+/* The prompts of a reference-logits file, tokenised with add_special=1
+ * by the fixture model's own vocabulary. */
+static void check_logits(const char *model)
+{
+    char rel[160];
+    snprintf(rel, sizeof rel, "refs/logits/logits-%s.json", model);
+    char *jpath = tl_shared(rel);
+    snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", model);
+    char *gpath = jpath ? tl_shared(rel) : NULL;
+    char *js = NULL;
+    size_t jl;
+    em_err err;
+    gguf_file *g = NULL;
+    tokenizer *t = NULL;
+    cJSON *root = NULL;
+    if (!gpath || em_read_file(jpath, &js, &jl, &err))
+        goto done;
+    root = cJSON_Parse(js);
+    CHECK(root != NULL);
+    t = open_tok(gpath, &g);
+    if (!root || !t)
+        goto done;
+    int n_ok = 0, n_all = 0;
+    cJSON *pr, *prompts = cJSON_GetObjectItem(root, "prompts");
+    cJSON_ArrayForEach(pr, prompts) {
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(pr, "text"));
+        cJSON *tk = cJSON_GetObjectItem(pr, "tokens");
+        int32_t *ids;
+        int n;
+        n_all++;
+        if (!text || tok_encode(t, text, strlen(text), 1, &ids, &n, &err)) {
+            CHECK_MSG(0, "%s: prompt %d", model, n_all);
+            continue;
+        }
+        int same = n == cJSON_GetArraySize(tk);
+        for (int i = 0; same && i < n; i++)
+            same = ids[i] == cJSON_GetArrayItem(tk, i)->valueint;
+        CHECK_MSG(same, "%s: prompt %d \"%s\" tokenised differently", model,
+                  n_all, text);
+        n_ok += same;
+        free(ids);
+    }
+    printf("  %s: %d/%d prompts match\n", model, n_ok, n_all);
+    CHECK(n_all >= 2);
+done:
+    cJSON_Delete(root);
+    tok_free(t);
+    if (g)
+        gguf_close(g);
+    free(js);
+    free(jpath);
+    free(gpath);
+}
+
+TEST(logits_prompts)
+{
+    static const char *models[] = {
+        "tiny-llama-f32", "tiny-llama-f16", "tiny-llama-q8_0",
+        "tiny-llama-q4_0", "wide-llama-q4_k", "wide-llama-q6_k",
+        "tiny-gpt2-f16", "tiny-gptneox-f16",
+    };
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++)
+        check_logits(models[i]);
+}
+
+/* ------------------------------------------------- hand-made vocabularies */
+
+/* Writes a GGUF with the given tokenizer keys and opens it. */
+static gguf_file *write_open(gguf_writer *w, const char *name)
+{
+    char *dir = tl_tmpdir();
+    em_buf p = {0};
+    em_err err;
+    gguf_file *g = NULL;
+    em_buf_printf(&p, "%s/%s", dir, name);
+    if (gguf_writer_write(w, p.s, &err) || gguf_open(p.s, &g, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        g = NULL;
+    }
+    gguf_writer_free(w);
+    em_buf_free(&p);
+    free(dir);
+    return g;
+}
+
+/* A character-level SPM vocabulary like the demo family's: no space
+ * prefix, no byte tokens (unknown characters become <unk>), merges only
+ * where a longer token scores higher. */
+TEST(spm_char_level)
+{
+    static const char *toks[] = {"<unk>", "<s>", "</s>", "a", "b", "c",
+                                 "\xe2\x96\x81", "ab", "abc", "\xe2\x96\x81" "a"};
+    static const float scores[] = {0, 0, 0, -1, -1, -1, -1, -0.5f, -2, -0.1f};
+    static const int32_t types[] = {2, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 10);
+    gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", scores, 10);
+    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, 10);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", 0);
+    gguf_file *g = write_open(w, "spm.gguf");
+    tokenizer *t = NULL;
+    em_err err;
+    if (!g)
+        return;
+    CHECK(tok_build(g, &t, &err) == 0);
+    if (t) {
+        int32_t *ids;
+        int n;
+        /* "abc a": ab (-0.5) beats bc (absent), abc scores -2 < ... but
+         * is the only merge left of "ab"+"c", so it is taken. */
+        CHECK(tok_encode(t, "abc ax", 6, 1, &ids, &n, &err) == 0);
+        int32_t want[] = {1, 8, 9, 0};
+        CHECK_INT(n, 4);
+        if (n == 4)
+            CHECK(!memcmp(ids, want, sizeof want));
+        free(ids);
+        char buf[8];
+        CHECK_INT(tok_decode(t, 9, buf, sizeof buf), 2);
+        CHECK_STR(buf, " a");
+        CHECK_INT(tok_decode(t, 1, buf, sizeof buf), 0);
+        CHECK(tok_is_control(t, 2));
+        CHECK_INT(tok_bos(t), 1);
+        CHECK_INT(tok_eos(t), 2);
+        CHECK_INT(tok_n_vocab(t), 10);
+    }
+    tok_free(t);
+    gguf_close(g);
+}
+
+TEST(error_no_metadata)
+{
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_file *g = write_open(w, "none.gguf");
+    tokenizer *t = (tokenizer *)1;
+    em_err err;
+    if (!g)
+        return;
+    CHECK(tok_build(g, &t, &err) == -1);
+    CHECK(t == NULL);
+    CHECK_HAS(err.msg, "tokenizer.ggml.model");
+    CHECK_HAS(err.msg, "none.gguf");
+    gguf_close(g);
+}
+
+TEST(error_mismatched_lengths)
+{
+    static const char *toks[] = {"<unk>", "<s>", "</s>", "a"};
+    static const float scores[] = {0, 0, 0};
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 4);
+    gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", scores, 3);
+    gguf_file *g = write_open(w, "short.gguf");
+    tokenizer *t = NULL;
+    em_err err;
+    if (!g)
+        return;
+    CHECK(tok_build(g, &t, &err) == -1);
+    CHECK_HAS(err.msg, "tokenizer.ggml.scores has 3 entries");
+    CHECK_HAS(err.msg, "short.gguf");
+    gguf_close(g);
+}
+
+TEST(error_bpe_without_merges)
+{
+    static const char *toks[] = {"a", "b"};
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 2);
+    gguf_file *g = write_open(w, "nomerge.gguf");
+    tokenizer *t = NULL;
+    em_err err;
+    if (!g)
+        return;
+    CHECK(tok_build(g, &t, &err) == -1);
+    CHECK_HAS(err.msg, "tokenizer.ggml.merges");
+    gguf_close(g);
+}
+
+TEST(error_unknown_pre)
+{
+    static const char *toks[] = {"a", "b", "ab"};
+    static const char *merges[] = {"a b"};
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "no-such-pre");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 3);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 1);
+    gguf_file *g = write_open(w, "pre.gguf");
+    tokenizer *t = NULL;
+    em_err err;
+    if (!g)
+        return;
+    CHECK(tok_build(g, &t, &err) == -1);
+    CHECK_HAS(err.msg, "no-such-pre");
+    gguf_close(g);
+}
+
+int main(void)
+{
+    RUN(vocab_llama_spm);
+    RUN(vocab_gpt2);
+    RUN(vocab_gpt_neox);
+    RUN(vocab_falcon);
+    RUN(logits_prompts);
+    RUN(spm_char_level);
+    RUN(error_no_metadata);
+    RUN(error_mismatched_lengths);
+    RUN(error_bpe_without_merges);
+    RUN(error_unknown_pre);
+    return tl_summary();
+}
