@@ -1,0 +1,906 @@
+/*
+ * model.c - hyper-parameters, weights and the forward pass (see model.h).
+ *
+ * Layout of the file: loading (hyper-parameters, then tensors, each check
+ * naming the file and the key or tensor), the small kernels (norms, RoPE,
+ * GELU, attention, the threaded matrix product), then one forward function
+ * per architecture that reads top to bottom like the graph llama.cpp
+ * builds for it, and the public forward/truncate entry points.
+ *
+ * Numerics follow llama.cpp's CPU path where it matters for parity:
+ *   - norms sum in double and scale by 1/sqrtf(mean + eps);
+ *   - RoPE angles come from repeated multiplication by base^(-2/n_rot),
+ *     as ggml computes its cos/sin cache;
+ *   - the KV cache holds F16 values (llama.cpp's default cache type), so
+ *     K, V, the query and the attention probabilities are rounded to F16
+ *     where ggml's F16 matrix products round them (opts.kv_exact turns
+ *     this off);
+ *   - GELU is the tanh approximation looked up by the F16 value of the
+ *     input and rounded to F16, exactly like ggml's GELU table.
+ * All matrix products go through quant_act_prepare + quant_matmul_rows,
+ * split by weight rows over the model's pool.
+ */
+#include "backends/model.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/quant.h"
+
+struct model_scratch {
+    float *x;      /* residual stream, [n_batch][n_embd] */
+    float *xb;     /* normalised input of a block */
+    float *xb2;    /* second normalised input (parallel residual) */
+    float *qkv;    /* fused projection output */
+    float *q, *k, *v;
+    float *att;    /* attention output before the output projection */
+    float *tmp, *tmp2;
+    float *ff1, *ff2;
+    float *scores; /* [nth][n_ctx] attention scores per thread */
+    float *qh;     /* [nth][head_dim] rounded query per thread */
+    float *rope;   /* [n_batch][n_rot] cos/sin pairs */
+};
+
+/* ---------------------------------------------------------------- loading */
+
+static const char *arch_names[] = {"llama", "gpt2", "gptneox"};
+
+static int hp_int(const model *m, const char *key, int required, int def,
+                  int *out, em_err *err)
+{
+    char full[160];
+    snprintf(full, sizeof full, "%s.%s", m->hp.arch_name, key);
+    uint64_t v;
+    if (!gguf_find_kv(m->gguf, full)) {
+        if (required)
+            return em_errorf(err, "%s: missing key '%s'", m->gguf->path, full);
+        *out = def;
+        return 0;
+    }
+    if (gguf_get_u64(m->gguf, full, &v) != 0)
+        return em_errorf(err, "%s: key '%s' is not an integer",
+                         m->gguf->path, full);
+    if (v > (1u << 30))
+        return em_errorf(err, "%s: key '%s' = %llu is out of range",
+                         m->gguf->path, full, (unsigned long long)v);
+    *out = (int)v;
+    return 0;
+}
+
+static int hp_float(const model *m, const char *key, double def, float *out,
+                    em_err *err)
+{
+    char full[160];
+    snprintf(full, sizeof full, "%s.%s", m->hp.arch_name, key);
+    double v = def;
+    if (gguf_find_kv(m->gguf, full) && gguf_get_f64(m->gguf, full, &v) != 0)
+        return em_errorf(err, "%s: key '%s' is not a number",
+                         m->gguf->path, full);
+    *out = (float)v;
+    return 0;
+}
+
+static int load_arch(model *m, em_err *err)
+{
+    char *a = gguf_get_str(m->gguf, "general.architecture");
+    if (!a)
+        return em_errorf(err, "%s: missing key 'general.architecture'",
+                         m->gguf->path);
+    int found = -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(a, arch_names[i]))
+            found = i;
+    if (found < 0) {
+        em_errorf(err, "%s: unknown architecture '%s' (emerge runs llama, "
+                  "gpt2, gptneox)", m->gguf->path, a);
+        free(a);
+        return -1;
+    }
+    free(a);
+    m->hp.arch = (model_arch)found;
+    snprintf(m->hp.arch_name, sizeof m->hp.arch_name, "%s", arch_names[found]);
+    return 0;
+}
+
+static int load_hparams(model *m, em_err *err)
+{
+    model_hparams *h = &m->hp;
+    int n_rot_def;
+    if (hp_int(m, "embedding_length", 1, 0, &h->n_embd, err) ||
+        hp_int(m, "block_count", 1, 0, &h->n_layer, err) ||
+        hp_int(m, "feed_forward_length", 1, 0, &h->n_ff, err) ||
+        hp_int(m, "attention.head_count", 1, 0, &h->n_head, err) ||
+        hp_int(m, "context_length", 1, 0, &h->n_ctx_train, err))
+        return -1;
+    if (h->n_embd <= 0 || h->n_head <= 0 || h->n_layer <= 0 || h->n_ff <= 0 ||
+        h->n_ctx_train <= 0 || h->n_embd % h->n_head)
+        return em_errorf(err, "%s: inconsistent hyper-parameters (n_embd %d, "
+                         "n_head %d, n_layer %d, n_ff %d, context %d)",
+                         m->gguf->path, h->n_embd, h->n_head, h->n_layer,
+                         h->n_ff, h->n_ctx_train);
+    h->head_dim = h->n_embd / h->n_head;
+    if (hp_int(m, "attention.head_count_kv", 0, h->n_head, &h->n_head_kv, err))
+        return -1;
+    if (h->n_head_kv <= 0 || h->n_head % h->n_head_kv)
+        return em_errorf(err, "%s: key '%s.attention.head_count_kv' = %d "
+                         "does not divide head_count %d", m->gguf->path,
+                         h->arch_name, h->n_head_kv, h->n_head);
+    n_rot_def = h->arch == MODEL_GPT2 ? 0 : h->head_dim;
+    if (hp_int(m, "rope.dimension_count", 0, n_rot_def, &h->n_rot, err) ||
+        hp_float(m, "rope.freq_base", 10000.0, &h->rope_base, err))
+        return -1;
+    if (h->arch == MODEL_GPT2)
+        h->n_rot = 0;
+    if (h->n_rot < 0 || h->n_rot > h->head_dim || h->n_rot % 2)
+        return em_errorf(err, "%s: key '%s.rope.dimension_count' = %d does "
+                         "not fit head size %d", m->gguf->path, h->arch_name,
+                         h->n_rot, h->head_dim);
+    h->rope_neox = h->arch == MODEL_GPTNEOX;
+    if (h->arch == MODEL_LLAMA) {
+        if (hp_float(m, "attention.layer_norm_rms_epsilon", 1e-5,
+                     &h->norm_eps, err))
+            return -1;
+    } else if (hp_float(m, "attention.layer_norm_epsilon", 1e-5,
+                        &h->norm_eps, err)) {
+        return -1;
+    }
+    h->par_res = 0;
+    if (h->arch == MODEL_GPTNEOX) {
+        h->par_res = 1; /* llama.cpp's default when the key is absent */
+        const char *k = "gptneox.use_parallel_residual";
+        if (gguf_find_kv(m->gguf, k) && gguf_get_bool(m->gguf, k, &h->par_res))
+            return em_errorf(err, "%s: key '%s' is not a bool",
+                             m->gguf->path, k);
+    }
+    return 0;
+}
+
+static int check_type(const model *m, const gguf_tensor *t, int64_t n_in,
+                      em_err *err)
+{
+    if (!quant_supported(t->type))
+        return em_errorf(err, "%s: tensor '%s' has type %s, which emerge "
+                         "cannot compute with (F32, F16, BF16, Q8_0, Q4_0, "
+                         "Q4_K, Q6_K)", m->gguf->path, t->name,
+                         ggml_type_name(t->type));
+    if (n_in % ggml_block_size(t->type))
+        return em_errorf(err, "%s: tensor '%s': row of %lld is not a "
+                         "multiple of the %s block size", m->gguf->path,
+                         t->name, (long long)n_in, ggml_type_name(t->type));
+    return 0;
+}
+
+static int check_shape(const model *m, const gguf_tensor *t, int64_t n0,
+                       int64_t n1, em_err *err)
+{
+    int64_t ne1 = t->n_dims >= 2 ? t->ne[1] : 1;
+    int extra = (t->n_dims >= 3 && t->ne[2] != 1) ||
+                (t->n_dims >= 4 && t->ne[3] != 1);
+    if (t->ne[0] != n0 || ne1 != n1 || extra)
+        return em_errorf(err, "%s: tensor '%s' has shape [%lld, %lld], "
+                         "expected [%lld, %lld]", m->gguf->path, t->name,
+                         (long long)t->ne[0], (long long)ne1, (long long)n0,
+                         (long long)n1);
+    return 0;
+}
+
+/* A weight matrix of n_out rows of n_in, in place in the mapping. */
+static int load_mat(model *m, const char *name, int64_t n_in, int64_t n_out,
+                    int required, model_mat *out, em_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
+    if (!t)
+        return required ? em_errorf(err, "%s: missing tensor '%s'",
+                                    m->gguf->path, name) : 0;
+    if (check_shape(m, t, n_in, n_out, err) || check_type(m, t, n_in, err))
+        return -1;
+    out->type = t->type;
+    out->data = t->data;
+    out->n_in = n_in;
+    out->n_out = n_out;
+    out->row_bytes = ggml_type_size(t->type, n_in);
+    return 0;
+}
+
+/* A norm weight or bias vector of n, copied to F32. */
+static int load_vec(model *m, const char *name, int64_t n, int required,
+                    float **out, em_err *err)
+{
+    *out = NULL;
+    const gguf_tensor *t = gguf_find_tensor(m->gguf, name);
+    if (!t)
+        return required ? em_errorf(err, "%s: missing tensor '%s'",
+                                    m->gguf->path, name) : 0;
+    if (check_shape(m, t, n, 1, err) || check_type(m, t, n, err))
+        return -1;
+    *out = em_malloc(sizeof(float) * (size_t)n);
+    quant_dequantize_row(t->type, t->data, *out, n);
+    return 0;
+}
+
+static int load_layer(model *m, int il, em_err *err)
+{
+    const model_hparams *h = &m->hp;
+    model_layer *l = &m->layers[il];
+    int64_t E = h->n_embd, KV = (int64_t)h->n_head_kv * h->head_dim;
+    int64_t F = h->n_ff;
+    int bias = h->arch != MODEL_LLAMA; /* gpt2/gptneox carry biases */
+    char nm[96];
+#define NAME(s) (snprintf(nm, sizeof nm, "blk.%d." s, il), nm)
+    if (load_vec(m, NAME("attn_norm.weight"), E, 1, &l->attn_norm, err) ||
+        load_vec(m, NAME("attn_norm.bias"), E, bias, &l->attn_norm_b, err) ||
+        load_vec(m, NAME("ffn_norm.weight"), E, 1, &l->ffn_norm, err) ||
+        load_vec(m, NAME("ffn_norm.bias"), E, bias, &l->ffn_norm_b, err) ||
+        load_mat(m, NAME("attn_output.weight"), E, E, 1, &l->wo, err) ||
+        load_vec(m, NAME("attn_output.bias"), E, bias, &l->bo, err) ||
+        load_mat(m, NAME("ffn_up.weight"), E, F, 1, &l->w_up, err) ||
+        load_vec(m, NAME("ffn_up.bias"), F, bias, &l->b_up, err) ||
+        load_mat(m, NAME("ffn_down.weight"), F, E, 1, &l->w_down, err) ||
+        load_vec(m, NAME("ffn_down.bias"), E, bias, &l->b_down, err) ||
+        load_mat(m, NAME("ffn_gate.weight"), E, F, h->arch == MODEL_LLAMA,
+                 &l->w_gate, err))
+        return -1;
+    if (h->arch == MODEL_LLAMA) {
+        if (load_mat(m, NAME("attn_q.weight"), E, E, 1, &l->wq, err) ||
+            load_mat(m, NAME("attn_k.weight"), E, KV, 1, &l->wk, err) ||
+            load_mat(m, NAME("attn_v.weight"), E, KV, 1, &l->wv, err) ||
+            load_vec(m, NAME("attn_q.bias"), E, 0, &l->bq, err) ||
+            load_vec(m, NAME("attn_k.bias"), KV, 0, &l->bk, err) ||
+            load_vec(m, NAME("attn_v.bias"), KV, 0, &l->bv, err))
+            return -1;
+    } else if (load_mat(m, NAME("attn_qkv.weight"), E, E + 2 * KV, 1,
+                        &l->wqkv, err) ||
+               load_vec(m, NAME("attn_qkv.bias"), E + 2 * KV, 1, &l->bqkv,
+                        err)) {
+        return -1;
+    }
+#undef NAME
+    return 0;
+}
+
+static int load_tensors(model *m, em_err *err)
+{
+    const model_hparams *h = &m->hp;
+    const char *path = m->gguf->path;
+    const gguf_tensor *te = gguf_find_tensor(m->gguf, "token_embd.weight");
+    if (!te)
+        return em_errorf(err, "%s: missing tensor 'token_embd.weight'", path);
+    if (te->n_dims != 2 || te->ne[0] != h->n_embd || te->ne[1] <= 0 ||
+        te->ne[1] > INT_MAX)
+        return em_errorf(err, "%s: tensor 'token_embd.weight' has shape "
+                         "[%lld, %lld], expected [%d, n_vocab]", path,
+                         (long long)te->ne[0], (long long)te->ne[1], h->n_embd);
+    if (check_type(m, te, h->n_embd, err))
+        return -1;
+    m->tok_embd = te;
+    m->hp.n_vocab = (int)te->ne[1];
+    if (h->arch == MODEL_GPT2) {
+        const gguf_tensor *tp = gguf_find_tensor(m->gguf, "position_embd.weight");
+        if (!tp)
+            return em_errorf(err, "%s: missing tensor 'position_embd.weight'",
+                             path);
+        if (check_shape(m, tp, h->n_embd, tp->ne[1], err) ||
+            check_type(m, tp, h->n_embd, err))
+            return -1;
+        m->pos_embd = tp;
+        if (tp->ne[1] < m->hp.n_ctx_train)
+            m->hp.n_ctx_train = (int)tp->ne[1];
+    }
+    int bias = h->arch != MODEL_LLAMA;
+    if (load_vec(m, "output_norm.weight", h->n_embd, 1, &m->out_norm, err) ||
+        load_vec(m, "output_norm.bias", h->n_embd, bias, &m->out_norm_b, err) ||
+        load_mat(m, "output.weight", h->n_embd, h->n_vocab, 0, &m->output, err))
+        return -1;
+    if (!m->output.data) /* tied: the output projection is token_embd */
+        load_mat(m, "token_embd.weight", h->n_embd, h->n_vocab, 1, &m->output,
+                 err);
+    m->layers = em_calloc((size_t)h->n_layer, sizeof *m->layers);
+    for (int il = 0; il < h->n_layer; il++)
+        if (load_layer(m, il, err))
+            return -1;
+    return 0;
+}
+
+static void count_params(model *m)
+{
+    double n = 0;
+    for (uint64_t i = 0; i < m->gguf->n_tensors; i++) {
+        const gguf_tensor *t = &m->gguf->tensors[i];
+        double e = 1;
+        for (int d = 0; d < t->n_dims; d++)
+            e *= (double)t->ne[d];
+        n += e;
+    }
+    m->n_params = n;
+}
+
+/* ggml's GELU: tanh approximation of the F16 value, rounded to F16. */
+static float gelu_ref(float x)
+{
+    const float c = 0.79788456080286535587989211986876f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(c * x * (1.0f + 0.044715f * x * x)));
+}
+
+static void build_gelu_table(model *m)
+{
+    m->gelu_tab = em_malloc(sizeof(float) * 65536);
+    for (int i = 0; i < 65536; i++) {
+        float x = quant_f16_to_f32((uint16_t)i);
+        m->gelu_tab[i] = quant_f16_to_f32(quant_f32_to_f16(gelu_ref(x)));
+    }
+}
+
+static void alloc_scratch(model *m)
+{
+    const model_hparams *h = &m->hp;
+    size_t B = (size_t)m->n_batch, E = (size_t)h->n_embd;
+    size_t KV = (size_t)h->n_head_kv * h->head_dim, F = (size_t)h->n_ff;
+    size_t nth = (size_t)pool_size(m->pool);
+    model_scratch *s = em_calloc(1, sizeof *s);
+    s->x = em_malloc(sizeof(float) * B * E);
+    s->xb = em_malloc(sizeof(float) * B * E);
+    s->xb2 = em_malloc(sizeof(float) * B * E);
+    s->qkv = em_malloc(sizeof(float) * B * (E + 2 * KV));
+    s->q = em_malloc(sizeof(float) * B * E);
+    s->k = em_malloc(sizeof(float) * B * KV);
+    s->v = em_malloc(sizeof(float) * B * KV);
+    s->att = em_malloc(sizeof(float) * B * E);
+    s->tmp = em_malloc(sizeof(float) * B * E);
+    s->tmp2 = em_malloc(sizeof(float) * B * E);
+    s->ff1 = em_malloc(sizeof(float) * B * F);
+    s->ff2 = em_malloc(sizeof(float) * B * F);
+    s->scores = em_malloc(sizeof(float) * nth * (size_t)m->n_ctx);
+    s->qh = em_malloc(sizeof(float) * nth * (size_t)h->head_dim);
+    s->rope = em_malloc(sizeof(float) * B * (size_t)(h->n_rot ? h->n_rot : 1));
+    m->s = s;
+}
+
+static void free_scratch(model_scratch *s)
+{
+    if (!s)
+        return;
+    float *all[] = {s->x, s->xb, s->xb2, s->qkv, s->q, s->k, s->v, s->att,
+                    s->tmp, s->tmp2, s->ff1, s->ff2, s->scores, s->qh, s->rope};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        free(all[i]);
+    free(s);
+}
+
+static int alloc_cache(model *m, em_err *err)
+{
+    size_t KV = (size_t)m->hp.n_head_kv * m->hp.head_dim;
+    size_t n = (size_t)m->hp.n_layer * (size_t)m->n_ctx * KV;
+    /* calloc: pages of an unused context are never touched, so a long
+     * n_ctx costs address space, not memory. */
+    m->k_cache = calloc(n, sizeof(float));
+    m->v_cache = calloc(n, sizeof(float));
+    m->tokens = calloc((size_t)m->n_ctx, sizeof(int32_t));
+    if (!m->k_cache || !m->v_cache || !m->tokens)
+        return em_errorf(err, "%s: cannot allocate a KV cache of %d tokens",
+                         m->gguf->path, m->n_ctx);
+    return 0;
+}
+
+int model_build(const char *path, const model_opts *opts, model **out,
+                em_err *err)
+{
+    model_opts def = {0};
+    if (!opts)
+        opts = &def;
+    model *m = em_calloc(1, sizeof *m);
+    if (gguf_open(path, &m->gguf, err) != 0) {
+        free(m);
+        return -1;
+    }
+    if (load_arch(m, err) || load_hparams(m, err) || load_tensors(m, err))
+        goto fail;
+    count_params(m);
+    m->n_ctx = m->hp.n_ctx_train < MODEL_MAX_CTX ? m->hp.n_ctx_train
+                                                  : MODEL_MAX_CTX;
+    if (opts->n_ctx > 0)
+        m->n_ctx = opts->n_ctx < m->hp.n_ctx_train ? opts->n_ctx
+                                                    : m->hp.n_ctx_train;
+    m->n_batch = opts->n_batch > 0 ? opts->n_batch : 256;
+    if (m->n_batch > m->n_ctx)
+        m->n_batch = m->n_ctx;
+    m->kv_f16 = !opts->kv_exact;
+    if (m->hp.arch != MODEL_LLAMA)
+        build_gelu_table(m);
+    if (pool_build(opts->n_threads, &m->pool, err) || alloc_cache(m, err))
+        goto fail;
+    alloc_scratch(m);
+    *out = m;
+    return 0;
+fail:
+    model_free(m);
+    return -1;
+}
+
+void model_free(model *m)
+{
+    if (!m)
+        return;
+    for (int il = 0; m->layers && il < m->hp.n_layer; il++) {
+        model_layer *l = &m->layers[il];
+        float *v[] = {l->attn_norm, l->attn_norm_b, l->ffn_norm, l->ffn_norm_b,
+                      l->bq, l->bk, l->bv, l->bqkv, l->bo, l->b_up, l->b_down};
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+            free(v[i]);
+    }
+    free(m->layers);
+    free(m->out_norm);
+    free(m->out_norm_b);
+    free(m->gelu_tab);
+    free(m->k_cache);
+    free(m->v_cache);
+    free(m->tokens);
+    free_scratch(m->s);
+    pool_free(m->pool);
+    gguf_close(m->gguf);
+    free(m);
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+static inline float round_f16(float x)
+{
+    return quant_f16_to_f32(quant_f32_to_f16(x));
+}
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = x[i] * scale * w[i];
+}
+
+static void layernorm(float *o, const float *x, const float *w,
+                      const float *b, int n, float eps)
+{
+    double sum = 0, ss = 0;
+    for (int i = 0; i < n; i++)
+        sum += x[i];
+    float mean = (float)(sum / n);
+    for (int i = 0; i < n; i++) {
+        o[i] = x[i] - mean;
+        ss += (double)o[i] * o[i];
+    }
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++)
+        o[i] = o[i] * scale * w[i] + (b ? b[i] : 0.0f);
+}
+
+/* The block's input normalisation over T rows. */
+static void norm_rows(const model *m, float *o, const float *x, int T,
+                      const float *w, const float *b)
+{
+    int E = m->hp.n_embd;
+    for (int t = 0; t < T; t++) {
+        if (m->hp.arch == MODEL_LLAMA)
+            rmsnorm(o + (size_t)t * E, x + (size_t)t * E, w, E, m->hp.norm_eps);
+        else
+            layernorm(o + (size_t)t * E, x + (size_t)t * E, w, b, E,
+                      m->hp.norm_eps);
+    }
+}
+
+static void add_bias(float *x, int T, int n, const float *b)
+{
+    if (!b)
+        return;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < n; i++)
+            x[(size_t)t * n + i] += b[i];
+}
+
+static void add_into(float *x, const float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] += y[i];
+}
+
+static void swiglu(float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void gelu(const model *m, float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (x[i] <= -10.0f)
+            x[i] = 0.0f;
+        else if (x[i] < 10.0f)
+            x[i] = m->gelu_tab[quant_f32_to_f16(x[i])];
+    }
+}
+
+/* cos/sin of the rotary angles of T positions from p0: pair i turns by
+ * pos * base^(-2i/n_rot), the power built by repeated multiplication. */
+static void rope_table(const model *m, int T, int p0)
+{
+    int nr = m->hp.n_rot;
+    float theta_scale = powf(m->hp.rope_base, -2.0f / (float)nr);
+    for (int t = 0; t < T; t++) {
+        float theta = (float)(p0 + t), *cs = m->s->rope + (size_t)t * nr;
+        for (int i = 0; i < nr; i += 2) {
+            cs[i] = cosf(theta);
+            cs[i + 1] = sinf(theta);
+            theta *= theta_scale;
+        }
+    }
+}
+
+/* Rotates the first n_rot dims of each of n_heads heads of T rows. */
+static void rope_apply(const model *m, float *x, int T, int n_heads)
+{
+    int hd = m->hp.head_dim, nr = m->hp.n_rot, half = nr / 2;
+    for (int t = 0; t < T; t++) {
+        const float *cs = m->s->rope + (size_t)t * nr;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + ((size_t)t * n_heads + h) * hd;
+            for (int i = 0; i < half; i++) {
+                int a = m->hp.rope_neox ? i : 2 * i;
+                int b = m->hp.rope_neox ? i + half : 2 * i + 1;
+                float c = cs[2 * i], s = cs[2 * i + 1];
+                float x0 = v[a], x1 = v[b];
+                v[a] = x0 * c - x1 * s;
+                v[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/* Up to three products sharing one input: out[k] = W[k] x for T rows.
+ * Activations are prepared once per distinct weight type. */
+typedef struct mm_job {
+    const model_mat *w[3];
+    quant_act *a[3];
+    float *out[3];
+    int n;
+} mm_job;
+
+static void mm_worker(void *arg, int ith, int nth)
+{
+    mm_job *j = arg;
+    for (int k = 0; k < j->n; k++) {
+        long lo, hi;
+        pool_split((long)j->w[k]->n_out, ith, nth, 16, &lo, &hi);
+        if (lo < hi)
+            quant_matmul_rows(j->w[k]->type, j->w[k]->data, j->w[k]->n_in,
+                              j->a[k], lo, hi, j->out[k], j->w[k]->n_out);
+    }
+}
+
+static void matmul_n(model *m, const float *x, int T, int n,
+                     const model_mat *const *w, float *const *out)
+{
+    quant_act acts[3];
+    int own[3] = {0, 0, 0};
+    mm_job j = {.n = n};
+    for (int k = 0; k < n; k++) {
+        j.w[k] = w[k];
+        j.out[k] = out[k];
+        j.a[k] = NULL;
+        for (int p = 0; p < k; p++)
+            if (w[p]->type == w[k]->type && w[p]->n_in == w[k]->n_in)
+                j.a[k] = j.a[p];
+        if (!j.a[k]) {
+            quant_act_prepare(&acts[k], w[k]->type, x, T, w[k]->n_in);
+            own[k] = 1;
+            j.a[k] = &acts[k];
+        }
+    }
+    pool_run(m->pool, mm_worker, &j);
+    for (int k = 0; k < n; k++)
+        if (own[k])
+            quant_act_free(&acts[k]);
+}
+
+static void matmul(model *m, const model_mat *w, const float *x, int T,
+                   float *out)
+{
+    matmul_n(m, x, T, 1, &w, &out);
+}
+
+/* Appends T rows of K and V at positions p0.. of layer il. */
+static void kv_store(model *m, int il, int T, int p0)
+{
+    size_t KV = (size_t)m->hp.n_head_kv * m->hp.head_dim;
+    size_t off = ((size_t)il * m->n_ctx + (size_t)p0) * KV;
+    float *kc = m->k_cache + off, *vc = m->v_cache + off;
+    for (size_t i = 0; i < (size_t)T * KV; i++) {
+        kc[i] = m->kv_f16 ? round_f16(m->s->k[i]) : m->s->k[i];
+        vc[i] = m->kv_f16 ? round_f16(m->s->v[i]) : m->s->v[i];
+    }
+}
+
+typedef struct att_job {
+    model *m;
+    int il, T, p0;
+} att_job;
+
+/* One head of one query row: softmax(q K^T * scale) V over 0..pos. */
+static void attend(model *m, int il, const float *q, int pos, int hk,
+                   float *out, float *sc, float *qh)
+{
+    int hd = m->hp.head_dim;
+    size_t KV = (size_t)m->hp.n_head_kv * hd;
+    size_t base = (size_t)il * m->n_ctx * KV + (size_t)hk * hd;
+    const float *K = m->k_cache + base, *V = m->v_cache + base;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int d = 0; d < hd; d++)
+        qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
+    float mx = -INFINITY;
+    for (int j = 0; j <= pos; j++) {
+        const float *kr = K + (size_t)j * KV;
+        float s = 0;
+        for (int d = 0; d < hd; d++)
+            s += qh[d] * kr[d];
+        sc[j] = s * scale;
+        if (sc[j] > mx)
+            mx = sc[j];
+    }
+    double sum = 0;
+    for (int j = 0; j <= pos; j++) {
+        sc[j] = expf(sc[j] - mx);
+        sum += sc[j];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int d = 0; d < hd; d++)
+        out[d] = 0;
+    for (int j = 0; j <= pos; j++) {
+        float p = sc[j] * inv;
+        if (m->kv_f16)
+            p = round_f16(p);
+        const float *vr = V + (size_t)j * KV;
+        for (int d = 0; d < hd; d++)
+            out[d] += p * vr[d];
+    }
+}
+
+static void att_worker(void *arg, int ith, int nth)
+{
+    att_job *j = arg;
+    model *m = j->m;
+    int H = m->hp.n_head, hd = m->hp.head_dim;
+    int group = H / m->hp.n_head_kv;
+    long lo, hi;
+    pool_split((long)j->T * H, ith, nth, 1, &lo, &hi);
+    float *sc = m->s->scores + (size_t)ith * m->n_ctx;
+    float *qh = m->s->qh + (size_t)ith * hd;
+    for (long idx = lo; idx < hi; idx++) {
+        int t = (int)(idx / H), h = (int)(idx % H);
+        size_t off = (size_t)t * m->hp.n_embd + (size_t)h * hd;
+        attend(m, j->il, m->s->q + off, j->p0 + t, h / group,
+               m->s->att + off, sc, qh);
+    }
+}
+
+/* Causal self-attention of the T rows in s->q over the cache, which
+ * already holds this chunk's K and V; result in s->att. */
+static void attention(model *m, int il, int T, int p0)
+{
+    att_job j = {m, il, T, p0};
+    pool_run(m->pool, att_worker, &j);
+}
+
+/* Splits fused Q|K|V rows (contiguous blocks, as llama.cpp views them). */
+static void split_qkv(model *m, int T)
+{
+    size_t E = (size_t)m->hp.n_embd;
+    size_t KV = (size_t)m->hp.n_head_kv * m->hp.head_dim, W = E + 2 * KV;
+    model_scratch *s = m->s;
+    for (int t = 0; t < T; t++) {
+        const float *r = s->qkv + (size_t)t * W;
+        memcpy(s->q + (size_t)t * E, r, E * sizeof(float));
+        memcpy(s->k + (size_t)t * KV, r + E, KV * sizeof(float));
+        memcpy(s->v + (size_t)t * KV, r + E + KV, KV * sizeof(float));
+    }
+}
+
+static void embed(model *m, const int32_t *tok, int T, int p0)
+{
+    size_t E = (size_t)m->hp.n_embd;
+    const gguf_tensor *te = m->tok_embd;
+    size_t rb = ggml_type_size(te->type, (int64_t)E);
+    for (int t = 0; t < T; t++) {
+        float *x = m->s->x + (size_t)t * E;
+        quant_dequantize_row(te->type, (const char *)te->data + rb * (size_t)tok[t],
+                             x, (int64_t)E);
+        if (m->pos_embd) {
+            const gguf_tensor *tp = m->pos_embd;
+            size_t pb = ggml_type_size(tp->type, (int64_t)E);
+            quant_dequantize_row(tp->type,
+                                 (const char *)tp->data + pb * (size_t)(p0 + t),
+                                 m->s->tmp, (int64_t)E);
+            add_into(x, m->s->tmp, E);
+        }
+    }
+}
+
+/* Final norm and output projection of rows [r0, r1) of the chunk. */
+static void output_logits(model *m, int r0, int r1, float *logits)
+{
+    size_t E = (size_t)m->hp.n_embd;
+    norm_rows(m, m->s->xb, m->s->x + (size_t)r0 * E, r1 - r0, m->out_norm,
+              m->out_norm_b);
+    matmul(m, &m->output, m->s->xb, r1 - r0, logits);
+}
+
+/* ---------------------------------------------------------- architectures */
+
+/* llama: pre-RMSNorm, RoPE (adjacent pairs), GQA, SwiGLU FFN. */
+static void forward_llama(model *m, int T, int p0)
+{
+    const model_hparams *h = &m->hp;
+    model_scratch *s = m->s;
+    size_t E = (size_t)h->n_embd, KV = (size_t)h->n_head_kv * h->head_dim;
+    if (h->n_rot)
+        rope_table(m, T, p0);
+    for (int il = 0; il < h->n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        norm_rows(m, s->xb, s->x, T, l->attn_norm, NULL);
+        const model_mat *wqkv[3] = {&l->wq, &l->wk, &l->wv};
+        float *oqkv[3] = {s->q, s->k, s->v};
+        matmul_n(m, s->xb, T, 3, wqkv, oqkv);
+        add_bias(s->q, T, (int)E, l->bq);
+        add_bias(s->k, T, (int)KV, l->bk);
+        add_bias(s->v, T, (int)KV, l->bv);
+        if (h->n_rot) {
+            rope_apply(m, s->q, T, h->n_head);
+            rope_apply(m, s->k, T, h->n_head_kv);
+        }
+        kv_store(m, il, T, p0);
+        attention(m, il, T, p0);
+        matmul(m, &l->wo, s->att, T, s->tmp);
+        add_bias(s->tmp, T, (int)E, l->bo);
+        add_into(s->x, s->tmp, (size_t)T * E);
+
+        norm_rows(m, s->xb, s->x, T, l->ffn_norm, NULL);
+        const model_mat *wgu[2] = {&l->w_gate, &l->w_up};
+        float *ogu[2] = {s->ff1, s->ff2};
+        matmul_n(m, s->xb, T, 2, wgu, ogu);
+        swiglu(s->ff1, s->ff2, (size_t)T * h->n_ff);
+        matmul(m, &l->w_down, s->ff1, T, s->tmp);
+        add_into(s->x, s->tmp, (size_t)T * E);
+    }
+}
+
+/* Fused-QKV attention block shared by gpt2 and gptneox: LayerNorm'd input
+ * in s->xb, output projection (with bias) in s->tmp. */
+static void attn_block_fused(model *m, const model_layer *l, int il, int T,
+                             int p0)
+{
+    const model_hparams *h = &m->hp;
+    model_scratch *s = m->s;
+    size_t KV = (size_t)h->n_head_kv * h->head_dim;
+    matmul(m, &l->wqkv, s->xb, T, s->qkv);
+    add_bias(s->qkv, T, (int)(h->n_embd + 2 * KV), l->bqkv);
+    split_qkv(m, T);
+    if (h->n_rot) {
+        rope_apply(m, s->q, T, h->n_head);
+        rope_apply(m, s->k, T, h->n_head_kv);
+    }
+    kv_store(m, il, T, p0);
+    attention(m, il, T, p0);
+    matmul(m, &l->wo, s->att, T, s->tmp);
+    add_bias(s->tmp, T, h->n_embd, l->bo);
+}
+
+/* GELU FFN with biases: out = W_down gelu(W_up in + b_up) + b_down. */
+static void ffn_gelu(model *m, const model_layer *l, const float *in, int T,
+                     float *out)
+{
+    const model_hparams *h = &m->hp;
+    matmul(m, &l->w_up, in, T, m->s->ff1);
+    add_bias(m->s->ff1, T, h->n_ff, l->b_up);
+    gelu(m, m->s->ff1, (size_t)T * h->n_ff);
+    matmul(m, &l->w_down, m->s->ff1, T, out);
+    add_bias(out, T, h->n_embd, l->b_down);
+}
+
+/* gpt2: learned positions (added in embed), pre-LayerNorm blocks. */
+static void forward_gpt2(model *m, int T, int p0)
+{
+    model_scratch *s = m->s;
+    size_t E = (size_t)m->hp.n_embd;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        norm_rows(m, s->xb, s->x, T, l->attn_norm, l->attn_norm_b);
+        attn_block_fused(m, l, il, T, p0);
+        add_into(s->x, s->tmp, (size_t)T * E);
+        norm_rows(m, s->xb, s->x, T, l->ffn_norm, l->ffn_norm_b);
+        ffn_gelu(m, l, s->xb, T, s->tmp);
+        add_into(s->x, s->tmp, (size_t)T * E);
+    }
+}
+
+/* gptneox: partial NEOX RoPE; with the parallel residual both branches
+ * read the block input: x = x + ffn(norm2(x)) + attn(norm1(x)). */
+static void forward_gptneox(model *m, int T, int p0)
+{
+    model_scratch *s = m->s;
+    size_t E = (size_t)m->hp.n_embd, n = (size_t)T * E;
+    if (m->hp.n_rot)
+        rope_table(m, T, p0);
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        norm_rows(m, s->xb, s->x, T, l->attn_norm, l->attn_norm_b);
+        attn_block_fused(m, l, il, T, p0);
+        if (m->hp.par_res) {
+            norm_rows(m, s->xb2, s->x, T, l->ffn_norm, l->ffn_norm_b);
+            ffn_gelu(m, l, s->xb2, T, s->tmp2);
+            add_into(s->x, s->tmp2, n);
+            add_into(s->x, s->tmp, n);
+        } else {
+            add_into(s->x, s->tmp, n);
+            norm_rows(m, s->xb, s->x, T, l->ffn_norm, l->ffn_norm_b);
+            ffn_gelu(m, l, s->xb, T, s->tmp2);
+            add_into(s->x, s->tmp2, n);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- public */
+
+static void forward_chunk(model *m, const int32_t *tok, int T, int r0, int r1,
+                          float *logits)
+{
+    int p0 = m->n_past;
+    embed(m, tok, T, p0);
+    switch (m->hp.arch) {
+    case MODEL_LLAMA: forward_llama(m, T, p0); break;
+    case MODEL_GPT2: forward_gpt2(m, T, p0); break;
+    case MODEL_GPTNEOX: forward_gptneox(m, T, p0); break;
+    }
+    memcpy(m->tokens + p0, tok, sizeof(int32_t) * (size_t)T);
+    m->n_past += T;
+    m->n_evaluated += (uint64_t)T;
+    if (r1 > r0)
+        output_logits(m, r0, r1, logits);
+}
+
+int model_forward(model *m, const int32_t *tokens, int n, int r0, int r1,
+                  float *logits, em_err *err)
+{
+    if (n < 0 || r0 < 0 || r1 < r0 || r1 > n)
+        return em_errorf(err, "model_forward: bad rows [%d, %d) of %d",
+                         r0, r1, n);
+    if (n > m->n_ctx - m->n_past)
+        return em_errorf(err, "context full: %d cached + %d new tokens "
+                         "exceed n_ctx %d", m->n_past, n, m->n_ctx);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
+            return em_errorf(err, "token id %d out of range (n_vocab %d)",
+                             (int)tokens[i], m->hp.n_vocab);
+    for (int c0 = 0; c0 < n; c0 += m->n_batch) {
+        int T = n - c0 < m->n_batch ? n - c0 : m->n_batch;
+        int a = r0 > c0 ? r0 : c0, b = r1 < c0 + T ? r1 : c0 + T;
+        float *out = a < b ? logits + (size_t)(a - r0) * m->hp.n_vocab : NULL;
+        forward_chunk(m, tokens + c0, T, a < b ? a - c0 : 0,
+                      a < b ? b - c0 : 0, out);
+    }
+    return 0;
+}
+
+void model_truncate(model *m, int n_past)
+{
+    if (n_past >= 0 && n_past < m->n_past)
+        m->n_past = n_past;
+}
+
+int model_common_prefix(const model *m, const int32_t *toks, int n)
+{
+    int i = 0;
+    while (i < n && i < m->n_past && m->tokens[i] == toks[i])
+        i++;
+    return i;
+}

@@ -1,0 +1,106 @@
+/*
+ * sample.c - greedy, temperature and top-p token choice (see sample.h).
+ *
+ * Sums run in double so that the cumulative probability walk, and hence
+ * the token a seed picks, does not depend on summation order subtleties.
+ * Candidates are ordered by probability with the token id as tie-break,
+ * which makes the ordering (and so the draw) fully deterministic.
+ */
+#include "backends/sample.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "harness/common.h"
+
+typedef struct sample_cand {
+    double p;
+    int32_t id;
+} sample_cand;
+
+struct sampler {
+    int n_vocab;
+    sample_cand *cand;
+};
+
+sampler *sample_build(int n_vocab)
+{
+    sampler *s = em_calloc(1, sizeof *s);
+    s->n_vocab = n_vocab;
+    s->cand = em_malloc(sizeof *s->cand * (size_t)(n_vocab > 0 ? n_vocab : 1));
+    return s;
+}
+
+void sample_free(sampler *s)
+{
+    if (!s)
+        return;
+    free(s->cand);
+    free(s);
+}
+
+int32_t sample_argmax(const float *logits, int n)
+{
+    int32_t best = 0;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > logits[best])
+            best = i;
+    return best;
+}
+
+double sample_logsumexp(const float *logits, int n)
+{
+    float mx = logits[sample_argmax(logits, n)];
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += exp((double)logits[i] - mx);
+    return mx + log(sum);
+}
+
+double sample_logprob(const float *logits, int n, int32_t id)
+{
+    return (double)logits[id] - sample_logsumexp(logits, n);
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const sample_cand *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p > y->p ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int32_t sample_next(sampler *s, const float *logits, double temperature,
+                    double top_p, uint64_t *rng)
+{
+    int n = s->n_vocab;
+    int32_t best = sample_argmax(logits, n);
+    if (temperature <= 0)
+        return best;
+    double mx = logits[best], sum = 0;
+    for (int i = 0; i < n; i++) {
+        s->cand[i].p = exp(((double)logits[i] - mx) / temperature);
+        s->cand[i].id = i;
+        sum += s->cand[i].p;
+    }
+    int n_keep = n;
+    if (top_p < 1.0) {
+        /* Nucleus: sort by probability and keep the smallest head whose
+         * mass reaches top_p (always at least the most probable token). */
+        qsort(s->cand, (size_t)n, sizeof *s->cand, cand_cmp);
+        double cum = 0, target = (top_p > 0 ? top_p : 0) * sum;
+        for (n_keep = 0; n_keep < n;) {
+            cum += s->cand[n_keep++].p;
+            if (cum >= target)
+                break;
+        }
+        sum = cum;
+    }
+    double r = em_rand01(rng) * sum, acc = 0;
+    for (int i = 0; i < n_keep; i++) {
+        acc += s->cand[i].p;
+        if (r < acc)
+            return s->cand[i].id;
+    }
+    return s->cand[n_keep - 1].id; /* rounding left r at the very top */
+}
