@@ -83,4 +83,10 @@ double metric_bleu_sentence(const char *hyp, const char *const *refs, int n_refs
 /* sacrebleu 13a tokenisation; malloc'd. */
 char *metric_tokenize_13a(const char *s);
 
+/* ROUGE F-measure of pred against one reference (rouge-score's default
+ * tokenizer): n >= 1 for ROUGE-n, n = 0 for ROUGE-L (LCS). 0..1. */
+double metric_rouge(const char *pred, const char *ref, int n);
+/* Levenshtein distance between the whitespace tokens of a and b. */
+int metric_edit_distance(const char *a, const char *b);
+
 #endif
