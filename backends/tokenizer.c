@@ -720,3 +720,18 @@ int tok_is_control(const tokenizer *t, int32_t id)
 {
     return id >= 0 && id < t->n_vocab && t->ttype[id] == TT_CONTROL;
 }
+
+const char *tok_text(const tokenizer *t, int32_t id, size_t *len)
+{
+    if (id < 0 || id >= t->n_vocab) {
+        *len = 0;
+        return NULL;
+    }
+    *len = t->text_len[id];
+    return t->text + t->text_off[id];
+}
+
+const char *tok_model(const tokenizer *t) { return t->model; }
+const char *tok_pre(const tokenizer *t) { return t->pre; }
+int tok_adds_bos(const tokenizer *t) { return t->add_bos; }
+int tok_adds_eos(const tokenizer *t) { return t->add_eos; }

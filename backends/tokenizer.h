@@ -38,4 +38,16 @@ int32_t tok_bos(const tokenizer *t);   /* -1 if none */
 int32_t tok_eos(const tokenizer *t);
 int  tok_is_control(const tokenizer *t, int32_t id);
 
+/* Additions beyond the first interface. */
+/* The token's text as stored in the vocabulary (not NUL-terminated; NULL
+ * for an id out of range), e.g. "\xe2\x96\x81Hello" or "<s>". */
+const char *tok_text(const tokenizer *t, int32_t id, size_t *len);
+/* tokenizer.ggml.model ("llama" or "gpt2") and tokenizer.ggml.pre ("" if
+ * absent). */
+const char *tok_model(const tokenizer *t);
+const char *tok_pre(const tokenizer *t);
+/* Whether add_special prepends BOS / appends EOS for this vocabulary. */
+int  tok_adds_bos(const tokenizer *t);
+int  tok_adds_eos(const tokenizer *t);
+
 #endif

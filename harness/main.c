@@ -7,8 +7,11 @@
 
 #include "harness/cli.h"
 
+int cmd_tokenize(int argc, char **argv);
+
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
+    {"tokenize", cmd_tokenize, "show how a model's vocabulary tokenises a text"},
     {NULL, NULL, NULL},
 };
 
