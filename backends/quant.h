@@ -61,4 +61,10 @@ void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
  * when EMERGE_SIMD=scalar is set (tests compare both). */
 const char *quant_simd_name(void);
 
+/* Addition (quant owner): switches the kernel family for the whole
+ * process: "avx512", "avx2", "scalar", or NULL for the best the CPU has.
+ * Returns -1 (and changes nothing) when the CPU lacks it. For tests and
+ * benchmarks; not to be called while a matmul runs on another thread. */
+int quant_set_simd(const char *name);
+
 #endif

@@ -1,0 +1,760 @@
+/*
+ * quant.c - tensor element types: F16/BF16 conversion, quantisation and
+ * dequantisation of ggml's block types, activation preparation, the
+ * portable (scalar) matmul kernels and the run-time choice of the SIMD
+ * kernels (quant_avx512.c, quant_avx2.c).
+ *
+ * The scalar kernels are the reference: the SIMD ones must agree with
+ * them exactly in every integer sum and to float rounding elsewhere
+ * (tests/test_quant.c). Quantisation of activations follows llama.cpp
+ * (Q8_0 per 32 values for Q4_0/Q8_0 weights, Q8_K per 256 for the
+ * K-quants) so emerge's logits match llama.cpp's reference logits.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/quant.h"
+#include "backends/quant_impl.h"
+#include "harness/common.h"
+
+/* ---------------------------------------------------------------- */
+/* F16 / BF16                                                        */
+/* ---------------------------------------------------------------- */
+
+static inline uint32_t f32_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float bits_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+float quant_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 31)            /* inf, or nan made quiet as F16C does */
+        return bits_f32(sign | 0x7f800000 | (man ? 0x400000 : 0) | man << 13);
+    if (exp)
+        return bits_f32(sign | (exp + 112) << 23 | man << 13);
+    if (!man)
+        return bits_f32(sign);
+    /* Subnormal: man * 2^-24; normalise so bit 10 is the leading one. */
+    uint32_t e = 113;
+    while (!(man & 0x400)) {
+        man <<= 1;
+        e--;
+    }
+    return bits_f32(sign | e << 23 | (man & 0x3ff) << 13);
+}
+
+/* Round to nearest even, like the F16C instruction (vcvtps2ph, imm 0):
+ * NaNs stay NaNs (quiet bit set, top payload bits kept), overflow gives
+ * inf, values below the subnormal range round to signed zero. */
+uint16_t quant_f32_to_f16(float f)
+{
+    uint32_t x = f32_bits(f);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffff;
+    if (ax > 0x7f800000)
+        return sign | 0x7e00 | (uint16_t)((ax >> 13) & 0x3ff);
+    if (ax >= 0x477ff000)                /* >= 65520 rounds to inf */
+        return sign | 0x7c00;
+    if (ax >= 0x38800000) {              /* normal in f16 */
+        uint32_t r = ax - (112u << 23);
+        r += 0xfff + ((r >> 13) & 1);
+        return sign | (uint16_t)(r >> 13);
+    }
+    if (ax <= 0x33000000)                /* <= 2^-25: rounds to zero */
+        return sign;
+    uint32_t m = (ax & 0x7fffff) | 0x800000;
+    int s = 126 - (int)(ax >> 23);       /* 14..24 */
+    uint32_t q = m >> s, rem = m & ((1u << s) - 1), half = 1u << (s - 1);
+    if (rem > half || (rem == half && (q & 1)))
+        q++;
+    return sign | (uint16_t)q;
+}
+
+float quant_bf16_to_f32(uint16_t h)
+{
+    return bits_f32((uint32_t)h << 16);
+}
+
+/* As ggml: round to nearest even, NaNs forced quiet. */
+uint16_t quant_f32_to_bf16(float f)
+{
+    uint32_t u = f32_bits(f);
+    if ((u & 0x7fffffff) > 0x7f800000)
+        return (uint16_t)((u >> 16) | 64);
+    return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+}
+
+static inline float f16(uint16_t h) { return quant_f16_to_f32(h); }
+
+/* Round half to even, as ggml's nearest_int and the SIMD rounding. */
+static inline int nearest_int(float x) { return (int)rintf(x); }
+
+int quant_supported(ggml_type t)
+{
+    switch (t) {
+    case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q8_0:
+    case GGML_Q4_0: case GGML_Q4_K: case GGML_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* Dequantisation                                                    */
+/* ---------------------------------------------------------------- */
+
+static void deq_q8_0(const blk_q8_0 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += QK8_0) {
+        float d = f16(b[i].d);
+        for (int j = 0; j < QK8_0; j++)
+            y[j] = d * b[i].qs[j];
+    }
+}
+
+static void deq_q4_0(const blk_q4_0 *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += QK4_0) {
+        float d = f16(b[i].d);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            y[j] = d * ((b[i].qs[j] & 0xF) - 8);
+            y[j + 16] = d * ((b[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+
+static void deq_q4_k(const blk_q4_k *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++) {
+        float d = f16(b[i].d), dmin = f16(b[i].dmin);
+        for (int j = 0; j < 8; j++, y += 32) {
+            int sc, m;
+            q4k_scale_min(b[i].scales, j, &sc, &m);
+            const uint8_t *q = b[i].qs + 32 * (j / 2);
+            int shift = (j & 1) * 4;
+            for (int l = 0; l < 32; l++)
+                y[l] = d * sc * ((q[l] >> shift) & 0xF) - dmin * m;
+        }
+    }
+}
+
+/* The 6-bit value of element e (0..255) of a Q6_K block, 0..63. */
+static inline int q6k_value(const blk_q6_k *b, int e)
+{
+    int half = e / 128, g = (e % 128) / 32, l = e % 32;
+    uint8_t lo = b->ql[64 * half + l + 32 * (g & 1)];
+    uint8_t hi = b->qh[32 * half + l];
+    return ((g < 2 ? lo & 0xF : lo >> 4)) | (((hi >> (2 * g)) & 3) << 4);
+}
+
+static void deq_q6_k(const blk_q6_k *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, y += QK_K) {
+        float d = f16(b[i].d);
+        for (int e = 0; e < QK_K; e++)
+            y[e] = d * b[i].scales[e / 16] * (q6k_value(&b[i], e) - 32);
+    }
+}
+
+void quant_dequantize_row(ggml_type t, const void *row, float *out, int64_t n)
+{
+    switch (t) {
+    case GGML_F32:
+        memcpy(out, row, (size_t)n * sizeof(float));
+        break;
+    case GGML_F16:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = f16(((const uint16_t *)row)[i]);
+        break;
+    case GGML_BF16:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = quant_bf16_to_f32(((const uint16_t *)row)[i]);
+        break;
+    case GGML_Q8_0: deq_q8_0(row, out, n / QK8_0); break;
+    case GGML_Q4_0: deq_q4_0(row, out, n / QK4_0); break;
+    case GGML_Q4_K: deq_q4_k(row, out, n / QK_K); break;
+    case GGML_Q6_K: deq_q6_k(row, out, n / QK_K); break;
+    default:
+        memset(out, 0, (size_t)n * sizeof(float));
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* Quantisation                                                      */
+/* ---------------------------------------------------------------- */
+
+static float amax_of(const float *x, int n, float *signed_max)
+{
+    float amax = 0, max = 0;
+    for (int j = 0; j < n; j++)
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    if (signed_max)
+        *signed_max = max;
+    return amax;
+}
+
+/* Q8_0 as llama.cpp's x86 path quantises activations: d = amax/127,
+ * values x*127/amax rounded half to even. */
+static void quant_q8_0_block(const float *x, uint16_t *d, int8_t *qs)
+{
+    float amax = amax_of(x, QK8_0, NULL);
+    float id = amax ? 127.0f / amax : 0.0f;
+    *d = quant_f32_to_f16(amax / 127.0f);
+    for (int j = 0; j < QK8_0; j++)
+        qs[j] = (int8_t)nearest_int(x[j] * id);
+}
+
+static void quant_q8_0(const float *x, blk_q8_0 *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += QK8_0)
+        quant_q8_0_block(x, &b[i].d, b[i].qs);
+}
+
+/* ggml's reference Q4_0: the value of largest magnitude maps to -8. */
+static void quant_q4_0(const float *x, blk_q4_0 *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += QK4_0) {
+        float max;
+        amax_of(x, QK4_0, &max);
+        float d = max / -8, id = d ? 1.0f / d : 0.0f;
+        b[i].d = quant_f32_to_f16(d);
+        for (int j = 0; j < 16; j++) {
+            int q0 = (int)(int8_t)(x[j] * id + 8.5f);
+            int q1 = (int)(int8_t)(x[j + 16] * id + 8.5f);
+            q0 = q0 > 15 ? 15 : q0;
+            q1 = q1 > 15 ? 15 : q1;
+            b[i].qs[j] = (uint8_t)(q0 | q1 << 4);
+        }
+    }
+}
+
+/* Fits x ~ scale*L - min with L in 0..15 over 32 values: start from the
+ * range, then alternate least-squares refits of (scale, min) and
+ * re-rounding of L a few times. min is kept >= 0 (ggml stores it as an
+ * unsigned 6-bit number), i.e. the fitted offset never exceeds 0. */
+static void fit_q4_sub(const float *x, float *scale, float *min)
+{
+    float lo = x[0], hi = x[0];
+    for (int j = 1; j < 32; j++) {
+        lo = x[j] < lo ? x[j] : lo;
+        hi = x[j] > hi ? x[j] : hi;
+    }
+    if (lo > 0)
+        lo = 0;
+    float s = (hi - lo) / 15, m = -lo;
+    for (int it = 0; it < 4 && s > 0; it++) {
+        double sl = 0, sll = 0, sx = 0, sxl = 0;
+        for (int j = 0; j < 32; j++) {
+            int l = nearest_int((x[j] + m) / s);
+            l = l < 0 ? 0 : l > 15 ? 15 : l;
+            sl += l; sll += (double)l * l; sx += x[j]; sxl += (double)x[j] * l;
+        }
+        double det = 32 * sll - sl * sl;
+        if (det <= 0)
+            break;
+        double ns = (32 * sxl - sl * sx) / det;
+        double nm = (sl * sxl - sll * sx) / det;   /* -offset */
+        if (ns <= 0 || nm < 0)
+            break;
+        s = (float)ns;
+        m = (float)nm;
+    }
+    *scale = s;
+    *min = m;
+}
+
+static void pack_q4k_scales(uint8_t *out, const uint8_t *ls, const uint8_t *lm)
+{
+    memset(out, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            out[j] |= ls[j];
+            out[j + 4] |= lm[j];
+        } else {
+            out[j + 4] = (uint8_t)((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+            out[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            out[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+}
+
+static void quant_q4_k(const float *x, blk_q4_k *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        float sc[8], mn[8], msc = 0, mmn = 0;
+        for (int j = 0; j < 8; j++) {
+            fit_q4_sub(x + 32 * j, &sc[j], &mn[j]);
+            msc = sc[j] > msc ? sc[j] : msc;
+            mmn = mn[j] > mmn ? mn[j] : mmn;
+        }
+        uint8_t ls[8], lm[8];
+        for (int j = 0; j < 8; j++) {
+            int a = msc > 0 ? nearest_int(63 * sc[j] / msc) : 0;
+            int c = mmn > 0 ? nearest_int(63 * mn[j] / mmn) : 0;
+            ls[j] = (uint8_t)(a > 63 ? 63 : a);
+            lm[j] = (uint8_t)(c > 63 ? 63 : c);
+        }
+        pack_q4k_scales(b[i].scales, ls, lm);
+        b[i].d = quant_f32_to_f16(msc / 63);
+        b[i].dmin = quant_f32_to_f16(mmn / 63);
+        /* Round the values against the scales as stored. */
+        float d = f16(b[i].d), dmin = f16(b[i].dmin);
+        memset(b[i].qs, 0, sizeof b[i].qs);
+        for (int j = 0; j < 8; j++) {
+            float s = d * ls[j], m = dmin * lm[j];
+            for (int l = 0; l < 32; l++) {
+                int q = s > 0 ? nearest_int((x[32 * j + l] + m) / s) : 0;
+                q = q < 0 ? 0 : q > 15 ? 15 : q;
+                b[i].qs[32 * (j / 2) + l] |= (uint8_t)(q << ((j & 1) * 4));
+            }
+        }
+    }
+}
+
+static void pack_q6k(blk_q6_k *b, const uint8_t *L)
+{
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *q = L + 128 * h + l;
+            b->ql[64 * h + l] = (uint8_t)((q[0] & 0xF) | (q[64] & 0xF) << 4);
+            b->ql[64 * h + l + 32] =
+                (uint8_t)((q[32] & 0xF) | (q[96] & 0xF) << 4);
+            b->qh[32 * h + l] = (uint8_t)((q[0] >> 4) | (q[32] >> 4) << 2 |
+                                          (q[64] >> 4) << 4 | (q[96] >> 4) << 6);
+        }
+}
+
+/* Q6_K: per 16 values a scale mapping the largest magnitude to -32, the
+ * 16 scales themselves quantised to int8 against the block scale d. */
+static void quant_q6_k(const float *x, blk_q6_k *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        float sc[16], msc = 0, amsc = 0;
+        for (int j = 0; j < 16; j++) {
+            float max;
+            amax_of(x + 16 * j, 16, &max);
+            sc[j] = max / -32;
+            if (fabsf(sc[j]) > amsc) {
+                amsc = fabsf(sc[j]);
+                msc = sc[j];
+            }
+        }
+        uint8_t L[QK_K];
+        if (!amsc) {
+            memset(b[i].scales, 0, 16);
+            memset(L, 32, sizeof L);
+            b[i].d = 0;
+            pack_q6k(&b[i], L);
+            continue;
+        }
+        float iscale = -128.0f / msc;
+        b[i].d = quant_f32_to_f16(1 / iscale);
+        float d = f16(b[i].d);
+        for (int j = 0; j < 16; j++) {
+            int s = nearest_int(iscale * sc[j]);
+            b[i].scales[j] = (int8_t)(s > 127 ? 127 : s < -128 ? -128 : s);
+            float ds = d * b[i].scales[j];
+            for (int l = 0; l < 16; l++) {
+                int q = ds ? nearest_int(x[16 * j + l] / ds) : 0;
+                q = q < -32 ? -32 : q > 31 ? 31 : q;
+                L[16 * j + l] = (uint8_t)(q + 32);
+            }
+        }
+        pack_q6k(&b[i], L);
+    }
+}
+
+/* ggml's Q8_K: the value of largest magnitude maps to -127. */
+static void quant_q8_k(const float *x, blk_q8_k *b, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++, x += QK_K) {
+        float max;
+        float amax = amax_of(x, QK_K, &max);
+        memset(&b[i], 0, sizeof b[i]);
+        if (!amax)
+            continue;
+        float iscale = -127.0f / max;
+        for (int j = 0; j < QK_K; j++) {
+            int v = nearest_int(iscale * x[j]);
+            b[i].qs[j] = (int8_t)(v > 127 ? 127 : v);
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++)
+                s += b[i].qs[16 * j + l];
+            b[i].bsums[j] = (int16_t)s;
+        }
+        b[i].d = 1 / iscale;
+    }
+}
+
+size_t quant_quantize_row(ggml_type t, const float *x, void *out, int64_t n)
+{
+    switch (t) {
+    case GGML_F32:
+        memcpy(out, x, (size_t)n * sizeof(float));
+        break;
+    case GGML_F16:
+        for (int64_t i = 0; i < n; i++)
+            ((uint16_t *)out)[i] = quant_f32_to_f16(x[i]);
+        break;
+    case GGML_BF16:
+        for (int64_t i = 0; i < n; i++)
+            ((uint16_t *)out)[i] = quant_f32_to_bf16(x[i]);
+        break;
+    case GGML_Q8_0: quant_q8_0(x, out, n / QK8_0); break;
+    case GGML_Q4_0: quant_q4_0(x, out, n / QK4_0); break;
+    case GGML_Q4_K: quant_q4_k(x, out, n / QK_K); break;
+    case GGML_Q6_K: quant_q6_k(x, out, n / QK_K); break;
+    case GGML_Q8_K: quant_q8_k(x, out, n / QK_K); break;
+    default:
+        return 0;
+    }
+    return ggml_type_size(t, n);
+}
+
+/* ---------------------------------------------------------------- */
+/* Activations                                                       */
+/* ---------------------------------------------------------------- */
+
+static int is_q8_0_family(ggml_type t)
+{
+    return t == GGML_Q8_0 || t == GGML_Q4_0;
+}
+
+static int is_k_family(ggml_type t)
+{
+    return t == GGML_Q4_K || t == GGML_Q6_K;
+}
+
+static size_t act_row_bytes(ggml_type t, int64_t n)
+{
+    if (is_q8_0_family(t))
+        return (size_t)(3 * qa_npad(n));   /* qs + dv + cv */
+    if (is_k_family(t))
+        return (size_t)(n / QK_K) * sizeof(blk_q8_k);
+    return (size_t)n * sizeof(float);
+}
+
+static void prep_q8_row(const quant_act *a, int64_t r, const float *x)
+{
+    qa_q8_row v = qa_q8_view(a, r);
+    int64_t np = qa_npad(a->n), nb = a->n / QK8_0;
+    int k = a->wtype == GGML_Q8_0 ? 128 : 8;
+    memset(v.qs, 0, (size_t)np);
+    memset(v.dv, 0, (size_t)np);
+    memset(v.cv, 0, (size_t)np);
+    for (int64_t b = 0; b < nb; b++) {
+        uint16_t d;
+        int8_t *qs = v.qs + b * QK8_0;
+        quant_q8_0_block(x + b * QK8_0, &d, qs);
+        int64_t lane = (b / 2) * 16 + (b & 1) * 8;
+        int sum = 0;
+        for (int j = 0; j < QK8_0; j++)
+            sum += qs[j];
+        for (int j = 0; j < 8; j++)
+            v.dv[lane + j] = f16(d);
+        v.cv[lane] = -k * sum;
+    }
+}
+
+void quant_act_prepare(quant_act *a, ggml_type wtype, const float *x,
+                       int64_t rows, int64_t n)
+{
+    a->wtype = wtype;
+    a->n = n;
+    a->rows = rows;
+    /* Rows start on 64-byte boundaries so SIMD loads of a row never
+     * straddle more cache lines than needed. */
+    a->row_bytes = (act_row_bytes(wtype, n) + 63) / 64 * 64;
+    a->data = aligned_alloc(64, a->row_bytes * (size_t)(rows ? rows : 1));
+    if (!a->data)
+        abort();
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        char *dst = (char *)a->data + (size_t)r * a->row_bytes;
+        float *f = (float *)dst;
+        switch (wtype) {
+        case GGML_F16:
+            for (int64_t i = 0; i < n; i++)
+                f[i] = f16(quant_f32_to_f16(xr[i]));
+            break;
+        case GGML_BF16:
+            for (int64_t i = 0; i < n; i++)
+                f[i] = quant_bf16_to_f32(quant_f32_to_bf16(xr[i]));
+            break;
+        case GGML_Q8_0: case GGML_Q4_0:
+            prep_q8_row(a, r, xr);
+            break;
+        case GGML_Q4_K: case GGML_Q6_K:
+            quant_q8_k(xr, (blk_q8_k *)dst, n / QK_K);
+            break;
+        default:
+            memcpy(f, xr, (size_t)n * sizeof(float));
+            break;
+        }
+    }
+}
+
+void quant_act_free(quant_act *a)
+{
+    if (!a)
+        return;
+    free(a->data);
+    a->data = NULL;
+    a->rows = 0;
+}
+
+/* ---------------------------------------------------------------- */
+/* Scalar dot products                                               */
+/* ---------------------------------------------------------------- */
+
+/* Eight partial sums, like the vector kernels' lanes, keep the rounding
+ * error of long rows small without double arithmetic. */
+static float dot_f32(const float *w, const float *x, int64_t n)
+{
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            s[l] += w[i + l] * x[i + l];
+    for (; i < n; i++)
+        s[0] += w[i] * x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static float dot_f16(const uint16_t *w, const float *x, int64_t n)
+{
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            s[l] += f16(w[i + l]) * x[i + l];
+    for (; i < n; i++)
+        s[0] += f16(w[i]) * x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static float dot_bf16(const uint16_t *w, const float *x, int64_t n)
+{
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++)
+            s[l] += quant_bf16_to_f32(w[i + l]) * x[i + l];
+    for (; i < n; i++)
+        s[0] += quant_bf16_to_f32(w[i]) * x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+static float dot_q8_0(const blk_q8_0 *w, qa_q8_row a, int64_t n)
+{
+    float sum = 0;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        const int8_t *q = a.qs + b * QK8_0;
+        int s = 0;
+        for (int j = 0; j < QK8_0; j++)
+            s += w[b].qs[j] * q[j];
+        sum += f16(w[b].d) * a.dv[(b / 2) * 16 + (b & 1) * 8] * (float)s;
+    }
+    return sum;
+}
+
+static float dot_q4_0(const blk_q4_0 *w, qa_q8_row a, int64_t n)
+{
+    float sum = 0;
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        const int8_t *q = a.qs + b * QK4_0;
+        int s = 0;
+        for (int j = 0; j < 16; j++)
+            s += ((w[b].qs[j] & 0xF) - 8) * q[j] +
+                 ((w[b].qs[j] >> 4) - 8) * q[j + 16];
+        sum += f16(w[b].d) * a.dv[(b / 2) * 16 + (b & 1) * 8] * (float)s;
+    }
+    return sum;
+}
+
+static float dot_q4_k(const blk_q4_k *w, const blk_q8_k *a, int64_t n)
+{
+    float sum = 0;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        int isum = 0, imin = 0;
+        for (int j = 0; j < 8; j++) {
+            int sc, m;
+            q4k_scale_min(w[b].scales, j, &sc, &m);
+            const uint8_t *q = w[b].qs + 32 * (j / 2);
+            const int8_t *y = a[b].qs + 32 * j;
+            int shift = (j & 1) * 4, s = 0;
+            for (int l = 0; l < 32; l++)
+                s += ((q[l] >> shift) & 0xF) * y[l];
+            isum += sc * s;
+            imin += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+        }
+        sum += f16(w[b].d) * a[b].d * (float)isum -
+               f16(w[b].dmin) * a[b].d * (float)imin;
+    }
+    return sum;
+}
+
+static float dot_q6_k(const blk_q6_k *w, const blk_q8_k *a, int64_t n)
+{
+    float sum = 0;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        int isum = 0;
+        for (int j = 0; j < 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++)
+                s += (q6k_value(&w[b], 16 * j + l) - 32) * a[b].qs[16 * j + l];
+            isum += w[b].scales[j] * s;
+        }
+        sum += f16(w[b].d) * a[b].d * (float)isum;
+    }
+    return sum;
+}
+
+/* One scalar kernel per type: the loops over rows around a dot. */
+#define ROW(a, r) ((const char *)(a)->data + (size_t)(r) * (a)->row_bytes)
+#define SCALAR_GEMM(name, call)                                          \
+    static void name(const void *w, size_t stride, int64_t n,            \
+                     const quant_act *a, int64_t i0, int64_t i1,         \
+                     float *out, int64_t ld)                             \
+    {                                                                    \
+        for (int64_t r = 0; r < a->rows; r++)                            \
+            for (int64_t i = i0; i < i1; i++) {                          \
+                const void *wr = (const char *)w + (size_t)i * stride;   \
+                out[r * ld + i] = call;                                  \
+            }                                                            \
+    }
+
+SCALAR_GEMM(gemm_f32, dot_f32(wr, (const float *)ROW(a, r), n))
+SCALAR_GEMM(gemm_f16, dot_f16(wr, (const float *)ROW(a, r), n))
+SCALAR_GEMM(gemm_bf16, dot_bf16(wr, (const float *)ROW(a, r), n))
+SCALAR_GEMM(gemm_q8_0, dot_q8_0(wr, qa_q8_view(a, r), n))
+SCALAR_GEMM(gemm_q4_0, dot_q4_0(wr, qa_q8_view(a, r), n))
+SCALAR_GEMM(gemm_q4_k, dot_q4_k(wr, (const blk_q8_k *)ROW(a, r), n))
+SCALAR_GEMM(gemm_q6_k, dot_q6_k(wr, (const blk_q8_k *)ROW(a, r), n))
+
+const quant_kernels quant_scalar_kernels = {
+    "scalar", gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0,
+    gemm_q4_k, gemm_q6_k,
+};
+
+/* ---------------------------------------------------------------- */
+/* Dispatch                                                          */
+/* ---------------------------------------------------------------- */
+
+static quant_kernels active;
+static pthread_once_t active_once = PTHREAD_ONCE_INIT;
+
+static int cpu_has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma");
+}
+
+static int cpu_has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+/* Fills *k for the named level ("avx512", "avx2", "scalar"); -1 if the
+ * CPU lacks it. Kernels a level lacks fall back to the level below. */
+static int select_kernels(const char *name, quant_kernels *k)
+{
+    *k = quant_scalar_kernels;
+    if (!strcmp(name, "scalar"))
+        return 0;
+    if (!strcmp(name, "avx2") || !strcmp(name, "avx512")) {
+        if (!cpu_has_avx2())
+            return -1;
+        quant_avx2_kernels(k);
+        k->name = "avx2";
+    }
+    if (!strcmp(name, "avx512")) {
+        if (!cpu_has_avx512())
+            return -1;
+        quant_avx512_kernels(k);
+        k->name = "avx512";
+    }
+    return strcmp(k->name, name) ? -1 : 0;
+}
+
+static void init_active(void)
+{
+    const char *env = getenv("EMERGE_SIMD");
+    if (env && *env && select_kernels(env, &active) == 0)
+        return;
+    if (select_kernels("avx512", &active) == 0)
+        return;
+    if (select_kernels("avx2", &active) == 0)
+        return;
+    select_kernels("scalar", &active);
+}
+
+static const quant_kernels *kernels(void)
+{
+    pthread_once(&active_once, init_active);
+    return &active;
+}
+
+const char *quant_simd_name(void)
+{
+    return kernels()->name;
+}
+
+int quant_set_simd(const char *name)
+{
+    kernels();
+    if (!name)
+        name = cpu_has_avx512() ? "avx512" : cpu_has_avx2() ? "avx2" : "scalar";
+    quant_kernels k;
+    if (select_kernels(name, &k))
+        return -1;
+    active = k;
+    return 0;
+}
+
+void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
+                       const quant_act *a, int64_t i0, int64_t i1,
+                       float *out, int64_t ld_out)
+{
+    const quant_kernels *k = kernels();
+    quant_gemm_fn f = NULL;
+    switch (wtype) {
+    case GGML_F32: f = k->f32; break;
+    case GGML_F16: f = k->f16; break;
+    case GGML_BF16: f = k->bf16; break;
+    case GGML_Q8_0: f = k->q8_0; break;
+    case GGML_Q4_0: f = k->q4_0; break;
+    case GGML_Q4_K: f = k->q4_k; break;
+    case GGML_Q6_K: f = k->q6_k; break;
+    default: break;
+    }
+    if (!f || a->wtype != wtype || a->n != n_in || i1 <= i0 || !a->rows)
+        return;
+    f(w, ggml_type_size(wtype, n_in), n_in, a, i0, i1, out, ld_out);
+}
