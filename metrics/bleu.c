@@ -18,7 +18,8 @@
  *    (0 when hyp_len = 0);
  *  - smoothing "exp" (mteval-v13a): the k-th order with zero matches gets
  *    precision 1/(2^k * total);
- *  - BLEU = BP * exp(mean of log precisions); a zero precision gives 0.
+ *  - BLEU = BP * exp(mean of log precisions); a zero precision gives 0,
+ *    and so does a hypothesis without a single matching n-gram.
  * Sentence BLEU uses sacrebleu's sentence_bleu default of effective order:
  * orders the hypothesis is too short to have are left out of the mean.
  */
@@ -382,6 +383,19 @@ static void bleu_compute(const metric_bleu_stats *st, int effective_order,
                          metric_bleu *out)
 {
     memset(out, 0, sizeof *out);
+    out->hyp_len = st->hyp_len;
+    out->ref_len = st->ref_len;
+    if (st->hyp_len < st->ref_len)
+        out->bp = st->hyp_len > 0 ? exp(1 - st->ref_len / st->hyp_len) : 0;
+    else
+        out->bp = 1;
+    /* No match of any order: 0, with every precision 0 (sacrebleu #141),
+     * rather than a smoothed score for a hypothesis sharing nothing. */
+    int any = 0;
+    for (int n = 0; n < BLEU_N; n++)
+        any |= st->matches[n] > 0;
+    if (!any)
+        return;
     int eff = BLEU_N;
     double smooth = 1;
     for (int n = 0; n < BLEU_N; n++) {
@@ -396,12 +410,6 @@ static void bleu_compute(const metric_bleu_stats *st, int effective_order,
             out->precisions[n] = 100.0 * st->matches[n] / st->totals[n];
         }
     }
-    out->hyp_len = st->hyp_len;
-    out->ref_len = st->ref_len;
-    if (st->hyp_len < st->ref_len)
-        out->bp = st->hyp_len > 0 ? exp(1 - st->ref_len / st->hyp_len) : 0;
-    else
-        out->bp = 1;
     double logsum = 0;
     for (int n = 0; n < eff; n++) {
         if (out->precisions[n] <= 0) {
