@@ -1,0 +1,340 @@
+/*
+ * cmd_sweep.c - the `emerge sweep`, `emerge run` and `emerge results`
+ * subcommands: option parsing and printing around harness/sweep.c and
+ * harness/store.c.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "harness/family.h"
+#include "harness/store.h"
+#include "harness/sweep.h"
+
+int cmd_sweep(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_results(int argc, char **argv);
+
+static const char sweep_usage[] =
+    "usage: emerge sweep --tasks A.yaml,B.yaml|DIR --models FAMILY.yaml --db FILE\n"
+    "                    [--variants standard,cot,zero_shot_cot] [--seed N]\n"
+    "                    [--limit N] [--batch N] [--temperature T]\n"
+    "                    [--record FILE] [--quiet]\n"
+    "       emerge run --model SPEC --tasks ... --db FILE [same options]\n"
+    "\n"
+    "Evaluates every task x variant x example on every model (smallest first),\n"
+    "storing requests, responses and per-example scores in the SQLite file.\n"
+    "Responses are cached: re-running (also after a crash) only sends what is\n"
+    "missing or failed, and gives the same scores.\n"
+    "  --limit N      first N examples of each task\n"
+    "  --batch N      requests per backend call (default 32)\n"
+    "  --record FILE  append every response as replay JSONL (a fixture for the\n"
+    "                 replay backend)\n"
+    "SPEC for run: FILE.gguf | FAMILY.yaml | BACKEND[:PATH][,key=value...],\n"
+    "  e.g. synthetic,params=1e9,shape=sharp or replay:rec.jsonl\n";
+
+static const char results_usage[] =
+    "usage: emerge results --db FILE [--format table|csv|json] [--per-example]\n"
+    "\n"
+    "Per (task, variant, model, metric): mean, bootstrap 95% CI (1000\n"
+    "resamples, seeded), n and the normalised score of the preferred metric;\n"
+    "multiple-choice tasks also get an 'ece' row. --per-example prints every\n"
+    "stored score as CSV instead.\n";
+
+/* --name value or --name=value; advances *i past what it consumed. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name,
+                             int *bad)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n))
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n])
+        return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "emerge: %s needs a value\n", name);
+        *bad = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int parse_long(const char *name, const char *v, long min, long *out)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < min) {
+        fprintf(stderr, "emerge: %s must be an integer >= %ld, got '%s'\n",
+                name, min, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static char *join_args(int argc, char **argv)
+{
+    em_buf b = {0};
+    em_buf_puts(&b, "emerge");
+    for (int i = 0; i < argc; i++)
+        em_buf_printf(&b, " %s", argv[i]);
+    return em_buf_take(&b);
+}
+
+typedef struct sweep_args {
+    const char *tasks, *models, *model, *variants, *db, *record;
+    long seed, limit, batch;
+    double temperature;
+    int quiet;
+} sweep_args;
+
+static int parse_one(int argc, char **argv, int *i, sweep_args *a, int *bad)
+{
+    const char *v;
+    long x;
+    if ((v = opt_value(argc, argv, i, "--tasks", bad))) a->tasks = v;
+    else if ((v = opt_value(argc, argv, i, "--models", bad))) a->models = v;
+    else if ((v = opt_value(argc, argv, i, "--model", bad))) a->model = v;
+    else if ((v = opt_value(argc, argv, i, "--variants", bad))) a->variants = v;
+    else if ((v = opt_value(argc, argv, i, "--db", bad))) a->db = v;
+    else if ((v = opt_value(argc, argv, i, "--record", bad))) a->record = v;
+    else if ((v = opt_value(argc, argv, i, "--seed", bad)))
+        return parse_long("--seed", v, 0, &a->seed);
+    else if ((v = opt_value(argc, argv, i, "--limit", bad)))
+        return parse_long("--limit", v, 0, &a->limit);
+    else if ((v = opt_value(argc, argv, i, "--batch", bad))) {
+        if (parse_long("--batch", v, 1, &x) != 0)
+            return -1;
+        a->batch = x;
+    } else if ((v = opt_value(argc, argv, i, "--temperature", bad))) {
+        char *end;
+        a->temperature = strtod(v, &end);
+        if (end == v || *end || a->temperature < 0) {
+            fprintf(stderr, "emerge: --temperature must be a number >= 0\n");
+            return -1;
+        }
+    } else if (!strcmp(argv[*i], "--quiet") || !strcmp(argv[*i], "-q"))
+        a->quiet = 1;
+    else if (!*bad) {
+        fprintf(stderr, "emerge: %s: unknown option '%s'\n", argv[0], argv[*i]);
+        return -1;
+    }
+    return *bad ? -1 : 0;
+}
+
+static int sweep_main(int argc, char **argv, int single)
+{
+    sweep_args a = {.seed = 1234, .batch = 32};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(sweep_usage, stdout);
+            return 0;
+        }
+        int bad = 0;
+        if (parse_one(argc, argv, &i, &a, &bad) != 0)
+            return 2;
+    }
+    const char *models = single ? a.model : a.models;
+    if (!a.tasks || !models || !a.db) {
+        fprintf(stderr, "emerge %s: --tasks, %s and --db are required\n%s",
+                argv[0], single ? "--model" : "--models", sweep_usage);
+        return 2;
+    }
+    em_err err = {{0}};
+    family *fam = NULL;
+    sweep_opts o = {.db_path = a.db, .seed = (uint64_t)a.seed, .limit = (int)a.limit,
+                    .batch = (int)a.batch, .temperature = a.temperature,
+                    .record_path = a.record, .quiet = a.quiet};
+    int rc = single ? family_from_spec(models, &fam, &err)
+                    : family_load(models, &fam, &err);
+    if (rc == 0)
+        rc = sweep_expand_tasks(a.tasks, &o.task_paths, &o.n_tasks, &err);
+    if (a.variants)
+        sweep_split(a.variants, &o.variants, &o.n_variants);
+    char *cmdline = join_args(argc, argv);
+    o.command = cmdline;
+    sweep_stats st;
+    if (rc == 0) {
+        family_sort(fam);
+        o.fam = fam;
+        rc = sweep_run(&o, &st, &err);
+    }
+    if (rc != 0)
+        fprintf(stderr, "emerge %s: %s\n", argv[0], err.msg);
+    else if (!a.quiet)
+        fprintf(stderr, "emerge: done: %ld requests (%ld cached, %ld sent, %ld "
+                "failed), %ld examples scored, %ld unscored\n", st.requests,
+                st.cached, st.sent, st.failed, st.scored, st.unscored);
+    free(cmdline);
+    sweep_free_list(o.task_paths, o.n_tasks);
+    sweep_free_list(o.variants, o.n_variants);
+    family_free(fam);
+    if (rc != 0)
+        return 2;
+    return st.unscored > 0 ? 1 : 0;
+}
+
+int cmd_sweep(int argc, char **argv) { return sweep_main(argc, argv, 0); }
+int cmd_run(int argc, char **argv) { return sweep_main(argc, argv, 1); }
+
+/* ---- results --------------------------------------------------------------- */
+
+static void num_or_blank(FILE *f, double v, const char *fmt)
+{
+    if (!isnan(v))
+        fprintf(f, fmt, v);
+}
+
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++)
+        fputs(*s == '"' ? "\"\"" : (char[2]){*s, 0}, f);
+    fputc('"', f);
+}
+
+static void print_csv(FILE *f, const store_result *r, int n)
+{
+    fprintf(f, "task,variant,model,params,tokens,metric,mean,lo,hi,n,normalized\n");
+    for (int i = 0; i < n; i++) {
+        csv_field(f, r[i].task);
+        fputc(',', f);
+        csv_field(f, r[i].variant);
+        fputc(',', f);
+        csv_field(f, r[i].model);
+        fprintf(f, ",%.6g,%.6g,", r[i].params, r[i].tokens);
+        csv_field(f, r[i].metric);
+        fprintf(f, ",%.6f,", r[i].mean);
+        num_or_blank(f, r[i].lo, "%.6f");
+        fputc(',', f);
+        num_or_blank(f, r[i].hi, "%.6f");
+        fprintf(f, ",%d,", r[i].n);
+        num_or_blank(f, r[i].normalized, "%.4f");
+        fputc('\n', f);
+    }
+}
+
+static void print_table(FILE *f, const store_result *r, int n)
+{
+    fprintf(f, "%-24s %-14s %-18s %10s %-26s %9s %21s %5s %8s\n", "task",
+            "variant", "model", "params", "metric", "mean", "95% CI", "n", "norm");
+    for (int i = 0; i < n; i++) {
+        char ci[48] = "", norm[24] = "";
+        if (!isnan(r[i].lo))
+            snprintf(ci, sizeof ci, "[%.4f, %.4f]", r[i].lo, r[i].hi);
+        if (!isnan(r[i].normalized))
+            snprintf(norm, sizeof norm, "%.2f", r[i].normalized);
+        fprintf(f, "%-24s %-14s %-18s %10.3g %-26s %9.4f %21s %5d %8s\n",
+                r[i].task, r[i].variant, r[i].model, r[i].params, r[i].metric,
+                r[i].mean, ci, r[i].n, norm);
+    }
+}
+
+static void add_num(cJSON *o, const char *k, double v)
+{
+    if (isnan(v))
+        cJSON_AddNullToObject(o, k);
+    else
+        cJSON_AddNumberToObject(o, k, v);
+}
+
+static void print_json(FILE *f, const store_result *r, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "task", r[i].task);
+        cJSON_AddStringToObject(o, "variant", r[i].variant);
+        cJSON_AddStringToObject(o, "model", r[i].model);
+        add_num(o, "params", r[i].params);
+        add_num(o, "tokens", r[i].tokens);
+        cJSON_AddStringToObject(o, "metric", r[i].metric);
+        add_num(o, "mean", r[i].mean);
+        add_num(o, "lo", r[i].lo);
+        add_num(o, "hi", r[i].hi);
+        cJSON_AddNumberToObject(o, "n", r[i].n);
+        add_num(o, "normalized", r[i].normalized);
+        cJSON_AddBoolToObject(o, "preferred", r[i].preferred);
+        cJSON_AddItemToArray(a, o);
+    }
+    char *s = cJSON_Print(a);
+    fprintf(f, "%s\n", s);
+    free(s);
+    cJSON_Delete(a);
+}
+
+int cmd_results(int argc, char **argv)
+{
+    const char *db = NULL, *format = "table";
+    int per_example = 0;
+    for (int i = 1; i < argc; i++) {
+        int bad = 0;
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(results_usage, stdout);
+            return 0;
+        } else if ((v = opt_value(argc, argv, &i, "--db", &bad))) {
+            db = v;
+        } else if ((v = opt_value(argc, argv, &i, "--format", &bad))) {
+            format = v;
+        } else if (!strcmp(argv[i], "--per-example")) {
+            per_example = 1;
+        } else {
+            if (!bad)
+                fprintf(stderr, "emerge results: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!db) {
+        fprintf(stderr, "emerge results: --db is required\n%s", results_usage);
+        return 2;
+    }
+    if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json")) {
+        fprintf(stderr, "emerge results: --format must be table, csv or json, "
+                "got '%s'\n", format);
+        return 2;
+    }
+    struct stat sb;
+    if (stat(db, &sb) != 0) {
+        fprintf(stderr, "emerge results: %s: no such database\n", db);
+        return 2;
+    }
+    em_err err = {{0}};
+    store *s;
+    if (store_open(db, &s, &err) != 0) {
+        fprintf(stderr, "emerge results: %s\n", err.msg);
+        return 2;
+    }
+    int rc;
+    if (per_example) {
+        rc = store_dump_scores(s, stdout, &err);
+    } else {
+        store_result *rows;
+        int n;
+        rc = store_results(s, &rows, &n, &err);
+        if (rc == 0) {
+            if (!strcmp(format, "csv"))
+                print_csv(stdout, rows, n);
+            else if (!strcmp(format, "json"))
+                print_json(stdout, rows, n);
+            else
+                print_table(stdout, rows, n);
+            store_results_free(rows, n);
+        }
+    }
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "emerge results: %s\n", err.msg);
+        return 2;
+    }
+    return 0;
+}

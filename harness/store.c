@@ -1,0 +1,777 @@
+/*
+ * store.c - the SQLite store: schema, response cache, scores, results.
+ *
+ * Why SQLite in WAL mode with synchronous=NORMAL: a committed transaction
+ * survives the process being killed (only a power loss can undo the last
+ * ones), readers never block the writer, and the whole state of a sweep
+ * is one file a user can inspect with any SQLite tool.
+ *
+ * Schema (user_version 1):
+ *   runs      one row per invocation
+ *   models    unique by identity (backend + file hash or options)
+ *   tasks     unique by name; hash tells when the file changed
+ *   examples  (task, example id) -> input, targets, order
+ *   requests  unique by cache key; where it was first needed
+ *   responses one per request: the latest attempt (ok or failed)
+ *   scores    (model, task, variant, example, metric) -> value, answer
+ */
+#include "harness/store.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "metrics/metric.h"
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *lookup, *put_req, *get_req, *put_resp, *put_score;
+};
+
+static const char *const schema =
+    "CREATE TABLE IF NOT EXISTS runs("
+    " id INTEGER PRIMARY KEY, created TEXT NOT NULL, command TEXT,"
+    " seed INTEGER, version TEXT);"
+    "CREATE TABLE IF NOT EXISTS models("
+    " id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+    " backend TEXT NOT NULL, path TEXT, params REAL, tokens REAL, step REAL,"
+    " spec TEXT);"
+    "CREATE TABLE IF NOT EXISTS tasks("
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,"
+    " path TEXT, preferred_metric TEXT, random_baseline REAL,"
+    " low_score REAL, high_score REAL);"
+    "CREATE TABLE IF NOT EXISTS examples("
+    " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+    " example_id TEXT NOT NULL, idx INTEGER NOT NULL, input TEXT,"
+    " targets TEXT, PRIMARY KEY(task_id, example_id));"
+    "CREATE TABLE IF NOT EXISTS requests("
+    " id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+    " model_id INTEGER NOT NULL REFERENCES models(id),"
+    " task_id INTEGER REFERENCES tasks(id) ON DELETE SET NULL,"
+    " variant TEXT, example_id TEXT, pass INTEGER, choice INTEGER,"
+    " prompt TEXT NOT NULL, continuation TEXT, settings TEXT);"
+    "CREATE TABLE IF NOT EXISTS responses("
+    " request_id INTEGER PRIMARY KEY REFERENCES requests(id) ON DELETE CASCADE,"
+    " run_id INTEGER REFERENCES runs(id), ok INTEGER NOT NULL, output TEXT,"
+    " logprob REAL, n_tokens INTEGER, is_greedy INTEGER, token_logprobs TEXT,"
+    " error TEXT, elapsed REAL);"
+    "CREATE TABLE IF NOT EXISTS scores("
+    " model_id INTEGER NOT NULL REFERENCES models(id),"
+    " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+    " variant TEXT NOT NULL, example_id TEXT NOT NULL, metric TEXT NOT NULL,"
+    " value REAL, answer TEXT,"
+    " PRIMARY KEY(model_id, task_id, variant, example_id, metric));";
+
+static int db_error(store *s, em_err *err, const char *what)
+{
+    return em_errorf(err, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int exec(store *s, const char *sql, em_err *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        em_errorf(err, "%s: %s", s->path, msg ? msg : "sqlite error");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int prepare(store *s, const char *sql, sqlite3_stmt **st, em_err *err)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+        return db_error(s, err, "prepare");
+    return 0;
+}
+
+static int user_version(store *s, int *v, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "PRAGMA user_version", &st, err) != 0)
+        return -1;
+    *v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int migrate(store *s, em_err *err)
+{
+    int v;
+    if (user_version(s, &v, err) != 0)
+        return -1;
+    if (v > STORE_SCHEMA_VERSION)
+        return em_errorf(err, "%s: schema version %d is newer than this emerge "
+                         "understands (%d)", s->path, v, STORE_SCHEMA_VERSION);
+    if (v == STORE_SCHEMA_VERSION)
+        return 0;
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", STORE_SCHEMA_VERSION);
+    if (exec(s, "BEGIN IMMEDIATE;", err) != 0)
+        return -1;
+    if (exec(s, schema, err) != 0 || exec(s, sql, err) != 0) {
+        store_rollback(s);
+        return -1;
+    }
+    return exec(s, "COMMIT;", err);
+}
+
+static int prepare_all(store *s, em_err *err)
+{
+    return prepare(s, "SELECT r.ok, r.output, r.logprob, r.n_tokens, r.is_greedy,"
+                   " r.error, r.elapsed FROM requests q JOIN responses r"
+                   " ON r.request_id = q.id WHERE q.key = ? AND r.ok = 1",
+                   &s->lookup, err) ||
+           prepare(s, "INSERT OR IGNORE INTO requests(key, kind, model_id,"
+                   " task_id, variant, example_id, pass, choice, prompt,"
+                   " continuation, settings) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                   &s->put_req, err) ||
+           prepare(s, "SELECT id FROM requests WHERE key = ?", &s->get_req, err) ||
+           prepare(s, "INSERT OR REPLACE INTO responses(request_id, run_id, ok,"
+                   " output, logprob, n_tokens, is_greedy, token_logprobs, error,"
+                   " elapsed) VALUES(?,?,?,?,?,?,?,?,?,?)", &s->put_resp, err) ||
+           prepare(s, "INSERT OR REPLACE INTO scores(model_id, task_id, variant,"
+                   " example_id, metric, value, answer) VALUES(?,?,?,?,?,?,?)",
+                   &s->put_score, err);
+}
+
+int store_open(const char *path, store **out, em_err *err)
+{
+    store *s = em_calloc(1, sizeof *s);
+    s->path = em_strdup(path);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        NULL) != SQLITE_OK) {
+        em_errorf(err, "%s: cannot open database: %s", path,
+                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        store_close(s);
+        return -1;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+             " PRAGMA foreign_keys=ON;", err) != 0 ||
+        migrate(s, err) != 0 || prepare_all(s, err) != 0) {
+        store_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(store *s)
+{
+    if (!s)
+        return;
+    sqlite3_finalize(s->lookup);
+    sqlite3_finalize(s->put_req);
+    sqlite3_finalize(s->get_req);
+    sqlite3_finalize(s->put_resp);
+    sqlite3_finalize(s->put_score);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s);
+}
+
+int store_begin(store *s, em_err *err) { return exec(s, "BEGIN IMMEDIATE;", err); }
+int store_commit(store *s, em_err *err) { return exec(s, "COMMIT;", err); }
+
+void store_rollback(store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK;", NULL, NULL, NULL);
+}
+
+/* Binds text or NULL. */
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Steps a statement that returns no rows, then resets it. */
+static int step_done(store *s, sqlite3_stmt *st, const char *what, em_err *err)
+{
+    int rc = sqlite3_step(st);
+    int bad = rc != SQLITE_DONE && rc != SQLITE_ROW;
+    if (bad)
+        db_error(s, err, what);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return bad ? -1 : 0;
+}
+
+int store_add_run(store *s, const char *command, uint64_t seed, int64_t *id,
+                  em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "INSERT INTO runs(created, command, seed, version)"
+                " VALUES(strftime('%Y-%m-%dT%H:%M:%SZ','now'), ?, ?, ?)",
+                &st, err) != 0)
+        return -1;
+    bind_text(st, 1, command);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)seed);
+    bind_text(st, 3, "emerge 0.1");
+    int rc = step_done(s, st, "adding run", err);
+    sqlite3_finalize(st);
+    *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int id_of(store *s, const char *sql, const char *key, int64_t *id,
+                 em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, sql, &st, err) != 0)
+        return -1;
+    bind_text(st, 1, key);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : em_errorf(err, "%s: no row for '%s'", s->path, key);
+}
+
+int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "INSERT INTO models(identity, name, backend, path, params,"
+                " tokens, step, spec) VALUES(?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(identity) DO UPDATE SET name=excluded.name,"
+                " backend=excluded.backend, path=excluded.path,"
+                " params=CASE WHEN excluded.params > 0 THEN excluded.params"
+                " ELSE models.params END, tokens=excluded.tokens,"
+                " step=excluded.step, spec=excluded.spec", &st, err) != 0)
+        return -1;
+    bind_text(st, 1, m->identity);
+    bind_text(st, 2, m->name);
+    bind_text(st, 3, m->backend);
+    bind_text(st, 4, m->path);
+    sqlite3_bind_double(st, 5, m->params);
+    sqlite3_bind_double(st, 6, m->tokens);
+    sqlite3_bind_double(st, 7, m->step);
+    bind_text(st, 8, m->spec_json);
+    int rc = step_done(s, st, "storing model", err);
+    sqlite3_finalize(st);
+    if (rc != 0)
+        return -1;
+    return id_of(s, "SELECT id FROM models WHERE identity = ?", m->identity, id, err);
+}
+
+int store_set_model_params(store *s, int64_t id, double params, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "UPDATE models SET params = ? WHERE id = ?", &st, err) != 0)
+        return -1;
+    sqlite3_bind_double(st, 1, params);
+    sqlite3_bind_int64(st, 2, id);
+    int rc = step_done(s, st, "storing model size", err);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static char *targets_json(const task_example *e)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < e->n_targets; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateString(e->targets[i]));
+    char *js = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return js;
+}
+
+static int put_examples(store *s, const task *t, int64_t id, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "INSERT OR REPLACE INTO examples(task_id, example_id, idx,"
+                " input, targets) VALUES(?,?,?,?,?)", &st, err) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < t->n_examples; i++) {
+        char *js = targets_json(&t->examples[i]);
+        sqlite3_bind_int64(st, 1, id);
+        bind_text(st, 2, t->examples[i].id);
+        sqlite3_bind_int(st, 3, i);
+        bind_text(st, 4, t->examples[i].input);
+        bind_text(st, 5, js);
+        rc = step_done(s, st, "storing examples", err);
+        free(js);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Deletes what an older version of the task left behind. */
+static int forget_task_version(store *s, int64_t id, em_err *err)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "DELETE FROM scores WHERE task_id = %lld;"
+             " DELETE FROM examples WHERE task_id = %lld;",
+             (long long)id, (long long)id);
+    return exec(s, sql, err);
+}
+
+int store_put_task(store *s, const task *t, int64_t *id, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "SELECT id, hash FROM tasks WHERE name = ?", &st, err) != 0)
+        return -1;
+    bind_text(st, 1, t->name);
+    int64_t old = -1;
+    int changed = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        old = sqlite3_column_int64(st, 0);
+        changed = strcmp((const char *)sqlite3_column_text(st, 1), t->hash) != 0;
+    }
+    sqlite3_finalize(st);
+    if (changed && forget_task_version(s, old, err) != 0)
+        return -1;
+    if (prepare(s, "INSERT INTO tasks(name, hash, path, preferred_metric,"
+                " random_baseline, low_score, high_score) VALUES(?,?,?,?,?,?,?)"
+                " ON CONFLICT(name) DO UPDATE SET hash=excluded.hash,"
+                " path=excluded.path, preferred_metric=excluded.preferred_metric,"
+                " random_baseline=excluded.random_baseline,"
+                " low_score=excluded.low_score, high_score=excluded.high_score",
+                &st, err) != 0)
+        return -1;
+    bind_text(st, 1, t->name);
+    bind_text(st, 2, t->hash);
+    bind_text(st, 3, t->path);
+    bind_text(st, 4, t->preferred_metric);
+    if (isnan(t->random_baseline))
+        sqlite3_bind_null(st, 5);
+    else
+        sqlite3_bind_double(st, 5, t->random_baseline);
+    sqlite3_bind_double(st, 6, t->low_score);
+    sqlite3_bind_double(st, 7, t->high_score);
+    int rc = step_done(s, st, "storing task", err);
+    sqlite3_finalize(st);
+    if (rc != 0 || id_of(s, "SELECT id FROM tasks WHERE name = ?", t->name, id, err))
+        return -1;
+    return put_examples(s, t, *id, err);
+}
+
+/* ---- the response cache ------------------------------------------------ */
+
+static void sha_field(em_buf *b, const char *v)
+{
+    /* Length-prefixed, so ("ab","c") and ("a","bc") differ; NULL != "". */
+    if (!v) {
+        em_buf_puts(b, "-1:");
+        return;
+    }
+    em_buf_printf(b, "%zu:", strlen(v));
+    em_buf_puts(b, v);
+}
+
+void store_cache_key(const char *identity, const char *kind, const char *prompt,
+                     const char *cont, const char *settings, char out[65])
+{
+    em_buf b = {0};
+    sha_field(&b, identity);
+    sha_field(&b, kind);
+    sha_field(&b, prompt);
+    sha_field(&b, cont);
+    sha_field(&b, settings);
+    em_sha256_hex(b.s, b.len, out);
+    em_buf_free(&b);
+}
+
+void store_response_clear(store_response *r)
+{
+    free(r->text);
+    free(r->error);
+    memset(r, 0, sizeof *r);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *v = sqlite3_column_text(st, i);
+    return v ? em_strdup((const char *)v) : NULL;
+}
+
+int store_lookup(store *s, const char *key, store_response *out, int *found,
+                 em_err *err)
+{
+    sqlite3_stmt *st = s->lookup;
+    bind_text(st, 1, key);
+    int rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    if (*found) {
+        memset(out, 0, sizeof *out);
+        out->ok = sqlite3_column_int(st, 0);
+        out->text = col_dup(st, 1);
+        out->logprob = sqlite3_column_double(st, 2);
+        out->n_tokens = sqlite3_column_int(st, 3);
+        out->is_greedy = sqlite3_column_int(st, 4);
+        out->error = col_dup(st, 5);
+        out->elapsed = sqlite3_column_double(st, 6);
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_error(s, err, "cache lookup");
+    return 0;
+}
+
+static char *floats_json(const float *v, int n)
+{
+    if (!v)
+        return NULL;
+    em_buf b = {0};
+    em_buf_putc(&b, '[');
+    for (int i = 0; i < n; i++)
+        em_buf_printf(&b, "%s%.9g", i ? "," : "", (double)v[i]);
+    em_buf_putc(&b, ']');
+    return em_buf_take(&b);
+}
+
+int store_put_response(store *s, const store_request *rq,
+                       const store_response *rs, int64_t run_id, em_err *err)
+{
+    sqlite3_stmt *st = s->put_req;
+    bind_text(st, 1, rq->key);
+    bind_text(st, 2, rq->kind);
+    sqlite3_bind_int64(st, 3, rq->model_id);
+    sqlite3_bind_int64(st, 4, rq->task_id);
+    bind_text(st, 5, rq->variant);
+    bind_text(st, 6, rq->example_id);
+    sqlite3_bind_int(st, 7, rq->pass);
+    sqlite3_bind_int(st, 8, rq->choice);
+    bind_text(st, 9, rq->prompt);
+    bind_text(st, 10, rq->continuation);
+    bind_text(st, 11, rq->settings);
+    int64_t req_id = 0;
+    if (step_done(s, st, "storing request", err) != 0)
+        return -1;
+    st = s->get_req;
+    bind_text(st, 1, rq->key);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        req_id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    st = s->put_resp;
+    char *tl = floats_json(rs->token_logprobs, rs->n_token_logprobs);
+    sqlite3_bind_int64(st, 1, req_id);
+    sqlite3_bind_int64(st, 2, run_id);
+    sqlite3_bind_int(st, 3, rs->ok);
+    bind_text(st, 4, rs->text);
+    sqlite3_bind_double(st, 5, rs->logprob);
+    sqlite3_bind_int(st, 6, rs->n_tokens);
+    sqlite3_bind_int(st, 7, rs->is_greedy);
+    bind_text(st, 8, tl);
+    bind_text(st, 9, rs->error);
+    sqlite3_bind_double(st, 10, rs->elapsed);
+    int rc = step_done(s, st, "storing response", err);
+    free(tl);
+    return rc;
+}
+
+int store_put_score(store *s, const store_score *sc, em_err *err)
+{
+    sqlite3_stmt *st = s->put_score;
+    sqlite3_bind_int64(st, 1, sc->model_id);
+    sqlite3_bind_int64(st, 2, sc->task_id);
+    bind_text(st, 3, sc->variant);
+    bind_text(st, 4, sc->example_id);
+    bind_text(st, 5, sc->metric);
+    sqlite3_bind_double(st, 6, sc->value);
+    bind_text(st, 7, sc->answer);
+    return step_done(s, st, "storing score", err);
+}
+
+int store_count(store *s, const char *table, int64_t *n, em_err *err)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\"", table);
+    sqlite3_stmt *st;
+    if (prepare(s, sql, &st, err) != 0)
+        return -1;
+    *n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return 0;
+}
+
+int store_dump_scores(store *s, FILE *f, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, "SELECT m.name, t.name, s.variant, s.example_id, s.metric,"
+                " s.value, s.answer FROM scores s JOIN models m ON m.id ="
+                " s.model_id JOIN tasks t ON t.id = s.task_id ORDER BY m.params,"
+                " m.tokens, m.step, m.name, t.name, s.variant, s.example_id,"
+                " s.metric", &st, err) != 0)
+        return -1;
+    fprintf(f, "model,task,variant,example,metric,value,answer\n");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *ans = (const char *)sqlite3_column_text(st, 6);
+        fprintf(f, "%s,%s,%s,%s,%s,%.17g,\"", sqlite3_column_text(st, 0),
+                sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
+                sqlite3_column_text(st, 3), sqlite3_column_text(st, 4),
+                sqlite3_column_double(st, 5));
+        for (const char *c = ans ? ans : ""; *c; c++)
+            fputs(*c == '"' ? "\"\"" : *c == '\n' ? "\\n" : (char[2]){*c, 0}, f);
+        fputs("\"\n", f);
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* ---- aggregation --------------------------------------------------------- */
+
+typedef struct row_acc {
+    store_result *rows;
+    int n, cap;
+} row_acc;
+
+static store_result *acc_push(row_acc *a)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 32;
+        a->rows = em_realloc(a->rows, sizeof *a->rows * (size_t)a->cap);
+    }
+    store_result *r = &a->rows[a->n++];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+void store_results_free(store_result *rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(rows[i].task);
+        free(rows[i].variant);
+        free(rows[i].model);
+        free(rows[i].metric);
+    }
+    free(rows);
+}
+
+/* The group a score row belongs to, as columns 0..5 of the query below. */
+static int same_group(sqlite3_stmt *st, const store_result *r, int with_metric)
+{
+    return !strcmp((const char *)sqlite3_column_text(st, 0), r->task) &&
+           !strcmp((const char *)sqlite3_column_text(st, 1), r->variant) &&
+           !strcmp((const char *)sqlite3_column_text(st, 2), r->model) &&
+           (!with_metric || !strcmp((const char *)sqlite3_column_text(st, 3), r->metric));
+}
+
+static uint64_t group_seed(const store_result *r)
+{
+    uint64_t h = em_hash64(r->task, strlen(r->task), 0);
+    h = em_hash64(r->variant, strlen(r->variant), h);
+    h = em_hash64(r->model, strlen(r->model), h);
+    return em_hash64(r->metric, strlen(r->metric), h);
+}
+
+static void finish_group(store_result *r, const double *v, int n)
+{
+    metric_summary sum;
+    metric_bootstrap(v, n, 1000, 0.95, group_seed(r), &sum);
+    r->mean = sum.mean;
+    r->lo = sum.lo;
+    r->hi = sum.hi;
+    r->n = n;
+    r->normalized = NAN;
+    if (r->preferred)
+        r->normalized = r->high_score != r->low_score
+                            ? metric_normalize(r->mean, r->low_score, r->high_score)
+                            : r->mean;
+}
+
+static void start_group(sqlite3_stmt *st, store_result *r)
+{
+    r->task = col_dup(st, 0);
+    r->variant = col_dup(st, 1);
+    r->model = col_dup(st, 2);
+    r->metric = col_dup(st, 3);
+    r->params = sqlite3_column_double(st, 5);
+    r->tokens = sqlite3_column_double(st, 6);
+    r->step = sqlite3_column_double(st, 7);
+    const unsigned char *pm = sqlite3_column_text(st, 8);
+    r->preferred = pm && !strcmp((const char *)pm, r->metric);
+    r->random_baseline = sqlite3_column_type(st, 9) == SQLITE_NULL
+                             ? NAN : sqlite3_column_double(st, 9);
+    r->low_score = sqlite3_column_double(st, 10);
+    r->high_score = sqlite3_column_double(st, 11);
+}
+
+/* Appends an "ece" row after a model's multiple-choice metrics: confidence
+ * (mc_confidence) against correctness (multiple_choice_grade > 0.5). */
+static void add_ece(row_acc *a, store_result like, const double *conf,
+                    const double *grade, int n)
+{
+    if (n == 0)
+        return;
+    double *correct = em_malloc(sizeof *correct * (size_t)n);
+    for (int i = 0; i < n; i++)
+        correct[i] = grade[i] > 0.5;
+    /* like is a copy: acc_push may move the array it came from. */
+    store_result *r = acc_push(a);
+    r->task = em_strdup(like.task);
+    r->variant = em_strdup(like.variant);
+    r->model = em_strdup(like.model);
+    r->metric = em_strdup("ece");
+    r->params = like.params;
+    r->tokens = like.tokens;
+    r->step = like.step;
+    r->mean = metric_ece(conf, correct, n, 10);
+    r->lo = r->hi = r->normalized = NAN;
+    r->random_baseline = NAN;
+    r->n = n;
+    free(correct);
+}
+
+static const char *const results_sql =
+    "SELECT t.name, s.variant, m.name, s.metric, s.value, m.params, m.tokens,"
+    " m.step, t.preferred_metric, t.random_baseline, t.low_score, t.high_score"
+    " FROM scores s JOIN tasks t ON t.id = s.task_id"
+    " JOIN models m ON m.id = s.model_id"
+    " LEFT JOIN examples e ON e.task_id = s.task_id AND e.example_id = s.example_id"
+    " ORDER BY t.name, s.variant, m.params, m.tokens, m.step, m.name, s.metric,"
+    " e.idx, s.example_id";
+
+typedef struct dvec {
+    double *v;
+    int n, cap;
+} dvec;
+
+static void dvec_push(dvec *d, double x)
+{
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 64;
+        d->v = em_realloc(d->v, sizeof *d->v * (size_t)d->cap);
+    }
+    d->v[d->n++] = x;
+}
+
+int store_results(store *s, store_result **rows, int *n, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(s, results_sql, &st, err) != 0)
+        return -1;
+    row_acc a = {0};
+    dvec vals = {0}, conf = {0}, grade = {0};
+    store_result *cur = NULL;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cur && !same_group(st, cur, 1)) {
+            finish_group(cur, vals.v, vals.n);
+            vals.n = 0;
+            if (!same_group(st, cur, 0)) {
+                int nc = conf.n == grade.n ? conf.n : 0;
+                add_ece(&a, *cur, conf.v, grade.v, nc);
+                conf.n = grade.n = 0;
+            }
+        }
+        if (!cur || vals.n == 0) {
+            cur = acc_push(&a);
+            start_group(st, cur);
+        }
+        double v = sqlite3_column_double(st, 4);
+        dvec_push(&vals, v);
+        if (!strcmp(cur->metric, "mc_confidence"))
+            dvec_push(&conf, v);
+        else if (!strcmp(cur->metric, "multiple_choice_grade"))
+            dvec_push(&grade, v);
+    }
+    if (cur) {
+        finish_group(cur, vals.v, vals.n);
+        add_ece(&a, *cur, conf.v, grade.v, conf.n == grade.n ? conf.n : 0);
+    }
+    sqlite3_finalize(st);
+    free(vals.v);
+    free(conf.v);
+    free(grade.v);
+    if (rc != SQLITE_DONE) {
+        store_results_free(a.rows, a.n);
+        return db_error(s, err, "reading scores");
+    }
+    *rows = a.rows;
+    *n = a.n;
+    return 0;
+}
+
+/* ---- scaling series ------------------------------------------------------ */
+
+static double axis_of(const store_result *r, int axis_flops)
+{
+    return axis_flops ? 6 * r->params * r->tokens : r->params;
+}
+
+static int series_find(scaling_series *ss, int n, const store_result *r)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ss[i].task, r->task) && !strcmp(ss[i].variant, r->variant) &&
+            !strcmp(ss[i].metric, r->metric))
+            return i;
+    return -1;
+}
+
+static void series_init(scaling_series *s, const store_result *r)
+{
+    memset(s, 0, sizeof *s);
+    s->task = em_strdup(r->task);
+    s->variant = em_strdup(r->variant);
+    s->metric = em_strdup(r->metric);
+    s->random_baseline = r->preferred ? r->random_baseline : NAN;
+    s->random_hi = NAN;
+    s->low_score = r->preferred ? r->low_score : 0;
+    s->high_score = r->preferred ? r->high_score : 0;
+}
+
+static void series_sort(scaling_series *s, int axis_flops)
+{
+    for (int i = 1; i < s->n; i++) {
+        scaling_point p = s->pts[i];
+        double key = axis_flops ? p.flops : p.params;
+        int j = i;
+        while (j > 0 && (axis_flops ? s->pts[j - 1].flops : s->pts[j - 1].params) > key) {
+            s->pts[j] = s->pts[j - 1];
+            j--;
+        }
+        s->pts[j] = p;
+    }
+}
+
+int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
+                      em_err *err)
+{
+    store_result *rows;
+    int nr;
+    if (store_results(s, &rows, &nr, err) != 0)
+        return -1;
+    scaling_series *ss = NULL;
+    int ns = 0;
+    for (int i = 0; i < nr; i++) {
+        const store_result *r = &rows[i];
+        if (!strcmp(r->metric, "ece") || !strcmp(r->metric, "mc_confidence"))
+            continue;
+        if (axis_flops && !(axis_of(r, 1) > 0))
+            continue;
+        int k = series_find(ss, ns, r);
+        if (k < 0) {
+            ss = em_realloc(ss, sizeof *ss * (size_t)(ns + 1));
+            series_init(&ss[ns], r);
+            k = ns++;
+        }
+        scaling_series *se = &ss[k];
+        se->pts = em_realloc(se->pts, sizeof *se->pts * (size_t)(se->n + 1));
+        scaling_point *p = &se->pts[se->n++];
+        p->model = em_strdup(r->model);
+        p->params = r->params;
+        p->flops = r->tokens > 0 ? 6 * r->params * r->tokens : 0;
+        p->score = r->mean;
+        p->lo = r->lo;
+        p->hi = r->hi;
+        p->n = r->n;
+    }
+    for (int i = 0; i < ns; i++)
+        series_sort(&ss[i], axis_flops);
+    store_results_free(rows, nr);
+    *out = ss;
+    *n = ns;
+    return 0;
+}

@@ -1,0 +1,135 @@
+/*
+ * store.h - the SQLite store of runs, models, tasks, requests, responses
+ * and scores.
+ *
+ * Owns: the schema (versioned with PRAGMA user_version), the response
+ * cache keyed by SHA-256 of (model identity, kind, prompt, continuation,
+ * settings), per-example scores, and their aggregation into result rows
+ * (mean, bootstrap CI, normalised score, ECE) and scaling series.
+ *
+ * The database is opened in WAL mode with foreign keys on. The sweep
+ * wraps each batch of responses and the scores they complete in ONE
+ * transaction (store_begin/store_commit), so a process killed at any
+ * moment leaves either all of a batch or none of it; re-running resumes.
+ * Only ok responses are served from the cache: a failed response is kept
+ * (for the record) and the request is sent again by the next run.
+ */
+#ifndef EMERGE_STORE_H
+#define EMERGE_STORE_H
+
+#include <stdint.h>
+
+#include "harness/common.h"
+#include "harness/task.h"
+#include "metrics/scaling.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct store store;
+
+int store_open(const char *path, store **out, em_err *err);
+void store_close(store *s);
+
+int store_begin(store *s, em_err *err);
+int store_commit(store *s, em_err *err);
+void store_rollback(store *s);
+
+/* Records one invocation; *id receives the run id. */
+int store_add_run(store *s, const char *command, uint64_t seed, int64_t *id,
+                  em_err *err);
+
+typedef struct store_model {
+    const char *name, *backend, *path;
+    double params, tokens, step;  /* 0 / 0 / -1 when unknown */
+    const char *spec_json;        /* the member as JSON, for the record */
+    const char *identity;         /* what makes its outputs what they are */
+} store_model;
+
+/* Inserts or updates the model with that identity (name, params etc.
+ * follow the latest family file; params 0 keeps a known count). */
+int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err);
+int store_set_model_params(store *s, int64_t id, double params, em_err *err);
+
+/* Inserts or updates the task (by name) and its examples. When the task's
+ * hash changed since it was stored, its old examples and scores are
+ * deleted: they described a different task. */
+int store_put_task(store *s, const task *t, int64_t *id, em_err *err);
+
+/* SHA-256 over the length-prefixed fields: the cache key. cont may be NULL. */
+void store_cache_key(const char *identity, const char *kind, const char *prompt,
+                     const char *cont, const char *settings, char out[65]);
+
+typedef struct store_request {
+    char key[65];
+    const char *kind;          /* "loglik" or "generate" */
+    int64_t model_id, task_id;
+    const char *variant, *example_id;
+    int pass, choice;
+    const char *prompt, *continuation, *settings;
+} store_request;
+
+typedef struct store_response {
+    int ok;
+    char *text;                /* generate output (malloc'd), or NULL */
+    double logprob;
+    int n_tokens;
+    int is_greedy;
+    const float *token_logprobs; /* borrowed when storing; NULL on lookup */
+    int n_token_logprobs;
+    char *error;               /* malloc'd, or NULL */
+    double elapsed;            /* seconds of backend time, amortised */
+} store_response;
+
+void store_response_clear(store_response *r);
+
+/* The cached ok response for key; *found 0 when there is none. */
+int store_lookup(store *s, const char *key, store_response *out, int *found,
+                 em_err *err);
+/* Stores a request (once per key) and its response (replacing an earlier
+ * failed one). */
+int store_put_response(store *s, const store_request *rq,
+                       const store_response *rs, int64_t run_id, em_err *err);
+
+typedef struct store_score {
+    int64_t model_id, task_id;
+    const char *variant, *example_id, *metric;
+    double value;
+    const char *answer;        /* extracted answer, or NULL */
+} store_score;
+
+int store_put_score(store *s, const store_score *sc, em_err *err);
+
+/* One row of `emerge results`. */
+typedef struct store_result {
+    char *task, *variant, *model, *metric;
+    double params, tokens, step;
+    double mean, lo, hi;       /* lo/hi NAN when there is no CI (ece) */
+    int n;
+    double normalized;         /* NAN unless metric is the preferred one */
+    int preferred;
+    double random_baseline, low_score, high_score;  /* from the task */
+} store_result;
+
+/* Every (task, variant, model, metric) aggregate, sorted by task, variant,
+ * model size and metric; bootstrap: 1000 resamples, 95%, seeded by the
+ * names. Multiple-choice groups get an extra "ece" row (10 bins). */
+int store_results(store *s, store_result **rows, int *n, em_err *err);
+void store_results_free(store_result *rows, int n);
+
+/* Writes every stored score, one CSV line per (model, task, variant,
+ * example, metric), values with 17 significant digits: for comparing
+ * runs byte for byte. */
+int store_dump_scores(store *s, FILE *f, em_err *err);
+
+/* One series per task x variant x metric, the models sorted by params (or
+ * by training flops 6*N*D with axis_flops; models without a token count
+ * are left out then), score = mean, lo/hi = bootstrap CI, random baseline
+ * and normalisation from the task for its preferred metric.
+ * Free with scaling_series_free. */
+int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
+                      em_err *err);
+
+/* Count of rows in a table (tests and progress). */
+int store_count(store *s, const char *table, int64_t *n, em_err *err);
+
+#endif

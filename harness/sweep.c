@@ -1,0 +1,970 @@
+/*
+ * sweep.c - the evaluation loop (see sweep.h).
+ *
+ * Per model, every (task, variant, example) becomes an `item` holding the
+ * requests of its current pass. A round scans the items in order: each
+ * request is looked up in the store; a miss joins the batch (identical
+ * requests in a batch are sent once and answer every item that asked).
+ * When the batch is full it is sent - log-likelihoods in one backend call,
+ * generations in another - and, in the same transaction, the responses
+ * are stored and every item they complete is scored. An item whose pass 1
+ * completes under zero_shot_cot gets its second pass built from the first
+ * pass's output and goes round again. An item with a failed request is
+ * left unscored; the failed response is stored and the next run resends
+ * it (only ok responses are cache hits).
+ *
+ * Determinism: prompts come from the task module (deterministic), the
+ * cache key covers everything a backend sees, and generation seeds derive
+ * from (run seed, task, example id, pass), so a resumed run recomputes
+ * exactly the scores an uninterrupted one writes.
+ */
+#include "harness/sweep.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backends/backend.h"
+#include "harness/progress.h"
+#include "harness/store.h"
+#include "harness/task.h"
+#include "metrics/metric.h"
+
+/* ---- lists ---------------------------------------------------------------- */
+
+void sweep_split(const char *list, char ***out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    const char *p = list;
+    while (p && *p) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (len) {
+            *out = em_realloc(*out, sizeof **out * (size_t)(*n + 1));
+            (*out)[(*n)++] = em_strndup(p, len);
+        }
+        p = c ? c + 1 : NULL;
+    }
+}
+
+void sweep_free_list(char **list, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int is_yaml(const char *name)
+{
+    size_t n = strlen(name);
+    return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+           (n > 4 && !strcmp(name + n - 4, ".yml"));
+}
+
+static int expand_dir(const char *dir, char ***paths, int *n, em_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return em_errorf(err, "%s: cannot read directory", dir);
+    int first = *n;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || !is_yaml(e->d_name))
+            continue;
+        em_buf b = {0};
+        em_buf_printf(&b, "%s/%s", dir, e->d_name);
+        *paths = em_realloc(*paths, sizeof **paths * (size_t)(*n + 1));
+        (*paths)[(*n)++] = em_buf_take(&b);
+    }
+    closedir(d);
+    qsort(*paths + first, (size_t)(*n - first), sizeof **paths, cmp_str);
+    if (*n == first)
+        return em_errorf(err, "%s: no *.yaml task files in the directory", dir);
+    return 0;
+}
+
+int sweep_expand_tasks(const char *list, char ***paths, int *n, em_err *err)
+{
+    char **parts;
+    int np;
+    sweep_split(list, &parts, &np);
+    *paths = NULL;
+    *n = 0;
+    int rc = np ? 0 : em_errorf(err, "no task files given");
+    for (int i = 0; rc == 0 && i < np; i++) {
+        struct stat st;
+        if (stat(parts[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            rc = expand_dir(parts[i], paths, n, err);
+        } else {
+            *paths = em_realloc(*paths, sizeof **paths * (size_t)(*n + 1));
+            (*paths)[(*n)++] = em_strdup(parts[i]);
+        }
+    }
+    sweep_free_list(parts, np);
+    if (rc != 0) {
+        sweep_free_list(*paths, *n);
+        *paths = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* ---- model identity -------------------------------------------------------- */
+
+/* Model files hash their bytes (a retrained model is a different model);
+ * beyond this size the path, size and mtime stand in, to keep start-up
+ * fast for multi-gigabyte files. */
+#define IDENTITY_HASH_LIMIT (512L << 20)
+
+static void identity_file(cJSON *o, const char *path, em_err *err)
+{
+    struct stat st;
+    if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        cJSON_AddStringToObject(o, "path", path ? path : "");
+        return;
+    }
+    if (st.st_size <= IDENTITY_HASH_LIMIT) {
+        char *data;
+        size_t len;
+        if (em_read_file(path, &data, &len, err) == 0) {
+            char hex[65];
+            em_sha256_hex(data, len, hex);
+            free(data);
+            cJSON_AddStringToObject(o, "sha256", hex);
+            return;
+        }
+    }
+    char buf[96];
+    snprintf(buf, sizeof buf, "%lld@%lld", (long long)st.st_size,
+             (long long)st.st_mtime);
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddStringToObject(o, "stat", buf);
+}
+
+char *sweep_model_identity(const backend_spec *spec, em_err *err)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "backend", spec->backend);
+    if (spec->n_params > 0)
+        cJSON_AddNumberToObject(o, "params", spec->n_params);
+    if (!strcmp(spec->backend, "native"))
+        identity_file(o, spec->path, err);
+    else if (spec->path)
+        cJSON_AddStringToObject(o, "path", spec->path);
+    /* Options sorted by key so their order in the file does not matter. */
+    int *idx = em_malloc(sizeof *idx * (size_t)(spec->n_opts + 1));
+    for (int i = 0; i < spec->n_opts; i++) {
+        int j = i;
+        while (j > 0 && strcmp(spec->opts[idx[j - 1]].key, spec->opts[i].key) > 0) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = i;
+    }
+    cJSON *opts = cJSON_AddObjectToObject(o, "opts");
+    for (int i = 0; i < spec->n_opts; i++)
+        if (strcmp(spec->opts[idx[i]].key, "threads"))
+            cJSON_AddStringToObject(opts, spec->opts[idx[i]].key,
+                                    spec->opts[idx[i]].value);
+    free(idx);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *spec_json(const family_member *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", m->spec.name);
+    cJSON_AddStringToObject(o, "backend", m->spec.backend);
+    if (m->spec.path)
+        cJSON_AddStringToObject(o, "path", m->spec.path);
+    if (m->spec.n_params > 0)
+        cJSON_AddNumberToObject(o, "params", m->spec.n_params);
+    if (m->spec.n_tokens > 0)
+        cJSON_AddNumberToObject(o, "tokens", m->spec.n_tokens);
+    if (m->step >= 0)
+        cJSON_AddNumberToObject(o, "step", m->step);
+    if (m->checkpoint)
+        cJSON_AddStringToObject(o, "checkpoint", m->checkpoint);
+    for (int i = 0; i < m->spec.n_opts; i++)
+        cJSON_AddStringToObject(o, m->spec.opts[i].key, m->spec.opts[i].value);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- items ------------------------------------------------------------------ */
+
+enum { SLOT_OPEN, SLOT_OK, SLOT_FAILED };
+enum { ITEM_ACTIVE, ITEM_DONE, ITEM_FAILED };
+
+typedef struct slot {
+    char key[65];
+    char *settings;   /* generate settings JSON, NULL for loglik */
+    int state;
+    char *text;
+    double logprob;
+    int n_tokens, is_greedy;
+} slot;
+
+typedef struct item {
+    int pair;         /* index into the run's task x variant pairs */
+    int ex;
+    task_request *reqs;
+    slot *slots;
+    int n_reqs;
+    int pass;
+    int status;
+} item;
+
+typedef struct pair {
+    task *t;
+    int64_t task_id;
+    const task_variant *v;
+} pair;
+
+typedef struct bentry {
+    char key[65];
+    int item, req;    /* the first item that asked: its request is sent */
+} bentry;
+
+typedef struct waiter {
+    int entry, item, req;
+} waiter;
+
+typedef struct batch {
+    bentry *e;
+    int n;
+    waiter *w;
+    int nw, wcap;
+} batch;
+
+typedef struct run_ctx {
+    const sweep_opts *o;
+    store *db;
+    int64_t run_id;
+    pair *pairs;
+    int n_pairs;
+    char **warned;    /* "task/variant/metric" already warned about */
+    int n_warned;
+    FILE *rec;
+    sweep_stats *st;
+    /* the model being run */
+    const family_member *m;
+    char *identity;
+    int64_t model_id;
+    backend *be;
+    item *items;
+    int n_items, lo;
+    progress *pb;
+    long total, done;
+} run_ctx;
+
+static void slot_clear(slot *s)
+{
+    free(s->settings);
+    free(s->text);
+    memset(s, 0, sizeof *s);
+}
+
+static void item_clear(item *it)
+{
+    for (int i = 0; i < it->n_reqs; i++)
+        slot_clear(&it->slots[i]);
+    free(it->slots);
+    task_requests_free(it->reqs, it->n_reqs);
+    it->reqs = NULL;
+    it->slots = NULL;
+    it->n_reqs = 0;
+}
+
+static uint64_t gen_seed(const run_ctx *c, const item *it)
+{
+    const pair *p = &c->pairs[it->pair];
+    const char *id = p->t->examples[it->ex].id;
+    uint64_t h = em_hash64(p->t->name, strlen(p->t->name), c->o->seed);
+    h = em_hash64(id, strlen(id), h);
+    h ^= (uint64_t)it->pass * 0x9e3779b97f4a7c15ULL;
+    return em_splitmix64(&h);
+}
+
+static int req_max_tokens(const task *t, const task_request *r)
+{
+    return r->max_tokens > 0 ? r->max_tokens : t->max_tokens;
+}
+
+/* Everything besides the prompt that decides a generation. The seed only
+ * matters when sampling, so greedy requests share cache entries across
+ * tasks and seeds. */
+static char *gen_settings(const run_ctx *c, const item *it, const task_request *r)
+{
+    const task *t = c->pairs[it->pair].t;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "max_tokens", req_max_tokens(t, r));
+    cJSON *stop = cJSON_AddArrayToObject(o, "stop");
+    for (int i = 0; i < t->n_stop; i++)
+        cJSON_AddItemToArray(stop, cJSON_CreateString(t->stop[i]));
+    cJSON_AddNumberToObject(o, "temperature", c->o->temperature);
+    cJSON_AddNumberToObject(o, "top_p", 1);
+    if (c->o->temperature > 0)
+        cJSON_AddNumberToObject(o, "seed", (double)(gen_seed(c, it) >> 11));
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static const char *kind_name(task_req_kind k)
+{
+    return k == TASK_REQ_GENERATE ? "generate" : "loglik";
+}
+
+static void slots_init(run_ctx *c, item *it)
+{
+    it->slots = em_calloc((size_t)it->n_reqs + 1, sizeof *it->slots);
+    for (int i = 0; i < it->n_reqs; i++) {
+        const task_request *r = &it->reqs[i];
+        slot *s = &it->slots[i];
+        s->settings = r->kind == TASK_REQ_GENERATE ? gen_settings(c, it, r) : NULL;
+        store_cache_key(c->identity, kind_name(r->kind), r->prompt,
+                        r->kind == TASK_REQ_LOGLIK ? r->continuation : NULL,
+                        s->settings, s->key);
+    }
+}
+
+static int build_pass1(run_ctx *c, item *it, em_err *err)
+{
+    const pair *p = &c->pairs[it->pair];
+    if (task_build_requests(p->t, p->v, it->ex, &it->reqs, &it->n_reqs, err) != 0)
+        return em_error_prefix(err, "%s: variant %s, example %s", p->t->path,
+                               p->v->name, p->t->examples[it->ex].id);
+    it->pass = 1;
+    slots_init(c, it);
+    return 0;
+}
+
+static int build_pass2(run_ctx *c, item *it, em_err *err)
+{
+    const pair *p = &c->pairs[it->pair];
+    int g = 0;
+    while (g < it->n_reqs && it->reqs[g].kind != TASK_REQ_GENERATE)
+        g++;
+    if (g == it->n_reqs)
+        return em_errorf(err, "%s: zero_shot_cot pass 1 has no generation",
+                         p->t->path);
+    task_request *r2 = em_calloc(1, sizeof *r2);
+    if (task_build_second_pass(p->t, p->v, it->ex, it->reqs[g].prompt,
+                               it->slots[g].text ? it->slots[g].text : "", r2,
+                               err) != 0) {
+        free(r2);
+        return em_error_prefix(err, "%s: example %s, second pass", p->t->path,
+                               p->t->examples[it->ex].id);
+    }
+    item_clear(it);
+    it->reqs = r2;
+    it->n_reqs = 1;
+    it->pass = 2;
+    slots_init(c, it);
+    return 0;
+}
+
+/* ---- scoring ------------------------------------------------------------------ */
+
+static void warn_once(run_ctx *c, const pair *p, const char *metric, const char *why)
+{
+    em_buf b = {0};
+    em_buf_printf(&b, "%s/%s/%s", p->t->name, p->v->name, metric);
+    for (int i = 0; i < c->n_warned; i++)
+        if (!strcmp(c->warned[i], b.s)) {
+            em_buf_free(&b);
+            return;
+        }
+    c->warned = em_realloc(c->warned, sizeof *c->warned * (size_t)(c->n_warned + 1));
+    c->warned[c->n_warned++] = em_buf_take(&b);
+    fprintf(stderr, "emerge: warning: task %s, variant %s: metric %s not "
+            "computed: %s\n", p->t->name, p->v->name, metric, why);
+}
+
+typedef struct scored {
+    metric_input in;
+    char *answer;          /* stored with the scores */
+    char **norm_targets;
+    double *choice_lp;
+    int *choice_tok;
+    int gen_choice;        /* multiple choice answered by generation */
+    int matched;           /* that answer's choice, -1 none */
+} scored;
+
+static void scored_free(scored *s, int n_targets)
+{
+    for (int i = 0; i < n_targets; i++)
+        free(s->norm_targets[i]);
+    free(s->norm_targets);
+    free(s->choice_lp);
+    free(s->choice_tok);
+    free(s->answer);
+}
+
+static void fill_input(const task *t, const task_example *e, const item *it,
+                       scored *s)
+{
+    metric_input *in = &s->in;
+    int has_choice_lp = 0;
+    s->norm_targets = em_calloc((size_t)e->n_targets + 1, sizeof *s->norm_targets);
+    for (int i = 0; i < e->n_targets; i++)
+        s->norm_targets[i] = task_normalize(e->targets[i], t->answer.norm);
+    if (e->n_choices > 0) {
+        s->choice_lp = em_calloc((size_t)e->n_choices, sizeof *s->choice_lp);
+        s->choice_tok = em_calloc((size_t)e->n_choices, sizeof *s->choice_tok);
+    }
+    for (int i = 0; i < it->n_reqs; i++) {
+        const task_request *r = &it->reqs[i];
+        const slot *sl = &it->slots[i];
+        if (r->kind == TASK_REQ_GENERATE) {
+            in->output = sl->text ? sl->text : "";
+        } else if (r->choice == -1) {
+            in->has_target_logprob = 1;
+            in->target_logprob = sl->logprob;
+            in->target_tokens = sl->n_tokens;
+        } else if (r->choice >= 0 && r->choice < e->n_choices) {
+            s->choice_lp[r->choice] = sl->logprob;
+            s->choice_tok[r->choice] = sl->n_tokens;
+            has_choice_lp = 1;
+        }
+    }
+    in->targets = (const char *const *)s->norm_targets;
+    in->n_targets = e->n_targets;
+    in->choice_scores = e->choice_scores;
+    s->matched = -1;
+    if (has_choice_lp) {
+        int best = 0;
+        for (int i = 1; i < e->n_choices; i++)
+            if (s->choice_lp[i] > s->choice_lp[best])
+                best = i;
+        in->choice_logprobs = s->choice_lp;
+        in->choice_tokens = s->choice_tok;
+        in->n_choices = e->n_choices;
+        s->answer = task_normalize(e->choices[best], t->answer.norm);
+    } else if (in->output) {
+        s->answer = task_extract_answer(t, in->output);
+        s->gen_choice = e->n_choices > 0;
+        for (int i = 0; s->gen_choice && i < e->n_choices && s->matched < 0; i++) {
+            char *c = task_normalize(e->choices[i], t->answer.norm);
+            if (!strcmp(c, s->answer))
+                s->matched = i;
+            free(c);
+        }
+    }
+    in->answer = s->answer;
+}
+
+static int put_metric(run_ctx *c, const item *it, const char *metric, double v,
+                      const char *answer, em_err *err)
+{
+    const pair *p = &c->pairs[it->pair];
+    store_score sc = {c->model_id, p->task_id, p->v->name,
+                      p->t->examples[it->ex].id, metric, v, answer};
+    return store_put_score(c->db, &sc, err);
+}
+
+/* Scores one completed item with every metric of its task (plus
+ * mc_confidence when choice probabilities exist, for ECE). A multiple
+ * choice answered by generation (cot variants) scores the choice its
+ * extracted answer names: multiple_choice_grade is that choice's score,
+ * 0 when it names none. */
+static int score_item(run_ctx *c, item *it, em_err *err)
+{
+    const pair *p = &c->pairs[it->pair];
+    const task *t = p->t;
+    const task_example *e = &t->examples[it->ex];
+    scored s = {0};
+    fill_input(t, e, it, &s);
+    int rc = 0, has_conf = 0;
+    for (int i = 0; rc == 0 && i <= t->n_metrics; i++) {
+        const char *m = i < t->n_metrics ? t->metrics[i] : "mc_confidence";
+        if (i == t->n_metrics && (has_conf || !s.in.choice_logprobs))
+            break;
+        has_conf |= !strcmp(m, "mc_confidence");
+        double v;
+        em_err merr = {{0}};
+        if (s.gen_choice && !strcmp(m, "multiple_choice_grade")) {
+            v = s.matched >= 0 && e->choice_scores ? e->choice_scores[s.matched]
+                                                   : 0;
+        } else if (metric_compute(m, &s.in, &v, &merr) != 0) {
+            warn_once(c, p, m, merr.msg);
+            continue;
+        }
+        rc = put_metric(c, it, m, v, s.answer, err);
+    }
+    scored_free(&s, e->n_targets);
+    return rc;
+}
+
+/* ---- batches -------------------------------------------------------------------- */
+
+static int batch_find(const batch *b, const char *key)
+{
+    for (int i = 0; i < b->n; i++)
+        if (!strcmp(b->e[i].key, key))
+            return i;
+    return -1;
+}
+
+static void batch_wait(batch *b, int entry, int item, int req)
+{
+    if (b->nw == b->wcap) {
+        b->wcap = b->wcap ? b->wcap * 2 : 64;
+        b->w = em_realloc(b->w, sizeof *b->w * (size_t)b->wcap);
+    }
+    b->w[b->nw++] = (waiter){entry, item, req};
+}
+
+static void progress_tick(run_ctx *c)
+{
+    c->done++;
+    progress_update(c->pb, c->done);
+}
+
+/* Resolves what the cache can of item idx and adds its misses to b (or,
+ * with b NULL, only finishes what is already answered). Returns 1 when
+ * the batch is full, 0 otherwise, -1 on error. */
+static int visit(run_ctx *c, int idx, batch *b, em_err *err)
+{
+    item *it = &c->items[idx];
+    while (it->status == ITEM_ACTIVE) {
+        int waiting = 0, failed = 0;
+        for (int r = 0; r < it->n_reqs; r++) {
+            slot *s = &it->slots[r];
+            failed |= s->state == SLOT_FAILED;
+            if (s->state != SLOT_OPEN)
+                continue;
+            store_response res;
+            int found;
+            if (store_lookup(c->db, s->key, &res, &found, err) != 0)
+                return -1;
+            if (found) {
+                s->state = SLOT_OK;
+                s->text = res.text;
+                res.text = NULL;
+                s->logprob = res.logprob;
+                s->n_tokens = res.n_tokens;
+                s->is_greedy = res.is_greedy;
+                store_response_clear(&res);
+                c->st->cached++;
+                progress_tick(c);
+                continue;
+            }
+            waiting = 1;
+            if (!b)
+                continue;
+            int e = batch_find(b, s->key);
+            if (e < 0) {
+                if (b->n >= c->o->batch)
+                    return 1;
+                e = b->n++;
+                memcpy(b->e[e].key, s->key, sizeof s->key);
+                b->e[e].item = idx;
+                b->e[e].req = r;
+            }
+            batch_wait(b, e, idx, r);
+        }
+        if (waiting)
+            return 0;
+        if (failed) {
+            it->status = ITEM_FAILED;
+            c->st->unscored++;
+        } else if (it->pass == 1 &&
+                   c->pairs[it->pair].v->kind == VARIANT_ZERO_SHOT_COT) {
+            if (build_pass2(c, it, err) != 0)
+                return -1;
+        } else {
+            if (score_item(c, it, err) != 0)
+                return -1;
+            it->status = ITEM_DONE;
+            c->st->scored++;
+        }
+        if (it->status != ITEM_ACTIVE)
+            item_clear(it);
+    }
+    return 0;
+}
+
+static int ensure_open(run_ctx *c, em_err *err)
+{
+    if (c->be)
+        return 0;
+    if (backend_open(&c->m->spec, &c->be, err) != 0)
+        return -1;
+    if (!(c->m->spec.n_params > 0) && c->be->info.n_params > 0)
+        return store_set_model_params(c->db, c->model_id, c->be->info.n_params, err);
+    return 0;
+}
+
+static void record(run_ctx *c, const task_request *r, const store_response *res)
+{
+    if (!c->rec || !res->ok)
+        return;
+    cJSON *o = cJSON_CreateObject();
+    if (r->kind == TASK_REQ_LOGLIK) {
+        cJSON_AddStringToObject(o, "kind", "loglik");
+        cJSON_AddStringToObject(o, "context", r->prompt);
+        cJSON_AddStringToObject(o, "continuation", r->continuation);
+        cJSON_AddNumberToObject(o, "logprob", res->logprob);
+        cJSON_AddNumberToObject(o, "n_tokens", res->n_tokens);
+        cJSON_AddBoolToObject(o, "is_greedy", res->is_greedy);
+    } else {
+        cJSON_AddStringToObject(o, "kind", "generate");
+        cJSON_AddStringToObject(o, "prompt", r->prompt);
+        cJSON_AddStringToObject(o, "text", res->text ? res->text : "");
+        cJSON_AddNumberToObject(o, "n_tokens", res->n_tokens);
+        if (res->token_logprobs) {
+            cJSON *a = cJSON_AddArrayToObject(o, "token_logprobs");
+            for (int i = 0; i < res->n_token_logprobs; i++)
+                cJSON_AddItemToArray(a, cJSON_CreateNumber(res->token_logprobs[i]));
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    fprintf(c->rec, "%s\n", s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+/* Stores entry i's response and hands it to every item waiting on it. */
+static int settle(run_ctx *c, const batch *b, int i, const store_response *res,
+                  em_err *err)
+{
+    const item *first = &c->items[b->e[i].item];
+    const task_request *r = &first->reqs[b->e[i].req];
+    const pair *p = &c->pairs[first->pair];
+    store_request rq = {.kind = kind_name(r->kind), .model_id = c->model_id,
+                        .task_id = p->task_id, .variant = p->v->name,
+                        .example_id = p->t->examples[first->ex].id,
+                        .pass = first->pass, .choice = r->choice,
+                        .prompt = r->prompt,
+                        .continuation = r->kind == TASK_REQ_LOGLIK ? r->continuation
+                                                                   : NULL,
+                        .settings = first->slots[b->e[i].req].settings};
+    memcpy(rq.key, b->e[i].key, sizeof rq.key);
+    if (store_put_response(c->db, &rq, res, c->run_id, err) != 0)
+        return -1;
+    record(c, r, res);
+    if (!res->ok)
+        c->st->failed++;
+    for (int w = 0; w < b->nw; w++) {
+        if (b->w[w].entry != i)
+            continue;
+        slot *s = &c->items[b->w[w].item].slots[b->w[w].req];
+        s->state = res->ok ? SLOT_OK : SLOT_FAILED;
+        s->text = em_strdup(res->text);
+        s->logprob = res->logprob;
+        s->n_tokens = res->n_tokens;
+        s->is_greedy = res->is_greedy;
+        progress_tick(c);
+    }
+    return 0;
+}
+
+static int run_loglik(run_ctx *c, const batch *b, em_err *err)
+{
+    int n = 0;
+    for (int i = 0; i < b->n; i++)
+        n += c->items[b->e[i].item].reqs[b->e[i].req].kind == TASK_REQ_LOGLIK;
+    if (n == 0)
+        return 0;
+    backend_ll_req *rq = em_calloc((size_t)n, sizeof *rq);
+    backend_ll_res *rs = em_calloc((size_t)n, sizeof *rs);
+    int *which = em_calloc((size_t)n, sizeof *which);
+    for (int i = 0, k = 0; i < b->n; i++) {
+        const task_request *r = &c->items[b->e[i].item].reqs[b->e[i].req];
+        if (r->kind != TASK_REQ_LOGLIK)
+            continue;
+        rq[k] = (backend_ll_req){r->prompt, r->continuation};
+        which[k++] = i;
+    }
+    double t0 = em_now();
+    int rc = backend_loglikelihood(c->be, rq, rs, n, err);
+    double per = (em_now() - t0) / n;
+    for (int k = 0; rc == 0 && k < n; k++) {
+        store_response res = {.ok = rs[k].ok, .logprob = rs[k].logprob,
+                              .n_tokens = rs[k].n_tokens,
+                              .is_greedy = rs[k].is_greedy,
+                              .error = rs[k].ok ? NULL : rs[k].error,
+                              .elapsed = per};
+        rc = settle(c, b, which[k], &res, err);
+    }
+    free(rq);
+    free(rs);
+    free(which);
+    return rc;
+}
+
+static int run_generate(run_ctx *c, const batch *b, em_err *err)
+{
+    int n = 0;
+    for (int i = 0; i < b->n; i++)
+        n += c->items[b->e[i].item].reqs[b->e[i].req].kind == TASK_REQ_GENERATE;
+    if (n == 0)
+        return 0;
+    backend_gen_req *rq = em_calloc((size_t)n, sizeof *rq);
+    backend_gen_res *rs = em_calloc((size_t)n, sizeof *rs);
+    int *which = em_calloc((size_t)n, sizeof *which);
+    for (int i = 0, k = 0; i < b->n; i++) {
+        const item *it = &c->items[b->e[i].item];
+        const task_request *r = &it->reqs[b->e[i].req];
+        if (r->kind != TASK_REQ_GENERATE)
+            continue;
+        const task *t = c->pairs[it->pair].t;
+        rq[k] = (backend_gen_req){r->prompt, (const char *const *)t->stop,
+                                  t->n_stop, req_max_tokens(t, r),
+                                  c->o->temperature, 1, gen_seed(c, it)};
+        which[k++] = i;
+    }
+    double t0 = em_now();
+    int rc = backend_generate(c->be, rq, rs, n, err);
+    double per = (em_now() - t0) / n;
+    for (int k = 0; rc == 0 && k < n; k++) {
+        store_response res = {.ok = rs[k].ok, .text = rs[k].text,
+                              .logprob = rs[k].sum_logprob,
+                              .n_tokens = rs[k].n_tokens,
+                              .token_logprobs = rs[k].token_logprobs,
+                              .n_token_logprobs = rs[k].token_logprobs ? rs[k].n_tokens : 0,
+                              .error = rs[k].ok ? NULL : rs[k].error,
+                              .elapsed = per};
+        rc = settle(c, b, which[k], &res, err);
+    }
+    for (int k = 0; k < n; k++)
+        backend_gen_res_clear(&rs[k]);
+    free(rq);
+    free(rs);
+    free(which);
+    return rc;
+}
+
+/* One round: gather a batch, send it, store it and the scores it
+ * completes, all in one transaction. *more is 0 when every item is done. */
+static int round_once(run_ctx *c, batch *b, int *more, em_err *err)
+{
+    b->n = b->nw = 0;
+    while (c->lo < c->n_items && c->items[c->lo].status != ITEM_ACTIVE)
+        c->lo++;
+    if (store_begin(c->db, err) != 0)
+        return -1;
+    int rc = 0;
+    for (int i = c->lo; rc == 0 && i < c->n_items; i++) {
+        rc = visit(c, i, b, err);
+        if (rc == 1) {
+            rc = 0;
+            break;
+        }
+    }
+    if (rc == 0 && b->n > 0) {
+        rc = ensure_open(c, err);
+        if (rc == 0)
+            rc = run_loglik(c, b, err);
+        if (rc == 0)
+            rc = run_generate(c, b, err);
+        c->st->sent += b->n;
+        for (int w = 0; rc == 0 && w < b->nw; w++)
+            rc = visit(c, b->w[w].item, NULL, err) < 0 ? -1 : 0;
+    }
+    if (rc == 0 && c->rec)
+        fflush(c->rec);
+    if (rc == 0)
+        rc = store_commit(c->db, err);
+    if (rc != 0)
+        store_rollback(c->db);
+    *more = b->n > 0;
+    return rc;
+}
+
+/* ---- per model ------------------------------------------------------------------- */
+
+static int build_items(run_ctx *c, em_err *err)
+{
+    int n = 0;
+    for (int p = 0; p < c->n_pairs; p++) {
+        const task *t = c->pairs[p].t;
+        n += c->o->limit > 0 && c->o->limit < t->n_examples ? c->o->limit
+                                                             : t->n_examples;
+    }
+    c->items = em_calloc((size_t)n + 1, sizeof *c->items);
+    c->n_items = 0;
+    c->total = 0;
+    for (int p = 0; p < c->n_pairs; p++) {
+        const task *t = c->pairs[p].t;
+        int ne = c->o->limit > 0 && c->o->limit < t->n_examples ? c->o->limit
+                                                                 : t->n_examples;
+        for (int e = 0; e < ne; e++) {
+            item *it = &c->items[c->n_items++];
+            it->pair = p;
+            it->ex = e;
+            if (build_pass1(c, it, err) != 0)
+                return -1;
+            c->total += it->n_reqs +
+                        (c->pairs[p].v->kind == VARIANT_ZERO_SHOT_COT);
+        }
+    }
+    return 0;
+}
+
+static void free_items(run_ctx *c)
+{
+    for (int i = 0; i < c->n_items; i++)
+        item_clear(&c->items[i]);
+    free(c->items);
+    c->items = NULL;
+    c->n_items = c->lo = 0;
+}
+
+static int register_model(run_ctx *c, em_err *err)
+{
+    const family_member *m = c->m;
+    c->identity = sweep_model_identity(&m->spec, err);
+    char *js = spec_json(m);
+    store_model sm = {m->spec.name, m->spec.backend, m->spec.path,
+                      m->spec.n_params, m->spec.n_tokens, m->step, js,
+                      c->identity};
+    int rc = store_put_model(c->db, &sm, &c->model_id, err);
+    free(js);
+    return rc;
+}
+
+static int run_model(run_ctx *c, const family_member *m, em_err *err)
+{
+    sweep_stats before = *c->st;
+    c->m = m;
+    int rc = register_model(c, err);
+    if (rc == 0)
+        rc = build_items(c, err);
+    batch b = {0};
+    b.e = em_calloc((size_t)c->o->batch, sizeof *b.e);
+    c->done = 0;
+    c->st->requests += c->total;
+    if (rc == 0)
+        c->pb = progress_new(m->spec.name, c->total);
+    for (int more = 1; rc == 0 && more;)
+        rc = round_once(c, &b, &more, err);
+    progress_free(c->pb);
+    c->pb = NULL;
+    free(b.e);
+    free(b.w);
+    free_items(c);
+    backend_close(c->be);
+    c->be = NULL;
+    free(c->identity);
+    c->identity = NULL;
+    if (rc != 0)
+        return em_error_prefix(err, "model '%s'", m->spec.name);
+    if (!c->o->quiet)
+        fprintf(stderr, "emerge: %s: %ld requests (%ld cached, %ld sent, %ld "
+                "failed), %ld examples scored%s\n", m->spec.name,
+                c->st->cached - before.cached + c->st->sent - before.sent,
+                c->st->cached - before.cached, c->st->sent - before.sent,
+                c->st->failed - before.failed, c->st->scored - before.scored,
+                c->st->unscored > before.unscored
+                    ? " (some left unscored: failed requests are retried by "
+                      "the next run)" : "");
+    return 0;
+}
+
+/* ---- tasks ----------------------------------------------------------------------- */
+
+static int load_pairs(run_ctx *c, task ***tasks, em_err *err)
+{
+    const sweep_opts *o = c->o;
+    static char *standard[] = {"standard"};
+    char **vnames = o->n_variants ? o->variants : standard;
+    int nv = o->n_variants ? o->n_variants : 1;
+    *tasks = em_calloc((size_t)o->n_tasks + 1, sizeof **tasks);
+    c->pairs = em_calloc((size_t)(o->n_tasks * nv) + 1, sizeof *c->pairs);
+    for (int i = 0; i < o->n_tasks; i++) {
+        if (task_load(o->task_paths[i], &(*tasks)[i], err) != 0)
+            return -1;
+        task *t = (*tasks)[i];
+        for (int k = 0; k < i; k++)
+            if (!strcmp((*tasks)[k]->name, t->name))
+                return em_errorf(err, "%s: task name '%s' is also used by %s",
+                                 t->path, t->name, (*tasks)[k]->path);
+        int64_t id;
+        if (store_put_task(c->db, t, &id, err) != 0)
+            return -1;
+        for (int v = 0; v < nv; v++) {
+            const task_variant *tv = task_variant_find(t, vnames[v]);
+            if (!tv) {
+                em_buf known = {0};
+                for (int k = 0; k < t->n_variants; k++)
+                    em_buf_printf(&known, "%s%s", k ? ", " : "", t->variants[k].name);
+                em_errorf(err, "%s: task '%s' has no variant '%s' (it has: %s)",
+                          t->path, t->name, vnames[v], known.s ? known.s : "");
+                em_buf_free(&known);
+                return -1;
+            }
+            c->pairs[c->n_pairs++] = (pair){t, id, tv};
+        }
+    }
+    return 0;
+}
+
+/* A variant a task cannot run (cot without rationales) is skipped with a
+ * warning rather than stopping the whole sweep. */
+static void drop_unbuildable(run_ctx *c)
+{
+    int k = 0;
+    for (int p = 0; p < c->n_pairs; p++) {
+        const pair *pp = &c->pairs[p];
+        task_request *r;
+        int n;
+        em_err e;
+        if (pp->t->n_examples > 0 &&
+            task_build_requests(pp->t, pp->v, 0, &r, &n, &e) != 0) {
+            fprintf(stderr, "emerge: warning: skipping task %s, variant %s: %s\n",
+                    pp->t->name, pp->v->name, e.msg);
+            continue;
+        }
+        if (pp->t->n_examples > 0)
+            task_requests_free(r, n);
+        c->pairs[k++] = *pp;
+    }
+    c->n_pairs = k;
+}
+
+int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
+{
+    memset(stats, 0, sizeof *stats);
+    if (o->batch <= 0)
+        return em_errorf(err, "--batch must be a positive number");
+    run_ctx c = {.o = o, .st = stats};
+    if (store_open(o->db_path, &c.db, err) != 0)
+        return -1;
+    task **tasks = NULL;
+    int rc = store_add_run(c.db, o->command, o->seed, &c.run_id, err);
+    if (rc == 0 && store_begin(c.db, err) == 0) {
+        rc = load_pairs(&c, &tasks, err);
+        rc = rc == 0 ? store_commit(c.db, err) : (store_rollback(c.db), -1);
+    } else {
+        rc = -1;
+    }
+    if (rc == 0 && o->record_path && !(c.rec = fopen(o->record_path, "a")))
+        rc = em_errorf(err, "%s: cannot open for appending", o->record_path);
+    if (rc == 0)
+        drop_unbuildable(&c);
+    for (int i = 0; rc == 0 && i < o->fam->n_members; i++)
+        rc = run_model(&c, &o->fam->members[i], err);
+    if (c.rec)
+        fclose(c.rec);
+    for (int i = 0; tasks && i < o->n_tasks; i++)
+        task_free(tasks[i]);
+    free(tasks);
+    free(c.pairs);
+    sweep_free_list(c.warned, c.n_warned);
+    store_close(c.db);
+    return rc;
+}

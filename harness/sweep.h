@@ -1,0 +1,59 @@
+/*
+ * sweep.h - runs tasks x variants x examples over a model family.
+ *
+ * Owns: the evaluation loop. Models run one at a time in the family's
+ * order (loaded once, all their work done, closed); for each (task,
+ * variant, example) the requests are built by the task module, served
+ * from the store's cache when an ok response exists, otherwise sent to
+ * the backend in batches. Each batch is stored in ONE transaction together
+ * with the scores of the examples it completes, so a killed sweep resumes
+ * where it stopped and ends with byte-identical scores.
+ */
+#ifndef EMERGE_SWEEP_H
+#define EMERGE_SWEEP_H
+
+#include <stdint.h>
+
+#include "harness/common.h"
+#include "harness/family.h"
+
+typedef struct sweep_opts {
+    char **task_paths;      /* task files (directories already expanded) */
+    int n_tasks;
+    char **variants;        /* variant names; none means "standard" */
+    int n_variants;
+    family *fam;            /* borrowed; run in member order (family_sort) */
+    const char *db_path;
+    uint64_t seed;          /* run seed: generation seeds derive from it */
+    int limit;              /* examples per task, 0 = all */
+    int batch;              /* requests per backend call, default 32 */
+    double temperature;     /* 0 = greedy */
+    const char *record_path;/* append every ok response as replay JSONL */
+    const char *command;    /* the command line, for the runs table */
+    int quiet;              /* no per-model summary lines on stderr */
+} sweep_opts;
+
+typedef struct sweep_stats {
+    long requests;   /* requests the sweep needed */
+    long cached;     /* served from the store */
+    long sent;       /* sent to a backend */
+    long failed;     /* failed responses (retried by the next run) */
+    long scored;     /* (model, task, variant, example) units scored */
+    long unscored;   /* units left unscored because a request failed */
+} sweep_stats;
+
+int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err);
+
+/* Expands a comma-separated list of task files and directories (every
+ * *.yaml / *.yml in a directory, sorted) into paths. */
+int sweep_expand_tasks(const char *list, char ***paths, int *n, em_err *err);
+void sweep_free_list(char **list, int n);
+/* Splits "a,b,c" into a malloc'd list. */
+void sweep_split(const char *list, char ***out, int *n);
+
+/* The string that identifies a model's outputs for the cache: backend,
+ * parameter count and options (not `threads`), plus for model files read
+ * by the native backend the SHA-256 of the file, else the path. */
+char *sweep_model_identity(const backend_spec *spec, em_err *err);
+
+#endif
