@@ -193,7 +193,8 @@ static void cache_put(bpe_cache *c, const char *w, size_t n,
         e->klen = (uint32_t)n;
         e->n = n_ids;
         e->ids = em_malloc(((size_t)n_ids + 1) * sizeof *e->ids);
-        memcpy(e->ids, ids, (size_t)n_ids * sizeof *ids);
+        if (n_ids)
+            memcpy(e->ids, ids, (size_t)n_ids * sizeof *ids);
         c->used++;
     }
     pthread_mutex_unlock(&c->mu);

@@ -32,8 +32,9 @@ static tokenizer *open_tok(const char *path, gguf_file **g)
     return t;
 }
 
-/* Concatenated pieces of ids. */
-static char *decode_all(const tokenizer *t, const int32_t *ids, int n)
+/* Concatenated pieces of ids (length in *len if not NULL). */
+static char *decode_all_n(const tokenizer *t, const int32_t *ids, int n,
+                          size_t *len)
 {
     em_buf b = {0};
     char piece[256];
@@ -41,7 +42,14 @@ static char *decode_all(const tokenizer *t, const int32_t *ids, int n)
         int len = tok_decode(t, ids[i], piece, sizeof piece);
         em_buf_put(&b, piece, (size_t)len);
     }
+    if (len)
+        *len = b.len;
     return b.s ? em_buf_take(&b) : em_strdup("");
+}
+
+static char *decode_all(const tokenizer *t, const int32_t *ids, int n)
+{
+    return decode_all_n(t, ids, n, NULL);
 }
 
 /* Parses one .out line of space-separated ids. */
@@ -215,6 +223,109 @@ TEST(logits_prompts)
         check_logits(models[i]);
 }
 
+/* ------------------------------------------------- random inputs */
+
+/* Code points that stress the pre-tokenizers and byte fallback: ASCII,
+ * every kind of Unicode space, combining marks, CJK, emoji, digits of
+ * other scripts, apostrophes. */
+static const uint32_t pool[] = {
+    'a', 'Z', '0', '7', ' ', ' ', ' ', '\n', '\t', '\r', '\'', 's', 't',
+    '.', ',', '!', '?', '$', '+', '<', '=', '^', '~', '|', '`', '_', '-',
+    0x85, 0xA0, 0x1680, 0x2003, 0x2028, 0x202F, 0x3000, 0x200B, 0xFEFF,
+    0x0301, 0x00E9, 0x00DF, 0x0416, 0x05D0, 0x0627, 0x0663, 0x0967, 0x0E01,
+    0x4E2D, 0x65E5, 0xAC00, 0x2014, 0x2026, 0x20AC, 0xFF01, 0xFFFD,
+    0x1F642, 0x1F468, 0x200D, 0x10FFFF, 0xE000,
+};
+
+static size_t put_utf8(uint32_t c, char *o)
+{
+    if (c < 0x80) {
+        o[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (char)(0xC0 | (c >> 6));
+        o[1] = (char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (char)(0xE0 | (c >> 12));
+        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (c & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (c >> 18));
+    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (c & 0x3F));
+    return 4;
+}
+
+/* Up to 200 random pool code points (valid) or random bytes. */
+static size_t random_text(uint64_t *rng, char *buf, int valid)
+{
+    size_t n = 0, len = (size_t)(em_splitmix64(rng) % 200);
+    for (size_t i = 0; i < len; i++) {
+        uint64_t r = em_splitmix64(rng);
+        if (valid)
+            n += put_utf8(pool[r % (sizeof pool / sizeof *pool)], buf + n);
+        else
+            buf[n++] = (char)(r >> 8);
+    }
+    return n;
+}
+
+/* Random bytes (broken UTF-8, NULs) must never crash or give ids out of
+ * range; random valid UTF-8 must decode back to itself. (Broken UTF-8
+ * need not: SPM reads a stray lead byte as the start of a character and
+ * may swallow the "▁" of an escaped space into it, exactly as llama.cpp
+ * does; BPE turns broken sequences into U+FFFD.) */
+static void check_random(const char *name, int is_spm)
+{
+    char rel[128];
+    snprintf(rel, sizeof rel, "refs/tokenizer/ggml-vocab-%s.gguf", name);
+    char *path = tl_shared(rel);
+    if (!path)
+        return;
+    gguf_file *g = NULL;
+    tokenizer *t = open_tok(path, &g);
+    uint64_t rng = 42;
+    static char buf[1024];
+    int bad_range = 0, bad_round = 0;
+    em_err err;
+    for (int k = 0; t && k < 600; k++) {
+        int valid = k % 2;
+        size_t len = random_text(&rng, buf, valid);
+        int32_t *ids;
+        int n;
+        if (tok_encode(t, buf, len, 0, &ids, &n, &err)) {
+            CHECK_MSG(0, "%s: %s", name, err.msg);
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            bad_range += ids[i] < 0 || ids[i] >= tok_n_vocab(t);
+        if (valid) {
+            size_t bl;
+            char *back = decode_all_n(t, ids, n, &bl);
+            size_t skip = is_spm && len ? 1 : 0;   /* the space prefix */
+            bad_round += bl != len + skip || memcmp(back + skip, buf, len);
+            free(back);
+        }
+        free(ids);
+    }
+    CHECK_INT(bad_range, 0);
+    CHECK_INT(bad_round, 0);
+    tok_free(t);
+    if (g)
+        gguf_close(g);
+    free(path);
+}
+
+TEST(random_llama_spm) { check_random("llama-spm", 1); }
+TEST(random_gpt2) { check_random("gpt-2", 0); }
+TEST(random_gpt_neox) { check_random("gpt-neox", 0); }
+TEST(random_falcon) { check_random("falcon", 0); }
+
 /* ------------------------------------------------- hand-made vocabularies */
 
 /* Writes a GGUF with the given tokenizer keys and opens it. */
@@ -350,6 +461,67 @@ TEST(error_unknown_pre)
     gguf_close(g);
 }
 
+/* tok_decode writes at most cap bytes and NUL-terminates when room. */
+TEST(decode_cap)
+{
+    char *path = tl_shared("refs/tokenizer/ggml-vocab-llama-spm.gguf");
+    if (!path)
+        return;
+    gguf_file *g = NULL;
+    tokenizer *t = open_tok(path, &g);
+    if (t) {
+        char buf[8] = "xxxxxxx";
+        /* 15043 is "▁Hello" -> " Hello" (6 bytes) */
+        CHECK_INT(tok_decode(t, 15043, buf, sizeof buf), 6);
+        CHECK_STR(buf, " Hello");
+        memset(buf, 'x', sizeof buf);
+        CHECK_INT(tok_decode(t, 15043, buf, 3), 3);
+        CHECK(!memcmp(buf, " Hexxx", 6));
+        CHECK_INT(tok_decode(t, 13, buf, sizeof buf), 1);   /* <0x0A> */
+        CHECK_STR(buf, "\n");
+        CHECK_INT(tok_decode(t, -1, buf, sizeof buf), 0);
+        CHECK_INT(tok_decode(t, 32000, buf, sizeof buf), 0);
+        CHECK_INT(tok_decode(t, 0, buf, sizeof buf), 0);     /* <unk> */
+        CHECK(!tok_is_control(t, 0));
+        CHECK(tok_is_control(t, 1));
+    }
+    tok_free(t);
+    if (g)
+        gguf_close(g);
+    free(path);
+}
+
+/* The CLI, when the test runner says where the binary is. */
+TEST(cli_tokenize)
+{
+    const char *bin = getenv("EMERGE_BIN");
+    char *path = tl_shared("refs/tokenizer/ggml-vocab-llama-spm.gguf");
+    if (!path)
+        return;
+    if (!bin) {
+        tl_skip("EMERGE_BIN not set");
+        free(path);
+        return;
+    }
+    char *out = NULL;
+    CHECK_INT(tl_sh(&out, "%s tokenize --ids --no-special %s 'Hello world'",
+                    bin, path), 0);
+    CHECK_STR(out, "15043 3186\n");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tokenize -e %s 'a\\nb'", bin, path), 0);
+    CHECK_HAS(out, "\"<0x0A>\"  \"\\n\"");
+    CHECK_HAS(out, "(control)");
+    CHECK_HAS(out, "tokens");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tokenize /nonexistent.gguf x 2>&1", bin), 2);
+    CHECK_HAS(out, "nonexistent.gguf");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tokenize %s 2>&1", bin, path), 2);
+    CHECK_HAS(out, "usage");
+    free(out);
+    free(path);
+}
+
 int main(void)
 {
     RUN(vocab_llama_spm);
@@ -357,6 +529,12 @@ int main(void)
     RUN(vocab_gpt_neox);
     RUN(vocab_falcon);
     RUN(logits_prompts);
+    RUN(random_llama_spm);
+    RUN(random_gpt2);
+    RUN(random_gpt_neox);
+    RUN(random_falcon);
+    RUN(decode_cap);
+    RUN(cli_tokenize);
     RUN(spm_char_level);
     RUN(error_no_metadata);
     RUN(error_mismatched_lengths);
