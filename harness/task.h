@@ -43,6 +43,7 @@ typedef struct task_example {
     char **field_keys;     /* every field of the record, for {{name}} */
     char **field_vals;
     int n_fields;
+    char *where;           /* "file:line" of the record, for messages */
 } task_example;
 
 typedef enum task_variant_kind {
@@ -74,6 +75,8 @@ typedef struct task_few_shot {
     uint64_t seed;
     char *separator;        /* between exemplars, default "\n\n" */
     char *example_template; /* how an exemplar is written */
+    int example_template_given; /* 1: from the file; 0: derived from
+                                 * the (variant's) template + " {{target}}" */
 } task_few_shot;
 
 typedef struct task {
@@ -102,6 +105,9 @@ typedef struct task {
     task_variant *variants; /* always holds standard, cot, zero_shot_cot */
     int n_variants;
     char hash[65];          /* SHA-256 of the file bytes and data bytes */
+    char *choice_format;    /* one line of {{choices}}, default "  {{choice}}" */
+    char *continuation_prefix; /* put before a scored choice/target, " " */
+    void *answer_re;        /* compiled answer.pattern (pcre2_code *) */
 } task;
 
 int task_load(const char *path, task **out, em_err *err);
@@ -136,5 +142,20 @@ void task_requests_free(task_request *r, int n);
 char *task_extract_answer(const task *t, const char *output);
 /* Normalises s with NORM_* flags; malloc'd. */
 char *task_normalize(const char *s, unsigned flags);
+
+/* task_extract_answer for an output produced under variant v: for cot
+ * variants the text after the last answer_trigger ("So the answer is") is
+ * used when the trigger occurs, so the rationale's numbers are ignored. */
+char *task_extract_answer_variant(const task *t, const task_variant *v,
+                                  const char *output);
+/* The choice of example ex that a normalised answer names (its text under
+ * the task's normalisation, or a letter "A"/"(b)" by position), or -1. */
+int task_match_choice(const task *t, int ex, const char *answer);
+
+/* Pool of few-shot exemplars for example ex under variant v: the k indices
+ * chosen (into t->shots when t->n_shots > 0, else into t->examples), in
+ * prompt order; deterministic in (few_shot.seed, example id). */
+int task_pick_shots(const task *t, const task_variant *v, int ex, int **idx,
+                    int *k, em_err *err);
 
 #endif
