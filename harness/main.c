@@ -8,10 +8,12 @@
 #include "harness/cli.h"
 
 int cmd_tokenize(int argc, char **argv);
+int cmd_tasks(int argc, char **argv);
 
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
     {"tokenize", cmd_tokenize, "show how a model's vocabulary tokenises a text"},
+    {"tasks", cmd_tasks, "validate, list and show task files"},
     {NULL, NULL, NULL},
 };
 
