@@ -8,11 +8,17 @@
 #include "harness/cli.h"
 
 int cmd_tokenize(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
     {"tokenize", cmd_tokenize, "show how a model's vocabulary tokenises a text"},
+    {"inspect", cmd_inspect, "show a GGUF file's metadata and tensors"},
+    {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
+    {"mkmodel", cmd_mkmodel, "write a random-weight llama GGUF (benchmarks)"},
     {"tasks", cmd_tasks, "validate, list and show task files"},
     {NULL, NULL, NULL},
 };
