@@ -128,6 +128,20 @@ static int member_set(family_member *m, const char *file, const char *key,
     return 0;
 }
 
+/* Unknown backend names fail at load time, pointing at the name. */
+static int check_backend(const char *name, const char *where, em_err *err)
+{
+    if (backend_find(name))
+        return 0;
+    em_buf known = {0};
+    for (const char *const *n = backend_names(); *n; n++)
+        em_buf_printf(&known, "%s%s", known.len ? ", " : "", *n);
+    em_errorf(err, "%sunknown backend '%s' (known: %s)", where, name,
+              known.s ? known.s : "");
+    em_buf_free(&known);
+    return -1;
+}
+
 static int member_check(const family_member *m, const char *where, em_err *err)
 {
     if (!m->spec.name || !*m->spec.name)
@@ -136,16 +150,7 @@ static int member_check(const family_member *m, const char *where, em_err *err)
         return em_errorf(err, "%smember '%s': missing required field 'backend' "
                          "(give it in the member or in defaults)",
                          where, m->spec.name);
-    if (!backend_find(m->spec.backend)) {
-        em_buf known = {0};
-        for (const char *const *n = backend_names(); *n; n++)
-            em_buf_printf(&known, "%s%s", known.len ? ", " : "", *n);
-        em_errorf(err, "%smember '%s': unknown backend '%s' (known: %s)", where,
-                  m->spec.name, m->spec.backend, known.s ? known.s : "");
-        em_buf_free(&known);
-        return -1;
-    }
-    return 0;
+    return check_backend(m->spec.backend, where, err);
 }
 
 /* ---- YAML ------------------------------------------------------------ */
@@ -202,6 +207,8 @@ static int apply_mapping(const yctx *y, yaml_node_t *map, family_member *m,
             return em_errorf(err, "%s'name' cannot be a default (every member "
                              "needs its own)", where);
         }
+        if (!strcmp(key, "backend") && check_backend(scalar(v), where, err))
+            return -1;
         if (member_set(m, y->file, key, scalar(v), where, err) != 0)
             return -1;
     }
