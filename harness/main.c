@@ -12,6 +12,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
+int cmd_scaling(int argc, char **argv);
+int cmd_bleu(int argc, char **argv);
 
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
@@ -20,6 +22,8 @@ static const cli_command commands[] = {
     {"convert", cmd_convert, "convert a llama2.c checkpoint to GGUF"},
     {"mkmodel", cmd_mkmodel, "write a random-weight llama GGUF (benchmarks)"},
     {"tasks", cmd_tasks, "validate, list and show task files"},
+    {"scaling", cmd_scaling, "scaling table: linearity, breakthroughness, emergence"},
+    {"bleu", cmd_bleu, "corpus BLEU of a hypothesis file against references"},
     {NULL, NULL, NULL},
 };
 

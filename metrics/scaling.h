@@ -46,6 +46,23 @@ typedef struct scaling_result {
 double scaling_range(const double *y, int n); /* I(y) */
 double scaling_linearity(const double *y, int n);
 double scaling_breakthroughness(const double *y, int n, int *is_inf);
+/* Least-squares slope of y on x (x = log10 of the scale); 0 when the x
+ * are all equal or n < 2. */
+double scaling_slope(const double *x, const double *y, int n);
+/* Index k of the emergence scale: the smallest k with lo[i] > threshold
+ * for every i >= k; -1 when none. */
+int scaling_emergence_index(const double *lo, int n, double threshold);
+/* Inverse scaling: y[n-1] below y[0] with the CIs [lo, hi] apart
+ * (hi[n-1] < lo[0]) and slope < 0. */
+int scaling_is_inverse(const double *y, const double *lo, const double *hi,
+                       int n, double slope);
+/* U-shape: the (first) minimum is interior and both ends' CIs lie above
+ * its CI (lo[0] > hi[m] and lo[n-1] > hi[m]). */
+int scaling_is_u_shape(const double *y, const double *lo, const double *hi,
+                       int n);
+/* Indices of s->pts sorted by params (or flops), stable; malloc'd. The
+ * analysis and printing go through it rather than trust the order. */
+int *scaling_axis_order(const scaling_series *s, int axis_flops);
 void scaling_analyze(const scaling_series *s, int axis_flops,
                      scaling_result *out);
 
@@ -55,7 +72,8 @@ typedef enum scaling_format {
 
 int scaling_print(FILE *f, const scaling_series *s, int n, int axis_flops,
                   scaling_format fmt, em_err *err);
-/* Reads task,model,params,score[,lo,hi] CSV into series (one per task). */
+/* Reads task,model,params,score[,lo,hi] CSV into series (one per task,
+ * variant and metric; see metrics/README.md for the optional columns). */
 int scaling_read_csv(const char *path, scaling_series **out, int *n,
                      em_err *err);
 void scaling_series_free(scaling_series *s, int n);
