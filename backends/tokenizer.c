@@ -554,6 +554,8 @@ int tok_build(const gguf_file *g, tokenizer **out, em_err *err)
         tok_free(t);
         return -1;
     }
+    if (t->type == TOK_SPM)
+        tok_spm_init(t);
     collect_user_tokens(t);
     build_pieces(t);
     build_byte_tokens(t);
@@ -583,6 +585,7 @@ void tok_free(tokenizer *t)
     free(t->m_left);
     free(t->m_right);
     free(t->merges.slot);
+    free(t->spm_pairs);
     free(t);
 }
 

@@ -81,6 +81,11 @@ struct tokenizer {
     int32_t *user;            /* user-defined tokens, longest first */
     int n_user;
 
+    /* SPM only: adjacent character pairs found inside some token */
+    uint64_t *spm_pairs;      /* UINT64_MAX: empty slot */
+    uint32_t spm_pairs_mask;
+    int spm_pair_max;         /* the key UINT64_MAX itself is present */
+
     /* BPE only */
     int n_merges;
     char *mtext;              /* merge strings "a b", back to back */
@@ -102,6 +107,9 @@ int tok_spm_fragment(const tokenizer *t, const char *s, size_t n,
                      int prefix_space, tok_ids *out, em_err *err);
 int tok_bpe_fragment(const tokenizer *t, const char *s, size_t n,
                      tok_ids *out, em_err *err);
+
+/* SPM set-up: the table of character pairs that occur inside tokens. */
+void tok_spm_init(tokenizer *t);
 
 /* BPE set-up and tear-down: pre-tokenizer regexes for tokenizer.ggml.pre,
  * byte tables, the word cache. */

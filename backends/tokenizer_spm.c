@@ -9,6 +9,14 @@
  * symbols become ids, with byte fallback (<0xXX>) for symbols that are
  * not tokens.
  *
+ * Why the text is cut into chunks: llama.cpp runs one queue over the whole
+ * text, so a long input means a queue of millions of pairs. No pair ever
+ * forms across a boundary between characters a|b when no token contains
+ * a directly followed by b, and pairs on the two sides never interact;
+ * popping each side's pairs in the same order gives the same merges.
+ * So the text is merged chunk by chunk between such boundaries (for
+ * LLaMA's vocabulary: roughly word by word), with identical ids.
+ *
  * Why no "resegment" step: llama.cpp resegments a final symbol that is
  * not a token through the pairs that built it. Every merge it performs
  * forms a vocabulary token, so a non-token symbol is always a single,
@@ -19,6 +27,74 @@
 #include <string.h>
 
 #include "backends/tokenizer_int.h"
+
+/* A character (<= 4 bytes; lengths follow from the lead bytes) packed
+ * with its right neighbour into one key. */
+static uint64_t pair_key(const char *a, size_t na, const char *b, size_t nb)
+{
+    uint32_t x = 0, y = 0;
+    memcpy(&x, a, na > 4 ? 4 : na);
+    memcpy(&y, b, nb > 4 ? 4 : nb);
+    return (uint64_t)x | ((uint64_t)y << 32);
+}
+
+static uint32_t pair_slot(const tokenizer *t, uint64_t k)
+{
+    k ^= k >> 31;
+    k *= 0x9E3779B97F4A7C15ull;
+    return (uint32_t)(k >> 32) & t->spm_pairs_mask;
+}
+
+static void pair_add(tokenizer *t, uint64_t k)
+{
+    if (k == UINT64_MAX) {
+        t->spm_pair_max = 1;
+        return;
+    }
+    uint32_t i = pair_slot(t, k);
+    while (t->spm_pairs[i] != UINT64_MAX && t->spm_pairs[i] != k)
+        i = (i + 1) & t->spm_pairs_mask;
+    t->spm_pairs[i] = k;
+}
+
+static int pair_has(const tokenizer *t, uint64_t k)
+{
+    if (k == UINT64_MAX)
+        return t->spm_pair_max;
+    uint32_t i = pair_slot(t, k);
+    for (; t->spm_pairs[i] != UINT64_MAX; i = (i + 1) & t->spm_pairs_mask)
+        if (t->spm_pairs[i] == k)
+            return 1;
+    return 0;
+}
+
+/* Every adjacent pair of characters inside every token, characters cut
+ * as the text is (by lead byte, clamped at the end). */
+void tok_spm_init(tokenizer *t)
+{
+    size_t n_pairs = 0;
+    for (int id = 0; id < t->n_vocab; id++)
+        n_pairs += t->text_len[id];
+    uint32_t cap = 1024;
+    while (cap < 2 * n_pairs)
+        cap <<= 1;
+    t->spm_pairs = em_malloc(cap * sizeof *t->spm_pairs);
+    memset(t->spm_pairs, 0xFF, cap * sizeof *t->spm_pairs);
+    t->spm_pairs_mask = cap - 1;
+    for (int id = 0; id < t->n_vocab; id++) {
+        const char *s = t->text + t->text_off[id];
+        size_t n = t->text_len[id], prev = 0, prev_len = 0;
+        for (size_t off = 0; off < n;) {
+            size_t cl = tok_utf8_len((unsigned char)s[off]);
+            if (cl > n - off)
+                cl = n - off;
+            if (off)
+                pair_add(t, pair_key(s + prev, prev_len, s + off, cl));
+            prev = off, prev_len = cl;
+            off += cl;
+        }
+    }
+}
 
 typedef struct spm {
     const tokenizer *t;
@@ -40,9 +116,13 @@ static void try_pair(spm *p, int left, int right)
     tok_heap_push(&p->heap, (tok_pair){left, right, p->t->score[id], size});
 }
 
-static void merge_all(spm *p)
+/* Merges symbols [lo, hi), a chunk no pair crosses. */
+static void merge_chunk(spm *p, int lo, int hi)
 {
-    for (int i = 1; i < p->n_sym; i++)
+    p->sym[lo].prev = -1;
+    p->sym[hi - 1].next = -1;
+    p->heap.n = 0;
+    for (int i = lo + 1; i < hi; i++)
         try_pair(p, i - 1, i);
     while (p->heap.n) {
         tok_pair q = tok_heap_pop(&p->heap);
@@ -60,9 +140,10 @@ static void merge_all(spm *p)
     }
 }
 
-static int emit(spm *p, tok_ids *out, em_err *err)
+/* Ids of the merged chunk starting at symbol lo. */
+static int emit(spm *p, int lo, tok_ids *out, em_err *err)
 {
-    for (int i = 0; i >= 0; i = p->sym[i].next) {
+    for (int i = lo; i >= 0; i = p->sym[i].next) {
         const char *s = p->s + p->sym[i].off;
         int32_t id = tok_lookup(p->t, s, p->sym[i].n);
         if (id >= 0) {
@@ -81,6 +162,15 @@ static int emit(spm *p, tok_ids *out, em_err *err)
         }
     }
     return 0;
+}
+
+/* Whether some token could contain the characters of symbols i-1, i. */
+static int joined(const spm *p, int i)
+{
+    const tok_sym *a = &p->sym[i - 1], *b = &p->sym[i];
+    if (!p->t->spm_pairs)      /* no table: one chunk (tests compare) */
+        return 1;
+    return pair_has(p->t, pair_key(p->s + a->off, a->n, p->s + b->off, b->n));
 }
 
 /* "▁" prefix if asked, and every space as "▁" (llama_escape_whitespace). */
@@ -125,9 +215,14 @@ int tok_spm_fragment(const tokenizer *t, const char *s, size_t n,
         off += cl;
         p.n_sym++;
     }
-    p.sym[p.n_sym - 1].next = -1;
-    merge_all(&p);
-    int rc = emit(&p, out, err);
+    int rc = 0;
+    for (int lo = 0, i = 1; i <= p.n_sym && !rc; i++) {
+        if (i < p.n_sym && joined(&p, i))
+            continue;
+        merge_chunk(&p, lo, i);
+        rc = emit(&p, lo, out, err);
+        lo = i;
+    }
     free(p.heap.v);
     free(p.sym);
     free(p.s);

@@ -11,6 +11,7 @@
 
 #include "backends/gguf.h"
 #include "backends/tokenizer.h"
+#include "backends/tokenizer_int.h"   /* spm_pairs: chunking on/off */
 #include "harness/common.h"
 #include "tests/testlib.h"
 
@@ -461,6 +462,58 @@ TEST(error_unknown_pre)
     gguf_close(g);
 }
 
+/* SPM merges chunk by chunk; it must give exactly what one queue over
+ * the whole text gives (the table of joinable pairs switched off). */
+TEST(spm_chunks_exact)
+{
+    char *path = tl_shared("refs/tokenizer/ggml-vocab-llama-spm.gguf");
+    if (!path)
+        return;
+    gguf_file *g = NULL;
+    tokenizer *t = open_tok(path, &g);
+    uint64_t rng = 7;
+    static char buf[1024];
+    static const char *words[] = {"the ", "  ", "ing", "\n\n", "Hello",
+        " world", "12345", "▁", "don't", "  \t", "日本語", "🙂", "<s>",
+        "</s>", "<0x0A>", "a", "."};
+    int differ = 0, cases = 0;
+    em_err err;
+    for (int k = 0; t && k < 1500; k++) {
+        size_t len = 0;
+        if (k % 3 == 2) {
+            len = random_text(&rng, buf, k % 2);
+        } else {
+            int nw = (int)(em_splitmix64(&rng) % 40);
+            for (int i = 0; i < nw; i++) {
+                const char *w = words[em_splitmix64(&rng) %
+                                      (sizeof words / sizeof *words)];
+                memcpy(buf + len, w, strlen(w));
+                len += strlen(w);
+            }
+        }
+        int32_t *a, *b;
+        int na, nb;
+        uint64_t *saved = t->spm_pairs;
+        int ra = tok_encode(t, buf, len, 1, &a, &na, &err);
+        t->spm_pairs = NULL;
+        int rb = tok_encode(t, buf, len, 1, &b, &nb, &err);
+        t->spm_pairs = saved;
+        CHECK(ra == 0 && rb == 0);
+        if (ra || rb)
+            break;
+        cases++;
+        differ += na != nb || memcmp(a, b, (size_t)na * sizeof *a);
+        free(a);
+        free(b);
+    }
+    CHECK_INT(differ, 0);
+    CHECK_INT(cases, 1500);
+    tok_free(t);
+    if (g)
+        gguf_close(g);
+    free(path);
+}
+
 /* tok_decode writes at most cap bytes and NUL-terminates when room. */
 TEST(decode_cap)
 {
@@ -533,6 +586,7 @@ int main(void)
     RUN(random_gpt2);
     RUN(random_gpt_neox);
     RUN(random_falcon);
+    RUN(spm_chunks_exact);
     RUN(decode_cap);
     RUN(cli_tokenize);
     RUN(spm_char_level);
