@@ -1,9 +1,525 @@
 /*
- * quant_avx512.c - AVX-512 (F, BW, VL, VNNI) matmul kernels.
+ * quant_avx512.c - AVX-512 (F, BW, VL, VNNI) matmul kernels, chosen at run
+ * time by quant.c; every function carries a target attribute, so the file
+ * builds without -march and runs only on CPUs that have the features.
+ *
+ * Shape of every kernel: the weight rows are taken CW at a time and, for
+ * prompt processing (many activation rows), first unpacked into an
+ * L1-resident scratch in a form the inner loop can use directly (F16/BF16
+ * to F32; Q8_0/Q4_0 to unsigned bytes plus per-lane scales; Q4_K/Q6_K to
+ * unsigned bytes plus int16 scale vectors). The unpacking is then paid
+ * once per weight row however many tokens there are, and each weight
+ * vector loaded into a register is used for RA activation rows: a
+ * register tile of RA x CW dot products (RA = CW = 4) that keeps the
+ * FMA / integer units busy instead of waiting on loads.
+ *
+ * Integer sums are exact and equal to the scalar kernels'; only the order
+ * of float additions differs.
  */
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "backends/quant_impl.h"
+
+#define T512 __attribute__((target( \
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
+#define INL static inline __attribute__((always_inline)) T512
+
+enum { RA = 4, CW = 4 };
+
+/* Scratch for unpacked weights, released at the end of each call. */
+static void *scratch(size_t n)
+{
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!p)
+        abort();
+    return p;
+}
+
+INL float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+INL float f16s(uint16_t h) { return _cvtsh_ss(h); }
+
+/* ================================================================ */
+/* F32 / F16 / BF16                                                  */
+/* ================================================================ */
+
+enum { WK_F32, WK_F16, WK_BF16 };
+
+/* 16 weights from element k of a row of kind wk, masked for tails. */
+INL __m512 load_w(int wk, const void *row, int64_t k, __mmask16 m)
+{
+    if (wk == WK_F32)
+        return _mm512_maskz_loadu_ps(m, (const float *)row + k);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)row + k);
+    if (wk == WK_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* out[r][c] = dot(w row c, x row r) for ra x cw rows. */
+INL void tile_f(int wk, int ra, int cw, const void *const *w,
+                const float *const *x, int64_t n, float *out, int64_t ld)
+{
+    __m512 acc[RA][CW];
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m512 wv[CW];
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            wv[c] = load_w(wk, w[c], k, 0xFFFF);
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++) {
+            __m512 xv = _mm512_loadu_ps(x[r] + k);
+#pragma GCC unroll 4
+            for (int c = 0; c < cw; c++)
+                acc[r][c] = _mm512_fmadd_ps(wv[c], xv, acc[r][c]);
+        }
+    }
+    if (k < n) {
+        __mmask16 m = (__mmask16)((1u << (n - k)) - 1);
+        __m512 wv[CW];
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            wv[c] = load_w(wk, w[c], k, m);
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x[r] + k);
+#pragma GCC unroll 4
+            for (int c = 0; c < cw; c++)
+                acc[r][c] = _mm512_fmadd_ps(wv[c], xv, acc[r][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            out[r * ld + c] = hsum(acc[r][c]);
+}
+
+/* Instantiates tile body F(ra, cw) for the run-time ra, cw in 1..4. */
+#define TILE_SWITCH(ra, cw, F)                                           \
+    switch ((ra) * 8 + (cw)) {                                           \
+    case 9: F(1, 1); break;  case 10: F(1, 2); break;                    \
+    case 11: F(1, 3); break; case 12: F(1, 4); break;                    \
+    case 17: F(2, 1); break; case 18: F(2, 2); break;                    \
+    case 19: F(2, 3); break; case 20: F(2, 4); break;                    \
+    case 25: F(3, 1); break; case 26: F(3, 2); break;                    \
+    case 27: F(3, 3); break; case 28: F(3, 4); break;                    \
+    case 33: F(4, 1); break; case 34: F(4, 2); break;                    \
+    case 35: F(4, 3); break; case 36: F(4, 4); break;                    \
+    }
+
+static T512 void tile_f_any(int wk, int ra, int cw, const void *const *w,
+                            const float *const *x, int64_t n, float *out,
+                            int64_t ld)
+{
+#define TF(a, b)                                                         \
+    do {                                                                 \
+        if (wk == WK_F32) tile_f(WK_F32, a, b, w, x, n, out, ld);        \
+        else if (wk == WK_F16) tile_f(WK_F16, a, b, w, x, n, out, ld);   \
+        else tile_f(WK_BF16, a, b, w, x, n, out, ld);                    \
+    } while (0)
+    TILE_SWITCH(ra, cw, TF)
+#undef TF
+}
+
+#define ACT_ROW(a, r) ((const char *)(a)->data + (size_t)(r) * (a)->row_bytes)
+
+/* Converting F16/BF16 weights to F32 once per weight group pays off when
+ * several activation rows reuse them. */
+static T512 void gemm_float(int wk, const void *w, size_t stride, int64_t n,
+                            const quant_act *a, int64_t i0, int64_t i1,
+                            float *out, int64_t ld)
+{
+    int unpack = wk != WK_F32 && a->rows > RA;
+    float *buf = unpack ? scratch((size_t)CW * n * sizeof(float)) : NULL;
+    for (int64_t i = i0; i < i1; i += CW) {
+        int cw = i1 - i < CW ? (int)(i1 - i) : CW;
+        const void *wr[CW];
+        for (int c = 0; c < cw; c++) {
+            wr[c] = (const char *)w + (size_t)(i + c) * stride;
+            if (unpack) {
+                float *d = buf + (size_t)c * n;
+                for (int64_t k = 0; k < n; k += 16) {
+                    __mmask16 m = n - k >= 16 ? 0xFFFF
+                                  : (__mmask16)((1u << (n - k)) - 1);
+                    _mm512_mask_storeu_ps(d + k, m, load_w(wk, wr[c], k, m));
+                }
+                wr[c] = d;
+            }
+        }
+        for (int64_t r = 0; r < a->rows; r += RA) {
+            int ra = a->rows - r < RA ? (int)(a->rows - r) : RA;
+            const float *xr[RA];
+            for (int q = 0; q < ra; q++)
+                xr[q] = (const float *)ACT_ROW(a, r + q);
+            tile_f_any(unpack ? WK_F32 : wk, ra, cw, wr, xr, n,
+                       out + r * ld + i, ld);
+        }
+    }
+    free(buf);
+}
+
+static T512 void gemm_f32(const void *w, size_t stride, int64_t n,
+                          const quant_act *a, int64_t i0, int64_t i1,
+                          float *out, int64_t ld)
+{
+    gemm_float(WK_F32, w, stride, n, a, i0, i1, out, ld);
+}
+
+static T512 void gemm_f16(const void *w, size_t stride, int64_t n,
+                          const quant_act *a, int64_t i0, int64_t i1,
+                          float *out, int64_t ld)
+{
+    gemm_float(WK_F16, w, stride, n, a, i0, i1, out, ld);
+}
+
+static T512 void gemm_bf16(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_float(WK_BF16, w, stride, n, a, i0, i1, out, ld);
+}
+
+/* ================================================================ */
+/* Q8_0 / Q4_0: unsigned bytes x the Q8_0 activations (VNNI)          */
+/* ================================================================ */
+
+/* An unpacked row: q[npad] unsigned bytes (Q8_0: value + 128; Q4_0: the
+ * nibble 0..15) and wd[npad/4] per-lane scales (lanes 0-7 the first
+ * block of each 64, 8-15 the second). The activation's cv lanes hold the
+ * matching -128*sum / -8*sum corrections. */
+typedef struct {
+    uint8_t *q;
+    float *wd;
+} u8row;
+
+static T512 void unpack_q8_0(const blk_q8_0 *b, int64_t nb, u8row o)
+{
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)b[i].qs);
+        _mm256_store_si256((__m256i *)(o.q + 32 * i), _mm256_xor_si256(v, flip));
+        _mm256_store_ps(o.wd + 8 * i, _mm256_set1_ps(f16s(b[i].d)));
+    }
+    if (nb & 1) {   /* pad the last chunk: zero weights, zero scale */
+        memset(o.q + 32 * nb, 0, 32);
+        memset(o.wd + 8 * nb, 0, 32);
+    }
+}
+
+static T512 void unpack_q4_0(const blk_q4_0 *b, int64_t nb, u8row o)
+{
+    const __m128i lo = _mm_set1_epi8(0x0F);
+    for (int64_t i = 0; i < nb; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)b[i].qs);
+        _mm_store_si128((__m128i *)(o.q + 32 * i), _mm_and_si128(v, lo));
+        _mm_store_si128((__m128i *)(o.q + 32 * i + 16),
+                        _mm_and_si128(_mm_srli_epi16(v, 4), lo));
+        _mm256_store_ps(o.wd + 8 * i, _mm256_set1_ps(f16s(b[i].d)));
+    }
+    if (nb & 1) {
+        memset(o.q + 32 * nb, 0, 32);
+        memset(o.wd + 8 * nb, 0, 32);
+    }
+}
+
+INL void tile_q8(int ra, int cw, const u8row *w, const qa_q8_row *x,
+                 int64_t np, float *out, int64_t ld)
+{
+    __m512 acc[RA][CW];
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < np; k += 64) {
+        __m512i wq[CW];
+        __m512 wd[CW];
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++) {
+            wq[c] = _mm512_load_si512((const void *)(w[c].q + k));
+            wd[c] = _mm512_load_ps(w[c].wd + k / 4);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++) {
+            __m512i xq = _mm512_load_si512((const void *)(x[r].qs + k));
+            __m512i xc = _mm512_load_si512((const void *)(x[r].cv + k / 4));
+            __m512 xd = _mm512_load_ps(x[r].dv + k / 4);
+#pragma GCC unroll 4
+            for (int c = 0; c < cw; c++) {
+                __m512i t = _mm512_dpbusd_epi32(xc, wq[c], xq);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
+                                            _mm512_mul_ps(wd[c], xd), acc[r][c]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            out[r * ld + c] = hsum(acc[r][c]);
+}
+
+static T512 void tile_q8_any(int ra, int cw, const u8row *w,
+                             const qa_q8_row *x, int64_t np, float *out,
+                             int64_t ld)
+{
+#define TQ(a, b) tile_q8(a, b, w, x, np, out, ld)
+    TILE_SWITCH(ra, cw, TQ)
+#undef TQ
+}
+
+static T512 void gemm_q8_family(int is_q4, const void *w, size_t stride,
+                                int64_t n, const quant_act *a, int64_t i0,
+                                int64_t i1, float *out, int64_t ld)
+{
+    int64_t np = qa_npad(n), nb = n / 32;
+    uint8_t *buf = scratch((size_t)CW * (np + np));
+    u8row ur[CW];
+    for (int c = 0; c < CW; c++) {
+        ur[c].q = buf + (size_t)c * 2 * np;
+        ur[c].wd = (float *)(ur[c].q + np);
+    }
+    for (int64_t i = i0; i < i1; i += CW) {
+        int cw = i1 - i < CW ? (int)(i1 - i) : CW;
+        for (int c = 0; c < cw; c++) {
+            const void *row = (const char *)w + (size_t)(i + c) * stride;
+            if (is_q4)
+                unpack_q4_0(row, nb, ur[c]);
+            else
+                unpack_q8_0(row, nb, ur[c]);
+        }
+        for (int64_t r = 0; r < a->rows; r += RA) {
+            int ra = a->rows - r < RA ? (int)(a->rows - r) : RA;
+            qa_q8_row xr[RA];
+            for (int q = 0; q < ra; q++)
+                xr[q] = qa_q8_view(a, r + q);
+            tile_q8_any(ra, cw, ur, xr, np, out + r * ld + i, ld);
+        }
+    }
+    free(buf);
+}
+
+static T512 void gemm_q8_0(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_q8_family(0, w, stride, n, a, i0, i1, out, ld);
+}
+
+static T512 void gemm_q4_0(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_q8_family(1, w, stride, n, a, i0, i1, out, ld);
+}
+
+/* ================================================================ */
+/* Q4_K / Q6_K: unsigned bytes x Q8_K activations                     */
+/* ================================================================ */
+
+/* One unpacked super-block: q[256] unsigned (Q4_K 0..15, Q6_K 0..63),
+ * sc[4] int16 vectors giving each maddubs lane pair its sub-block scale,
+ * coef[16] int16 multipliers of the activation's bsums, and the float
+ * factors of the main sum (d) and the bsums term (dm):
+ *   dot = d*da*sum(q*a*scale) + dm*da*sum(coef*bsums).
+ * Q4_K: coef = the mins, dm = -dmin; Q6_K: coef = 32*scale, dm = -d
+ * (the -32 offset of the 6-bit values). */
+typedef struct {
+    uint8_t q[256];
+    int16_t sc[4][32];
+    int16_t coef[16];
+    float d, dm;
+    char pad[24];
+} ksb;
+
+_Static_assert(sizeof(ksb) % 64 == 0, "ksb keeps 64-byte alignment");
+
+static T512 void unpack_q4_k(const blk_q4_k *b, int64_t nsb, ksb *o)
+{
+    const __m256i lo = _mm256_set1_epi8(0x0F);
+    for (int64_t s = 0; s < nsb; s++, b++, o++) {
+        for (int j = 0; j < 4; j++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * j));
+            _mm256_store_si256((__m256i *)(o->q + 64 * j), _mm256_and_si256(v, lo));
+            _mm256_store_si256((__m256i *)(o->q + 64 * j + 32),
+                               _mm256_and_si256(_mm256_srli_epi16(v, 4), lo));
+        }
+        int sc[8], m[8];
+        for (int j = 0; j < 8; j++)
+            q4k_scale_min(b->scales, j, &sc[j], &m[j]);
+        for (int j = 0; j < 4; j++)
+            _mm512_store_si512((void *)o->sc[j], _mm512_mask_blend_epi16(
+                0xFFFF0000u, _mm512_set1_epi16((short)sc[2 * j]),
+                _mm512_set1_epi16((short)sc[2 * j + 1])));
+        for (int k = 0; k < 16; k++)
+            o->coef[k] = (int16_t)m[k / 2];
+        o->d = f16s(b->d);
+        o->dm = -f16s(b->dmin);
+    }
+}
+
+static T512 void unpack_q6_k(const blk_q6_k *b, int64_t nsb, ksb *o)
+{
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), lo2 = _mm512_set1_epi8(3);
+    for (int64_t s = 0; s < nsb; s++, b++, o++) {
+        for (int h = 0; h < 2; h++) {
+            /* ql bytes: low nibbles are elems 0..63 of this half, high
+             * nibbles 64..127; qh byte l holds bits 4-5 of elems l,
+             * l+32, l+64, l+96 in its bit pairs 0, 2, 4, 6. */
+            __m512i l = _mm512_loadu_si512((const void *)(b->ql + 64 * h));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+            __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(hb),
+                                            _mm256_srli_epi16(hb, 2), 1);
+            __m512i h0 = _mm512_slli_epi16(_mm512_and_si512(hz, lo2), 4);
+            __m512i h1 = _mm512_slli_epi16(
+                _mm512_and_si512(_mm512_srli_epi16(hz, 4), lo2), 4);
+            __m512i q0 = _mm512_or_si512(_mm512_and_si512(l, lo4), h0);
+            __m512i q1 = _mm512_or_si512(
+                _mm512_and_si512(_mm512_srli_epi16(l, 4), lo4), h1);
+            _mm512_store_si512((void *)(o->q + 128 * h), q0);
+            _mm512_store_si512((void *)(o->q + 128 * h + 64), q1);
+        }
+        __m256i s16 = _mm256_cvtepi8_epi16(
+            _mm_loadu_si128((const __m128i *)b->scales));
+        __m512i sz = _mm512_castsi256_si512(s16);
+        for (int j = 0; j < 4; j++) {
+            /* lane L of vector j: scale of elements 64j + 2L, i.e.
+             * scales[4j + L/8] */
+            __m512i idx = _mm512_add_epi16(
+                _mm512_set1_epi16((short)(4 * j)),
+                _mm512_srli_epi16(_mm512_set_epi16(
+                    31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18,
+                    17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2,
+                    1, 0), 3));
+            _mm512_store_si512((void *)o->sc[j], _mm512_permutexvar_epi16(idx, sz));
+        }
+        _mm256_storeu_si256((__m256i *)o->coef, _mm256_slli_epi16(s16, 5));
+        o->d = f16s(b->d);
+        o->dm = -o->d;
+    }
+}
+
+INL void tile_k(int ra, int cw, const ksb *const *w, const blk_q8_k *const *x,
+                int64_t nsb, float *out, int64_t ld)
+{
+    __m512 acc[RA][CW];
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++) {
+            const blk_q8_k *xb = x[r] + s;
+            __m512i xq0 = _mm512_loadu_si512((const void *)(xb->qs));
+            __m512i xq1 = _mm512_loadu_si512((const void *)(xb->qs + 64));
+            __m512i xq2 = _mm512_loadu_si512((const void *)(xb->qs + 128));
+            __m512i xq3 = _mm512_loadu_si512((const void *)(xb->qs + 192));
+            __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
+            __m512 xd = _mm512_set1_ps(xb->d);
+#pragma GCC unroll 4
+            for (int c = 0; c < cw; c++) {
+                const ksb *k = w[c] + s;
+                __m512i p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(
+                    _mm512_load_si512((const void *)(k->q)), xq0),
+                    _mm512_load_si512((const void *)k->sc[0]));
+                __m512i p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(
+                    _mm512_load_si512((const void *)(k->q + 64)), xq1),
+                    _mm512_load_si512((const void *)k->sc[1]));
+                __m512i p2 = _mm512_madd_epi16(_mm512_maddubs_epi16(
+                    _mm512_load_si512((const void *)(k->q + 128)), xq2),
+                    _mm512_load_si512((const void *)k->sc[2]));
+                __m512i p3 = _mm512_madd_epi16(_mm512_maddubs_epi16(
+                    _mm512_load_si512((const void *)(k->q + 192)), xq3),
+                    _mm512_load_si512((const void *)k->sc[3]));
+                __m512i isum = _mm512_add_epi32(_mm512_add_epi32(p0, p1),
+                                                _mm512_add_epi32(p2, p3));
+                __m256i corr = _mm256_madd_epi16(
+                    _mm256_load_si256((const __m256i *)k->coef), bs);
+                __m512 f = _mm512_mul_ps(_mm512_set1_ps(k->d), xd);
+                __m512 fm = _mm512_mul_ps(_mm512_set1_ps(k->dm), xd);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, acc[r][c]);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(
+                    _mm512_zextsi256_si512(corr)), fm, acc[r][c]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            out[r * ld + c] = hsum(acc[r][c]);
+}
+
+static T512 void tile_k_any(int ra, int cw, const ksb *const *w,
+                            const blk_q8_k *const *x, int64_t nsb,
+                            float *out, int64_t ld)
+{
+#define TK(a, b) tile_k(a, b, w, x, nsb, out, ld)
+    TILE_SWITCH(ra, cw, TK)
+#undef TK
+}
+
+static T512 void gemm_k_family(int is_q6, const void *w, size_t stride,
+                               int64_t n, const quant_act *a, int64_t i0,
+                               int64_t i1, float *out, int64_t ld)
+{
+    int64_t nsb = n / QK_K;
+    ksb *buf = scratch((size_t)CW * nsb * sizeof(ksb));
+    for (int64_t i = i0; i < i1; i += CW) {
+        int cw = i1 - i < CW ? (int)(i1 - i) : CW;
+        const ksb *wr[CW];
+        for (int c = 0; c < cw; c++) {
+            const void *row = (const char *)w + (size_t)(i + c) * stride;
+            ksb *o = buf + (size_t)c * nsb;
+            if (is_q6)
+                unpack_q6_k(row, nsb, o);
+            else
+                unpack_q4_k(row, nsb, o);
+            wr[c] = o;
+        }
+        for (int64_t r = 0; r < a->rows; r += RA) {
+            int ra = a->rows - r < RA ? (int)(a->rows - r) : RA;
+            const blk_q8_k *xr[RA];
+            for (int q = 0; q < ra; q++)
+                xr[q] = (const blk_q8_k *)ACT_ROW(a, r + q);
+            tile_k_any(ra, cw, wr, xr, nsb, out + r * ld + i, ld);
+        }
+    }
+    free(buf);
+}
+
+static T512 void gemm_q4_k(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_k_family(0, w, stride, n, a, i0, i1, out, ld);
+}
+
+static T512 void gemm_q6_k(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_k_family(1, w, stride, n, a, i0, i1, out, ld);
+}
 
 void quant_avx512_kernels(quant_kernels *k)
 {
-    (void)k;
+    k->f32 = gemm_f32;
+    k->f16 = gemm_f16;
+    k->bf16 = gemm_bf16;
+    k->q8_0 = gemm_q8_0;
+    k->q4_0 = gemm_q4_0;
+    k->q4_k = gemm_q4_k;
+    k->q6_k = gemm_q6_k;
 }
