@@ -14,6 +14,9 @@ int cmd_mkmodel(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_scaling(int argc, char **argv);
 int cmd_bleu(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_results(int argc, char **argv);
 
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
@@ -24,6 +27,9 @@ static const cli_command commands[] = {
     {"tasks", cmd_tasks, "validate, list and show task files"},
     {"scaling", cmd_scaling, "scaling table: linearity, breakthroughness, emergence"},
     {"bleu", cmd_bleu, "corpus BLEU of a hypothesis file against references"},
+    {"sweep", cmd_sweep, "evaluate tasks over a model family into a SQLite store"},
+    {"run", cmd_run, "evaluate tasks on one model into a SQLite store"},
+    {"results", cmd_results, "per task/variant/model/metric means, CIs, ECE"},
     {NULL, NULL, NULL},
 };
 
