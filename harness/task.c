@@ -1348,6 +1348,13 @@ int task_pick_shots(const task *t, const task_variant *v, int ex, int **idx, int
             continue;
         cand[m++] = i;
     }
+    if (cot && !count_rationales(t)) {
+        free(cand);
+        return em_errorf(err, "%s: variant '%s' is chain-of-thought, but no few-shot "
+                         "exemplar of task '%s' has a rationale (give records a "
+                         "'rationale' field, or map one with fields: {rationale: ...})",
+                         t->path, v->name, t->name);
+    }
     if (m < *k) {
         free(cand);
         return em_errorf(err, "%s: variant '%s' needs %d exemplars%s but the pool has "
@@ -1690,8 +1697,16 @@ char *task_extract_answer_variant(const task *t, const task_variant *v,
         const char *last = NULL, *p = output;
         while ((p = strstr(p, v->answer_trigger)))
             last = p++;
-        if (last)
-            output = last + strlen(v->answer_trigger);
+        if (last) {
+            /* The answer is the rest of the trigger's line; what follows
+             * is the model running on into another exemplar. */
+            const char *a = last + strlen(v->answer_trigger);
+            const char *nl = strchr(a, '\n');
+            char *line = em_strndup(a, nl ? (size_t)(nl - a) : strlen(a));
+            char *r = task_extract_answer(t, line);
+            free(line);
+            return r;
+        }
     }
     return task_extract_answer(t, output);
 }
