@@ -423,6 +423,43 @@ static int by_len_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+static int32_t trie_child(const tokenizer *t, int32_t node, unsigned char c)
+{
+    for (int32_t k = t->utrie[node].child; k >= 0; k = t->utrie[k].sibling)
+        if (t->utrie[k].byte == c)
+            return k;
+    return -1;
+}
+
+/* A trie of the user-defined tokens, so one pass over a text tells which
+ * of them occur at all (most texts contain none, or a few). */
+static void build_user_trie(tokenizer *t)
+{
+    size_t cap = 1;
+    for (int r = 0; r < t->n_user; r++)
+        cap += t->text_len[t->user[r]];
+    t->utrie = em_malloc(cap * sizeof *t->utrie);
+    t->utrie[0] = (tok_trie_node){-1, -1, -1, 0};
+    t->n_utrie = 1;
+    for (int r = 0; r < t->n_user; r++) {
+        const char *s = t->text + t->text_off[t->user[r]];
+        int32_t node = 0;
+        for (uint32_t i = 0; i < t->text_len[t->user[r]]; i++) {
+            unsigned char c = (unsigned char)s[i];
+            int32_t k = trie_child(t, node, c);
+            if (k < 0) {
+                k = t->n_utrie++;
+                t->utrie[k] = (tok_trie_node){-1, t->utrie[node].child, -1,
+                                              c};
+                t->utrie[node].child = k;
+            }
+            node = k;
+        }
+        if (t->utrie[node].rank < 0)   /* a duplicate text never matches */
+            t->utrie[node].rank = r;
+    }
+}
+
 /* User-defined tokens are cut out of raw text before the model sees it
  * (llama.cpp's tokenizer_st_partition with parse_special off: control and
  * unknown tokens are left as text). Longest first, as llama.cpp sorts. */
@@ -437,6 +474,7 @@ static void collect_user_tokens(tokenizer *t)
     for (int i = 0; i < t->n_user; i++)
         t->user[i] = v[i].id;
     free(v);
+    build_user_trie(t);
 }
 
 /* Writes the decoded bytes of token id into b (llama.cpp's token_to_piece
@@ -580,6 +618,7 @@ void tok_free(tokenizer *t)
     free(t->piece_off);
     free(t->piece_len);
     free(t->user);
+    free(t->utrie);
     free(t->mtext);
     free(t->m_off);
     free(t->m_left);
@@ -641,17 +680,43 @@ static void split_on(const tokenizer *t, const char *text, int32_t id,
     }
 }
 
+/* Marks in occurs[] the user-defined tokens found anywhere in text. */
+static void find_user_tokens(const tokenizer *t, const char *text,
+                             size_t len, unsigned char *occurs)
+{
+    for (size_t i = 0; i < len; i++) {
+        int32_t node = 0;
+        for (size_t j = i; j < len; j++) {
+            node = trie_child(t, node, (unsigned char)text[j]);
+            if (node < 0)
+                break;
+            if (t->utrie[node].rank >= 0)
+                occurs[t->utrie[node].rank] = 1;
+        }
+    }
+}
+
+/* Cuts the user-defined tokens out of text exactly as llama.cpp does:
+ * token by token, longest first, each at its leftmost non-overlapping
+ * occurrences within what earlier tokens left as text. */
 static void partition(const tokenizer *t, const char *text, size_t len,
                       frags *f)
 {
     frags tmp = {0};
     frag_push(f, 0, len, -1);
+    if (!t->n_user)
+        return;
+    unsigned char *occurs = em_calloc((size_t)t->n_user, 1);
+    find_user_tokens(t, text, len, occurs);
     for (int k = 0; k < t->n_user; k++) {
+        if (!occurs[k])
+            continue;
         split_on(t, text, t->user[k], f, &tmp);
         frags swap = *f;
         *f = tmp;
         tmp = swap;
     }
+    free(occurs);
     free(tmp.v);
 }
 

@@ -59,6 +59,13 @@ typedef struct tok_sym {
     int prev, next;
 } tok_sym;
 
+/* Byte trie node: first child, next sibling, the byte on the edge into
+ * it, and the index of the token ending here (-1 if none). */
+typedef struct tok_trie_node {
+    int32_t child, sibling, rank;
+    unsigned char byte;
+} tok_trie_node;
+
 typedef struct bpe_cache bpe_cache;   /* tokenizer_bpe.c */
 typedef struct bpe_pre bpe_pre;       /* tokenizer_bpe.c */
 
@@ -80,6 +87,8 @@ struct tokenizer {
 
     int32_t *user;            /* user-defined tokens, longest first */
     int n_user;
+    tok_trie_node *utrie;     /* their texts; node rank = index in user */
+    int n_utrie;
 
     /* SPM only: adjacent character pairs found inside some token */
     uint64_t *spm_pairs;      /* UINT64_MAX: empty slot */

@@ -392,6 +392,49 @@ TEST(spm_char_level)
     gguf_close(g);
 }
 
+/* User-defined tokens are cut out longest first, each wherever earlier
+ * ones left text (not greedily left to right), and with a space prefix
+ * the text after one starts a new "word", as in llama.cpp. */
+static void check_user_tokens(int prefix)
+{
+    static const char *toks[] = {"<unk>", "<s>", "</s>", "a", "b", "c", "d",
+                                 "ab", "bcd", "\xe2\x96\x81"};
+    static const float scores[] = {0, 0, 0, -1, -1, -1, -1, 0, 0, -1};
+    static const int32_t types[] = {2, 3, 3, 1, 1, 1, 1, 4, 4, 1};
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 10);
+    gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", scores, 10);
+    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, 10);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", prefix);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", 0);
+    gguf_file *g = write_open(w, "user.gguf");
+    tokenizer *t = NULL;
+    em_err err;
+    if (!g)
+        return;
+    CHECK(tok_build(g, &t, &err) == 0);
+    int32_t *ids;
+    int n;
+    if (t && !tok_encode(t, "abcdabc", 7, 1, &ids, &n, &err)) {
+        /* bcd first: a [bcd] abc; then ab: a [bcd] [ab] c */
+        int32_t want0[] = {3, 8, 7, 5}, want1[] = {9, 3, 8, 7, 9, 5};
+        int nw = prefix ? 6 : 4;
+        CHECK_INT(n, nw);
+        if (n == nw)
+            CHECK(!memcmp(ids, prefix ? want1 : want0, (size_t)n * 4));
+        char *back = decode_all(t, ids, n);
+        CHECK_STR(back, prefix ? " abcdab c" : "abcdabc");
+        free(back);
+        free(ids);
+    }
+    tok_free(t);
+    gguf_close(g);
+}
+
+TEST(user_tokens) { check_user_tokens(0); }
+TEST(user_tokens_prefix) { check_user_tokens(1); }
+
 TEST(error_no_metadata)
 {
     gguf_writer *w = gguf_writer_new();
@@ -590,6 +633,8 @@ int main(void)
     RUN(decode_cap);
     RUN(cli_tokenize);
     RUN(spm_char_level);
+    RUN(user_tokens);
+    RUN(user_tokens_prefix);
     RUN(error_no_metadata);
     RUN(error_mismatched_lengths);
     RUN(error_bpe_without_merges);
