@@ -9,6 +9,7 @@
 
 #include "backends/gguf.h"
 #include "backends/llama2c.h"
+#include "backends/model.h"
 #include "harness/common.h"
 #include "tests/testlib.h"
 
@@ -18,8 +19,9 @@ typedef struct ck {
 } ck;
 
 /* Weight k of the file is the float k: every tensor's slice is unique,
- * so any offset mistake shows. */
-static float *write_model(const char *path, const ck *c, size_t *n_floats)
+ * so any offset mistake shows. With a seed, random weights instead. */
+static float *write_model_seeded(const char *path, const ck *c,
+                                 size_t *n_floats, uint64_t seed)
 {
     size_t D = c->dim, H = c->hidden, L = c->layers, V = c->vocab,
            KV = D / c->heads * c->kv_heads, hs = D / c->heads;
@@ -28,7 +30,7 @@ static float *write_model(const char *path, const ck *c, size_t *n_floats)
                (c->freq ? 2 * (c->seq * hs / 2) : 0) + (c->shared ? 0 : V * D);
     float *w = malloc(n * sizeof *w);
     for (size_t k = 0; k < n; k++)
-        w[k] = (float)k;
+        w[k] = seed ? (float)(em_rand01(&seed) - 0.5) : (float)k;
     int32_t hdr[7] = {c->dim, c->hidden, c->layers, c->heads, c->kv_heads,
                       c->shared ? c->vocab : -c->vocab, c->seq};
     FILE *f = fopen(path, "wb");
@@ -37,6 +39,11 @@ static float *write_model(const char *path, const ck *c, size_t *n_floats)
     fclose(f);
     *n_floats = n;
     return w;
+}
+
+static float *write_model(const char *path, const ck *c, size_t *n_floats)
+{
+    return write_model_seeded(path, c, n_floats, 0);
 }
 
 static const char *piece(int i, char *buf)
@@ -279,10 +286,179 @@ TEST(test_convert_errors)
     free(dir);
 }
 
+/* ------------------------------------------------------------------ */
+/* llama2.c's forward pass, written from its run.c algorithm, on the raw
+ * checkpoint floats: the converted file must give the same logits in
+ * emerge's engine, which checks the weight mapping and the claim that
+ * wq/wk need no RoPE permutation. */
+
+typedef struct ref {
+    const ck *c;
+    const float *emb, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3,
+        *rms_final, *wcls;
+    float *kcache, *vcache;   /* [layer][pos][kv_dim] */
+} ref;
+
+static void ref_init(ref *r, const ck *c, const float *w)
+{
+    size_t D = c->dim, H = c->hidden, L = c->layers, V = c->vocab,
+           KV = D / c->heads * c->kv_heads, hs = D / c->heads;
+    r->c = c;
+    r->emb = w; w += V * D;
+    r->rms_att = w; w += L * D;
+    r->wq = w; w += L * D * D;
+    r->wk = w; w += L * D * KV;
+    r->wv = w; w += L * D * KV;
+    r->wo = w; w += L * D * D;
+    r->rms_ffn = w; w += L * D;
+    r->w1 = w; w += L * D * H;
+    r->w2 = w; w += L * H * D;
+    r->w3 = w; w += L * D * H;
+    r->rms_final = w; w += D;
+    if (c->freq)
+        w += 2 * (c->seq * hs / 2);
+    r->wcls = c->shared ? r->emb : w;
+    r->kcache = calloc(L * c->seq * KV, sizeof(float));
+    r->vcache = calloc(L * c->seq * KV, sizeof(float));
+}
+
+static void rmsnorm(float *o, const float *x, const float *w, int n)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    float s = 1.0f / sqrtf((float)(ss / n) + 1e-5f);
+    for (int i = 0; i < n; i++)
+        o[i] = w[i] * (s * x[i]);
+}
+
+static void matmul(float *o, const float *x, const float *w, int n, int d)
+{
+    for (int i = 0; i < d; i++) {
+        double v = 0;
+        for (int j = 0; j < n; j++)
+            v += (double)w[(size_t)i * n + j] * x[j];
+        o[i] = (float)v;
+    }
+}
+
+static void ref_forward(ref *r, int token, int pos, float *logits)
+{
+    const ck *c = r->c;
+    int D = c->dim, H = c->hidden, hs = D / c->heads,
+        KV = hs * c->kv_heads, grp = c->heads / c->kv_heads;
+    float x[256], xb[256], xb2[256], q[256], hb[1024], hb2[1024], att[64];
+    memcpy(x, r->emb + (size_t)token * D, D * sizeof *x);
+    for (int l = 0; l < c->layers; l++) {
+        float *kc = r->kcache + (size_t)l * c->seq * KV,
+              *vc = r->vcache + (size_t)l * c->seq * KV;
+        rmsnorm(xb, x, r->rms_att + l * D, D);
+        matmul(q, xb, r->wq + (size_t)l * D * D, D, D);
+        matmul(kc + pos * KV, xb, r->wk + (size_t)l * D * KV, D, KV);
+        matmul(vc + pos * KV, xb, r->wv + (size_t)l * D * KV, D, KV);
+        for (int i = 0; i < D; i += 2) {   /* run.c's RoPE: pairs (i, i+1) */
+            float freq = 1.0f / powf(10000.0f, (float)(i % hs) / (float)hs);
+            float fcr = cosf(pos * freq), fci = sinf(pos * freq);
+            for (int v = 0; v < (i < KV ? 2 : 1); v++) {
+                float *vec = v == 0 ? q : kc + pos * KV;
+                float v0 = vec[i], v1 = vec[i + 1];
+                vec[i] = v0 * fcr - v1 * fci;
+                vec[i + 1] = v0 * fci + v1 * fcr;
+            }
+        }
+        for (int h = 0; h < c->heads; h++) {
+            const float *qh = q + h * hs;
+            int kvh = h / grp;
+            float mx = -1e30f, sum = 0;
+            for (int t = 0; t <= pos; t++) {
+                float s = 0;
+                for (int i = 0; i < hs; i++)
+                    s += qh[i] * kc[t * KV + kvh * hs + i];
+                att[t] = s / sqrtf((float)hs);
+                mx = att[t] > mx ? att[t] : mx;
+            }
+            for (int t = 0; t <= pos; t++)
+                sum += att[t] = expf(att[t] - mx);
+            for (int i = 0; i < hs; i++) {
+                float v = 0;
+                for (int t = 0; t <= pos; t++)
+                    v += att[t] / sum * vc[t * KV + kvh * hs + i];
+                xb[h * hs + i] = v;
+            }
+        }
+        matmul(xb2, xb, r->wo + (size_t)l * D * D, D, D);
+        for (int i = 0; i < D; i++)
+            x[i] += xb2[i];
+        rmsnorm(xb, x, r->rms_ffn + l * D, D);
+        matmul(hb, xb, r->w1 + (size_t)l * D * H, D, H);
+        matmul(hb2, xb, r->w3 + (size_t)l * D * H, D, H);
+        for (int i = 0; i < H; i++)
+            hb[i] = hb[i] / (1.0f + expf(-hb[i])) * hb2[i];
+        matmul(xb, hb, r->w2 + (size_t)l * H * D, H, D);
+        for (int i = 0; i < D; i++)
+            x[i] += xb[i];
+    }
+    rmsnorm(xb, x, r->rms_final, D);
+    matmul(logits, xb, r->wcls, D, c->vocab);
+}
+
+static void forward_matches(const ck *c)
+{
+    char *dir = tl_tmpdir(), model_path[512], tok[512], out[512];
+    snprintf(model_path, sizeof model_path, "%s/m.bin", dir);
+    snprintf(tok, sizeof tok, "%s/t.bin", dir);
+    snprintf(out, sizeof out, "%s/m.gguf", dir);
+    size_t n;
+    float *w = write_model_seeded(model_path, c, &n, 42);
+    write_tokenizer(tok, c->vocab);
+    em_err err;
+    model *m = NULL;
+    int rc = llama2c_convert(model_path, tok, out, NULL, &err);
+    model_opts mo = {1, 0, 0, 1};
+    if (!rc)
+        rc = model_build(out, &mo, &m, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    if (!rc) {
+        ref r;
+        ref_init(&r, c, w);
+        int32_t toks[6] = {1, 298, 17, 265, 4, 299};
+        float *got = malloc(6 * c->vocab * sizeof *got),
+              *want = malloc(c->vocab * sizeof *want);
+        rc = model_forward(m, toks, 6, 0, 6, got, &err);
+        CHECK_MSG(rc == 0, "%s", err.msg);
+        double worst = 0;
+        for (int pos = 0; pos < 6; pos++) {
+            ref_forward(&r, toks[pos], pos, want);
+            for (int i = 0; i < c->vocab; i++) {
+                double d = fabs(got[pos * c->vocab + i] - want[i]);
+                worst = d > worst ? d : worst;
+            }
+        }
+        CHECK_MSG(worst < 1e-4, "logits differ from llama2.c's algorithm by %g",
+                  worst);
+        free(got);
+        free(want);
+        free(r.kcache);
+        free(r.vcache);
+        model_free(m);
+    }
+    free(w);
+    free(dir);
+}
+
+TEST(test_forward_matches_llama2c)
+{
+    ck gqa = {32, 72, 2, 4, 2, 320, 16, 0, 0};
+    forward_matches(&gqa);
+    ck shared = {48, 64, 2, 6, 6, 300, 16, 1, 1};
+    forward_matches(&shared);
+}
+
 int main(void)
 {
     RUN(test_convert_unshared_gqa);
     RUN(test_convert_shared_legacy_rope);
     RUN(test_convert_errors);
+    RUN(test_forward_matches_llama2c);
     return tl_summary();
 }
