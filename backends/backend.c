@@ -11,10 +11,12 @@
 
 extern const backend_ops backend_replay_ops;
 extern const backend_ops backend_synthetic_ops;
+extern const backend_ops backend_native_ops;
 
 static const backend_ops *const registry[] = {
     &backend_replay_ops,
     &backend_synthetic_ops,
+    &backend_native_ops,
 };
 
 #define N_REGISTRY (sizeof registry / sizeof registry[0])

@@ -42,6 +42,7 @@ struct model_scratch {
     float *scores; /* [nth][n_ctx] attention scores per thread */
     float *qh;     /* [nth][head_dim] rounded query per thread */
     float *rope;   /* [n_batch][n_rot] cos/sin pairs */
+    double *acc;   /* [nth][head_dim] attention output accumulators */
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -356,6 +357,7 @@ static void alloc_scratch(model *m)
     s->scores = em_malloc(sizeof(float) * nth * (size_t)m->n_ctx);
     s->qh = em_malloc(sizeof(float) * nth * (size_t)h->head_dim);
     s->rope = em_malloc(sizeof(float) * B * (size_t)(h->n_rot ? h->n_rot : 1));
+    s->acc = em_malloc(sizeof(double) * nth * (size_t)h->head_dim);
     m->s = s;
 }
 
@@ -367,6 +369,7 @@ static void free_scratch(model_scratch *s)
                     s->tmp, s->tmp2, s->ff1, s->ff2, s->scores, s->qh, s->rope};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
+    free(s->acc);
     free(s);
 }
 
@@ -455,7 +458,7 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 {
     double ss = 0;
     for (int i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
+        ss += (double)(x[i] * x[i]); /* float square, double sum: as ggml */
     float scale = 1.0f / sqrtf((float)(ss / n) + eps);
     for (int i = 0; i < n; i++)
         o[i] = x[i] * scale * w[i];
@@ -470,7 +473,7 @@ static void layernorm(float *o, const float *x, const float *w,
     float mean = (float)(sum / n);
     for (int i = 0; i < n; i++) {
         o[i] = x[i] - mean;
-        ss += (double)o[i] * o[i];
+        ss += (double)(o[i] * o[i]);
     }
     float scale = 1.0f / sqrtf((float)(ss / n) + eps);
     for (int i = 0; i < n; i++)
@@ -627,9 +630,12 @@ typedef struct att_job {
     int il, T, p0;
 } att_job;
 
-/* One head of one query row: softmax(q K^T * scale) V over 0..pos. */
+/* One head of one query row: softmax(q K^T * scale) V over 0..pos.
+ * Both products accumulate in double: with F16 operands every product is
+ * exact in float, and ggml's F16 dot sums such rows (shorter than its
+ * 64-wide SIMD step) in double, so this reproduces its values. */
 static void attend(model *m, int il, const float *q, int pos, int hk,
-                   float *out, float *sc, float *qh)
+                   float *out, float *sc, float *qh, double *acc)
 {
     int hd = m->hp.head_dim;
     size_t KV = (size_t)m->hp.n_head_kv * hd;
@@ -641,10 +647,10 @@ static void attend(model *m, int il, const float *q, int pos, int hk,
     float mx = -INFINITY;
     for (int j = 0; j <= pos; j++) {
         const float *kr = K + (size_t)j * KV;
-        float s = 0;
+        double s = 0;
         for (int d = 0; d < hd; d++)
-            s += qh[d] * kr[d];
-        sc[j] = s * scale;
+            s += (double)(qh[d] * kr[d]);
+        sc[j] = (float)s * scale;
         if (sc[j] > mx)
             mx = sc[j];
     }
@@ -655,15 +661,17 @@ static void attend(model *m, int il, const float *q, int pos, int hk,
     }
     float inv = (float)(1.0 / sum);
     for (int d = 0; d < hd; d++)
-        out[d] = 0;
+        acc[d] = 0;
     for (int j = 0; j <= pos; j++) {
         float p = sc[j] * inv;
         if (m->kv_f16)
             p = round_f16(p);
         const float *vr = V + (size_t)j * KV;
         for (int d = 0; d < hd; d++)
-            out[d] += p * vr[d];
+            acc[d] += (double)(p * vr[d]);
     }
+    for (int d = 0; d < hd; d++)
+        out[d] = (float)acc[d];
 }
 
 static void att_worker(void *arg, int ith, int nth)
@@ -676,11 +684,12 @@ static void att_worker(void *arg, int ith, int nth)
     pool_split((long)j->T * H, ith, nth, 1, &lo, &hi);
     float *sc = m->s->scores + (size_t)ith * m->n_ctx;
     float *qh = m->s->qh + (size_t)ith * hd;
+    double *acc = m->s->acc + (size_t)ith * hd;
     for (long idx = lo; idx < hi; idx++) {
         int t = (int)(idx / H), h = (int)(idx % H);
         size_t off = (size_t)t * m->hp.n_embd + (size_t)h * hd;
         attend(m, j->il, m->s->q + off, j->p0 + t, h / group,
-               m->s->att + off, sc, qh);
+               m->s->att + off, sc, qh, acc);
     }
 }
 

@@ -1,0 +1,452 @@
+/*
+ * native.c - the "native" backend: GGUF models run in-process by model.c.
+ *
+ * Owns: backend_native_ops, the translation of harness requests into
+ * token sequences and forward passes, and the reuse of the KV cache
+ * between requests (see native.h for the spec's options).
+ *
+ * Scoring tokenises like lm-evaluation-harness: trailing whitespace of the
+ * context moves to the continuation, whole = encode(context+continuation),
+ * context_enc = encode(context) (BOS as the vocabulary asks), continuation
+ * = whole[len(context_enc):], and the model is conditioned on context_enc.
+ * An empty context conditions on BOS (EOS when the vocabulary has none).
+ *
+ * Prefix sharing: requests are sorted by their context tokens so that the
+ * choices of a multiple-choice question are neighbours and contexts that
+ * share a beginning follow each other. Each distinct context is evaluated
+ * once (only the part not already in the cache), its last logits kept,
+ * and every continuation then runs from that cache state, which is
+ * truncated back to the context afterwards. The last token of a
+ * continuation is never run: its logits predict nothing we need.
+ *
+ * Generation: the prompt reuses whatever prefix the cache holds, then one
+ * token per step; it ends at EOS, max_tokens, a full context, or as soon
+ * as the text contains a stop string (the text is cut before the earliest
+ * one).
+ */
+#include "backends/native.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/model.h"
+#include "backends/sample.h"
+#include "backends/tokenizer.h"
+
+typedef struct native {
+    model *m;
+    tokenizer *tok;
+    sampler *smp;
+    int prefix_sharing;
+    float *lg;      /* logits rows scratch */
+    size_t lg_rows;
+    float *ctx_lg;  /* logits after the current context's last token */
+} native;
+
+/* One scoring request as token ids. */
+typedef struct ll_item {
+    int32_t *ctx;
+    int nctx;
+    int32_t *cont;
+    int ncont;
+    int idx;        /* position in the caller's arrays */
+} ll_item;
+
+static int opt_int(const backend_spec *sp, const char *key, int def, int lo,
+                   int hi, int *out, em_err *err)
+{
+    const char *v = backend_spec_opt(sp, key);
+    *out = def;
+    if (!v)
+        return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || n < lo || n > hi)
+        return em_errorf(err, "option '%s': '%s' is not an integer in "
+                         "[%d, %d]", key, v, lo, hi);
+    *out = (int)n;
+    return 0;
+}
+
+static void native_close(void *state)
+{
+    native *nv = state;
+    if (!nv)
+        return;
+    sample_free(nv->smp);
+    tok_free(nv->tok);
+    model_free(nv->m);
+    free(nv->lg);
+    free(nv->ctx_lg);
+    free(nv);
+}
+
+static void fill_info(const backend_spec *spec, const native *nv,
+                      backend_info *info)
+{
+    const char *name = spec->name;
+    char *gname = NULL;
+    if (!name || !*name)
+        name = gname = gguf_get_str(nv->m->gguf, "general.name");
+    if (!name) {
+        const char *slash = strrchr(spec->path, '/');
+        name = slash ? slash + 1 : spec->path;
+    }
+    snprintf(info->name, sizeof info->name, "%s", name);
+    free(gname);
+    snprintf(info->arch, sizeof info->arch, "%s", nv->m->hp.arch_name);
+    info->n_params = nv->m->n_params;
+    info->n_ctx = nv->m->n_ctx;
+    info->caps = BACKEND_CAP_LOGLIK | BACKEND_CAP_GENERATE |
+                 BACKEND_CAP_GEN_LOGPROBS;
+}
+
+static int native_open(const backend_spec *spec, void **state,
+                       backend_info *info, em_err *err)
+{
+    if (!spec->path || !*spec->path)
+        return em_errorf(err, "the native backend needs 'path' to a .gguf "
+                         "file");
+    model_opts o = {0};
+    int share;
+    if (opt_int(spec, "threads", 0, 0, 256, &o.n_threads, err) ||
+        opt_int(spec, "n_ctx", 0, 0, 1 << 20, &o.n_ctx, err) ||
+        opt_int(spec, "prefix_sharing", 1, 0, 1, &share, err) ||
+        opt_int(spec, "kv_exact", 0, 0, 1, &o.kv_exact, err))
+        return -1;
+    native *nv = em_calloc(1, sizeof *nv);
+    nv->prefix_sharing = share;
+    if (model_build(spec->path, &o, &nv->m, err) ||
+        tok_build(nv->m->gguf, &nv->tok, err))
+        goto fail;
+    if (tok_n_vocab(nv->tok) > nv->m->hp.n_vocab) {
+        em_errorf(err, "%s: the vocabulary has %d tokens but the embedding "
+                  "only %d rows", spec->path, tok_n_vocab(nv->tok),
+                  nv->m->hp.n_vocab);
+        goto fail;
+    }
+    nv->smp = sample_build(nv->m->hp.n_vocab);
+    nv->ctx_lg = em_malloc(sizeof(float) * (size_t)nv->m->hp.n_vocab);
+    fill_info(spec, nv, info);
+    *state = nv;
+    return 0;
+fail:
+    native_close(nv);
+    return -1;
+}
+
+static float *logit_rows(native *nv, int rows)
+{
+    if ((size_t)rows > nv->lg_rows) {
+        free(nv->lg);
+        nv->lg = em_malloc(sizeof(float) * (size_t)rows *
+                           (size_t)nv->m->hp.n_vocab);
+        nv->lg_rows = (size_t)rows;
+    }
+    return nv->lg;
+}
+
+/* The token that stands in for an empty context. */
+static int32_t start_token(const native *nv)
+{
+    int32_t b = tok_bos(nv->tok);
+    return b >= 0 ? b : tok_eos(nv->tok);
+}
+
+/* lm-evaluation-harness's split of (context, continuation) into tokens. */
+static int encode_pair(native *nv, const char *context, const char *cont,
+                       ll_item *it, em_err *err)
+{
+    size_t lc = strlen(context), ns = 0;
+    int32_t *whole = NULL;
+    int nwhole = 0;
+    while (ns < lc && isspace((unsigned char)context[lc - ns - 1]))
+        ns++;
+    em_buf full = {0};
+    em_buf_put(&full, context, lc);
+    em_buf_puts(&full, cont);
+    if (lc == 0) { /* condition on BOS; the continuation has no specials */
+        it->ctx = em_malloc(sizeof(int32_t));
+        it->ctx[0] = start_token(nv);
+        it->nctx = 1;
+        int rc = tok_encode(nv->tok, cont, strlen(cont), 0, &it->cont,
+                            &it->ncont, err);
+        em_buf_free(&full);
+        if (it->ctx[0] < 0)
+            return em_errorf(err, "empty context and no BOS/EOS token");
+        return rc;
+    }
+    if (tok_encode(nv->tok, full.s ? full.s : "", full.len, 1, &whole,
+                   &nwhole, err) ||
+        tok_encode(nv->tok, context, lc - ns, 1, &it->ctx, &it->nctx, err)) {
+        em_buf_free(&full);
+        free(whole);
+        return -1;
+    }
+    em_buf_free(&full);
+    int skip = it->nctx < nwhole ? it->nctx : nwhole;
+    it->ncont = nwhole - skip;
+    it->cont = em_malloc(sizeof(int32_t) * (size_t)(it->ncont + 1));
+    memcpy(it->cont, whole + skip, sizeof(int32_t) * (size_t)it->ncont);
+    free(whole);
+    if (it->nctx == 0) { /* whitespace-only context without BOS */
+        it->ctx = em_realloc(it->ctx, sizeof(int32_t));
+        it->ctx[0] = start_token(nv);
+        it->nctx = 1;
+    }
+    return 0;
+}
+
+/* Keeps context + continuation[:-1] within n_ctx by dropping the oldest
+ * context tokens, as the harness's left truncation does. */
+static int fit_context(const native *nv, ll_item *it, em_err *err)
+{
+    int n_ctx = nv->m->n_ctx;
+    if (it->ncont > n_ctx)
+        return em_errorf(err, "continuation of %d tokens exceeds n_ctx %d",
+                         it->ncont, n_ctx);
+    int over = it->nctx + it->ncont - 1 - n_ctx;
+    if (over > 0) {
+        memmove(it->ctx, it->ctx + over,
+                sizeof(int32_t) * (size_t)(it->nctx - over));
+        it->nctx -= over;
+    }
+    return 0;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+    const ll_item *x = *(ll_item *const *)a, *y = *(ll_item *const *)b;
+    int n = x->nctx < y->nctx ? x->nctx : y->nctx;
+    for (int i = 0; i < n; i++)
+        if (x->ctx[i] != y->ctx[i])
+            return x->ctx[i] < y->ctx[i] ? -1 : 1;
+    if (x->nctx != y->nctx)
+        return x->nctx < y->nctx ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int same_ctx(const ll_item *a, const ll_item *b)
+{
+    return a->nctx == b->nctx &&
+           !memcmp(a->ctx, b->ctx, sizeof(int32_t) * (size_t)a->nctx);
+}
+
+/* Runs the context of it, reusing the cached prefix; its last logits go
+ * to nv->ctx_lg. */
+static int run_context(native *nv, const ll_item *it, em_err *err)
+{
+    model *m = nv->m;
+    int reuse = nv->prefix_sharing ? model_common_prefix(m, it->ctx, it->nctx)
+                                   : 0;
+    if (reuse >= it->nctx)
+        reuse = it->nctx - 1; /* its logits must be recomputed */
+    model_truncate(m, reuse);
+    int n = it->nctx - reuse;
+    return model_forward(m, it->ctx + reuse, n, n - 1, n, nv->ctx_lg, err);
+}
+
+/* Scores one continuation from the cache state just after its context. */
+static int score_cont(native *nv, const ll_item *it, backend_ll_res *r,
+                      em_err *err)
+{
+    model *m = nv->m;
+    int V = m->hp.n_vocab, n = it->ncont;
+    float *rows = logit_rows(nv, n > 1 ? n - 1 : 1);
+    if (n > 1 && model_forward(m, it->cont, n - 1, 0, n - 1, rows, err))
+        return -1;
+    double lp = 0;
+    int greedy = 1;
+    for (int j = 0; j < n; j++) {
+        const float *row = j == 0 ? nv->ctx_lg : rows + (size_t)(j - 1) * V;
+        lp += sample_logprob(row, V, it->cont[j]);
+        greedy &= sample_argmax(row, V) == it->cont[j];
+    }
+    model_truncate(m, it->nctx);
+    r->logprob = lp;
+    r->n_tokens = n;
+    r->is_greedy = greedy;
+    r->ok = 1;
+    return 0;
+}
+
+static void fail_req(backend_ll_res *r, const char *msg)
+{
+    r->ok = 0;
+    snprintf(r->error, sizeof r->error, "%.255s", msg);
+}
+
+static void score_sorted(native *nv, ll_item **order, int n,
+                         backend_ll_res *res)
+{
+    em_err err;
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        while (nv->prefix_sharing && j < n && same_ctx(order[i], order[j]))
+            j++;
+        if (run_context(nv, order[i], &err)) {
+            for (int k = i; k < j; k++)
+                fail_req(&res[order[k]->idx], err.msg);
+        } else {
+            for (int k = i; k < j; k++)
+                if (score_cont(nv, order[k], &res[order[k]->idx], &err)) {
+                    fail_req(&res[order[k]->idx], err.msg);
+                    model_truncate(nv->m, order[k]->nctx);
+                }
+        }
+        i = j;
+    }
+}
+
+static int native_loglikelihood(void *state, const backend_ll_req *req,
+                                backend_ll_res *res, int n, em_err *err)
+{
+    (void)err;
+    native *nv = state;
+    ll_item *items = em_calloc((size_t)(n > 0 ? n : 1), sizeof *items);
+    ll_item **order = em_calloc((size_t)(n > 0 ? n : 1), sizeof *order);
+    int n_ok = 0;
+    for (int i = 0; i < n; i++) {
+        em_err e;
+        items[i].idx = i;
+        if (encode_pair(nv, req[i].context ? req[i].context : "",
+                        req[i].continuation ? req[i].continuation : "",
+                        &items[i], &e) ||
+            fit_context(nv, &items[i], &e)) {
+            fail_req(&res[i], e.msg);
+            continue;
+        }
+        order[n_ok++] = &items[i];
+    }
+    qsort(order, (size_t)n_ok, sizeof *order, item_cmp);
+    score_sorted(nv, order, n_ok, res);
+    for (int i = 0; i < n; i++) {
+        free(items[i].ctx);
+        free(items[i].cont);
+    }
+    free(items);
+    free(order);
+    return 0;
+}
+
+/* ------------------------------------------------------------ generation */
+
+/* Offset of the earliest stop string in text, or -1. */
+static long find_stop(const em_buf *text, const backend_gen_req *rq)
+{
+    long best = -1;
+    for (int i = 0; i < rq->n_stop; i++) {
+        const char *s = rq->stop[i];
+        if (!s || !*s || !text->s)
+            continue;
+        const char *hit = memmem(text->s, text->len, s, strlen(s));
+        if (hit && (best < 0 || hit - text->s < best))
+            best = hit - text->s;
+    }
+    return best;
+}
+
+/* Runs the prompt, reusing the cached prefix; logits of its last token
+ * into nv->ctx_lg. */
+static int run_prompt(native *nv, const char *prompt, em_err *err)
+{
+    model *m = nv->m;
+    int32_t *ids = NULL;
+    int n = 0;
+    if (tok_encode(nv->tok, prompt, strlen(prompt), 1, &ids, &n, err))
+        return -1;
+    if (n == 0) {
+        ids = em_realloc(ids, sizeof(int32_t));
+        ids[0] = start_token(nv);
+        n = 1;
+    }
+    int keep = n < m->n_ctx - 1 ? n : m->n_ctx - 1; /* room for a token */
+    int32_t *p = ids + (n - keep);
+    int reuse = model_common_prefix(m, p, keep);
+    if (reuse >= keep)
+        reuse = keep - 1;
+    model_truncate(m, reuse);
+    int rc = model_forward(m, p + reuse, keep - reuse, keep - reuse - 1,
+                           keep - reuse, nv->ctx_lg, err);
+    free(ids);
+    return rc;
+}
+
+static int gen_one(native *nv, const backend_gen_req *rq, backend_gen_res *r,
+                   em_err *err)
+{
+    model *m = nv->m;
+    int V = m->hp.n_vocab, max = rq->max_tokens > 0 ? rq->max_tokens : 256;
+    if (max > m->n_ctx)
+        max = m->n_ctx;
+    uint64_t rng = rq->seed;
+    em_buf text = {0};
+    float *lps = em_malloc(sizeof(float) * (size_t)max);
+    int n = 0;
+    if (run_prompt(nv, rq->prompt ? rq->prompt : "", err))
+        goto fail;
+    while (n < max) {
+        int32_t t = sample_next(nv->smp, nv->ctx_lg, rq->temperature,
+                                rq->top_p > 0 ? rq->top_p : 1.0, &rng);
+        if (t == tok_eos(nv->tok))
+            break;
+        lps[n++] = (float)sample_logprob(nv->ctx_lg, V, t);
+        char piece[256];
+        int len = tok_decode(nv->tok, t, piece, sizeof piece);
+        em_buf_put(&text, piece, (size_t)(len < (int)sizeof piece ? len : 255));
+        long stop = find_stop(&text, rq);
+        if (stop >= 0) {
+            text.len = (size_t)stop;
+            text.s[stop] = '\0';
+            break;
+        }
+        if (n == max || m->n_past >= m->n_ctx)
+            break;
+        if (model_forward(m, &t, 1, 0, 1, nv->ctx_lg, err))
+            goto fail;
+    }
+    r->text = text.s ? em_buf_take(&text) : em_strdup("");
+    r->n_tokens = n;
+    r->token_logprobs = lps;
+    r->sum_logprob = 0;
+    for (int i = 0; i < n; i++)
+        r->sum_logprob += lps[i];
+    r->ok = 1;
+    return 0;
+fail:
+    em_buf_free(&text);
+    free(lps);
+    return -1;
+}
+
+static int native_generate(void *state, const backend_gen_req *req,
+                           backend_gen_res *res, int n, em_err *err)
+{
+    (void)err;
+    native *nv = state;
+    for (int i = 0; i < n; i++) {
+        em_err e;
+        if (gen_one(nv, &req[i], &res[i], &e)) {
+            res[i].ok = 0;
+            snprintf(res[i].error, sizeof res[i].error, "%.255s", e.msg);
+        }
+    }
+    return 0;
+}
+
+uint64_t native_tokens_evaluated(const backend *b)
+{
+    if (!b || b->ops != &backend_native_ops)
+        return 0;
+    return ((const native *)b->state)->m->n_evaluated;
+}
+
+const backend_ops backend_native_ops = {
+    .name = "native",
+    .open = native_open,
+    .loglikelihood = native_loglikelihood,
+    .generate = native_generate,
+    .close = native_close,
+};

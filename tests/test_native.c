@@ -1,0 +1,367 @@
+/*
+ * test_native.c - the native backend: scoring, prefix sharing, generation,
+ * sampling and errors, on the shared tiny GGUF fixtures.
+ *
+ * The references are computed independently here from model_forward's
+ * full logits and the tokenizer, so the backend's bookkeeping (grouping,
+ * cache reuse and truncation, row selection) is what is under test.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "backends/gguf.h"
+#include "backends/model.h"
+#include "backends/native.h"
+#include "backends/sample.h"
+#include "backends/tokenizer.h"
+#include "harness/common.h"
+#include "tests/testlib.h"
+
+static backend *open_native(const char *fixture, const char *share)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", fixture);
+    char *path = tl_shared(rel);
+    if (!path)
+        return NULL;
+    backend_opt opts[2] = {{"threads", "2"}, {"prefix_sharing", (char *)share}};
+    backend_spec spec = {.name = "t", .backend = "native", .path = path,
+                         .opts = opts, .n_opts = 2};
+    backend *b = NULL;
+    em_err err;
+    int rc = backend_open(&spec, &b, &err);
+    CHECK_MSG(rc == 0, "%s", err.msg);
+    free(path);
+    return rc ? NULL : b;
+}
+
+static const backend_ll_req mc[] = {
+    {"Question: The capital of France is", " Paris"},
+    {"Question: The capital of France is", " London"},
+    {"Question: The capital of Japan is", " Tokyo, of course."},
+    {"Question: The capital of France is", " a city called Berlin"},
+    {"Question: The capital of Japan is", " Kyoto"},
+    {"", "Once upon a time"},
+    {"Question: The capital of France is ", "Rome"},
+    {"Question: The capital of France", " is Paris"},
+};
+#define N_MC (int)(sizeof mc / sizeof mc[0])
+
+static void mc_compare(const char *fixture)
+{
+    backend *b = open_native(fixture, "1"), *alone = open_native(fixture, "0");
+    if (!b || !alone)
+        goto out;
+    backend_ll_res res[N_MC], one[N_MC];
+    em_err err;
+    CHECK(backend_loglikelihood(b, mc, res, N_MC, &err) == 0);
+    uint64_t shared = native_tokens_evaluated(b);
+    for (int i = 0; i < N_MC; i++)
+        CHECK(backend_loglikelihood(alone, &mc[i], &one[i], 1, &err) == 0);
+    uint64_t solo = native_tokens_evaluated(alone);
+    for (int i = 0; i < N_MC; i++) {
+        CHECK_MSG(res[i].ok && one[i].ok, "%d: %s %s", i, res[i].error,
+                  one[i].error);
+        CHECK_NEAR(res[i].logprob, one[i].logprob, 1e-4);
+        CHECK_INT(res[i].n_tokens, one[i].n_tokens);
+        CHECK_INT(res[i].is_greedy, one[i].is_greedy);
+        CHECK(res[i].n_tokens > 0 && res[i].logprob < 0);
+    }
+    printf("  %s: evaluated tokens with sharing %llu, without %llu\n", fixture,
+           (unsigned long long)shared, (unsigned long long)solo);
+    CHECK(shared < solo);
+out:
+    backend_close(b);
+    backend_close(alone);
+}
+
+TEST(prefix_sharing_equals_alone)
+{
+    mc_compare("tiny-llama-f32");
+    mc_compare("tiny-gpt2-f16");
+    mc_compare("wide-llama-q4_k");
+}
+
+/* log P(cont | ctx) from the full logits of one forward pass over the
+ * tokens the harness convention gives. */
+TEST(loglik_equals_full_logits)
+{
+    char *path = tl_shared("fixtures/gguf/tiny-llama-f32.gguf");
+    if (!path)
+        return;
+    backend *b = open_native("tiny-llama-f32", "1");
+    model *m = NULL;
+    tokenizer *tok = NULL;
+    em_err err;
+    model_opts o = {.n_threads = 2};
+    CHECK(model_build(path, &o, &m, &err) == 0);
+    CHECK(tok_build(m->gguf, &tok, &err) == 0);
+    const char *ctx = "Q: What is 12 + 35?\nA:", *cont = " 47";
+    int32_t *whole, *ce;
+    int nw, nc;
+    char full[128];
+    snprintf(full, sizeof full, "%s%s", ctx, cont);
+    CHECK(tok_encode(tok, full, strlen(full), 1, &whole, &nw, &err) == 0);
+    CHECK(tok_encode(tok, ctx, strlen(ctx), 1, &ce, &nc, &err) == 0);
+    CHECK(nw > nc && nc > 1);
+    int V = m->hp.n_vocab;
+    float *lg = malloc(sizeof(float) * (size_t)nw * V);
+    /* Conditioned on the context's own tokens, then the continuation. */
+    int32_t *seq = malloc(sizeof(int32_t) * (size_t)nw);
+    memcpy(seq, ce, sizeof(int32_t) * (size_t)nc);
+    memcpy(seq + nc, whole + nc, sizeof(int32_t) * (size_t)(nw - nc));
+    CHECK(model_forward(m, seq, nw, 0, nw, lg, &err) == 0);
+    double want = 0;
+    int greedy = 1;
+    for (int i = nc; i < nw; i++) {
+        want += sample_logprob(lg + (size_t)(i - 1) * V, V, seq[i]);
+        greedy &= sample_argmax(lg + (size_t)(i - 1) * V, V) == seq[i];
+    }
+    backend_ll_req rq = {ctx, cont};
+    backend_ll_res r;
+    CHECK(backend_loglikelihood(b, &rq, &r, 1, &err) == 0);
+    CHECK(r.ok);
+    CHECK_NEAR(r.logprob, want, 1e-4);
+    CHECK_INT(r.n_tokens, nw - nc);
+    CHECK_INT(r.is_greedy, greedy);
+    /* The argmax continuation is greedy by construction. */
+    char piece[64];
+    int32_t best = sample_argmax(lg + (size_t)(nc - 1) * V, V);
+    tok_decode(tok, best, piece, sizeof piece);
+    backend_ll_req rq2 = {ctx, piece};
+    CHECK(backend_loglikelihood(b, &rq2, &r, 1, &err) == 0);
+    if (r.n_tokens == 1)
+        CHECK_INT(r.is_greedy, 1);
+    free(lg);
+    free(seq);
+    free(whole);
+    free(ce);
+    tok_free(tok);
+    model_free(m);
+    backend_close(b);
+    free(path);
+}
+
+static backend_gen_res gen(backend *b, const char *prompt, int max,
+                           double temp, double top_p, uint64_t seed,
+                           const char *const *stop, int n_stop)
+{
+    backend_gen_req rq = {prompt, stop, n_stop, max, temp, top_p, seed};
+    backend_gen_res r;
+    em_err err;
+    CHECK(backend_generate(b, &rq, &r, 1, &err) == 0);
+    CHECK_MSG(r.ok, "%s", r.error);
+    return r;
+}
+
+TEST(greedy_equals_argmax_decoding)
+{
+    char *path = tl_shared("fixtures/gguf/tiny-llama-f32.gguf");
+    if (!path)
+        return;
+    backend *b = open_native("tiny-llama-f32", "1");
+    if (!b) {
+        free(path);
+        return;
+    }
+    const char *prompt = "Once upon a time";
+    backend_gen_res r1 = gen(b, prompt, 10, 0, 1, 0, NULL, 0);
+    backend_gen_res r2 = gen(b, prompt, 10, 0, 1, 7, NULL, 0);
+    CHECK_STR(r1.text, r2.text);
+    CHECK_INT(r1.n_tokens, r2.n_tokens);
+
+    model *m = NULL;
+    tokenizer *tok = NULL;
+    em_err err;
+    model_opts o = {.n_threads = 1};
+    CHECK(model_build(path, &o, &m, &err) == 0);
+    CHECK(tok_build(m->gguf, &tok, &err) == 0);
+    int32_t *ids;
+    int n;
+    CHECK(tok_encode(tok, prompt, strlen(prompt), 1, &ids, &n, &err) == 0);
+    int V = m->hp.n_vocab;
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    CHECK(model_forward(m, ids, n, n - 1, n, lg, &err) == 0);
+    em_buf want = {0};
+    int k = 0;
+    double sum = 0;
+    for (; k < 10; k++) {
+        int32_t t = sample_argmax(lg, V);
+        if (t == tok_eos(tok))
+            break;
+        double lp = sample_logprob(lg, V, t);
+        CHECK_NEAR(r1.token_logprobs[k], lp, 1e-4);
+        sum += lp;
+        char piece[128];
+        em_buf_put(&want, piece, (size_t)tok_decode(tok, t, piece, sizeof piece));
+        CHECK(model_forward(m, &t, 1, 0, 1, lg, &err) == 0);
+    }
+    CHECK_STR(r1.text, want.s ? want.s : "");
+    CHECK_INT(r1.n_tokens, k);
+    CHECK_NEAR(r1.sum_logprob, sum, 1e-3);
+    em_buf_free(&want);
+    free(lg);
+    free(ids);
+    tok_free(tok);
+    model_free(m);
+    backend_gen_res_clear(&r1);
+    backend_gen_res_clear(&r2);
+    backend_close(b);
+    free(path);
+}
+
+TEST(stop_strings_and_max_tokens)
+{
+    backend *b = open_native("tiny-gptneox-f16", "1");
+    if (!b)
+        return;
+    backend_gen_res full = gen(b, "The capital of France is", 12, 0, 1, 0,
+                               NULL, 0);
+    CHECK_INT(full.n_tokens, 12); /* random weights: EOS is unlikely */
+    CHECK(strlen(full.text) >= 6);
+    /* Two stop strings: the earlier one in the text wins. */
+    size_t L = strlen(full.text);
+    char late[4] = {0}, early[3] = {0};
+    memcpy(late, full.text + L - 3, 3);
+    memcpy(early, full.text + L / 2, 2);
+    const char *stops[] = {late, early};
+    backend_gen_res cut = gen(b, "The capital of France is", 12, 0, 1, 0,
+                              stops, 2);
+    const char *first = strstr(full.text, early);
+    const char *firstl = strstr(full.text, late);
+    size_t want = (size_t)((firstl && firstl < first ? firstl : first) - full.text);
+    CHECK_INT(strlen(cut.text), want);
+    CHECK(!strncmp(cut.text, full.text, want));
+    CHECK(cut.n_tokens <= full.n_tokens);
+    backend_gen_res few = gen(b, "The capital of France is", 3, 0, 1, 0, NULL, 0);
+    CHECK_INT(few.n_tokens, 3);
+    CHECK(!strncmp(few.text, full.text, strlen(few.text)));
+    backend_gen_res_clear(&full);
+    backend_gen_res_clear(&cut);
+    backend_gen_res_clear(&few);
+    backend_close(b);
+}
+
+TEST(seeded_sampling_reproducible)
+{
+    backend *b = open_native("tiny-gpt2-f16", "1");
+    if (!b)
+        return;
+    int distinct = 0;
+    char *prev = NULL;
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        backend_gen_res a = gen(b, "Hello", 8, 1.0, 0.9, seed, NULL, 0);
+        backend_gen_res c = gen(b, "Hello", 8, 1.0, 0.9, seed, NULL, 0);
+        CHECK_STR(a.text, c.text);
+        CHECK_INT(a.n_tokens, c.n_tokens);
+        for (int i = 0; i < a.n_tokens && i < c.n_tokens; i++)
+            CHECK_NEAR(a.token_logprobs[i], c.token_logprobs[i], 1e-6);
+        if (prev && strcmp(prev, a.text))
+            distinct++;
+        free(prev);
+        prev = em_strdup(a.text);
+        backend_gen_res_clear(&a);
+        backend_gen_res_clear(&c);
+    }
+    free(prev);
+    CHECK(distinct > 0); /* different seeds give different samples */
+    backend_close(b);
+}
+
+static void expect_open_error(const char *path, const char *want)
+{
+    backend_spec spec = {.name = "bad", .backend = "native", .path = (char *)path};
+    backend *b = NULL;
+    em_err err = {{0}};
+    CHECK(backend_open(&spec, &b, &err) == -1);
+    CHECK_HAS(err.msg, want);
+    CHECK(b == NULL);
+}
+
+static void write_tiny(const char *path, const char *arch, ggml_type emb)
+{
+    gguf_writer *w = gguf_writer_new();
+    char key[64];
+    gguf_writer_set_str(w, "general.architecture", arch);
+#define KEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
+    gguf_writer_set_u32(w, KEY("embedding_length"), 32);
+    gguf_writer_set_u32(w, KEY("block_count"), 1);
+    gguf_writer_set_u32(w, KEY("feed_forward_length"), 64);
+    gguf_writer_set_u32(w, KEY("attention.head_count"), 4);
+    gguf_writer_set_u32(w, KEY("context_length"), 64);
+#undef KEY
+    int64_t ne[2] = {32, 8};
+    size_t nb = ggml_type_size(emb, 32) * 8;
+    char *zero = calloc(1, nb);
+    gguf_writer_add_tensor(w, "token_embd.weight", emb, 2, ne, zero, nb);
+    em_err err;
+    CHECK_MSG(gguf_writer_write(w, path, &err) == 0, "%s", err.msg);
+    gguf_writer_free(w);
+    free(zero);
+}
+
+TEST(clear_errors)
+{
+    expect_open_error("/nonexistent/model.gguf", "/nonexistent/model.gguf");
+    char *dir = tl_tmpdir();
+    char p1[512], p2[512];
+    snprintf(p1, sizeof p1, "%s/mamba.gguf", dir);
+    snprintf(p2, sizeof p2, "%s/q5.gguf", dir);
+    write_tiny(p1, "mamba", GGML_F32);
+    expect_open_error(p1, "unknown architecture 'mamba'");
+    write_tiny(p2, "llama", GGML_Q5_1);
+    expect_open_error(p2, "tensor 'token_embd.weight' has type Q5_1");
+    /* A required tensor that is absent is named. */
+    write_tiny(p1, "llama", GGML_F32);
+    expect_open_error(p1, "missing tensor 'output_norm.weight'");
+    /* Bad option values. */
+    char *path = tl_shared("fixtures/gguf/tiny-llama-f32.gguf");
+    if (path) {
+        backend_opt o = {"threads", "many"};
+        backend_spec spec = {.name = "x", .backend = "native", .path = path,
+                             .opts = &o, .n_opts = 1};
+        backend *b = NULL;
+        em_err err;
+        CHECK(backend_open(&spec, &b, &err) == -1);
+        CHECK_HAS(err.msg, "option 'threads'");
+        free(path);
+    }
+    free(dir);
+}
+
+TEST(info_and_long_inputs)
+{
+    backend *b = open_native("tiny-llama-f32", "1");
+    if (!b)
+        return;
+    CHECK_STR(b->info.arch, "llama");
+    CHECK_INT(b->info.n_ctx, 512);
+    CHECK(b->info.n_params > 2e6 && b->info.n_params < 5e6);
+    CHECK(b->info.caps & BACKEND_CAP_LOGLIK);
+    /* A context longer than n_ctx is cut from the left, still scored. */
+    em_buf ctx = {0};
+    for (int i = 0; i < 400; i++)
+        em_buf_puts(&ctx, " cat dog");
+    backend_ll_req rq = {ctx.s, " bird"};
+    backend_ll_res r;
+    em_err err;
+    CHECK(backend_loglikelihood(b, &rq, &r, 1, &err) == 0);
+    CHECK_MSG(r.ok, "%s", r.error);
+    CHECK(r.n_tokens >= 1);
+    em_buf_free(&ctx);
+    backend_close(b);
+}
+
+int main(void)
+{
+    RUN(prefix_sharing_equals_alone);
+    RUN(loglik_equals_full_logits);
+    RUN(greedy_equals_argmax_decoding);
+    RUN(stop_strings_and_max_tokens);
+    RUN(seeded_sampling_reproducible);
+    RUN(clear_errors);
+    RUN(info_and_long_inputs);
+    return tl_summary();
+}
