@@ -85,9 +85,9 @@ static int expand_dir(const char *dir, char ***paths, int *n, em_err *err)
         (*paths)[(*n)++] = em_buf_take(&b);
     }
     closedir(d);
-    qsort(*paths + first, (size_t)(*n - first), sizeof **paths, cmp_str);
     if (*n == first)
         return em_errorf(err, "%s: no *.yaml task files in the directory", dir);
+    qsort(*paths + first, (size_t)(*n - first), sizeof **paths, cmp_str);
     return 0;
 }
 
@@ -389,8 +389,9 @@ static void warn_once(run_ctx *c, const pair *p, const char *metric, const char 
         }
     c->warned = em_realloc(c->warned, sizeof *c->warned * (size_t)(c->n_warned + 1));
     c->warned[c->n_warned++] = em_buf_take(&b);
-    fprintf(stderr, "emerge: warning: task %s, variant %s: metric %s not "
-            "computed: %s\n", p->t->name, p->v->name, metric, why);
+    if (!c->o->quiet)
+        fprintf(stderr, "emerge: note: task %s, variant %s: metric %s not "
+                "computed: %s\n", p->t->name, p->v->name, metric, why);
 }
 
 typedef struct scored {
