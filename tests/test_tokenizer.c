@@ -435,6 +435,71 @@ static void check_user_tokens(int prefix)
 TEST(user_tokens) { check_user_tokens(0); }
 TEST(user_tokens_prefix) { check_user_tokens(1); }
 
+/* The demo family's vocabulary (tools/family/vocab.py): <unk> <s> </s>,
+ * 256 byte tokens, then one piece per printable ASCII character with the
+ * space as "▁"; no space prefix. Every byte of valid UTF-8 is then
+ * exactly one token: printable ASCII its piece, anything else its <0xXX>,
+ * as vocab.py's encode() says. (Not so for broken UTF-8: a stray lead
+ * byte takes the next bytes into one character, which then falls back
+ * to <0xXX> for each, ASCII included - llama.cpp does the same.) */
+TEST(demo_family_vocab)
+{
+    enum { BYTE0 = 3, CHAR0 = 259, NV = 259 + 95 };
+    static char names[NV][8];
+    const char *toks[NV];
+    float scores[NV];
+    int32_t types[NV];
+    for (int i = 0; i < NV; i++) {
+        if (i < 3)
+            strcpy(names[i], i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < CHAR0)
+            snprintf(names[i], sizeof names[i], "<0x%02X>", i - BYTE0);
+        else if (i == CHAR0)
+            strcpy(names[i], "\xe2\x96\x81");
+        else
+            names[i][0] = (char)(0x20 + i - CHAR0), names[i][1] = 0;
+        toks[i] = names[i];
+        scores[i] = i < CHAR0 ? 0.0f : -(float)(i + 1);
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < CHAR0 ? 6 : 1;
+    }
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", "default");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, NV);
+    gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", scores, NV);
+    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, NV);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", 0);
+    gguf_file *g = write_open(w, "demo.gguf");
+    tokenizer *t = NULL;
+    em_err err;
+    if (!g)
+        return;
+    CHECK(tok_build(g, &t, &err) == 0);
+    uint64_t rng = 3;
+    static char buf[1024];
+    int bad = 0;
+    for (int k = 0; t && k < 300; k++) {
+        size_t len = random_text(&rng, buf, 1);
+        int32_t *ids;
+        int n;
+        if (tok_encode(t, buf, len, 1, &ids, &n, &err)) {
+            CHECK_MSG(0, "%s", err.msg);
+            break;
+        }
+        int ok = n == (int)len + 1 && ids[0] == 1;
+        for (size_t i = 0; ok && i < len; i++) {
+            unsigned char c = (unsigned char)buf[i];
+            ok = ids[i + 1] == (c >= 0x20 && c <= 0x7E ? CHAR0 + c - 0x20
+                                                       : BYTE0 + c);
+        }
+        bad += !ok;
+        free(ids);
+    }
+    CHECK_INT(bad, 0);
+    tok_free(t);
+    gguf_close(g);
+}
+
 TEST(error_no_metadata)
 {
     gguf_writer *w = gguf_writer_new();
@@ -635,6 +700,7 @@ int main(void)
     RUN(spm_char_level);
     RUN(user_tokens);
     RUN(user_tokens_prefix);
+    RUN(demo_family_vocab);
     RUN(error_no_metadata);
     RUN(error_mismatched_lengths);
     RUN(error_bpe_without_merges);
