@@ -170,18 +170,25 @@ int *scaling_axis_order(const scaling_series *s, int axis_flops)
  * none (NAN). Returned normalised. */
 static double emergence_threshold(const scaling_series *s)
 {
-    double low = s->low_score, high = s->high_score;
     double t = NAN;
     if (!isnan(s->random_baseline))
-        t = metric_normalize(s->random_baseline, low, high);
+        t = scaling_y(s, s->random_baseline);
     if (!isnan(s->random_hi)) {
-        double h = metric_normalize(s->random_hi, low, high);
+        double h = scaling_y(s, s->random_hi);
         if (isnan(t) || h > t)
             t = h;
     }
-    if (isnan(t) && low != high)
-        t = metric_normalize(low, low, high);
+    if (isnan(t) && s->low_score != s->high_score)
+        t = 0; /* y of low_score */
     return t;
+}
+
+double scaling_y(const scaling_series *s, double raw)
+{
+    if (s->low_score == s->high_score && s->metric &&
+        !metric_higher_is_better(s->metric))
+        return -raw;
+    return metric_normalize(raw, s->low_score, s->high_score);
 }
 
 void scaling_analyze(const scaling_series *s, int axis_flops,
@@ -192,14 +199,13 @@ void scaling_analyze(const scaling_series *s, int axis_flops,
     size_t sz = sizeof(double) * (size_t)(n ? n : 1);
     double *y = em_malloc(sz), *lo = em_malloc(sz), *hi = em_malloc(sz);
     double *x = em_malloc(sz);
-    double low = s->low_score, high = s->high_score;
     int nx = 0;
     for (int i = 0; i < n; i++) {
         const scaling_point *p = &s->pts[ord[i]];
-        y[i] = metric_normalize(p->score, low, high);
-        double a = metric_normalize(isnan(p->lo) ? p->score : p->lo, low, high);
-        double b = metric_normalize(isnan(p->hi) ? p->score : p->hi, low, high);
-        lo[i] = a < b ? a : b; /* a high < low range flips the interval */
+        y[i] = scaling_y(s, p->score);
+        double a = scaling_y(s, isnan(p->lo) ? p->score : p->lo);
+        double b = scaling_y(s, isnan(p->hi) ? p->score : p->hi);
+        lo[i] = a < b ? a : b; /* a decreasing y(raw) flips the interval */
         hi[i] = a < b ? b : a;
     }
     out->linearity = scaling_linearity(y, n);

@@ -42,6 +42,13 @@ typedef struct scaling_result {
     double slope;            /* least squares of y on log10(x) */
 } scaling_result;
 
+/* The y that the analysis uses for a raw score of series s:
+ * metric_normalize(raw, low_score, high_score); when the series has no
+ * normalisation (low == high) and its metric is lower-is-better
+ * (metric_higher_is_better() == 0: brier_score, edit_distance), -raw, so
+ * that a rising y always means a better model. */
+double scaling_y(const scaling_series *s, double raw);
+
 /* y: normalised scores of n models sorted by scale. */
 double scaling_range(const double *y, int n); /* I(y) */
 double scaling_linearity(const double *y, int n);

@@ -38,12 +38,16 @@ static void fmt_axis(char *out, size_t n, double v, int axis_flops)
         fmt_count(out, n, v);
 }
 
-static void fmt_breakthrough(char *out, size_t n, const scaling_result *r)
+/* digits: 3 for reading, 17 (round-trip) for CSV. */
+static void fmt_breakthrough(char *out, size_t n, const scaling_result *r,
+                             int digits)
 {
     if (r->b_inf)
         snprintf(out, n, "%s", r->breakthroughness > 0 ? "inf" : "-inf");
+    else if (digits > 3)
+        snprintf(out, n, "%.*g", digits, r->breakthroughness);
     else
-        snprintf(out, n, "%.3f", r->breakthroughness);
+        snprintf(out, n, "%.*f", digits, r->breakthroughness);
 }
 
 static void fmt_emergence(char *out, size_t n, const scaling_result *r,
@@ -69,9 +73,10 @@ static const char *dash(const char *s)
     return s && *s ? s : "-";
 }
 
+/* The y of the analysis (see scaling_y), shown as "normalised". */
 static double norm(const scaling_series *s, double v)
 {
-    return metric_normalize(v, s->low_score, s->high_score);
+    return scaling_y(s, v);
 }
 
 static void fmt_ci(char *out, size_t n, const scaling_point *p)
@@ -87,7 +92,7 @@ static void print_table(FILE *f, const scaling_series *s, int axis_flops)
     scaling_result r;
     char ax[32], ci[64], b[32], e[32];
     scaling_analyze(s, axis_flops, &r);
-    fprintf(f, "%s  variant %s  metric %s\n", dash(s->task), dash(s->variant),
+    fprintf(f, "task %s  variant %s  metric %s\n", dash(s->task), dash(s->variant),
             dash(s->metric));
     fprintf(f, "  %-24s %10s %10s %-22s %9s %6s\n", "model",
             axis_flops ? "flops" : "params", "score", "95% CI", "normalised",
@@ -101,7 +106,7 @@ static void print_table(FILE *f, const scaling_series *s, int axis_flops)
                 p->score, ci, norm(s, p->score), p->n);
     }
     free(ord);
-    fmt_breakthrough(b, sizeof b, &r);
+    fmt_breakthrough(b, sizeof b, &r, 3);
     fmt_emergence(e, sizeof e, &r, axis_flops);
     fprintf(f, "  linearity %.3f  breakthroughness %s  emergence %s  "
                "slope %.3f/decade  flags %s\n\n",
@@ -127,7 +132,7 @@ static void print_md(FILE *f, const scaling_series *s, int axis_flops)
                 p->score, ci, norm(s, p->score), p->n);
     }
     free(ord);
-    fmt_breakthrough(b, sizeof b, &r);
+    fmt_breakthrough(b, sizeof b, &r, 3);
     fmt_emergence(e, sizeof e, &r, axis_flops);
     fprintf(f, "\nlinearity **%.3f**, breakthroughness **%s**, emergence "
                "scale **%s**, slope %.3f per decade, flags: %s\n\n",
@@ -164,7 +169,7 @@ static void print_csv_series(FILE *f, const scaling_series *s, int axis_flops)
     scaling_result r;
     char b[32], e[32];
     scaling_analyze(s, axis_flops, &r);
-    fmt_breakthrough(b, sizeof b, &r);
+    fmt_breakthrough(b, sizeof b, &r, 17);
     if (r.emergence_scale > 0)
         snprintf(e, sizeof e, "%.17g", r.emergence_scale);
     else

@@ -274,11 +274,75 @@ TEST(test_corpus_bleu_vs_nltk)
     free(dir);
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* `emerge bleu` end to end. The expected line was checked independently:
+ * sacrebleu's regexes in Python on the same files give matches 16/11/6/3
+ * of 17/14/11/9, hyp 17, ref 19 -> 53.83. */
+TEST(test_cli_bleu)
+{
+    const char *bin = getenv("EMERGE_BIN");
+    bin = bin && *bin ? bin : "build/asan/emerge";
+    if (tl_sh(NULL, "test -x %s", bin)) {
+        if (em_is_ci())
+            tl_fail(__FILE__, __LINE__, "%s not built", bin);
+        else
+            tl_skip("%s not built", bin);
+        return;
+    }
+    char *abs = realpath(bin, NULL); /* the commands run in the tmpdir */
+    if (!abs) {
+        tl_fail(__FILE__, __LINE__, "realpath %s failed", bin);
+        return;
+    }
+    bin = abs;
+    char *d = tl_tmpdir(), *out = NULL;
+    write_file(d, "ref1", "The cat sat on the mat.\nIt costs 3.14 dollars, or "
+               "1,000 yen.\nHello world!\n");
+    write_file(d, "ref2", "The cat is on the mat.\nIt costs three dollars, or "
+               "1,000 yen.\nHello, world!\n");
+    write_file(d, "hyp", "The cat sat on a mat.\nIt costs 3.14 dollars or "
+               "1,000 yen.\r\nHello world"); /* CRLF and no final newline */
+    write_file(d, "short", "one line\n");
+    CHECK_INT(tl_sh(&out, "cd %s && %s bleu ref1 hyp", d, bin), 0);
+    CHECK_STR(out, "BLEU = 53.83 94.1/78.6/54.5/33.3 (BP = 0.889 ratio = "
+                   "0.895 hyp_len = 17 ref_len = 19)\n");
+    free(out);
+    /* ref2 adds no n-gram of hyp and no closer length: the same score. */
+    CHECK_INT(tl_sh(&out, "cd %s && %s bleu --refs ref1,ref2 hyp -b", d, bin), 0);
+    CHECK_STR(out, "53.83\n");
+    free(out);
+    CHECK_INT(tl_sh(&out, "cd %s && %s bleu ref1 ref2 hyp -b", d, bin), 0);
+    CHECK_STR(out, "53.83\n");
+    free(out);
+    CHECK_INT(tl_sh(&out, "cd %s && %s bleu ref1 short", d, bin), 2);
+    CHECK_HAS(out, "ref1 has 3 lines but short has 1");
+    free(out);
+    CHECK_INT(tl_sh(&out, "cd %s && %s bleu hyp", d, bin), 2);
+    CHECK_HAS(out, "need at least one reference");
+    free(out);
+    CHECK_INT(tl_sh(&out, "cd %s && %s bleu missing hyp", d, bin), 2);
+    CHECK_HAS(out, "missing: cannot open");
+    free(out);
+    free(d);
+    free(abs);
+}
+
 int main(void)
 {
     RUN(test_13a);
     RUN(test_sentence_bleu);
     RUN(test_corpus_bleu_stats);
     RUN(test_corpus_bleu_vs_nltk);
+    RUN(test_cli_bleu);
     return tl_summary();
 }

@@ -262,6 +262,123 @@ TEST(test_analyze)
     scaling_series_free(s, 1);
 }
 
+/* Without a normalisation range, a lower-is-better metric is analysed as
+ * -raw: a Brier score falling with scale is an improvement, not inverse
+ * scaling. The same numbers as exact_match would be inverse. */
+TEST(test_lower_is_better)
+{
+    scaling_series *s = one_series();
+    /* pts are 4e8, 1e8, 2e9, 8e9: by size 1.3, 1.2, 0.5, 0.1. */
+    double want[] = {1.2, 1.3, 0.5, 0.1};
+    for (int i = 0; i < 4; i++) {
+        s->pts[i].score = want[i];
+        s->pts[i].lo = want[i] - 0.01;
+        s->pts[i].hi = want[i] + 0.01;
+    }
+    s->low_score = s->high_score = 0;
+    s->random_baseline = s->random_hi = NAN;
+    free(s->metric);
+    s->metric = em_strdup("brier_score");
+    scaling_result r;
+    scaling_analyze(s, 0, &r);
+    CHECK(!r.inverse && r.linearity > 0 && r.slope > 0);
+    CHECK_NEAR(scaling_y(s, 0.5), -0.5, 0);
+    free(s->metric);
+    s->metric = em_strdup("exact_match");
+    scaling_analyze(s, 0, &r);
+    CHECK(r.inverse && r.linearity < 0 && r.slope < 0);
+    CHECK_NEAR(scaling_y(s, 0.5), 0.5, 0);
+    scaling_series_free(s, 1);
+}
+
+static const char *emerge_bin(void)
+{
+    const char *b = getenv("EMERGE_BIN");
+    return b && *b ? b : "build/asan/emerge";
+}
+
+/* The CLI end to end on the CSV fixture (tests/run.sh sets EMERGE_BIN). */
+TEST(test_cli_scaling)
+{
+    const char *bin = emerge_bin();
+    if (tl_sh(NULL, "test -x %s", bin)) {
+        if (em_is_ci())
+            tl_fail(__FILE__, __LINE__, "%s not built", bin);
+        else
+            tl_skip("%s not built", bin);
+        return;
+    }
+    char *out = NULL;
+    CHECK_INT(tl_sh(&out, "%s scaling --scores tests/data/scaling/family.csv "
+                    "--format json", bin), 0);
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    CHECK(j && cJSON_GetArraySize(j) == 2);
+    if (j) {
+        cJSON *o = cJSON_GetArrayItem(j, 0);
+        CHECK_NEAR(cJSON_GetObjectItem(o, "breakthroughness")->valuedouble,
+                   32.5, 1e-9);
+        CHECK_NEAR(cJSON_GetObjectItem(o, "emergence_scale")->valuedouble,
+                   1e9, 0);
+    }
+    cJSON_Delete(j);
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s scaling --scores tests/data/scaling/family.csv "
+                    "--task arith --format csv", bin), 0);
+    int lines = 0;
+    for (char *p = out; p && *p; p++)
+        lines += *p == '\n';
+    CHECK_INT(lines, 7); /* header + 6 models */
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s scaling --scores tests/data/scaling/family.csv "
+                    "--task nope", bin), 2);
+    CHECK_HAS(out, "no series match");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s scaling --scores tests/data/scaling/family.csv "
+                    "--axis time", bin), 2);
+    CHECK_HAS(out, "unknown axis 'time'");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s scaling --scores /nonexistent.csv", bin), 2);
+    CHECK_HAS(out, "/nonexistent.csv");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s scaling", bin), 2);
+    CHECK_HAS(out, "exactly one of --db and --scores");
+    free(out);
+}
+
+/* --db: a synthetic sweep (backends/synthetic.c, a sharp family) into a
+ * fresh store, then the scaling table from it. */
+TEST(test_cli_scaling_db)
+{
+    const char *bin = emerge_bin();
+    if (tl_sh(NULL, "test -x %s", bin)) {
+        if (em_is_ci())
+            tl_fail(__FILE__, __LINE__, "%s not built", bin);
+        else
+            tl_skip("%s not built", bin);
+        return;
+    }
+    char *dir = tl_tmpdir(), *out = NULL;
+    int rc = tl_sh(&out, "%s sweep --tasks tests/data/tasks/sweep-mc.yaml "
+                   "--models tests/data/families/synthetic.yaml --db %s/r.sqlite "
+                   "--quiet", bin, dir);
+    CHECK_MSG(rc == 0, "sweep failed: %s", out ? out : "");
+    free(out);
+    rc = tl_sh(&out, "%s scaling --db %s/r.sqlite --metric "
+               "multiple_choice_grade --format json", bin, dir);
+    CHECK_MSG(rc == 0, "scaling --db failed: %s", out ? out : "");
+    cJSON *j = rc == 0 && out ? cJSON_Parse(out) : NULL;
+    CHECK(j && cJSON_GetArraySize(j) == 1);
+    if (j && cJSON_GetArraySize(j) == 1) {
+        cJSON *o = cJSON_GetArrayItem(j, 0);
+        CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(o, "points")), 6);
+        CHECK(cJSON_IsNumber(cJSON_GetObjectItem(o, "emergence_scale")));
+        CHECK(cJSON_IsFalse(cJSON_GetObjectItem(o, "inverse")));
+    }
+    cJSON_Delete(j);
+    free(out);
+    free(dir);
+}
+
 TEST(test_print_formats)
 {
     scaling_series *s = one_series();
@@ -442,8 +559,11 @@ int main(void)
     RUN(test_u_shape_flag);
     RUN(test_shapes);
     RUN(test_analyze);
+    RUN(test_lower_is_better);
     RUN(test_print_formats);
     RUN(test_csv_family);
     RUN(test_csv_errors);
+    RUN(test_cli_scaling);
+    RUN(test_cli_scaling_db);
     return tl_summary();
 }
