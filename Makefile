@@ -101,3 +101,10 @@ fuzz: $(BUILD)/fuzz/fuzz_gguf emerge
 	$(BUILD)/fuzz/fuzz_gguf -max_total_time=$(FUZZ_TIME) -max_len=65536 \
 	    -timeout=10 -rss_limit_mb=2048 -artifact_prefix=$(BUILD)/fuzz/ \
 	    $(BUILD)/fuzz/corpus
+
+# quant kernels: GFLOP/s and GB/s per type, scalar vs SIMD (single thread)
+$(BUILD)/rel/bench/quant_bench: $(BUILD)/rel/bench/quant_bench.o $(BUILD)/rel/libemerge.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench-quant: $(BUILD)/rel/bench/quant_bench
+	$(BUILD)/rel/bench/quant_bench

@@ -99,6 +99,17 @@ uint16_t quant_f32_to_bf16(float f)
 
 static inline float f16(uint16_t h) { return quant_f16_to_f32(h); }
 
+/* The scalar F16 kernel converts every weight; a table of all 65536
+ * halves (256 KiB, built on first use) makes that a load. */
+static float f16_table[65536];
+static pthread_once_t f16_table_once = PTHREAD_ONCE_INIT;
+
+static void f16_table_init(void)
+{
+    for (uint32_t h = 0; h < 65536; h++)
+        f16_table[h] = quant_f16_to_f32((uint16_t)h);
+}
+
 /* Round half to even, as ggml's nearest_int and the SIMD rounding. */
 static inline int nearest_int(float x) { return (int)rintf(x); }
 
@@ -152,21 +163,29 @@ static void deq_q4_k(const blk_q4_k *b, float *y, int64_t nb)
     }
 }
 
-/* The 6-bit value of element e (0..255) of a Q6_K block, 0..63. */
-static inline int q6k_value(const blk_q6_k *b, int e)
+/* The 6-bit values of a Q6_K block (0..63) in element order: ql byte l of
+ * each 128-element half holds elements l (low nibble) and l+64 (high),
+ * byte l+32 elements l+32 and l+96; qh byte l their top two bits. */
+static void q6k_values(const blk_q6_k *b, uint8_t *L)
 {
-    int half = e / 128, g = (e % 128) / 32, l = e % 32;
-    uint8_t lo = b->ql[64 * half + l + 32 * (g & 1)];
-    uint8_t hi = b->qh[32 * half + l];
-    return ((g < 2 ? lo & 0xF : lo >> 4)) | (((hi >> (2 * g)) & 3) << 4);
+    for (int h = 0; h < 2; h++, L += 128)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *ql = b->ql + 64 * h, qh = b->qh[32 * h + l];
+            L[l] = (uint8_t)((ql[l] & 0xF) | (qh & 3) << 4);
+            L[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | ((qh >> 2) & 3) << 4);
+            L[l + 64] = (uint8_t)((ql[l] >> 4) | ((qh >> 4) & 3) << 4);
+            L[l + 96] = (uint8_t)((ql[l + 32] >> 4) | ((qh >> 6) & 3) << 4);
+        }
 }
 
 static void deq_q6_k(const blk_q6_k *b, float *y, int64_t nb)
 {
+    uint8_t L[QK_K];
     for (int64_t i = 0; i < nb; i++, y += QK_K) {
         float d = f16(b[i].d);
+        q6k_values(&b[i], L);
         for (int e = 0; e < QK_K; e++)
-            y[e] = d * b[i].scales[e / 16] * (q6k_value(&b[i], e) - 32);
+            y[e] = d * b[i].scales[e / 16] * (L[e] - 32);
     }
 }
 
@@ -545,11 +564,12 @@ static float dot_f16(const uint16_t *w, const float *x, int64_t n)
 {
     float s[8] = {0};
     int64_t i = 0;
+    pthread_once(&f16_table_once, f16_table_init);
     for (; i + 8 <= n; i += 8)
         for (int l = 0; l < 8; l++)
-            s[l] += f16(w[i + l]) * x[i + l];
+            s[l] += f16_table[w[i + l]] * x[i + l];
     for (; i < n; i++)
-        s[0] += f16(w[i]) * x[i];
+        s[0] += f16_table[w[i]] * x[i];
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
@@ -617,12 +637,14 @@ static float dot_q4_k(const blk_q4_k *w, const blk_q8_k *a, int64_t n)
 static float dot_q6_k(const blk_q6_k *w, const blk_q8_k *a, int64_t n)
 {
     float sum = 0;
+    uint8_t L[QK_K];
     for (int64_t b = 0; b < n / QK_K; b++) {
+        q6k_values(&w[b], L);
         int isum = 0;
         for (int j = 0; j < 16; j++) {
             int s = 0;
             for (int l = 0; l < 16; l++)
-                s += (q6k_value(&w[b], 16 * j + l) - 32) * a[b].qs[16 * j + l];
+                s += (L[16 * j + l] - 32) * a[b].qs[16 * j + l];
             isum += w[b].scales[j] * s;
         }
         sum += f16(w[b].d) * a[b].d * (float)isum;
