@@ -168,10 +168,17 @@ static char *json_text(const cJSON *v)
         return NULL;
     char buf[64];
     double x = v->valuedouble;
-    if (x == floor(x) && fabs(x) < 1e15)
+    if (x == floor(x) && fabs(x) < 1e15) {
         snprintf(buf, sizeof buf, "%.0f", x);
-    else
-        snprintf(buf, sizeof buf, "%.17g", x);
+        return em_strdup(buf);
+    }
+    /* The shortest form that reads back as the same double: 0.1 stays
+     * "0.1" rather than "0.10000000000000001". */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x)
+            break;
+    }
     return em_strdup(buf);
 }
 
@@ -1615,19 +1622,32 @@ static char *strip(const char *s)
     return em_strndup(s, n);
 }
 
+/* Drops ASCII punctuation in place, except what belongs to a number: a
+ * '.' or ',' between digits and a '-' sign that starts a word before a
+ * digit, so "-3.5" survives while "well, -- ok." becomes "well  ok". */
+static void drop_punct(char *r)
+{
+    char *w = r;
+    for (size_t i = 0; r[i]; i++) {
+        unsigned char c = (unsigned char)r[i], next = (unsigned char)r[i + 1];
+        int prev_digit = i > 0 && isdigit((unsigned char)r[i - 1]);
+        int in_number = ((c == '.' || c == ',') && prev_digit && isdigit(next)) ||
+                        (c == '-' && isdigit(next) &&
+                         (i == 0 || isspace((unsigned char)r[i - 1])));
+        if (!ispunct(c) || in_number)
+            *w++ = (char)c;
+    }
+    *w = '\0';
+}
+
 char *task_normalize(const char *s, unsigned flags)
 {
     char *r = (flags & NORM_NUMBER) ? norm_numbers(s) : em_strdup(s), *tmp;
     if (flags & NORM_CASE)
         for (char *p = r; *p; p++)
             *p = (char)tolower((unsigned char)*p);
-    if (flags & NORM_PUNCT) {
-        char *w = r;
-        for (char *p = r; *p; p++)
-            if (!(ispunct((unsigned char)*p)))
-                *w++ = *p;
-        *w = '\0';
-    }
+    if (flags & NORM_PUNCT)
+        drop_punct(r);
     if (flags & NORM_ARTICLES) {
         tmp = drop_articles(r);
         free(r);

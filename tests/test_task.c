@@ -294,6 +294,21 @@ TEST(load_jsonl_field_map)
     task_free(t);
 }
 
+TEST(json_scalars_as_text)
+{
+    task *t = load(GOOD "nums.yaml");
+    if (!t)
+        return;
+    CHECK_STR(t->examples[0].targets[0], "0.1");
+    CHECK_INT(t->examples[1].n_targets, 3);
+    CHECK_STR(t->examples[1].targets[0], "2.5");
+    CHECK_STR(t->examples[1].targets[1], "7");
+    CHECK_STR(t->examples[1].targets[2], "true");
+    CHECK_STR(t->examples[2].targets[0], "1e+20");
+    CHECK_STR(t->examples[2].field_vals[2], "3");
+    task_free(t);
+}
+
 TEST(multiple_choice_choices)
 {
     task *t = load(GOOD "mc.yaml");
@@ -439,6 +454,8 @@ TEST(normalize)
         {"  hi there \n", NORM_STRIP, "hi there"},
         {"MiXeD Case", NORM_CASE, "mixed case"},
         {"a.b,c!d?", NORM_PUNCT, "abcd"},
+        {"-3.5, not 3-5 or 1,000.", NORM_PUNCT, "-3.5 not 35 or 1,000"},
+        {"-3.50, (-0)", NORM_PUNCT | NORM_NUMBER, "-3.5 0"},
         {"the cat and a dog an owl", NORM_ARTICLES, "cat and dog owl"},
         {"The  end", NORM_ARTICLES, "end"},
         {"1,000", NORM_NUMBER, "1000"},
@@ -601,6 +618,41 @@ TEST(missing_task_file)
     CHECK_HAS(err.msg, "does-not-exist.yaml: cannot open");
 }
 
+/* The `emerge tasks` subcommand, through the binary tests/run.sh names. */
+TEST(cli_tasks)
+{
+    const char *bin = getenv("EMERGE_BIN");
+    char *out = NULL;
+    if (!bin || tl_sh(NULL, "test -x '%s'", bin) != 0) {
+        tl_skip("EMERGE_BIN is not an executable emerge (run through make test)");
+        return;
+    }
+    CHECK_INT(tl_sh(&out, "%s tasks validate " GOOD "*.yaml", bin), 0);
+    CHECK_HAS(out, GOOD "arith.yaml: ok (arith, generate, 5 examples)");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tasks validate " GOOD "mc.yaml " BAD "unknown_key.yaml", bin), 2);
+    CHECK_HAS(out, "unknown_key.yaml:3:1: unknown key 'templat'");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tasks list " GOOD, bin), 0);
+    CHECK_HAS(out, "colours                  multiple_choice         3  standard,cot,zero_shot_cot");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tasks show " GOOD "arith.yaml --variant standard --example 2",
+                    bin), 0);
+    CHECK_HAS(out, "=== request 1: generate (max_tokens 8, stop \"\\n\\n\")\n");
+    CHECK_HAS(out, arith_standard);
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tasks show " GOOD "arith.yaml --variant zero_shot_cot "
+                    "--rationale ' because.'", bin), 0);
+    CHECK_HAS(out, "Let's think step by step. because.\nTherefore, the answer (arabic");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tasks show " GOOD "arith.yaml --variant nope", bin), 2);
+    CHECK_HAS(out, "has no variant 'nope'");
+    free(out);
+    CHECK_INT(tl_sh(&out, "%s tasks show " GOOD "bb.yaml --variant cot", bin), 2);
+    CHECK_HAS(out, "has a rationale");
+    free(out);
+}
+
 int main(void)
 {
     RUN(load_inline_generate);
@@ -611,6 +663,7 @@ int main(void)
     RUN(few_shot_deterministic);
     RUN(few_shot_pools);
     RUN(load_jsonl_field_map);
+    RUN(json_scalars_as_text);
     RUN(multiple_choice_choices);
     RUN(multiple_choice_target_scores);
     RUN(target_logprob_task);
@@ -621,5 +674,6 @@ int main(void)
     RUN(hash_tracks_data);
     RUN(bad_task_files);
     RUN(missing_task_file);
+    RUN(cli_tasks);
     return tl_summary();
 }
