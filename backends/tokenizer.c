@@ -313,12 +313,25 @@ static int load_scores_types(tokenizer *t, const gguf_file *g, em_err *err)
     t->ttype = em_malloc((size_t)t->n_vocab * sizeof *t->ttype);
     for (int i = 0; i < t->n_vocab; i++)
         t->ttype[i] = TT_NORMAL;
-    const gguf_kv *kv = get_array(g, "tokenizer.ggml.scores", GGUF_FLOAT32,
+    const gguf_kv *sc = gguf_find_kv(g, "tokenizer.ggml.scores");
+    /* llama.cpp also takes int32 scores */
+    int int_scores = sc && sc->type == GGUF_ARRAY &&
+                     sc->arr_type == GGUF_INT32;
+    const gguf_kv *kv = get_array(g, "tokenizer.ggml.scores",
+                                  int_scores ? GGUF_INT32 : GGUF_FLOAT32,
                                   t->n_vocab, &bad, err);
     if (bad)
         return -1;
-    if (kv)   /* the raw elements may be unaligned in the mapping */
-        memcpy(t->score, kv->data, (size_t)t->n_vocab * sizeof(float));
+    for (int i = 0; kv && i < t->n_vocab; i++) {
+        /* the raw elements may be unaligned in the mapping */
+        if (int_scores) {
+            int32_t v;
+            memcpy(&v, (const char *)kv->data + 4 * (size_t)i, 4);
+            t->score[i] = (float)v;
+        } else {
+            memcpy(&t->score[i], (const char *)kv->data + 4 * (size_t)i, 4);
+        }
+    }
     kv = get_array(g, "tokenizer.ggml.token_type", GGUF_INT32, t->n_vocab,
                    &bad, err);
     if (bad)
@@ -587,8 +600,10 @@ int tok_build(const gguf_file *g, tokenizer **out, em_err *err)
         return -1;
     }
     load_special_ids(t, g);
-    if (load_flags(t, g, err) ||
-        (t->type == TOK_BPE && tok_bpe_init(t, err))) {
+    /* The pre-tokenizer type sets BPE defaults (add_bos for llama3) that
+     * the file's flags then override. */
+    if ((t->type == TOK_BPE && tok_bpe_init(t, err)) ||
+        load_flags(t, g, err)) {
         tok_free(t);
         return -1;
     }

@@ -67,23 +67,37 @@ int tok_cpt_to_byte(uint32_t cpt)
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+" \
                 "| ?[^" WS "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS "])|[" WS "]+"
 
+/* llama3's word regex; qwen2's is the same with single digits. */
+#define RE_LLAMA3_A "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]" \
+                    "|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+#define RE_LLAMA3_B "| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*|[" WS "]*[\\r\\n]+" \
+                    "|[" WS "]+(?![^" WS "])|[" WS "]+"
+
 #define MAX_RE 4
 
 typedef struct pre_type {
     const char *names;     /* tokenizer.ggml.pre values, '|'-separated */
     const char *re[MAX_RE];
+    int ignore_merges, add_bos;
 } pre_type;
 
 /* From llama.cpp's llm_tokenizer_bpe (LLAMA_VOCAB_PRE_TYPE_*). A missing
- * tokenizer.ggml.pre means "default", as in llama.cpp. */
+ * tokenizer.ggml.pre means "default", as in llama.cpp. The shared test
+ * vectors cover default (gpt-neox), gpt-2 and falcon; the others use the
+ * same machinery with llama.cpp's regexes but have no vectors here. */
 static const pre_type pre_types[] = {
     {"|default", {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+",
-                  "[0-9][0-9][0-9]"}},
+                  "[0-9][0-9][0-9]"}, 0, 0},
     {"gpt-2|phi-2|mpt|olmo|jais|jina-es|jina-de|jina-v2-es|jina-v2-de|"
-     "gigachat|roberta-bpe|jina-v1-en|jina-v2-code", {RE_GPT2}},
-    {"falcon", {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"}},
+     "gigachat|roberta-bpe|jina-v1-en|jina-v2-code", {RE_GPT2}, 0, 0},
+    {"falcon", {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2, "[0-9][0-9][0-9]"},
+     0, 0},
     {"starcoder|refact|command-r|smollm|codeshell|exaone|minerva",
-     {"\\p{N}", RE_GPT2}},
+     {"\\p{N}", RE_GPT2}, 0, 0},
+    {"llama3|llama-v3|llama-bpe|falcon3|falcon-h1|pixtral|midm-2.0|lfm2",
+     {RE_LLAMA3_A "\\p{N}{1,3}" RE_LLAMA3_B}, 1, 1},
+    {"qwen2|deepseek-r1-qwen|stablelm2",
+     {RE_LLAMA3_A "\\p{N}" RE_LLAMA3_B}, 0, 0},
 };
 
 struct bpe_pre {
@@ -211,7 +225,9 @@ int tok_bpe_init(tokenizer *t, em_err *err)
     if (!pt)
         return em_errorf(err, "tokenizer.ggml.pre '%s' is not a supported "
                          "pre-tokenizer (supported: default, gpt-2, falcon, "
-                         "starcoder and their aliases)", t->pre);
+                         "starcoder, llama3, qwen2 and aliases)", t->pre);
+    t->ignore_merges = pt->ignore_merges;
+    t->add_bos = pt->add_bos;
     t->pretok = em_calloc(1, sizeof *t->pretok);
     if (compile_pre(t->pretok, pt, err))
         return -1;
@@ -389,6 +405,13 @@ static void bpe_merge_word(bpe_word *b, const char *w, size_t n,
     b->w = w;
     b->n_sym = 0;
     b->heap.n = 0;
+    if (b->t->ignore_merges) {
+        int32_t id = tok_lookup(b->t, w, n);
+        if (id >= 0) {
+            tok_ids_push(out, id);
+            return;
+        }
+    }
     if (n > b->cap) {
         b->cap = n;
         b->sym = em_realloc(b->sym, n * sizeof *b->sym);

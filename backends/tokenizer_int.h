@@ -96,6 +96,7 @@ struct tokenizer {
     int spm_pair_max;         /* the key UINT64_MAX itself is present */
 
     /* BPE only */
+    int ignore_merges;        /* a word that is a token is kept whole */
     int n_merges;
     char *mtext;              /* merge strings "a b", back to back */
     uint32_t *m_off, *m_left, *m_right;   /* left/right lengths */

@@ -500,6 +500,54 @@ TEST(demo_family_vocab)
     gguf_close(g);
 }
 
+/* The llama3 and qwen2 pre-tokenizers (no shared vectors for them):
+ * llama3 keeps a word that is a token whole (ignore_merges), splits
+ * digits in threes and adds BOS by default; qwen2 merges and splits
+ * single digits. */
+static void check_bpe_pre(const char *pre, const int32_t *want, int n_want)
+{
+    static const char *toks[] = {"a", "b", "c", "ab", "abc", "\xc4\xa0", "1",
+                                 "2", "3", "12", "123", "<|begin_of_text|>",
+                                 "4", "5"};
+    static const int32_t types[] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 1};
+    static const char *merges[] = {"a b", "1 2"};
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_writer_set_str(w, "tokenizer.ggml.pre", pre);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 14);
+    gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, 14);
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 2);
+    gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 11);
+    gguf_file *g = write_open(w, "pre.gguf");
+    tokenizer *t = NULL;
+    em_err err;
+    int32_t *ids;
+    int n;
+    if (!g)
+        return;
+    CHECK(tok_build(g, &t, &err) == 0);
+    if (t && !tok_encode(t, "abc 12345", 9, 1, &ids, &n, &err)) {
+        CHECK_INT(n, n_want);
+        if (n == n_want)
+            CHECK_MSG(!memcmp(ids, want, (size_t)n * 4), "%s ids differ", pre);
+        free(ids);
+    }
+    tok_free(t);
+    gguf_close(g);
+}
+
+TEST(bpe_pre_llama3)
+{
+    static const int32_t want[] = {11, 4, 5, 10, 12, 13};
+    check_bpe_pre("llama-bpe", want, 6);
+}
+
+TEST(bpe_pre_qwen2)
+{
+    static const int32_t want[] = {3, 2, 5, 6, 7, 8, 12, 13};
+    check_bpe_pre("qwen2", want, 8);
+}
+
 TEST(error_no_metadata)
 {
     gguf_writer *w = gguf_writer_new();
@@ -701,6 +749,8 @@ int main(void)
     RUN(user_tokens);
     RUN(user_tokens_prefix);
     RUN(demo_family_vocab);
+    RUN(bpe_pre_llama3);
+    RUN(bpe_pre_qwen2);
     RUN(error_no_metadata);
     RUN(error_mismatched_lengths);
     RUN(error_bpe_without_merges);
