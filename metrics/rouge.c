@@ -9,7 +9,8 @@
  *   ROUGE-L: LCS length of the token sequences; P = lcs/|pred|, R = lcs/|ref|
  *            (0 when either side is empty)
  *   F = 2PR/(P+R), 0 when P+R = 0.
- * Non-ASCII characters are separators, as in rouge-score after lower().
+ * Non-ASCII characters are separators, as in rouge-score after lower()
+ * (except the two that Python lower-cases to ASCII letters).
  */
 #include "metrics/metric.h"
 
@@ -27,19 +28,41 @@ static int is_alnum_lower(char c)
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
+/* Python's lower() turns two non-ASCII letters into ASCII ones that then
+ * survive [a-z0-9]: KELVIN SIGN (E2 84 AA) -> "k" and CAPITAL I WITH DOT
+ * ABOVE (C4 B0) -> "i" + a combining dot (a separator). Returns the letter
+ * and sets *len to the bytes consumed, or 0. */
+static char ascii_lower_of(const unsigned char *p, size_t *len)
+{
+    if (p[0] == 0xe2 && p[1] == 0x84 && p[2] == 0xaa) {
+        *len = 3;
+        return 'k';
+    }
+    if (p[0] == 0xc4 && p[1] == 0xb0) {
+        *len = 2;
+        return 'i';
+    }
+    return 0;
+}
+
 static void words_build(words *ws, const char *s)
 {
-    size_t len = strlen(s);
+    size_t len = strlen(s), o = 0;
     ws->buf = em_malloc(len + 1);
     ws->w = em_malloc(sizeof(char *) * (len / 2 + 1));
     ws->n = 0;
-    for (size_t i = 0; i <= len; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z')
+    for (size_t i = 0; i <= len;) {
+        size_t step = 1;
+        char c = s[i], u = ascii_lower_of((const unsigned char *)s + i, &step);
+        if (u)
+            c = u;
+        else if (c >= 'A' && c <= 'Z')
             c = (char)(c - 'A' + 'a');
-        ws->buf[i] = is_alnum_lower(c) ? c : '\0';
-        if (ws->buf[i] && (i == 0 || !ws->buf[i - 1]))
-            ws->w[ws->n++] = ws->buf + i;
+        ws->buf[o] = is_alnum_lower(c) ? c : '\0';
+        if (ws->buf[o] && (o == 0 || !ws->buf[o - 1]))
+            ws->w[ws->n++] = ws->buf + o;
+        o++;
+        i += step;
     }
 }
 

@@ -69,6 +69,9 @@ TEST(test_rouge)
     /* Repeats are clipped: pred "a a a", ref "a": overlap 1, P 1/3, R 1,
      * F = 2*(1/3)/(4/3) = 0.5. */
     CHECK_NEAR(metric_rouge("a a a", "a", 1), 0.5, 1e-12);
+    /* Non-ASCII letters separate words; KELVIN SIGN lower-cases to k. */
+    CHECK_NEAR(metric_rouge("caf\xc3\xa9 ok", "caf ok", 1), 1, 1e-12);
+    CHECK_NEAR(metric_rouge("\xe2\x84\xaa" "elvin", "kelvin", 1), 1, 1e-12);
     CHECK_NEAR(metric_rouge("", "a", 1), 0, 0);
     CHECK_NEAR(metric_rouge("", "a", 0), 0, 0);
     /* LCS of "a b c d" and "b d a c" is 2: F = 0.5. */

@@ -161,6 +161,7 @@ static double f_smooth(double x) { return 0.05 + 0.9 / (1 + exp(-(x - 8.75))); }
 static double f_sharp(double x) { return x < 9.5 ? 0.05 : 0.85; }
 static double f_inverse(double x) { return 0.9 - 0.2 * (x - 7); }
 static double f_flat(double x) { (void)x; return 0.3; }
+static double f_u(double x) { return 0.2 + 0.1 * (x - 8.5) * (x - 8.5); }
 
 TEST(test_shapes)
 {
@@ -204,6 +205,11 @@ TEST(test_shapes)
         CHECK(fabs(scaling_range(y, 8)) <= 2);
         CHECK(!r.inverse && !r.u_shape && fabs(r.slope) < 1);
         CHECK_NEAR(r.emergence_scale, 1e7, 1e-3); /* above chance throughout */
+        scaling_series_free(s, 1);
+
+        s = make_series(f_u, noise, 5); /* 0.425 down to 0.2, up to 0.6 */
+        scaling_analyze(s, 0, &r);
+        CHECK(r.u_shape && !r.inverse);
         scaling_series_free(s, 1);
     }
 }
