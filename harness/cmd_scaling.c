@@ -15,6 +15,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness/cli.h"
 #include "harness/store.h"
@@ -129,6 +130,9 @@ static int load_series(const scaling_opts *o, scaling_series **s, int *n,
 {
     if (o->scores)
         return scaling_read_csv(o->scores, s, n, err);
+    /* Reading must not create an empty database where none was. */
+    if (access(o->db, F_OK))
+        return em_errorf(err, "%s: no such database", o->db);
     store *st;
     if (store_open(o->db, &st, err))
         return -1;

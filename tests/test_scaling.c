@@ -346,6 +346,9 @@ TEST(test_cli_scaling)
     CHECK_INT(tl_sh(&out, "%s scaling --scores /nonexistent.csv", bin), 2);
     CHECK_HAS(out, "/nonexistent.csv");
     free(out);
+    CHECK_INT(tl_sh(&out, "%s scaling --db /nonexistent/r.sqlite", bin), 2);
+    CHECK_HAS(out, "/nonexistent/r.sqlite: no such database");
+    free(out);
     CHECK_INT(tl_sh(&out, "%s scaling", bin), 2);
     CHECK_HAS(out, "exactly one of --db and --scores");
     free(out);
