@@ -618,6 +618,27 @@ TEST(missing_task_file)
     CHECK_HAS(err.msg, "does-not-exist.yaml: cannot open");
 }
 
+/* The example users copy must stay valid, and render as documented. */
+TEST(example_task)
+{
+    task *t = load("tasks/example-arith.yaml");
+    if (!t)
+        return;
+    int n;
+    task_request *r = reqs(t, "zero_shot", 1, &n);
+    CHECK_INT(n, 2);
+    if (n == 2) {
+        CHECK_STR(r[0].prompt, "17+38=");
+        CHECK_STR(r[1].continuation, "55");
+    }
+    task_requests_free(r, n);
+    char *a = task_extract_answer_variant(t, task_variant_find(t, "cot"),
+                                          " 7+8=15 carry 1, 1+3+1=5 so 55");
+    CHECK_STR(a, "55");
+    free(a);
+    task_free(t);
+}
+
 /* The `emerge tasks` subcommand, through the binary tests/run.sh names. */
 TEST(cli_tasks)
 {
@@ -674,6 +695,7 @@ int main(void)
     RUN(hash_tracks_data);
     RUN(bad_task_files);
     RUN(missing_task_file);
+    RUN(example_task);
     RUN(cli_tasks);
     return tl_summary();
 }
