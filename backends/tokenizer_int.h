@@ -92,7 +92,7 @@ struct tokenizer {
 
     /* SPM only: adjacent character pairs found inside some token */
     uint64_t *spm_pairs;      /* UINT64_MAX: empty slot */
-    uint32_t spm_pairs_mask;
+    uint32_t spm_pairs_mask, spm_pairs_used;
     int spm_pair_max;         /* the key UINT64_MAX itself is present */
 
     /* BPE only */

@@ -45,16 +45,38 @@ static uint32_t pair_slot(const tokenizer *t, uint64_t k)
     return (uint32_t)(k >> 32) & t->spm_pairs_mask;
 }
 
+static void pair_insert(uint64_t *slots, uint32_t mask, uint64_t k,
+                        uint32_t i, uint32_t *used)
+{
+    while (slots[i] != UINT64_MAX && slots[i] != k)
+        i = (i + 1) & mask;
+    if (slots[i] == UINT64_MAX)
+        (*used)++;
+    slots[i] = k;
+}
+
 static void pair_add(tokenizer *t, uint64_t k)
 {
     if (k == UINT64_MAX) {
         t->spm_pair_max = 1;
         return;
     }
-    uint32_t i = pair_slot(t, k);
-    while (t->spm_pairs[i] != UINT64_MAX && t->spm_pairs[i] != k)
-        i = (i + 1) & t->spm_pairs_mask;
-    t->spm_pairs[i] = k;
+    if (2 * (t->spm_pairs_used + 1) > t->spm_pairs_mask + 1) {   /* grow at 1/2 full */
+        uint32_t cap = 2 * (t->spm_pairs_mask + 1), used = 0;
+        uint64_t *old = t->spm_pairs;
+        uint32_t old_cap = t->spm_pairs_mask + 1;
+        t->spm_pairs = em_malloc(cap * sizeof *t->spm_pairs);
+        memset(t->spm_pairs, 0xFF, cap * sizeof *t->spm_pairs);
+        t->spm_pairs_mask = cap - 1;
+        for (uint32_t i = 0; i < old_cap; i++)
+            if (old[i] != UINT64_MAX)
+                pair_insert(t->spm_pairs, cap - 1, old[i],
+                            pair_slot(t, old[i]), &used);
+        free(old);
+        t->spm_pairs_used = used;
+    }
+    pair_insert(t->spm_pairs, t->spm_pairs_mask, k, pair_slot(t, k),
+                &t->spm_pairs_used);
 }
 
 static int pair_has(const tokenizer *t, uint64_t k)
@@ -72,12 +94,7 @@ static int pair_has(const tokenizer *t, uint64_t k)
  * as the text is (by lead byte, clamped at the end). */
 void tok_spm_init(tokenizer *t)
 {
-    size_t n_pairs = 0;
-    for (int id = 0; id < t->n_vocab; id++)
-        n_pairs += t->text_len[id];
-    uint32_t cap = 1024;
-    while (cap < 2 * n_pairs)
-        cap <<= 1;
+    uint32_t cap = 1024;     /* grows as pairs come */
     t->spm_pairs = em_malloc(cap * sizeof *t->spm_pairs);
     memset(t->spm_pairs, 0xFF, cap * sizeof *t->spm_pairs);
     t->spm_pairs_mask = cap - 1;
