@@ -4,6 +4,7 @@
  * token ids of the reference-logits prompts (BOS included), round trips,
  * hand-made vocabularies and the errors for broken metadata.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -670,6 +671,73 @@ TEST(spm_chunks_exact)
     free(path);
 }
 
+/* Several threads encoding at once (the BPE word cache is shared) get
+ * the same ids as one thread. */
+typedef struct enc_job {
+    const tokenizer *t;
+    uint64_t seed;
+    int mismatches;
+} enc_job;
+
+static void *encode_many(void *arg)
+{
+    enc_job *j = arg;
+    static const char *texts[] = {
+        "Once upon a time, there was a little girl named Lily.",
+        "H\xc3\xa9llo w\xc3\xb6rld \xe2\x80\x94 na\xc3\xafve caf\xc3\xa9",
+        "  def f(x):\n      return x * 2  # doubled\n", "3333 + 4444 = 7777",
+        "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e text, emoji \xf0\x9f\x99\x82",
+    };
+    enum { NT = sizeof texts / sizeof *texts };
+    int32_t *ref[NT];
+    int nref[NT];
+    em_err err;
+    for (int i = 0; i < NT; i++)
+        if (tok_encode(j->t, texts[i], strlen(texts[i]), 1, &ref[i], &nref[i],
+                       &err))
+            return NULL;
+    for (int k = 0; k < 400; k++) {
+        int i = (int)(em_splitmix64(&j->seed) % NT);
+        int32_t *ids;
+        int n;
+        if (tok_encode(j->t, texts[i], strlen(texts[i]), 1, &ids, &n, &err)) {
+            j->mismatches++;
+            continue;
+        }
+        j->mismatches += n != nref[i] ||
+                         memcmp(ids, ref[i], (size_t)n * sizeof *ids);
+        free(ids);
+    }
+    for (int i = 0; i < NT; i++)
+        free(ref[i]);
+    return NULL;
+}
+
+TEST(threads)
+{
+    char *path = tl_shared("refs/tokenizer/ggml-vocab-gpt-2.gguf");
+    if (!path)
+        return;
+    gguf_file *g = NULL;
+    tokenizer *t = open_tok(path, &g);
+    if (t) {
+        pthread_t th[4];
+        enc_job jobs[4];
+        for (int i = 0; i < 4; i++) {
+            jobs[i] = (enc_job){t, (uint64_t)i + 1, 0};
+            pthread_create(&th[i], NULL, encode_many, &jobs[i]);
+        }
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            CHECK_INT(jobs[i].mismatches, 0);
+        }
+    }
+    tok_free(t);
+    if (g)
+        gguf_close(g);
+    free(path);
+}
+
 /* tok_decode writes at most cap bytes and NUL-terminates when room. */
 TEST(decode_cap)
 {
@@ -743,6 +811,7 @@ int main(void)
     RUN(random_gpt_neox);
     RUN(random_falcon);
     RUN(spm_chunks_exact);
+    RUN(threads);
     RUN(decode_cap);
     RUN(cli_tokenize);
     RUN(spm_char_level);
