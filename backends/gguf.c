@@ -204,6 +204,23 @@ static const char *kv_type_name(uint32_t t)
     return t < sizeof names / sizeof names[0] ? names[t] : "unknown";
 }
 
+/* Tables grow with what has actually been parsed, never with what a
+ * header claims: a count is only bounded by the bytes left, which for a
+ * multi-GB file would still allow a multi-GB table before one entry is
+ * read. Each parsed entry consumed at least a few bytes of input, so
+ * memory stays proportional to the input really present. */
+static void *grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    size_t c = *cap ? *cap : 16;
+    while (c < need)
+        c *= 2;
+    p = em_realloc(p, c * elem);
+    *cap = c;
+    return p;
+}
+
 /* Reads one fixed-size scalar into the widened union of kv. */
 static int rd_scalar(reader *r, gguf_kv *kv, const char *what)
 {
@@ -257,9 +274,11 @@ static int rd_array(reader *r, gguf_kv *kv, const char *what)
                              "%llu strings cannot fit in the %zu bytes left",
                              r->name, at, kv->key, (unsigned long long)n,
                              remaining(r));
-        kv->strs = em_malloc((n ? (size_t)n : 1) * sizeof *kv->strs);
+        size_t cap = 0;
+        kv->strs = grow(NULL, &cap, 1, sizeof *kv->strs);
         for (uint64_t i = 0; i < n; i++) {
             size_t el = r->pos;
+            kv->strs = grow(kv->strs, &cap, (size_t)i + 1, sizeof *kv->strs);
             if (rd_str(r, &kv->strs[i], what))
                 return em_errorf(r->err, "%s: at byte %zu: key '%s': string "
                                  "#%llu of %llu runs past end of file (size "
@@ -287,25 +306,36 @@ static int rd_array(reader *r, gguf_kv *kv, const char *what)
  * file can hold a million keys, and O(n^2) strcmp would hang the fuzzer. */
 typedef struct name_set {
     const char **slot;
-    size_t cap;
+    size_t cap, n;
 } name_set;
 
-static void set_init(name_set *s, uint64_t n)
+static void set_insert(name_set *s, const char *name)
 {
-    s->cap = 16;
-    while (s->cap < 2 * n)
-        s->cap *= 2;
-    s->slot = em_calloc(s->cap, sizeof *s->slot);
+    size_t i = em_hash64(name, strlen(name), 0) & (s->cap - 1);
+    while (s->slot[i])
+        i = (i + 1) & (s->cap - 1);
+    s->slot[i] = name;
+    s->n++;
 }
 
-/* 0 if added, -1 if already present. */
+/* 0 if added, -1 if already present. Keeps the load under one half. */
 static int set_add(name_set *s, const char *name)
 {
+    if (2 * (s->n + 1) > s->cap) {
+        name_set t = {em_calloc(s->cap ? 2 * s->cap : 64, sizeof *t.slot),
+                      s->cap ? 2 * s->cap : 64, 0};
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slot[i])
+                set_insert(&t, s->slot[i]);
+        free(s->slot);
+        *s = t;
+    }
     size_t i = em_hash64(name, strlen(name), 0) & (s->cap - 1);
     for (; s->slot[i]; i = (i + 1) & (s->cap - 1))
         if (!strcmp(s->slot[i], name))
             return -1;
     s->slot[i] = name;
+    s->n++;
     return 0;
 }
 
@@ -331,12 +361,18 @@ static int rd_kvs(reader *r, gguf_file *g)
         return em_errorf(r->err, "%s: header claims %llu metadata keys, "
                          "more than the %zu bytes left can hold", r->name,
                          (unsigned long long)g->n_kv, remaining(r));
-    g->kv = em_calloc(g->n_kv ? (size_t)g->n_kv : 1, sizeof *g->kv);
-    name_set seen;
-    set_init(&seen, g->n_kv);
+    /* g->n_kv counts the entries parsed so far, so that gguf_close frees
+     * exactly those when parsing stops early. */
+    uint64_t claimed = g->n_kv;
+    size_t cap = 0;
+    g->n_kv = 0;
+    name_set seen = {NULL, 0, 0};
     int rc = 0;
-    for (uint64_t i = 0; i < g->n_kv && !rc; i++) {
+    for (uint64_t i = 0; i < claimed && !rc; i++) {
+        g->kv = grow(g->kv, &cap, (size_t)i + 1, sizeof *g->kv);
         gguf_kv *kv = &g->kv[i];
+        memset(kv, 0, sizeof *kv);
+        g->n_kv = i + 1;
         size_t at = r->pos;
         uint32_t t;
         char what[64];
@@ -375,7 +411,9 @@ static int rd_alignment(reader *r, gguf_file *g)
     return 0;
 }
 
-/* Shape and size of one tensor, with every multiplication checked. */
+/* Shape and size of one tensor, with every multiplication checked. A
+ * dimension of 0 is allowed (an empty tensor, as ggml permits); negative
+ * ones are not. */
 static int tensor_shape(reader *r, gguf_tensor *t, size_t at)
 {
     const type_info *ti = type_lookup(t->type);
@@ -439,13 +477,16 @@ static int rd_tensors(reader *r, gguf_file *g)
         return em_errorf(r->err, "%s: header claims %llu tensors, more than "
                          "the %zu bytes left can hold", r->name,
                          (unsigned long long)g->n_tensors, remaining(r));
-    g->tensors = em_calloc(g->n_tensors ? (size_t)g->n_tensors : 1,
-                           sizeof *g->tensors);
-    name_set seen;
-    set_init(&seen, g->n_tensors);
+    uint64_t claimed = g->n_tensors;
+    size_t cap = 0;
+    g->n_tensors = 0;
+    name_set seen = {NULL, 0, 0};
     int rc = 0;
-    for (uint64_t i = 0; i < g->n_tensors && !rc; i++) {
+    for (uint64_t i = 0; i < claimed && !rc; i++) {
         size_t at = r->pos;
+        g->tensors = grow(g->tensors, &cap, (size_t)i + 1, sizeof *g->tensors);
+        memset(&g->tensors[i], 0, sizeof g->tensors[i]);
+        g->n_tensors = i + 1;
         rc = rd_tensor_info(r, &g->tensors[i], i);
         if (!rc && set_add(&seen, g->tensors[i].name))
             rc = em_errorf(r->err, "%s: at byte %zu: duplicate tensor '%s'",
@@ -547,6 +588,10 @@ int gguf_open(const char *path, gguf_file **out, em_err *err)
         int e = errno;
         close(fd);
         return em_errorf(err, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return em_errorf(err, "%s: not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
     void *map = NULL;

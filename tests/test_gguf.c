@@ -745,6 +745,8 @@ TEST(test_open_errors)
     fclose(f);
     CHECK_INT(gguf_open(path, &g, &err), -1);
     CHECK_HAS(err.msg, "empty.gguf: not a GGUF file");
+    CHECK_INT(gguf_open(dir, &g, &err), -1);
+    CHECK_HAS(err.msg, "not a regular file");
     free(dir);
 }
 
