@@ -825,15 +825,14 @@ static int load_few_shot(loader *L)
     if (fs->kind != YDOC_MAP)
         return em_errorf(L->err, "%s:%d:%d: 'few_shot' must be a mapping, got %s",
                          L->path, fs->line, fs->col, ydoc_kind_name(fs->kind));
-    long long k = 0, seed = 0;
+    long long k = 0;
     if (ydoc_check_keys(L->path, fs, few_shot_keys, "'few_shot'", L->err) ||
         ydoc_get_int(L->path, fs, "k", 0, &k, L->err) ||
-        ydoc_get_int(L->path, fs, "seed", 0, &seed, L->err) ||
+        ydoc_get_u64(L->path, fs, "seed", &t->few_shot.seed, L->err) ||
         ydoc_get_str(L->path, fs, "separator", &t->few_shot.separator, L->err) ||
         load_pool(L, fs))
         return -1;
     t->few_shot.k = (int)k;
-    t->few_shot.seed = (uint64_t)seed;
     return 0;
 }
 

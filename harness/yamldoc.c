@@ -372,6 +372,27 @@ int ydoc_get_int(const char *path, const ydoc_node *map, const char *key,
     return 0;
 }
 
+int ydoc_get_u64(const char *path, const ydoc_node *map, const char *key,
+                 uint64_t *out, em_err *err)
+{
+    const ydoc_node *v = ydoc_get(map, key);
+    if (!v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long x = 0;
+    if (v->kind == YDOC_SCALAR && isdigit((unsigned char)v->str[0]))
+        x = strtoull(v->str, &end, 10);
+    if (!end || *end || errno)
+        return em_errorf(err, "%s:%d:%d: '%s' must be a non-negative integer below 2^64, "
+                         "got %s%s%s", path, v->line, v->col, key,
+                         v->kind == YDOC_SCALAR ? "'" : "",
+                         v->kind == YDOC_SCALAR ? v->str : ydoc_kind_name(v->kind),
+                         v->kind == YDOC_SCALAR ? "'" : "");
+    *out = (uint64_t)x;
+    return 0;
+}
+
 int ydoc_get_num(const char *path, const ydoc_node *map, const char *key,
                  double *out, em_err *err)
 {

@@ -62,6 +62,8 @@ int ydoc_get_str(const char *path, const ydoc_node *map, const char *key,
                  char **out, em_err *err);
 int ydoc_get_int(const char *path, const ydoc_node *map, const char *key,
                  int min, long long *out, em_err *err);
+int ydoc_get_u64(const char *path, const ydoc_node *map, const char *key,
+                 uint64_t *out, em_err *err);
 int ydoc_get_num(const char *path, const ydoc_node *map, const char *key,
                  double *out, em_err *err);
 /* A list of strings; a single string is accepted as a one-item list when

@@ -585,6 +585,7 @@ static const struct { const char *file, *msg; } bad_cases[] = {
     {"variant_k_too_large.yaml", "variant_k_too_large.yaml:7:8: variant k is 4 but the few-shot pool has only 1 example"},
     {"few_shot_typo.yaml", "few_shot_typo.yaml:3:12: unknown key 'kk' in 'few_shot' (did you mean 'k'?)"},
     {"negative_k.yaml", "negative_k.yaml:4:6: 'k' must be a non-negative integer, got '-1'"},
+    {"negative_seed.yaml", "negative_seed.yaml:3:18: 'seed' must be a non-negative integer below 2^64, got '-3'"},
     {"example_not_map.yaml", "example_not_map.yaml:4:5: 'examples' item 2 must be a mapping, got a list"},
 };
 
@@ -616,6 +617,83 @@ TEST(missing_task_file)
     em_err err;
     CHECK_INT(task_load(BAD "does-not-exist.yaml", &t, &err), -1);
     CHECK_HAS(err.msg, "does-not-exist.yaml: cannot open");
+}
+
+/* Exercises a loaded task the way a sweep does. */
+static void exercise(const task *t)
+{
+    for (int v = 0; v < t->n_variants; v++) {
+        task_request *r;
+        int n;
+        em_err err;
+        if (task_build_requests(t, &t->variants[v], 0, &r, &n, &err) == 0)
+            task_requests_free(r, n);
+    }
+    char *a = task_extract_answer(t, " 12, the answer is 3.\nmore");
+    free(a);
+}
+
+/* Mutated task files (bytes deleted, YAML-significant characters inserted,
+ * lines duplicated, truncation) must load or fail with a message naming a
+ * file - never crash or leak (ASan and valgrind watch this test). */
+TEST(mutated_files)
+{
+    static const char *const files[] = {"arith.yaml", "mc.yaml", "qa.yaml", "shots.yaml",
+                                        "bb.yaml"};
+    static const char ins[] = ":-[]{}#&*!|>'\"%@`,?\n \t{{}}0";
+    char *dir = tl_tmpdir();
+    CHECK_INT(tl_sh(NULL, "cp " GOOD "* %s/", dir), 0);
+    uint64_t st = 2024;
+    int loaded = 0, failed = 0;
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char src[256], *text;
+        size_t len;
+        snprintf(src, sizeof src, GOOD "%s", files[f]);
+        if (em_read_file(src, &text, &len, NULL)) {
+            CHECK_MSG(0, "cannot read %s", src);
+            continue;
+        }
+        for (int i = 0; i < 150; i++) {
+            em_buf m = {0};
+            size_t at = (size_t)(em_splitmix64(&st) % (len + 1));
+            int op = (int)(em_splitmix64(&st) % 4);
+            em_buf_put(&m, text, at);
+            if (op == 1)
+                em_buf_putc(&m, ins[em_splitmix64(&st) % (sizeof ins - 1)]);
+            if (op == 2) {
+                const char *ls = text + at;
+                while (ls > text && ls[-1] != '\n')
+                    ls--;
+                const char *le = strchr(text + at, '\n');
+                size_t ll = le ? (size_t)(le - ls) + 1 : strlen(ls);
+                em_buf_put(&m, ls, ll);
+            }
+            if (op != 3)
+                em_buf_puts(&m, text + at + (op == 0 && at < len));
+            char path[4200];
+            snprintf(path, sizeof path, "%s/m_%s", dir, files[f]);
+            FILE *fp = fopen(path, "wb");
+            if (fp) {
+                fwrite(m.s, 1, m.len, fp);
+                fclose(fp);
+            }
+            em_buf_free(&m);
+            task *t = NULL;
+            em_err err = {{0}};
+            if (task_load(path, &t, &err) == 0) {
+                loaded++;
+                exercise(t);
+                task_free(t);
+            } else {
+                failed++;
+                CHECK_MSG(strstr(err.msg, dir) != NULL, "message without a file: %s", err.msg);
+            }
+        }
+        free(text);
+    }
+    CHECK(loaded > 0);
+    CHECK(failed > 0);
+    free(dir);
 }
 
 /* The example users copy must stay valid, and render as documented. */
@@ -695,6 +773,7 @@ int main(void)
     RUN(hash_tracks_data);
     RUN(bad_task_files);
     RUN(missing_task_file);
+    RUN(mutated_files);
     RUN(example_task);
     RUN(cli_tasks);
     return tl_summary();
