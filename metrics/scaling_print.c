@@ -23,7 +23,7 @@ static void fmt_count(char *out, size_t n, double v)
     static const char *suffix[] = {"", "K", "M", "B", "T"};
     int k = 0;
     double a = v;
-    while (fabs(a) >= 1000 && k < 4) {
+    while (fabs(a) >= 999.5 && k < 4) { /* 999.6M prints as 1B, not 1e+03M */
         a /= 1000;
         k++;
     }

@@ -407,6 +407,7 @@ TEST(test_print_formats)
             CHECK_HAS(txt, "linearity");
             CHECK_HAS(txt, "emergence 2B");
             CHECK_HAS(txt, "100M");
+            CHECK_HAS(txt, "8B"); /* 8e9 */
             /* rows in size order */
             CHECK(strstr(txt, "m1e+08") < strstr(txt, "m4e+08"));
         } else if (fmts[k] == SCALING_CSV) {
