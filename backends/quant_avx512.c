@@ -132,12 +132,29 @@ static T512 void tile_f_any(int wk, int ra, int cw, const void *const *w,
 
 #define ACT_ROW(a, r) ((const char *)(a)->data + (size_t)(r) * (a)->row_bytes)
 
+/* From this many activation rows on, the panel kernels (below) win. */
+enum { PANEL_MIN_ROWS = 8 };
+
+static T512 void panel_float(int wk, const void *w, size_t stride, int64_t n,
+                             const quant_act *a, int64_t i0, int64_t i1,
+                             float *out, int64_t ld);
+static T512 void panel_q8(int is_q4, const void *w, size_t stride, int64_t n,
+                          const quant_act *a, int64_t i0, int64_t i1,
+                          float *out, int64_t ld);
+static T512 void panel_k(int is_q6, const void *w, size_t stride, int64_t n,
+                         const quant_act *a, int64_t i0, int64_t i1,
+                         float *out, int64_t ld);
+
 /* Converting F16/BF16 weights to F32 once per weight group pays off when
  * several activation rows reuse them. */
 static T512 void gemm_float(int wk, const void *w, size_t stride, int64_t n,
                             const quant_act *a, int64_t i0, int64_t i1,
                             float *out, int64_t ld)
 {
+    if (a->rows >= PANEL_MIN_ROWS) {
+        panel_float(wk, w, stride, n, a, i0, i1, out, ld);
+        return;
+    }
     int unpack = wk != WK_F32 && a->rows > RA;
     float *buf = unpack ? scratch((size_t)CW * n * sizeof(float)) : NULL;
     for (int64_t i = i0; i < i1; i += CW) {
@@ -281,6 +298,10 @@ static T512 void gemm_q8_family(int is_q4, const void *w, size_t stride,
                                 int64_t n, const quant_act *a, int64_t i0,
                                 int64_t i1, float *out, int64_t ld)
 {
+    if (a->rows >= PANEL_MIN_ROWS) {
+        panel_q8(is_q4, w, stride, n, a, i0, i1, out, ld);
+        return;
+    }
     int64_t np = qa_npad(n), nb = n / 32;
     uint8_t *buf = scratch((size_t)CW * (np + np));
     u8row ur[CW];
@@ -474,6 +495,10 @@ static T512 void gemm_k_family(int is_q6, const void *w, size_t stride,
                                int64_t n, const quant_act *a, int64_t i0,
                                int64_t i1, float *out, int64_t ld)
 {
+    if (a->rows >= PANEL_MIN_ROWS) {
+        panel_k(is_q6, w, stride, n, a, i0, i1, out, ld);
+        return;
+    }
     int64_t nsb = n / QK_K;
     ksb *buf = scratch((size_t)CW * nsb * sizeof(ksb));
     for (int64_t i = i0; i < i1; i += CW) {
@@ -511,6 +536,411 @@ static T512 void gemm_q6_k(const void *w, size_t stride, int64_t n,
                            float *out, int64_t ld)
 {
     gemm_k_family(1, w, stride, n, a, i0, i1, out, ld);
+}
+
+/* ================================================================ */
+/* Panel kernels for prompt processing (many activation rows)         */
+/* ================================================================ */
+
+/*
+ * For GEMM the weights are repacked, NR = 32 rows at a time, into a
+ * "panel" where one 64-byte vector holds the same k position(s) of 16
+ * different weight rows. The inner loop then broadcasts one activation
+ * value (or 4 bytes for the integer kernels) and multiplies it into two
+ * such vectors: every vector lane is a different output, so there is no
+ * horizontal reduction, each weight vector serves PRA activation rows
+ * and each integer VNNI instruction does 64 multiply-adds for 16 outputs.
+ * For the quantised types the per-block scales are applied once per
+ * block (or K-quant sub-block) to int32 lane sums, so the float work per
+ * 32 values is 3 instructions per 16 outputs instead of per output.
+ */
+enum { NR = 32, PRF = 6, PRI = 4 };
+
+static inline __mmask16 lane_mask(int n)
+{
+    return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+/* ---- F32 / F16 / BF16: panel[k*NR + c] = w[c][k0 + k] as float ----
+ * The k range is cut into chunks of KC so the panel chunk (32 KiB)
+ * stays in L1 while every activation row streams past it; results of
+ * later chunks are added to the outputs. */
+enum { KC = 256 };
+
+static T512 void pack_float(int wk, const void *w, size_t stride, int64_t k0,
+                            int64_t kc, int nrows, float *panel)
+{
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(NR));
+    for (int c = 0; c < NR; c++) {
+        const void *row = (const char *)w + (size_t)c * stride;
+        for (int64_t k = 0; k < kc; k += 16) {
+            __mmask16 m = lane_mask((int)(kc - k));
+            __m512 v = c < nrows ? load_w(wk, row, k0 + k, m) : _mm512_setzero_ps();
+            _mm512_mask_i32scatter_ps(panel + k * NR + c, m, idx, v, 4);
+        }
+    }
+}
+
+INL void ptile_f(int ra, const float *panel, const float *const *x, int64_t k0,
+                 int64_t kc, float *out, int64_t ld, int nrows)
+{
+    __m512 acc[PRF][2];
+    __mmask16 m0 = lane_mask(nrows), m1 = lane_mask(nrows - 16);
+#pragma GCC unroll 6
+    for (int r = 0; r < ra; r++) {
+        if (k0) {
+            acc[r][0] = _mm512_maskz_loadu_ps(m0, out + r * ld);
+            acc[r][1] = _mm512_maskz_loadu_ps(m1, out + r * ld + 16);
+        } else {
+            acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        }
+    }
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 w0 = _mm512_load_ps(panel + k * NR);
+        __m512 w1 = _mm512_load_ps(panel + k * NR + 16);
+#pragma GCC unroll 6
+        for (int r = 0; r < ra; r++) {
+            __m512 b = _mm512_set1_ps(x[r][k0 + k]);
+            acc[r][0] = _mm512_fmadd_ps(w0, b, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(w1, b, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < ra; r++) {
+        _mm512_mask_storeu_ps(out + r * ld, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(out + r * ld + 16, m1, acc[r][1]);
+    }
+}
+
+#define RA_SWITCH6(ra, F)                                                \
+    switch (ra) {                                                        \
+    case 1: F(1); break; case 2: F(2); break; case 3: F(3); break;      \
+    case 4: F(4); break; case 5: F(5); break; case 6: F(6); break;      \
+    }
+
+static T512 void ptile_f_any(int ra, const float *panel,
+                             const float *const *x, int64_t k0, int64_t kc,
+                             float *out, int64_t ld, int nrows)
+{
+#define PF(a) ptile_f(a, panel, x, k0, kc, out, ld, nrows)
+    RA_SWITCH6(ra, PF)
+#undef PF
+}
+
+static T512 void panel_float(int wk, const void *w, size_t stride, int64_t n,
+                             const quant_act *a, int64_t i0, int64_t i1,
+                             float *out, int64_t ld)
+{
+    float *panel = scratch((size_t)NR * KC * sizeof(float));
+    for (int64_t i = i0; i < i1; i += NR) {
+        int nrows = i1 - i < NR ? (int)(i1 - i) : NR;
+        for (int64_t k0 = 0; k0 < n; k0 += KC) {
+            int64_t kc = n - k0 < KC ? n - k0 : KC;
+            pack_float(wk, (const char *)w + (size_t)i * stride, stride, k0,
+                       kc, nrows, panel);
+            for (int64_t r = 0; r < a->rows; r += PRF) {
+                int ra = a->rows - r < PRF ? (int)(a->rows - r) : PRF;
+                const float *xr[PRF];
+                for (int q = 0; q < ra; q++)
+                    xr[q] = (const float *)ACT_ROW(a, r + q);
+                ptile_f_any(ra, panel, xr, k0, kc, out + r * ld + i, ld, nrows);
+            }
+        }
+    }
+    free(panel);
+}
+
+/* ---- Q8_0 / Q4_0: per block of 32, 8 groups of 4 bytes x 32 rows ----
+ * Block b of the panel: bytes [g*128 + c*4 + t] = unsigned weight of row
+ * c, element 32b + 4g + t; then 32 floats, the rows' block scales. */
+enum { QB_BYTES = 8 * 128 + NR * 4 };
+
+static T512 void pack_q8(int is_q4, const void *w, size_t stride, int64_t nb,
+                         int nrows, uint8_t *panel)
+{
+    for (int c = 0; c < NR; c++) {
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *pb = panel + b * QB_BYTES;
+            uint8_t v[32];
+            float d = 0;
+            if (c >= nrows) {
+                memset(v, 0, 32);
+            } else if (is_q4) {
+                const blk_q4_0 *q = (const blk_q4_0 *)((const char *)w +
+                                                       (size_t)c * stride) + b;
+                for (int j = 0; j < 16; j++) {
+                    v[j] = q->qs[j] & 0xF;
+                    v[j + 16] = q->qs[j] >> 4;
+                }
+                d = f16s(q->d);
+            } else {
+                const blk_q8_0 *q = (const blk_q8_0 *)((const char *)w +
+                                                       (size_t)c * stride) + b;
+                for (int j = 0; j < 32; j++)
+                    v[j] = (uint8_t)(q->qs[j] ^ 0x80);
+                d = f16s(q->d);
+            }
+            for (int g = 0; g < 8; g++)
+                memcpy(pb + g * 128 + c * 4, v + 4 * g, 4);
+            memcpy(pb + 1024 + c * 4, &d, 4);
+        }
+    }
+}
+
+INL __m512i bcast4(const void *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+INL void ptile_q8(int ra, const uint8_t *panel, const qa_q8_row *x,
+                  int64_t nb, float *out, int64_t ld, int nrows)
+{
+    __m512 acc[PRI][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *pb = panel + b * QB_BYTES;
+        int64_t lane = (b / 2) * 16 + (b & 1) * 8;
+        __m512i ia[PRI][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++)
+            ia[r][0] = ia[r][1] = _mm512_set1_epi32(x[r].cv[lane]);
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            __m512i w0 = _mm512_load_si512((const void *)(pb + g * 128));
+            __m512i w1 = _mm512_load_si512((const void *)(pb + g * 128 + 64));
+#pragma GCC unroll 4
+            for (int r = 0; r < ra; r++) {
+                __m512i av = bcast4(x[r].qs + 32 * b + 4 * g);
+                ia[r][0] = _mm512_dpbusd_epi32(ia[r][0], w0, av);
+                ia[r][1] = _mm512_dpbusd_epi32(ia[r][1], w1, av);
+            }
+        }
+        __m512 s0 = _mm512_load_ps((const float *)(pb + 1024));
+        __m512 s1 = _mm512_load_ps((const float *)(pb + 1024 + 64));
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++) {
+            __m512 xd = _mm512_set1_ps(x[r].dv[lane]);
+            acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][0]),
+                                        _mm512_mul_ps(s0, xd), acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][1]),
+                                        _mm512_mul_ps(s1, xd), acc[r][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++) {
+        _mm512_mask_storeu_ps(out + r * ld, lane_mask(nrows), acc[r][0]);
+        _mm512_mask_storeu_ps(out + r * ld + 16, lane_mask(nrows - 16), acc[r][1]);
+    }
+}
+
+#define RA_SWITCH4(ra, F)                                                \
+    switch (ra) {                                                        \
+    case 1: F(1); break; case 2: F(2); break; case 3: F(3); break;      \
+    case 4: F(4); break;                                                 \
+    }
+
+static T512 void ptile_q8_any(int ra, const uint8_t *panel,
+                              const qa_q8_row *x, int64_t nb, float *out,
+                              int64_t ld, int nrows)
+{
+#define PQ(a) ptile_q8(a, panel, x, nb, out, ld, nrows)
+    RA_SWITCH4(ra, PQ)
+#undef PQ
+}
+
+static T512 void panel_q8(int is_q4, const void *w, size_t stride, int64_t n,
+                          const quant_act *a, int64_t i0, int64_t i1,
+                          float *out, int64_t ld)
+{
+    int64_t nb = n / 32;
+    uint8_t *panel = scratch((size_t)nb * QB_BYTES);
+    for (int64_t i = i0; i < i1; i += NR) {
+        int nrows = i1 - i < NR ? (int)(i1 - i) : NR;
+        pack_q8(is_q4, (const char *)w + (size_t)i * stride, stride, nb,
+                nrows, panel);
+        for (int64_t r = 0; r < a->rows; r += PRI) {
+            int ra = a->rows - r < PRI ? (int)(a->rows - r) : PRI;
+            qa_q8_row xr[PRI];
+            for (int q = 0; q < ra; q++)
+                xr[q] = qa_q8_view(a, r + q);
+            ptile_q8_any(ra, panel, xr, nb, out + r * ld + i, ld, nrows);
+        }
+    }
+    free(panel);
+}
+
+/* ---- Q4_K / Q6_K: per super-block of 256 ----
+ * q: 64 groups x 128 bytes (as above, values 0..15 / 0..63);
+ * sc: nsub x 32 floats, d * (sub-block scale) per row;
+ * cw: 8 x 32 int32, each two int16 multipliers of an activation bsums
+ *     pair (Q4_K: min_p, min_p; Q6_K: scale_2p, scale_2p+1);
+ * dc: 32 floats, the factor of that bsums term (-dmin; -32 d). */
+static inline size_t ksb_bytes(int nsub) { return 8192 + (size_t)nsub * 128 + 1024 + 128; }
+
+static T512 void pack_k(int is_q6, const void *w, size_t stride, int64_t nsb,
+                        int nrows, uint8_t *panel)
+{
+    int nsub = is_q6 ? 16 : 8;
+    size_t sbb = ksb_bytes(nsub);
+    ksb tmp __attribute__((aligned(64)));
+    for (int c = 0; c < NR; c++) {
+        for (int64_t s = 0; s < nsb; s++) {
+            uint8_t *ps = panel + s * sbb;
+            float *sc = (float *)(ps + 8192), *dc = sc + nsub * 32 + 256;
+            int32_t *cw = (int32_t *)(sc + nsub * 32);
+            float fsc[16] = {0}, fdc = 0;
+            int16_t pr[16] = {0};
+            if (c >= nrows) {
+                memset(tmp.q, 0, sizeof tmp.q);
+            } else if (is_q6) {
+                const blk_q6_k *b = (const blk_q6_k *)((const char *)w +
+                                                       (size_t)c * stride) + s;
+                unpack_q6_k(b, 1, &tmp);
+                float d = f16s(b->d);
+                for (int j = 0; j < 16; j++) {
+                    fsc[j] = d * b->scales[j];
+                    pr[j] = b->scales[j];
+                }
+                fdc = -32 * d;
+            } else {
+                const blk_q4_k *b = (const blk_q4_k *)((const char *)w +
+                                                       (size_t)c * stride) + s;
+                unpack_q4_k(b, 1, &tmp);
+                float d = f16s(b->d);
+                for (int j = 0; j < 8; j++) {
+                    int scv, m;
+                    q4k_scale_min(b->scales, j, &scv, &m);
+                    fsc[j] = d * scv;
+                    pr[2 * j] = pr[2 * j + 1] = (int16_t)m;
+                }
+                fdc = -f16s(b->dmin);
+            }
+            for (int g = 0; g < 64; g++)
+                memcpy(ps + g * 128 + c * 4, tmp.q + 4 * g, 4);
+            for (int j = 0; j < nsub; j++)
+                sc[j * 32 + c] = fsc[j];
+            for (int p = 0; p < 8; p++)
+                memcpy(cw + p * 32 + c, pr + 2 * p, 4);
+            dc[c] = fdc;
+        }
+    }
+}
+
+INL void ptile_k(int is_q6, int ra, const uint8_t *panel,
+                 const blk_q8_k *const *x, int64_t nsb, float *out,
+                 int64_t ld, int nrows)
+{
+    const int nsub = is_q6 ? 16 : 8, G = is_q6 ? 4 : 8;
+    const size_t sbb = ksb_bytes(nsub);
+    __m512 acc[PRI][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        const uint8_t *ps = panel + s * sbb;
+        const float *sc = (const float *)(ps + 8192);
+        const int32_t *cw = (const int32_t *)(sc + nsub * 32);
+        const float *dc = sc + nsub * 32 + 256;
+        __m512 xd[PRI];
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++)
+            xd[r] = _mm512_set1_ps(x[r][s].d);
+        for (int j = 0; j < nsub; j++) {
+            __m512i ia[PRI][2];
+#pragma GCC unroll 4
+            for (int r = 0; r < ra; r++)
+                ia[r][0] = ia[r][1] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int g = 0; g < G; g++) {
+                int gg = j * G + g;
+                __m512i w0 = _mm512_load_si512((const void *)(ps + gg * 128));
+                __m512i w1 = _mm512_load_si512((const void *)(ps + gg * 128 + 64));
+#pragma GCC unroll 4
+                for (int r = 0; r < ra; r++) {
+                    __m512i av = bcast4(x[r][s].qs + 4 * gg);
+                    ia[r][0] = _mm512_dpbusd_epi32(ia[r][0], w0, av);
+                    ia[r][1] = _mm512_dpbusd_epi32(ia[r][1], w1, av);
+                }
+            }
+            __m512 s0 = _mm512_load_ps(sc + j * 32), s1 = _mm512_load_ps(sc + j * 32 + 16);
+#pragma GCC unroll 4
+            for (int r = 0; r < ra; r++) {
+                acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][0]),
+                                            _mm512_mul_ps(s0, xd[r]), acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][1]),
+                                            _mm512_mul_ps(s1, xd[r]), acc[r][1]);
+            }
+        }
+        /* The bsums term: mins (Q4_K) or the -32 offset (Q6_K). */
+        __m512i ia[PRI][2];
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++)
+            ia[r][0] = ia[r][1] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; p++) {
+            __m512i c0 = _mm512_load_si512((const void *)(cw + p * 32));
+            __m512i c1 = _mm512_load_si512((const void *)(cw + p * 32 + 16));
+#pragma GCC unroll 4
+            for (int r = 0; r < ra; r++) {
+                __m512i bv = bcast4(x[r][s].bsums + 2 * p);
+                ia[r][0] = _mm512_dpwssd_epi32(ia[r][0], c0, bv);
+                ia[r][1] = _mm512_dpwssd_epi32(ia[r][1], c1, bv);
+            }
+        }
+        __m512 d0 = _mm512_load_ps(dc), d1 = _mm512_load_ps(dc + 16);
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++) {
+            acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][0]),
+                                        _mm512_mul_ps(d0, xd[r]), acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][1]),
+                                        _mm512_mul_ps(d1, xd[r]), acc[r][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++) {
+        _mm512_mask_storeu_ps(out + r * ld, lane_mask(nrows), acc[r][0]);
+        _mm512_mask_storeu_ps(out + r * ld + 16, lane_mask(nrows - 16), acc[r][1]);
+    }
+}
+
+static T512 void ptile_k_any(int is_q6, int ra, const uint8_t *panel,
+                             const blk_q8_k *const *x, int64_t nsb,
+                             float *out, int64_t ld, int nrows)
+{
+#define PK(a)                                                            \
+    do {                                                                 \
+        if (is_q6) ptile_k(1, a, panel, x, nsb, out, ld, nrows);         \
+        else ptile_k(0, a, panel, x, nsb, out, ld, nrows);               \
+    } while (0)
+    RA_SWITCH4(ra, PK)
+#undef PK
+}
+
+static T512 void panel_k(int is_q6, const void *w, size_t stride, int64_t n,
+                         const quant_act *a, int64_t i0, int64_t i1,
+                         float *out, int64_t ld)
+{
+    int64_t nsb = n / QK_K;
+    uint8_t *panel = scratch((size_t)nsb * ksb_bytes(is_q6 ? 16 : 8));
+    for (int64_t i = i0; i < i1; i += NR) {
+        int nrows = i1 - i < NR ? (int)(i1 - i) : NR;
+        pack_k(is_q6, (const char *)w + (size_t)i * stride, stride, nsb,
+               nrows, panel);
+        for (int64_t r = 0; r < a->rows; r += PRI) {
+            int ra = a->rows - r < PRI ? (int)(a->rows - r) : PRI;
+            const blk_q8_k *xr[PRI];
+            for (int q = 0; q < ra; q++)
+                xr[q] = (const blk_q8_k *)ACT_ROW(a, r + q);
+            ptile_k_any(is_q6, ra, panel, xr, nsb, out + r * ld + i, ld, nrows);
+        }
+    }
+    free(panel);
 }
 
 void quant_avx512_kernels(quant_kernels *k)

@@ -494,7 +494,7 @@ TEST(matmul_vs_dequantised_reference)
     const int64_t m = 19;
     for (int c = 0; c < N_MM; c++) {
         ggml_type t = mm_cases[c].t;
-        int64_t n = mm_cases[c].n, rows = 5;
+        int64_t n = mm_cases[c].n, rows = 9;
         int bs = t == GGML_Q4_K || t == GGML_Q6_K ? 256 : 32;
         float *deq;
         void *w = make_weights(t, m, n, 300 + c, &deq);
