@@ -168,8 +168,9 @@ static int sweep_main(int argc, char **argv, int single)
         fprintf(stderr, "emerge %s: %s\n", argv[0], err.msg);
     else if (!a.quiet)
         fprintf(stderr, "emerge: done: %ld requests (%ld cached, %ld sent, %ld "
-                "failed), %ld examples scored, %ld unscored\n", st.requests,
-                st.cached, st.sent, st.failed, st.scored, st.unscored);
+                "failed), %ld examples scored, %ld unscored, %ld scored "
+                "before\n", st.requests, st.cached, st.sent, st.failed,
+                st.scored, st.unscored, st.skipped);
     free(cmdline);
     sweep_free_list(o.task_paths, o.n_tasks);
     sweep_free_list(o.variants, o.n_variants);

@@ -29,7 +29,7 @@
 struct store {
     sqlite3 *db;
     char *path;
-    sqlite3_stmt *lookup, *put_req, *get_req, *put_resp, *put_score;
+    sqlite3_stmt *lookup, *put_req, *get_req, *put_resp, *put_score, *has_score;
 };
 
 static const char *const schema =
@@ -63,7 +63,7 @@ static const char *const schema =
     " model_id INTEGER NOT NULL REFERENCES models(id),"
     " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
     " variant TEXT NOT NULL, example_id TEXT NOT NULL, metric TEXT NOT NULL,"
-    " value REAL, answer TEXT,"
+    " value REAL, answer TEXT, config TEXT,"
     " PRIMARY KEY(model_id, task_id, variant, example_id, metric));";
 
 static int db_error(store *s, em_err *err, const char *what)
@@ -135,8 +135,13 @@ static int prepare_all(store *s, em_err *err)
                    " output, logprob, n_tokens, is_greedy, token_logprobs, error,"
                    " elapsed) VALUES(?,?,?,?,?,?,?,?,?,?)", &s->put_resp, err) ||
            prepare(s, "INSERT OR REPLACE INTO scores(model_id, task_id, variant,"
-                   " example_id, metric, value, answer) VALUES(?,?,?,?,?,?,?)",
-                   &s->put_score, err);
+                   " example_id, metric, value, answer, config)"
+                   " VALUES(?,?,?,?,?,?,?,?)",
+                   &s->put_score, err) ||
+           prepare(s, "SELECT 1 FROM scores WHERE model_id = ? AND task_id = ?"
+                   " AND variant = ? AND example_id = ? AND config IS ? LIMIT 1",
+                   &s->has_score,
+                   err);
 }
 
 int store_open(const char *path, store **out, em_err *err)
@@ -170,6 +175,7 @@ void store_close(store *s)
     sqlite3_finalize(s->get_req);
     sqlite3_finalize(s->put_resp);
     sqlite3_finalize(s->put_score);
+    sqlite3_finalize(s->has_score);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -481,7 +487,27 @@ int store_put_score(store *s, const store_score *sc, em_err *err)
     bind_text(st, 5, sc->metric);
     sqlite3_bind_double(st, 6, sc->value);
     bind_text(st, 7, sc->answer);
+    bind_text(st, 8, sc->config);
     return step_done(s, st, "storing score", err);
+}
+
+int store_has_scores(store *s, int64_t model_id, int64_t task_id,
+                     const char *variant, const char *example_id,
+                     const char *config, int *yes, em_err *err)
+{
+    sqlite3_stmt *st = s->has_score;
+    sqlite3_bind_int64(st, 1, model_id);
+    sqlite3_bind_int64(st, 2, task_id);
+    bind_text(st, 3, variant);
+    bind_text(st, 4, example_id);
+    bind_text(st, 5, config);
+    int rc = sqlite3_step(st);
+    *yes = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_error(s, err, "reading scores");
+    return 0;
 }
 
 int store_count(store *s, const char *table, int64_t *n, em_err *err)

@@ -95,9 +95,18 @@ typedef struct store_score {
     const char *variant, *example_id, *metric;
     double value;
     const char *answer;        /* extracted answer, or NULL */
+    const char *config;        /* run settings that change scores
+                                  ("greedy", or temperature and seed) */
 } store_score;
 
 int store_put_score(store *s, const store_score *sc, em_err *err);
+/* *yes = 1 when the example already has scores under (model, task,
+ * variant) made with the same config: a unit's scores are written all at
+ * once, in the transaction that completes it, so any row means the unit
+ * is done. */
+int store_has_scores(store *s, int64_t model_id, int64_t task_id,
+                     const char *variant, const char *example_id,
+                     const char *config, int *yes, em_err *err);
 
 /* One row of `emerge results`. */
 typedef struct store_result {

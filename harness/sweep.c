@@ -254,6 +254,7 @@ typedef struct run_ctx {
     int64_t run_id;
     pair *pairs;
     int n_pairs;
+    char config[96];  /* what besides the requests decides scores */
     char **warned;    /* "task/variant/metric" already warned about */
     int n_warned;
     FILE *rec;
@@ -472,7 +473,7 @@ static int put_metric(run_ctx *c, const item *it, const char *metric, double v,
 {
     const pair *p = &c->pairs[it->pair];
     store_score sc = {c->model_id, p->task_id, p->v->name,
-                      p->t->examples[it->ex].id, metric, v, answer};
+                      p->t->examples[it->ex].id, metric, v, answer, c->config};
     return store_put_score(c->db, &sc, err);
 }
 
@@ -804,6 +805,15 @@ static int build_items(run_ctx *c, em_err *err)
         int ne = c->o->limit > 0 && c->o->limit < t->n_examples ? c->o->limit
                                                                  : t->n_examples;
         for (int e = 0; e < ne; e++) {
+            int done;
+            if (store_has_scores(c->db, c->model_id, c->pairs[p].task_id,
+                                 c->pairs[p].v->name, t->examples[e].id,
+                                 c->config, &done, err) != 0)
+                return -1;
+            if (done) {
+                c->st->skipped++;
+                continue;
+            }
             item *it = &c->items[c->n_items++];
             it->pair = p;
             it->ex = e;
@@ -866,10 +876,12 @@ static int run_model(run_ctx *c, const family_member *m, em_err *err)
         return em_error_prefix(err, "model '%s'", m->spec.name);
     if (!c->o->quiet)
         fprintf(stderr, "emerge: %s: %ld requests (%ld cached, %ld sent, %ld "
-                "failed), %ld examples scored%s\n", m->spec.name,
+                "failed), %ld examples scored, %ld scored before%s\n",
+                m->spec.name,
                 c->st->cached - before.cached + c->st->sent - before.sent,
                 c->st->cached - before.cached, c->st->sent - before.sent,
                 c->st->failed - before.failed, c->st->scored - before.scored,
+                c->st->skipped - before.skipped,
                 c->st->unscored > before.unscored
                     ? " (some left unscored: failed requests are retried by "
                       "the next run)" : "");
@@ -943,6 +955,13 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
     if (o->batch <= 0)
         return em_errorf(err, "--batch must be a positive number");
     run_ctx c = {.o = o, .st = stats};
+    /* Greedy scores do not depend on the seed, so greedy runs share them;
+     * sampled scores depend on the temperature and the seed. */
+    if (o->temperature > 0)
+        snprintf(c.config, sizeof c.config, "temperature=%.17g,seed=%llu",
+                 o->temperature, (unsigned long long)o->seed);
+    else
+        snprintf(c.config, sizeof c.config, "greedy");
     if (store_open(o->db_path, &c.db, err) != 0)
         return -1;
     task **tasks = NULL;

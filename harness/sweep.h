@@ -7,7 +7,9 @@
  * from the store's cache when an ok response exists, otherwise sent to
  * the backend in batches. Each batch is stored in ONE transaction together
  * with the scores of the examples it completes, so a killed sweep resumes
- * where it stopped and ends with byte-identical scores.
+ * where it stopped and ends with byte-identical scores. Units (model,
+ * task, variant, example) that already have scores are skipped without
+ * rebuilding their requests, so a resumed run costs only what is left.
  */
 #ifndef EMERGE_SWEEP_H
 #define EMERGE_SWEEP_H
@@ -40,6 +42,7 @@ typedef struct sweep_stats {
     long failed;     /* failed responses (retried by the next run) */
     long scored;     /* (model, task, variant, example) units scored */
     long unscored;   /* units left unscored because a request failed */
+    long skipped;    /* units already scored by an earlier run */
 } sweep_stats;
 
 int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err);

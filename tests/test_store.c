@@ -319,7 +319,7 @@ static void put(store *s, int64_t m, int64_t t, const char *metric,
     for (int i = 0; i < n; i++) {
         char id[16];
         snprintf(id, sizeof id, "e%d", i);
-        store_score sc = {m, t, "standard", id, metric, v[i], "x"};
+        store_score sc = {m, t, "standard", id, metric, v[i], "x", "greedy"};
         if (store_put_score(s, &sc, &err) != 0)
             tl_fail(__FILE__, __LINE__, "%s", err.msg);
     }
