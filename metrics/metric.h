@@ -76,9 +76,14 @@ typedef struct metric_bleu {
     double hyp_len, ref_len;
 } metric_bleu;
 
+/* Adds one segment's n-gram statistics (13a tokens, closest ref length;
+ * zero-initialise st first). */
 void metric_bleu_add(metric_bleu_stats *st, const char *hyp,
                      const char *const *refs, int n_refs);
+/* Corpus BLEU of the accumulated statistics (exp smoothing, no effective
+ * order), as sacrebleu's corpus_bleu; definitions in metrics/README.md. */
 void metric_bleu_corpus(const metric_bleu_stats *st, metric_bleu *out);
+/* Sentence BLEU 0..100, as sacrebleu's sentence_bleu (effective order). */
 double metric_bleu_sentence(const char *hyp, const char *const *refs, int n_refs);
 /* sacrebleu 13a tokenisation; malloc'd. */
 char *metric_tokenize_13a(const char *s);
