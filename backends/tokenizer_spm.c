@@ -28,8 +28,10 @@
 
 #include "backends/tokenizer_int.h"
 
-/* A character (<= 4 bytes; lengths follow from the lead bytes) packed
- * with its right neighbour into one key. */
+/* A character (<= 4 bytes) packed with its right neighbour into one key,
+ * zero-padded. Equal pairs give equal keys; the rare unequal pairs that
+ * collide (a character clamped at a string's end) only keep two chunks
+ * together, which is never wrong, just slower. */
 static uint64_t pair_key(const char *a, size_t na, const char *b, size_t nb)
 {
     uint32_t x = 0, y = 0;
