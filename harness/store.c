@@ -6,9 +6,13 @@
  * ones), readers never block the writer, and the whole state of a sweep
  * is one file a user can inspect with any SQLite tool.
  *
- * Schema (user_version 1):
+ * Schema (user_version 2; version 1 lacked scores.config and
+ * models.last_run, which migrate() adds):
  *   runs      one row per invocation
- *   models    unique by identity (backend + file hash or options)
+ *   models    unique by identity (backend + file hash or options);
+ *             last_run: the latest run that used it. Results show, per
+ *             model name, only the identity used last (a retrained model
+ *             keeps its name but its old scores stop being reported)
  *   tasks     unique by name; hash tells when the file changed
  *   examples  (task, example id) -> input, targets, order
  *   requests  unique by cache key; where it was first needed
@@ -39,7 +43,7 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS models("
     " id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
     " backend TEXT NOT NULL, path TEXT, params REAL, tokens REAL, step REAL,"
-    " spec TEXT);"
+    " spec TEXT, last_run INTEGER);"
     "CREATE TABLE IF NOT EXISTS tasks("
     " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,"
     " path TEXT, preferred_metric TEXT, random_baseline REAL,"
@@ -99,6 +103,13 @@ static int user_version(store *s, int *v, em_err *err)
     return 0;
 }
 
+/* Steps from version i to i+1 (index i - 1); version 0 (a new file) gets
+ * the current schema at once. */
+static const char *const upgrades[] = {
+    "ALTER TABLE scores ADD COLUMN config TEXT;"
+    "ALTER TABLE models ADD COLUMN last_run INTEGER;",
+};
+
 static int migrate(store *s, em_err *err)
 {
     int v;
@@ -113,7 +124,10 @@ static int migrate(store *s, em_err *err)
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", STORE_SCHEMA_VERSION);
     if (exec(s, "BEGIN IMMEDIATE;", err) != 0)
         return -1;
-    if (exec(s, schema, err) != 0 || exec(s, sql, err) != 0) {
+    int rc = v == 0 ? exec(s, schema, err) : 0;
+    for (int i = v; rc == 0 && v > 0 && i < STORE_SCHEMA_VERSION; i++)
+        rc = exec(s, upgrades[i - 1], err);
+    if (rc != 0 || exec(s, sql, err) != 0) {
         store_rollback(s);
         return -1;
     }
@@ -246,12 +260,13 @@ int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err)
 {
     sqlite3_stmt *st;
     if (prepare(s, "INSERT INTO models(identity, name, backend, path, params,"
-                " tokens, step, spec) VALUES(?,?,?,?,?,?,?,?)"
+                " tokens, step, spec, last_run) VALUES(?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(identity) DO UPDATE SET name=excluded.name,"
                 " backend=excluded.backend, path=excluded.path,"
                 " params=CASE WHEN excluded.params > 0 THEN excluded.params"
                 " ELSE models.params END, tokens=excluded.tokens,"
-                " step=excluded.step, spec=excluded.spec", &st, err) != 0)
+                " step=excluded.step, spec=excluded.spec,"
+                " last_run=excluded.last_run", &st, err) != 0)
         return -1;
     bind_text(st, 1, m->identity);
     bind_text(st, 2, m->name);
@@ -261,6 +276,7 @@ int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err)
     sqlite3_bind_double(st, 6, m->tokens);
     sqlite3_bind_double(st, 7, m->step);
     bind_text(st, 8, m->spec_json);
+    sqlite3_bind_int64(st, 9, m->run_id);
     int rc = step_done(s, st, "storing model", err);
     sqlite3_finalize(st);
     if (rc != 0)
@@ -654,7 +670,8 @@ static const char *const results_sql =
     "SELECT t.name, s.variant, m.name, s.metric, s.value, m.params, m.tokens,"
     " m.step, t.preferred_metric, t.random_baseline, t.low_score, t.high_score"
     " FROM scores s JOIN tasks t ON t.id = s.task_id"
-    " JOIN models m ON m.id = s.model_id"
+    " JOIN models m ON m.id = s.model_id AND m.last_run IS (SELECT"
+    " max(last_run) FROM models m2 WHERE m2.name = m.name)"
     " LEFT JOIN examples e ON e.task_id = s.task_id AND e.example_id = s.example_id"
     " ORDER BY t.name, s.variant, m.params, m.tokens, m.step, m.name, s.metric,"
     " e.idx, s.example_id";

@@ -23,7 +23,7 @@
 #include "harness/task.h"
 #include "metrics/scaling.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct store store;
 
@@ -43,10 +43,12 @@ typedef struct store_model {
     double params, tokens, step;  /* 0 / 0 / -1 when unknown */
     const char *spec_json;        /* the member as JSON, for the record */
     const char *identity;         /* what makes its outputs what they are */
+    int64_t run_id;               /* the run using it now */
 } store_model;
 
 /* Inserts or updates the model with that identity (name, params etc.
- * follow the latest family file; params 0 keeps a known count). */
+ * follow the latest family file; params 0 keeps a known count). Results
+ * report, per name, the identity stored by the latest run. */
 int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err);
 int store_set_model_params(store *s, int64_t id, double params, em_err *err);
 

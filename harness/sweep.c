@@ -842,7 +842,7 @@ static int register_model(run_ctx *c, em_err *err)
     char *js = spec_json(m);
     store_model sm = {m->spec.name, m->spec.backend, m->spec.path,
                       m->spec.n_params, m->spec.n_tokens, m->step, js,
-                      c->identity};
+                      c->identity, c->run_id};
     int rc = store_put_model(c->db, &sm, &c->model_id, err);
     free(js);
     return rc;

@@ -188,10 +188,47 @@ TEST(test_store_schema)
     tl_sh(&out, "python3 -c \"import sqlite3; c=sqlite3.connect('%s');"
                 " print(c.execute('PRAGMA user_version').fetchone()[0]);"
                 " c.execute('PRAGMA user_version=99'); c.commit()\"", db);
-    CHECK_HAS(out, "1");
+    char want[16];
+    snprintf(want, sizeof want, "%d\n", STORE_SCHEMA_VERSION);
+    CHECK_STR(out, want);
     free(out);
     CHECK_INT(store_open(db, &s, &err), -1);
     CHECK_HAS(err.msg, "schema version 99 is newer");
+    free(db);
+}
+
+/* A version-1 file (no scores.config, no models.last_run) is upgraded. */
+TEST(test_store_migrates_v1)
+{
+    char *db = new_db();
+    store *s = NULL;
+    em_err err = {{0}};
+    CHECK_INT(store_open(db, &s, &err), 0);
+    store_close(s);
+    char *out = NULL;
+    int rc = tl_sh(&out, "python3 -c \"import sqlite3; c=sqlite3.connect('%s');"
+                   " c.execute('ALTER TABLE scores DROP COLUMN config');"
+                   " c.execute('ALTER TABLE models DROP COLUMN last_run');"
+                   " c.execute('PRAGMA user_version=1'); c.commit()\" 2>&1", db);
+    free(out);
+    if (rc != 0) {
+        tl_skip("this SQLite cannot DROP COLUMN to make a version-1 file");
+        free(db);
+        return;
+    }
+    CHECK_INT(store_open(db, &s, &err), 0);
+    if (s) {
+        int64_t mid;
+        store_model m = {"m", "synthetic", NULL, 1e6, 0, -1, "{}", "I", 3};
+        CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
+        store_close(s);
+    }
+    out = NULL;
+    tl_sh(&out, "python3 -c \"import sqlite3; c=sqlite3.connect('%s');"
+                " print(c.execute('PRAGMA user_version').fetchone()[0],"
+                " c.execute('SELECT last_run FROM models').fetchone()[0])\"", db);
+    CHECK_HAS(out, "2 3");
+    free(out);
     free(db);
 }
 
@@ -264,7 +301,7 @@ TEST(test_store_cache)
     }
     int64_t run, mid, tid;
     task *t = fake_task("arith", "h1");
-    store_model m = {"m1", "synthetic", NULL, 1e6, 0, -1, "{}", "{\"id\":1}"};
+    store_model m = {"m1", "synthetic", NULL, 1e6, 0, -1, "{}", "{\"id\":1}", 1};
     CHECK_INT(store_add_run(s, "x", 1, &run, &err), 0);
     CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
     CHECK_INT(store_put_task(s, t, &tid, &err), 0);
@@ -337,8 +374,8 @@ TEST(test_store_results_and_series)
     }
     task *t = fake_task("arith", "h1");
     int64_t big, small, tid;
-    store_model mb = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B"};
-    store_model ms = {"small", "synthetic", NULL, 1e6, 2e7, -1, "{}", "S"};
+    store_model mb = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B", 1};
+    store_model ms = {"small", "synthetic", NULL, 1e6, 2e7, -1, "{}", "S", 1};
     store_put_model(s, &mb, &big, &err);
     store_put_model(s, &ms, &small, &err);
     store_put_task(s, t, &tid, &err);
@@ -394,6 +431,22 @@ TEST(test_store_results_and_series)
         CHECK(isnan(ss[1].random_baseline));
     }
     scaling_series_free(ss, ns);
+
+    /* A model retrained under the same name: the results follow the
+     * identity the latest run used. */
+    int64_t big2;
+    store_model mb2 = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B2", 5};
+    store_put_model(s, &mb2, &big2, &err);
+    CHECK(big2 != big);
+    double vb2[4] = {0, 0, 0, 0};
+    put(s, big2, tid, "exact_match", vb2, 4);
+    CHECK_INT(store_results(s, &r, &n, &err), 0);
+    CHECK_INT(n, 2);
+    if (n == 2) {
+        CHECK_STR(r[1].model, "big");
+        CHECK_NEAR(r[1].mean, 0, 0);
+    }
+    store_results_free(r, n);
 
     /* A changed task file invalidates its old scores. */
     task *t2 = fake_task("arith", "h2");
@@ -587,6 +640,7 @@ int main(void)
     RUN(test_family_errors);
     RUN(test_family_from_spec);
     RUN(test_store_schema);
+    RUN(test_store_migrates_v1);
     RUN(test_cache_key);
     RUN(test_store_cache);
     RUN(test_store_results_and_series);
