@@ -110,3 +110,35 @@ if [ $rc1 -eq 2 ] && has "$tmp/out" "usage: emerge convert llama2c" &&
 else
     fail convert_errors "rc $rc1/$rc2/$rc3: $(cat "$tmp/out" "$tmp/out2" "$tmp/out3" | head -c 300)"
 fi
+
+# -- convert: a tiny llama2.c checkpoint written here (python3's struct)
+if ! command -v python3 >/dev/null 2>&1; then
+    skip convert_llama2c "python3 not installed"
+else
+    python3 - "$tmp" <<'PY'
+import struct, sys
+d = sys.argv[1]
+dim, hid, nl, nh, nkv, voc, seq = 8, 16, 1, 2, 1, 260, 4
+kv = dim // nh * nkv
+n = voc*dim + nl*dim + nl*dim*dim + 2*nl*dim*kv + nl*dim*dim + nl*dim + 3*nl*dim*hid + dim
+with open(d + "/m.bin", "wb") as f:
+    f.write(struct.pack("7i", dim, hid, nl, nh, nkv, voc, seq))
+    f.write(struct.pack("%df" % n, *[0.001 * i for i in range(n)]))
+with open(d + "/t.bin", "wb") as f:
+    f.write(struct.pack("i", 8))
+    for i in range(voc):
+        t = {0: b"<unk>", 1: b"\n<s>\n", 2: b"\n</s>\n"}.get(i, b"<0x%02X>" % (i - 3) if i < 259 else b" hi")
+        f.write(struct.pack("fi", -i, len(t)) + t)
+PY
+    if "$emerge" convert llama2c "$tmp/m.bin" "$tmp/t.bin" -o "$tmp/c.gguf" >"$tmp/out" 2>&1 &&
+       has "$tmp/out" "dim 8, hidden 16, 1 layers, 2 heads (1 kv), vocab 260 (shared classifier)" &&
+       "$emerge" inspect "$tmp/c.gguf" >"$tmp/out" 2>&1 &&
+       has "$tmp/out" 'general.name                                 string  "llama2.c m"' &&
+       has "$tmp/out" '[string x 260] "<unk>", "<s>", "</s>"' &&
+       grep -qE 'blk\.0\.attn_k\.weight +F32 +\[8, 4\]' "$tmp/out" &&
+       grep -qE 'output\.weight +F32 +\[8, 260\]' "$tmp/out"; then
+        pass convert_llama2c
+    else
+        fail convert_llama2c "$(head -c 400 "$tmp/out")"
+    fi
+fi
