@@ -14,7 +14,7 @@
 #include "harness/common.h"
 
 struct progress {
-    char label[48];
+    char label[64];
     long total, done;
     double start, last_draw;
 };
@@ -60,7 +60,7 @@ static void draw(progress *p, double now)
     double el = now - p->start, rate = el > 0 ? (double)p->done / el : 0;
     char eta[32];
     fmt_time(eta, sizeof eta, rate > 0 ? (double)(total - done) / rate : -1);
-    fprintf(stderr, "\r%-20s [%s] %ld/%ld  %.1f/s  ETA %s\033[K", p->label, bar,
+    fprintf(stderr, "\r%-24s [%s] %ld/%ld  %.1f/s  ETA %s\033[K", p->label, bar,
             p->done, p->total, rate, eta);
     fflush(stderr);
     p->last_draw = now;

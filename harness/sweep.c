@@ -848,8 +848,9 @@ static int register_model(run_ctx *c, em_err *err)
     return rc;
 }
 
-static int run_model(run_ctx *c, const family_member *m, em_err *err)
+static int run_model(run_ctx *c, int index, em_err *err)
 {
+    const family_member *m = &c->o->fam->members[index];
     sweep_stats before = *c->st;
     c->m = m;
     int rc = register_model(c, err);
@@ -859,8 +860,12 @@ static int run_model(run_ctx *c, const family_member *m, em_err *err)
     b.e = em_calloc((size_t)c->o->batch, sizeof *b.e);
     c->done = 0;
     c->st->requests += c->total;
-    if (rc == 0)
-        c->pb = progress_new(m->spec.name, c->total);
+    if (rc == 0) {
+        char label[96];
+        snprintf(label, sizeof label, "%.80s %d/%d", m->spec.name, index + 1,
+                 c->o->fam->n_members);
+        c->pb = progress_new(label, c->total);
+    }
     for (int more = 1; rc == 0 && more;)
         rc = round_once(c, &b, &more, err);
     progress_free(c->pb);
@@ -977,7 +982,7 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
     if (rc == 0)
         drop_unbuildable(&c);
     for (int i = 0; rc == 0 && i < o->fam->n_members; i++)
-        rc = run_model(&c, &o->fam->members[i], err);
+        rc = run_model(&c, i, err);
     if (c.rec)
         fclose(c.rec);
     for (int i = 0; tasks && i < o->n_tasks; i++)
