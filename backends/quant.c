@@ -473,11 +473,11 @@ static size_t act_row_bytes(ggml_type t, int64_t n)
     return (size_t)n * sizeof(float);
 }
 
-static void prep_q8_row(const quant_act *a, int64_t r, const float *x)
+/* One activation row for Q8_0/Q4_0 weights (layout in quant_impl.h);
+ * k is 128 for Q8_0 weights, 8 for Q4_0. */
+static void act_q8_0_scalar(const float *x, int64_t n, int k, qa_q8_row v)
 {
-    qa_q8_row v = qa_q8_view(a, r);
-    int64_t np = qa_npad(a->n), nb = a->n / QK8_0;
-    int k = a->wtype == GGML_Q8_0 ? 128 : 8;
+    int64_t np = qa_npad(n), nb = n / QK8_0;
     memset(v.qs, 0, (size_t)np);
     memset(v.dv, 0, (size_t)np);
     memset(v.cv, 0, (size_t)np);
@@ -495,6 +495,19 @@ static void prep_q8_row(const quant_act *a, int64_t r, const float *x)
     }
 }
 
+/* F16/BF16 weights: the activations rounded to the weights' precision. */
+static void act_round_scalar(ggml_type t, const float *x, float *y, int64_t n)
+{
+    if (t == GGML_F16)
+        for (int64_t i = 0; i < n; i++)
+            y[i] = f16(quant_f32_to_f16(x[i]));
+    else
+        for (int64_t i = 0; i < n; i++)
+            y[i] = quant_bf16_to_f32(quant_f32_to_bf16(x[i]));
+}
+
+static const quant_kernels *kernels(void);
+
 void quant_act_prepare(quant_act *a, ggml_type wtype, const float *x,
                        int64_t rows, int64_t n)
 {
@@ -507,24 +520,20 @@ void quant_act_prepare(quant_act *a, ggml_type wtype, const float *x,
     a->data = aligned_alloc(64, a->row_bytes * (size_t)(rows ? rows : 1));
     if (!a->data)
         abort();
+    const quant_kernels *k = kernels();
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         char *dst = (char *)a->data + (size_t)r * a->row_bytes;
         float *f = (float *)dst;
         switch (wtype) {
-        case GGML_F16:
-            for (int64_t i = 0; i < n; i++)
-                f[i] = f16(quant_f32_to_f16(xr[i]));
-            break;
-        case GGML_BF16:
-            for (int64_t i = 0; i < n; i++)
-                f[i] = quant_bf16_to_f32(quant_f32_to_bf16(xr[i]));
+        case GGML_F16: case GGML_BF16:
+            k->act_round(wtype, xr, f, n);
             break;
         case GGML_Q8_0: case GGML_Q4_0:
-            prep_q8_row(a, r, xr);
+            k->act_q8_0(xr, n, wtype == GGML_Q8_0 ? 128 : 8, qa_q8_view(a, r));
             break;
         case GGML_Q4_K: case GGML_Q6_K:
-            quant_q8_k(xr, (blk_q8_k *)dst, n / QK_K);
+            k->act_q8_k(xr, (blk_q8_k *)dst, n / QK_K);
             break;
         default:
             memcpy(f, xr, (size_t)n * sizeof(float));
@@ -676,7 +685,7 @@ SCALAR_GEMM(gemm_q6_k, dot_q6_k(wr, (const blk_q8_k *)ROW(a, r), n))
 
 const quant_kernels quant_scalar_kernels = {
     "scalar", gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0,
-    gemm_q4_k, gemm_q6_k,
+    gemm_q4_k, gemm_q6_k, act_q8_0_scalar, quant_q8_k, act_round_scalar,
 };
 
 /* ---------------------------------------------------------------- */

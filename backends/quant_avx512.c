@@ -943,6 +943,92 @@ static T512 void panel_k(int is_q6, const void *w, size_t stride, int64_t n,
     free(panel);
 }
 
+/* ================================================================ */
+/* Activation preparation (bit-identical to the scalar versions)      */
+/* ================================================================ */
+
+static T512 void act_q8_0(const float *x, int64_t n, int k, qa_q8_row v)
+{
+    int64_t np = qa_npad(n), nb = n / 32;
+    memset(v.qs, 0, (size_t)np);
+    memset(v.dv, 0, (size_t)np);
+    memset(v.cv, 0, (size_t)np);
+    for (int64_t b = 0; b < nb; b++) {
+        __m512 x0 = _mm512_loadu_ps(x + 32 * b);
+        __m512 x1 = _mm512_loadu_ps(x + 32 * b + 16);
+        float amax = _mm512_reduce_max_ps(
+            _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        __m512 id = _mm512_set1_ps(amax ? 127.0f / amax : 0.0f);
+        float d = _cvtsh_ss((unsigned short)_cvtss_sh(amax / 127.0f, 0));
+        /* cvtps_epi32 rounds half to even, as rintf does */
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, id));
+        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, id));
+        _mm_storeu_si128((__m128i *)(v.qs + 32 * b), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(v.qs + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
+        int64_t lane = (b / 2) * 16 + (b & 1) * 8;
+        _mm256_storeu_ps(v.dv + lane, _mm256_set1_ps(d));
+        v.cv[lane] = -k * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    }
+}
+
+static T512 void act_q8_k(const float *x, blk_q8_k *y, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++, x += QK_K) {
+        __m512 am = _mm512_setzero_ps();
+        for (int j = 0; j < 16; j++)
+            am = _mm512_max_ps(am, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * j)));
+        float amax = _mm512_reduce_max_ps(am);
+        memset(&y[b], 0, sizeof y[b]);
+        if (!amax)
+            continue;
+        /* The first value of largest magnitude, with its sign. */
+        float max = 0;
+        for (int j = 0; j < 16; j++) {
+            __mmask16 m = _mm512_cmp_ps_mask(
+                _mm512_abs_ps(_mm512_loadu_ps(x + 16 * j)),
+                _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (m) {
+                max = x[16 * j + __builtin_ctz(m)];
+                break;
+            }
+        }
+        float iscale = -127.0f / max;
+        for (int j = 0; j < 16; j++) {
+            __m512i q = _mm512_cvtps_epi32(
+                _mm512_mul_ps(_mm512_loadu_ps(x + 16 * j), _mm512_set1_ps(iscale)));
+            q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(y[b].qs + 16 * j), _mm512_cvtepi32_epi8(q));
+            y[b].bsums[j] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        y[b].d = 1 / iscale;
+    }
+}
+
+static T512 void act_round(ggml_type t, const float *x, float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = lane_mask((int)(n - i < 16 ? n - i : 16));
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        if (t == GGML_F16) {
+            v = _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+        } else {
+            /* round to nearest even on the top 16 bits; NaNs made quiet */
+            __m512i u = _mm512_castps_si512(v);
+            __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16),
+                                           _mm512_set1_epi32(1));
+            __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(
+                _mm512_set1_epi32(0x7fff), lsb));
+            __mmask16 nan = _mm512_cmpgt_epu32_mask(
+                _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                _mm512_set1_epi32(0x7f800000));
+            r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000));
+            v = _mm512_castsi512_ps(_mm512_and_si512(
+                r, _mm512_set1_epi32((int)0xffff0000u)));
+        }
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+
 void quant_avx512_kernels(quant_kernels *k)
 {
     k->f32 = gemm_f32;
@@ -952,4 +1038,7 @@ void quant_avx512_kernels(quant_kernels *k)
     k->q4_0 = gemm_q4_0;
     k->q4_k = gemm_q4_k;
     k->q6_k = gemm_q6_k;
+    k->act_q8_0 = act_q8_0;
+    k->act_q8_k = act_q8_k;
+    k->act_round = act_round;
 }

@@ -105,9 +105,20 @@ typedef void (*quant_gemm_fn)(const void *w, size_t stride, int64_t n,
                               const quant_act *a, int64_t i0, int64_t i1,
                               float *out, int64_t ld);
 
+/* Activation preparation of one row, in the layouts above; the SIMD
+ * versions must give bit-identical rows (tests compare whole matmuls). */
+typedef void (*quant_act_q8_0_fn)(const float *x, int64_t n, int k,
+                                  qa_q8_row v);
+typedef void (*quant_act_q8_k_fn)(const float *x, blk_q8_k *y, int64_t nb);
+typedef void (*quant_act_round_fn)(ggml_type t, const float *x, float *y,
+                                   int64_t n);
+
 typedef struct {
     const char *name;
     quant_gemm_fn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+    quant_act_q8_0_fn act_q8_0;
+    quant_act_q8_k_fn act_q8_k;
+    quant_act_round_fn act_round;
 } quant_kernels;
 
 extern const quant_kernels quant_scalar_kernels;

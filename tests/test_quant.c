@@ -534,6 +534,49 @@ TEST(matmul_vs_dequantised_reference)
     }
 }
 
+/* Activation preparation is bit-identical at every SIMD level: ties,
+ * zero blocks, a negative extreme and values near F16/BF16 rounding. */
+TEST(act_prepare_identical)
+{
+    static const char *levels[] = {"avx2", "avx512"};
+    static const ggml_type types[] = {GGML_F16, GGML_BF16, GGML_Q8_0,
+                                      GGML_Q4_0, GGML_Q4_K, GGML_Q6_K};
+    const int64_t n = 768, rows = 3;
+    float *x = rand_vec(rows * n, 77, 3.0f);
+    for (int j = 0; j < 32; j++)
+        x[j] = (float)j - 15.5f;           /* amax 15.5 -> ties at .5 */
+    x[40] = 127; x[41] = 0.5f; x[42] = 1.5f; x[43] = -2.5f;
+    for (int j = 256; j < 512; j++)
+        x[j] = 0;                          /* an all-zero super-block */
+    x[600] = -50; x[601] = 50;             /* equal magnitudes: first wins */
+    x[n + 5] = fbits(0x3f808000);          /* BF16 tie */
+    x[n + 6] = 1.0f + ldexpf(1, -11);      /* F16 tie */
+    x[n + 7] = ldexpf(1, -25);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        ggml_type t = types[ti];
+        size_t used = t == GGML_F16 || t == GGML_BF16 ? n * 4 :
+                      t == GGML_Q4_K || t == GGML_Q6_K ? (n / 256) * 292 :
+                      3 * ((n + 63) / 64 * 64);
+        quant_act ref, got;
+        CHECK_INT(quant_set_simd("scalar"), 0);
+        quant_act_prepare(&ref, t, x, rows, n);
+        for (int l = 0; l < 2; l++) {
+            if (quant_set_simd(levels[l]))
+                continue;
+            quant_act_prepare(&got, t, x, rows, n);
+            for (int64_t r = 0; r < rows; r++)
+                CHECK_MSG(!memcmp((char *)ref.data + r * ref.row_bytes,
+                                  (char *)got.data + r * got.row_bytes, used),
+                          "%s %s row %lld differs", levels[l],
+                          ggml_type_name(t), (long long)r);
+            quant_act_free(&got);
+        }
+        quant_act_free(&ref);
+    }
+    quant_set_simd(NULL);
+    free(x);
+}
+
 TEST(simd_name)
 {
     const char *s = quant_simd_name();
@@ -558,6 +601,7 @@ int main(void)
     RUN(fixtures_k_quants);
     RUN(simd_matches_scalar);
     RUN(matmul_vs_dequantised_reference);
+    RUN(act_prepare_identical);
     RUN(simd_name);
     return tl_summary();
 }
