@@ -17,6 +17,7 @@ int cmd_bleu(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_results(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
@@ -30,6 +31,7 @@ static const cli_command commands[] = {
     {"sweep", cmd_sweep, "evaluate tasks over a model family into a SQLite store"},
     {"run", cmd_run, "evaluate tasks on one model into a SQLite store"},
     {"results", cmd_results, "per task/variant/model/metric means, CIs, ECE"},
+    {"check", cmd_check, "regressions against a baseline database (paired bootstrap)"},
     {NULL, NULL, NULL},
 };
 
