@@ -1,10 +1,296 @@
 /*
- * quant_avx2.c - AVX2/FMA/F16C matmul kernels (run-time dispatched from
- * quant.c; compiled with target attributes, no -march).
+ * quant_avx2.c - AVX2/FMA/F16C matmul kernels for CPUs without AVX-512
+ * (run-time dispatched from quant.c; every function carries a target
+ * attribute, so the file builds without -march).
+ *
+ * Simpler than the AVX-512 kernels: each weight row is converted once
+ * into a dot-friendly scratch form (F16/BF16 to F32; Q4_0 to signed
+ * bytes like Q8_0; K-quants to unsigned bytes with plain scales), then
+ * dotted with every activation row. AVX2 has no VNNI, so the integer
+ * dots use maddubs (u8 x s8 -> s16 pairs) followed by madd; operands are
+ * arranged so the 16-bit pair sums cannot saturate. Activation
+ * preparation stays the portable one.
  */
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "backends/quant_impl.h"
+
+#define T256 __attribute__((target("avx2,fma,f16c")))
+
+static void *scratch(size_t n)
+{
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!p)
+        abort();
+    return p;
+}
+
+static inline T256 float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define ACT_ROW(a, r) ((const char *)(a)->data + (size_t)(r) * (a)->row_bytes)
+
+/* ---- F32 / F16 / BF16 ---------------------------------------------- */
+
+static T256 float dot_f32(const float *w, const float *x, int64_t n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+    }
+    for (; k + 8 <= n; k += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
+    float s = hsum8(_mm256_add_ps(a0, a1));
+    for (; k < n; k++)
+        s += w[k] * x[k];
+    return s;
+}
+
+/* Weight row i as floats: F32 in place, F16/BF16 converted into buf. */
+static T256 const float *row_f32(ggml_type t, const void *row, int64_t n,
+                                 float *buf)
+{
+    if (t == GGML_F32)
+        return row;
+    const uint16_t *h = row;
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(h + k));
+        __m256 f = t == GGML_F16 ? _mm256_cvtph_ps(v) : _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
+        _mm256_storeu_ps(buf + k, f);
+    }
+    for (; k < n; k++)
+        buf[k] = t == GGML_F16 ? quant_f16_to_f32(h[k]) : quant_bf16_to_f32(h[k]);
+    return buf;
+}
+
+static T256 void gemm_float(ggml_type t, const void *w, size_t stride,
+                            int64_t n, const quant_act *a, int64_t i0,
+                            int64_t i1, float *out, int64_t ld)
+{
+    float *buf = scratch((size_t)n * sizeof(float));
+    for (int64_t i = i0; i < i1; i++) {
+        const float *wr = row_f32(t, (const char *)w + (size_t)i * stride, n, buf);
+        for (int64_t r = 0; r < a->rows; r++)
+            out[r * ld + i] = dot_f32(wr, (const float *)ACT_ROW(a, r), n);
+    }
+    free(buf);
+}
+
+static T256 void gemm_f32(const void *w, size_t stride, int64_t n,
+                          const quant_act *a, int64_t i0, int64_t i1,
+                          float *out, int64_t ld)
+{
+    gemm_float(GGML_F32, w, stride, n, a, i0, i1, out, ld);
+}
+
+static T256 void gemm_f16(const void *w, size_t stride, int64_t n,
+                          const quant_act *a, int64_t i0, int64_t i1,
+                          float *out, int64_t ld)
+{
+    gemm_float(GGML_F16, w, stride, n, a, i0, i1, out, ld);
+}
+
+static T256 void gemm_bf16(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_float(GGML_BF16, w, stride, n, a, i0, i1, out, ld);
+}
+
+/* ---- Q8_0 / Q4_0: signed bytes x Q8_0 activations --------------------
+ * The weight row is made signed bytes (Q4_0: nibble - 8) plus one float
+ * scale per block; the product uses maddubs(|w|, sign(a, w)), which
+ * stays within int16 for |w| <= 128. */
+static T256 void unpack_q8_row(int is_q4, const void *row, int64_t nb,
+                               int8_t *q, float *d)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        if (is_q4) {
+            const blk_q4_0 *x = (const blk_q4_0 *)row + b;
+            __m128i v = _mm_loadu_si128((const __m128i *)x->qs);
+            __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+            __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+            __m256i s = _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+            _mm256_storeu_si256((__m256i *)(q + 32 * b), s);
+            d[b] = _cvtsh_ss(x->d);
+        } else {
+            const blk_q8_0 *x = (const blk_q8_0 *)row + b;
+            memcpy(q + 32 * b, x->qs, 32);
+            d[b] = _cvtsh_ss(x->d);
+        }
+    }
+}
+
+static T256 float dot_q8(const int8_t *q, const float *d, qa_q8_row x,
+                         int64_t nb)
+{
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
+        __m256i av = _mm256_loadu_si256((const __m256i *)(x.qs + 32 * b));
+        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv),
+                                         _mm256_sign_epi8(av, wv));
+        __m256i s = _mm256_madd_epi16(p, ones);
+        float sc = d[b] * x.dv[(b / 2) * 16 + (b & 1) * 8];
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(sc), acc);
+    }
+    return hsum8(acc);
+}
+
+static T256 void gemm_q8_family(int is_q4, const void *w, size_t stride,
+                                int64_t n, const quant_act *a, int64_t i0,
+                                int64_t i1, float *out, int64_t ld)
+{
+    int64_t nb = n / 32;
+    int8_t *q = scratch((size_t)n + (size_t)nb * sizeof(float));
+    float *d = (float *)(q + n);
+    for (int64_t i = i0; i < i1; i++) {
+        unpack_q8_row(is_q4, (const char *)w + (size_t)i * stride, nb, q, d);
+        for (int64_t r = 0; r < a->rows; r++)
+            out[r * ld + i] = dot_q8(q, d, qa_q8_view(a, r), nb);
+    }
+    free(q);
+}
+
+static T256 void gemm_q8_0(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_q8_family(0, w, stride, n, a, i0, i1, out, ld);
+}
+
+static T256 void gemm_q4_0(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_q8_family(1, w, stride, n, a, i0, i1, out, ld);
+}
+
+/* ---- Q4_K / Q6_K: unsigned bytes x Q8_K activations -----------------
+ * Per super-block: q[256] unsigned (0..15 / 0..63), one int16 scale per
+ * 16 values (sc16), the bsums multipliers (coef: Q4_K mins per 16
+ * values, Q6_K 32 * scale) and factors d and dm:
+ *   dot = d*da*sum(q*a*sc) + dm*da*sum(coef*bsums). */
+typedef struct {
+    uint8_t q[256];
+    int16_t sc16[16];
+    int16_t coef[16];
+    float d, dm;
+} ksb2;
+
+static T256 void unpack_k_row(int is_q6, const void *row, int64_t nsb,
+                              ksb2 *o)
+{
+    const __m256i lo = _mm256_set1_epi8(0x0F);
+    for (int64_t s = 0; s < nsb; s++, o++) {
+        if (!is_q6) {
+            const blk_q4_k *b = (const blk_q4_k *)row + s;
+            for (int j = 0; j < 4; j++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * j));
+                _mm256_storeu_si256((__m256i *)(o->q + 64 * j), _mm256_and_si256(v, lo));
+                _mm256_storeu_si256((__m256i *)(o->q + 64 * j + 32),
+                                    _mm256_and_si256(_mm256_srli_epi16(v, 4), lo));
+            }
+            for (int j = 0; j < 8; j++) {
+                int sc, m;
+                q4k_scale_min(b->scales, j, &sc, &m);
+                o->sc16[2 * j] = o->sc16[2 * j + 1] = (int16_t)sc;
+                o->coef[2 * j] = o->coef[2 * j + 1] = (int16_t)m;
+            }
+            o->d = _cvtsh_ss(b->d);
+            o->dm = -_cvtsh_ss(b->dmin);
+        } else {
+            const blk_q6_k *b = (const blk_q6_k *)row + s;
+            for (int h = 0; h < 2; h++)
+                for (int l = 0; l < 32; l++) {
+                    const uint8_t *ql = b->ql + 64 * h, qh = b->qh[32 * h + l];
+                    uint8_t *q = o->q + 128 * h;
+                    q[l] = (uint8_t)((ql[l] & 0xF) | (qh & 3) << 4);
+                    q[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | ((qh >> 2) & 3) << 4);
+                    q[l + 64] = (uint8_t)((ql[l] >> 4) | ((qh >> 4) & 3) << 4);
+                    q[l + 96] = (uint8_t)((ql[l + 32] >> 4) | ((qh >> 6) & 3) << 4);
+                }
+            for (int j = 0; j < 16; j++) {
+                o->sc16[j] = b->scales[j];
+                o->coef[j] = (int16_t)(32 * b->scales[j]);
+            }
+            o->d = _cvtsh_ss(b->d);
+            o->dm = -o->d;
+        }
+    }
+}
+
+static T256 float dot_k(const ksb2 *w, const blk_q8_k *x, int64_t nsb)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m256i isum = _mm256_setzero_si256();
+        for (int m = 0; m < 8; m++) {
+            __m256i p = _mm256_maddubs_epi16(
+                _mm256_loadu_si256((const __m256i *)(w[s].q + 32 * m)),
+                _mm256_loadu_si256((const __m256i *)(x[s].qs + 32 * m)));
+            __m256i sc = _mm256_set_m128i(_mm_set1_epi16(w[s].sc16[2 * m + 1]),
+                                          _mm_set1_epi16(w[s].sc16[2 * m]));
+            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+        }
+        __m256i cs = _mm256_madd_epi16(
+            _mm256_loadu_si256((const __m256i *)w[s].coef),
+            _mm256_loadu_si256((const __m256i *)x[s].bsums));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                              _mm256_set1_ps(w[s].d * x[s].d), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(cs),
+                              _mm256_set1_ps(w[s].dm * x[s].d), acc);
+    }
+    return hsum8(acc);
+}
+
+static T256 void gemm_k_family(int is_q6, const void *w, size_t stride,
+                               int64_t n, const quant_act *a, int64_t i0,
+                               int64_t i1, float *out, int64_t ld)
+{
+    int64_t nsb = n / QK_K;
+    ksb2 *buf = scratch((size_t)nsb * sizeof(ksb2));
+    for (int64_t i = i0; i < i1; i++) {
+        unpack_k_row(is_q6, (const char *)w + (size_t)i * stride, nsb, buf);
+        for (int64_t r = 0; r < a->rows; r++)
+            out[r * ld + i] = dot_k(buf, (const blk_q8_k *)ACT_ROW(a, r), nsb);
+    }
+    free(buf);
+}
+
+static T256 void gemm_q4_k(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_k_family(0, w, stride, n, a, i0, i1, out, ld);
+}
+
+static T256 void gemm_q6_k(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    gemm_k_family(1, w, stride, n, a, i0, i1, out, ld);
+}
 
 void quant_avx2_kernels(quant_kernels *k)
 {
-    (void)k;
+    k->f32 = gemm_f32;
+    k->f16 = gemm_f16;
+    k->bf16 = gemm_bf16;
+    k->q8_0 = gemm_q8_0;
+    k->q4_0 = gemm_q4_0;
+    k->q4_k = gemm_q4_k;
+    k->q6_k = gemm_q6_k;
 }

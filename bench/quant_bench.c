@@ -65,7 +65,7 @@ int main(int argc, char **argv)
         GGML_Q8_0, GGML_Q4_0, GGML_Q4_K, GGML_Q6_K};
     static const int64_t shapes[][2] = {{768, 768}, {2048, 768}};
     static const int64_t rows_list[] = {1, 256};
-    quant_set_simd(NULL);
+    /* The best level, or the one EMERGE_SIMD names. */
     const char *best = quant_simd_name();
     printf("quant_bench: single thread (thread CPU time), SIMD level %s; act preparation included\n",
            best);
