@@ -95,6 +95,26 @@ const char *ggml_type_name(ggml_type t)
     return ti ? ti->name : "unknown";
 }
 
+uint32_t gguf_file_type(ggml_type t)
+{
+    switch (t) {
+    case GGML_F32: return 0;
+    case GGML_F16: return 1;
+    case GGML_Q4_0: return 2;
+    case GGML_Q4_1: return 3;
+    case GGML_Q8_0: return 7;
+    case GGML_Q5_0: return 8;
+    case GGML_Q5_1: return 9;
+    case GGML_Q2_K: return 10;
+    case GGML_Q3_K: return 12;   /* Q3_K_M */
+    case GGML_Q4_K: return 15;   /* Q4_K_M */
+    case GGML_Q5_K: return 17;   /* Q5_K_M */
+    case GGML_Q6_K: return 18;
+    case GGML_BF16: return 32;
+    default: return 0;
+    }
+}
+
 /* Bytes of one element of a fixed-size metadata type; 0 for string,
  * array and unknown types. */
 static size_t kv_elem_size(uint32_t t)

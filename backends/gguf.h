@@ -101,6 +101,9 @@ char *gguf_get_str(const gguf_file *g, const char *key);
 size_t ggml_type_size(ggml_type t, int64_t n);
 int ggml_block_size(ggml_type t);
 const char *ggml_type_name(ggml_type t);
+/* llama.cpp's general.file_type code for a model whose matrices are of
+ * type t (0 F32, 1 F16, 2 Q4_0, 7 Q8_0, 15 Q4_K_M, 18 Q6_K, 32 BF16...). */
+uint32_t gguf_file_type(ggml_type t);
 
 /* Writer: builds a GGUF v3 file in memory, then writes it. */
 typedef struct gguf_writer gguf_writer;

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "backends/gguf.h"
+#include "backends/quant.h"
 
 /* SentencePiece token types as GGUF stores them. */
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_BYTE = 6 };
@@ -273,7 +274,8 @@ static int read_vocab(const char *path, const mapped *m, int32_t n_vocab,
 }
 
 static void set_metadata(gguf_writer *w, const llama2c_config *c,
-                         const char *model_path, const vocab *v)
+                         ggml_type type, const char *model_path,
+                         const vocab *v)
 {
     const char *base = strrchr(model_path, '/');
     base = base ? base + 1 : model_path;
@@ -284,7 +286,9 @@ static void set_metadata(gguf_writer *w, const llama2c_config *c,
     snprintf(name, sizeof name, "llama2.c %.*s", (int)(n < 200 ? n : 200), base);
     gguf_writer_set_str(w, "general.architecture", "llama");
     gguf_writer_set_str(w, "general.name", name);
-    gguf_writer_set_u32(w, "general.file_type", 0);   /* all F32 */
+    gguf_writer_set_u32(w, "general.file_type", gguf_file_type(type));
+    if (ggml_block_size(type) > 1)
+        gguf_writer_set_u32(w, "general.quantization_version", 2);
     gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c->seq_len);
     gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)c->dim);
     gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)c->hidden_dim);
@@ -311,18 +315,30 @@ static void set_metadata(gguf_writer *w, const llama2c_config *c,
     gguf_writer_set_bool(w, "tokenizer.ggml.add_eos_token", 0);
 }
 
-/* Adds one F32 tensor of ne = {ne0, ne1} (ne1 = 0: a vector). */
-static void add(gguf_writer *w, const char *name, const float *p,
-                int64_t ne0, int64_t ne1)
+/* Adds one tensor of ne = {ne0, ne1} (ne1 = 0: a vector). Matrices are
+ * stored as `type` (row by row through quant.c); vectors (the norms)
+ * stay F32, as llama.cpp keeps them. */
+static void add(gguf_writer *w, ggml_type type, const char *name,
+                const float *p, int64_t ne0, int64_t ne1)
 {
     int64_t ne[2] = {ne0, ne1};
-    int nd = ne1 ? 2 : 1;
-    size_t n = (size_t)ne0 * (size_t)(ne1 ? ne1 : 1);
-    gguf_writer_add_tensor(w, name, GGML_F32, nd, ne, p, n * sizeof(float));
+    if (!ne1 || type == GGML_F32) {
+        size_t n = (size_t)ne0 * (size_t)(ne1 ? ne1 : 1);
+        gguf_writer_add_tensor(w, name, GGML_F32, ne1 ? 2 : 1, ne, p,
+                               n * sizeof(float));
+        return;
+    }
+    size_t row = ggml_type_size(type, ne0);
+    unsigned char *q = em_malloc(row * (size_t)ne1);
+    for (int64_t r = 0; r < ne1; r++)
+        quant_quantize_row(type, p + r * ne0, q + (size_t)r * row, ne0);
+    gguf_writer_add_tensor(w, name, type, 2, ne, q, row * (size_t)ne1);
+    free(q);
 }
 
-static void add_layer(gguf_writer *w, const llama2c_config *c,
-                      const float *base, const layout *l, int64_t i)
+static void add_layer(gguf_writer *w, ggml_type type,
+                      const llama2c_config *c, const float *base,
+                      const layout *l, int64_t i)
 {
     int64_t D = c->dim, H = c->hidden_dim,
             KV = (int64_t)(c->dim / c->n_heads) * c->n_kv_heads;
@@ -334,7 +350,7 @@ static void add_layer(gguf_writer *w, const llama2c_config *c,
     char name[64];
 #define ADD(suffix, p, a, b) \
     (snprintf(name, sizeof name, "blk.%lld." suffix, (long long)i), \
-     add(w, name, (p), (a), (b)))
+     add(w, type, name, (p), (a), (b)))
     ADD("attn_norm.weight", rms_att + i * D, D, 0);
     ADD("attn_q.weight", wq + i * D * D, D, D);
     ADD("attn_k.weight", wk + i * D * KV, D, KV);
@@ -349,22 +365,40 @@ static void add_layer(gguf_writer *w, const llama2c_config *c,
 
 /* The tensors, in llama.cpp's order. A shared classifier is written out
  * as output.weight too, so that loaders need not know about tying. */
-static void add_tensors(gguf_writer *w, const llama2c_config *c,
-                        const float *base, const layout *l)
+static void add_tensors(gguf_writer *w, ggml_type type,
+                        const llama2c_config *c, const float *base,
+                        const layout *l)
 {
     int64_t D = c->dim, V = c->vocab_size;
-    add(w, "token_embd.weight", base, D, V);
+    add(w, type, "token_embd.weight", base, D, V);
     for (int64_t i = 0; i < c->n_layers; i++)
-        add_layer(w, c, base, l, i);
+        add_layer(w, type, c, base, l, i);
     uint64_t off = l->emb + l->rms_att + l->wq + l->wk + l->wv + l->wo +
                    l->rms_ffn + l->w1 + l->w2 + l->w3;
-    add(w, "output_norm.weight", base + off, D, 0);
+    add(w, type, "output_norm.weight", base + off, D, 0);
     off += l->rms_final + l->freq;
-    add(w, "output.weight", c->shared_classifier ? base : base + off, D, V);
+    add(w, type, "output.weight", c->shared_classifier ? base : base + off,
+        D, V);
+}
+
+/* The matrices' row lengths (dim, hidden_dim) must be whole blocks. */
+static int check_type(const char *path, const llama2c_config *c,
+                      ggml_type type, em_err *err)
+{
+    if (type != GGML_F32 && !quant_supported(type))
+        return em_errorf(err, "cannot write tensors of type %s",
+                         ggml_type_name(type));
+    int bs = ggml_block_size(type);
+    if (c->dim % bs || c->hidden_dim % bs)
+        return em_errorf(err, "%s: dim %d and hidden_dim %d must be "
+                         "multiples of %d to store %s", path, c->dim,
+                         c->hidden_dim, bs, ggml_type_name(type));
+    return 0;
 }
 
 int llama2c_convert(const char *model_path, const char *tok_path,
-                    const char *out_path, llama2c_config *cfg, em_err *err)
+                    const char *out_path, ggml_type type,
+                    llama2c_config *cfg, em_err *err)
 {
     mapped model, tok = {0};
     llama2c_config c = {0};
@@ -375,13 +409,14 @@ int llama2c_convert(const char *model_path, const char *tok_path,
     if (map_file(model_path, &model, err))
         return -1;
     if (read_config(model_path, &model, &c, &l, err) ||
+        check_type(model_path, &c, type, err) ||
         map_file(tok_path, &tok, err) ||
         read_vocab(tok_path, &tok, c.vocab_size, &v, err))
         goto done;
     w = gguf_writer_new();
-    set_metadata(w, &c, model_path, &v);
+    set_metadata(w, &c, type, model_path, &v);
     /* Floats start at byte 28: 4-byte aligned in the page-aligned map. */
-    add_tensors(w, &c, (const float *)(const void *)(model.p + 28), &l);
+    add_tensors(w, type, &c, (const float *)(const void *)(model.p + 28), &l);
     if (gguf_writer_write(w, out_path, err))
         goto done;
     if (cfg)

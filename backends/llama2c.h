@@ -6,7 +6,7 @@
  * max_token_length, then per token: float32 score, int32 length, bytes),
  * and writing one GGUF file that llama.cpp (and emerge's engine) loads as
  * `llama`: the usual metadata, a SentencePiece (`llama`) vocabulary and
- * F32 tensors under llama.cpp's names.
+ * tensors under llama.cpp's names (F32, or F16/quantised on request).
  */
 #ifndef EMERGE_LLAMA2C_H
 #define EMERGE_LLAMA2C_H
@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backends/gguf.h"
 #include "harness/common.h"
 
 typedef struct llama2c_config {
@@ -24,9 +25,13 @@ typedef struct llama2c_config {
                                 RoPE tables after rms_final: skipped */
 } llama2c_config;
 
-/* Converts MODEL.bin + TOKENIZER.bin to a GGUF file at out_path. The
- * config read is returned in *cfg when cfg is not NULL. */
+/* Converts MODEL.bin + TOKENIZER.bin to a GGUF file at out_path, with
+ * the weight matrices stored as `type` (GGML_F32 keeps the checkpoint's
+ * values exactly; F16, BF16 and the types quant_quantize_row writes
+ * round them; norms stay F32). The config read is returned in *cfg when
+ * cfg is not NULL. */
 int llama2c_convert(const char *model_path, const char *tok_path,
-                    const char *out_path, llama2c_config *cfg, em_err *err);
+                    const char *out_path, ggml_type type,
+                    llama2c_config *cfg, em_err *err);
 
 #endif

@@ -184,21 +184,47 @@ int cmd_inspect(int argc, char **argv)
 
 /* ------------------------------------------------------------- convert */
 
+/* The tensor types emerge can write (quant_quantize_row). */
+static int parse_type(const char *s, ggml_type *t)
+{
+    static const struct { const char *name; ggml_type t; } types[] = {
+        {"f32", GGML_F32}, {"f16", GGML_F16}, {"bf16", GGML_BF16},
+        {"q8_0", GGML_Q8_0}, {"q4_0", GGML_Q4_0}, {"q4_k", GGML_Q4_K},
+        {"q6_k", GGML_Q6_K},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcasecmp(s, types[i].name)) {
+            *t = types[i].t;
+            return 0;
+        }
+    return -1;
+}
+
+
 static void convert_usage(FILE *f)
 {
     fprintf(f, "usage: emerge convert llama2c MODEL.bin TOKENIZER.bin -o "
-            "OUT.gguf\n\nConverts a llama2.c checkpoint (legacy format) and "
-            "its tokenizer.bin to a\nllama-architecture GGUF file (F32) "
-            "that emerge and llama.cpp load.\n");
+            "OUT.gguf [--type T]\n\nConverts a llama2.c checkpoint (legacy "
+            "format) and its tokenizer.bin to a\nllama-architecture GGUF "
+            "file that emerge and llama.cpp load. --type stores the\n"
+            "weight matrices as f32 (default, exact), f16, bf16, q8_0, q4_0, "
+            "q4_k or q6_k;\nnorms stay F32.\n");
 }
 
 int cmd_convert(int argc, char **argv)
 {
     const char *pos[3] = {NULL, NULL, NULL}, *out = NULL;
+    ggml_type type = GGML_F32;
     int n = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) {
             out = argv[++i];
+        } else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
+            if (parse_type(argv[++i], &type)) {
+                fprintf(stderr, "emerge convert: unknown --type '%s'\n",
+                        argv[i]);
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             convert_usage(stdout);
             return 0;
@@ -218,12 +244,13 @@ int cmd_convert(int argc, char **argv)
     }
     llama2c_config c;
     em_err err;
-    if (llama2c_convert(pos[1], pos[2], out, &c, &err)) {
+    if (llama2c_convert(pos[1], pos[2], out, type, &c, &err)) {
         fprintf(stderr, "emerge convert: %s\n", err.msg);
         return 2;
     }
-    printf("%s: llama, dim %d, hidden %d, %d layers, %d heads (%d kv), "
-           "vocab %d (%s classifier), context %d\n", out, c.dim,
+    printf("%s: llama %s, dim %d, hidden %d, %d layers, %d heads (%d kv), "
+           "vocab %d (%s classifier), context %d\n", out,
+           ggml_type_name(type), c.dim,
            c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size,
            c.shared_classifier ? "shared" : "separate", c.seq_len);
     return 0;
@@ -256,21 +283,6 @@ static void mkmodel_usage(FILE *f)
         "  --n-vocab N     instead, a synthetic SentencePiece vocabulary of N\n"
         "                  tokens (>= 259: <unk> <s> </s>, 256 bytes, words)\n"
         "  --seed S        [1]\n");
-}
-
-static int parse_type(const char *s, ggml_type *t)
-{
-    static const struct { const char *name; ggml_type t; } types[] = {
-        {"f32", GGML_F32}, {"f16", GGML_F16}, {"bf16", GGML_BF16},
-        {"q8_0", GGML_Q8_0}, {"q4_0", GGML_Q4_0}, {"q4_k", GGML_Q4_K},
-        {"q6_k", GGML_Q6_K},
-    };
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcasecmp(s, types[i].name)) {
-            *t = types[i].t;
-            return 0;
-        }
-    return -1;
 }
 
 static int parse_long(const char *opt, const char *s, long *out)
@@ -499,13 +511,8 @@ static int mkmodel(mk_opts *o, em_err *err)
             return -1;
         }
     }
-    /* llama.cpp's file_type: 0 F32, 1 F16, 7 Q8_0, 2 Q4_0, 15 Q4_K_M,
-     * 18 Q6_K, 32 BF16 (informational). */
-    uint32_t ft = o->type == GGML_F32 ? 0 : o->type == GGML_F16 ? 1
-                : o->type == GGML_Q8_0 ? 7 : o->type == GGML_Q4_0 ? 2
-                : o->type == GGML_Q4_K ? 15 : o->type == GGML_Q6_K ? 18 : 32;
-    gguf_writer_set_u32(w, "general.file_type", ft);
-    if (o->type != GGML_F32 && o->type != GGML_F16 && o->type != GGML_BF16)
+    gguf_writer_set_u32(w, "general.file_type", gguf_file_type(o->type));
+    if (ggml_block_size(o->type) > 1)
         gguf_writer_set_u32(w, "general.quantization_version", 2);
     mk_tensors(w, o, n_vocab);
     int rc = gguf_writer_write(w, o->out, err);

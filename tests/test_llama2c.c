@@ -10,6 +10,7 @@
 #include "backends/gguf.h"
 #include "backends/llama2c.h"
 #include "backends/model.h"
+#include "backends/quant.h"
 #include "harness/common.h"
 #include "tests/testlib.h"
 
@@ -101,7 +102,7 @@ static void convert_and_check(const ck *c)
     write_tokenizer(tok, c->vocab + 3);   /* extra tokens are ignored */
     em_err err;
     llama2c_config cfg;
-    int rc = llama2c_convert(model, tok, out, &cfg, &err);
+    int rc = llama2c_convert(model, tok, out, GGML_F32, &cfg, &err);
     CHECK_MSG(rc == 0, "%s", err.msg);
     gguf_file *g = NULL;
     if (!rc) {
@@ -236,7 +237,7 @@ TEST(test_convert_errors)
     em_err err;
     free(write_model(model, &c, &n));
     write_tokenizer(tok, 100);
-    CHECK_INT(llama2c_convert(model, tok, out, NULL, &err), -1);
+    CHECK_INT(llama2c_convert(model, tok, out, GGML_F32, NULL, &err), -1);
     CHECK_HAS(err.msg, "t.bin: at byte");
     CHECK_HAS(err.msg, "token 100 of 300 is missing");
 
@@ -245,7 +246,7 @@ TEST(test_convert_errors)
     int32_t hdr[3] = {7, 0, 1000};
     fwrite(hdr, 4, 3, f);
     fclose(f);
-    CHECK_INT(llama2c_convert(model, tok, out, NULL, &err), -1);
+    CHECK_INT(llama2c_convert(model, tok, out, GGML_F32, NULL, &err), -1);
     CHECK_HAS(err.msg, "token 0: length 1000 runs past end of file");
 
     write_tokenizer(tok, 300);
@@ -253,19 +254,19 @@ TEST(test_convert_errors)
     fseek(f, 0, SEEK_END);
     fwrite("xxxx", 1, 4, f);   /* one float too many */
     fclose(f);
-    CHECK_INT(llama2c_convert(model, tok, out, NULL, &err), -1);
+    CHECK_INT(llama2c_convert(model, tok, out, GGML_F32, NULL, &err), -1);
     CHECK_HAS(err.msg, "m.bin: ");
     CHECK_HAS(err.msg, "needs ");
 
     c.heads = 3;
     free(write_model(model, &c, &n));
-    CHECK_INT(llama2c_convert(model, tok, out, NULL, &err), -1);
+    CHECK_INT(llama2c_convert(model, tok, out, GGML_F32, NULL, &err), -1);
     CHECK_HAS(err.msg, "dim 16 is not a multiple of n_heads 3");
 
     c.heads = 4;
     c.layers = 0;
     free(write_model(model, &c, &n));
-    CHECK_INT(llama2c_convert(model, tok, out, NULL, &err), -1);
+    CHECK_INT(llama2c_convert(model, tok, out, GGML_F32, NULL, &err), -1);
     CHECK_HAS(err.msg, "n_layers = 0 must be positive");
 
     f = fopen(model, "wb");
@@ -273,10 +274,10 @@ TEST(test_convert_errors)
     for (int i = 0; i < 100; i++)
         fputc(0, f);
     fclose(f);
-    CHECK_INT(llama2c_convert(model, tok, out, NULL, &err), -1);
+    CHECK_INT(llama2c_convert(model, tok, out, GGML_F32, NULL, &err), -1);
     CHECK_HAS(err.msg, "export version 2");
 
-    CHECK_INT(llama2c_convert("/nonexistent.bin", tok, out, NULL, &err), -1);
+    CHECK_INT(llama2c_convert("/nonexistent.bin", tok, out, GGML_F32, NULL, &err), -1);
     CHECK_HAS(err.msg, "/nonexistent.bin: No such file");
     /* Nothing was left behind by the failures. */
     f = fopen(out, "rb");
@@ -413,7 +414,7 @@ static void forward_matches(const ck *c)
     write_tokenizer(tok, c->vocab);
     em_err err;
     model *m = NULL;
-    int rc = llama2c_convert(model_path, tok, out, NULL, &err);
+    int rc = llama2c_convert(model_path, tok, out, GGML_F32, NULL, &err);
     model_opts mo = {1, 0, 0, 1};
     if (!rc)
         rc = model_build(out, &mo, &m, &err);
@@ -454,11 +455,64 @@ TEST(test_forward_matches_llama2c)
     forward_matches(&shared);
 }
 
+/* --type: matrices quantised row by row (values within the type's
+ * rounding of the checkpoint's), norms kept F32, bad shapes refused. */
+TEST(test_convert_quantised)
+{
+    char *dir = tl_tmpdir(), model[512], tok[512], out[512];
+    snprintf(model, sizeof model, "%s/q.bin", dir);
+    snprintf(tok, sizeof tok, "%s/t.bin", dir);
+    snprintf(out, sizeof out, "%s/q.gguf", dir);
+    ck c = {32, 64, 1, 4, 2, 260, 8, 1, 0};
+    size_t n;
+    float *w = write_model_seeded(model, &c, &n, 7);
+    write_tokenizer(tok, c.vocab);
+    em_err err;
+    static const struct { ggml_type t; double tol; } types[] = {
+        {GGML_F16, 1e-3}, {GGML_BF16, 4e-3}, {GGML_Q8_0, 5e-3},
+        {GGML_Q4_0, 0.08},
+    };
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        int rc = llama2c_convert(model, tok, out, types[k].t, NULL, &err);
+        CHECK_MSG(rc == 0, "%s: %s", ggml_type_name(types[k].t), err.msg);
+        gguf_file *g;
+        if (rc || gguf_open(out, &g, &err))
+            continue;
+        /* blk.0.attn_q.weight follows the embedding and rms_att. */
+        const float *wq = w + c.vocab * c.dim + c.dim;
+        const gguf_tensor *t = gguf_find_tensor(g, "blk.0.attn_q.weight");
+        CHECK(t && t->type == types[k].t);
+        float row[32];
+        double worst = 0;
+        for (int r = 0; t && r < c.dim; r++) {
+            quant_dequantize_row(t->type, (const char *)t->data +
+                                 r * ggml_type_size(t->type, c.dim), row, c.dim);
+            for (int i = 0; i < c.dim; i++) {
+                double d = fabs(row[i] - wq[r * c.dim + i]);
+                worst = d > worst ? d : worst;
+            }
+        }
+        CHECK_MSG(worst <= types[k].tol, "%s: max error %g",
+                  ggml_type_name(types[k].t), worst);
+        t = gguf_find_tensor(g, "blk.0.ffn_norm.weight");
+        CHECK(t && t->type == GGML_F32);
+        uint64_t ft = 99;
+        CHECK(gguf_get_u64(g, "general.file_type", &ft) == 0 &&
+              ft == gguf_file_type(types[k].t));
+        gguf_close(g);
+    }
+    CHECK_INT(llama2c_convert(model, tok, out, GGML_Q4_K, NULL, &err), -1);
+    CHECK_HAS(err.msg, "q.bin: dim 32 and hidden_dim 64 must be multiples of 256 to store Q4_K");
+    free(w);
+    free(dir);
+}
+
 int main(void)
 {
     RUN(test_convert_unshared_gqa);
     RUN(test_convert_shared_legacy_rope);
     RUN(test_convert_errors);
+    RUN(test_convert_quantised);
     RUN(test_forward_matches_llama2c);
     return tl_summary();
 }
