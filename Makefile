@@ -108,3 +108,7 @@ $(BUILD)/rel/bench/quant_bench: $(BUILD)/rel/bench/quant_bench.o $(BUILD)/rel/li
 
 bench-quant: $(BUILD)/rel/bench/quant_bench
 	$(BUILD)/rel/bench/quant_bench
+
+# native engine: pp256/tg64/RSS/multiple-choice per model (tools/bench.sh)
+$(BUILD)/rel/bench/native_bench: $(BUILD)/rel/bench/native_bench.o $(BUILD)/rel/libemerge.a
+	$(CC) -o $@ $^ $(LDLIBS)

@@ -42,7 +42,6 @@ struct model_scratch {
     float *scores; /* [nth][n_ctx] attention scores per thread */
     float *qh;     /* [nth][head_dim] rounded query per thread */
     float *rope;   /* [n_batch][n_rot] cos/sin pairs */
-    double *acc;   /* [nth][head_dim] attention output accumulators */
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -357,7 +356,6 @@ static void alloc_scratch(model *m)
     s->scores = em_malloc(sizeof(float) * nth * (size_t)m->n_ctx);
     s->qh = em_malloc(sizeof(float) * nth * (size_t)h->head_dim);
     s->rope = em_malloc(sizeof(float) * B * (size_t)(h->n_rot ? h->n_rot : 1));
-    s->acc = em_malloc(sizeof(double) * nth * (size_t)h->head_dim);
     m->s = s;
 }
 
@@ -369,7 +367,6 @@ static void free_scratch(model_scratch *s)
                     s->tmp, s->tmp2, s->ff1, s->ff2, s->scores, s->qh, s->rope};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
-    free(s->acc);
     free(s);
 }
 
@@ -411,6 +408,10 @@ int model_build(const char *path, const model_opts *opts, model **out,
     if (m->n_batch > m->n_ctx)
         m->n_batch = m->n_ctx;
     m->kv_f16 = !opts->kv_exact;
+#if defined(__x86_64__)
+    m->simd512 = __builtin_cpu_supports("avx512f") &&
+                 strcmp(quant_simd_name(), "scalar") != 0;
+#endif
     if (m->hp.arch != MODEL_LLAMA)
         build_gelu_table(m);
     if (pool_build(opts->n_threads, &m->pool, err) || alloc_cache(m, err))
@@ -449,9 +450,20 @@ void model_free(model *m)
 
 /* ---------------------------------------------------------------- kernels */
 
+/* x rounded to the nearest F16 value (ties to even), kept as a float:
+ * what storing into an F16 tensor and reading back gives. Normal F16
+ * range inline (drop 13 mantissa bits); the rest through quant.h. */
 static inline float round_f16(float x)
 {
-    return quant_f16_to_f32(quant_f32_to_f16(x));
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t e = (u >> 23) & 0xff;
+    if (e < 113 || e > 141) /* F16 subnormal, overflow, inf, NaN */
+        return quant_f16_to_f32(quant_f32_to_f16(x));
+    u += 0xfffu + ((u >> 13) & 1u);
+    u &= ~0x1fffu;
+    memcpy(&x, &u, sizeof x);
+    return x;
 }
 
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
@@ -613,44 +625,98 @@ static void matmul(model *m, const model_mat *w, const float *x, int T,
     matmul_n(m, x, T, 1, &w, &out);
 }
 
-/* Appends T rows of K and V at positions p0.. of layer il. */
+/* Appends T rows of K and V at positions p0.. of layer il. K is kept
+ * row per position ([pos][kv_dim]); V transposed ([kv_dim][n_ctx]) so
+ * that each output dimension is one contiguous dot product over
+ * positions, the shape ggml's attention product has. */
 static void kv_store(model *m, int il, int T, int p0)
 {
-    size_t KV = (size_t)m->hp.n_head_kv * m->hp.head_dim;
-    size_t off = ((size_t)il * m->n_ctx + (size_t)p0) * KV;
-    float *kc = m->k_cache + off, *vc = m->v_cache + off;
-    for (size_t i = 0; i < (size_t)T * KV; i++) {
-        kc[i] = m->kv_f16 ? round_f16(m->s->k[i]) : m->s->k[i];
-        vc[i] = m->kv_f16 ? round_f16(m->s->v[i]) : m->s->v[i];
+    size_t KV = (size_t)m->hp.n_head_kv * m->hp.head_dim, C = (size_t)m->n_ctx;
+    float *kc = m->k_cache + ((size_t)il * C + (size_t)p0) * KV;
+    float *vt = m->v_cache + (size_t)il * C * KV;
+    for (int t = 0; t < T; t++)
+        for (size_t i = 0; i < KV; i++) {
+            float k = m->s->k[(size_t)t * KV + i];
+            float v = m->s->v[(size_t)t * KV + i];
+            kc[(size_t)t * KV + i] = m->kv_f16 ? round_f16(k) : k;
+            vt[i * C + (size_t)(p0 + t)] = m->kv_f16 ? round_f16(v) : v;
+        }
+}
+
+/* The attention dot products in the order llama.cpp's tinyBLAS forms
+ * them for F16 operands (16 lanes): lane l accumulates elements l, l+16,
+ * ... with fused multiply-adds, then the lanes are summed by halves
+ * (8+8, 4+4, 2+2, 1+1). The AVX-512 and portable versions give the same
+ * bits. (Measured: the order here moves the parity figures of test_model
+ * by less than the F16 rounding flips described there.) */
+static float lanes_sum(float *l)
+{
+    for (int w = 8; w >= 1; w /= 2)
+        for (int i = 0; i < w; i++)
+            l[i] += l[i + w];
+    return l[0];
+}
+
+static float dot16_scalar(const float *x, const float *y, int n)
+{
+    float l[16] = {0};
+    for (int i = 0; i < n; i++)
+        l[i & 15] = fmaf(x[i], y[i], l[i & 15]);
+    return lanes_sum(l);
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx512f")))
+static float dot16_avx512(const float *x, const float *y, int n)
+{
+    __m512 acc = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i),
+                              acc);
+    if (i < n) { /* zero lanes add exactly nothing */
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, x + i),
+                              _mm512_maskz_loadu_ps(k, y + i), acc);
     }
+    float l[16];
+    _mm512_storeu_ps(l, acc);
+    return lanes_sum(l);
+}
+#endif
+
+static float dot16(const model *m, const float *x, const float *y, int n)
+{
+#if defined(__x86_64__)
+    if (m->simd512)
+        return dot16_avx512(x, y, n);
+#endif
+    (void)m;
+    return dot16_scalar(x, y, n);
 }
 
 typedef struct att_job {
     model *m;
-    int il, T, p0;
+    int il, T, p0, n_kv;
 } att_job;
 
-/* One head of one query row: softmax(q K^T * scale) V over 0..pos.
- * Both products accumulate in double: with F16 operands every product is
- * exact in float, and ggml's F16 dot sums such rows (shorter than its
- * 64-wide SIMD step) in double, so this reproduces its values. */
+/* One head of one query row: softmax(q K^T * scale) V over 0..pos. The
+ * V product runs over n_kv positions (the whole chunk's, padded to 32 as
+ * llama.cpp's cache view is) with zero weight past pos. */
 static void attend(model *m, int il, const float *q, int pos, int hk,
-                   float *out, float *sc, float *qh, double *acc)
+                   int n_kv, float *out, float *sc, float *qh)
 {
     int hd = m->hp.head_dim;
-    size_t KV = (size_t)m->hp.n_head_kv * hd;
-    size_t base = (size_t)il * m->n_ctx * KV + (size_t)hk * hd;
-    const float *K = m->k_cache + base, *V = m->v_cache + base;
+    size_t KV = (size_t)m->hp.n_head_kv * hd, C = (size_t)m->n_ctx;
+    const float *K = m->k_cache + (size_t)il * C * KV + (size_t)hk * hd;
+    const float *Vt = m->v_cache + (size_t)il * C * KV + (size_t)hk * hd * C;
     float scale = 1.0f / sqrtf((float)hd);
     for (int d = 0; d < hd; d++)
         qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
     float mx = -INFINITY;
     for (int j = 0; j <= pos; j++) {
-        const float *kr = K + (size_t)j * KV;
-        double s = 0;
-        for (int d = 0; d < hd; d++)
-            s += (double)(qh[d] * kr[d]);
-        sc[j] = (float)s * scale;
+        sc[j] = dot16(m, K + (size_t)j * KV, qh, hd) * scale;
         if (sc[j] > mx)
             mx = sc[j];
     }
@@ -660,18 +726,12 @@ static void attend(model *m, int il, const float *q, int pos, int hk,
         sum += sc[j];
     }
     float inv = (float)(1.0 / sum);
+    for (int j = 0; j <= pos; j++)
+        sc[j] = m->kv_f16 ? round_f16(sc[j] * inv) : sc[j] * inv;
+    for (int j = pos + 1; j < n_kv; j++)
+        sc[j] = 0;
     for (int d = 0; d < hd; d++)
-        acc[d] = 0;
-    for (int j = 0; j <= pos; j++) {
-        float p = sc[j] * inv;
-        if (m->kv_f16)
-            p = round_f16(p);
-        const float *vr = V + (size_t)j * KV;
-        for (int d = 0; d < hd; d++)
-            acc[d] += (double)(p * vr[d]);
-    }
-    for (int d = 0; d < hd; d++)
-        out[d] = (float)acc[d];
+        out[d] = dot16(m, Vt + (size_t)d * C, sc, n_kv);
 }
 
 static void att_worker(void *arg, int ith, int nth)
@@ -684,12 +744,11 @@ static void att_worker(void *arg, int ith, int nth)
     pool_split((long)j->T * H, ith, nth, 1, &lo, &hi);
     float *sc = m->s->scores + (size_t)ith * m->n_ctx;
     float *qh = m->s->qh + (size_t)ith * hd;
-    double *acc = m->s->acc + (size_t)ith * hd;
     for (long idx = lo; idx < hi; idx++) {
         int t = (int)(idx / H), h = (int)(idx % H);
         size_t off = (size_t)t * m->hp.n_embd + (size_t)h * hd;
-        attend(m, j->il, m->s->q + off, j->p0 + t, h / group,
-               m->s->att + off, sc, qh, acc);
+        attend(m, j->il, m->s->q + off, j->p0 + t, h / group, j->n_kv,
+               m->s->att + off, sc, qh);
     }
 }
 
@@ -697,7 +756,8 @@ static void att_worker(void *arg, int ith, int nth)
  * already holds this chunk's K and V; result in s->att. */
 static void attention(model *m, int il, int T, int p0)
 {
-    att_job j = {m, il, T, p0};
+    int n_kv = (p0 + T + 31) / 32 * 32;
+    att_job j = {m, il, T, p0, n_kv < m->n_ctx ? n_kv : m->n_ctx};
     pool_run(m->pool, att_worker, &j);
 }
 

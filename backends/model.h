@@ -89,7 +89,9 @@ typedef struct model {
     float *gelu_tab;          /* GELU of every F16 value (gpt2, gptneox) */
     pool *pool;
     int n_ctx, n_batch, kv_f16;
-    float *k_cache, *v_cache; /* [n_layer][n_ctx][n_head_kv*head_dim] */
+    int simd512;              /* attention kernels may use AVX-512 */
+    float *k_cache;           /* [n_layer][n_ctx][n_head_kv*head_dim] */
+    float *v_cache;           /* [n_layer][n_head_kv*head_dim][n_ctx] */
     int32_t *tokens;          /* the n_past tokens the cache holds */
     int n_past;
     uint64_t n_evaluated;     /* tokens run through the network, ever */

