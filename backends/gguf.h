@@ -126,6 +126,11 @@ void gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type,
                             size_t nbytes);
 int gguf_writer_write(gguf_writer *w, const char *path, em_err *err);
 
+/* Notes on reading (gguf owner): a kv's `data` (numeric arrays) points
+ * into the file and may be unaligned for its element type: read elements
+ * with memcpy. Tensor data is aligned to `alignment` within the mapping.
+ * Tensor dimensions of 0 are accepted (empty tensors); n_dims is 0..4. */
+
 /* Additions (gguf owner): every value type, and copying from a reader. */
 /* v points to one value of the C type for t (uint8_t for GGUF_BOOL). */
 void gguf_writer_set_scalar(gguf_writer *w, const char *key, gguf_type t,
