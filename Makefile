@@ -112,7 +112,6 @@ bench-quant: $(BUILD)/rel/bench/quant_bench
 # native engine: pp256/tg64/RSS/multiple-choice per model (tools/bench.sh)
 $(BUILD)/rel/bench/native_bench: $(BUILD)/rel/bench/native_bench.o $(BUILD)/rel/libemerge.a
 	$(CC) -o $@ $^ $(LDLIBS)
-	$(CC) -o $@ $^ $(LDLIBS)
 
 # demo model family (tools/family/README.md): installs python3-torch,
 # python3-numpy and libopenblas0-pthread if missing, regenerates the data,
