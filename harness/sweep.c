@@ -230,6 +230,9 @@ typedef struct pair {
     task *t;
     int64_t task_id;
     const task_variant *v;
+    int n_ex;         /* examples run (--limit applied) */
+    int per_unit;     /* pass-1 requests of its first example */
+    int chunk;        /* examples per batch */
 } pair;
 
 typedef struct bentry {
@@ -243,7 +246,7 @@ typedef struct waiter {
 
 typedef struct batch {
     bentry *e;
-    int n;
+    int n, cap;
     waiter *w;
     int nw, wcap;
 } batch;
@@ -264,8 +267,8 @@ typedef struct run_ctx {
     char *identity;
     int64_t model_id;
     backend *be;
-    item *items;
-    int n_items, lo;
+    item *items;      /* the chunk being run */
+    int n_items;
     progress *pb;
     long total, done;
 } run_ctx;
@@ -535,9 +538,20 @@ static void progress_tick(run_ctx *c)
     progress_update(c->pb, c->done);
 }
 
+static int batch_add(batch *b, const char *key, int item, int req)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->e = em_realloc(b->e, sizeof *b->e * (size_t)b->cap);
+    }
+    memcpy(b->e[b->n].key, key, sizeof b->e[b->n].key);
+    b->e[b->n].item = item;
+    b->e[b->n].req = req;
+    return b->n++;
+}
+
 /* Resolves what the cache can of item idx and adds its misses to b (or,
- * with b NULL, only finishes what is already answered). Returns 1 when
- * the batch is full, 0 otherwise, -1 on error. */
+ * with b NULL, only finishes what is already answered). 0 or -1. */
 static int visit(run_ctx *c, int idx, batch *b, em_err *err)
 {
     item *it = &c->items[idx];
@@ -568,14 +582,8 @@ static int visit(run_ctx *c, int idx, batch *b, em_err *err)
             if (!b)
                 continue;
             int e = batch_find(b, s->key);
-            if (e < 0) {
-                if (b->n >= c->o->batch)
-                    return 1;
-                e = b->n++;
-                memcpy(b->e[e].key, s->key, sizeof s->key);
-                b->e[e].item = idx;
-                b->e[e].req = r;
-            }
+            if (e < 0)
+                e = batch_add(b, s->key, idx, r);
             batch_wait(b, e, idx, r);
         }
         if (waiting)
@@ -587,6 +595,7 @@ static int visit(run_ctx *c, int idx, batch *b, em_err *err)
                    c->pairs[it->pair].v->kind == VARIANT_ZERO_SHOT_COT) {
             if (build_pass2(c, it, err) != 0)
                 return -1;
+            c->st->requests++;
         } else {
             if (score_item(c, it, err) != 0)
                 return -1;
@@ -750,23 +759,17 @@ static int run_generate(run_ctx *c, const batch *b, em_err *err)
     return rc;
 }
 
-/* One round: gather a batch, send it, store it and the scores it
- * completes, all in one transaction. *more is 0 when every item is done. */
+/* One round over the chunk: gather every request the cache cannot
+ * answer, send them, store them and the scores they complete, all in one
+ * transaction. *more is 0 when every item of the chunk is done. */
 static int round_once(run_ctx *c, batch *b, int *more, em_err *err)
 {
     b->n = b->nw = 0;
-    while (c->lo < c->n_items && c->items[c->lo].status != ITEM_ACTIVE)
-        c->lo++;
     if (store_begin(c->db, err) != 0)
         return -1;
     int rc = 0;
-    for (int i = c->lo; rc == 0 && i < c->n_items; i++) {
+    for (int i = 0; rc == 0 && i < c->n_items; i++)
         rc = visit(c, i, b, err);
-        if (rc == 1) {
-            rc = 0;
-            break;
-        }
-    }
     if (rc == 0 && b->n > 0) {
         rc = ensure_open(c, err);
         if (rc == 0)
@@ -775,7 +778,7 @@ static int round_once(run_ctx *c, batch *b, int *more, em_err *err)
             rc = run_generate(c, b, err);
         c->st->sent += b->n;
         for (int w = 0; rc == 0 && w < b->nw; w++)
-            rc = visit(c, b->w[w].item, NULL, err) < 0 ? -1 : 0;
+            rc = visit(c, b->w[w].item, NULL, err);
     }
     if (rc == 0 && c->rec)
         fflush(c->rec);
@@ -789,39 +792,33 @@ static int round_once(run_ctx *c, batch *b, int *more, em_err *err)
 
 /* ---- per model ------------------------------------------------------------------- */
 
-static int build_items(run_ctx *c, em_err *err)
+/* Batches are chunks of consecutive examples of one (task, variant), cut
+ * from the full example list by --batch alone. What a chunk sends does
+ * not depend on how far an earlier, killed run got, so a backend whose
+ * numbers depend on batch composition still gives a resumed sweep the
+ * same responses as an uninterrupted one. */
+static int build_chunk(run_ctx *c, int p, int start, int end, em_err *err)
 {
-    int n = 0;
-    for (int p = 0; p < c->n_pairs; p++) {
-        const task *t = c->pairs[p].t;
-        n += c->o->limit > 0 && c->o->limit < t->n_examples ? c->o->limit
-                                                             : t->n_examples;
-    }
-    c->items = em_calloc((size_t)n + 1, sizeof *c->items);
+    const pair *pp = &c->pairs[p];
+    c->items = em_calloc((size_t)(end - start) + 1, sizeof *c->items);
     c->n_items = 0;
-    c->total = 0;
-    for (int p = 0; p < c->n_pairs; p++) {
-        const task *t = c->pairs[p].t;
-        int ne = c->o->limit > 0 && c->o->limit < t->n_examples ? c->o->limit
-                                                                 : t->n_examples;
-        for (int e = 0; e < ne; e++) {
-            int done;
-            if (store_has_scores(c->db, c->model_id, c->pairs[p].task_id,
-                                 c->pairs[p].v->name, t->examples[e].id,
-                                 c->config, &done, err) != 0)
-                return -1;
-            if (done) {
-                c->st->skipped++;
-                continue;
-            }
-            item *it = &c->items[c->n_items++];
-            it->pair = p;
-            it->ex = e;
-            if (build_pass1(c, it, err) != 0)
-                return -1;
-            c->total += it->n_reqs +
-                        (c->pairs[p].v->kind == VARIANT_ZERO_SHOT_COT);
+    for (int e = start; e < end; e++) {
+        int done;
+        if (store_has_scores(c->db, c->model_id, pp->task_id, pp->v->name,
+                             pp->t->examples[e].id, c->config, &done, err) != 0)
+            return -1;
+        if (done) {
+            c->st->skipped++;
+            c->done += pp->per_unit + (pp->v->kind == VARIANT_ZERO_SHOT_COT);
+            progress_update(c->pb, c->done);
+            continue;
         }
+        item *it = &c->items[c->n_items++];
+        it->pair = p;
+        it->ex = e;
+        if (build_pass1(c, it, err) != 0)
+            return -1;
+        c->st->requests += it->n_reqs;
     }
     return 0;
 }
@@ -832,7 +829,26 @@ static void free_items(run_ctx *c)
         item_clear(&c->items[i]);
     free(c->items);
     c->items = NULL;
-    c->n_items = c->lo = 0;
+    c->n_items = 0;
+}
+
+static int run_chunks(run_ctx *c, em_err *err)
+{
+    batch b = {0};
+    int rc = 0;
+    for (int p = 0; rc == 0 && p < c->n_pairs; p++) {
+        const pair *pp = &c->pairs[p];
+        for (int s = 0; rc == 0 && s < pp->n_ex; s += pp->chunk) {
+            int end = s + pp->chunk < pp->n_ex ? s + pp->chunk : pp->n_ex;
+            rc = build_chunk(c, p, s, end, err);
+            for (int more = 1; rc == 0 && more;)
+                rc = round_once(c, &b, &more, err);
+            free_items(c);
+        }
+    }
+    free(b.e);
+    free(b.w);
+    return rc;
 }
 
 static int register_model(run_ctx *c, em_err *err)
@@ -854,25 +870,20 @@ static int run_model(run_ctx *c, int index, em_err *err)
     sweep_stats before = *c->st;
     c->m = m;
     int rc = register_model(c, err);
-    if (rc == 0)
-        rc = build_items(c, err);
-    batch b = {0};
-    b.e = em_calloc((size_t)c->o->batch, sizeof *b.e);
-    c->done = 0;
-    c->st->requests += c->total;
+    c->done = c->total = 0;
+    for (int p = 0; p < c->n_pairs; p++)
+        c->total += (long)c->pairs[p].n_ex *
+                    (c->pairs[p].per_unit +
+                     (c->pairs[p].v->kind == VARIANT_ZERO_SHOT_COT));
     if (rc == 0) {
         char label[96];
         snprintf(label, sizeof label, "%.80s %d/%d", m->spec.name, index + 1,
                  c->o->fam->n_members);
         c->pb = progress_new(label, c->total);
+        rc = run_chunks(c, err);
     }
-    for (int more = 1; rc == 0 && more;)
-        rc = round_once(c, &b, &more, err);
     progress_free(c->pb);
     c->pb = NULL;
-    free(b.e);
-    free(b.w);
-    free_items(c);
     backend_close(c->be);
     c->be = NULL;
     free(c->identity);
@@ -925,14 +936,15 @@ static int load_pairs(run_ctx *c, task ***tasks, em_err *err)
                 em_buf_free(&known);
                 return -1;
             }
-            c->pairs[c->n_pairs++] = (pair){t, id, tv};
+            c->pairs[c->n_pairs++] = (pair){t, id, tv, 0, 1, 1};
         }
     }
     return 0;
 }
 
 /* A variant a task cannot run (cot without rationales) is skipped with a
- * warning rather than stopping the whole sweep. */
+ * warning rather than stopping the whole sweep. The first example's
+ * requests also size the pair's chunks. */
 static void drop_unbuildable(run_ctx *c)
 {
     int k = 0;
@@ -949,7 +961,16 @@ static void drop_unbuildable(run_ctx *c)
         }
         if (pp->t->n_examples > 0)
             task_requests_free(r, n);
-        c->pairs[k++] = *pp;
+        else
+            n = 1;
+        c->pairs[k] = *pp;
+        c->pairs[k].n_ex = c->o->limit > 0 && c->o->limit < pp->t->n_examples
+                               ? c->o->limit : pp->t->n_examples;
+        c->pairs[k].per_unit = n > 0 ? n : 1;
+        c->pairs[k].chunk = c->o->batch / c->pairs[k].per_unit;
+        if (c->pairs[k].chunk < 1)
+            c->pairs[k].chunk = 1;
+        k++;
     }
     c->n_pairs = k;
 }

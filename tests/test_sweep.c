@@ -208,8 +208,8 @@ TEST(test_cache_across_tasks_and_batches)
     em_buf tasks = {0};
     em_buf_printf(&tasks, "%s,%s", ARITH, copy);
     for (int pass = 0; pass < 2; pass++) {
-        /* batch 8: the copy's requests are cache hits from earlier batches;
-         * batch 1000: both tasks share one batch, duplicates sent once. */
+        /* The copy's requests are cache hits from the batches before,
+         * whatever the batch size. */
         char name[32];
         snprintf(name, sizeof name, "b%d.sqlite", pass);
         char *db = path_in(dir, name);
@@ -231,6 +231,24 @@ TEST(test_cache_across_tasks_and_batches)
     }
     em_buf_free(&tasks);
     free(copy);
+    /* Identical requests inside one batch are sent once. */
+    char *dup = path_in(dir, "dup.yaml");
+    FILE *f = fopen(dup, "w");
+    fputs("name: dup\ntemplate: \"Q: {{input}}=\"\nexamples:\n"
+          "  - {id: a, input: 2+2, target: '4'}\n"
+          "  - {id: b, input: 2+2, target: '4'}\n"
+          "  - {id: c, input: 3+3, target: '6'}\n", f);
+    fclose(f);
+    char *db = path_in(dir, "dup.sqlite");
+    run_cfg c = {.tasks = dup, .model = "synthetic,params=1e12", .db = db};
+    sweep_stats st;
+    em_err err = {{0}};
+    CHECK_INT(sweep(&c, &st, &err), 0);
+    CHECK_MSG(st.requests == 3, "requests %ld: %s", st.requests, err.msg);
+    CHECK_INT(st.sent, 2);
+    CHECK_INT(st.scored, 3);
+    free(db);
+    free(dup);
     free(dir);
 }
 
