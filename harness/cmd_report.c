@@ -17,7 +17,10 @@
 #include "harness/cli.h"
 #include "harness/store_query.h"
 #include "reports/check.h"
+#include "reports/figures.h"
+#include "reports/plot.h"
 
+int cmd_plot(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 
 /* "--name value" or "--name=value": the value, advancing *i; NULL when
@@ -52,6 +55,99 @@ static int opt_number(const char *cmd, const char *name, const char *v,
     }
     *out = d;
     return 0;
+}
+
+/* ---- plot ------------------------------------------------------------------ */
+
+typedef struct plot_args {
+    const char *db, *out;
+    int axis_flops, png, svg;
+} plot_args;
+
+static void plot_usage(FILE *f)
+{
+    fprintf(f, "usage: emerge plot --db RUNS.sqlite --out DIR [--axis params|flops]"
+               "\n                   [--format png|svg|both]\n"
+               "Writes per task DIR/TASK-variants, TASK-metrics, TASK-choices "
+               "(multiple choice)\nand DIR/overview, each as .png/.svg (gnuplot), "
+               ".csv (the data) and .gp (the script).\n");
+}
+
+/* Shared by plot and report: --axis. */
+static int parse_axis(const char *cmd, const char *v, int *flops)
+{
+    if (!strcmp(v, "params") || !strcmp(v, "flops")) {
+        *flops = !strcmp(v, "flops");
+        return 0;
+    }
+    fprintf(stderr, "emerge %s: --axis must be params or flops, not '%s'\n", cmd, v);
+    return -1;
+}
+
+static int plot_parse(int argc, char **argv, plot_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->png = 1;
+    for (int i = 1; i < argc; i++) {
+        int miss = 0;
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+        if ((v = opt_value(argc, argv, &i, "--db", &miss)))
+            a->db = v;
+        else if ((v = opt_value(argc, argv, &i, "--out", &miss)))
+            a->out = v;
+        else if ((v = opt_value(argc, argv, &i, "--axis", &miss))) {
+            if (parse_axis("plot", v, &a->axis_flops) != 0)
+                return -1;
+        } else if ((v = opt_value(argc, argv, &i, "--format", &miss))) {
+            a->png = !strcmp(v, "png") || !strcmp(v, "both");
+            a->svg = !strcmp(v, "svg") || !strcmp(v, "both");
+            if (!a->png && !a->svg) {
+                fprintf(stderr, "emerge plot: --format must be png, svg or both, "
+                        "not '%s'\n", v);
+                return -1;
+            }
+        } else {
+            fprintf(stderr, miss ? "emerge plot: %s needs a value\n"
+                                 : "emerge plot: unknown option '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (!a->db || !a->out) {
+        fprintf(stderr, "emerge plot: --db and --out are required\n");
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_plot(int argc, char **argv)
+{
+    plot_args a;
+    int p = plot_parse(argc, argv, &a);
+    if (p != 0) {
+        plot_usage(p > 0 ? stdout : stderr);
+        return p > 0 ? 0 : 2;
+    }
+    em_err err = {{0}};
+    report_data d;
+    if (report_data_load(a.db, a.axis_flops, &d, &err) != 0) {
+        fprintf(stderr, "emerge plot: %s\n", err.msg);
+        return 2;
+    }
+    report_fig *figs;
+    int n;
+    report_figures(&d, &figs, &n);
+    int rc = report_plot_write(figs, n, a.out, a.png, a.svg, &err);
+    if (rc != 0)
+        fprintf(stderr, "emerge plot: %s\n", err.msg);
+    else
+        printf("%d figures in %s/\n", n, a.out);
+    for (int i = 0; i < n; i++)
+        report_fig_free(&figs[i]);
+    free(figs);
+    report_data_free(&d);
+    return rc ? 2 : 0;
 }
 
 /* ---- check ----------------------------------------------------------------- */

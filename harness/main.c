@@ -17,7 +17,9 @@ int cmd_bleu(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_results(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
@@ -31,7 +33,9 @@ static const cli_command commands[] = {
     {"sweep", cmd_sweep, "evaluate tasks over a model family into a SQLite store"},
     {"run", cmd_run, "evaluate tasks on one model into a SQLite store"},
     {"results", cmd_results, "per task/variant/model/metric means, CIs, ECE"},
+    {"plot", cmd_plot, "emergence figures (gnuplot PNG/SVG) with their data as CSV"},
     {"check", cmd_check, "regressions against a baseline database (paired bootstrap)"},
+    {"serve", cmd_serve, "serve a GGUF model with an OpenAI-compatible HTTP API"},
     {NULL, NULL, NULL},
 };
 

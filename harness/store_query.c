@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,9 +74,11 @@ static int q_validate(store_query *q, em_err *err)
     if (missing == (int)(sizeof tables / sizeof *tables))
         return em_errorf(err, "%s: not an emerge results database (no models, "
                          "tasks or scores tables)", q->path);
-    if (v != STORE_SCHEMA_VERSION)
+    if (v > STORE_SCHEMA_VERSION || (v < STORE_SCHEMA_VERSION && !missing))
         return em_errorf(err, "%s: schema version %d, this emerge reads version "
-                         "%d", q->path, v, STORE_SCHEMA_VERSION);
+                         "%d%s", q->path, v, STORE_SCHEMA_VERSION,
+                         v < STORE_SCHEMA_VERSION ? " (`emerge results --db FILE` "
+                         "upgrades an older store in place)" : "");
     if (missing)
         return em_errorf(err, "%s: not an emerge results database (%d of its "
                          "tables are missing)", q->path, missing);
@@ -163,6 +166,46 @@ void store_query_models_free(sq_model *m, int n)
         free(m[i].backend);
     }
     free(m);
+}
+
+/* ---- tasks --------------------------------------------------------------- */
+
+int store_query_tasks(store_query *q, sq_task **out, int *n, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (q_prepare(q, "SELECT t.name, " PREFERRED_SQL ", t.random_baseline,"
+                  " (SELECT count(*) FROM examples e WHERE e.task_id = t.id)"
+                  " FROM tasks t WHERE EXISTS(SELECT 1 FROM scores s"
+                  " WHERE s.task_id = t.id) ORDER BY t.name", &st, err) != 0)
+        return -1;
+    sq_task *t = NULL;
+    int k = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        t = em_realloc(t, sizeof *t * (size_t)(k + 1));
+        t[k].name = col_dup(st, 0);
+        t[k].preferred = col_dup(st, 1);
+        t[k].random_baseline = sqlite3_column_type(st, 2) == SQLITE_NULL
+                                   ? NAN : sqlite3_column_double(st, 2);
+        t[k].n_examples = sqlite3_column_int(st, 3);
+        k++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        store_query_tasks_free(t, k);
+        return q_error(q, err, "reading tasks");
+    }
+    *out = t;
+    *n = k;
+    return 0;
+}
+
+void store_query_tasks_free(sq_task *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(t[i].name);
+        free(t[i].preferred);
+    }
+    free(t);
 }
 
 /* ---- preferred scores by example ------------------------------------------ */

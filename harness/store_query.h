@@ -33,6 +33,16 @@ typedef struct sq_model {
 int store_query_models(store_query *q, sq_model **out, int *n, em_err *err);
 void store_query_models_free(sq_model *m, int n);
 
+typedef struct sq_task {
+    char *name, *preferred;     /* preferred: see store_query_cells */
+    double random_baseline;     /* NAN when the task has none */
+    int n_examples;
+} sq_task;
+
+/* Tasks that have scores, sorted by name. */
+int store_query_tasks(store_query *q, sq_task **out, int *n, em_err *err);
+void store_query_tasks_free(sq_task *t, int n);
+
 /* The preferred-metric scores of one (task, variant, model), by example:
  * ids sorted (strcmp) so two databases can be merged in one pass. The
  * preferred metric is the task's preferred_metric, or, when the task has

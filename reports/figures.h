@@ -1,0 +1,63 @@
+/*
+ * figures.h - what a results database says, gathered once for the plots
+ * and the report, and the emergence figures built from it.
+ *
+ * Owns: report_data (scaling series with their analysis, tasks, models,
+ * multiple-choice log-likelihoods, the suite order by breakthroughness)
+ * and the figure set:
+ *   TASK-variants   preferred metric vs scale, one line per prompt variant,
+ *                   bootstrap 95% CIs, random baseline, emergence scales
+ *   TASK-metrics    every metric of the main variant normalised to 0-1
+ *                   (the rule is report_normalize's comment)
+ *   TASK-choices    multiple choice: mean log-prob of the correct choice
+ *                   and of the incorrect ones
+ *   overview        small multiples, one per task, by breakthroughness
+ */
+#ifndef EMERGE_REPORT_FIGURES_H
+#define EMERGE_REPORT_FIGURES_H
+
+#include <stddef.h>
+
+#include "harness/store_query.h"
+#include "metrics/scaling.h"
+#include "reports/plot.h"
+
+typedef struct report_data {
+    char *db_path;
+    int axis_flops;
+    scaling_series *series;
+    scaling_result *res;        /* per series */
+    int n_series;
+    sq_task *tasks;             /* sorted by name */
+    int n_tasks;
+    int *main_series;           /* per task: preferred metric of its main
+                                   variant ("standard" if present), or -1 */
+    int *order;                 /* task indices by breakthroughness, desc */
+    sq_model *models;
+    int n_models;
+    sq_choice *choices;
+    int n_choices;
+} report_data;
+
+/* Reads everything from the database (validated read-only first). */
+int report_data_load(const char *db_path, int axis_flops, report_data *d,
+                     em_err *err);
+void report_data_free(report_data *d);
+
+/* The x of a series point on the chosen axis. */
+double report_axis_x(const report_data *d, const scaling_point *p);
+const char *report_axis_label(const report_data *d);
+/* "exact match (fraction of examples)" etc.; the metric name if unknown. */
+const char *report_metric_label(const char *metric);
+/* 1.5B, 350M, 7e+21 for flops. */
+void report_fmt_scale(char *out, size_t n, double v);
+
+/* Every figure; free each with report_fig_free, then the array. */
+int report_figures(const report_data *d, report_fig **out, int *n);
+
+/* The 0-1 view of series s for the metrics figure, in place on y/lo/hi
+ * of n points. */
+void report_normalize(const scaling_series *s, double *y, double *lo,
+                      double *hi, int n);
+
+#endif
