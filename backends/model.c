@@ -14,9 +14,11 @@
  *   - the KV cache holds F16 values (llama.cpp's default cache type), so
  *     K, V, the query and the attention probabilities are rounded to F16
  *     where ggml's F16 matrix products round them (opts.kv_exact turns
- *     this off);
+ *     this off); the cache itself is F32 so attention needs no conversion;
  *   - GELU is the tanh approximation looked up by the F16 value of the
  *     input and rounded to F16, exactly like ggml's GELU table.
+ * Remaining differences are last-bit ones (summation order, expf) that
+ * occasionally flip one of those roundings; test_model.c measures them.
  * All matrix products go through quant_act_prepare + quant_matmul_rows,
  * split by weight rows over the model's pool.
  */
@@ -625,114 +627,100 @@ static void matmul(model *m, const model_mat *w, const float *x, int T,
     matmul_n(m, x, T, 1, &w, &out);
 }
 
-/* Appends T rows of K and V at positions p0.. of layer il. K is kept
- * row per position ([pos][kv_dim]); V transposed ([kv_dim][n_ctx]) so
- * that each output dimension is one contiguous dot product over
- * positions, the shape ggml's attention product has. */
+/* Appends T rows of K and V at positions p0.. of layer il, rounded to
+ * F16 values unless kv_exact. Both are [n_layer][n_ctx][kv_dim]. */
 static void kv_store(model *m, int il, int T, int p0)
 {
-    size_t KV = (size_t)m->hp.n_head_kv * m->hp.head_dim, C = (size_t)m->n_ctx;
-    float *kc = m->k_cache + ((size_t)il * C + (size_t)p0) * KV;
-    float *vt = m->v_cache + (size_t)il * C * KV;
-    for (int t = 0; t < T; t++)
-        for (size_t i = 0; i < KV; i++) {
-            float k = m->s->k[(size_t)t * KV + i];
-            float v = m->s->v[(size_t)t * KV + i];
-            kc[(size_t)t * KV + i] = m->kv_f16 ? round_f16(k) : k;
-            vt[i * C + (size_t)(p0 + t)] = m->kv_f16 ? round_f16(v) : v;
-        }
-}
-
-/* The attention dot products in the order llama.cpp's tinyBLAS forms
- * them for F16 operands (16 lanes): lane l accumulates elements l, l+16,
- * ... with fused multiply-adds, then the lanes are summed by halves
- * (8+8, 4+4, 2+2, 1+1). The AVX-512 and portable versions give the same
- * bits. (Measured: the order here moves the parity figures of test_model
- * by less than the F16 rounding flips described there.) */
-static float lanes_sum(float *l)
-{
-    for (int w = 8; w >= 1; w /= 2)
-        for (int i = 0; i < w; i++)
-            l[i] += l[i + w];
-    return l[0];
-}
-
-static float dot16_scalar(const float *x, const float *y, int n)
-{
-    float l[16] = {0};
-    for (int i = 0; i < n; i++)
-        l[i & 15] = fmaf(x[i], y[i], l[i & 15]);
-    return lanes_sum(l);
-}
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-__attribute__((target("avx512f")))
-static float dot16_avx512(const float *x, const float *y, int n)
-{
-    __m512 acc = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i),
-                              acc);
-    if (i < n) { /* zero lanes add exactly nothing */
-        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, x + i),
-                              _mm512_maskz_loadu_ps(k, y + i), acc);
+    size_t KV = (size_t)m->hp.n_head_kv * m->hp.head_dim;
+    size_t off = ((size_t)il * m->n_ctx + (size_t)p0) * KV;
+    float *kc = m->k_cache + off, *vc = m->v_cache + off;
+    for (size_t i = 0; i < (size_t)T * KV; i++) {
+        kc[i] = m->kv_f16 ? round_f16(m->s->k[i]) : m->s->k[i];
+        vc[i] = m->kv_f16 ? round_f16(m->s->v[i]) : m->s->v[i];
     }
-    float l[16];
-    _mm512_storeu_ps(l, acc);
-    return lanes_sum(l);
-}
-#endif
-
-static float dot16(const model *m, const float *x, const float *y, int n)
-{
-#if defined(__x86_64__)
-    if (m->simd512)
-        return dot16_avx512(x, y, n);
-#endif
-    (void)m;
-    return dot16_scalar(x, y, n);
 }
 
 typedef struct att_job {
     model *m;
-    int il, T, p0, n_kv;
+    int il, T, p0;
 } att_job;
 
-/* One head of one query row: softmax(q K^T * scale) V over 0..pos. The
- * V product runs over n_kv positions (the whole chunk's, padded to 32 as
- * llama.cpp's cache view is) with zero weight past pos. */
-static void attend(model *m, int il, const float *q, int pos, int hk,
-                   int n_kv, float *out, float *sc, float *qh)
+/* Softmax of sc[0..n] in place, with llama.cpp's rounding of the
+ * probabilities to F16 (its attention product takes them as F16). */
+static void softmax_probs(const model *m, float *sc, int n)
 {
-    int hd = m->hp.head_dim;
-    size_t KV = (size_t)m->hp.n_head_kv * hd, C = (size_t)m->n_ctx;
-    const float *K = m->k_cache + (size_t)il * C * KV + (size_t)hk * hd;
-    const float *Vt = m->v_cache + (size_t)il * C * KV + (size_t)hk * hd * C;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int d = 0; d < hd; d++)
-        qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
     float mx = -INFINITY;
-    for (int j = 0; j <= pos; j++) {
-        sc[j] = dot16(m, K + (size_t)j * KV, qh, hd) * scale;
-        if (sc[j] > mx)
-            mx = sc[j];
-    }
+    for (int j = 0; j < n; j++)
+        mx = sc[j] > mx ? sc[j] : mx;
     double sum = 0;
-    for (int j = 0; j <= pos; j++) {
+    for (int j = 0; j < n; j++) {
         sc[j] = expf(sc[j] - mx);
         sum += sc[j];
     }
     float inv = (float)(1.0 / sum);
-    for (int j = 0; j <= pos; j++)
+    for (int j = 0; j < n; j++)
         sc[j] = m->kv_f16 ? round_f16(sc[j] * inv) : sc[j] * inv;
-    for (int j = pos + 1; j < n_kv; j++)
-        sc[j] = 0;
-    for (int d = 0; d < hd; d++)
-        out[d] = dot16(m, Vt + (size_t)d * C, sc, n_kv);
 }
+
+/* One head of one query row: out = softmax(q K^T * scale) V over the
+ * positions 0..pos. K and V rows of this head are hd floats, KV apart. */
+static void attend(const model *m, const float *q, const float *K,
+                   const float *V, int pos, float *out, float *sc, float *qh)
+{
+    int hd = m->hp.head_dim;
+    size_t KV = (size_t)m->hp.n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int d = 0; d < hd; d++)
+        qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
+    for (int j = 0; j <= pos; j++) {
+        const float *kr = K + (size_t)j * KV;
+        float s = 0;
+        for (int d = 0; d < hd; d++)
+            s += qh[d] * kr[d];
+        sc[j] = s * scale;
+    }
+    softmax_probs(m, sc, pos + 1);
+    for (int d = 0; d < hd; d++)
+        out[d] = 0;
+    for (int j = 0; j <= pos; j++) {
+        const float *vr = V + (size_t)j * KV;
+        for (int d = 0; d < hd; d++)
+            out[d] += sc[j] * vr[d];
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* The same with AVX-512 for head sizes that are multiples of 16 (the
+ * sums are in another order than the portable version's). */
+__attribute__((target("avx512f")))
+static void attend_avx512(const model *m, const float *q, const float *K,
+                          const float *V, int pos, float *out, float *sc,
+                          float *qh)
+{
+    int hd = m->hp.head_dim;
+    size_t KV = (size_t)m->hp.n_head_kv * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int d = 0; d < hd; d++)
+        qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
+    for (int j = 0; j <= pos; j++) {
+        const float *kr = K + (size_t)j * KV;
+        __m512 acc = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d += 16)
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(qh + d),
+                                  _mm512_loadu_ps(kr + d), acc);
+        sc[j] = _mm512_reduce_add_ps(acc) * scale;
+    }
+    softmax_probs(m, sc, pos + 1);
+    for (int d = 0; d < hd; d += 16) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int j = 0; j <= pos; j++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(sc[j]),
+                                  _mm512_loadu_ps(V + (size_t)j * KV + d), acc);
+        _mm512_storeu_ps(out + d, acc);
+    }
+}
+#endif
 
 static void att_worker(void *arg, int ith, int nth)
 {
@@ -740,6 +728,8 @@ static void att_worker(void *arg, int ith, int nth)
     model *m = j->m;
     int H = m->hp.n_head, hd = m->hp.head_dim;
     int group = H / m->hp.n_head_kv;
+    size_t KV = (size_t)m->hp.n_head_kv * hd;
+    size_t base = (size_t)j->il * m->n_ctx * KV;
     long lo, hi;
     pool_split((long)j->T * H, ith, nth, 1, &lo, &hi);
     float *sc = m->s->scores + (size_t)ith * m->n_ctx;
@@ -747,17 +737,25 @@ static void att_worker(void *arg, int ith, int nth)
     for (long idx = lo; idx < hi; idx++) {
         int t = (int)(idx / H), h = (int)(idx % H);
         size_t off = (size_t)t * m->hp.n_embd + (size_t)h * hd;
-        attend(m, j->il, m->s->q + off, j->p0 + t, h / group, j->n_kv,
-               m->s->att + off, sc, qh);
+        size_t kvo = base + (size_t)(h / group) * hd;
+        const float *K = m->k_cache + kvo, *V = m->v_cache + kvo;
+#if defined(__x86_64__)
+        if (m->simd512 && hd % 16 == 0) {
+            attend_avx512(m, m->s->q + off, K, V, j->p0 + t, m->s->att + off,
+                          sc, qh);
+            continue;
+        }
+#endif
+        attend(m, m->s->q + off, K, V, j->p0 + t, m->s->att + off, sc, qh);
     }
 }
 
 /* Causal self-attention of the T rows in s->q over the cache, which
- * already holds this chunk's K and V; result in s->att. */
+ * already holds this chunk's K and V; result in s->att. Work is split
+ * over (row, head) pairs. */
 static void attention(model *m, int il, int T, int p0)
 {
-    int n_kv = (p0 + T + 31) / 32 * 32;
-    att_job j = {m, il, T, p0, n_kv < m->n_ctx ? n_kv : m->n_ctx};
+    att_job j = {m, il, T, p0};
     pool_run(m->pool, att_worker, &j);
 }
 

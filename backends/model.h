@@ -90,8 +90,7 @@ typedef struct model {
     pool *pool;
     int n_ctx, n_batch, kv_f16;
     int simd512;              /* attention kernels may use AVX-512 */
-    float *k_cache;           /* [n_layer][n_ctx][n_head_kv*head_dim] */
-    float *v_cache;           /* [n_layer][n_head_kv*head_dim][n_ctx] */
+    float *k_cache, *v_cache; /* [n_layer][n_ctx][n_head_kv*head_dim] */
     int32_t *tokens;          /* the n_past tokens the cache holds */
     int n_past;
     uint64_t n_evaluated;     /* tokens run through the network, ever */
