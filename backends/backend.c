@@ -12,11 +12,13 @@
 extern const backend_ops backend_replay_ops;
 extern const backend_ops backend_synthetic_ops;
 extern const backend_ops backend_native_ops;
+extern const backend_ops backend_openai_ops;
 
 static const backend_ops *const registry[] = {
     &backend_replay_ops,
     &backend_synthetic_ops,
     &backend_native_ops,
+    &backend_openai_ops,
 };
 
 #define N_REGISTRY (sizeof registry / sizeof registry[0])

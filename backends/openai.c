@@ -1,0 +1,681 @@
+/*
+ * openai.c - the "openai" backend (see openai.h for the spec's options).
+ *
+ * Owns: turning harness requests into OpenAI completion requests, running
+ * many of them at once over libcurl's multi interface, retrying the ones
+ * that fail for transient reasons, and reading the answers back.
+ *
+ * Log-likelihood: POST /completions with prompt = context + continuation,
+ * echo, max_tokens 0 and logprobs 1. The server answers every prompt token
+ * with its text offset and log-prob; the continuation's tokens are those
+ * whose offset lies at or after the end of the context. As the native
+ * backend (and lm-evaluation-harness) do, trailing whitespace of the
+ * context moves to the continuation first, so " Paris" is one token of the
+ * continuation rather than a space left dangling in the context. Offsets
+ * count Unicode code points, as OpenAI's (Python) servers do.
+ *
+ * Retries: HTTP 429 and 5xx, timeouts, refused and reset connections, and
+ * bodies that are not JSON (a cut transfer) are retried with exponential
+ * backoff and jitter, waiting at least what Retry-After says. Other 4xx
+ * answers and answers that lack what we asked for are final. A request
+ * that finally fails comes back as res.ok = 0 with the reason: the sweep
+ * records it as failed and resends it on its next run.
+ */
+#include "backends/openai.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OA_MAX_BODY (64u << 20) /* a larger answer is an error, not OOM */
+
+typedef struct oa {
+    char *url_compl, *url_chat;
+    char *model;
+    struct curl_slist *headers;
+    int concurrency, max_retries, chat, ll_max_tokens;
+    long timeout_ms;
+    double backoff;
+    uint64_t rng;   /* jitter */
+} oa;
+
+/* One HTTP request and its attempts. */
+typedef struct oa_job {
+    char *body;
+    const char *url;
+    CURL *h;
+    em_buf resp;
+    int attempts;
+    double not_before;
+    int state;          /* JOB_WAIT, JOB_RUN, JOB_DONE */
+    int ok;
+    char error[256];
+} oa_job;
+
+enum { JOB_WAIT, JOB_RUN, JOB_DONE };
+
+/* Checks and extracts one parsed answer: 0 ok, -1 final failure (msg
+ * says why). */
+typedef int (*oa_take_fn)(void *ctx, int i, const cJSON *json, char *msg,
+                          size_t cap);
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t count_mu = PTHREAD_MUTEX_INITIALIZER;
+static openai_counts counts;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void openai_get_counts(openai_counts *out)
+{
+    pthread_mutex_lock(&count_mu);
+    *out = counts;
+    pthread_mutex_unlock(&count_mu);
+}
+
+static void count_attempt(int retry)
+{
+    pthread_mutex_lock(&count_mu);
+    counts.attempts++;
+    counts.retries += retry;
+    pthread_mutex_unlock(&count_mu);
+}
+
+/* ---------------------------------------------------------------- options */
+
+static int opt_num(const backend_spec *sp, const char *key, double def,
+                   double lo, double hi, double *out, em_err *err)
+{
+    const char *v = backend_spec_opt(sp, key);
+    *out = def;
+    if (!v)
+        return 0;
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end || !(d >= lo && d <= hi))
+        return em_errorf(err, "option '%s': '%s' is not a number in "
+                         "[%g, %g]", key, v, lo, hi);
+    *out = d;
+    return 0;
+}
+
+static void oa_free(oa *o)
+{
+    if (!o)
+        return;
+    free(o->url_compl);
+    free(o->url_chat);
+    free(o->model);
+    curl_slist_free_all(o->headers);
+    free(o);
+}
+
+static char *join_url(const char *base, const char *path)
+{
+    em_buf b = {0};
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    em_buf_put(&b, base, n);
+    em_buf_puts(&b, path);
+    return em_buf_take(&b);
+}
+
+static int set_auth(oa *o, const backend_spec *spec, em_err *err)
+{
+    o->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    o->headers = curl_slist_append(o->headers, "Expect:"); /* no 100-continue */
+    const char *env = backend_spec_opt(spec, "api_key_env");
+    if (!env)
+        return 0;
+    const char *key = getenv(env);
+    if (!key || !*key)
+        return em_errorf(err, "option 'api_key_env': the environment "
+                         "variable '%s' is not set", env);
+    em_buf h = {0};
+    em_buf_printf(&h, "Authorization: Bearer %s", key);
+    o->headers = curl_slist_append(o->headers, h.s);
+    memset(h.s, 0, h.len); /* the key lives on only inside curl's list */
+    em_buf_free(&h);
+    return 0;
+}
+
+static int openai_open(const backend_spec *spec, void **state,
+                       backend_info *info, em_err *err)
+{
+    pthread_once(&curl_once, curl_init_once);
+    const char *base = backend_spec_opt(spec, "base_url");
+    if (!base)
+        base = spec->path;
+    if (!base || !*base)
+        return em_errorf(err, "the openai backend needs 'base_url' (or "
+                         "'path'), e.g. http://127.0.0.1:8080/v1");
+    if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))
+        return em_errorf(err, "option 'base_url': '%s' is not an http:// or "
+                         "https:// URL", base);
+    double conc, timeout, retries, chat, llmax, backoff;
+    if (opt_num(spec, "concurrency", 8, 1, 1024, &conc, err) ||
+        opt_num(spec, "timeout", 300, 0.001, 86400, &timeout, err) ||
+        opt_num(spec, "max_retries", 5, 0, 100, &retries, err) ||
+        opt_num(spec, "chat", 0, 0, 1, &chat, err) ||
+        opt_num(spec, "loglik_max_tokens", 0, 0, 1, &llmax, err) ||
+        opt_num(spec, "backoff", 0.5, 0, 60, &backoff, err))
+        return -1;
+    oa *o = em_calloc(1, sizeof *o);
+    o->url_compl = join_url(base, "/completions");
+    o->url_chat = join_url(base, "/chat/completions");
+    const char *model = backend_spec_opt(spec, "model");
+    o->model = em_strdup(model ? model : spec->name ? spec->name : "default");
+    o->concurrency = (int)conc;
+    o->timeout_ms = (long)(timeout * 1000);
+    o->max_retries = (int)retries;
+    o->chat = chat != 0;
+    o->ll_max_tokens = (int)llmax;
+    o->backoff = backoff;
+    o->rng = em_hash64(base, strlen(base), (uint64_t)(em_now() * 1e6));
+    if (set_auth(o, spec, err)) {
+        oa_free(o);
+        return -1;
+    }
+    snprintf(info->name, sizeof info->name, "%s", o->model);
+    snprintf(info->arch, sizeof info->arch, "openai");
+    info->n_params = spec->n_params;
+    info->caps = BACKEND_CAP_LOGLIK | BACKEND_CAP_GENERATE |
+                 BACKEND_CAP_GEN_LOGPROBS;
+    *state = o;
+    return 0;
+}
+
+static void openai_close(void *state)
+{
+    oa_free(state);
+}
+
+/* ------------------------------------------------------- the HTTP engine */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    em_buf *b = ud;
+    size_t len = size * n;
+    if (b->len + len > OA_MAX_BODY)
+        return 0; /* curl reports CURLE_WRITE_ERROR */
+    em_buf_put(b, p, len);
+    return len;
+}
+
+static void job_start(oa *o, CURLM *multi, oa_job *j)
+{
+    em_buf_reset(&j->resp);
+    j->h = curl_easy_init();
+    curl_easy_setopt(j->h, CURLOPT_URL, j->url);
+    curl_easy_setopt(j->h, CURLOPT_HTTPHEADER, o->headers);
+    curl_easy_setopt(j->h, CURLOPT_POSTFIELDS, j->body);
+    curl_easy_setopt(j->h, CURLOPT_POSTFIELDSIZE, (long)strlen(j->body));
+    curl_easy_setopt(j->h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(j->h, CURLOPT_WRITEDATA, &j->resp);
+    curl_easy_setopt(j->h, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+    curl_easy_setopt(j->h, CURLOPT_CONNECTTIMEOUT_MS,
+                     o->timeout_ms < 10000 ? o->timeout_ms : 10000L);
+    curl_easy_setopt(j->h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(j->h, CURLOPT_PRIVATE, j);
+    curl_multi_add_handle(multi, j->h);
+    count_attempt(j->attempts > 0);
+    j->attempts++;
+    j->state = JOB_RUN;
+}
+
+static int curl_transient(CURLcode c)
+{
+    switch (c) {
+    case CURLE_OPERATION_TIMEDOUT: case CURLE_COULDNT_CONNECT:
+    case CURLE_RECV_ERROR: case CURLE_SEND_ERROR: case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_HTTP2: case CURLE_HTTP2_STREAM:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The server's own words from an error body, when it has some. */
+static void server_message(const em_buf *resp, char *out, size_t cap)
+{
+    cJSON *j = resp->s ? cJSON_Parse(resp->s) : NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_IsObject(e) ? cJSON_GetObjectItemCaseSensitive(e, "message")
+                                       : e;
+    if (cJSON_IsString(m))
+        snprintf(out, cap, ": %.200s", m->valuestring);
+    else if (resp->s && resp->len)
+        snprintf(out, cap, ": %.120s", resp->s);
+    else
+        out[0] = '\0';
+    cJSON_Delete(j);
+}
+
+/* Schedules another attempt, or fails the job when it had its last. */
+static void job_retry(oa *o, oa_job *j, double retry_after, const char *why)
+{
+    if (j->attempts > o->max_retries) {
+        j->state = JOB_DONE;
+        j->ok = 0;
+        snprintf(j->error, sizeof j->error, "%s (gave up after %d attempts)",
+                 why, j->attempts);
+        return;
+    }
+    double d = o->backoff * pow(2, j->attempts - 1);
+    if (d > 30)
+        d = 30;
+    d *= 0.5 + 0.5 * em_rand01(&o->rng); /* spread the herd */
+    if (retry_after > d)
+        d = retry_after + 0.1 * o->backoff * em_rand01(&o->rng);
+    j->not_before = em_now() + d;
+    j->state = JOB_WAIT;
+}
+
+/* A finished transfer: done, retry, or final failure. */
+static void job_finish(oa *o, oa_job *j, CURLcode rc, oa_take_fn take,
+                       void *ctx, int idx)
+{
+    long status = 0;
+    curl_off_t ra = -1;
+    char msg[256];
+    curl_easy_getinfo(j->h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(j->h, CURLINFO_RETRY_AFTER, &ra);
+    if (rc != CURLE_OK) {
+        snprintf(msg, sizeof msg, "%s: %s", j->url, curl_easy_strerror(rc));
+        if (curl_transient(rc))
+            job_retry(o, j, 0, msg);
+        else {
+            j->state = JOB_DONE;
+            snprintf(j->error, sizeof j->error, "%s", msg);
+        }
+        return;
+    }
+    if (status != 200) {
+        char sm[240];
+        server_message(&j->resp, sm, sizeof sm);
+        snprintf(msg, sizeof msg, "%s: HTTP %ld%s", j->url, status, sm);
+        if (status == 429 || status >= 500)
+            job_retry(o, j, ra > 0 ? (double)ra : 0, msg);
+        else {
+            j->state = JOB_DONE;
+            snprintf(j->error, sizeof j->error, "%s", msg);
+        }
+        return;
+    }
+    cJSON *json = j->resp.s ? cJSON_ParseWithLength(j->resp.s, j->resp.len) : NULL;
+    if (!json) {
+        snprintf(msg, sizeof msg, "%s: the answer is not JSON", j->url);
+        job_retry(o, j, 0, msg);
+        return;
+    }
+    j->state = JOB_DONE;
+    j->ok = take(ctx, idx, json, j->error, sizeof j->error) == 0;
+    cJSON_Delete(json);
+}
+
+/* Runs jobs[0..n) with up to o->concurrency in flight; each ends ok or
+ * with its error set. */
+static void oa_run(oa *o, oa_job *jobs, int n, oa_take_fn take, void *ctx)
+{
+    CURLM *multi = curl_multi_init();
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o->concurrency);
+    int done = 0, active = 0;
+    while (done < n) {
+        double now = em_now(), next = now + 1;
+        for (int i = 0; i < n && active < o->concurrency; i++) {
+            if (jobs[i].state != JOB_WAIT)
+                continue;
+            if (jobs[i].not_before <= now) {
+                job_start(o, multi, &jobs[i]);
+                active++;
+            } else if (jobs[i].not_before < next) {
+                next = jobs[i].not_before;
+            }
+        }
+        int running;
+        curl_multi_perform(multi, &running);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(multi, &left))) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            oa_job *j;
+            CURLcode rc = m->data.result;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+            curl_multi_remove_handle(multi, j->h);
+            job_finish(o, j, rc, take, ctx, (int)(j - jobs));
+            curl_easy_cleanup(j->h);
+            j->h = NULL;
+            active--;
+            done += j->state == JOB_DONE;
+        }
+        if (done >= n)
+            break;
+        /* Sleep until a transfer moves or the next retry is due. */
+        double until = next - em_now();
+        int wait_ms = until <= 0 ? 0 : until >= 0.1 ? 100 : (int)(until * 1000) + 1;
+        if (active > 0 && wait_ms == 0)
+            wait_ms = 1;
+        if (wait_ms > 0)
+            curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
+    }
+    curl_multi_cleanup(multi);
+}
+
+static void jobs_free(oa_job *jobs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(jobs[i].body);
+        em_buf_free(&jobs[i].resp);
+    }
+    free(jobs);
+}
+
+static char *print_body(cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* -------------------------------------------------------- log-likelihood */
+
+typedef struct ll_ctx {
+    const backend_ll_req *req;
+    backend_ll_res *res;
+    long *bound;      /* code points before the continuation */
+    long *end;        /* code points in the whole prompt */
+} ll_ctx;
+
+static long count_cp(const char *s, size_t n)
+{
+    long c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+static size_t ctx_trimmed(const char *ctx)
+{
+    size_t n = strlen(ctx);
+    while (n > 0 && (ctx[n - 1] == ' ' || ctx[n - 1] == '\t' ||
+                     ctx[n - 1] == '\n' || ctx[n - 1] == '\r' ||
+                     ctx[n - 1] == '\v' || ctx[n - 1] == '\f'))
+        n--;
+    return n;
+}
+
+static const cJSON *get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+/* The first choice's logprobs object, or NULL. */
+static const cJSON *choice0(const cJSON *json, const char *field)
+{
+    const cJSON *ch = get(json, "choices");
+    const cJSON *c0 = cJSON_IsArray(ch) ? cJSON_GetArrayItem(ch, 0) : NULL;
+    return cJSON_IsObject(c0) ? get(c0, field) : NULL;
+}
+
+/* Largest value in a top_logprobs entry; NAN when it has none. */
+static double top_value(const cJSON *top)
+{
+    double best = NAN;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, top)
+        if (cJSON_IsNumber(v) && (isnan(best) || v->valuedouble > best))
+            best = v->valuedouble;
+    return best;
+}
+
+static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
+{
+    ll_ctx *c = vctx;
+    const cJSON *lp = choice0(json, "logprobs");
+    const cJSON *off = get(lp, "text_offset"), *tl = get(lp, "token_logprobs"),
+                *top = get(lp, "top_logprobs");
+    if (!cJSON_IsArray(off) || !cJSON_IsArray(tl) || !cJSON_IsArray(top)) {
+        snprintf(msg, cap, "the server returned no prompt log-probs (choices[0]."
+                 "logprobs with text_offset, token_logprobs, top_logprobs for "
+                 "echo=true, logprobs=1): it cannot score log-likelihoods");
+        return -1;
+    }
+    int n = cJSON_GetArraySize(off);
+    if (cJSON_GetArraySize(tl) != n || cJSON_GetArraySize(top) != n) {
+        snprintf(msg, cap, "logprobs arrays of different lengths");
+        return -1;
+    }
+    double sum = 0;
+    int ntok = 0, greedy = 1, k = 0;
+    const cJSON *o = off->child, *t = tl->child, *p = top->child;
+    for (; k < n; k++, o = o->next, t = t->next, p = p->next) {
+        if (!cJSON_IsNumber(o)) {
+            snprintf(msg, cap, "text_offset[%d] is not a number", k);
+            return -1;
+        }
+        long at = (long)o->valuedouble;
+        if (at < c->bound[i] || at >= c->end[i])
+            continue; /* context, or a generated token after the prompt */
+        if (!cJSON_IsNumber(t)) {
+            snprintf(msg, cap, "the server gave no log-prob for prompt token "
+                     "%d (offset %ld, in the continuation)%s: it cannot score "
+                     "this request", k, at, k == 0 ? "; an empty context "
+                     "needs a model with a BOS token" : "");
+            return -1;
+        }
+        double best = top_value(p);
+        if (isnan(best)) {
+            snprintf(msg, cap, "top_logprobs[%d] is empty: cannot tell whether "
+                     "the continuation is the greedy one", k);
+            return -1;
+        }
+        sum += t->valuedouble;
+        greedy &= t->valuedouble >= best;
+        ntok++;
+    }
+    if (ntok == 0 && c->end[i] > c->bound[i]) {
+        snprintf(msg, cap, "the server echoed no tokens of the continuation "
+                 "(does it support echo=true?)");
+        return -1;
+    }
+    backend_ll_res *r = &c->res[i];
+    r->logprob = sum;
+    r->n_tokens = ntok;
+    r->is_greedy = greedy;
+    return 0;
+}
+
+static char *ll_body(const oa *o, const char *prompt)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", o->model);
+    cJSON_AddStringToObject(b, "prompt", prompt);
+    cJSON_AddNumberToObject(b, "max_tokens", o->ll_max_tokens);
+    cJSON_AddBoolToObject(b, "echo", 1);
+    cJSON_AddNumberToObject(b, "logprobs", 1);
+    cJSON_AddNumberToObject(b, "temperature", 0);
+    return print_body(b);
+}
+
+static int openai_loglikelihood(void *state, const backend_ll_req *req,
+                                backend_ll_res *res, int n, em_err *err)
+{
+    (void)err;
+    oa *o = state;
+    if (n <= 0)
+        return 0;
+    oa_job *jobs = em_calloc((size_t)n, sizeof *jobs);
+    ll_ctx c = {req, res, em_calloc((size_t)n, sizeof(long)),
+                em_calloc((size_t)n, sizeof(long))};
+    for (int i = 0; i < n; i++) {
+        const char *ctx = req[i].context ? req[i].context : "";
+        const char *cont = req[i].continuation ? req[i].continuation : "";
+        size_t keep = ctx_trimmed(ctx);
+        em_buf p = {0};
+        em_buf_puts(&p, ctx);
+        em_buf_puts(&p, cont);
+        c.bound[i] = count_cp(ctx, keep);
+        c.end[i] = count_cp(p.s, p.len);
+        jobs[i].body = ll_body(o, p.s);
+        jobs[i].url = o->url_compl;
+        em_buf_free(&p);
+    }
+    oa_run(o, jobs, n, take_ll, &c);
+    for (int i = 0; i < n; i++) {
+        res[i].ok = jobs[i].ok;
+        if (!jobs[i].ok)
+            snprintf(res[i].error, sizeof res[i].error, "%s", jobs[i].error);
+    }
+    jobs_free(jobs, n);
+    free(c.bound);
+    free(c.end);
+    return 0;
+}
+
+/* ------------------------------------------------------------ generation */
+
+typedef struct gen_ctx {
+    const backend_gen_req *req;
+    backend_gen_res *res;
+    int chat;
+} gen_ctx;
+
+/* Cuts text before the earliest stop string (servers should, but a stop
+ * string split across tokens is easy to miss). */
+static void cut_stop(char *text, const backend_gen_req *rq)
+{
+    char *cut = NULL;
+    for (int i = 0; i < rq->n_stop; i++) {
+        if (!rq->stop[i] || !*rq->stop[i])
+            continue;
+        char *hit = strstr(text, rq->stop[i]);
+        if (hit && (!cut || hit < cut))
+            cut = hit;
+    }
+    if (cut)
+        *cut = '\0';
+}
+
+/* Token log-probs: completions give logprobs.token_logprobs, chat gives
+ * logprobs.content[].logprob. Absent or partial: none at all. */
+static void take_token_logprobs(const cJSON *lp, int chat, backend_gen_res *r)
+{
+    const cJSON *arr = get(lp, chat ? "content" : "token_logprobs");
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+    if (n == 0)
+        return;
+    float *v = em_malloc(sizeof(float) * (size_t)n);
+    int k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        const cJSON *x = chat ? get(e, "logprob") : e;
+        if (!cJSON_IsNumber(x)) {
+            free(v);
+            return;
+        }
+        v[k++] = (float)x->valuedouble;
+    }
+    r->token_logprobs = v;
+    r->n_tokens = n;
+    r->sum_logprob = 0;
+    for (int i = 0; i < n; i++)
+        r->sum_logprob += v[i];
+}
+
+static int take_gen(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
+{
+    gen_ctx *c = vctx;
+    backend_gen_res *r = &c->res[i];
+    const cJSON *text;
+    if (c->chat) {
+        const cJSON *m = choice0(json, "message");
+        text = get(m, "content");
+    } else {
+        text = choice0(json, "text");
+    }
+    if (!cJSON_IsString(text)) {
+        snprintf(msg, cap, "the answer has no choices[0].%s string",
+                 c->chat ? "message.content" : "text");
+        return -1;
+    }
+    r->text = em_strdup(text->valuestring);
+    cut_stop(r->text, &c->req[i]);
+    const cJSON *usage = get(get(json, "usage"), "completion_tokens");
+    if (cJSON_IsNumber(usage))
+        r->n_tokens = (int)usage->valuedouble;
+    take_token_logprobs(choice0(json, "logprobs"), c->chat, r);
+    return 0;
+}
+
+static char *gen_body(const oa *o, const backend_gen_req *rq)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "model", o->model);
+    if (o->chat) {
+        cJSON *msgs = cJSON_AddArrayToObject(b, "messages");
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "role", "user");
+        cJSON_AddStringToObject(m, "content", rq->prompt ? rq->prompt : "");
+        cJSON_AddItemToArray(msgs, m);
+        cJSON_AddBoolToObject(b, "logprobs", 1);
+    } else {
+        cJSON_AddStringToObject(b, "prompt", rq->prompt ? rq->prompt : "");
+        cJSON_AddNumberToObject(b, "logprobs", 1);
+    }
+    cJSON_AddNumberToObject(b, "max_tokens", rq->max_tokens > 0 ? rq->max_tokens : 256);
+    cJSON_AddNumberToObject(b, "temperature", rq->temperature);
+    cJSON_AddNumberToObject(b, "top_p", rq->top_p > 0 ? rq->top_p : 1);
+    /* All 64 bits: a double would round the seed and change the samples. */
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)rq->seed);
+    cJSON_AddRawToObject(b, "seed", seed);
+    if (rq->n_stop > 0) {
+        cJSON *st = cJSON_AddArrayToObject(b, "stop");
+        for (int i = 0; i < rq->n_stop; i++)
+            if (rq->stop[i] && *rq->stop[i])
+                cJSON_AddItemToArray(st, cJSON_CreateString(rq->stop[i]));
+    }
+    return print_body(b);
+}
+
+static int openai_generate(void *state, const backend_gen_req *req,
+                           backend_gen_res *res, int n, em_err *err)
+{
+    (void)err;
+    oa *o = state;
+    if (n <= 0)
+        return 0;
+    oa_job *jobs = em_calloc((size_t)n, sizeof *jobs);
+    for (int i = 0; i < n; i++) {
+        jobs[i].body = gen_body(o, &req[i]);
+        jobs[i].url = o->chat ? o->url_chat : o->url_compl;
+    }
+    gen_ctx c = {req, res, o->chat};
+    oa_run(o, jobs, n, take_gen, &c);
+    for (int i = 0; i < n; i++) {
+        if (jobs[i].ok) {
+            res[i].ok = 1;
+            continue;
+        }
+        backend_gen_res_clear(&res[i]);
+        snprintf(res[i].error, sizeof res[i].error, "%s", jobs[i].error);
+    }
+    jobs_free(jobs, n);
+    return 0;
+}
+
+const backend_ops backend_openai_ops = {
+    .name = "openai",
+    .open = openai_open,
+    .loglikelihood = openai_loglikelihood,
+    .generate = openai_generate,
+    .close = openai_close,
+};

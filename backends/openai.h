@@ -1,0 +1,42 @@
+/*
+ * openai.h - the "openai" backend: a model behind an OpenAI-compatible
+ * HTTP server (emerge serve, llama.cpp's server, vLLM, ...).
+ *
+ * Owns: backend_openai_ops (name "openai", registered in backend.c).
+ * Spec (family file member or `openai:URL,key=value,...`):
+ *   path / base_url   e.g. http://127.0.0.1:8080/v1 (endpoints are
+ *                     appended: /completions, /chat/completions)
+ *   model             the server-side model name (default: member name)
+ *   api_key_env       NAME of the environment variable holding the key;
+ *                     the key itself is never stored or logged
+ *   concurrency       requests in flight at once (default 8)
+ *   timeout           seconds per attempt (default 300)
+ *   max_retries       retries after the first attempt (default 5)
+ *   backoff           first retry delay in seconds (default 0.5), doubled
+ *                     per retry up to 30 s, with jitter; Retry-After wins
+ *   chat              1: generate through /chat/completions
+ *   loglik_max_tokens 0 (default) or 1, for servers that refuse
+ *                     max_tokens 0 with echo
+ *   params            parameter count (a server cannot tell)
+ *
+ * Log-likelihoods need a server that echoes prompt log-probs (echo=true,
+ * logprobs=1); one that does not makes those requests fail with a message
+ * saying so, never a made-up number.
+ */
+#ifndef EMERGE_OPENAI_H
+#define EMERGE_OPENAI_H
+
+#include "backends/backend.h"
+
+extern const backend_ops backend_openai_ops;
+
+/* Attempts made by every openai backend in this process, and how many of
+ * them were retries (tests and benchmarks). */
+typedef struct openai_counts {
+    long attempts;
+    long retries;
+} openai_counts;
+
+void openai_get_counts(openai_counts *out);
+
+#endif

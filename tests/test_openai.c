@@ -1,0 +1,654 @@
+/* test_openai.c - the "openai" client backend against a fault-injecting
+ * HTTP server on loopback (a thread of this program): log-likelihoods from
+ * echoed prompt log-probs, generations, 429 + Retry-After, 500s, hangs past
+ * the client timeout, connections reset mid-body and malformed JSON are
+ * retried; requests that finally fail come back failed (never scored), and
+ * a sweep through the faulty server ends with exactly the scores of a
+ * sweep through a clean one, each example scored once. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "backends/openai.h"
+#include "harness/family.h"
+#include "harness/store.h"
+#include "harness/sweep.h"
+#include "tests/testlib.h"
+
+/* ---- the fault server -------------------------------------------------- */
+
+typedef enum fault_mode {
+    FAULT_NONE,      /* every answer right */
+    FAULT_CYCLE,     /* by request number: 429, 500, hang, reset, bad JSON */
+    FAULT_429_ONCE,  /* first request 429 with Retry-After: 1 */
+    FAULT_ALWAYS_500,
+    FAULT_NO_LOGPROBS, /* a server that cannot echo prompt log-probs */
+} fault_mode;
+
+typedef struct fsrv {
+    int fd, port;
+    fault_mode mode;
+    pthread_t accept_th;
+    volatile int stop;
+    pthread_mutex_t mu;
+    long count;
+    char auth[256];
+    double t[8];               /* times of the first requests */
+    pthread_t conn_th[4096];
+    int n_conn;
+} fsrv;
+
+typedef struct fconn {
+    fsrv *s;
+    int fd;
+} fconn;
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void respond(int fd, int status, const char *extra, const char *body)
+{
+    char head[512];
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d X\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n%s"
+                     "Connection: close\r\n\r\n", status, strlen(body), extra);
+    send_all(fd, head, (size_t)n);
+    send_all(fd, body, strlen(body));
+}
+
+/* The log-prob this fake model gives character c (one token per byte). */
+static double fake_lp(unsigned char c)
+{
+    return -0.125 * (c % 13 + 1);
+}
+
+/* Digits are the "greedy" tokens; anything else has a likelier rival. */
+static int fake_greedy(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static char *fake_echo(const char *prompt)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *ch = cJSON_AddArrayToObject(o, "choices");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(ch, c);
+    cJSON_AddStringToObject(c, "text", prompt);
+    cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
+    cJSON *tk = cJSON_AddArrayToObject(lp, "tokens"),
+          *tl = cJSON_AddArrayToObject(lp, "token_logprobs"),
+          *top = cJSON_AddArrayToObject(lp, "top_logprobs"),
+          *off = cJSON_AddArrayToObject(lp, "text_offset");
+    for (size_t i = 0; prompt[i]; i++) {
+        unsigned char b = (unsigned char)prompt[i];
+        char t[2] = {prompt[i], 0};
+        cJSON_AddItemToArray(tk, cJSON_CreateString(t));
+        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)i));
+        if (i == 0) {
+            cJSON_AddItemToArray(tl, cJSON_CreateNull());
+            cJSON_AddItemToArray(top, cJSON_CreateNull());
+            continue;
+        }
+        cJSON_AddItemToArray(tl, cJSON_CreateNumber(fake_lp(b)));
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, fake_greedy(b) ? t : "~",
+                                fake_lp(b) + (fake_greedy(b) ? 0 : 0.5));
+        cJSON_AddItemToArray(top, e);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Generation: the sum of the digits in the prompt's last line, then a
+ * newline the client must cut (the tasks stop at "\n"). */
+static char *fake_gen(const char *prompt, int chat)
+{
+    const char *line = strrchr(prompt, 'Q');
+    int sum = 0;
+    for (const char *p = line ? line : prompt; *p; p++)
+        sum += *p >= '0' && *p <= '9' ? *p - '0' : 0;
+    char text[64];
+    snprintf(text, sizeof text, " %d\nQ: more", sum);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
+    if (chat) {
+        cJSON *m = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(m, "content", text);
+    } else {
+        cJSON_AddStringToObject(c, "text", text);
+        cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
+        cJSON *tl = cJSON_AddArrayToObject(lp, "token_logprobs");
+        cJSON_AddItemToArray(tl, cJSON_CreateNumber(-0.5));
+        cJSON_AddItemToArray(tl, cJSON_CreateNumber(-0.25));
+    }
+    cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "usage"),
+                            "completion_tokens", 2);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static void answer_ok(fsrv *s, int fd, const char *body)
+{
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *p = cJSON_GetObjectItem(j, "prompt");
+    const cJSON *msgs = cJSON_GetObjectItem(j, "messages");
+    char *out;
+    if (cJSON_IsTrue(cJSON_GetObjectItem(j, "echo")) && cJSON_IsString(p))
+        out = s->mode == FAULT_NO_LOGPROBS
+                  ? em_strdup("{\"choices\":[{\"text\":\"x\",\"logprobs\":null}]}")
+                  : fake_echo(p->valuestring);
+    else if (cJSON_IsString(p))
+        out = fake_gen(p->valuestring, 0);
+    else if (cJSON_IsArray(msgs))
+        out = fake_gen(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "content")
+                           ->valuestring, 1);
+    else
+        out = em_strdup("{\"error\":{\"message\":\"bad request\"}}");
+    respond(fd, strstr(out, "\"error\"") ? 400 : 200, "", out);
+    free(out);
+    cJSON_Delete(j);
+}
+
+/* Reads one request; body malloc'd. */
+static char *read_request(fsrv *s, int fd)
+{
+    em_buf b = {0};
+    char chunk[4096];
+    char *hdr_end = NULL;
+    size_t need = 0;
+    for (;;) {
+        ssize_t r = recv(fd, chunk, sizeof chunk, 0);
+        if (r <= 0)
+            break;
+        em_buf_put(&b, chunk, (size_t)r);
+        if (!hdr_end && (hdr_end = strstr(b.s, "\r\n\r\n"))) {
+            const char *cl = strcasestr(b.s, "Content-Length:");
+            need = (size_t)(hdr_end - b.s) + 4 + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+            const char *au = strcasestr(b.s, "Authorization:");
+            if (au) {
+                pthread_mutex_lock(&s->mu);
+                snprintf(s->auth, sizeof s->auth, "%.*s",
+                         (int)strcspn(au, "\r\n"), au);
+                pthread_mutex_unlock(&s->mu);
+            }
+        }
+        if (hdr_end && b.len >= need)
+            break;
+    }
+    if (!hdr_end || b.len < need) {
+        em_buf_free(&b);
+        return NULL;
+    }
+    char *body = em_strdup(strstr(b.s, "\r\n\r\n") + 4);
+    em_buf_free(&b);
+    return body;
+}
+
+static void *conn_main(void *arg)
+{
+    fconn *c = arg;
+    fsrv *s = c->s;
+    char *body = read_request(s, c->fd);
+    if (body) {
+        pthread_mutex_lock(&s->mu);
+        long n = ++s->count;
+        if (n <= 8)
+            s->t[n - 1] = em_now();
+        pthread_mutex_unlock(&s->mu);
+        int fault = s->mode == FAULT_CYCLE ? (int)(n % 10) : 0;
+        if (s->mode == FAULT_429_ONCE && n == 1)
+            fault = 1;
+        if (s->mode == FAULT_ALWAYS_500)
+            fault = 3;
+        if (fault == 1) {
+            respond(c->fd, 429, "Retry-After: 1\r\n",
+                    "{\"error\":{\"message\":\"slow down\",\"type\":\"rate\"}}");
+        } else if (fault == 3) {
+            respond(c->fd, 500, "", "{\"error\":{\"message\":\"boom\"}}");
+        } else if (fault == 5) {
+            for (int i = 0; i < 300 && !s->stop; i++) /* past the timeout */
+                usleep(10000);
+        } else if (fault == 7) {
+            const char *h = "HTTP/1.1 200 OK\r\nContent-Length: 400\r\n\r\n{\"choi";
+            send_all(c->fd, h, strlen(h));
+            struct linger l = {1, 0}; /* close with RST */
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        } else if (fault == 9) {
+            respond(c->fd, 200, "", "{\"choices\": [{\"text\": ");
+        } else {
+            answer_ok(s, c->fd, body);
+        }
+        free(body);
+    }
+    close(c->fd);
+    free(c);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    fsrv *s = arg;
+    while (!s->stop) {
+        int fd = accept(s->fd, NULL, NULL);
+        if (fd < 0)
+            break;
+        fconn *c = em_calloc(1, sizeof *c);
+        c->s = s;
+        c->fd = fd;
+        pthread_mutex_lock(&s->mu);
+        int slot = s->n_conn < 4096 ? s->n_conn++ : -1;
+        pthread_mutex_unlock(&s->mu);
+        if (slot < 0 || pthread_create(&s->conn_th[slot], NULL, conn_main, c)) {
+            close(fd);
+            free(c);
+        }
+    }
+    return NULL;
+}
+
+static fsrv *fsrv_start(fault_mode mode)
+{
+    fsrv *s = em_calloc(1, sizeof *s);
+    s->mode = mode;
+    pthread_mutex_init(&s->mu, NULL);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(s->fd, (struct sockaddr *)&a, sizeof a) || listen(s->fd, 128) ||
+        getsockname(s->fd, (struct sockaddr *)&a, &len)) {
+        perror("fault server");
+        abort();
+    }
+    s->port = ntohs(a.sin_port);
+    pthread_create(&s->accept_th, NULL, accept_main, s);
+    return s;
+}
+
+static void fsrv_stop(fsrv *s)
+{
+    s->stop = 1;
+    shutdown(s->fd, SHUT_RDWR);
+    pthread_join(s->accept_th, NULL);
+    close(s->fd);
+    for (int i = 0; i < s->n_conn; i++)
+        pthread_join(s->conn_th[i], NULL);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Opens the openai backend on s with extra options "k=v,..." */
+static backend *open_on(const fsrv *s, const char *extra, em_err *err)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,model=fake,"
+             "timeout=0.3,backoff=0.01%s%s", s->port, *extra ? "," : "", extra);
+    family *f;
+    backend *b = NULL;
+    if (family_from_spec(spec, &f, err) == 0) {
+        if (backend_open(&f->members[0].spec, &b, err))
+            b = NULL;
+        family_free(f);
+    }
+    return b;
+}
+
+static double expect_lp(const char *ctx, const char *cont, int *ntok, int *greedy)
+{
+    em_buf all = {0};
+    em_buf_puts(&all, ctx);
+    em_buf_puts(&all, cont);
+    size_t b = strlen(ctx);
+    while (b > 0 && ctx[b - 1] == ' ')
+        b--;
+    double s = 0;
+    *ntok = 0;
+    *greedy = 1;
+    for (size_t i = b > 0 ? b : 1; i < all.len; i++) {
+        s += fake_lp((unsigned char)all.s[i]);
+        *greedy &= fake_greedy((unsigned char)all.s[i]);
+        (*ntok)++;
+    }
+    em_buf_free(&all);
+    return s;
+}
+
+/* ---- client tests ------------------------------------------------------ */
+
+TEST(test_loglik_from_echo)
+{
+    fsrv *s = fsrv_start(FAULT_NONE);
+    em_err err = {{0}};
+    backend *b = open_on(s, "", &err);
+    CHECK_MSG(b != NULL, "%s", err.msg);
+    if (b) {
+        backend_ll_req rq[3] = {{"Q: 2+2=\nA:", " 4"}, {"The sky is ", "blue"},
+                                {"x", "12ab"}};
+        backend_ll_res rs[3];
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 3, &err), 0);
+        for (int i = 0; i < 3; i++) {
+            int n, g;
+            double e = expect_lp(rq[i].context, rq[i].continuation, &n, &g);
+            CHECK_MSG(rs[i].ok, "%d: %s", i, rs[i].error);
+            CHECK_NEAR(rs[i].logprob, e, 1e-12);
+            CHECK_INT(rs[i].n_tokens, n);
+            CHECK_INT(rs[i].is_greedy, g);
+        }
+        /* " 4" is two tokens, the space moved from "is " counts too. */
+        CHECK_INT(rs[0].n_tokens, 2);
+        CHECK_INT(rs[1].n_tokens, 5);
+        CHECK_INT(rs[2].is_greedy, 0);
+        backend_close(b);
+    }
+    fsrv_stop(s);
+}
+
+TEST(test_generate_cuts_stop)
+{
+    fsrv *s = fsrv_start(FAULT_NONE);
+    em_err err = {{0}};
+    for (int chat = 0; chat < 2; chat++) {
+        backend *b = open_on(s, chat ? "chat=1" : "", &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b)
+            continue;
+        const char *stop[] = {"\n"};
+        backend_gen_req rq = {"Q: What is 12 + 34?\nA:", stop, 1, 8, 0, 1, 7};
+        backend_gen_res rs;
+        CHECK_INT(backend_generate(b, &rq, &rs, 1, &err), 0);
+        CHECK_MSG(rs.ok, "%s", rs.error);
+        CHECK_STR(rs.text, " 10");
+        if (!chat) {
+            CHECK_INT(rs.n_tokens, 2);
+            CHECK(rs.token_logprobs != NULL);
+            CHECK_NEAR(rs.sum_logprob, -0.75, 1e-9);
+        }
+        backend_gen_res_clear(&rs);
+        backend_close(b);
+    }
+    fsrv_stop(s);
+}
+
+TEST(test_retry_after_honoured)
+{
+    fsrv *s = fsrv_start(FAULT_429_ONCE);
+    em_err err = {{0}};
+    backend *b = open_on(s, "", &err);
+    CHECK_MSG(b != NULL, "%s", err.msg);
+    if (b) {
+        backend_ll_req rq = {"a", "b"};
+        backend_ll_res rs;
+        CHECK_INT(backend_loglikelihood(b, &rq, &rs, 1, &err), 0);
+        CHECK_MSG(rs.ok, "%s", rs.error);
+        CHECK_INT(s->count, 2);
+        /* backoff is 0.01 s: only Retry-After explains a 1 s wait. */
+        CHECK_MSG(s->t[1] - s->t[0] >= 0.95, "retried after %.3f s",
+                  s->t[1] - s->t[0]);
+        backend_close(b);
+    }
+    fsrv_stop(s);
+}
+
+TEST(test_final_failure_is_failed)
+{
+    fsrv *s = fsrv_start(FAULT_ALWAYS_500);
+    em_err err = {{0}};
+    backend *b = open_on(s, "max_retries=2", &err);
+    CHECK_MSG(b != NULL, "%s", err.msg);
+    if (b) {
+        backend_ll_req rq = {"a", "b"};
+        backend_ll_res rs;
+        CHECK_INT(backend_loglikelihood(b, &rq, &rs, 1, &err), 0);
+        CHECK_INT(rs.ok, 0);
+        CHECK_HAS(rs.error, "HTTP 500: boom");
+        CHECK_HAS(rs.error, "gave up after 3 attempts");
+        CHECK_INT(s->count, 3);
+        backend_close(b);
+    }
+    fsrv_stop(s);
+}
+
+TEST(test_server_without_prompt_logprobs)
+{
+    fsrv *s = fsrv_start(FAULT_NO_LOGPROBS);
+    em_err err = {{0}};
+    backend *b = open_on(s, "", &err);
+    CHECK_MSG(b != NULL, "%s", err.msg);
+    if (b) {
+        backend_ll_req rq = {"a", "b"};
+        backend_ll_res rs;
+        CHECK_INT(backend_loglikelihood(b, &rq, &rs, 1, &err), 0);
+        CHECK_INT(rs.ok, 0);
+        CHECK_HAS(rs.error, "cannot score log-likelihoods");
+        CHECK_INT(s->count, 1); /* not a transient failure: no retry */
+        backend_close(b);
+    }
+    fsrv_stop(s);
+}
+
+TEST(test_connection_refused_fails)
+{
+    fsrv *s = fsrv_start(FAULT_NONE);
+    int port = s->port;
+    fsrv_stop(s); /* nothing listens there now */
+    char spec[256];
+    snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,timeout=0.3,"
+             "backoff=0.01,max_retries=1", port);
+    family *f;
+    backend *b;
+    em_err err = {{0}};
+    CHECK_INT(family_from_spec(spec, &f, &err), 0);
+    CHECK_INT(backend_open(&f->members[0].spec, &b, &err), 0);
+    backend_ll_req rq = {"a", "b"};
+    backend_ll_res rs;
+    CHECK_INT(backend_loglikelihood(b, &rq, &rs, 1, &err), 0);
+    CHECK_INT(rs.ok, 0);
+    CHECK_HAS(rs.error, "gave up after 2 attempts");
+    backend_close(b);
+    family_free(f);
+}
+
+TEST(test_api_key_from_env)
+{
+    fsrv *s = fsrv_start(FAULT_NONE);
+    em_err err = {{0}};
+    CHECK(open_on(s, "api_key_env=EMERGE_TEST_NO_SUCH_KEY", &err) == NULL);
+    CHECK_HAS(err.msg, "EMERGE_TEST_NO_SUCH_KEY");
+    setenv("EMERGE_TEST_KEY", "sk-test-123", 1);
+    backend *b = open_on(s, "api_key_env=EMERGE_TEST_KEY", &err);
+    CHECK_MSG(b != NULL, "%s", err.msg);
+    if (b) {
+        backend_ll_req rq = {"a", "b"};
+        backend_ll_res rs;
+        CHECK_INT(backend_loglikelihood(b, &rq, &rs, 1, &err), 0);
+        CHECK_STR(s->auth, "Authorization: Bearer sk-test-123");
+        backend_close(b);
+    }
+    unsetenv("EMERGE_TEST_KEY");
+    fsrv_stop(s);
+}
+
+TEST(test_bad_options)
+{
+    family *f;
+    backend *b;
+    em_err err = {{0}};
+    const char *bad[] = {"openai", "openai:ftp://x/v1",
+                         "openai:http://127.0.0.1:1/v1,concurrency=0",
+                         "openai:http://127.0.0.1:1/v1,timeout=abc"};
+    const char *want[] = {"needs 'base_url'", "not an http", "concurrency",
+                          "timeout"};
+    for (int i = 0; i < 4; i++) {
+        CHECK_INT(family_from_spec(bad[i], &f, &err), 0);
+        CHECK_INT(backend_open(&f->members[0].spec, &b, &err), -1);
+        CHECK_HAS(err.msg, want[i]);
+        family_free(f);
+    }
+}
+
+/* Many requests, every fault kind several times over: all come back
+ * right (the retries absorb the faults). */
+TEST(test_faults_absorbed)
+{
+    fsrv *s = fsrv_start(FAULT_CYCLE);
+    em_err err = {{0}};
+    backend *b = open_on(s, "max_retries=8,concurrency=6", &err);
+    CHECK_MSG(b != NULL, "%s", err.msg);
+    if (b) {
+        enum { N = 30 };
+        backend_ll_req rq[N];
+        backend_ll_res rs[N];
+        char ctx[N][32];
+        for (int i = 0; i < N; i++) {
+            snprintf(ctx[i], sizeof ctx[i], "Q: %d + %d =", i, 2 * i);
+            rq[i] = (backend_ll_req){ctx[i], " 7"};
+        }
+        CHECK_INT(backend_loglikelihood(b, rq, rs, N, &err), 0);
+        for (int i = 0; i < N; i++) {
+            int n, g;
+            double e = expect_lp(rq[i].context, rq[i].continuation, &n, &g);
+            CHECK_MSG(rs[i].ok, "%d: %s", i, rs[i].error);
+            CHECK_NEAR(rs[i].logprob, e, 1e-12);
+        }
+        openai_counts oc;
+        openai_get_counts(&oc);
+        CHECK_MSG(s->count >= N + N / 2, "only %ld server requests", s->count);
+        CHECK(oc.retries > 0);
+        backend_close(b);
+    }
+    fsrv_stop(s);
+}
+
+/* ---- a sweep through the faulty server -------------------------------- */
+
+static int sweep_on(int port, const char *db, sweep_stats *st, em_err *err)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,name=fake-model,"
+             "params=1e6,timeout=0.3,backoff=0.01,max_retries=3,concurrency=4",
+             port);
+    family *fam = NULL;
+    sweep_opts o = {.db_path = db, .seed = 1, .limit = 12, .batch = 16,
+                    .command = "test", .quiet = 1};
+    int rc = family_from_spec(spec, &fam, err);
+    if (rc == 0)
+        rc = sweep_expand_tasks("tests/data/tasks/sweep-arith.yaml,"
+                                "tests/data/tasks/sweep-mc.yaml",
+                                &o.task_paths, &o.n_tasks, err);
+    if (rc == 0) {
+        o.fam = fam;
+        rc = sweep_run(&o, st, err);
+    }
+    sweep_free_list(o.task_paths, o.n_tasks);
+    family_free(fam);
+    return rc;
+}
+
+static char *dump(const char *db)
+{
+    store *s;
+    em_err err;
+    if (store_open(db, &s, &err) != 0)
+        return em_strdup(err.msg);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    store_dump_scores(s, f, &err);
+    fclose(f);
+    store_close(s);
+    return buf;
+}
+
+static long long sql_int(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    long long v = -1;
+    if (sqlite3_open(db, &h) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+    return v;
+}
+
+TEST(test_sweep_through_faults)
+{
+    char *dir = tl_tmpdir();
+    char clean[512], faulty[512];
+    snprintf(clean, sizeof clean, "%s/clean.sqlite", dir);
+    snprintf(faulty, sizeof faulty, "%s/faulty.sqlite", dir);
+    em_err err = {{0}};
+    sweep_stats st;
+    fsrv *s = fsrv_start(FAULT_NONE);
+    CHECK_MSG(sweep_on(s->port, clean, &st, &err) == 0, "%s", err.msg);
+    CHECK_INT(st.failed, 0);
+    long units = st.scored;
+    CHECK_INT(units, 24); /* 12 examples x 2 tasks */
+    fsrv_stop(s);
+
+    s = fsrv_start(FAULT_CYCLE);
+    long scored = 0, runs = 0;
+    do { /* a request out of retries is failed; the next run resends it */
+        CHECK_MSG(sweep_on(s->port, faulty, &st, &err) == 0, "%s", err.msg);
+        scored += st.scored;
+        runs++;
+    } while (st.unscored > 0 && runs < 6);
+    CHECK_INT(st.unscored, 0);
+    CHECK_INT(scored, units); /* every example scored once, none twice */
+    CHECK(s->count > st.requests); /* faults happened and were retried */
+    fsrv_stop(s);
+
+    char *a = dump(clean), *b = dump(faulty);
+    CHECK(a && b && *a && !strcmp(a, b));
+    free(a);
+    free(b);
+    CHECK_INT(sql_int(faulty, "SELECT COUNT(*) FROM responses WHERE ok = 0"), 0);
+    CHECK_INT(sql_int(faulty, "SELECT COUNT(*) FROM requests"),
+              sql_int(clean, "SELECT COUNT(*) FROM requests"));
+    CHECK_INT(sql_int(faulty, "SELECT COUNT(*) FROM scores"),
+              sql_int(clean, "SELECT COUNT(*) FROM scores"));
+    tl_sh(NULL, "rm -rf '%s'", dir);
+    free(dir);
+}
+
+int main(void)
+{
+    RUN(test_loglik_from_echo);
+    RUN(test_generate_cuts_stop);
+    RUN(test_retry_after_honoured);
+    RUN(test_final_failure_is_failed);
+    RUN(test_server_without_prompt_logprobs);
+    RUN(test_connection_refused_fails);
+    RUN(test_api_key_from_env);
+    RUN(test_bad_options);
+    RUN(test_faults_absorbed);
+    RUN(test_sweep_through_faults);
+    return tl_summary();
+}
