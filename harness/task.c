@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness/task_bigbench.h"
 #include "harness/template.h"
 #include "harness/yamldoc.h"
 #include "metrics/metric.h"
@@ -124,6 +125,8 @@ void task_free(task *t)
     free(t->choice_format);
     free(t->continuation_prefix);
     pcre2_code_free(t->answer_re);
+    free(t->prefix);
+    free(t->output_stop);
     free(t);
 }
 
@@ -1062,6 +1065,11 @@ static void variant_defaults(task_variant *v, const char *name, task_variant_kin
     }
 }
 
+void task_variant_defaults(task_variant *v, const char *name, task_variant_kind kind)
+{
+    variant_defaults(v, name, kind);
+}
+
 static int count_rationales(const task *t)
 {
     const task_example *pool = t->n_shots ? t->shots : t->examples;
@@ -1212,6 +1220,9 @@ static int load_all(loader *L)
 int task_load(const char *path, task **out, em_err *err)
 {
     *out = NULL;
+    /* BIG-bench / BIG-Bench-Hard JSON loads unmodified (task_bigbench.c). */
+    if (task_bigbench_path(path))
+        return task_load_bigbench(path, out, err);
     char *text;
     size_t len;
     if (em_read_file(path, &text, &len, err))
@@ -1344,7 +1355,7 @@ int task_pick_shots(const task *t, const task_variant *v, int ex, int **idx, int
     const task_example *pool = t->n_shots ? t->shots : t->examples;
     int n = t->n_shots ? t->n_shots : t->n_examples, m = 0;
     int cot = v && v->kind == VARIANT_COT;
-    int *cand = em_malloc((size_t)n * sizeof *cand);
+    int *cand = em_malloc((size_t)(n ? n : 1) * sizeof *cand);
     for (int i = 0; i < n; i++) {
         /* Never the evaluated example itself: by position in the same
          * array, and by id when the pool is separate. */
@@ -1366,6 +1377,10 @@ int task_pick_shots(const task *t, const task_variant *v, int ex, int **idx, int
         return em_errorf(err, "%s: variant '%s' needs %d exemplars%s but the pool has "
                          "only %d for example '%s'", t->path, v ? v->name : "standard",
                          *k, cot ? " with a rationale" : "", m, me->id);
+    }
+    if (t->few_shot.fixed) {
+        *idx = cand; /* the first k candidates, in pool order */
+        return 0;
     }
     /* Partial Fisher-Yates from a stream seeded by (task seed, example id):
      * the same example always sees the same exemplars, whatever else runs. */
@@ -1409,6 +1424,8 @@ static int build_prompt(const task *t, const task_variant *v, int ex, em_buf *ou
         return -1;
     const char *sep = t->few_shot.separator;
     int rc = 0;
+    if (t->prefix)
+        em_buf_puts(out, t->prefix);
     if (v && v->instruction) {
         rc = render(t, &t->examples[ex], v->instruction, out, err);
         em_buf_puts(out, sep);
@@ -1688,7 +1705,7 @@ static int match_span(const task *t, const char *s, size_t *a, size_t *b)
     return found;
 }
 
-char *task_extract_answer(const task *t, const char *output)
+static char *extract_answer(const task *t, const char *output)
 {
     char *raw;
     if (t->answer_re) {
@@ -1706,6 +1723,19 @@ char *task_extract_answer(const task *t, const char *output)
     }
     char *r = task_normalize(raw, t->answer.norm);
     free(raw);
+    return r;
+}
+
+char *task_extract_answer(const task *t, const char *output)
+{
+    /* BIG-bench keeps the stop string and cuts what follows; a stop
+     * string at offset 0 cuts nothing (its `index > 0`). */
+    const char *cut = t->output_stop ? strstr(output, t->output_stop) : NULL;
+    if (!cut || cut == output)
+        return extract_answer(t, output);
+    char *head = em_strndup(output, (size_t)(cut - output) + strlen(t->output_stop));
+    char *r = extract_answer(t, head);
+    free(head);
     return r;
 }
 

@@ -77,6 +77,9 @@ typedef struct task_few_shot {
     char *example_template; /* how an exemplar is written */
     int example_template_given; /* 1: from the file; 0: derived from
                                  * the (variant's) template + " {{target}}" */
+    int fixed;              /* 1: the first k of the pool, in pool order,
+                             * instead of a seeded draw (BBH's published
+                             * exemplars are a fixed, ordered prompt) */
 } task_few_shot;
 
 typedef struct task {
@@ -108,10 +111,21 @@ typedef struct task {
     char *choice_format;    /* one line of {{choices}}, default "  {{choice}}" */
     char *continuation_prefix; /* put before a scored choice/target, " " */
     void *answer_re;        /* compiled answer.pattern (pcre2_code *) */
+    char *prefix;           /* literal text put before every prompt, not a
+                             * template (BIG-bench task_prefix, BBH's task
+                             * description); NULL for none */
+    char *output_stop;      /* BIG-bench stop_string: answer extraction first
+                             * cuts the output after its first occurrence
+                             * (kept, as BIG-bench does); NULL for none */
 } task;
 
 int task_load(const char *path, task **out, em_err *err);
 void task_free(task *t);
+
+/* Fills v with the built-in defaults of a variant of that kind (for
+ * loaders of other formats, e.g. harness/task_bigbench.c). */
+void task_variant_defaults(task_variant *v, const char *name,
+                           task_variant_kind kind);
 
 /* The variant called name, or NULL. */
 const task_variant *task_variant_find(const task *t, const char *name);
