@@ -19,8 +19,10 @@
 #include "reports/check.h"
 #include "reports/figures.h"
 #include "reports/plot.h"
+#include "reports/report.h"
 
 int cmd_plot(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 
 /* "--name value" or "--name=value": the value, advancing *i; NULL when
@@ -146,6 +148,104 @@ int cmd_plot(int argc, char **argv)
     for (int i = 0; i < n; i++)
         report_fig_free(&figs[i]);
     free(figs);
+    report_data_free(&d);
+    return rc ? 2 : 0;
+}
+
+/* ---- report ---------------------------------------------------------------- */
+
+static void report_usage(FILE *f)
+{
+    fprintf(f, "usage: emerge report --db RUNS.sqlite --out DIR [--axis params|flops]"
+               "\n                     [--examples N]\n"
+               "Writes DIR/index.html (self-contained: inline SVG figures, no "
+               "network),\nDIR/report.md and DIR/figures/ (PNG, SVG, CSV, .gp). "
+               "--examples: examples\nshown across scales per task (default 3).\n");
+}
+
+typedef struct report_args {
+    const char *db, *out;
+    int axis_flops, examples;
+} report_args;
+
+static int report_parse(int argc, char **argv, report_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->examples = 3;
+    for (int i = 1; i < argc; i++) {
+        int miss = 0;
+        const char *v;
+        double x;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+        if ((v = opt_value(argc, argv, &i, "--db", &miss)))
+            a->db = v;
+        else if ((v = opt_value(argc, argv, &i, "--out", &miss)))
+            a->out = v;
+        else if ((v = opt_value(argc, argv, &i, "--axis", &miss))) {
+            if (parse_axis("report", v, &a->axis_flops) != 0)
+                return -1;
+        } else if ((v = opt_value(argc, argv, &i, "--examples", &miss))) {
+            if (opt_number("report", "--examples", v, &x) != 0)
+                return -1;
+            if (x < 0 || x > 100 || x != (int)x) {
+                fprintf(stderr, "emerge report: --examples must be an integer "
+                        "from 0 to 100\n");
+                return -1;
+            }
+            a->examples = (int)x;
+        } else {
+            fprintf(stderr, miss ? "emerge report: %s needs a value\n"
+                                 : "emerge report: unknown option '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (!a->db || !a->out) {
+        fprintf(stderr, "emerge report: --db and --out are required\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int report_files(const report_args *a, const report_ctx *c, em_err *err)
+{
+    em_buf p = {0};
+    em_buf_printf(&p, "%s/index.html", a->out);
+    int rc = report_html_write(c, p.s, err);
+    em_buf_reset(&p);
+    em_buf_printf(&p, "%s/report.md", a->out);
+    if (rc == 0)
+        rc = report_md_write(c, p.s, err);
+    em_buf_free(&p);
+    return rc;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    report_args a;
+    int p = report_parse(argc, argv, &a);
+    if (p != 0) {
+        report_usage(p > 0 ? stdout : stderr);
+        return p > 0 ? 0 : 2;
+    }
+    em_err err = {{0}};
+    report_data d;
+    if (report_data_load(a.db, a.axis_flops, &d, &err) != 0) {
+        fprintf(stderr, "emerge report: %s\n", err.msg);
+        return 2;
+    }
+    report_ctx c;
+    int rc = report_build(&d, a.out, a.examples, &c, &err);
+    if (rc == 0) {
+        if (c.figures_note)
+            fprintf(stderr, "emerge report: warning: %s\n", c.figures_note);
+        rc = report_files(&a, &c, &err);
+        report_ctx_free(&c);
+    }
+    if (rc != 0)
+        fprintf(stderr, "emerge report: %s\n", err.msg);
+    else
+        printf("%s/index.html, %s/report.md\n", a.out, a.out);
     report_data_free(&d);
     return rc ? 2 : 0;
 }

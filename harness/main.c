@@ -20,6 +20,7 @@ int cmd_results(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
@@ -34,6 +35,7 @@ static const cli_command commands[] = {
     {"run", cmd_run, "evaluate tasks on one model into a SQLite store"},
     {"results", cmd_results, "per task/variant/model/metric means, CIs, ECE"},
     {"plot", cmd_plot, "emergence figures (gnuplot PNG/SVG) with their data as CSV"},
+    {"report", cmd_report, "self-contained HTML and Markdown report of a database"},
     {"check", cmd_check, "regressions against a baseline database (paired bootstrap)"},
     {"serve", cmd_serve, "serve a GGUF model with an OpenAI-compatible HTTP API"},
     {NULL, NULL, NULL},

@@ -5,7 +5,7 @@
 #   install     apt-get install whatever is missing (build + test)
 set -u
 BUILD_PKGS="gcc make libcjson-dev libyaml-dev libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev"
-TEST_PKGS="python3 python3-nltk gnuplot-nox valgrind clang libclang-rt-14-dev"
+TEST_PKGS="python3 python3-nltk gnuplot-nox valgrind clang libclang-rt-14-dev chromium"
 
 missing() {
     for p in "$@"; do

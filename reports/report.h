@@ -1,0 +1,53 @@
+/*
+ * report.h - `emerge report`: a self-contained index.html and a report.md
+ * describing one results database.
+ *
+ * Owns: gathering what both documents show (report_ctx: the data, the
+ * figures and their inline SVG, the examples chosen to show "the same
+ * example across scales") and writing them. report_html.c and
+ * report_md.c only format a report_ctx; neither touches the database.
+ */
+#ifndef EMERGE_REPORT_REPORT_H
+#define EMERGE_REPORT_REPORT_H
+
+#include "harness/store_query.h"
+#include "reports/figures.h"
+#include "reports/plot.h"
+
+/* One example shown across every model of the family. */
+typedef struct report_example {
+    char *task, *variant, *id;
+    char *input, *targets;     /* targets: the JSON array as stored */
+    int changes;               /* correctness flips between adjacent sizes */
+    sq_output *outs;           /* by model size */
+    int n_outs;
+} report_example;
+
+typedef struct report_ctx {
+    const report_data *d;
+    report_fig *figs;
+    int n_figs;
+    char **svg;                /* per figure: inline <svg>...</svg>, or NULL */
+    char *figures_note;        /* why figures are missing, or NULL */
+    report_example *ex;
+    int n_ex;
+    char *generated;           /* UTC time, ISO 8601 */
+} report_ctx;
+
+/* Builds figures into DIR/figures (PNG+SVG+CSV when gnuplot is present;
+ * CSV only and a note otherwise) and picks up to per_task examples per
+ * task: those whose correctness changes most often across sizes. */
+int report_build(const report_data *d, const char *dir, int per_task,
+                 report_ctx *c, em_err *err);
+void report_ctx_free(report_ctx *c);
+
+/* The preferred-metric series of task t and variant v, or -1. */
+int report_series(const report_data *d, const char *task, const char *variant);
+
+int report_html_write(const report_ctx *c, const char *path, em_err *err);
+int report_md_write(const report_ctx *c, const char *path, em_err *err);
+
+/* Writes b to path. */
+int report_write_file(const char *path, const em_buf *b, em_err *err);
+
+#endif
