@@ -103,6 +103,17 @@ static int user_version(store *s, int *v, em_err *err)
     return 0;
 }
 
+static int has_tables(store *s)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM sqlite_master", -1, &st,
+                           NULL) != SQLITE_OK)
+        return 0;
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return n > 0;
+}
+
 /* Steps from version i to i+1 (index i - 1); version 0 (a new file) gets
  * the current schema at once. */
 static const char *const upgrades[] = {
@@ -120,6 +131,9 @@ static int migrate(store *s, em_err *err)
                          "understands (%d)", s->path, v, STORE_SCHEMA_VERSION);
     if (v == STORE_SCHEMA_VERSION)
         return 0;
+    if (v == 0 && has_tables(s))
+        return em_errorf(err, "%s: not an emerge store (it has tables but no "
+                         "emerge schema version)", s->path);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", STORE_SCHEMA_VERSION);
     if (exec(s, "BEGIN IMMEDIATE;", err) != 0)

@@ -195,6 +195,13 @@ TEST(test_store_schema)
     CHECK_INT(store_open(db, &s, &err), -1);
     CHECK_HAS(err.msg, "schema version 99 is newer");
     free(db);
+    /* Another program's database is left alone. */
+    db = new_db();
+    tl_sh(NULL, "python3 -c \"import sqlite3; c=sqlite3.connect('%s');"
+                " c.execute('CREATE TABLE t(x)'); c.commit()\"", db);
+    CHECK_INT(store_open(db, &s, &err), -1);
+    CHECK_HAS(err.msg, "not an emerge store");
+    free(db);
 }
 
 /* A version-1 file (no scores.config, no models.last_run) is upgraded. */
