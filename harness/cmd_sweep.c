@@ -42,11 +42,42 @@ static const char sweep_usage[] =
 
 static const char results_usage[] =
     "usage: emerge results --db FILE [--format table|csv|json] [--per-example]\n"
+    "                      [--task T] [--variant V] [--model M] [--metric X]\n"
     "\n"
     "Per (task, variant, model, metric): mean, bootstrap 95% CI (1000\n"
     "resamples, seeded), n and the normalised score of the preferred metric;\n"
     "multiple-choice tasks also get an 'ece' row. --per-example prints every\n"
-    "stored score as CSV instead.\n";
+    "stored score as CSV instead. The filters keep rows whose field equals\n"
+    "the given value.\n";
+
+typedef struct row_filter {
+    const char *task, *variant, *model, *metric;
+} row_filter;
+
+static int keep_row(const row_filter *f, const store_result *r)
+{
+    return (!f->task || !strcmp(f->task, r->task)) &&
+           (!f->variant || !strcmp(f->variant, r->variant)) &&
+           (!f->model || !strcmp(f->model, r->model)) &&
+           (!f->metric || !strcmp(f->metric, r->metric));
+}
+
+/* Drops the rows the filter rejects, keeping order. */
+static int filter_rows(const row_filter *f, store_result *r, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (keep_row(f, &r[i])) {
+            r[k++] = r[i];
+            continue;
+        }
+        free(r[i].task);
+        free(r[i].variant);
+        free(r[i].model);
+        free(r[i].metric);
+    }
+    return k;
+}
 
 /* --name value or --name=value; advances *i past what it consumed. */
 static const char *opt_value(int argc, char **argv, int *i, const char *name,
@@ -281,6 +312,7 @@ int cmd_results(int argc, char **argv)
 {
     const char *db = NULL, *format = "table";
     int per_example = 0;
+    row_filter flt = {0};
     for (int i = 1; i < argc; i++) {
         int bad = 0;
         const char *v;
@@ -291,6 +323,14 @@ int cmd_results(int argc, char **argv)
             db = v;
         } else if ((v = opt_value(argc, argv, &i, "--format", &bad))) {
             format = v;
+        } else if ((v = opt_value(argc, argv, &i, "--task", &bad))) {
+            flt.task = v;
+        } else if ((v = opt_value(argc, argv, &i, "--variant", &bad))) {
+            flt.variant = v;
+        } else if ((v = opt_value(argc, argv, &i, "--model", &bad))) {
+            flt.model = v;
+        } else if ((v = opt_value(argc, argv, &i, "--metric", &bad))) {
+            flt.metric = v;
         } else if (!strcmp(argv[i], "--per-example")) {
             per_example = 1;
         } else {
@@ -327,6 +367,7 @@ int cmd_results(int argc, char **argv)
         int n;
         rc = store_results(s, &rows, &n, &err);
         if (rc == 0) {
+            n = filter_rows(&flt, rows, n);
             if (!strcmp(format, "csv"))
                 print_csv(stdout, rows, n);
             else if (!strcmp(format, "json"))

@@ -113,4 +113,19 @@ else
     echo "FAIL resume_rerun_all_cached: $(tail -2 "$tmp/rerun.err")"
     fail=1
 fi
+# results: filters, ECE rows for multiple choice, JSON that parses.
+ece=$("$BIN" results --db "$tmp/ref.sqlite" --format csv --task sweep-mc --metric ece | wc -l)
+if [ "$ece" -eq 7 ]; then
+    echo "PASS results_filter_ece"
+else
+    echo "FAIL results_filter_ece: $ece lines, expected a header and 6 models"
+    fail=1
+fi
+if "$BIN" results --db "$tmp/ref.sqlite" --format json |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); assert len(r) > 50 and all("mean" in x for x in r)'; then
+    echo "PASS results_json"
+else
+    echo "FAIL results_json: output is not the expected JSON"
+    fail=1
+fi
 exit $fail
