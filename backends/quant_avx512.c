@@ -294,12 +294,97 @@ static T512 void tile_q8_any(int ra, int cw, const u8row *w,
 #undef TQ
 }
 
+/* ---- Q8_0 decode (one or two activation rows): straight from the blocks
+ * Two blocks (64 values) per vector, as in the unpacked form above; a
+ * missing second block (odd block count) reads as zero weights. (For
+ * Q4_0 the nibble reordering makes the unpacked path faster even for
+ * one row: measured.) */
+INL void q8_pair_regs(const blk_q8_0 *x, int two, __m512i *q, __m512 *d)
+{
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)x[0].qs);
+    __m256i v1 = two ? _mm256_loadu_si256((const __m256i *)x[1].qs)
+                     : _mm256_set1_epi8((char)0x80);
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
+    *q = _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
+    *d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16s(x[0].d)),
+                              _mm512_set1_ps(two ? f16s(x[1].d) : 0.0f));
+}
+
+INL void gemv_q8_tile(int ra, int cw, const char *w, size_t stride,
+                      int64_t nb, const qa_q8_row *x, float *out, int64_t ld)
+{
+    __m512 acc[2][CW];
+#pragma GCC unroll 2
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b += 2) {
+        int64_t k = b * 32;
+        __m512i xq[2], xc[2];
+        __m512 xd[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < ra; r++) {
+            xq[r] = _mm512_load_si512((const void *)(x[r].qs + k));
+            xc[r] = _mm512_load_si512((const void *)(x[r].cv + k / 4));
+            xd[r] = _mm512_load_ps(x[r].dv + k / 4);
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++) {
+            __m512i q;
+            __m512 d;
+            q8_pair_regs((const blk_q8_0 *)(w + (size_t)c * stride) + b,
+                         b + 1 < nb, &q, &d);
+#pragma GCC unroll 2
+            for (int r = 0; r < ra; r++) {
+                __m512i t = _mm512_dpbusd_epi32(xc[r], q, xq[r]);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
+                                            _mm512_mul_ps(d, xd[r]), acc[r][c]);
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            out[r * ld + c] = hsum(acc[r][c]);
+}
+
+INL void gemv_q8_rows(int ra, const void *w, size_t stride, int64_t nb,
+                      const qa_q8_row *x, int64_t i0, int64_t i1, float *out,
+                      int64_t ld)
+{
+    const char *wc = w;
+    int64_t i = i0;
+    for (; i + CW <= i1; i += CW)
+        gemv_q8_tile(ra, CW, wc + (size_t)i * stride, stride, nb, x, out + i, ld);
+    for (; i < i1; i++)
+        gemv_q8_tile(ra, 1, wc + (size_t)i * stride, stride, nb, x, out + i, ld);
+}
+
+static T512 void gemv_q8_0(const void *w, size_t stride, int64_t n,
+                           const quant_act *a, int64_t i0, int64_t i1,
+                           float *out, int64_t ld)
+{
+    qa_q8_row x[2];
+    for (int r = 0; r < a->rows; r++)
+        x[r] = qa_q8_view(a, r);
+    if (a->rows == 1)
+        gemv_q8_rows(1, w, stride, n / 32, x, i0, i1, out, ld);
+    else
+        gemv_q8_rows(2, w, stride, n / 32, x, i0, i1, out, ld);
+}
+
 static T512 void gemm_q8_family(int is_q4, const void *w, size_t stride,
                                 int64_t n, const quant_act *a, int64_t i0,
                                 int64_t i1, float *out, int64_t ld)
 {
     if (a->rows >= PANEL_MIN_ROWS) {
         panel_q8(is_q4, w, stride, n, a, i0, i1, out, ld);
+        return;
+    }
+    if (a->rows <= 2 && !is_q4) {
+        gemv_q8_0(w, stride, n, a, i0, i1, out, ld);
         return;
     }
     int64_t np = qa_npad(n), nb = n / 32;
@@ -491,12 +576,154 @@ static T512 void tile_k_any(int ra, int cw, const ksb *const *w,
 #undef TK
 }
 
+/* ---- Decode (one or two activation rows): no scratch ----
+ * With so few rows the unpacked form would be written and read once;
+ * building it in registers straight from the blocks is cheaper. The
+ * int16 maddubs pair sums are scaled and accumulated by one dpwssd. */
+
+/* The 4 vectors of 64 unsigned values of a Q4_K / Q6_K super-block, the
+ * 4 int16 scale vectors that go with them, and the bsums term's int16
+ * multipliers (16, as a 256-bit vector). */
+typedef struct {
+    __m512i q[4], sc[4];
+    __m256i coef;
+    float d, dm;
+} kregs;
+
+INL void q4k_regs(const blk_q4_k *b, kregs *k, const __m512i *idx)
+{
+    const __m256i lo = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * j));
+        k->q[j] = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_and_si256(v, lo)),
+            _mm256_and_si256(_mm256_srli_epi16(v, 4), lo), 1);
+    }
+    /* The 6-bit scales and mins, unpacked 4 bytes at a time. */
+    uint32_t u[3];
+    memcpy(u, b->scales, 12);
+    uint32_t sc_lo = u[0] & 0x3f3f3f3f, m_lo = u[1] & 0x3f3f3f3f;
+    uint32_t sc_hi = (u[2] & 0x0f0f0f0f) | ((u[0] >> 2) & 0x30303030);
+    uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0f) | ((u[1] >> 2) & 0x30303030);
+    __m128i sc16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)sc_hi, (int)sc_lo));
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)m_hi, (int)m_lo));
+    __m512i scz = _mm512_broadcast_i32x4(sc16);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+        k->sc[j] = _mm512_permutexvar_epi16(idx[j], scz);
+    /* each min multiplies two bsums (16 values each) */
+    k->coef = _mm256_permutexvar_epi16(
+        _mm256_set_epi16(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0),
+        _mm256_castsi128_si256(m16));
+    k->d = f16s(b->d);
+    k->dm = -f16s(b->dmin);
+}
+
+INL void q6k_regs(const blk_q6_k *b, kregs *k, const __m512i *idx)
+{
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), lo2 = _mm512_set1_epi8(3);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m512i l = _mm512_loadu_si512((const void *)(b->ql + 64 * h));
+        __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+        __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(hb),
+                                        _mm256_srli_epi16(hb, 2), 1);
+        k->q[2 * h] = _mm512_or_si512(_mm512_and_si512(l, lo4),
+            _mm512_slli_epi16(_mm512_and_si512(hz, lo2), 4));
+        k->q[2 * h + 1] = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srli_epi16(l, 4), lo4),
+            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(hz, 4), lo2), 4));
+    }
+    __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b->scales));
+    __m512i sz = _mm512_castsi256_si512(s16);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+        k->sc[j] = _mm512_permutexvar_epi16(idx[j], sz);
+    k->coef = _mm256_slli_epi16(s16, 5);
+    k->d = f16s(b->d);
+    k->dm = -k->d;
+}
+
+/* Permutation indices: Q4_K lane L of vector j takes scale 2j + L/16;
+ * Q6_K takes scale 4j + L/8. */
+INL void k_idx(int is_q6, __m512i *idx)
+{
+    const __m512i lane = _mm512_set_epi16(
+        31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+        15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int j = 0; j < 4; j++)
+        idx[j] = is_q6
+            ? _mm512_add_epi16(_mm512_set1_epi16((short)(4 * j)), _mm512_srli_epi16(lane, 3))
+            : _mm512_add_epi16(_mm512_set1_epi16((short)(2 * j)), _mm512_srli_epi16(lane, 4));
+}
+
+INL void gemv_k_rows(int is_q6, int ra, const void *w, size_t stride,
+                     int64_t nsb, const blk_q8_k *const *x, int64_t i0,
+                     int64_t i1, float *out, int64_t ld)
+{
+    __m512i idx[4];
+    k_idx(is_q6, idx);
+    for (int64_t i = i0; i < i1; i++) {
+        const char *row = (const char *)w + (size_t)i * stride;
+        __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int64_t s = 0; s < nsb; s++) {
+            kregs k;
+            if (is_q6)
+                q6k_regs((const blk_q6_k *)row + s, &k, idx);
+            else
+                q4k_regs((const blk_q4_k *)row + s, &k, idx);
+#pragma GCC unroll 2
+            for (int r = 0; r < ra; r++) {
+                const blk_q8_k *xb = x[r] + s;
+                __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++)
+                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(k.q[j],
+                        _mm512_loadu_si512((const void *)(xb->qs + 64 * j))), k.sc[j]);
+                __m256i corr = _mm256_madd_epi16(k.coef,
+                    _mm256_loadu_si256((const __m256i *)xb->bsums));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
+                                         _mm512_set1_ps(k.d * xb->d), acc[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(
+                    _mm512_zextsi256_si512(corr)),
+                    _mm512_set1_ps(k.dm * xb->d), acc[r]);
+            }
+        }
+#pragma GCC unroll 2
+        for (int r = 0; r < ra; r++)
+            out[r * ld + i] = hsum(acc[r]);
+    }
+}
+
+static T512 void gemv_k(int is_q6, const void *w, size_t stride, int64_t n,
+                        const quant_act *a, int64_t i0, int64_t i1,
+                        float *out, int64_t ld)
+{
+    const blk_q8_k *x[2];
+    for (int r = 0; r < a->rows; r++)
+        x[r] = (const blk_q8_k *)ACT_ROW(a, r);
+    int64_t nsb = n / QK_K;
+    if (is_q6 && a->rows == 1)
+        gemv_k_rows(1, 1, w, stride, nsb, x, i0, i1, out, ld);
+    else if (is_q6)
+        gemv_k_rows(1, 2, w, stride, nsb, x, i0, i1, out, ld);
+    else if (a->rows == 1)
+        gemv_k_rows(0, 1, w, stride, nsb, x, i0, i1, out, ld);
+    else
+        gemv_k_rows(0, 2, w, stride, nsb, x, i0, i1, out, ld);
+}
+
 static T512 void gemm_k_family(int is_q6, const void *w, size_t stride,
                                int64_t n, const quant_act *a, int64_t i0,
                                int64_t i1, float *out, int64_t ld)
 {
     if (a->rows >= PANEL_MIN_ROWS) {
         panel_k(is_q6, w, stride, n, a, i0, i1, out, ld);
+        return;
+    }
+    if (a->rows <= 2) {
+        gemv_k(is_q6, w, stride, n, a, i0, i1, out, ld);
         return;
     }
     int64_t nsb = n / QK_K;
