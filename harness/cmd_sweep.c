@@ -22,7 +22,7 @@ static const char sweep_usage[] =
     "usage: emerge sweep --tasks A.yaml,B.yaml|DIR --models FAMILY.yaml --db FILE\n"
     "                    [--variants standard,cot,zero_shot_cot] [--seed N]\n"
     "                    [--limit N] [--batch N] [--temperature T]\n"
-    "                    [--record FILE] [--quiet]\n"
+    "                    [--record FILE] [--rescore] [--quiet]\n"
     "       emerge run --model SPEC --tasks ... --db FILE [same options]\n"
     "\n"
     "Evaluates every task x variant x example on every model (smallest first),\n"
@@ -37,6 +37,9 @@ static const char sweep_usage[] =
     "                 their seeds from it, task, example and pass (default 1234)\n"
     "  --record FILE  append every response as replay JSONL (a fixture for the\n"
     "                 replay backend)\n"
+    "  --rescore      recompute stored scores from the cached responses (after\n"
+    "                 a metric changed); examples already scored are skipped\n"
+    "                 otherwise\n"
     "SPEC for run: FILE.gguf | FAMILY.yaml | BACKEND[:PATH][,key=value...],\n"
     "  e.g. synthetic,params=1e9,shape=sharp or replay:rec.jsonl\n";
 
@@ -125,7 +128,7 @@ typedef struct sweep_args {
     const char *tasks, *models, *model, *variants, *db, *record;
     long seed, limit, batch;
     double temperature;
-    int quiet;
+    int quiet, rescore;
 } sweep_args;
 
 static int parse_one(int argc, char **argv, int *i, sweep_args *a, int *bad)
@@ -155,6 +158,8 @@ static int parse_one(int argc, char **argv, int *i, sweep_args *a, int *bad)
         }
     } else if (!strcmp(argv[*i], "--quiet") || !strcmp(argv[*i], "-q"))
         a->quiet = 1;
+    else if (!strcmp(argv[*i], "--rescore"))
+        a->rescore = 1;
     else if (!*bad) {
         fprintf(stderr, "emerge: %s: unknown option '%s'\n", argv[0], argv[*i]);
         return -1;
@@ -184,7 +189,8 @@ static int sweep_main(int argc, char **argv, int single)
     family *fam = NULL;
     sweep_opts o = {.db_path = a.db, .seed = (uint64_t)a.seed, .limit = (int)a.limit,
                     .batch = (int)a.batch, .temperature = a.temperature,
-                    .record_path = a.record, .quiet = a.quiet};
+                    .record_path = a.record, .quiet = a.quiet,
+                    .rescore = a.rescore};
     int rc = single ? family_from_spec(models, &fam, &err)
                     : family_load(models, &fam, &err);
     if (rc == 0)

@@ -803,8 +803,9 @@ static int build_chunk(run_ctx *c, int p, int start, int end, em_err *err)
     c->items = em_calloc((size_t)(end - start) + 1, sizeof *c->items);
     c->n_items = 0;
     for (int e = start; e < end; e++) {
-        int done;
-        if (store_has_scores(c->db, c->model_id, pp->task_id, pp->v->name,
+        int done = 0;
+        if (!c->o->rescore &&
+            store_has_scores(c->db, c->model_id, pp->task_id, pp->v->name,
                              pp->t->examples[e].id, c->config, &done, err) != 0)
             return -1;
         if (done) {

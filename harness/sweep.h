@@ -33,6 +33,8 @@ typedef struct sweep_opts {
     const char *record_path;/* append every ok response as replay JSONL */
     const char *command;    /* the command line, for the runs table */
     int quiet;              /* no per-model summary lines on stderr */
+    int rescore;            /* recompute scores already stored (from the
+                               cached responses: after a metric changed) */
 } sweep_opts;
 
 typedef struct sweep_stats {

@@ -30,7 +30,7 @@ typedef struct run_cfg {
     const char *variants;  /* comma list, or NULL */
     const char *db;
     const char *record;
-    int limit, batch;
+    int limit, batch, rescore;
     double temperature;
     uint64_t seed;
 } run_cfg;
@@ -41,7 +41,7 @@ static int sweep(const run_cfg *c, sweep_stats *st, em_err *err)
     sweep_opts o = {.db_path = c->db, .seed = c->seed, .limit = c->limit,
                     .batch = c->batch ? c->batch : 32,
                     .temperature = c->temperature, .record_path = c->record,
-                    .command = "test", .quiet = 1};
+                    .command = "test", .quiet = 1, .rescore = c->rescore};
     int rc = c->family ? family_load(c->family, &fam, err)
                        : family_from_spec(c->model, &fam, err);
     if (rc == 0)
@@ -166,16 +166,18 @@ TEST(test_rerun_is_all_cache)
     char *d2 = dump(db);
     CHECK_STR(d1, d2);
     free(d2);
-    /* Without the scores every request is a cache hit, and the scores
-     * computed again from the cached responses are the same. */
+    /* --rescore recomputes (here: repairs) every score from the cached
+     * responses without sending anything. */
     sqlite3 *h;
     sqlite3_open(db, &h);
-    sqlite3_exec(h, "DELETE FROM scores", NULL, NULL, NULL);
+    sqlite3_exec(h, "UPDATE scores SET value = 42", NULL, NULL, NULL);
     sqlite3_close(h);
+    c.rescore = 1;
     CHECK_INT(sweep(&c, &st, &err), 0);
     CHECK_INT(st.sent, 0);
     CHECK_INT(st.skipped, 0);
     CHECK_INT(st.cached, need);
+    c.rescore = 0;
     d2 = dump(db);
     CHECK_STR(d1, d2);
     CHECK(strlen(d1) > 1000);
