@@ -21,7 +21,7 @@ ASAN_CFLAGS = $(CSTD) -O1 -g $(WARN) -fno-strict-aliasing \
               -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
 ASAN_LDFLAGS = -fsanitize=address,undefined
-LDLIBS   = -lcjson -lyaml -lpcre2-8 -lsqlite3 -lcurl -lm -lpthread
+LDLIBS   = -lcjson -lyaml -lpcre2-8 -lsqlite3 -lcurl -lmicrohttpd -lm -lpthread
 
 LIB_SRC  := $(filter-out harness/main.c, \
             $(wildcard harness/*.c metrics/*.c backends/*.c reports/*.c))

@@ -1,0 +1,403 @@
+/* test_serve.c - the OpenAI-compatible server in-process on a shared
+ * fixture model: a sweep through the "openai" backend against it gives
+ * the native backend's log-probs (<= 1e-4), greedy flags and generations;
+ * echo/logprobs answers have the shape lm-evaluation-harness reads; bad
+ * requests get 400/404/405/413 with JSON error bodies; answers do not
+ * depend on what else is in flight (prefix reuse across requests). */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/family.h"
+#include "harness/serve.h"
+#include "harness/sweep.h"
+#include "tests/testlib.h"
+
+#define FIXTURE "fixtures/gguf/tiny-llama-f32.gguf"
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    em_buf_put(ud, p, size * n);
+    return size * n;
+}
+
+/* One HTTP request; returns the status, body into *out (malloc'd). */
+static long http(int port, const char *method, const char *path,
+                 const char *body, char **out)
+{
+    CURL *h = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    em_buf b = {0};
+    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    long status = -1;
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(h);
+    *out = b.s ? em_buf_take(&b) : em_strdup("");
+    return status;
+}
+
+static serve *start(const char *model, em_err *err)
+{
+    serve_opts o = {.model_path = model, .port = 0, .threads = 2,
+                    .max_body = 4096, .max_tokens = 64, .max_prompts = 8};
+    serve *s = NULL;
+    if (serve_start(&o, &s, err))
+        return NULL;
+    return s;
+}
+
+/* ---- parity with the native backend through a sweep ------------------ */
+
+static int sweep_spec(const char *spec, const char *db, em_err *err)
+{
+    family *fam = NULL;
+    sweep_opts o = {.db_path = db, .seed = 3, .limit = 6, .batch = 16,
+                    .command = "test", .quiet = 1};
+    sweep_stats st;
+    int rc = family_from_spec(spec, &fam, err);
+    if (rc == 0)
+        rc = sweep_expand_tasks("tests/data/tasks/sweep-arith.yaml,"
+                                "tests/data/tasks/sweep-mc.yaml",
+                                &o.task_paths, &o.n_tasks, err);
+    if (rc == 0) {
+        o.fam = fam;
+        rc = sweep_run(&o, &st, err);
+    }
+    if (rc == 0 && (st.failed || st.unscored))
+        rc = em_errorf(err, "%ld failed requests", st.failed);
+    sweep_free_list(o.task_paths, o.n_tasks);
+    family_free(fam);
+    return rc;
+}
+
+static void sql_row(const char *db, const char *sql, double *v, int n)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    for (int i = 0; i < n; i++)
+        v[i] = -1;
+    if (sqlite3_open(db, &h) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            for (int i = 0; i < n; i++)
+                v[i] = sqlite3_column_double(st, i);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(h);
+}
+
+TEST(test_sweep_parity_with_native)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    char *dir = tl_tmpdir();
+    char db[512], spec[1024];
+    snprintf(db, sizeof db, "%s/p.sqlite", dir);
+    snprintf(spec, sizeof spec, "native:%s,name=tiny-native,threads=2", model);
+    CHECK_MSG(sweep_spec(spec, db, &err) == 0, "native: %s", err.msg);
+    if (s) {
+        snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,"
+                 "name=tiny-served,params=4182336,concurrency=4", serve_port(s));
+        CHECK_MSG(sweep_spec(spec, db, &err) == 0, "served: %s", err.msg);
+    }
+    /* The same request under both models: kind, task, example, pass and
+     * choice identify it. */
+    double v[6];
+    sql_row(db,
+        "SELECT COUNT(*), SUM(a.kind = 'loglik'), "
+        "       MAX(CASE WHEN a.kind = 'loglik' THEN ABS(x.logprob - y.logprob) END),"
+        "       SUM(x.output IS NOT y.output), SUM(x.is_greedy IS NOT y.is_greedy),"
+        "       SUM(x.n_tokens != y.n_tokens)"
+        " FROM requests a JOIN responses x ON x.request_id = a.id"
+        " JOIN requests b ON b.kind = a.kind AND b.task_id = a.task_id"
+        "  AND b.variant = a.variant AND b.example_id = a.example_id"
+        "  AND b.pass = a.pass AND b.choice IS a.choice"
+        " JOIN responses y ON y.request_id = b.id"
+        " WHERE a.model_id = (SELECT id FROM models WHERE name = 'tiny-native')"
+        "   AND b.model_id = (SELECT id FROM models WHERE name = 'tiny-served')",
+        v, 6);
+    CHECK_MSG(v[0] >= 30, "only %g paired requests", v[0]);
+    CHECK_MSG(v[1] >= 24 && v[1] < v[0], "%g log-likelihood requests of %g",
+              v[1], v[0]);
+    CHECK_MSG(v[2] >= 0 && v[2] <= 1e-4, "largest log-prob difference %g", v[2]);
+    CHECK_INT(v[3], 0); /* generations */
+    CHECK_INT(v[4], 0);
+    CHECK_INT(v[5], 0);
+    serve_stop(s);
+    tl_sh(NULL, "rm -rf '%s'", dir);
+    free(dir);
+    free(model);
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static const cJSON *path(const cJSON *j, const char *a, int i, const char *b)
+{
+    const cJSON *x = cJSON_GetObjectItem(j, a);
+    x = cJSON_GetArrayItem(x, i);
+    return b ? cJSON_GetObjectItem(x, b) : x;
+}
+
+TEST(test_echo_shape_lm_eval)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    /* lm-eval local-completions: token ids, echo, max_tokens 1, logprobs 1;
+     * it sums token_logprobs[ctxlen:-1] and compares each with the max of
+     * top_logprobs. */
+    char *out;
+    long st = http(serve_port(s), "POST", "/v1/completions",
+                   "{\"model\":\"x\",\"prompt\":[[1,450,7483,310],[1,450]],"
+                   "\"temperature\":0,\"max_tokens\":1,\"logprobs\":1,"
+                   "\"seed\":1234,\"echo\":true}", &out);
+    CHECK_INT(st, 200);
+    cJSON *j = cJSON_Parse(out);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "choices")), 2);
+    const cJSON *lp = path(j, "choices", 0, "logprobs");
+    const cJSON *tl = cJSON_GetObjectItem(lp, "token_logprobs");
+    const cJSON *top = cJSON_GetObjectItem(lp, "top_logprobs");
+    CHECK_INT(cJSON_GetArraySize(tl), 5); /* 4 prompt tokens + 1 generated */
+    CHECK(cJSON_IsNull(cJSON_GetArrayItem(tl, 0)));
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(lp, "tokens")), 5);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItem(lp, "text_offset")), 5);
+    for (int i = 1; i < 5; i++) {
+        const cJSON *t = cJSON_GetArrayItem(tl, i), *tp = cJSON_GetArrayItem(top, i);
+        CHECK(cJSON_IsNumber(t) && t->valuedouble < 0);
+        CHECK(cJSON_IsObject(tp) && tp->child && tp->child->valuedouble >= t->valuedouble);
+    }
+    /* The generated token is greedy (temperature 0): equal to its top. */
+    CHECK_NEAR(cJSON_GetArrayItem(tl, 4)->valuedouble,
+               cJSON_GetArrayItem(top, 4)->child->valuedouble, 0);
+    /* The second prompt is a prefix of the first: same scores there. */
+    const cJSON *tl2 = cJSON_GetObjectItem(path(j, "choices", 1, "logprobs"),
+                                           "token_logprobs");
+    CHECK_NEAR(cJSON_GetArrayItem(tl2, 1)->valuedouble,
+               cJSON_GetArrayItem(tl, 1)->valuedouble, 1e-5);
+    cJSON_Delete(j);
+    free(out);
+
+    /* A text prompt: offsets index the prompt (SentencePiece's added space
+     * dropped), BOS has offset 0 and empty text. */
+    st = http(serve_port(s), "POST", "/v1/completions",
+              "{\"prompt\":\"The cat sat\",\"max_tokens\":0,\"echo\":true,"
+              "\"logprobs\":2}", &out);
+    CHECK_INT(st, 200);
+    j = cJSON_Parse(out);
+    lp = path(j, "choices", 0, "logprobs");
+    const cJSON *off = cJSON_GetObjectItem(lp, "text_offset"),
+                *tk = cJSON_GetObjectItem(lp, "tokens");
+    CHECK_STR(path(j, "choices", 0, "text")->valuestring, "The cat sat");
+    em_buf cat = {0};
+    for (int i = 0; i < cJSON_GetArraySize(tk); i++) {
+        const char *t = cJSON_GetArrayItem(tk, i)->valuestring;
+        CHECK_INT(cJSON_GetArrayItem(off, i)->valuedouble, cat.len);
+        em_buf_puts(&cat, t);
+    }
+    CHECK_STR(cat.s, "The cat sat");
+    em_buf_free(&cat);
+    CHECK_INT(cJSON_GetArraySize(cJSON_GetArrayItem(cJSON_GetObjectItem(lp, "top_logprobs"), 1)), 2);
+    cJSON_Delete(j);
+    free(out);
+    serve_stop(s);
+    free(model);
+}
+
+TEST(test_errors)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    struct { const char *method, *path, *body; long status; const char *msg; } cases[] = {
+        {"POST", "/v1/completions", "{\"prompt\": ", 400, "malformed JSON"},
+        {"POST", "/v1/completions", "[1,2]", 400, "JSON object"},
+        {"POST", "/v1/completions", "{\"max_tokens\":1}", 400, "'prompt'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"max_tokens\":65}", 400, "'max_tokens'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"n\":2}", 400, "'n'"},
+        {"POST", "/v1/completions", "{\"prompt\":[[1,99999999]]}", 400, "token ids"},
+        {"POST", "/v1/completions", "{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}", 400, "1 to 8 prompts"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"logprobs\":9}", 400, "'logprobs'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"stop\":3}", 400, "'stop'"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[]}", 400, "'messages'"},
+        {"GET", "/v1/completions", NULL, 405, "POST"},
+        {"GET", "/v1/nothing", NULL, 404, "no route"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out;
+        long st = http(serve_port(s), cases[i].method, cases[i].path, cases[i].body, &out);
+        CHECK_MSG(st == cases[i].status, "case %zu: status %ld: %s", i, st, out);
+        cJSON *j = cJSON_Parse(out);
+        const cJSON *m = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message");
+        const cJSON *t = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "type");
+        CHECK_MSG(cJSON_IsString(m) && cJSON_IsString(t), "case %zu: %s", i, out);
+        CHECK_HAS(cJSON_IsString(m) ? m->valuestring : out, cases[i].msg);
+        cJSON_Delete(j);
+        free(out);
+    }
+    /* Over --max-body (4096 here). */
+    em_buf big = {0};
+    em_buf_puts(&big, "{\"prompt\":\"");
+    for (int i = 0; i < 5000; i++)
+        em_buf_putc(&big, 'a');
+    em_buf_puts(&big, "\"}");
+    char *out;
+    CHECK_INT(http(serve_port(s), "POST", "/v1/completions", big.s, &out), 413);
+    CHECK_HAS(out, "max-body");
+    free(out);
+    em_buf_free(&big);
+    CHECK_INT(http(serve_port(s), "GET", "/health", NULL, &out), 200);
+    CHECK_HAS(out, "ok");
+    free(out);
+    CHECK_INT(http(serve_port(s), "GET", "/v1/models", NULL, &out), 200);
+    CHECK_HAS(out, "\"id\":\"tiny-llama-f32.gguf\"");
+    free(out);
+    serve_stop(s);
+    free(model);
+}
+
+/* ---- concurrency ---------------------------------------------------------- */
+
+#define NPROMPT 12
+
+typedef struct client {
+    int port, first;
+    char *out[NPROMPT];
+} client;
+
+static void prompt_body(int i, char *buf, size_t cap)
+{
+    /* Shared prefixes, as multiple-choice questions have. */
+    snprintf(buf, cap, "{\"prompt\":\"Question %d: which is larger? Answer: %d\","
+             "\"max_tokens\":3,\"temperature\":0,\"echo\":true,\"logprobs\":1}",
+             i / 3, i);
+}
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    for (int k = 0; k < NPROMPT; k++) {
+        int i = (c->first + k) % NPROMPT;
+        char body[256];
+        prompt_body(i, body, sizeof body);
+        if (http(c->port, "POST", "/v1/completions", body, &c->out[i]) != 200) {
+            free(c->out[i]);
+            c->out[i] = NULL;
+        }
+    }
+    return NULL;
+}
+
+/* token_logprobs and text of an answer, for comparison. */
+static int same_answer(const char *a, const char *b)
+{
+    if (!a || !b)
+        return 0;
+    cJSON *x = cJSON_Parse(a), *y = cJSON_Parse(b);
+    const cJSON *tx = cJSON_GetObjectItem(path(x, "choices", 0, "logprobs"), "token_logprobs");
+    const cJSON *ty = cJSON_GetObjectItem(path(y, "choices", 0, "logprobs"), "token_logprobs");
+    int ok = cJSON_GetArraySize(tx) == cJSON_GetArraySize(ty) && cJSON_GetArraySize(tx) > 3 &&
+             !strcmp(path(x, "choices", 0, "text")->valuestring,
+                     path(y, "choices", 0, "text")->valuestring);
+    for (int i = 1; ok && i < cJSON_GetArraySize(tx); i++) {
+        double d = fabs(cJSON_GetArrayItem(tx, i)->valuedouble -
+                        cJSON_GetArrayItem(ty, i)->valuedouble);
+        /* Prompt tokens: 1e-4. Generated ones follow a cache filled in
+         * other chunk sizes (F16 K/V, other summation orders): 5e-4. */
+        int gen = i >= cJSON_GetArraySize(tx) - 3;
+        if (!(d <= (gen ? 5e-4 : 1e-4))) {
+            fprintf(stderr, "token %d: log-probs differ by %g\n", i, d);
+            ok = 0;
+        }
+    }
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+    return ok;
+}
+
+TEST(test_concurrent_clients_agree)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    client seq = {.port = serve_port(s)};
+    client_main(&seq); /* the reference, one request at a time */
+    enum { NC = 6 };
+    client cs[NC];
+    pthread_t th[NC];
+    for (int c = 0; c < NC; c++) {
+        cs[c] = (client){.port = serve_port(s), .first = c * 5};
+        pthread_create(&th[c], NULL, client_main, &cs[c]);
+    }
+    for (int c = 0; c < NC; c++)
+        pthread_join(th[c], NULL);
+    for (int c = 0; c < NC; c++)
+        for (int i = 0; i < NPROMPT; i++) {
+            CHECK_MSG(seq.out[i] && cs[c].out[i] && same_answer(seq.out[i], cs[c].out[i]),
+                      "client %d prompt %d differs", c, i);
+            free(cs[c].out[i]);
+        }
+    for (int i = 0; i < NPROMPT; i++)
+        free(seq.out[i]);
+    serve_stats st;
+    serve_get_stats(s, &st);
+    CHECK_INT(st.requests, NPROMPT * (NC + 1));
+    CHECK_INT(st.errors, 0);
+    CHECK(st.batches <= st.prompts);
+    serve_stop(s);
+    free(model);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    RUN(test_sweep_parity_with_native);
+    RUN(test_echo_shape_lm_eval);
+    RUN(test_errors);
+    RUN(test_concurrent_clients_agree);
+    int rc = tl_summary();
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,80 @@
+#!/bin/sh
+# test_serve.sh - `emerge serve` as a process: it listens on loopback
+# (--port 0 prints the port it got), answers /health, /v1/models and
+# completions, rejects malformed JSON with a 400 and a JSON error body,
+# refuses bad command lines, and stops cleanly on SIGTERM.
+#
+# Uses the ASan emerge binary ($EMERGE_BIN), curl and the shared fixture
+# model; every server started here is stopped by the EXIT trap.
+set -u
+BIN=${EMERGE_BIN:-build/asan/emerge}
+SHARED=${EMERGE_SHARED:-../shared}
+MODEL=$SHARED/fixtures/gguf/tiny-llama-f32.gguf
+missing() {
+    if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then echo "FAIL serve_cli: $1"; exit 1; fi
+    echo "SKIP serve_cli: $1"; exit 0
+}
+[ -x "$BIN" ] || { echo "FAIL serve_cli: no emerge binary at $BIN"; exit 1; }
+[ -f "$MODEL" ] || missing "no $MODEL"
+command -v curl >/dev/null || missing "no curl"
+
+tmp=$(mktemp -d)
+pid=
+cleanup() {
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail=0
+check() { # name, condition result (0 = ok), detail
+    if [ "$2" -eq 0 ]; then echo "PASS $1"; else echo "FAIL $1: $3"; fail=1; fi
+}
+
+# Bad command lines: exit 2 with a message, nothing left running.
+"$BIN" serve >"$tmp/o" 2>&1; rc=$?
+check serve_cli_no_model "$([ $rc -eq 2 ] && grep -q usage "$tmp/o"; echo $?)" "rc $rc"
+"$BIN" serve "$MODEL" --port 70000 >"$tmp/o" 2>&1; rc=$?
+check serve_cli_bad_port "$([ $rc -eq 2 ] && grep -q -- "--port" "$tmp/o"; echo $?)" "rc $rc"
+"$BIN" serve "$tmp/none.gguf" --port 0 >"$tmp/o" 2>&1; rc=$?
+check serve_cli_no_file "$([ $rc -eq 2 ] && grep -q none.gguf "$tmp/o"; echo $?)" "rc $rc: $(cat "$tmp/o")"
+
+"$BIN" serve "$MODEL" --port 0 --threads 1 --max-body 2000 --stats 2>"$tmp/err" &
+pid=$!
+port=
+i=0
+while [ $i -lt 300 ] && [ -z "$port" ]; do
+    port=$(sed -n 's/^emerge serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)\/v1$/\1/p' "$tmp/err")
+    kill -0 "$pid" 2>/dev/null || break
+    [ -n "$port" ] || sleep 0.1
+    i=$((i + 1))
+done
+if [ -z "$port" ]; then
+    echo "FAIL serve_cli_listen: no 'listening' line: $(cat "$tmp/err")"
+    exit 1
+fi
+echo "PASS serve_cli_listen (port $port)"
+url=http://127.0.0.1:$port
+
+out=$(curl -s "$url/health")
+check serve_cli_health "$(echo "$out" | grep -q '"status":"ok"'; echo $?)" "$out"
+out=$(curl -s "$url/v1/models")
+check serve_cli_models "$(echo "$out" | grep -q '"id":"tiny-llama-f32.gguf"'; echo $?)" "$out"
+out=$(curl -s -d '{"prompt":"Hello world","max_tokens":4,"temperature":0,"seed":1}' "$url/v1/completions")
+check serve_cli_completion "$(echo "$out" | grep -q '"completion_tokens":4'; echo $?)" "$out"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -d '{"prompt": "x",' "$url/v1/completions")
+check serve_cli_malformed "$([ "$code" = 400 ] && grep -q '"type":"invalid_request_error"' "$tmp/body"; echo $?)" "$code $(cat "$tmp/body")"
+big=$(head -c 3000 /dev/zero | tr '\0' a)
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -d "{\"prompt\":\"$big\"}" "$url/v1/completions")
+check serve_cli_max_body "$([ "$code" = 413 ]; echo $?)" "$code $(cat "$tmp/body")"
+
+kill -TERM "$pid"
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if kill -0 "$pid" 2>/dev/null; then
+    check serve_cli_sigterm 1 "still running 10 s after SIGTERM"
+else
+    wait "$pid"; rc=$?
+    pid=
+    check serve_cli_sigterm "$([ $rc -eq 0 ] && grep -q "5 requests (2 errors)" "$tmp/err"; echo $?)" "rc $rc: $(tail -2 "$tmp/err")"
+fi
+exit $fail
