@@ -224,29 +224,31 @@ typedef struct bb {
     char pos[1200]; /* scratch for "file:line:col" */
 } bb;
 
+/* Writes "file:line:col" of byte offset off of text into buf. */
+static const char *pos_of(const char *file, const char *text, size_t off, char *buf,
+                          size_t n)
+{
+    int line = 1, col = 1;
+    for (size_t i = 0; i < off && text[i]; i++) {
+        col = text[i] == '\n' ? 1 : col + 1;
+        line += text[i] == '\n';
+    }
+    snprintf(buf, n, "%s:%d:%d", file, line, col);
+    return buf;
+}
+
 /* "file:line:col" of a top-level key's value (its index-th item). */
 static const char *at(bb *L, const char *key, int index)
 {
     size_t off = key ? json_locate(L->text, L->len, key, index, 0) : 0;
-    int line = 1, col = 1;
-    for (size_t i = 0; i < off; i++) {
-        col = L->text[i] == '\n' ? 1 : col + 1;
-        line += L->text[i] == '\n';
-    }
-    snprintf(L->pos, sizeof L->pos, "%s:%d:%d", L->path, line, col);
-    return L->pos;
+    return pos_of(L->path, L->text, off, L->pos, sizeof L->pos);
 }
 
+/* "file:line:col" of a top-level key itself. */
 static const char *at_key(bb *L, const char *key)
 {
     size_t off = json_locate(L->text, L->len, key, -1, 1);
-    int line = 1, col = 1;
-    for (size_t i = 0; i < off; i++) {
-        col = L->text[i] == '\n' ? 1 : col + 1;
-        line += L->text[i] == '\n';
-    }
-    snprintf(L->pos, sizeof L->pos, "%s:%d:%d", L->path, line, col);
-    return L->pos;
+    return pos_of(L->path, L->text, off, L->pos, sizeof L->pos);
 }
 
 /* An optional string field; *out stays NULL when absent. */
@@ -489,22 +491,20 @@ static char *format_query(bb_fmt *f, const char *input, const cJSON *scores)
     return em_buf_take(&b);
 }
 
-static int example_scores(bb *L, int idx, const cJSON *sc, task_example *e)
+static int example_scores(bb *L, const cJSON *sc, task_example *e)
 {
     if (!cJSON_IsObject(sc))
-        return em_errorf(L->err, "%s: examples[%d]: 'target_scores' must be an object "
-                         "of choice to score", at(L, "examples", idx), idx);
+        return em_errorf(L->err, "'target_scores' must be an object of choice to score");
     int n = cJSON_GetArraySize(sc);
     if (n < 1)
-        return em_errorf(L->err, "%s: examples[%d]: 'target_scores' is empty",
-                         at(L, "examples", idx), idx);
+        return em_errorf(L->err, "'target_scores' is empty");
     e->choices = em_calloc((size_t)n, sizeof *e->choices);
     e->choice_scores = em_calloc((size_t)n, sizeof *e->choice_scores);
     const cJSON *c;
     cJSON_ArrayForEach(c, sc) {
         if (!cJSON_IsNumber(c))
-            return em_errorf(L->err, "%s: examples[%d]: target_scores value of '%s' "
-                             "must be a number", at(L, "examples", idx), idx, c->string);
+            return em_errorf(L->err, "target_scores value of '%s' must be a number",
+                             c->string);
         e->choices[e->n_choices] = em_strdup(c->string);
         e->choice_scores[e->n_choices++] = c->valuedouble;
     }
@@ -524,7 +524,7 @@ static void top_choices(task_example *e)
             e->targets[e->n_targets++] = em_strdup(e->choices[i]);
 }
 
-static int example_targets(bb *L, int idx, const cJSON *tg, task_example *e)
+static int example_targets(bb *L, const cJSON *tg, task_example *e)
 {
     if (cJSON_IsString(tg)) {
         strs_push(&e->targets, &e->n_targets, em_strdup(tg->valuestring));
@@ -534,13 +534,13 @@ static int example_targets(bb *L, int idx, const cJSON *tg, task_example *e)
     int ok = cJSON_IsArray(tg) && cJSON_GetArraySize(tg) > 0;
     cJSON_ArrayForEach(c, tg) ok = ok && cJSON_IsString(c);
     if (!ok)
-        return em_errorf(L->err, "%s: examples[%d]: 'target' must be a string or a "
-                         "non-empty list of strings", at(L, "examples", idx), idx);
+        return em_errorf(L->err, "'target' must be a string or a non-empty list of "
+                         "strings");
     cJSON_ArrayForEach(c, tg) strs_push(&e->targets, &e->n_targets, em_strdup(c->valuestring));
     return 0;
 }
 
-static int example_keys_ok(bb *L, int idx, const cJSON *r)
+static int example_keys_ok(bb *L, const cJSON *r)
 {
     const cJSON *c;
     cJSON_ArrayForEach(c, r) {
@@ -549,46 +549,56 @@ static int example_keys_ok(bb *L, int idx, const cJSON *r)
             ok = !strcmp(c->string, example_keys[i]);
         if (!ok) {
             const char *s = ydoc_suggest(c->string, example_keys);
-            return em_errorf(L->err, "%s: examples[%d]: unknown field '%s'%s%s%s "
-                             "(an example has input, target, target_scores, comment)",
-                             at(L, "examples", idx), idx, c->string,
+            return em_errorf(L->err, "unknown field '%s'%s%s%s (an example has input, "
+                             "target, target_scores, comment)", c->string,
                              s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
         }
     }
     return 0;
 }
 
+static int example_fields(bb *L, bb_fmt *f, const cJSON *r, task_example *e);
+
 static int load_example(bb *L, bb_fmt *f, int idx, const cJSON *r, task_example *e)
 {
+    /* e->where is cheap (no line): locating an item scans the file, which
+     * is only worth it for the message of an actual error. */
     char where[1300];
-    snprintf(where, sizeof where, "%s: examples[%d]", at(L, "examples", idx), idx);
+    snprintf(where, sizeof where, "%s: examples[%d]", L->path, idx);
     e->where = em_strdup(where);
     char id[32];
     snprintf(id, sizeof id, "%d", idx);
     e->id = em_strdup(id);
+    int rc = example_fields(L, f, r, e);
+    if (rc)
+        em_error_prefix(L->err, "%s: examples[%d]", at(L, "examples", idx), idx);
+    return rc;
+}
+
+static int example_fields(bb *L, bb_fmt *f, const cJSON *r, task_example *e)
+{
     if (!cJSON_IsObject(r))
-        return em_errorf(L->err, "%s: an example must be an object", where);
-    if (example_keys_ok(L, idx, r))
+        return em_errorf(L->err, "an example must be an object");
+    if (example_keys_ok(L, r))
         return -1;
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(r, "input");
     const cJSON *tg = cJSON_GetObjectItemCaseSensitive(r, "target");
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(r, "target_scores");
     if (!cJSON_IsString(in))
-        return em_errorf(L->err, "%s: %s", where,
-                         in ? "'input' must be a string" : "missing field 'input'");
+        return em_errorf(L->err, "%s", in ? "'input' must be a string"
+                                          : "missing field 'input'");
     e->input = em_strdup(in->valuestring);
-    if (sc && example_scores(L, idx, sc, e))
+    if (sc && example_scores(L, sc, e))
         return -1;
     if (L->t->type == TASK_MULTIPLE_CHOICE) {
         if (!sc)
-            return em_errorf(L->err, "%s: the task's metrics are multiple choice but the "
-                             "example has no 'target_scores'", where);
+            return em_errorf(L->err, "the task's metrics are multiple choice but the "
+                             "example has no 'target_scores'");
         if (e->n_choices < 2)
-            return em_errorf(L->err, "%s: 'target_scores' needs at least 2 choices",
-                             where);
+            return em_errorf(L->err, "'target_scores' needs at least 2 choices");
         top_choices(e);
     } else if (tg) {
-        if (example_targets(L, idx, tg, e))
+        if (example_targets(L, tg, e))
             return -1;
     } else if (sc) {
         /* format_fn's target: the first top-scored choice only. */
@@ -597,7 +607,7 @@ static int load_example(bb *L, bb_fmt *f, int idx, const cJSON *r, task_example 
             best = e->choice_scores[i] > e->choice_scores[best] ? i : best;
         strs_push(&e->targets, &e->n_targets, em_strdup(e->choices[best]));
     } else {
-        return em_errorf(L->err, "%s: missing field 'target' (or 'target_scores')", where);
+        return em_errorf(L->err, "missing field 'target' (or 'target_scores')");
     }
     if (L->t->type != TASK_MULTIPLE_CHOICE && e->n_choices) {
         strs_free(e->choices, e->n_choices);
@@ -913,18 +923,20 @@ static int bbh_examples(bb *L)
     cJSON_ArrayForEach(c, list) {
         task_example *e = &t->examples[t->n_examples++];
         char where[1300], id[32];
-        snprintf(where, sizeof where, "%s: examples[%d]", at(L, "examples", i), i);
-        snprintf(id, sizeof id, "%d", i++);
+        snprintf(where, sizeof where, "%s: examples[%d]", L->path, i);
+        snprintf(id, sizeof id, "%d", i);
         e->where = em_strdup(where);
         e->id = em_strdup(id);
         const cJSON *in = cJSON_GetObjectItemCaseSensitive(c, "input");
         const cJSON *tg = cJSON_GetObjectItemCaseSensitive(c, "target");
         if (!cJSON_IsObject(c) || cJSON_GetArraySize(c) != 2 || !cJSON_IsString(in) ||
             !cJSON_IsString(tg))
-            return em_errorf(L->err, "%s: a BBH example is an object with string "
-                             "fields 'input' and 'target' and nothing else", where);
+            return em_errorf(L->err, "%s: examples[%d]: a BBH example is an object "
+                             "with string fields 'input' and 'target' and nothing else",
+                             at(L, "examples", i), i);
         e->input = em_strdup(in->valuestring);
         strs_push(&e->targets, &e->n_targets, em_strdup(tg->valuestring));
+        i++;
     }
     return 0;
 }
@@ -1011,14 +1023,12 @@ static int load_json_task(const char *path, const char *prompt_path, task **out,
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     int rc = 0;
+    size_t off = end && end >= text ? (size_t)(end - text) : 0;
     if (!root) {
-        size_t off = end && end >= text ? (size_t)(end - text) : 0;
-        int line = 1, col = 1;
-        for (size_t i = 0; i < off; i++) {
-            col = text[i] == '\n' ? 1 : col + 1;
-            line += text[i] == '\n';
-        }
-        rc = em_errorf(err, "%s:%d:%d: invalid JSON", path, line, col);
+        rc = em_errorf(err, "%s: invalid JSON", pos_of(path, text, off, L.pos, sizeof L.pos));
+    } else if (skip_ws(text, len, off) < len) {
+        rc = em_errorf(err, "%s: invalid JSON (text after the top-level value)",
+                       pos_of(path, text, off, L.pos, sizeof L.pos));
     } else if (!cJSON_IsObject(root)) {
         rc = em_errorf(err, "%s:1:1: a BIG-bench task file is a JSON object", path);
     }

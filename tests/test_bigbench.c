@@ -435,6 +435,9 @@ TEST(test_bigbench_errors)
     p = write_tmp(dir, "broken.json", "{\"name\": \"x\",\n \"metrics\": [}");
     check_error(p, "broken.json:2:", "invalid JSON", NULL);
     free(p);
+    p = write_tmp(dir, "trailing.json", "{\"name\": \"x\"}\n{}\n");
+    check_error(p, "trailing.json:1:14", "text after the top-level value", NULL);
+    free(p);
     p = write_tmp(dir, "task.py", "class T: pass\n");
     check_error(p, "task.py", "programmatic BIG-bench tasks", "not supported");
     free(p);
@@ -471,6 +474,77 @@ TEST(test_list_dir)
     CHECK(task_list_dir(empty, &paths, &n, &err) == -1);
     CHECK_HAS(err.msg, "no task files");
     free(empty);
+    free(dir);
+}
+
+/* Random byte edits of every good file: each either loads (and renders
+ * example 0 under every variant that builds) or fails with a message that
+ * names the file; nothing crashes or leaks (ASan, valgrind). */
+TEST(test_mutated_files)
+{
+    static const char *const files[] = {
+        DATA "arith_regex/task.json", DATA "stop_only.json", DATA "default_regex.json",
+        DATA "mc_colors/task.json", DATA "mc_custom.json", DATA "mc_noappend.json",
+        DATA "mc_arith.json", NULL};
+    static const char junk[] = "{}[]\",:0a\\ \n-1.5e9truenull";
+    char *dir = tl_tmpdir();
+    if (!dir)
+        return;
+    uint64_t st = 12345;
+    int loaded = 0, failed = 0;
+    for (int f = 0; files[f]; f++) {
+        char *text;
+        size_t len;
+        em_err err = {{0}};
+        if (em_read_file(files[f], &text, &len, &err)) {
+            CHECK(0);
+            continue;
+        }
+        for (int m = 0; m < 150; m++) {
+            char *mut = malloc(len * 2 + 8);
+            memcpy(mut, text, len + 1);
+            size_t n = len;
+            for (int e = 0; e < 1 + (int)(em_splitmix64(&st) % 3); e++) {
+                size_t at = n ? em_splitmix64(&st) % n : 0;
+                int op = (int)(em_splitmix64(&st) % 3);
+                if (op == 0 && n > 0) { /* delete a short run */
+                    size_t k = 1 + em_splitmix64(&st) % 4;
+                    k = at + k > n ? n - at : k;
+                    memmove(mut + at, mut + at + k, n - at - k + 1);
+                    n -= k;
+                } else if (op == 1) { /* overwrite with a JSON-ish byte */
+                    if (n)
+                        mut[at] = junk[em_splitmix64(&st) % (sizeof junk - 1)];
+                } else { /* insert one */
+                    memmove(mut + at + 1, mut + at, n - at + 1);
+                    mut[at] = junk[em_splitmix64(&st) % (sizeof junk - 1)];
+                    n++;
+                }
+            }
+            char *p = write_tmp(dir, "m.json", mut);
+            task *t = NULL;
+            if (task_load(p, &t, &err) == 0) {
+                loaded++;
+                for (int v = 0; v < t->n_variants; v++) {
+                    task_request *r = NULL;
+                    int nr = 0;
+                    if (task_build_requests(t, &t->variants[v], 0, &r, &nr, &err) == 0)
+                        task_requests_free(r, nr);
+                }
+                char *a = task_extract_answer(t, "1 + 1. 2");
+                free(a);
+                task_free(t);
+            } else {
+                failed++;
+                CHECK_MSG(!strncmp(err.msg, p, strlen(p)), "message without the file: %s",
+                          err.msg);
+            }
+            free(p);
+            free(mut);
+        }
+        free(text);
+    }
+    CHECK(loaded > 0 && failed > 0);
     free(dir);
 }
 
@@ -737,6 +811,7 @@ int main(void)
     RUN(test_hash_and_cot_refusal);
     RUN(test_bigbench_errors);
     RUN(test_list_dir);
+    RUN(test_mutated_files);
     RUN(test_bbh_all_load_and_prompts);
     RUN(test_bbh_answer_only_exemplars);
     RUN(test_bbh_answer_extraction);
