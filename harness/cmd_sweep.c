@@ -29,6 +29,8 @@ static const char sweep_usage[] =
     "storing requests, responses and per-example scores in the SQLite file.\n"
     "Responses are cached: re-running (also after a crash) only sends what is\n"
     "missing or failed, and gives the same scores.\n"
+    "  --tasks LIST   task files (YAML, or BIG-bench .json named one by one)\n"
+    "                 and directories (every *.yaml in them), comma-separated\n"
     "  --limit N      first N examples of each task\n"
     "  --batch N      about N requests per backend call (default 32): each\n"
     "                 batch is a fixed run of consecutive examples, the same\n"
