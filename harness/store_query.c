@@ -85,6 +85,30 @@ static int q_validate(store_query *q, em_err *err)
     return 0;
 }
 
+/* The file: URI that opens path read-only. Without a -wal file beside
+ * it every committed page is in the main file, and "immutable" reads it
+ * without the -wal/-shm files a read-only WAL connection would otherwise
+ * create and leave behind (a committed baseline must stay one file).
+ * With a -wal file (a store still open elsewhere) it is read normally. */
+static char *open_uri(const char *path)
+{
+    em_buf b = {0};
+    em_buf_puts(&b, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (*p == '?' || *p == '#' || *p == '%' || *p < 0x20 || *p == 0x7F)
+            em_buf_printf(&b, "%%%02X", *p);
+        else
+            em_buf_putc(&b, (char)*p);
+    }
+    em_buf wal = {0};
+    em_buf_printf(&wal, "%s-wal", path);
+    struct stat sb;
+    if (stat(wal.s, &sb) != 0)
+        em_buf_puts(&b, "?immutable=1");
+    em_buf_free(&wal);
+    return em_buf_take(&b);
+}
+
 int store_query_open(const char *path, store_query **out, em_err *err)
 {
     struct stat sb;
@@ -94,7 +118,11 @@ int store_query_open(const char *path, store_query **out, em_err *err)
         return em_errorf(err, "%s: not a regular file", path);
     store_query *q = em_calloc(1, sizeof *q);
     q->path = em_strdup(path);
-    if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    char *uri = open_uri(path);
+    int orc = sqlite3_open_v2(uri, &q->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
+                              NULL);
+    free(uri);
+    if (orc != SQLITE_OK) {
         em_errorf(err, "%s: cannot open database: %s", path,
                   q->db ? sqlite3_errmsg(q->db) : "out of memory");
         store_query_close(q);

@@ -353,6 +353,48 @@ TEST(test_cli_errors)
     free(out);
 }
 
+/* A check leaves a database as it found it: no -wal/-shm files beside a
+ * baseline (it may be committed), and odd characters in the path work. */
+TEST(test_read_only)
+{
+    char *out = NULL;
+    CHECK_INT(tl_sh(NULL, "cp %s/base.sqlite '%s/we?ird#%%20.sqlite'", dir, dir), 0);
+    int rc = tl_sh(&out, "%s check --baseline '%s/we?ird#%%20.sqlite' --db "
+                   "%s/base.sqlite 2>&1", bin(), dir, dir);
+    CHECK_INT(rc, 0);
+    CHECK_HAS(out, "16 compared, 0 regressions");
+    free(out);
+    CHECK_INT(tl_sh(NULL, "ls %s | grep -q -- '-wal\\|-shm'", dir), 1);
+}
+
+/* examples/ci: the committed baseline matches a fresh sweep of the
+ * replayed family, and pointing ci-1b at ci-100m's recorded answers is a
+ * regression the example job reports through its exit status and JUnit. */
+TEST(test_ci_example)
+{
+    char *out = NULL;
+    int rc = tl_sh(&out, "EMERGE_BIN=%s sh examples/ci/ci.sh %s/ci 2>&1", bin(), dir);
+    CHECK_MSG(rc == 0, "ci.sh exit %d: %s", rc, out ? out : "");
+    CHECK_HAS(out, "6 compared, 0 regressions");
+    free(out);
+    CHECK_INT(tl_sh(NULL, "test -s %s/ci/junit.xml && test -s %s/ci/summary.md "
+                    "&& test -s %s/ci/report/index.html", dir, dir, dir), 0);
+    CHECK_INT(tl_sh(NULL, "cp -r examples/ci %s/ci2 && sed -i "
+                    "'s|replay/ci-1b.jsonl|replay/ci-100m.jsonl|' %s/ci2/family.yaml",
+                    dir, dir), 0);
+    rc = tl_sh(&out, "EMERGE_CI_DIR=%s/ci2 EMERGE_BIN=%s sh examples/ci/ci.sh "
+               "%s/ci2/out 2>&1", dir, bin(), dir);
+    CHECK_INT(rc, 1);
+    CHECK_HAS(out, "REGRESSION");
+    free(out);
+    char *xml = NULL, path[512];
+    snprintf(path, sizeof path, "%s/ci2/out/junit.xml", dir);
+    em_err err;
+    CHECK_INT(em_read_file(path, &xml, NULL, &err), 0);
+    CHECK_HAS(xml, "name=\"ci-1b\" time=\"0\">\n      <failure");
+    free(xml);
+}
+
 int main(void)
 {
     RUN(test_setup);
@@ -363,6 +405,10 @@ int main(void)
     RUN(test_paired_subset);
     RUN(test_cli_outputs);
     RUN(test_cli_errors);
+    RUN(test_read_only);
+    RUN(test_ci_example);
+    if (dir)
+        tl_sh(NULL, "rm -rf '%s'", dir);
     free(dir);
     return tl_summary();
 }

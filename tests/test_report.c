@@ -412,6 +412,8 @@ int main(void)
     RUN(test_figures);
     RUN(test_cli_plot);
     RUN(test_cli_report);
+    if (dir)
+        tl_sh(NULL, "rm -rf '%s'", dir);
     free(dir);
     return tl_summary();
 }
