@@ -117,7 +117,8 @@ int quant_supported(ggml_type t)
 {
     switch (t) {
     case GGML_F32: case GGML_F16: case GGML_BF16: case GGML_Q8_0:
-    case GGML_Q4_0: case GGML_Q4_K: case GGML_Q6_K:
+    case GGML_Q4_0: case GGML_Q4_K: case GGML_Q6_K: case GGML_Q4_1:
+    case GGML_Q5_0: case GGML_Q5_1:
         return 1;
     default:
         return 0;
@@ -145,6 +146,59 @@ static void deq_q4_0(const blk_q4_0 *b, float *y, int64_t nb)
             y[j] = d * ((b[i].qs[j] & 0xF) - 8);
             y[j + 16] = d * ((b[i].qs[j] >> 4) - 8);
         }
+    }
+}
+
+/* The 32 quants of a Q4_1/Q5_0/Q5_1 block, unsigned (0..15 / 0..31):
+ * low nibbles are elements 0..15, high nibbles 16..31; for the 5-bit
+ * types bit j of qh is the fifth bit of element j. */
+static void q4_values(const uint8_t *qs, uint8_t *v)
+{
+    for (int j = 0; j < 16; j++) {
+        v[j] = qs[j] & 0xF;
+        v[j + 16] = qs[j] >> 4;
+    }
+}
+
+static void q5_values(const uint8_t *qs, const uint8_t *qh, uint8_t *v)
+{
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    q4_values(qs, v);
+    for (int j = 0; j < 32; j++)
+        v[j] |= (uint8_t)(((h >> j) & 1) << 4);
+}
+
+static void deq_q4_1(const blk_q4_1 *b, float *y, int64_t nb)
+{
+    uint8_t v[32];
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        float d = f16(b[i].d), m = f16(b[i].m);
+        q4_values(b[i].qs, v);
+        for (int j = 0; j < 32; j++)
+            y[j] = v[j] * d + m;
+    }
+}
+
+static void deq_q5_0(const blk_q5_0 *b, float *y, int64_t nb)
+{
+    uint8_t v[32];
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        float d = f16(b[i].d);
+        q5_values(b[i].qs, b[i].qh, v);
+        for (int j = 0; j < 32; j++)
+            y[j] = (v[j] - 16) * d;
+    }
+}
+
+static void deq_q5_1(const blk_q5_1 *b, float *y, int64_t nb)
+{
+    uint8_t v[32];
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        float d = f16(b[i].d), m = f16(b[i].m);
+        q5_values(b[i].qs, b[i].qh, v);
+        for (int j = 0; j < 32; j++)
+            y[j] = v[j] * d + m;
     }
 }
 
@@ -207,6 +261,9 @@ void quant_dequantize_row(ggml_type t, const void *row, float *out, int64_t n)
     case GGML_Q4_0: deq_q4_0(row, out, n / QK4_0); break;
     case GGML_Q4_K: deq_q4_k(row, out, n / QK_K); break;
     case GGML_Q6_K: deq_q6_k(row, out, n / QK_K); break;
+    case GGML_Q4_1: deq_q4_1(row, out, n / 32); break;
+    case GGML_Q5_0: deq_q5_0(row, out, n / 32); break;
+    case GGML_Q5_1: deq_q5_1(row, out, n / 32); break;
     default:
         memset(out, 0, (size_t)n * sizeof(float));
         break;
@@ -262,6 +319,70 @@ static void quant_q4_0(const float *x, blk_q4_0 *b, int64_t nb)
             q1 = q1 > 15 ? 15 : q1;
             b[i].qs[j] = (uint8_t)(q0 | q1 << 4);
         }
+    }
+}
+
+/* ggml's reference Q4_1/Q5_1: min and range per block, nmax = 15 / 31. */
+static void quant_min_range(const float *x, int nmax, uint16_t *d16,
+                            uint16_t *m16, uint8_t *v)
+{
+    float lo = x[0], hi = x[0];
+    for (int j = 1; j < 32; j++) {
+        lo = x[j] < lo ? x[j] : lo;
+        hi = x[j] > hi ? x[j] : hi;
+    }
+    float d = (hi - lo) / nmax, id = d ? 1.0f / d : 0.0f;
+    *d16 = quant_f32_to_f16(d);
+    *m16 = quant_f32_to_f16(lo);
+    for (int j = 0; j < 32; j++) {
+        int q = (int)((x[j] - lo) * id + 0.5f);
+        v[j] = (uint8_t)(q < 0 ? 0 : q > nmax ? nmax : q);
+    }
+}
+
+static void pack_nibbles(const uint8_t *v, uint8_t *qs, uint8_t *qh)
+{
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++)
+        qs[j] = (uint8_t)((v[j] & 0xF) | (v[j + 16] & 0xF) << 4);
+    for (int j = 0; j < 32; j++)
+        h |= (uint32_t)((v[j] >> 4) & 1) << j;
+    if (qh)
+        memcpy(qh, &h, 4);
+}
+
+static void quant_q4_1(const float *x, blk_q4_1 *b, int64_t nb)
+{
+    uint8_t v[32];
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        quant_min_range(x, 15, &b[i].d, &b[i].m, v);
+        pack_nibbles(v, b[i].qs, NULL);
+    }
+}
+
+static void quant_q5_1(const float *x, blk_q5_1 *b, int64_t nb)
+{
+    uint8_t v[32];
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        quant_min_range(x, 31, &b[i].d, &b[i].m, v);
+        pack_nibbles(v, b[i].qs, b[i].qh);
+    }
+}
+
+/* ggml's reference Q5_0: the value of largest magnitude maps to -16. */
+static void quant_q5_0(const float *x, blk_q5_0 *b, int64_t nb)
+{
+    uint8_t v[32];
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float max;
+        amax_of(x, 32, &max);
+        float d = max / -16, id = d ? 1.0f / d : 0.0f;
+        b[i].d = quant_f32_to_f16(d);
+        for (int j = 0; j < 32; j++) {
+            int q = (int)(int8_t)(x[j] * id + 16.5f);
+            v[j] = (uint8_t)(q > 31 ? 31 : q < 0 ? 0 : q);
+        }
+        pack_nibbles(v, b[i].qs, b[i].qh);
     }
 }
 
@@ -444,6 +565,9 @@ size_t quant_quantize_row(ggml_type t, const float *x, void *out, int64_t n)
     case GGML_Q4_K: quant_q4_k(x, out, n / QK_K); break;
     case GGML_Q6_K: quant_q6_k(x, out, n / QK_K); break;
     case GGML_Q8_K: quant_q8_k(x, out, n / QK_K); break;
+    case GGML_Q4_1: quant_q4_1(x, out, n / 32); break;
+    case GGML_Q5_0: quant_q5_0(x, out, n / 32); break;
+    case GGML_Q5_1: quant_q5_1(x, out, n / 32); break;
     default:
         return 0;
     }
@@ -456,7 +580,8 @@ size_t quant_quantize_row(ggml_type t, const float *x, void *out, int64_t n)
 
 static int is_q8_0_family(ggml_type t)
 {
-    return t == GGML_Q8_0 || t == GGML_Q4_0;
+    return t == GGML_Q8_0 || t == GGML_Q4_0 || t == GGML_Q4_1 ||
+           t == GGML_Q5_0 || t == GGML_Q5_1;
 }
 
 static int is_k_family(ggml_type t)
@@ -467,7 +592,7 @@ static int is_k_family(ggml_type t)
 static size_t act_row_bytes(ggml_type t, int64_t n)
 {
     if (is_q8_0_family(t))
-        return (size_t)(3 * qa_npad(n));   /* qs + dv + cv */
+        return (size_t)(4 * qa_npad(n));   /* qs + dv + cv + sv */
     if (is_k_family(t))
         return (size_t)(n / QK_K) * sizeof(blk_q8_k);
     return (size_t)n * sizeof(float);
@@ -481,6 +606,7 @@ static void act_q8_0_scalar(const float *x, int64_t n, int k, qa_q8_row v)
     memset(v.qs, 0, (size_t)np);
     memset(v.dv, 0, (size_t)np);
     memset(v.cv, 0, (size_t)np);
+    memset(v.sv, 0, (size_t)np);
     for (int64_t b = 0; b < nb; b++) {
         uint16_t d;
         int8_t *qs = v.qs + b * QK8_0;
@@ -492,6 +618,7 @@ static void act_q8_0_scalar(const float *x, int64_t n, int k, qa_q8_row v)
         for (int j = 0; j < 8; j++)
             v.dv[lane + j] = f16(d);
         v.cv[lane] = -k * sum;
+        v.sv[lane] = f16(quant_f32_to_f16(f16(d) * (float)sum));
     }
 }
 
@@ -529,8 +656,9 @@ void quant_act_prepare(quant_act *a, ggml_type wtype, const float *x,
         case GGML_F16: case GGML_BF16:
             k->act_round(wtype, xr, f, n);
             break;
-        case GGML_Q8_0: case GGML_Q4_0:
-            k->act_q8_0(xr, n, wtype == GGML_Q8_0 ? 128 : 8, qa_q8_view(a, r));
+        case GGML_Q8_0: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q5_0:
+        case GGML_Q5_1:
+            k->act_q8_0(xr, n, qa_q8_k(wtype), qa_q8_view(a, r));
             break;
         case GGML_Q4_K: case GGML_Q6_K:
             k->act_q8_k(xr, (blk_q8_k *)dst, n / QK_K);
@@ -621,6 +749,42 @@ static float dot_q4_0(const blk_q4_0 *w, qa_q8_row a, int64_t n)
     return sum;
 }
 
+/* Q4_1/Q5_0/Q5_1: sum over blocks of d*da*sum(q*a) (+ m*s, the min
+ * term with the activation's F16 "s" as in ggml's Q8_1; Q5_0 instead
+ * subtracts 16 from each quant). */
+static float dot_q5_family(ggml_type t, const void *w, qa_q8_row a, int64_t n)
+{
+    float sum = 0;
+    uint8_t v[32];
+    for (int64_t b = 0; b < n / 32; b++) {
+        const int8_t *q = a.qs + b * 32;
+        float d, m = 0;
+        int off = 0;
+        if (t == GGML_Q4_1) {
+            const blk_q4_1 *x = (const blk_q4_1 *)w + b;
+            q4_values(x->qs, v);
+            d = f16(x->d);
+            m = f16(x->m);
+        } else if (t == GGML_Q5_1) {
+            const blk_q5_1 *x = (const blk_q5_1 *)w + b;
+            q5_values(x->qs, x->qh, v);
+            d = f16(x->d);
+            m = f16(x->m);
+        } else {
+            const blk_q5_0 *x = (const blk_q5_0 *)w + b;
+            q5_values(x->qs, x->qh, v);
+            d = f16(x->d);
+            off = 16;
+        }
+        int s = 0;
+        for (int j = 0; j < 32; j++)
+            s += (v[j] - off) * q[j];
+        int64_t lane = (b / 2) * 16 + (b & 1) * 8;
+        sum += d * a.dv[lane] * (float)s + m * a.sv[lane];
+    }
+    return sum;
+}
+
 static float dot_q4_k(const blk_q4_k *w, const blk_q8_k *a, int64_t n)
 {
     float sum = 0;
@@ -682,10 +846,14 @@ SCALAR_GEMM(gemm_q8_0, dot_q8_0(wr, qa_q8_view(a, r), n))
 SCALAR_GEMM(gemm_q4_0, dot_q4_0(wr, qa_q8_view(a, r), n))
 SCALAR_GEMM(gemm_q4_k, dot_q4_k(wr, (const blk_q8_k *)ROW(a, r), n))
 SCALAR_GEMM(gemm_q6_k, dot_q6_k(wr, (const blk_q8_k *)ROW(a, r), n))
+SCALAR_GEMM(gemm_q4_1, dot_q5_family(GGML_Q4_1, wr, qa_q8_view(a, r), n))
+SCALAR_GEMM(gemm_q5_0, dot_q5_family(GGML_Q5_0, wr, qa_q8_view(a, r), n))
+SCALAR_GEMM(gemm_q5_1, dot_q5_family(GGML_Q5_1, wr, qa_q8_view(a, r), n))
 
 const quant_kernels quant_scalar_kernels = {
     "scalar", gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0,
-    gemm_q4_k, gemm_q6_k, act_q8_0_scalar, quant_q8_k, act_round_scalar,
+    gemm_q4_k, gemm_q6_k, gemm_q4_1, gemm_q5_0, gemm_q5_1,
+    act_q8_0_scalar, quant_q8_k, act_round_scalar,
 };
 
 /* ---------------------------------------------------------------- */
@@ -783,6 +951,9 @@ void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
     case GGML_Q4_0: f = k->q4_0; break;
     case GGML_Q4_K: f = k->q4_k; break;
     case GGML_Q6_K: f = k->q6_k; break;
+    case GGML_Q4_1: f = k->q4_1; break;
+    case GGML_Q5_0: f = k->q5_0; break;
+    case GGML_Q5_1: f = k->q5_1; break;
     default: break;
     }
     if (!f || a->wtype != wtype || a->n != n_in || i1 <= i0 || !a->rows)

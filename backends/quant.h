@@ -1,6 +1,7 @@
 /*
  * quant.h - tensor element types: conversion, dequantisation and dot
- * products for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K.
+ * products for F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K (and Q4_1, Q5_0,
+ * Q5_1).
  *
  * Owns: the block layouts of ggml's quantised types (as GGUF stores them),
  * scalar reference kernels and SIMD kernels (AVX2/FMA, AVX-512) chosen at
@@ -9,7 +10,8 @@
  * The hot operation of the engine is quant_matmul: y = W x for a weight
  * matrix W of a stored type and F32 activations. Quantised types follow
  * llama.cpp's scheme of quantising the activations to 8 bits (Q8_0 for
- * Q4_0/Q8_0, Q8_K for the K-quants) before the integer dot product, so
+ * Q4_0/Q8_0/Q5_0, Q8_1-like for Q4_1/Q5_1, Q8_K for the K-quants) before
+ * the integer dot product, so
  * results match llama.cpp's reference logits closely.
  */
 #ifndef EMERGE_QUANT_H
@@ -31,8 +33,9 @@ int quant_supported(ggml_type t);
 /* Dequantises row (n elements, n a multiple of the block size) to F32. */
 void quant_dequantize_row(ggml_type t, const void *row, float *out, int64_t n);
 
-/* Quantises n F32 values to type t (Q8_0, Q4_0, Q4_K, Q6_K, F16, BF16,
- * F32); used by writers and tests. Returns bytes written. */
+/* Quantises n F32 values to type t (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
+ * Q6_K, Q8_K, F16, BF16, F32); used by writers and tests. Returns bytes
+ * written (0 for a type it cannot write). */
 size_t quant_quantize_row(ggml_type t, const float *x, void *out, int64_t n);
 
 /* Activations prepared once per input row for a weight type: the 8-bit

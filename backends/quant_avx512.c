@@ -1180,6 +1180,7 @@ static T512 void act_q8_0(const float *x, int64_t n, int k, qa_q8_row v)
     memset(v.qs, 0, (size_t)np);
     memset(v.dv, 0, (size_t)np);
     memset(v.cv, 0, (size_t)np);
+    memset(v.sv, 0, (size_t)np);
     for (int64_t b = 0; b < nb; b++) {
         __m512 x0 = _mm512_loadu_ps(x + 32 * b);
         __m512 x1 = _mm512_loadu_ps(x + 32 * b + 16);
@@ -1194,7 +1195,9 @@ static T512 void act_q8_0(const float *x, int64_t n, int k, qa_q8_row v)
         _mm_storeu_si128((__m128i *)(v.qs + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
         int64_t lane = (b / 2) * 16 + (b & 1) * 8;
         _mm256_storeu_ps(v.dv + lane, _mm256_set1_ps(d));
-        v.cv[lane] = -k * _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        v.cv[lane] = -k * sum;
+        v.sv[lane] = _cvtsh_ss((unsigned short)_cvtss_sh(d * (float)sum, 0));
     }
 }
 

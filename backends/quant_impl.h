@@ -32,6 +32,23 @@ typedef struct {
 } blk_q4_0;                          /* 18 bytes */
 
 typedef struct {
+    uint16_t d, m;                   /* value = q * d + m */
+    uint8_t qs[16];
+} blk_q4_1;                          /* 20 bytes */
+
+typedef struct {
+    uint16_t d;                      /* value = (q - 16) * d */
+    uint8_t qh[4];                   /* bit j: 5th bit of element j */
+    uint8_t qs[16];                  /* low nibbles as in Q4_0 */
+} blk_q5_0;                          /* 22 bytes */
+
+typedef struct {
+    uint16_t d, m;                   /* value = q * d + m */
+    uint8_t qh[4];
+    uint8_t qs[16];
+} blk_q5_1;                          /* 24 bytes */
+
+typedef struct {
     uint16_t d;                      /* scale of the 6-bit scales */
     uint16_t dmin;                   /* scale of the 6-bit mins */
     uint8_t scales[12];              /* 8 scales + 8 mins, 6 bits each */
@@ -54,6 +71,9 @@ typedef struct {
 _Static_assert(sizeof(blk_q8_0) == 34, "q8_0 layout");
 _Static_assert(sizeof(blk_q4_0) == 18, "q4_0 layout");
 _Static_assert(sizeof(blk_q4_k) == 144, "q4_k layout");
+_Static_assert(sizeof(blk_q4_1) == 20, "q4_1 layout");
+_Static_assert(sizeof(blk_q5_0) == 22, "q5_0 layout");
+_Static_assert(sizeof(blk_q5_1) == 24, "q5_1 layout");
 _Static_assert(sizeof(blk_q6_k) == 210, "q6_k layout");
 _Static_assert(sizeof(blk_q8_k) == 292, "q8_k layout");
 
@@ -66,7 +86,7 @@ _Static_assert(sizeof(blk_q8_k) == 292, "q8_k layout");
  *                float holding the rounded value gives the same products
  *                and spares the kernels a conversion per use.
  *  BF16 weights: n floats rounded to BF16 precision (same reasoning).
- *  Q8_0/Q4_0 weights: the row quantised like ggml's Q8_0 (scale
+ *  Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 weights: the row quantised like ggml's Q8_0 (scale
  *                amax/127 per 32 values, stored as F16), laid out for
  *                SIMD, in chunks of 64 values (two blocks), npad = n
  *                rounded up to 64, the padding zero:
@@ -75,18 +95,28 @@ _Static_assert(sizeof(blk_q8_k) == 292, "q8_k layout");
  *                        block's scale, lanes 8-15 the second's
  *                  int32 cv[npad/4]: 16 per chunk, lane 0 and lane 8 hold
  *                        -K * (sum of the block's qs), other lanes 0, with
- *                        K = 128 for Q8_0 weights and 8 for Q4_0 weights:
- *                        the correction that lets a u8 x s8 dot product
- *                        (VNNI) stand for the signed one. Scalar kernels
- *                        read only qs and dv.
+ *                        K = 128 for Q8_0 weights, 8 for Q4_0, 16 for
+ *                        Q5_0 and 0 for Q4_1/Q5_1: the correction that
+ *                        lets a u8 x s8 dot product (VNNI) stand for the
+ *                        signed one. Scalar kernels do not read it.
+ *                  float sv[npad/4]: lanes 0 and 8 hold d * sum(qs)
+ *                        rounded to F16 (ggml's Q8_1 "s"), for the
+ *                        min term m * s of Q4_1/Q5_1; other lanes 0.
  *  Q4_K/Q6_K weights: ggml's Q8_K blocks (scale 127/amax per 256).
  */
 static inline int64_t qa_npad(int64_t n) { return (n + 63) / 64 * 64; }
+
+/* K of the cv correction for a Q8_0-family weight type. */
+static inline int qa_q8_k(ggml_type t)
+{
+    return t == GGML_Q8_0 ? 128 : t == GGML_Q4_0 ? 8 : t == GGML_Q5_0 ? 16 : 0;
+}
 
 typedef struct {
     int8_t *qs;
     float *dv;
     int32_t *cv;
+    float *sv;
 } qa_q8_row;
 
 static inline qa_q8_row qa_q8_view(const quant_act *a, int64_t r)
@@ -94,7 +124,7 @@ static inline qa_q8_row qa_q8_view(const quant_act *a, int64_t r)
     int64_t np = qa_npad(a->n);
     char *base = (char *)a->data + (size_t)r * a->row_bytes;
     qa_q8_row v = {(int8_t *)base, (float *)(base + np),
-                   (int32_t *)(base + np + np)};
+                   (int32_t *)(base + 2 * np), (float *)(base + 3 * np)};
     return v;
 }
 
@@ -115,7 +145,7 @@ typedef void (*quant_act_round_fn)(ggml_type t, const float *x, float *y,
 
 typedef struct {
     const char *name;
-    quant_gemm_fn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;
+    quant_gemm_fn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k, q4_1, q5_0, q5_1;
     quant_act_q8_0_fn act_q8_0;
     quant_act_q8_k_fn act_q8_k;
     quant_act_round_fn act_round;

@@ -138,7 +138,8 @@ TEST(bf16_conversions)
 /* ---- quantise / dequantise ---------------------------------------- */
 
 static const ggml_type all_types[] = {GGML_F32, GGML_F16, GGML_BF16,
-    GGML_Q8_0, GGML_Q4_0, GGML_Q4_K, GGML_Q6_K};
+    GGML_Q8_0, GGML_Q4_0, GGML_Q4_K, GGML_Q6_K, GGML_Q4_1, GGML_Q5_0,
+    GGML_Q5_1};
 #define N_TYPES (int)(sizeof all_types / sizeof all_types[0])
 
 /* Largest |error| allowed for one value of a block with largest
@@ -152,6 +153,11 @@ static double max_err(ggml_type t, double amax)
     /* half a step, plus 127 times the F16 rounding of the scale */
     case GGML_Q8_0: return amax / 127 * (0.5 + 127 * ldexp(1, -11));
     case GGML_Q4_0: return amax / 8 * 1.01;           /* one step: +max side */
+    case GGML_Q5_0: return amax / 16 * 1.01;
+    /* half a step of range/15 (range/31), the min's F16 rounding, and
+     * the step's own F16 rounding times 15 (31) */
+    case GGML_Q4_1: return 2 * amax / 15 * (0.5 + 15 * ldexp(1, -11)) + amax * ldexp(1, -11);
+    case GGML_Q5_1: return 2 * amax / 31 * (0.5 + 31 * ldexp(1, -11)) + amax * ldexp(1, -11);
     case GGML_Q4_K: return amax / 15 * 2.0;           /* range/15 steps */
     case GGML_Q6_K: return amax / 32 * 1.1;
     default: return 0;
@@ -185,8 +191,9 @@ TEST(roundtrip_bounds)
         }
         CHECK_MSG(bad == 0, "%s: %d values beyond the bound", ggml_type_name(t), bad);
         double rel = sqrt(se / sx);
-        double lim = t == GGML_Q4_0 || t == GGML_Q4_K ? 0.12 :
-                     t == GGML_Q6_K ? 0.04 : t == GGML_Q8_0 ? 0.01 : 0.005;
+        double lim = t == GGML_Q4_0 || t == GGML_Q4_K || t == GGML_Q4_1 ? 0.12 :
+                     t == GGML_Q6_K || t == GGML_Q5_0 || t == GGML_Q5_1 ? 0.06 :
+                     t == GGML_Q8_0 ? 0.01 : 0.005;
         CHECK_MSG(rel < lim, "%s: relative rms error %g >= %g", ggml_type_name(t), rel, lim);
     }
     /* All-zero input stays zero. */
@@ -226,6 +233,37 @@ TEST(dequantize_hand_blocks)
     CHECK_NEAR(y[15], 14, 0);
     CHECK_NEAR(y[16], 14, 0);
     CHECK_NEAR(y[31], -16, 0);
+    /* Q4_1: d = 0.5, m = -1; byte 0 = 0xF3 -> elem 0: 3, elem 16: 15 */
+    memset(b, 0, sizeof b);
+    h = quant_f32_to_f16(0.5f); memcpy(b, &h, 2);
+    h = quant_f32_to_f16(-1.0f); memcpy(b + 2, &h, 2);
+    b[4] = 0xF3;
+    quant_dequantize_row(GGML_Q4_1, b, y, 32);
+    CHECK_NEAR(y[0], 0.5, 0);
+    CHECK_NEAR(y[16], 6.5, 0);
+    CHECK_NEAR(y[1], -1, 0);
+    /* Q5_0: d = 1; qh bits 3 and 20 set; qs[3] = 0x21, qs[4] = 0x50:
+     * elem 3 = (1|16)-16, elem 19 = 2-16, elem 4 = -16, elem 20 = (5|16)-16 */
+    memset(b, 0, sizeof b);
+    h = quant_f32_to_f16(1.0f); memcpy(b, &h, 2);
+    uint32_t qh = 1u << 3 | 1u << 20;
+    memcpy(b + 2, &qh, 4);
+    b[6 + 3] = 0x21;
+    b[6 + 4] = 0x50;
+    quant_dequantize_row(GGML_Q5_0, b, y, 32);
+    CHECK_NEAR(y[3], 1, 0);
+    CHECK_NEAR(y[19], -14, 0);
+    CHECK_NEAR(y[4], -16, 0);
+    CHECK_NEAR(y[20], 5, 0);
+    /* Q5_1: d = 2, m = 0.25, same quants: elem 3 = 17*2 + 0.25 */
+    memset(b, 0, sizeof b);
+    h = quant_f32_to_f16(2.0f); memcpy(b, &h, 2);
+    h = quant_f32_to_f16(0.25f); memcpy(b + 2, &h, 2);
+    memcpy(b + 4, &qh, 4);
+    b[8 + 3] = 0x21;
+    quant_dequantize_row(GGML_Q5_1, b, y, 32);
+    CHECK_NEAR(y[3], 34.25, 0);
+    CHECK_NEAR(y[19], 4.25, 0);
     /* Q4_K: d = 1, dmin = 0.5; sub-block 5's scale 37 = 0b100101 and min
      * 44 = 0b101100 are split across bytes 9, 1 (scale high bits) and 5
      * (min high bits); all quants 3 except byte 64+l (sub-blocks 4, 5). */
@@ -398,6 +436,8 @@ static const mm_case mm_cases[] = {
     {GGML_BF16, 768}, {GGML_Q8_0, 160}, {GGML_Q8_0, 768},
     {GGML_Q4_0, 160}, {GGML_Q4_0, 768}, {GGML_Q4_0, 96},
     {GGML_Q4_K, 256}, {GGML_Q4_K, 768}, {GGML_Q6_K, 256}, {GGML_Q6_K, 768},
+    {GGML_Q4_1, 160}, {GGML_Q4_1, 768}, {GGML_Q5_0, 160}, {GGML_Q5_0, 768},
+    {GGML_Q5_1, 160}, {GGML_Q5_1, 768},
 };
 #define N_MM (int)(sizeof mm_cases / sizeof mm_cases[0])
 
@@ -505,9 +545,18 @@ TEST(matmul_vs_dequantised_reference)
             for (int i = 0; i < m; i++) {
                 double ref = 0, bound = 0;
                 for (int64_t b = 0; b < n; b += bs) {
-                    double amax = 0;
-                    for (int j = 0; j < bs; j++)
+                    double amax = 0, wmax = 0, xsum = 0;
+                    for (int j = 0; j < bs; j++) {
                         amax = fmax(amax, fabs(x[r * n + b + j]));
+                        wmax = fmax(wmax, fabs(deq[i * n + b + j]));
+                        xsum += fabs(x[r * n + b + j]);
+                    }
+                    /* Q4_1/Q5_1 split w = q*d + m: the two parts can
+                     * each be up to 2 wmax, and the activation sum "s"
+                     * is rounded to F16. */
+                    int split = t == GGML_Q4_1 || t == GGML_Q5_1;
+                    if (split)
+                        bound += wmax * xsum * ldexp(1, -11);
                     for (int j = 0; j < bs; j++) {
                         double wv = deq[i * n + b + j], xv = x[r * n + b + j];
                         ref += wv * xv;
@@ -515,7 +564,8 @@ TEST(matmul_vs_dequantised_reference)
                             t == GGML_F16 ? fabs(xv) * ldexp(1, -11) :
                             t == GGML_BF16 ? fabs(xv) * ldexp(1, -8) :
                             amax / 127 * (0.5 + 127 * ldexp(1, -11));
-                        bound += fabs(wv) * ex + fabs(wv * xv) * 1e-5;
+                        bound += (fabs(wv) + (split ? 3 * wmax : 0)) * ex +
+                                 fabs(wv * xv) * 1e-5;
                     }
                 }
                 double e = fabs(got[r * (m + 3) + i] - ref);
@@ -524,9 +574,6 @@ TEST(matmul_vs_dequantised_reference)
                             ggml_type_name(t), (long long)n, r, i,
                             got[r * (m + 3) + i], ref, bound);
             }
-        /* And the error is not zero where activations are quantised:
-         * the kernels really use the 8-bit copy (a cheap sanity check
-         * that the test measures what it claims). */
         free(got);
         free(x);
         free(w);
@@ -540,7 +587,8 @@ TEST(act_prepare_identical)
 {
     static const char *levels[] = {"avx2", "avx512"};
     static const ggml_type types[] = {GGML_F16, GGML_BF16, GGML_Q8_0,
-                                      GGML_Q4_0, GGML_Q4_K, GGML_Q6_K};
+                                      GGML_Q4_0, GGML_Q4_K, GGML_Q6_K,
+                                      GGML_Q4_1, GGML_Q5_0, GGML_Q5_1};
     const int64_t n = 768, rows = 3;
     float *x = rand_vec(rows * n, 77, 3.0f);
     for (int j = 0; j < 32; j++)
@@ -556,7 +604,7 @@ TEST(act_prepare_identical)
         ggml_type t = types[ti];
         size_t used = t == GGML_F16 || t == GGML_BF16 ? n * 4 :
                       t == GGML_Q4_K || t == GGML_Q6_K ? (n / 256) * 292 :
-                      3 * ((n + 63) / 64 * 64);
+                      4 * ((n + 63) / 64 * 64);
         quant_act ref, got;
         CHECK_INT(quant_set_simd("scalar"), 0);
         quant_act_prepare(&ref, t, x, rows, n);
