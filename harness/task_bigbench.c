@@ -718,6 +718,20 @@ static void add_variant(task *t, const char *name, task_variant_kind kind, int k
         v->few_shot_k = k;
 }
 
+/* Generation budget: enough for the longest target even at one token per
+ * byte (the character-level models of a small family), at least
+ * BB_MAX_TOKENS; a stop string usually ends generation much earlier. */
+static int target_budget(const task *t)
+{
+    size_t most = 0;
+    for (int i = 0; i < t->n_examples; i++)
+        for (int j = 0; j < t->examples[i].n_targets; j++) {
+            size_t n = strlen(t->examples[i].targets[j]);
+            most = n > most ? n : most;
+        }
+    return most + 8 > BB_MAX_TOKENS ? (int)(most + 8) : BB_MAX_TOKENS;
+}
+
 static void builtin_variants(task *t)
 {
     add_variant(t, "standard", VARIANT_STANDARD, -1);
@@ -795,7 +809,7 @@ static int load_bigbench(bb *L)
     /* The prompt ends with example_output_prefix ("\nA: "), space included,
      * and BIG-bench scores each choice right after it. */
     t->continuation_prefix = em_strdup("");
-    t->max_tokens = BB_MAX_TOKENS;
+    t->max_tokens = target_budget(t);
     builtin_variants(t);
     /* BIG-bench's evaluation protocol: 0 (standard), 1, 2 and 3 shots. */
     for (int k = 1; k <= BB_MAX_SHOTS && k < t->n_examples; k++) {
@@ -968,7 +982,7 @@ static int bbh_task(bb *L, const char *prompt_file, const char *prompt_text)
     t->choice_format = em_strdup("  {{choice}}");
     t->continuation_prefix = em_strdup(" ");
     strs_push(&t->stop, &t->n_stop, em_strdup("\n\n"));
-    t->max_tokens = BB_MAX_TOKENS;
+    t->max_tokens = target_budget(t);
     t->answer.norm = NORM_STRIP;
     strs_push(&t->metrics, &t->n_metrics, em_strdup("exact_match"));
     t->preferred_metric = em_strdup("exact_match");
@@ -976,6 +990,12 @@ static int bbh_task(bb *L, const char *prompt_file, const char *prompt_text)
     task_variant *cot = &t->variants[1];
     cot->template = em_strdup("Q: {{input}}\nA: " BBH_COT_TRIGGER);
     cot->example_template = em_strdup("Q: {{input}}\nA: {{rationale}}");
+    /* room for a rationale twice the published ones' length, at one token
+     * per byte; "\n\n" stops a model that ends its answer as they do */
+    for (int i = 0; i < t->n_shots; i++) {
+        int n = 2 * (int)strlen(t->shots[i].rationale);
+        cot->max_tokens = n > cot->max_tokens ? n : cot->max_tokens;
+    }
     baseline(t);
     return compile_answer(L, "examples", BBH_ANSWER_RE);
 }

@@ -636,8 +636,12 @@ TEST(test_bbh_all_load_and_prompts)
         CHECK_INT(t->n_examples, 250);
         CHECK_INT(t->n_shots, 3);
         char *direct = answer_only(body);
+        const task_variant *cv = task_variant_find(t, "cot");
         for (int ex = 0; ex < t->n_examples; ex++) {
             const char *in = t->examples[ex].input;
+            /* room for the answer even at one token per byte */
+            CHECK(t->max_tokens >= (int)strlen(t->examples[ex].targets[0]) + 2);
+            CHECK(cv && cv->max_tokens >= 256);
             char *want = malloc(strlen(body) + strlen(in) + 64);
             sprintf(want, "%s\n\nQ: %s\nA: Let's think step by step.", body, in);
             char *got = gen_prompt(t, "cot", ex);
