@@ -160,14 +160,32 @@ static int load_hparams(model *m, em_err *err)
     return 0;
 }
 
+/* "F32, F16, ..." for the types quant.h computes with. */
+static void supported_types(char *buf, size_t cap)
+{
+    static const ggml_type all[] = {
+        GGML_F32, GGML_F16, GGML_BF16, GGML_Q4_0, GGML_Q4_1, GGML_Q5_0,
+        GGML_Q5_1, GGML_Q8_0, GGML_Q8_1, GGML_Q2_K, GGML_Q3_K, GGML_Q4_K,
+        GGML_Q5_K, GGML_Q6_K, GGML_Q8_K,
+    };
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof all / sizeof all[0] && len < cap; i++)
+        if (quant_supported(all[i]))
+            len += (size_t)snprintf(buf + len, cap - len, "%s%s",
+                                    len ? ", " : "", ggml_type_name(all[i]));
+}
+
 static int check_type(const model *m, const gguf_tensor *t, int64_t n_in,
                       em_err *err)
 {
-    if (!quant_supported(t->type))
+    if (!quant_supported(t->type)) {
+        char types[160];
+        supported_types(types, sizeof types);
         return em_errorf(err, "%s: tensor '%s' has type %s, which emerge "
-                         "cannot compute with (F32, F16, BF16, Q8_0, Q4_0, "
-                         "Q4_K, Q6_K)", m->gguf->path, t->name,
-                         ggml_type_name(t->type));
+                         "cannot compute with (%s)", m->gguf->path, t->name,
+                         ggml_type_name(t->type), types);
+    }
     if (n_in % ggml_block_size(t->type))
         return em_errorf(err, "%s: tensor '%s': row of %lld is not a "
                          "multiple of the %s block size", m->gguf->path,

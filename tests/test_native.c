@@ -283,6 +283,31 @@ TEST(seeded_sampling_reproducible)
     backend_close(b);
 }
 
+/* The sampler itself: greedy, nucleus cut-off, and draws that follow
+ * softmax(logits / T). */
+TEST(sampler_distribution)
+{
+    float lg[4] = {1, 2, 3, 4};
+    sampler *s = sample_build(4);
+    uint64_t rng = 5;
+    CHECK_INT(sample_next(s, lg, 0, 1, &rng), 3);
+    for (int i = 0; i < 50; i++)
+        CHECK_INT(sample_next(s, lg, 1.0, 0.3, &rng), 3); /* p(3) = 0.64 */
+    int cnt[4] = {0};
+    for (int i = 0; i < 4000; i++)
+        cnt[sample_next(s, lg, 1.0, 1.0, &rng)]++;
+    double z = exp(1) + exp(2) + exp(3) + exp(4);
+    for (int k = 0; k < 4; k++)
+        CHECK_NEAR(cnt[k] / 4000.0, exp(k + 1) / z, 0.03);
+    /* top_p 0.9 keeps {3, 2} (0.64 + 0.24 = 0.88 < 0.9) and then 1. */
+    int seen0 = 0;
+    for (int i = 0; i < 2000; i++)
+        seen0 |= sample_next(s, lg, 1.0, 0.9, &rng) == 0;
+    CHECK_INT(seen0, 0);
+    CHECK_NEAR(sample_logprob(lg, 4, 3), 4 - log(z), 1e-6);
+    sample_free(s);
+}
+
 static void expect_open_error(const char *path, const char *want)
 {
     backend_spec spec = {.name = "bad", .backend = "native", .path = (char *)path};
@@ -299,14 +324,14 @@ static void write_tiny(const char *path, const char *arch, ggml_type emb)
     char key[64];
     gguf_writer_set_str(w, "general.architecture", arch);
 #define KEY(s) (snprintf(key, sizeof key, "%s." s, arch), key)
-    gguf_writer_set_u32(w, KEY("embedding_length"), 32);
+    gguf_writer_set_u32(w, KEY("embedding_length"), 256);
     gguf_writer_set_u32(w, KEY("block_count"), 1);
     gguf_writer_set_u32(w, KEY("feed_forward_length"), 64);
     gguf_writer_set_u32(w, KEY("attention.head_count"), 4);
     gguf_writer_set_u32(w, KEY("context_length"), 64);
 #undef KEY
-    int64_t ne[2] = {32, 8};
-    size_t nb = ggml_type_size(emb, 32) * 8;
+    int64_t ne[2] = {256, 8}; /* 256: a whole K-quant block per row */
+    size_t nb = ggml_type_size(emb, 256) * 8;
     char *zero = calloc(1, nb);
     gguf_writer_add_tensor(w, "token_embd.weight", emb, 2, ne, zero, nb);
     em_err err;
@@ -324,8 +349,9 @@ TEST(clear_errors)
     snprintf(p2, sizeof p2, "%s/q5.gguf", dir);
     write_tiny(p1, "mamba", GGML_F32);
     expect_open_error(p1, "unknown architecture 'mamba'");
-    write_tiny(p2, "llama", GGML_Q5_1);
-    expect_open_error(p2, "tensor 'token_embd.weight' has type Q5_1");
+    write_tiny(p2, "llama", GGML_Q2_K);
+    expect_open_error(p2, "tensor 'token_embd.weight' has type Q2_K");
+    expect_open_error(p2, "cannot compute with (F32, F16");
     /* A required tensor that is absent is named. */
     write_tiny(p1, "llama", GGML_F32);
     expect_open_error(p1, "missing tensor 'output_norm.weight'");
@@ -374,6 +400,7 @@ int main(void)
     RUN(greedy_equals_argmax_decoding);
     RUN(stop_strings_and_max_tokens);
     RUN(seeded_sampling_reproducible);
+    RUN(sampler_distribution);
     RUN(clear_errors);
     RUN(info_and_long_inputs);
     return tl_summary();
