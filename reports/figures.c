@@ -345,6 +345,8 @@ static int fig_metrics(const report_data *d, int task, report_fig *f)
                     "score normalised to 0-1 (log-probs: min-max over the family)");
     free(name);
     em_buf_free(&title);
+    f->ymin = -0.05;
+    f->ymax = 1.05;
     for (int i = 0, c = 0; i < d->n_series; i++) {
         const scaling_series *s = &d->series[i];
         if (strcmp(s->task, t->name) || strcmp(s->variant, variant))

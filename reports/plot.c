@@ -246,6 +246,35 @@ static int count_drawable(const report_fig *f, const report_line *l)
     return k;
 }
 
+/* An explicit x range a little wider than the points (gnuplot's own
+ * autoscale rounds a log axis out to whole decades and its offsets do not
+ * pad one), so the first and last models sit clear of the border. */
+static void x_range(const report_fig *f, em_buf *b)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < f->n_lines; i++) {
+        const report_line *l = &f->lines[i];
+        for (int j = 0; j < l->n; j++) {
+            if (!drawable(f, l, j))
+                continue;
+            double x = f->xlog ? log10(l->x[j]) + l->dodge : l->x[j] + l->dodge;
+            lo = x < lo ? x : lo;
+            hi = x > hi ? x : hi;
+        }
+    }
+    if (!(hi >= lo)) {
+        em_buf_puts(b, "set autoscale x\n");
+        return;
+    }
+    double pad = (hi - lo) * 0.05 + (f->xlog ? 0.1 : (hi > lo ? 0 : 1));
+    lo -= pad;
+    hi += pad;
+    if (f->xlog)
+        em_buf_printf(b, "set xrange [%.9g:%.9g]\n", pow(10, lo), pow(10, hi));
+    else
+        em_buf_printf(b, "set xrange [%.9g:%.9g]\n", lo, hi);
+}
+
 static void gp_axes(const report_fig *f, em_buf *b, int small)
 {
     em_buf_puts(b, "set title ");
@@ -263,7 +292,7 @@ static void gp_axes(const report_fig *f, em_buf *b, int small)
         em_buf_printf(b, "set yrange [%.9g:%.9g]\n", f->ymin, f->ymax);
     else
         em_buf_puts(b, "set autoscale y\n");
-    em_buf_puts(b, "set autoscale xfix\nset offsets graph 0.04, graph 0.04, 0, 0\n");
+    x_range(f, b);
     em_buf_puts(b, "unset arrow\n");
     if (small)
         em_buf_puts(b, "unset key\n");
