@@ -289,7 +289,11 @@ static int compile_answer(bb *L, const char *field, const char *pattern)
     int code;
     PCRE2_SIZE off;
     t->answer.pattern = em_strdup(pattern);
-    t->answer_re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, 0, &code,
+    /* Python's re on str: code points, Unicode \d \w \s. Model outputs
+     * may hold invalid UTF-8 (a character split across tokens), which
+     * MATCH_INVALID_UTF tolerates instead of failing every match. */
+    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
+    t->answer_re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts, &code,
                                  &off, NULL);
     if (!t->answer_re) {
         PCRE2_UCHAR msg[256];

@@ -193,6 +193,23 @@ TEST(test_generative_regex_prompts)
     CHECK_ANSWER(t, "13 is the sum. 14", "13");
     CHECK_ANSWER(t, "The answer is -4.", "-4");
     CHECK_ANSWER(t, "no digits here", "");
+    /* invalid UTF-8 in an output does not stop the match */
+    CHECK_ANSWER(t, "\xff\xfe = 12", "12");
+    task_free(t);
+    /* Python's re matches code points with Unicode classes */
+    char *dir = tl_tmpdir();
+    if (!dir)
+        return;
+    char *p2 = write_tmp(dir, "w.json", "{\"name\": \"w\", \"metrics\": [\"exact_str_match\"],"
+                         " \"output_regex\": \"\\\\w+ .\",\n"
+                         " \"examples\": [{\"input\": \"a\", \"target\": \"b\"}]}");
+    t = load(p2);
+    if (t) {
+        CHECK_ANSWER(t, "!! h\xc3\xa9llo \xc3\xa9t\xc3\xa9", "h\xc3\xa9llo \xc3\xa9");
+        CHECK_ANSWER(t, "\xd0\xbc\xd0\xb8\xd1\x80 x", "\xd0\xbc\xd0\xb8\xd1\x80 x");
+    }
+    free(p2);
+    free(dir);
     task_free(t);
 }
 
