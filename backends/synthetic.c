@@ -21,6 +21,10 @@
  *   k         answers the model spreads its mass over (default 4)
  *   spread    decades by which examples' midpoints differ (default 0)
  *   seed      integer mixed into every draw (default 0)
+ *   batch_jitter  j (default 0): adds j * (1000 n + i) to the log-prob of
+ *             request i of a batch of n, imitating an engine whose numbers
+ *             depend on how requests were batched; tests use it to check
+ *             that a resumed sweep sends the same batches as a fresh one
  *
  * With x = log10 N, m = log10 M + spread*(u_q - 0.5) where u_q = U(seed+1, q)
  * is a per-question uniform, and L(z) = 1/(1+exp(-z)):
@@ -60,7 +64,7 @@ typedef enum { SHAPE_SMOOTH, SHAPE_SHARP, SHAPE_INVERSE, SHAPE_FLAT,
 typedef struct syn {
     double x;        /* log10 params */
     syn_shape shape;
-    double m, w, lo, hi, spread;
+    double m, w, lo, hi, spread, jitter;
     int k;
     uint64_t seed;
 } syn;
@@ -106,7 +110,8 @@ static int syn_configure(const backend_spec *sp, syn *s, em_err *err)
     if (opt_num(sp, "midpoint", 1e8, &mid, err) || opt_num(sp, "width", defw, &s->w, err) ||
         opt_num(sp, "floor", 0, &s->lo, err) || opt_num(sp, "ceil", 1, &s->hi, err) ||
         opt_num(sp, "k", 4, &k, err) || opt_num(sp, "spread", 0, &s->spread, err) ||
-        opt_num(sp, "seed", 0, &seed, err))
+        opt_num(sp, "seed", 0, &seed, err) ||
+        opt_num(sp, "batch_jitter", 0, &s->jitter, err))
         return -1;
     if (mid <= 0 || s->w <= 0)
         return em_errorf(err, "synthetic: 'midpoint' and 'width' must be positive");
@@ -261,7 +266,7 @@ static int syn_loglik(void *state, const backend_ll_req *req,
         long long v;
         int right = cont_number(req[i].continuation, &v) == 0 && v == q.answer;
         size_t len = strlen(req[i].continuation);
-        res[i].logprob = log(right ? p : pw);
+        res[i].logprob = log(right ? p : pw) + s->jitter * (1000.0 * n + i);
         res[i].n_tokens = len ? (int)len : 1;
         res[i].is_greedy = right ? p >= pw : pw > p;
         res[i].ok = 1;

@@ -565,6 +565,14 @@ TEST(test_synthetic_loglik_and_shapes)
     backend_gen_res_clear(&gr);
     backend_close(b);
 
+    /* batch_jitter: log-probs depend on the batch (n and position). */
+    b = open_spec("synthetic,params=1e9,midpoint=1e8,width=2,batch_jitter=1e-6");
+    CHECK_INT(backend_loglikelihood(b, rq, rs, 1, &err), 0);
+    CHECK_NEAR(rs[0].logprob, log(p) + 1e-6 * 1000, 1e-12);
+    CHECK_INT(backend_loglikelihood(b, rq, rs, 2, &err), 0);
+    CHECK_NEAR(rs[0].logprob, log(p) + 1e-6 * 2000, 1e-12);
+    backend_close(b);
+
     /* inverse and flat shapes; unknown shape and missing params fail. */
     b = open_spec("synthetic,params=1e12,shape=inverse,midpoint=1e8");
     CHECK_INT(backend_loglikelihood(b, rq, rs, 1, &err), 0);
