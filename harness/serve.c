@@ -97,6 +97,50 @@ static long count_cp(const char *s, size_t n)
     return c;
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
+               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0) ||
+        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))
+        return 0; /* overlong, surrogate, above U+10FFFF */
+    return len;
+}
+
+/* s[0..n) as valid UTF-8 (JSON must be): a byte that starts no valid
+ * sequence - half a character from a byte-fallback token - becomes
+ * U+FFFD, as it does in Python's decode(errors="replace"). Malloc'd. */
+static char *utf8_clean(const char *s, size_t n)
+{
+    em_buf b = {0};
+    for (size_t i = 0; i < n;) {
+        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        if (len && s[i]) {
+            em_buf_put(&b, s + i, len);
+            i += len;
+        } else {
+            em_buf_puts(&b, s[i] ? "\xEF\xBF\xBD" : "");
+            i++;
+        }
+    }
+    return b.s ? em_buf_take(&b) : em_strdup("");
+}
+
+static cJSON *json_text(const char *s, size_t n)
+{
+    char *c = utf8_clean(s, n);
+    cJSON *j = cJSON_CreateString(c);
+    free(c);
+    return j;
+}
+
 static const cJSON *get(const cJSON *o, const char *k)
 {
     return cJSON_GetObjectItemCaseSensitive(o, k);
@@ -605,10 +649,11 @@ static cJSON *top_object(serve *s, const native_score_pos *p, int k)
         char piece[256];
         int len = tok_decode(native_scorer_tok(s->ns), p->top_id[j], piece,
                              sizeof piece);
-        piece[len < 256 ? len : 255] = '\0';
+        char *key = utf8_clean(piece, (size_t)(len < 256 ? len : 255));
         /* Two ids with the same text: keep the likelier (listed first). */
-        if (!get(o, piece))
-            cJSON_AddNumberToObject(o, piece, p->top_lp[j]);
+        if (!get(o, key))
+            cJSON_AddNumberToObject(o, key, p->top_lp[j]);
+        free(key);
     }
     return o;
 }
@@ -617,7 +662,7 @@ static cJSON *top_object(serve *s, const native_score_pos *p, int k)
 static void add_token(serve *s, cJSON *const arr[4], const char *text, long off,
                       const native_score_pos *p, int k)
 {
-    cJSON_AddItemToArray(arr[0], cJSON_CreateString(text));
+    cJSON_AddItemToArray(arr[0], json_text(text, strlen(text)));
     cJSON_AddItemToArray(arr[1], p ? cJSON_CreateNumber(p->logprob) : cJSON_CreateNull());
     cJSON_AddItemToArray(arr[2], p ? top_object(s, p, k > 0 ? k : 1) : cJSON_CreateNull());
     cJSON_AddItemToArray(arr[3], cJSON_CreateNumber((double)off));
@@ -634,7 +679,7 @@ static void completion_choice(serve *s, const sv_req *r, const sv_item *it,
     if (r->echo)
         em_buf_put(&text, pc.base, pc.base_len);
     em_buf_put(&text, it->text.s ? it->text.s : "", it->text.len);
-    cJSON_AddStringToObject(c, "text", text.s ? text.s : "");
+    cJSON_AddItemToObject(c, "text", json_text(text.s ? text.s : "", text.len));
     em_buf_free(&text);
     if (r->logprobs < 0) {
         cJSON_AddNullToObject(c, "logprobs");
@@ -670,7 +715,8 @@ static void chat_choice(serve *s, const sv_req *r, const sv_item *it,
     cJSON_AddNumberToObject(c, "index", 0);
     cJSON *m = cJSON_AddObjectToObject(c, "message");
     cJSON_AddStringToObject(m, "role", "assistant");
-    cJSON_AddStringToObject(m, "content", it->text.s ? it->text.s : "");
+    cJSON_AddItemToObject(m, "content", json_text(it->text.s ? it->text.s : "",
+                                                  it->text.len));
     if (r->logprobs < 0) {
         cJSON_AddNullToObject(c, "logprobs");
     } else {
@@ -682,14 +728,14 @@ static void chat_choice(serve *s, const sv_req *r, const sv_item *it,
             int len = tok_decode(native_scorer_tok(s->ns), it->gen[i], piece, sizeof piece);
             piece[len < 256 ? len : 255] = '\0';
             cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "token", piece);
+            cJSON_AddItemToObject(e, "token", json_text(piece, strlen(piece)));
             cJSON_AddNumberToObject(e, "logprob", p->logprob);
             cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
             for (int j = 0; j < r->logprobs && p->top_id[j] >= 0; j++) {
                 cJSON *t = cJSON_CreateObject();
                 len = tok_decode(native_scorer_tok(s->ns), p->top_id[j], piece, sizeof piece);
                 piece[len < 256 ? len : 255] = '\0';
-                cJSON_AddStringToObject(t, "token", piece);
+                cJSON_AddItemToObject(t, "token", json_text(piece, strlen(piece)));
                 cJSON_AddNumberToObject(t, "logprob", p->top_lp[j]);
                 cJSON_AddItemToArray(top, t);
             }
