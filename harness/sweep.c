@@ -880,7 +880,7 @@ static int run_model(run_ctx *c, int index, em_err *err)
         char label[96];
         snprintf(label, sizeof label, "%.80s %d/%d", m->spec.name, index + 1,
                  c->o->fam->n_members);
-        c->pb = progress_new(label, c->total);
+        c->pb = c->o->quiet ? NULL : progress_new(label, c->total);
         rc = run_chunks(c, err);
     }
     progress_free(c->pb);

@@ -32,7 +32,7 @@ typedef struct sweep_opts {
     double temperature;     /* 0 = greedy */
     const char *record_path;/* append every ok response as replay JSONL */
     const char *command;    /* the command line, for the runs table */
-    int quiet;              /* no per-model summary lines on stderr */
+    int quiet;              /* no progress bar or summary lines */
     int rescore;            /* recompute scores already stored (from the
                                cached responses: after a metric changed) */
 } sweep_opts;
