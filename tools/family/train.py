@@ -25,8 +25,7 @@ from model import LM, CTX, n_params
 from vocab import N_VOCAB
 
 SAVE_EVERY = 25
-PEAK_LR = {"d8l1": 1e-2, "d24l2": 6e-3, "d48l3": 4e-3, "d96l3": 2.5e-3,
-           "d128l3": 2e-3}
+PEAK_LR = {"d8l1": 1e-2, "d24l2": 6e-3, "d48l3": 4e-3, "d96l3": 2.5e-3}
 
 
 def milestones(steps):
