@@ -178,12 +178,17 @@ void report_check_print(FILE *f, const report_check *c, const report_check_opts 
             "CI", "verdict");
     for (int i = 0; i < c->n; i++) {
         const report_check_row *r = &c->rows[i];
+        if (!r->n) {
+            fprintf(f, "%-22s %-14s %-16s %-22s %5d %9s %9s %9s  %-21s %s\n",
+                    r->task, r->variant, r->model, r->metric, 0, "-", "-", "-",
+                    "-", "no shared examples");
+            continue;
+        }
         char ci[64];
         snprintf(ci, sizeof ci, "[%+.4f, %+.4f]", r->lo, r->hi);
         fprintf(f, "%-22s %-14s %-16s %-22s %5d %9.4f %9.4f %+9.4f  %-21s %s\n",
                 r->task, r->variant, r->model, r->metric, r->n, r->base, r->cur,
-                r->diff, r->n ? ci : "-",
-                r->regression ? "REGRESSION" : r->n ? "ok" : "no shared examples");
+                r->diff, ci, r->regression ? "REGRESSION" : "ok");
     }
     fprintf(f, "%d compared, %d regression%s (paired bootstrap, %g%% level, "
             "tolerance %g)", c->n, c->n_regressions,
@@ -232,9 +237,12 @@ int report_check_markdown(const char *path, const report_check *c,
         report_md_escape(&b, r->model, 80);
         em_buf_puts(&b, " | ");
         report_md_escape(&b, r->metric, 40);
-        em_buf_printf(&b, " | %d | %.4f | %.4f | %+.4f | [%+.4f, %+.4f] | %s |\n",
-                      r->n, r->base, r->cur, r->diff, r->lo, r->hi,
-                      r->regression ? "**regression**" : "ok");
+        if (!r->n)
+            em_buf_puts(&b, " | 0 | - | - | - | - | no shared examples |\n");
+        else
+            em_buf_printf(&b, " | %d | %.4f | %.4f | %+.4f | [%+.4f, %+.4f] | %s |\n",
+                          r->n, r->base, r->cur, r->diff, r->lo, r->hi,
+                          r->regression ? "**regression**" : "ok");
     }
     if (c->only_base || c->only_new)
         em_buf_printf(&b, "\nNot compared: %d cells only in the baseline, %d only "

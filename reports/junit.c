@@ -23,6 +23,11 @@ static void testcase(em_buf *b, const report_check_row *r,
     em_buf_puts(b, "\" name=\"");
     report_xml_escape(b, r->model);
     em_buf_puts(b, "\" time=\"0\"");
+    if (!r->n) {
+        em_buf_puts(b, ">\n      <skipped message=\"no shared examples\"/>\n"
+                    "    </testcase>\n");
+        return;
+    }
     if (!r->regression) {
         em_buf_puts(b, "/>\n");
         return;
@@ -49,12 +54,15 @@ int report_junit_write(const char *path, const report_check *c,
                        const report_check_opts *o, em_err *err)
 {
     em_buf b = {0};
+    int skipped = 0;
+    for (int i = 0; i < c->n; i++)
+        skipped += c->rows[i].n == 0;
     em_buf_puts(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     em_buf_printf(&b, "<testsuites name=\"emerge check\" tests=\"%d\" "
                   "failures=\"%d\">\n", c->n, c->n_regressions);
     em_buf_printf(&b, "  <testsuite name=\"emerge check\" tests=\"%d\" "
-                  "failures=\"%d\" errors=\"0\" skipped=\"0\">\n",
-                  c->n, c->n_regressions);
+                  "failures=\"%d\" errors=\"0\" skipped=\"%d\">\n",
+                  c->n, c->n_regressions, skipped);
     em_buf_puts(&b, "    <properties>\n      <property name=\"baseline\" value=\"");
     report_xml_escape(&b, c->base_path);
     em_buf_puts(&b, "\"/>\n      <property name=\"new\" value=\"");

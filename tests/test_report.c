@@ -22,10 +22,24 @@
 #include "reports/report.h"
 #include "tests/testlib.h"
 
+static char *private_bin;   /* a copy: a rebuild mid-test must not break us */
+
 static const char *bin(void)
 {
+    if (private_bin)
+        return private_bin;
     const char *b = getenv("EMERGE_BIN");
     return b && *b ? b : "build/asan/emerge";
+}
+
+/* Copies the emerge binary into d and uses the copy from then on. */
+static void use_private_bin(const char *d)
+{
+    em_buf p = {0};
+    em_buf_printf(&p, "%s/emerge", d);
+    if (tl_sh(NULL, "cp %s %s", bin(), p.s) == 0)
+        private_bin = em_buf_take(&p);
+    em_buf_free(&p);
 }
 
 static char *dir;     /* holds a.sqlite: sweep-arith + sweep-mc, sharp family */
@@ -190,6 +204,7 @@ TEST(test_setup)
         return;
     }
     dir = tl_tmpdir();
+    use_private_bin(dir);
     int rc = tl_sh(NULL, "%s sweep --tasks tests/data/tasks/sweep-arith.yaml,"
                    "tests/data/tasks/sweep-mc.yaml --models "
                    "tests/data/families/synthetic.yaml --db %s/a.sqlite "
@@ -415,5 +430,6 @@ int main(void)
     if (dir)
         tl_sh(NULL, "rm -rf '%s'", dir);
     free(dir);
+    free(private_bin);
     return tl_summary();
 }

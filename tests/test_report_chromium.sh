@@ -33,6 +33,8 @@ command -v gnuplot >/dev/null 2>&1 || skip "gnuplot is not installed (figures)"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# A private copy: a rebuild of the binary mid-test must not break a run.
+cp "$BIN" "$tmp/emerge" && BIN="$tmp/emerge"
 
 # render PAGE PNG LOG [DOM]: headless screenshot, browser log in LOG.
 render() {
