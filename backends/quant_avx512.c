@@ -138,9 +138,9 @@ enum { PANEL_MIN_ROWS = 8 };
 static T512 void panel_float(int wk, const void *w, size_t stride, int64_t n,
                              const quant_act *a, int64_t i0, int64_t i1,
                              float *out, int64_t ld);
-static T512 void panel_q8(int is_q4, const void *w, size_t stride, int64_t n,
-                          const quant_act *a, int64_t i0, int64_t i1,
-                          float *out, int64_t ld);
+static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
+                          int64_t n, const quant_act *a, int64_t i0,
+                          int64_t i1, float *out, int64_t ld);
 static T512 void panel_k(int is_q6, const void *w, size_t stride, int64_t n,
                          const quant_act *a, int64_t i0, int64_t i1,
                          float *out, int64_t ld);
@@ -209,46 +209,100 @@ static T512 void gemm_bf16(const void *w, size_t stride, int64_t n,
 /* Q8_0 / Q4_0: unsigned bytes x the Q8_0 activations (VNNI)          */
 /* ================================================================ */
 
-/* An unpacked row: q[npad] unsigned bytes (Q8_0: value + 128; Q4_0: the
- * nibble 0..15) and wd[npad/4] per-lane scales (lanes 0-7 the first
- * block of each 64, 8-15 the second). The activation's cv lanes hold the
- * matching -128*sum / -8*sum corrections. */
+/* The 32 weights of block b of a Q8_0-family row (Q8_0, Q4_0, Q4_1,
+ * Q5_0, Q5_1) as unsigned bytes in element order (Q8_0: value + 128;
+ * the others: their unsigned quants), with the block's scale and min
+ * (0 for types without one). The activation's cv lanes hold the
+ * matching -K*sum corrections, its sv lanes the sums for the min. */
+INL __m256i blk_u8(ggml_type t, const void *row, int64_t b, float *d, float *m)
+{
+    const uint8_t *qs;
+    uint32_t h = 0;
+    *m = 0;
+    if (t == GGML_Q8_0) {
+        const blk_q8_0 *x = (const blk_q8_0 *)row + b;
+        *d = f16s(x->d);
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x->qs),
+                                _mm256_set1_epi8((char)0x80));
+    } else if (t == GGML_Q4_0) {
+        const blk_q4_0 *x = (const blk_q4_0 *)row + b;
+        *d = f16s(x->d);
+        qs = x->qs;
+    } else if (t == GGML_Q4_1) {
+        const blk_q4_1 *x = (const blk_q4_1 *)row + b;
+        *d = f16s(x->d);
+        *m = f16s(x->m);
+        qs = x->qs;
+    } else if (t == GGML_Q5_0) {
+        const blk_q5_0 *x = (const blk_q5_0 *)row + b;
+        *d = f16s(x->d);
+        memcpy(&h, x->qh, 4);
+        qs = x->qs;
+    } else {
+        const blk_q5_1 *x = (const blk_q5_1 *)row + b;
+        *d = f16s(x->d);
+        *m = f16s(x->m);
+        memcpy(&h, x->qh, 4);
+        qs = x->qs;
+    }
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    __m128i lo = _mm_set1_epi8(0x0F);
+    __m256i q = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_and_si128(v, lo)),
+        _mm_and_si128(_mm_srli_epi16(v, 4), lo), 1);
+    if (t == GGML_Q5_0 || t == GGML_Q5_1)   /* bit j of qh: 16 into elem j */
+        q = _mm256_or_si256(q, _mm256_maskz_mov_epi8((__mmask32)h,
+                                                     _mm256_set1_epi8(0x10)));
+    return q;
+}
+
+static inline int has_min(ggml_type t) { return t == GGML_Q4_1 || t == GGML_Q5_1; }
+
+/* An unpacked row: q[npad] unsigned bytes, wd[npad/4] per-lane scales
+ * (lanes 0-7 the first block of each 64, 8-15 the second) and, for
+ * Q4_1/Q5_1, wm[npad/4] the mins in the same lanes. */
 typedef struct {
     uint8_t *q;
-    float *wd;
+    float *wd, *wm;
 } u8row;
 
-static T512 void unpack_q8_0(const blk_q8_0 *b, int64_t nb, u8row o)
+INL void unpack_q8_row_t(ggml_type t, const void *row, int64_t nb, u8row o)
 {
-    const __m256i flip = _mm256_set1_epi8((char)0x80);
     for (int64_t i = 0; i < nb; i++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        _mm256_store_si256((__m256i *)(o.q + 32 * i), _mm256_xor_si256(v, flip));
-        _mm256_store_ps(o.wd + 8 * i, _mm256_set1_ps(f16s(b[i].d)));
+        float d, m;
+        __m256i v = blk_u8(t, row, i, &d, &m);
+        _mm256_store_si256((__m256i *)(o.q + 32 * i), v);
+        _mm256_store_ps(o.wd + 8 * i, _mm256_set1_ps(d));
+        if (o.wm)
+            _mm256_store_ps(o.wm + 8 * i, _mm256_set1_ps(m));
     }
-    if (nb & 1) {   /* pad the last chunk: zero weights, zero scale */
+    if (nb & 1) {   /* pad the last chunk: zero weights, scale and min */
         memset(o.q + 32 * nb, 0, 32);
         memset(o.wd + 8 * nb, 0, 32);
+        if (o.wm)
+            memset(o.wm + 8 * nb, 0, 32);
     }
 }
 
-static T512 void unpack_q4_0(const blk_q4_0 *b, int64_t nb, u8row o)
+/* Instantiated per type, so blk_u8's type tests fold away. */
+#define TYPE_SWITCH(t, F)                                                \
+    switch (t) {                                                         \
+    case GGML_Q8_0: F(GGML_Q8_0); break;                                 \
+    case GGML_Q4_0: F(GGML_Q4_0); break;                                 \
+    case GGML_Q4_1: F(GGML_Q4_1); break;                                 \
+    case GGML_Q5_0: F(GGML_Q5_0); break;                                 \
+    default: F(GGML_Q5_1); break;                                        \
+    }
+
+static T512 void unpack_q8_row(ggml_type t, const void *row, int64_t nb,
+                               u8row o)
 {
-    const __m128i lo = _mm_set1_epi8(0x0F);
-    for (int64_t i = 0; i < nb; i++) {
-        __m128i v = _mm_loadu_si128((const __m128i *)b[i].qs);
-        _mm_store_si128((__m128i *)(o.q + 32 * i), _mm_and_si128(v, lo));
-        _mm_store_si128((__m128i *)(o.q + 32 * i + 16),
-                        _mm_and_si128(_mm_srli_epi16(v, 4), lo));
-        _mm256_store_ps(o.wd + 8 * i, _mm256_set1_ps(f16s(b[i].d)));
-    }
-    if (nb & 1) {
-        memset(o.q + 32 * nb, 0, 32);
-        memset(o.wd + 8 * nb, 0, 32);
-    }
+#define UQ(tt) unpack_q8_row_t(tt, row, nb, o)
+    TYPE_SWITCH(t, UQ)
+#undef UQ
 }
 
-INL void tile_q8(int ra, int cw, const u8row *w, const qa_q8_row *x,
+INL void tile_q8(int hm, int ra, int cw, const u8row *w, const qa_q8_row *x,
                  int64_t np, float *out, int64_t ld)
 {
     __m512 acc[RA][CW];
@@ -259,11 +313,13 @@ INL void tile_q8(int ra, int cw, const u8row *w, const qa_q8_row *x,
             acc[r][c] = _mm512_setzero_ps();
     for (int64_t k = 0; k < np; k += 64) {
         __m512i wq[CW];
-        __m512 wd[CW];
+        __m512 wd[CW], wm[CW];
 #pragma GCC unroll 4
         for (int c = 0; c < cw; c++) {
             wq[c] = _mm512_load_si512((const void *)(w[c].q + k));
             wd[c] = _mm512_load_ps(w[c].wd + k / 4);
+            if (hm)
+                wm[c] = _mm512_load_ps(w[c].wm + k / 4);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
@@ -275,6 +331,9 @@ INL void tile_q8(int ra, int cw, const u8row *w, const qa_q8_row *x,
                 __m512i t = _mm512_dpbusd_epi32(xc, wq[c], xq);
                 acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
                                             _mm512_mul_ps(wd[c], xd), acc[r][c]);
+                if (hm)
+                    acc[r][c] = _mm512_fmadd_ps(wm[c],
+                        _mm512_load_ps(x[r].sv + k / 4), acc[r][c]);
             }
         }
     }
@@ -285,11 +344,15 @@ INL void tile_q8(int ra, int cw, const u8row *w, const qa_q8_row *x,
             out[r * ld + c] = hsum(acc[r][c]);
 }
 
-static T512 void tile_q8_any(int ra, int cw, const u8row *w,
+static T512 void tile_q8_any(int hm, int ra, int cw, const u8row *w,
                              const qa_q8_row *x, int64_t np, float *out,
                              int64_t ld)
 {
-#define TQ(a, b) tile_q8(a, b, w, x, np, out, ld)
+#define TQ(a, b)                                                         \
+    do {                                                                 \
+        if (hm) tile_q8(1, a, b, w, x, np, out, ld);                     \
+        else tile_q8(0, a, b, w, x, np, out, ld);                        \
+    } while (0)
     TILE_SWITCH(ra, cw, TQ)
 #undef TQ
 }
@@ -375,58 +438,55 @@ static T512 void gemv_q8_0(const void *w, size_t stride, int64_t n,
         gemv_q8_rows(2, w, stride, n / 32, x, i0, i1, out, ld);
 }
 
-static T512 void gemm_q8_family(int is_q4, const void *w, size_t stride,
+static T512 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
                                 int64_t n, const quant_act *a, int64_t i0,
                                 int64_t i1, float *out, int64_t ld)
 {
     if (a->rows >= PANEL_MIN_ROWS) {
-        panel_q8(is_q4, w, stride, n, a, i0, i1, out, ld);
+        panel_q8(t, w, stride, n, a, i0, i1, out, ld);
         return;
     }
-    if (a->rows <= 2 && !is_q4) {
+    if (a->rows <= 2 && t == GGML_Q8_0) {
         gemv_q8_0(w, stride, n, a, i0, i1, out, ld);
         return;
     }
     int64_t np = qa_npad(n), nb = n / 32;
-    uint8_t *buf = scratch((size_t)CW * (np + np));
+    int hm = has_min(t);
+    uint8_t *buf = scratch((size_t)CW * 3 * np);
     u8row ur[CW];
     for (int c = 0; c < CW; c++) {
-        ur[c].q = buf + (size_t)c * 2 * np;
+        ur[c].q = buf + (size_t)c * 3 * np;
         ur[c].wd = (float *)(ur[c].q + np);
+        ur[c].wm = hm ? (float *)(ur[c].q + 2 * np) : NULL;
     }
     for (int64_t i = i0; i < i1; i += CW) {
         int cw = i1 - i < CW ? (int)(i1 - i) : CW;
-        for (int c = 0; c < cw; c++) {
-            const void *row = (const char *)w + (size_t)(i + c) * stride;
-            if (is_q4)
-                unpack_q4_0(row, nb, ur[c]);
-            else
-                unpack_q8_0(row, nb, ur[c]);
-        }
+        for (int c = 0; c < cw; c++)
+            unpack_q8_row(t, (const char *)w + (size_t)(i + c) * stride, nb, ur[c]);
         for (int64_t r = 0; r < a->rows; r += RA) {
             int ra = a->rows - r < RA ? (int)(a->rows - r) : RA;
             qa_q8_row xr[RA];
             for (int q = 0; q < ra; q++)
                 xr[q] = qa_q8_view(a, r + q);
-            tile_q8_any(ra, cw, ur, xr, np, out + r * ld + i, ld);
+            tile_q8_any(hm, ra, cw, ur, xr, np, out + r * ld + i, ld);
         }
     }
     free(buf);
 }
 
-static T512 void gemm_q8_0(const void *w, size_t stride, int64_t n,
-                           const quant_act *a, int64_t i0, int64_t i1,
-                           float *out, int64_t ld)
-{
-    gemm_q8_family(0, w, stride, n, a, i0, i1, out, ld);
-}
+#define Q8_FAMILY(name, type)                                            \
+    static T512 void name(const void *w, size_t stride, int64_t n,       \
+                          const quant_act *a, int64_t i0, int64_t i1,    \
+                          float *out, int64_t ld)                        \
+    {                                                                    \
+        gemm_q8_family(type, w, stride, n, a, i0, i1, out, ld);          \
+    }
 
-static T512 void gemm_q4_0(const void *w, size_t stride, int64_t n,
-                           const quant_act *a, int64_t i0, int64_t i1,
-                           float *out, int64_t ld)
-{
-    gemm_q8_family(1, w, stride, n, a, i0, i1, out, ld);
-}
+Q8_FAMILY(gemm_q8_0, GGML_Q8_0)
+Q8_FAMILY(gemm_q4_0, GGML_Q4_0)
+Q8_FAMILY(gemm_q4_1, GGML_Q4_1)
+Q8_FAMILY(gemm_q5_0, GGML_Q5_0)
+Q8_FAMILY(gemm_q5_1, GGML_Q5_1)
 
 /* ================================================================ */
 /* Q4_K / Q6_K: unsigned bytes x Q8_K activations                     */
@@ -879,41 +939,39 @@ static T512 void panel_float(int wk, const void *w, size_t stride, int64_t n,
     free(panel);
 }
 
-/* ---- Q8_0 / Q4_0: per block of 32, 8 groups of 4 bytes x 32 rows ----
+/* ---- Q8_0 family: per block of 32, 8 groups of 4 bytes x 32 rows ----
  * Block b of the panel: bytes [g*128 + c*4 + t] = unsigned weight of row
- * c, element 32b + 4g + t; then 32 floats, the rows' block scales. */
-enum { QB_BYTES = 8 * 128 + NR * 4 };
+ * c, element 32b + 4g + t; then 32 floats, the rows' block scales, and
+ * 32 floats, their mins (Q4_1/Q5_1; zero otherwise). */
+enum { QB_BYTES = 8 * 128 + NR * 4 + NR * 4 };
 
-static T512 void pack_q8(int is_q4, const void *w, size_t stride, int64_t nb,
-                         int nrows, uint8_t *panel)
+INL void pack_q8_t(ggml_type t, const void *w, size_t stride, int64_t nb,
+                   int nrows, uint8_t *panel)
 {
+    uint8_t v[32] __attribute__((aligned(32)));
     for (int c = 0; c < NR; c++) {
+        const void *row = (const char *)w + (size_t)c * stride;
         for (int64_t b = 0; b < nb; b++) {
             uint8_t *pb = panel + b * QB_BYTES;
-            uint8_t v[32];
-            float d = 0;
-            if (c >= nrows) {
+            float d = 0, m = 0;
+            if (c < nrows)
+                _mm256_store_si256((__m256i *)v, blk_u8(t, row, b, &d, &m));
+            else
                 memset(v, 0, 32);
-            } else if (is_q4) {
-                const blk_q4_0 *q = (const blk_q4_0 *)((const char *)w +
-                                                       (size_t)c * stride) + b;
-                for (int j = 0; j < 16; j++) {
-                    v[j] = q->qs[j] & 0xF;
-                    v[j + 16] = q->qs[j] >> 4;
-                }
-                d = f16s(q->d);
-            } else {
-                const blk_q8_0 *q = (const blk_q8_0 *)((const char *)w +
-                                                       (size_t)c * stride) + b;
-                for (int j = 0; j < 32; j++)
-                    v[j] = (uint8_t)(q->qs[j] ^ 0x80);
-                d = f16s(q->d);
-            }
             for (int g = 0; g < 8; g++)
                 memcpy(pb + g * 128 + c * 4, v + 4 * g, 4);
             memcpy(pb + 1024 + c * 4, &d, 4);
+            memcpy(pb + 1152 + c * 4, &m, 4);
         }
     }
+}
+
+static T512 void pack_q8(ggml_type t, const void *w, size_t stride,
+                         int64_t nb, int nrows, uint8_t *panel)
+{
+#define PQT(tt) pack_q8_t(tt, w, stride, nb, nrows, panel)
+    TYPE_SWITCH(t, PQT)
+#undef PQT
 }
 
 INL __m512i bcast4(const void *p)
@@ -923,7 +981,7 @@ INL __m512i bcast4(const void *p)
     return _mm512_set1_epi32(v);
 }
 
-INL void ptile_q8(int ra, const uint8_t *panel, const qa_q8_row *x,
+INL void ptile_q8(int hm, int ra, const uint8_t *panel, const qa_q8_row *x,
                   int64_t nb, float *out, int64_t ld, int nrows)
 {
     __m512 acc[PRI][2];
@@ -958,6 +1016,16 @@ INL void ptile_q8(int ra, const uint8_t *panel, const qa_q8_row *x,
             acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][1]),
                                         _mm512_mul_ps(s1, xd), acc[r][1]);
         }
+        if (hm) {
+            __m512 m0 = _mm512_load_ps((const float *)(pb + 1152));
+            __m512 m1 = _mm512_load_ps((const float *)(pb + 1152 + 64));
+#pragma GCC unroll 4
+            for (int r = 0; r < ra; r++) {
+                __m512 xs = _mm512_set1_ps(x[r].sv[lane]);
+                acc[r][0] = _mm512_fmadd_ps(m0, xs, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(m1, xs, acc[r][1]);
+            }
+        }
     }
 #pragma GCC unroll 4
     for (int r = 0; r < ra; r++) {
@@ -972,31 +1040,36 @@ INL void ptile_q8(int ra, const uint8_t *panel, const qa_q8_row *x,
     case 4: F(4); break;                                                 \
     }
 
-static T512 void ptile_q8_any(int ra, const uint8_t *panel,
+static T512 void ptile_q8_any(int hm, int ra, const uint8_t *panel,
                               const qa_q8_row *x, int64_t nb, float *out,
                               int64_t ld, int nrows)
 {
-#define PQ(a) ptile_q8(a, panel, x, nb, out, ld, nrows)
+#define PQ(a)                                                            \
+    do {                                                                 \
+        if (hm) ptile_q8(1, a, panel, x, nb, out, ld, nrows);            \
+        else ptile_q8(0, a, panel, x, nb, out, ld, nrows);               \
+    } while (0)
     RA_SWITCH4(ra, PQ)
 #undef PQ
 }
 
-static T512 void panel_q8(int is_q4, const void *w, size_t stride, int64_t n,
-                          const quant_act *a, int64_t i0, int64_t i1,
-                          float *out, int64_t ld)
+static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
+                          int64_t n, const quant_act *a, int64_t i0,
+                          int64_t i1, float *out, int64_t ld)
 {
     int64_t nb = n / 32;
     uint8_t *panel = scratch((size_t)nb * QB_BYTES);
     for (int64_t i = i0; i < i1; i += NR) {
         int nrows = i1 - i < NR ? (int)(i1 - i) : NR;
-        pack_q8(is_q4, (const char *)w + (size_t)i * stride, stride, nb,
-                nrows, panel);
+        pack_q8(t, (const char *)w + (size_t)i * stride, stride, nb, nrows,
+                panel);
         for (int64_t r = 0; r < a->rows; r += PRI) {
             int ra = a->rows - r < PRI ? (int)(a->rows - r) : PRI;
             qa_q8_row xr[PRI];
             for (int q = 0; q < ra; q++)
                 xr[q] = qa_q8_view(a, r + q);
-            ptile_q8_any(ra, panel, xr, nb, out + r * ld + i, ld, nrows);
+            ptile_q8_any(has_min(t), ra, panel, xr, nb, out + r * ld + i, ld,
+                         nrows);
         }
     }
     free(panel);
@@ -1268,6 +1341,9 @@ void quant_avx512_kernels(quant_kernels *k)
     k->q4_0 = gemm_q4_0;
     k->q4_k = gemm_q4_k;
     k->q6_k = gemm_q6_k;
+    k->q4_1 = gemm_q4_1;
+    k->q5_0 = gemm_q5_0;
+    k->q5_1 = gemm_q5_1;
     k->act_q8_0 = act_q8_0;
     k->act_q8_k = act_q8_k;
     k->act_round = act_round;

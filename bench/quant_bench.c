@@ -62,7 +62,8 @@ int main(int argc, char **argv)
     double min_s = argc > 1 ? atof(argv[1]) : 0.3;
     const char *only = argc > 2 ? argv[2] : NULL;
     static const ggml_type types[] = {GGML_F32, GGML_F16, GGML_BF16,
-        GGML_Q8_0, GGML_Q4_0, GGML_Q4_K, GGML_Q6_K};
+        GGML_Q8_0, GGML_Q4_0, GGML_Q4_K, GGML_Q6_K, GGML_Q4_1, GGML_Q5_0,
+        GGML_Q5_1};
     static const int64_t shapes[][2] = {{768, 768}, {2048, 768}};
     static const int64_t rows_list[] = {1, 256};
     /* The best level, or the one EMERGE_SIMD names. */
