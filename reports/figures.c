@@ -58,6 +58,32 @@ static int find_main(const report_data *d, const sq_task *t)
     return best;
 }
 
+static const char *const known_variants[] = {"standard", "cot", "zero_shot_cot"};
+
+/* 0, 1, 2 for the known variants, 3 for others (drawn in that order). */
+static int variant_rank(const char *v)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, known_variants[i]))
+            return i;
+    return 3;
+}
+
+/* Tables and figures list a task's variants as standard, cot,
+ * zero_shot_cot, then the others by name. */
+static int series_cmp(const void *pa, const void *pb)
+{
+    const scaling_series *a = pa, *b = pb;
+    int d = strcmp(a->task, b->task);
+    if (!d)
+        d = variant_rank(a->variant) - variant_rank(b->variant);
+    if (!d)
+        d = strcmp(a->variant, b->variant);
+    if (!d)
+        d = strcmp(a->metric, b->metric);
+    return d;
+}
+
 static const report_data *sort_ctx;
 
 static double sort_key(int task)
@@ -94,6 +120,8 @@ int report_data_load(const char *db_path, int axis_flops, report_data *d,
         report_data_free(d);
         return -1;
     }
+    if (d->n_series > 1)
+        qsort(d->series, (size_t)d->n_series, sizeof *d->series, series_cmp);
     d->res = em_calloc((size_t)d->n_series + 1, sizeof *d->res);
     for (int i = 0; i < d->n_series; i++)
         scaling_analyze(&d->series[i], axis_flops, &d->res[i]);
@@ -226,17 +254,6 @@ void report_normalize(const scaling_series *s, double *y, double *lo,
 }
 
 /* ---- figures ---------------------------------------------------------------- */
-
-static const char *const known_variants[] = {"standard", "cot", "zero_shot_cot"};
-
-/* 0, 1, 2 for the known variants, 3 for others (drawn in that order). */
-static int variant_rank(const char *v)
-{
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(v, known_variants[i]))
-            return i;
-    return 3;
-}
 
 static int variant_color(const char *v)
 {

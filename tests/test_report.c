@@ -411,6 +411,24 @@ TEST(test_cli_report)
     free(hp);
     free(mp);
     free(db);
+    /* Without gnuplot: the tables, a note on how to get figures, exit 0. */
+    rc = tl_sh(&out, "PATH=/nonexistent %s report --db %s/a.sqlite --out %s/rep2 "
+               "2>&1", bin(), dir, dir);
+    CHECK_INT(rc, 0);
+    CHECK_HAS(out, "warning: Figures need gnuplot");
+    free(out);
+    hp = path_in(dir, "rep2/index.html");
+    html = slurp(hp);
+    CHECK_HAS(html, "apt-get install gnuplot-nox");
+    CHECK(!strstr(html, "<svg"));
+    CHECK_HAS(html, "<h2 id=\"scores\">");
+    /* standard before cot in the scores table */
+    const char *tab = strstr(html, "<h2 id=\"scores\">");
+    const char *st = tab ? strstr(tab, "<td>standard</td>") : NULL;
+    const char *co = tab ? strstr(tab, "<td>cot</td>") : NULL;
+    CHECK(st && co && st < co);
+    free(html);
+    free(hp);
     /* A database that is not one. */
     CHECK_INT(tl_sh(&out, "%s report --db %s/rep/report.md --out %s/r2 2>&1",
                     bin(), dir, dir), 2);
