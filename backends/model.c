@@ -44,6 +44,11 @@ struct model_scratch {
     float *scores; /* [nth][n_ctx] attention scores per thread */
     float *qh;     /* [nth][head_dim] rounded query per thread */
     float *rope;   /* [n_batch][n_rot] cos/sin pairs */
+    /* Per row of a chunk: its position (RoPE, learned positions) and the
+     * cache slots it attends to: [0, vis) and [seg, its own slot]. A plain
+     * sequence sees everything up to itself; a branch (model_forward_
+     * branches) sees the shared prefix and its own branch. */
+    int *pos, *vis, *seg;
 };
 
 /* ---------------------------------------------------------------- loading */
@@ -376,6 +381,9 @@ static void alloc_scratch(model *m)
     s->scores = em_malloc(sizeof(float) * nth * (size_t)m->n_ctx);
     s->qh = em_malloc(sizeof(float) * nth * (size_t)h->head_dim);
     s->rope = em_malloc(sizeof(float) * B * (size_t)(h->n_rot ? h->n_rot : 1));
+    s->pos = em_malloc(sizeof(int) * B);
+    s->vis = em_malloc(sizeof(int) * B);
+    s->seg = em_malloc(sizeof(int) * B);
     m->s = s;
 }
 
@@ -387,6 +395,9 @@ static void free_scratch(model_scratch *s)
                     s->tmp, s->tmp2, s->ff1, s->ff2, s->scores, s->qh, s->rope};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
+    free(s->pos);
+    free(s->vis);
+    free(s->seg);
     free(s);
 }
 
@@ -557,14 +568,14 @@ static void gelu(const model *m, float *x, size_t n)
     }
 }
 
-/* cos/sin of the rotary angles of T positions from p0: pair i turns by
+/* cos/sin of the rotary angles of the T rows' positions: pair i turns by
  * pos * base^(-2i/n_rot), the power built by repeated multiplication. */
-static void rope_table(const model *m, int T, int p0)
+static void rope_table(const model *m, int T)
 {
     int nr = m->hp.n_rot;
     float theta_scale = powf(m->hp.rope_base, -2.0f / (float)nr);
     for (int t = 0; t < T; t++) {
-        float theta = (float)(p0 + t), *cs = m->s->rope + (size_t)t * nr;
+        float theta = (float)m->s->pos[t], *cs = m->s->rope + (size_t)t * nr;
         for (int i = 0; i < nr; i += 2) {
             cs[i] = cosf(theta);
             cs[i + 1] = sinf(theta);
@@ -680,30 +691,38 @@ static void softmax_probs(const model *m, float *sc, int n)
         sc[j] = m->kv_f16 ? round_f16(sc[j] * inv) : sc[j] * inv;
 }
 
-/* One head of one query row: out = softmax(q K^T * scale) V over the
- * positions 0..pos. K and V rows of this head are hd floats, KV apart. */
+/* The cache slot of the k-th position a row sees: [0, nv) then seg.. */
+static inline size_t att_slot(int k, int nv, int seg)
+{
+    return (size_t)(k < nv ? k : seg + (k - nv));
+}
+
+/* One head of one query row: out = softmax(q K^T * scale) V over the n
+ * slots the row sees ([0, nv), then from seg on). K and V rows of this
+ * head are hd floats, KV apart. */
 static void attend(const model *m, const float *q, const float *K,
-                   const float *V, int pos, float *out, float *sc, float *qh)
+                   const float *V, int n, int nv, int seg, float *out,
+                   float *sc, float *qh)
 {
     int hd = m->hp.head_dim;
     size_t KV = (size_t)m->hp.n_head_kv * hd;
     float scale = 1.0f / sqrtf((float)hd);
     for (int d = 0; d < hd; d++)
         qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
-    for (int j = 0; j <= pos; j++) {
-        const float *kr = K + (size_t)j * KV;
+    for (int k = 0; k < n; k++) {
+        const float *kr = K + att_slot(k, nv, seg) * KV;
         float s = 0;
         for (int d = 0; d < hd; d++)
             s += qh[d] * kr[d];
-        sc[j] = s * scale;
+        sc[k] = s * scale;
     }
-    softmax_probs(m, sc, pos + 1);
+    softmax_probs(m, sc, n);
     for (int d = 0; d < hd; d++)
         out[d] = 0;
-    for (int j = 0; j <= pos; j++) {
-        const float *vr = V + (size_t)j * KV;
+    for (int k = 0; k < n; k++) {
+        const float *vr = V + att_slot(k, nv, seg) * KV;
         for (int d = 0; d < hd; d++)
-            out[d] += sc[j] * vr[d];
+            out[d] += sc[k] * vr[d];
     }
 }
 
@@ -713,28 +732,29 @@ static void attend(const model *m, const float *q, const float *K,
  * sums are in another order than the portable version's). */
 __attribute__((target("avx512f")))
 static void attend_avx512(const model *m, const float *q, const float *K,
-                          const float *V, int pos, float *out, float *sc,
-                          float *qh)
+                          const float *V, int n, int nv, int seg, float *out,
+                          float *sc, float *qh)
 {
     int hd = m->hp.head_dim;
     size_t KV = (size_t)m->hp.n_head_kv * hd;
     float scale = 1.0f / sqrtf((float)hd);
     for (int d = 0; d < hd; d++)
         qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
-    for (int j = 0; j <= pos; j++) {
-        const float *kr = K + (size_t)j * KV;
+    for (int k = 0; k < n; k++) {
+        const float *kr = K + att_slot(k, nv, seg) * KV;
         __m512 acc = _mm512_setzero_ps();
         for (int d = 0; d < hd; d += 16)
             acc = _mm512_fmadd_ps(_mm512_loadu_ps(qh + d),
                                   _mm512_loadu_ps(kr + d), acc);
-        sc[j] = _mm512_reduce_add_ps(acc) * scale;
+        sc[k] = _mm512_reduce_add_ps(acc) * scale;
     }
-    softmax_probs(m, sc, pos + 1);
+    softmax_probs(m, sc, n);
     for (int d = 0; d < hd; d += 16) {
         __m512 acc = _mm512_setzero_ps();
-        for (int j = 0; j <= pos; j++)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(sc[j]),
-                                  _mm512_loadu_ps(V + (size_t)j * KV + d), acc);
+        for (int k = 0; k < n; k++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(sc[k]),
+                                  _mm512_loadu_ps(V + att_slot(k, nv, seg) * KV
+                                                  + d), acc);
         _mm512_storeu_ps(out + d, acc);
     }
 }
@@ -757,14 +777,16 @@ static void att_worker(void *arg, int ith, int nth)
         size_t off = (size_t)t * m->hp.n_embd + (size_t)h * hd;
         size_t kvo = base + (size_t)(h / group) * hd;
         const float *K = m->k_cache + kvo, *V = m->v_cache + kvo;
+        int nv = m->s->vis[t], seg = m->s->seg[t];
+        int n = nv + (j->p0 + t + 1 - seg);
 #if defined(__x86_64__)
         if (m->simd512 && hd % 16 == 0) {
-            attend_avx512(m, m->s->q + off, K, V, j->p0 + t, m->s->att + off,
-                          sc, qh);
+            attend_avx512(m, m->s->q + off, K, V, n, nv, seg,
+                          m->s->att + off, sc, qh);
             continue;
         }
 #endif
-        attend(m, m->s->q + off, K, V, j->p0 + t, m->s->att + off, sc, qh);
+        attend(m, m->s->q + off, K, V, n, nv, seg, m->s->att + off, sc, qh);
     }
 }
 
@@ -791,7 +813,7 @@ static void split_qkv(model *m, int T)
     }
 }
 
-static void embed(model *m, const int32_t *tok, int T, int p0)
+static void embed(model *m, const int32_t *tok, int T)
 {
     size_t E = (size_t)m->hp.n_embd;
     const gguf_tensor *te = m->tok_embd;
@@ -804,7 +826,7 @@ static void embed(model *m, const int32_t *tok, int T, int p0)
             const gguf_tensor *tp = m->pos_embd;
             size_t pb = ggml_type_size(tp->type, (int64_t)E);
             quant_dequantize_row(tp->type,
-                                 (const char *)tp->data + pb * (size_t)(p0 + t),
+                                 (const char *)tp->data + pb * (size_t)m->s->pos[t],
                                  m->s->tmp, (int64_t)E);
             add_into(x, m->s->tmp, E);
         }
@@ -829,7 +851,7 @@ static void forward_llama(model *m, int T, int p0)
     model_scratch *s = m->s;
     size_t E = (size_t)h->n_embd, KV = (size_t)h->n_head_kv * h->head_dim;
     if (h->n_rot)
-        rope_table(m, T, p0);
+        rope_table(m, T);
     for (int il = 0; il < h->n_layer; il++) {
         const model_layer *l = &m->layers[il];
         norm_rows(m, s->xb, s->x, T, l->attn_norm, NULL);
@@ -915,7 +937,7 @@ static void forward_gptneox(model *m, int T, int p0)
     model_scratch *s = m->s;
     size_t E = (size_t)m->hp.n_embd, n = (size_t)T * E;
     if (m->hp.n_rot)
-        rope_table(m, T, p0);
+        rope_table(m, T);
     for (int il = 0; il < m->hp.n_layer; il++) {
         const model_layer *l = &m->layers[il];
         norm_rows(m, s->xb, s->x, T, l->attn_norm, l->attn_norm_b);
@@ -936,11 +958,12 @@ static void forward_gptneox(model *m, int T, int p0)
 
 /* ---------------------------------------------------------------- public */
 
+/* Runs T tokens into cache slots n_past..; s->pos/vis/seg are set. */
 static void forward_chunk(model *m, const int32_t *tok, int T, int r0, int r1,
                           float *logits)
 {
     int p0 = m->n_past;
-    embed(m, tok, T, p0);
+    embed(m, tok, T);
     switch (m->hp.arch) {
     case MODEL_LLAMA: forward_llama(m, T, p0); break;
     case MODEL_GPT2: forward_gpt2(m, T, p0); break;
@@ -953,12 +976,9 @@ static void forward_chunk(model *m, const int32_t *tok, int T, int r0, int r1,
         output_logits(m, r0, r1, logits);
 }
 
-int model_forward(model *m, const int32_t *tokens, int n, int r0, int r1,
-                  float *logits, em_err *err)
+static int check_tokens(const model *m, const int32_t *tokens, int n,
+                        em_err *err)
 {
-    if (n < 0 || r0 < 0 || r1 < r0 || r1 > n)
-        return em_errorf(err, "model_forward: bad rows [%d, %d) of %d",
-                         r0, r1, n);
     if (n > m->n_ctx - m->n_past)
         return em_errorf(err, "context full: %d cached + %d new tokens "
                          "exceed n_ctx %d", m->n_past, n, m->n_ctx);
@@ -966,13 +986,51 @@ int model_forward(model *m, const int32_t *tokens, int n, int r0, int r1,
         if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
             return em_errorf(err, "token id %d out of range (n_vocab %d)",
                              (int)tokens[i], m->hp.n_vocab);
+    return 0;
+}
+
+int model_forward(model *m, const int32_t *tokens, int n, int r0, int r1,
+                  float *logits, em_err *err)
+{
+    if (n < 0 || r0 < 0 || r1 < r0 || r1 > n)
+        return em_errorf(err, "model_forward: bad rows [%d, %d) of %d",
+                         r0, r1, n);
+    if (check_tokens(m, tokens, n, err))
+        return -1;
     for (int c0 = 0; c0 < n; c0 += m->n_batch) {
         int T = n - c0 < m->n_batch ? n - c0 : m->n_batch;
         int a = r0 > c0 ? r0 : c0, b = r1 < c0 + T ? r1 : c0 + T;
         float *out = a < b ? logits + (size_t)(a - r0) * m->hp.n_vocab : NULL;
+        for (int t = 0; t < T; t++) { /* a plain sequence sees all before */
+            m->s->pos[t] = m->n_past + t;
+            m->s->vis[t] = m->s->seg[t] = m->n_past + t + 1;
+        }
         forward_chunk(m, tokens + c0, T, a < b ? a - c0 : 0,
                       a < b ? b - c0 : 0, out);
     }
+    return 0;
+}
+
+int model_forward_branches(model *m, const int32_t *tokens, int n,
+                           const int *branch, float *logits, em_err *err)
+{
+    if (n < 1 || n > m->n_batch)
+        return em_errorf(err, "model_forward_branches: %d tokens, at most "
+                         "n_batch %d", n, m->n_batch);
+    if (check_tokens(m, tokens, n, err))
+        return -1;
+    int base = m->n_past;
+    for (int t = 0; t < n; t++) {
+        int b = branch[t];
+        if (b != t && (t == 0 || b != branch[t - 1]))
+            return em_errorf(err, "model_forward_branches: bad branch start "
+                             "%d for token %d", b, t);
+        m->s->pos[t] = base + (t - b);
+        m->s->vis[t] = base;
+        m->s->seg[t] = base + b;
+    }
+    forward_chunk(m, tokens, n, 0, n, logits);
+    model_truncate(m, base); /* branches never stay in the cache */
     return 0;
 }
 

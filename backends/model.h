@@ -112,6 +112,16 @@ void model_free(model *m);
 int model_forward(model *m, const int32_t *tokens, int n, int r0, int r1,
                   float *logits, em_err *err);
 
+/* Runs n tokens (n <= n_batch) as independent branches that all continue
+ * the cached prefix, in one pass: the tokens of a branch are consecutive,
+ * branch[i] is the index (in this call) of the first token of i's branch,
+ * and token i sits at position n_past + (i - branch[i]) and sees the cache
+ * plus the earlier tokens of its own branch only. Writes the logits of all
+ * n rows. The cache is left as it was: branches are for scoring several
+ * continuations of one context (multiple choice) in a single pass. */
+int model_forward_branches(model *m, const int32_t *tokens, int n,
+                           const int *branch, float *logits, em_err *err);
+
 /* Forgets cache entries past n_past (n_past <= m->n_past). */
 void model_truncate(model *m, int n_past);
 

@@ -15,9 +15,11 @@
  * choices of a multiple-choice question are neighbours and contexts that
  * share a beginning follow each other. Each distinct context is evaluated
  * once (only the part not already in the cache), its last logits kept,
- * and every continuation then runs from that cache state, which is
- * truncated back to the context afterwards. The last token of a
- * continuation is never run: its logits predict nothing we need.
+ * and its continuations then run together in one pass as branches of
+ * that cache state (model_forward_branches: each sees the context and
+ * its own tokens), so the weights are read once for all the choices.
+ * The last token of a continuation is never run: its logits predict
+ * nothing we need.
  *
  * Generation: the prompt reuses whatever prefix the cache holds, then one
  * token per step; it ends at EOS, max_tokens, a full context, or as soon
@@ -248,34 +250,103 @@ static int run_context(native *nv, const ll_item *it, em_err *err)
     return model_forward(m, it->ctx + reuse, n, n - 1, n, nv->ctx_lg, err);
 }
 
-/* Scores one continuation from the cache state just after its context. */
-static int score_cont(native *nv, const ll_item *it, backend_ll_res *r,
-                      em_err *err)
+/* Sum of log-probabilities of it's continuation: its first token from
+ * the context's last logits, token j >= 1 from rows[j-1]. */
+static void score_rows(native *nv, const ll_item *it, const float *rows,
+                       backend_ll_res *r)
 {
-    model *m = nv->m;
-    int V = m->hp.n_vocab, n = it->ncont;
-    float *rows = logit_rows(nv, n > 1 ? n - 1 : 1);
-    if (n > 1 && model_forward(m, it->cont, n - 1, 0, n - 1, rows, err))
-        return -1;
+    int V = nv->m->hp.n_vocab;
     double lp = 0;
     int greedy = 1;
-    for (int j = 0; j < n; j++) {
+    for (int j = 0; j < it->ncont; j++) {
         const float *row = j == 0 ? nv->ctx_lg : rows + (size_t)(j - 1) * V;
         lp += sample_logprob(row, V, it->cont[j]);
         greedy &= sample_argmax(row, V) == it->cont[j];
     }
-    model_truncate(m, it->nctx);
     r->logprob = lp;
-    r->n_tokens = n;
+    r->n_tokens = it->ncont;
     r->is_greedy = greedy;
     r->ok = 1;
-    return 0;
 }
 
 static void fail_req(backend_ll_res *r, const char *msg)
 {
     r->ok = 0;
     snprintf(r->error, sizeof r->error, "%.255s", msg);
+}
+
+/* Tokens a continuation runs: all but its last (whose logits predict
+ * nothing we score). */
+static int cont_run(const ll_item *it)
+{
+    return it->ncont > 1 ? it->ncont - 1 : 0;
+}
+
+/* Scores g[0..n) (one context, already in the cache) in one pass: each
+ * continuation is a branch of the context (model_forward_branches), so
+ * the weights are streamed once for all the choices of a question. */
+static void score_branches(native *nv, ll_item **g, int n, int total,
+                           backend_ll_res *res)
+{
+    em_err err;
+    float *rows = logit_rows(nv, total > 0 ? total : 1);
+    if (total > 0) {
+        int32_t *toks = em_malloc(sizeof(int32_t) * (size_t)total);
+        int *branch = em_malloc(sizeof(int) * (size_t)total);
+        for (int k = 0, at = 0; k < n; k++)
+            for (int j = 0; j < cont_run(g[k]); j++, at++) {
+                toks[at] = g[k]->cont[j];
+                branch[at] = at - j;
+            }
+        int rc = model_forward_branches(nv->m, toks, total, branch, rows, &err);
+        free(toks);
+        free(branch);
+        if (rc) {
+            for (int k = 0; k < n; k++)
+                fail_req(&res[g[k]->idx], err.msg);
+            return;
+        }
+    }
+    size_t V = (size_t)nv->m->hp.n_vocab;
+    for (int k = 0, at = 0; k < n; k++) {
+        score_rows(nv, g[k], rows + (size_t)at * V, &res[g[k]->idx]);
+        at += cont_run(g[k]);
+    }
+}
+
+/* One continuation too long for a shared pass: run it, score, drop it. */
+static void score_alone(native *nv, const ll_item *it, backend_ll_res *r)
+{
+    em_err err;
+    int n = cont_run(it);
+    float *rows = logit_rows(nv, n > 0 ? n : 1);
+    if (n > 0 && model_forward(nv->m, it->cont, n, 0, n, rows, &err)) {
+        fail_req(r, err.msg);
+        return;
+    }
+    score_rows(nv, it, rows, r);
+    model_truncate(nv->m, it->nctx);
+}
+
+/* The continuations of one context (in the cache), packed into as few
+ * shared passes as n_batch and the free context allow. */
+static void score_group(native *nv, ll_item **g, int n, backend_ll_res *res)
+{
+    model *m = nv->m;
+    int cap = m->n_ctx - m->n_past < m->n_batch ? m->n_ctx - m->n_past
+                                                : m->n_batch;
+    for (int i = 0; i < n;) {
+        int j = i, total = 0;
+        while (j < n && total + cont_run(g[j]) <= cap)
+            total += cont_run(g[j++]);
+        if (j == i) {
+            score_alone(nv, g[i], &res[g[i]->idx]);
+            j = i + 1;
+        } else {
+            score_branches(nv, g + i, j - i, total, res);
+        }
+        i = j;
+    }
 }
 
 static void score_sorted(native *nv, ll_item **order, int n,
@@ -290,11 +361,7 @@ static void score_sorted(native *nv, ll_item **order, int n,
             for (int k = i; k < j; k++)
                 fail_req(&res[order[k]->idx], err.msg);
         } else {
-            for (int k = i; k < j; k++)
-                if (score_cont(nv, order[k], &res[order[k]->idx], &err)) {
-                    fail_req(&res[order[k]->idx], err.msg);
-                    model_truncate(nv->m, order[k]->nctx);
-                }
+            score_group(nv, order + i, j - i, res);
         }
         i = j;
     }

@@ -281,6 +281,15 @@ TEST(context_overflow_and_bad_ids)
     CHECK_INT(m->n_past, 0);
     free(many);
     CHECK(m->n_params > 0);
+    /* Branches must be runs of consecutive tokens. */
+    int32_t toks[3] = {1, 2, 3};
+    int bad_br[3] = {0, 0, 1}, good_br[3] = {0, 1, 1};
+    float *lg = malloc(sizeof(float) * 3 * (size_t)m->hp.n_vocab);
+    CHECK(model_forward_branches(m, toks, 3, bad_br, lg, &err) == -1);
+    CHECK_HAS(err.msg, "bad branch start");
+    CHECK(model_forward_branches(m, toks, 3, good_br, lg, &err) == 0);
+    CHECK_INT(m->n_past, 0); /* branches leave the cache as it was */
+    free(lg);
     model_free(m);
 }
 

@@ -89,6 +89,7 @@ TEST(prefix_sharing_equals_alone)
     mc_compare("tiny-llama-f32", 1e-4);
     mc_compare("tiny-gpt2-f16", 1e-4);
     mc_compare("wide-llama-q4_k", 1e-4);
+    mc_compare("tiny-gptneox-f16", 1e-4);
     CHECK(quant_set_simd(NULL) == 0);
     mc_compare("tiny-llama-f32", 1e-2);
     mc_compare("wide-llama-q4_k", 0.6);
