@@ -119,3 +119,74 @@ $(BUILD)/rel/bench/native_bench: $(BUILD)/rel/bench/native_bench.o $(BUILD)/rel/
 .PHONY: family
 family:
 	sh tools/family/build.sh
+
+# ---- CUDA backend (owner: cuda) ---------------------------------------
+#   CUDA ?= auto    on when $(CUDA_HOME)/bin/nvcc or `nvcc` on PATH exists;
+#                   `make CUDA=1` forces it on, `make CUDA=0` builds without.
+#   When on: backends/cuda/*.cu are compiled once by nvcc (sm_90 code plus
+#   compute_80 PTX, no sanitizers) and go into both the rel and the asan
+#   library; cuda_gpu.c is compiled with the CUDA headers;
+#   EMERGE_CUDA=1 is defined (backend.c registers "cuda"); programs link
+#   cudart and cuBLAS with an rpath. The other backends/cuda/*.c are plain
+#   C (packing, engine, backend, the CPU emulation of the device) and are
+#   built either way: tests/test_cuda_host.c checks them without a GPU.
+#   Only cuda_gpu.c (cudart/cuBLAS) and the .cu files need CUDA.
+#   make bench-cuda  GPU prompt/decode tokens/s, bandwidth, cuBLAS ratio
+#                    (prints why and exits 0 without a GPU or CUDA build)
+CUDA      ?= auto
+CUDA_HOME ?= /usr/local/cuda
+CUDA_NVCC := $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) \
+                         $(shell command -v nvcc 2>/dev/null))
+ifeq ($(CUDA),auto)
+  CUDA_ON := $(if $(CUDA_NVCC),1,0)
+else ifeq ($(CUDA),0)
+  CUDA_ON := 0
+else
+  CUDA_ON := 1
+  CUDA_NVCC := $(or $(CUDA_NVCC),nvcc)
+endif
+CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_80,code=compute_80
+NVCC_FLAGS  = -std=c++17 -O2 -I. -Xcompiler -Wall,-Wextra,-Werror $(CUDA_ARCH)
+
+# Objects whose code changes with EMERGE_CUDA rebuild when CUDA_ON flips.
+CUDA_FLAG := $(BUILD)/cuda-flag
+$(shell mkdir -p $(BUILD) && \
+  (echo $(CUDA_ON) | cmp -s - $(CUDA_FLAG) || echo $(CUDA_ON) > $(CUDA_FLAG)))
+$(foreach v,rel asan,$(BUILD)/$(v)/backends/backend.o \
+  $(BUILD)/$(v)/harness/cmd_models.o $(BUILD)/$(v)/tests/test_cuda.o \
+  $(BUILD)/$(v)/bench/cuda_bench.o): $(CUDA_FLAG)
+
+CUDA_ALWAYS := $(filter-out backends/cuda/cuda_gpu.c,$(wildcard backends/cuda/*.c))
+$(BUILD)/rel/libemerge.a: $(CUDA_ALWAYS:%.c=$(BUILD)/rel/%.o)
+$(BUILD)/asan/libemerge.a: $(CUDA_ALWAYS:%.c=$(BUILD)/asan/%.o)
+
+ifeq ($(CUDA_ON),1)
+CUDA_CU_OBJ := $(patsubst backends/cuda/%.cu,$(BUILD)/cuda/%.o,\
+                 $(wildcard backends/cuda/*.cu))
+CUDA_C_SRC  := $(filter-out $(CUDA_ALWAYS),$(wildcard backends/cuda/*.c))
+CUDA_C_OBJ  := $(foreach v,rel asan,$(CUDA_C_SRC:%.c=$(BUILD)/$(v)/%.o)) \
+               $(foreach v,rel asan,$(BUILD)/$(v)/bench/cuda_bench.o \
+                 $(BUILD)/$(v)/tests/test_cuda.o)
+CPPFLAGS    += -DEMERGE_CUDA=1
+$(CUDA_C_OBJ): CPPFLAGS += -I$(CUDA_HOME)/include
+LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+               -lcublas -lcudart -lstdc++
+
+$(BUILD)/cuda/%.o: backends/cuda/%.cu backends/cuda/cuda_math.h \
+                   backends/cuda/cuda_kernels.h | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CUDA_NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+$(BUILD)/rel/libemerge.a: $(CUDA_CU_OBJ) $(CUDA_C_SRC:%.c=$(BUILD)/rel/%.o)
+$(BUILD)/asan/libemerge.a: $(CUDA_CU_OBJ) $(CUDA_C_SRC:%.c=$(BUILD)/asan/%.o)
+-include $(foreach v,rel asan,$(CUDA_C_SRC:%.c=$(BUILD)/$(v)/%.d))
+endif
+-include $(foreach v,rel asan,$(CUDA_ALWAYS:%.c=$(BUILD)/$(v)/%.d))
+
+$(BUILD)/rel/bench/cuda_bench: $(BUILD)/rel/bench/cuda_bench.o $(BUILD)/rel/libemerge.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+.PHONY: bench-cuda
+bench-cuda: $(BUILD)/rel/bench/cuda_bench
+	$(BUILD)/rel/bench/cuda_bench

@@ -1,0 +1,62 @@
+/*
+ * cuda_backend.h - the "cuda" backend: the native engine's model on a
+ * device reached through cuda_ops (a GPU, or the CPU emulation in tests).
+ *
+ * Owns: the translation of harness requests into packed batches
+ * (cuda_plan.h), the scoring loop and generation over a cuda_engine, and
+ * the spec options:
+ *   path            the .gguf file (as for the native backend)
+ *   device          cuda:N (default cuda:0), read by cuda_gpu.c
+ *   n_ctx           context length (default: the model's, capped at 4096)
+ *   prefix_sharing  1 (default): requests with the same context share one
+ *                   copy of it in a batch; 0: every request runs its own
+ *   batch_tokens    rows per batch (default: sized from free device memory)
+ *
+ * Tokenisation is lm-evaluation-harness's, as in native.c, so the two
+ * backends score the same token sequences.
+ */
+#ifndef EMERGE_CUDA_BACKEND_H
+#define EMERGE_CUDA_BACKEND_H
+
+#include "backends/backend.h"
+#include "backends/cuda/cuda_engine.h"
+
+/* Opens spec's model on the device of ops. ops is taken over: ops_free
+ * (if not NULL) is called with it when the backend closes, or at once
+ * when opening fails. */
+int cuda_backend_open(const backend_spec *spec, cuda_ops *ops,
+                      void (*ops_free)(cuda_ops *), void **state,
+                      backend_info *info, em_err *err);
+int cuda_backend_loglikelihood(void *state, const backend_ll_req *req,
+                               backend_ll_res *res, int n, em_err *err);
+int cuda_backend_generate(void *state, const backend_gen_req *req,
+                          backend_gen_res *res, int n, em_err *err);
+void cuda_backend_close(void *state);
+
+/* Rows in the batches of the last loglikelihood call, and how many
+ * batches it ran (tests and benchmarks). */
+void cuda_backend_stats(void *state, long *rows, int *batches);
+
+/* The same backend on cuda_host_ops (name "cuda-host"): the GPU's
+ * arithmetic on the CPU. Not in the registry; tests open it directly. */
+extern const backend_ops backend_cuda_host_ops;
+
+#ifdef EMERGE_CUDA
+/* cuda_gpu.c: the registered backend (name "cuda"), and the devices. */
+extern const backend_ops backend_cuda_ops;
+
+typedef struct cuda_device_info {
+    char name[256];
+    int cc_major, cc_minor;
+    size_t mem_total, mem_free;
+    int sms;
+    double mem_bw;      /* peak memory bandwidth, bytes/s (0: unknown) */
+} cuda_device_info;
+
+/* Number of visible devices (0 when none or no driver: *why says which);
+ * info of device i. */
+int cuda_device_count(const char **why);
+int cuda_device_get(int i, cuda_device_info *info, em_err *err);
+#endif
+
+#endif
