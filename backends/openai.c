@@ -590,6 +590,29 @@ static void take_token_logprobs(const cJSON *lp, int chat, backend_gen_res *r)
         r->sum_logprob += v[i];
 }
 
+/* emerge serve sends the exact bytes of a text that is not valid UTF-8
+ * (JSON cannot carry it) as hex; NULL when absent or not hex. */
+static char *raw_text(const cJSON *hex)
+{
+    if (!cJSON_IsString(hex))
+        return NULL;
+    const char *h = hex->valuestring;
+    size_t n = strlen(h);
+    if (n % 2)
+        return NULL;
+    char *out = em_malloc(n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(h + 2 * i, "%2x", &v) != 1 || v == 0) {
+            free(out);
+            return NULL;
+        }
+        out[i] = (char)v;
+    }
+    out[n / 2] = '\0';
+    return out;
+}
+
 static int take_gen(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
 {
     gen_ctx *c = vctx;
@@ -606,7 +629,9 @@ static int take_gen(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
                  c->chat ? "message.content" : "text");
         return -1;
     }
-    r->text = em_strdup(text->valuestring);
+    r->text = raw_text(choice0(json, "emerge_text_hex"));
+    if (!r->text)
+        r->text = em_strdup(text->valuestring);
     cut_stop(r->text, &c->req[i]);
     const cJSON *usage = get(get(json, "usage"), "completion_tokens");
     if (cJSON_IsNumber(usage))

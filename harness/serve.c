@@ -141,6 +141,23 @@ static cJSON *json_text(const char *s, size_t n)
     return j;
 }
 
+/* When text is not valid UTF-8, the JSON text shows U+FFFD; emerge's own
+ * client reads the exact bytes from "emerge_text_hex" instead, so that a
+ * generation through the server is byte for byte the native backend's. */
+static void add_raw_text(cJSON *choice, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && s[i] && utf8_len((const unsigned char *)s + i, n - i))
+        i += utf8_len((const unsigned char *)s + i, n - i);
+    if (i == n)
+        return;
+    char *hex = em_malloc(2 * n + 1);
+    for (size_t k = 0; k < n; k++)
+        snprintf(hex + 2 * k, 3, "%02x", (unsigned char)s[k]);
+    cJSON_AddStringToObject(choice, "emerge_text_hex", hex);
+    free(hex);
+}
+
 static const cJSON *get(const cJSON *o, const char *k)
 {
     return cJSON_GetObjectItemCaseSensitive(o, k);
@@ -680,6 +697,7 @@ static void completion_choice(serve *s, const sv_req *r, const sv_item *it,
         em_buf_put(&text, pc.base, pc.base_len);
     em_buf_put(&text, it->text.s ? it->text.s : "", it->text.len);
     cJSON_AddItemToObject(c, "text", json_text(text.s ? text.s : "", text.len));
+    add_raw_text(c, text.s ? text.s : "", text.len);
     em_buf_free(&text);
     if (r->logprobs < 0) {
         cJSON_AddNullToObject(c, "logprobs");
@@ -717,6 +735,7 @@ static void chat_choice(serve *s, const sv_req *r, const sv_item *it,
     cJSON_AddStringToObject(m, "role", "assistant");
     cJSON_AddItemToObject(m, "content", json_text(it->text.s ? it->text.s : "",
                                                   it->text.len));
+    add_raw_text(c, it->text.s ? it->text.s : "", it->text.len);
     if (r->logprobs < 0) {
         cJSON_AddNullToObject(c, "logprobs");
     } else {
