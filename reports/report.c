@@ -43,15 +43,41 @@ int report_series(const report_data *d, const char *task, const char *variant)
 
 /* ---- figures ---------------------------------------------------------------- */
 
-/* The <svg ...>...</svg> part of a gnuplot SVG file, or NULL. */
-static char *inline_svg(const char *path)
+/* Copies svg with every id and reference to one ("id='x'", "href='#x'",
+ * "url(#x)") prefixed by "f<k>-": each gnuplot SVG defines the same ids
+ * (gpPt0, gnuplot_plot_1, ...), and several inline in one page would
+ * otherwise collide. */
+static char *prefix_ids(const char *svg, int k)
+{
+    static const char *const pats[] = {"id='", "id=\"", "href='#", "href=\"#",
+                                       "url(#"};
+    em_buf b = {0};
+    for (const char *p = svg; *p;) {
+        size_t n = 0;
+        for (size_t i = 0; i < sizeof pats / sizeof *pats && !n; i++)
+            if (!strncmp(p, pats[i], strlen(pats[i])))
+                n = strlen(pats[i]);
+        if (n) {
+            em_buf_put(&b, p, n);
+            em_buf_printf(&b, "f%d-", k);
+            p += n;
+        } else {
+            em_buf_putc(&b, *p++);
+        }
+    }
+    return em_buf_take(&b);
+}
+
+/* The <svg ...>...</svg> part of a gnuplot SVG file with its ids made
+ * unique to figure k, or NULL. */
+static char *inline_svg(const char *path, int k)
 {
     char *text = NULL;
     em_err err;
     if (em_read_file(path, &text, NULL, &err) != 0)
         return NULL;
     char *start = strstr(text, "<svg");
-    char *svg = start ? em_strdup(start) : NULL;
+    char *svg = start ? prefix_ids(start, k) : NULL;
     free(text);
     return svg;
 }
@@ -71,7 +97,7 @@ static int build_figures(report_ctx *c, const char *dir, em_err *err)
     for (int i = 0; rc == 0 && have && i < c->n_figs; i++) {
         em_buf p = {0};
         em_buf_printf(&p, "%s/%s.svg", fdir.s, c->figs[i].name);
-        c->svg[i] = inline_svg(p.s);
+        c->svg[i] = inline_svg(p.s, i);
         em_buf_free(&p);
     }
     em_buf_free(&fdir);

@@ -29,7 +29,8 @@ static const char *const css =
     "padding:.5em;white-space:pre-wrap;word-break:break-word;margin:.3em 0}"
     ".ok{background:#e6f4ea}.bad{background:#fce8e6}.flag{color:#b3261e;"
     "font-weight:bold}.note{background:#fff4e5;padding:.6em;border:1px solid "
-    "#f0c36d}nav ul{columns:3}";
+    "#f0c36d}nav ul{columns:3}.wide{overflow-x:auto}td:first-child{"
+    "white-space:nowrap}";
 
 static void esc(em_buf *b, const char *s) { report_xml_escape(b, s); }
 
@@ -166,7 +167,7 @@ static void scores_table(em_buf *b, const report_data *d)
 {
     em_buf_puts(b, "<h2 id=\"scores\">Scores</h2>\n<p>Preferred metric of each "
                 "task and prompt variant, per model (mean and 95% CI).</p>\n"
-                "<table>\n<tr><th>task</th><th>variant</th><th>metric</th>");
+                "<div class=\"wide\"><table>\n<tr><th>task</th><th>variant</th><th>metric</th>");
     for (int i = 0; i < d->n_models; i++) {
         em_buf_puts(b, "<th>");
         esc(b, d->models[i].name);
@@ -199,7 +200,7 @@ static void scores_table(em_buf *b, const report_data *d)
             em_buf_puts(b, "</tr>\n");
         }
     }
-    em_buf_puts(b, "</table>\n");
+    em_buf_puts(b, "</table></div>\n");
 }
 
 static void scaling_table(em_buf *b, const report_data *d)

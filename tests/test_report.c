@@ -390,6 +390,11 @@ TEST(test_cli_report)
         CHECK_INT(count(html, "<svg"), 6);
         CHECK_INT(count(html, "</svg>"), 6);
         CHECK(!strstr(html, "figure not drawn"));
+        /* Each figure's ids are its own. */
+        CHECK(!strstr(html, "id='gpPt"));
+        CHECK(!strstr(html, "href='#gpPt"));
+        CHECK_HAS(html, "id='f0-gpPt0'");
+        CHECK_HAS(html, "href='#f5-gpPt");
     } else {
         CHECK_HAS(html, "apt-get install gnuplot-nox");
     }
