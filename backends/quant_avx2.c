@@ -4,8 +4,9 @@
  * attribute, so the file builds without -march).
  *
  * Simpler than the AVX-512 kernels: each weight row is converted once
- * into a dot-friendly scratch form (F16/BF16 to F32; Q4_0 to signed
- * bytes like Q8_0; K-quants to unsigned bytes with plain scales), then
+ * into a dot-friendly scratch form (F16/BF16 to F32; Q4_0/Q4_1/Q5_0/Q5_1
+ * to signed bytes like Q8_0; K-quants to unsigned bytes with plain
+ * scales), then
  * dotted with every activation row. AVX2 has no VNNI, so the integer
  * dots use maddubs (u8 x s8 -> s16 pairs) followed by madd; operands are
  * arranged so the 16-bit pair sums cannot saturate. Activation
@@ -108,75 +109,109 @@ static T256 void gemm_bf16(const void *w, size_t stride, int64_t n,
     gemm_float(GGML_BF16, w, stride, n, a, i0, i1, out, ld);
 }
 
-/* ---- Q8_0 / Q4_0: signed bytes x Q8_0 activations --------------------
- * The weight row is made signed bytes (Q4_0: nibble - 8) plus one float
- * scale per block; the product uses maddubs(|w|, sign(a, w)), which
- * stays within int16 for |w| <= 128. */
-static T256 void unpack_q8_row(int is_q4, const void *row, int64_t nb,
-                               int8_t *q, float *d)
+/* ---- Q8_0 family: signed bytes x Q8_0 activations -----------------
+ * The weight row is made signed bytes (Q4_0: nibble - 8, Q5_0: q - 16,
+ * Q4_1/Q5_1: q as is) plus one float scale and min per block; the
+ * product uses maddubs(|w|, sign(a, w)), which stays within int16 for
+ * |w| <= 128. The min term of Q4_1/Q5_1 is m * (the activation's sum s). */
+static T256 void unpack_q8_row(ggml_type t, const void *row, int64_t nb,
+                               int8_t *q, float *d, float *m)
 {
     for (int64_t b = 0; b < nb; b++) {
-        if (is_q4) {
-            const blk_q4_0 *x = (const blk_q4_0 *)row + b;
-            __m128i v = _mm_loadu_si128((const __m128i *)x->qs);
-            __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
-            __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
-            __m256i s = _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
-            _mm256_storeu_si256((__m256i *)(q + 32 * b), s);
-            d[b] = _cvtsh_ss(x->d);
-        } else {
+        const uint8_t *qs;
+        uint32_t h = 0;
+        int off = 0;
+        m[b] = 0;
+        if (t == GGML_Q8_0) {
             const blk_q8_0 *x = (const blk_q8_0 *)row + b;
             memcpy(q + 32 * b, x->qs, 32);
             d[b] = _cvtsh_ss(x->d);
+            continue;
+        } else if (t == GGML_Q4_0) {
+            const blk_q4_0 *x = (const blk_q4_0 *)row + b;
+            qs = x->qs, d[b] = _cvtsh_ss(x->d), off = 8;
+        } else if (t == GGML_Q4_1) {
+            const blk_q4_1 *x = (const blk_q4_1 *)row + b;
+            qs = x->qs, d[b] = _cvtsh_ss(x->d), m[b] = _cvtsh_ss(x->m);
+        } else if (t == GGML_Q5_0) {
+            const blk_q5_0 *x = (const blk_q5_0 *)row + b;
+            qs = x->qs, d[b] = _cvtsh_ss(x->d), off = 16;
+            memcpy(&h, x->qh, 4);
+        } else {
+            const blk_q5_1 *x = (const blk_q5_1 *)row + b;
+            qs = x->qs, d[b] = _cvtsh_ss(x->d), m[b] = _cvtsh_ss(x->m);
+            memcpy(&h, x->qh, 4);
         }
+        __m128i v = _mm_loadu_si128((const __m128i *)qs);
+        __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+        __m256i s = _mm256_set_m128i(hi, lo);
+        if (t == GGML_Q5_0 || t == GGML_Q5_1) {
+            /* fifth bits: byte j takes bit j of h (bytes 0-7 from h's
+             * first byte, ...), then 0x10 where it is set */
+            __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h),
+                _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                  0x0101010101010101, 0x0000000000000000));
+            __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+            hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit),
+                                  _mm256_set1_epi8(0x10));
+            s = _mm256_or_si256(s, hb);
+        }
+        s = _mm256_sub_epi8(s, _mm256_set1_epi8((char)off));
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), s);
     }
 }
 
-static T256 float dot_q8(const int8_t *q, const float *d, qa_q8_row x,
-                         int64_t nb)
+static T256 float dot_q8(const int8_t *q, const float *d, const float *m,
+                         int hm, qa_q8_row x, int64_t nb)
 {
     __m256 acc = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
+    float mins = 0;
     for (int64_t b = 0; b < nb; b++) {
         __m256i wv = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
         __m256i av = _mm256_loadu_si256((const __m256i *)(x.qs + 32 * b));
         __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv),
                                          _mm256_sign_epi8(av, wv));
         __m256i s = _mm256_madd_epi16(p, ones);
-        float sc = d[b] * x.dv[(b / 2) * 16 + (b & 1) * 8];
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(sc), acc);
+        int64_t lane = (b / 2) * 16 + (b & 1) * 8;
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
+                              _mm256_set1_ps(d[b] * x.dv[lane]), acc);
+        if (hm)
+            mins += m[b] * x.sv[lane];
     }
-    return hsum8(acc);
+    return hsum8(acc) + mins;
 }
 
-static T256 void gemm_q8_family(int is_q4, const void *w, size_t stride,
+static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
                                 int64_t n, const quant_act *a, int64_t i0,
                                 int64_t i1, float *out, int64_t ld)
 {
     int64_t nb = n / 32;
-    int8_t *q = scratch((size_t)n + (size_t)nb * sizeof(float));
-    float *d = (float *)(q + n);
+    int hm = t == GGML_Q4_1 || t == GGML_Q5_1;
+    int8_t *q = scratch((size_t)n + 2 * (size_t)nb * sizeof(float));
+    float *d = (float *)(q + n), *m = d + nb;
     for (int64_t i = i0; i < i1; i++) {
-        unpack_q8_row(is_q4, (const char *)w + (size_t)i * stride, nb, q, d);
+        unpack_q8_row(t, (const char *)w + (size_t)i * stride, nb, q, d, m);
         for (int64_t r = 0; r < a->rows; r++)
-            out[r * ld + i] = dot_q8(q, d, qa_q8_view(a, r), nb);
+            out[r * ld + i] = dot_q8(q, d, m, hm, qa_q8_view(a, r), nb);
     }
     free(q);
 }
 
-static T256 void gemm_q8_0(const void *w, size_t stride, int64_t n,
-                           const quant_act *a, int64_t i0, int64_t i1,
-                           float *out, int64_t ld)
-{
-    gemm_q8_family(0, w, stride, n, a, i0, i1, out, ld);
-}
+#define Q8_FAMILY(name, type)                                            \
+    static T256 void name(const void *w, size_t stride, int64_t n,       \
+                          const quant_act *a, int64_t i0, int64_t i1,    \
+                          float *out, int64_t ld)                        \
+    {                                                                    \
+        gemm_q8_family(type, w, stride, n, a, i0, i1, out, ld);          \
+    }
 
-static T256 void gemm_q4_0(const void *w, size_t stride, int64_t n,
-                           const quant_act *a, int64_t i0, int64_t i1,
-                           float *out, int64_t ld)
-{
-    gemm_q8_family(1, w, stride, n, a, i0, i1, out, ld);
-}
+Q8_FAMILY(gemm_q8_0, GGML_Q8_0)
+Q8_FAMILY(gemm_q4_0, GGML_Q4_0)
+Q8_FAMILY(gemm_q4_1, GGML_Q4_1)
+Q8_FAMILY(gemm_q5_0, GGML_Q5_0)
+Q8_FAMILY(gemm_q5_1, GGML_Q5_1)
 
 /* ---- Q4_K / Q6_K: unsigned bytes x Q8_K activations -----------------
  * Per super-block: q[256] unsigned (0..15 / 0..63), one int16 scale per
@@ -293,4 +328,7 @@ void quant_avx2_kernels(quant_kernels *k)
     k->q4_0 = gemm_q4_0;
     k->q4_k = gemm_q4_k;
     k->q6_k = gemm_q6_k;
+    k->q4_1 = gemm_q4_1;
+    k->q5_0 = gemm_q5_0;
+    k->q5_1 = gemm_q5_1;
 }
