@@ -21,6 +21,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_models(int argc, char **argv);
 
 /* One line per subcommand; each lives in the module that owns it. */
 static const cli_command commands[] = {
@@ -38,6 +39,7 @@ static const cli_command commands[] = {
     {"report", cmd_report, "self-contained HTML and Markdown report of a database"},
     {"check", cmd_check, "regressions against a baseline database (paired bootstrap)"},
     {"serve", cmd_serve, "serve a GGUF model with an OpenAI-compatible HTTP API"},
+    {"models", cmd_models, "list CUDA devices (--devices) and backends"},
     {NULL, NULL, NULL},
 };
 
