@@ -132,7 +132,9 @@ static int show_one(const task *t, const task_variant *v, int ex, const char *ra
     }
     printf("# task %s, variant %s (%s), example %d (id %s)\n", t->name, v->name,
            v->kind == VARIANT_STANDARD ? "standard"
-           : v->kind == VARIANT_COT ? "cot" : "zero_shot_cot", ex, t->examples[ex].id);
+           : v->kind == VARIANT_COT ? "cot"
+           : v->kind == VARIANT_RETRIEVAL ? "retrieval" : "zero_shot_cot", ex,
+           t->examples[ex].id);
     for (int i = 0; i < n; i++)
         show_request(t, &r[i], i);
     int rc = 0;

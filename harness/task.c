@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "harness/retrieval.h"
 #include "harness/task_bigbench.h"
 #include "harness/template.h"
 #include "harness/yamldoc.h"
@@ -32,7 +33,7 @@ static const char *const top_keys[] = {
     "name", "description", "keywords", "type", "examples", "data", "fields",
     "template", "choice_format", "continuation_prefix", "few_shot", "stop",
     "max_tokens", "answer", "metrics", "preferred_metric", "random_baseline",
-    "low_score", "high_score", "variants", NULL};
+    "low_score", "high_score", "variants", "retrieval", NULL};
 static const char *const few_shot_keys[] = {
     "k", "seed", "separator", "example_template", "shots", "shots_data",
     "split", NULL};
@@ -43,7 +44,9 @@ static const char *const variant_keys[] = {
 static const char *const type_names[] = {
     "generate", "multiple_choice", "target_logprob", NULL};
 static const char *const kind_names[] = {
-    "standard", "cot", "zero_shot_cot", NULL};
+    "standard", "cot", "zero_shot_cot", "retrieval", NULL};
+static const char *const retrieval_keys[] = {
+    "corpus", "k", "template", "query", "separator", NULL};
 static const char *const norm_names[] = {
     "strip", "case", "punctuation", "articles", "number", NULL};
 
@@ -127,6 +130,7 @@ void task_free(task *t)
     pcre2_code_free(t->answer_re);
     free(t->prefix);
     free(t->output_stop);
+    retr_spec_free(t->retrieval);
     free(t);
 }
 
@@ -731,7 +735,8 @@ static int check_field(loader *L, const ydoc_node *node, const char *key,
 }
 
 /* Checks that text parses and every placeholder resolves for every record.
- * choice_fmt: text is a choice_format (names choice, letter, number). */
+ * choice_fmt: 1 when text is a choice_format (names choice, letter,
+ * number); 2 when it is a retrieval prompt (may also name passages). */
 static int check_template(loader *L, const ydoc_node *node, const char *key,
                           const char *text, int choice_fmt)
 {
@@ -745,7 +750,9 @@ static int check_template(loader *L, const ydoc_node *node, const char *key,
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         const char *nm = names[i];
-        if (choice_fmt) {
+        if (choice_fmt == 2 && !strcmp(nm, "passages")) {
+            continue;
+        } else if (choice_fmt == 1) {
             int ok = 0;
             for (int j = 0; fmt_names[j]; j++)
                 ok |= !strcmp(nm, fmt_names[j]);
@@ -768,16 +775,23 @@ static int check_template(loader *L, const ydoc_node *node, const char *key,
     return rc;
 }
 
-/* Reads an optional template-valued key of map into *out and checks it. */
-static int get_template(loader *L, const ydoc_node *map, const char *key,
-                        const char *label, char **out)
+/* Reads an optional template-valued key of map into *out and checks it
+ * (mode as check_template's choice_fmt). */
+static int get_template_mode(loader *L, const ydoc_node *map, const char *key,
+                             const char *label, char **out, int mode)
 {
     const ydoc_node *n = ydoc_get(map, key);
     if (!n)
         return 0;
     if (ydoc_get_str(L->path, map, key, out, L->err))
         return -1;
-    return check_template(L, n, label, *out, 0);
+    return check_template(L, n, label, *out, mode);
+}
+
+static int get_template(loader *L, const ydoc_node *map, const char *key,
+                        const char *label, char **out)
+{
+    return get_template_mode(L, map, key, label, out, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1047,6 +1061,66 @@ static int load_generation(loader *L)
 }
 
 /* ------------------------------------------------------------------ */
+/* retrieval: {corpus, k, template, query, separator}                 */
+
+/* Reads the corpus (its bytes join the task hash, so a changed corpus
+ * is a changed task) and builds its FTS5 index once for the task. */
+static int load_corpus(loader *L, const ydoc_node *cn, retr_spec *r)
+{
+    if (cn->kind != YDOC_SCALAR || !cn->len)
+        return em_errorf(L->err, "%s:%d:%d: retrieval 'corpus' must be a file name "
+                         "(.txt or .jsonl)", L->path, cn->line, cn->col);
+    r->corpus = data_path(L, cn->str);
+    char *text;
+    size_t len;
+    em_err e2;
+    if (em_read_file(r->corpus, &text, &len, &e2))
+        return em_errorf(L->err, "%s:%d:%d: retrieval corpus cannot be read: %s",
+                         L->path, cn->line, cn->col, e2.msg);
+    em_buf_put(&L->bytes, text, len);
+    int rc = retr_build(r->corpus, text, len, &r->index, &e2);
+    free(text);
+    if (rc)
+        return em_errorf(L->err, "%s:%d:%d: retrieval corpus: %s", L->path, cn->line,
+                         cn->col, e2.msg);
+    return 0;
+}
+
+static int load_retrieval(loader *L)
+{
+    const ydoc_node *rn = ydoc_get(L->root, "retrieval");
+    if (!rn)
+        return 0;
+    if (rn->kind != YDOC_MAP)
+        return em_errorf(L->err, "%s:%d:%d: 'retrieval' must be a mapping (corpus, k, "
+                         "template, query, separator), got %s", L->path, rn->line,
+                         rn->col, ydoc_kind_name(rn->kind));
+    retr_spec *r = L->t->retrieval = em_calloc(1, sizeof *r);
+    long long k = 3;
+    const ydoc_node *cn = ydoc_get(rn, "corpus");
+    if (ydoc_check_keys(L->path, rn, retrieval_keys, "'retrieval'", L->err) ||
+        ydoc_get_int(L->path, rn, "k", 1, &k, L->err) ||
+        ydoc_get_str(L->path, rn, "separator", &r->separator, L->err) ||
+        get_template_mode(L, rn, "template", "retrieval.template", &r->template, 2) ||
+        get_template(L, rn, "query", "retrieval.query", &r->query))
+        return -1;
+    if (!cn)
+        return em_errorf(L->err, "%s:%d:%d: 'retrieval' needs a 'corpus' file",
+                         L->path, rn->line, rn->col);
+    r->k = (int)k;
+    if (!r->separator)
+        r->separator = em_strdup("\n");
+    if (!r->query)
+        r->query = em_strdup("{{input}}");
+    if (!r->template) {
+        em_buf b = {0};
+        em_buf_printf(&b, "{{passages}}\n%s", L->t->template);
+        r->template = em_buf_take(&b);
+    }
+    return load_corpus(L, cn, r);
+}
+
+/* ------------------------------------------------------------------ */
 /* Variants                                                           */
 
 static void variant_defaults(task_variant *v, const char *name, task_variant_kind kind)
@@ -1055,7 +1129,7 @@ static void variant_defaults(task_variant *v, const char *name, task_variant_kin
     v->name = em_strdup(name);
     v->kind = kind;
     v->few_shot_k = kind == VARIANT_ZERO_SHOT_COT ? 0 : -1;
-    if (kind != VARIANT_STANDARD)
+    if (kind == VARIANT_COT || kind == VARIANT_ZERO_SHOT_COT)
         v->max_tokens = DEFAULT_COT_MAX_TOKENS;
     if (kind == VARIANT_COT)
         v->answer_trigger = em_strdup(DEFAULT_COT_ANSWER);
@@ -1100,7 +1174,12 @@ static int variant_kind(loader *L, const ydoc_node *vn, task_variant_kind *kind)
 static int variant_settings(loader *L, const ydoc_node *vn, task_variant *v)
 {
     long long k = v->few_shot_k, mt = v->max_tokens;
-    if (get_template(L, vn, "template", "template", &v->template) ||
+    if (v->kind == VARIANT_RETRIEVAL && !L->t->retrieval)
+        return em_errorf(L->err, "%s:%d:%d: variant '%s' is retrieval but the task "
+                         "has no 'retrieval' corpus (add retrieval: {corpus: FILE})",
+                         L->path, vn->line, vn->col, v->name);
+    if (get_template_mode(L, vn, "template", "template", &v->template,
+                          v->kind == VARIANT_RETRIEVAL ? 2 : 0) ||
         get_template(L, vn, "example_template", "example_template", &v->example_template) ||
         get_template(L, vn, "instruction", "instruction", &v->instruction) ||
         ydoc_get_str(L->path, vn, "cot_trigger", &v->cot_trigger, L->err) ||
@@ -1170,6 +1249,10 @@ static int load_variants(loader *L)
     variant_defaults(&t->variants[1], "cot", VARIANT_COT);
     variant_defaults(&t->variants[2], "zero_shot_cot", VARIANT_ZERO_SHOT_COT);
     t->n_variants = 3;
+    if (t->retrieval) {
+        t->variants = em_realloc(t->variants, 4 * sizeof *t->variants);
+        variant_defaults(&t->variants[t->n_variants++], "retrieval", VARIANT_RETRIEVAL);
+    }
     const ydoc_node *vs = ydoc_get(L->root, "variants");
     if (!vs)
         return 0;
@@ -1212,7 +1295,7 @@ static int load_all(loader *L)
     if (check_unique_ids(L, L->t->examples, L->t->n_examples) || load_few_shot(L) ||
         check_unique_ids(L, L->t->shots, L->t->n_shots) || load_templates(L) ||
         load_generation(L) || load_answer(L) || load_metrics(L) || load_scores(L) ||
-        load_variants(L))
+        load_retrieval(L) || load_variants(L))
         return -1;
     return 0;
 }
@@ -1259,6 +1342,7 @@ int task_load(const char *path, task **out, em_err *err)
 typedef struct render_ctx {
     const task *t;
     const task_example *e;
+    const char *passages; /* {{passages}} of a retrieval prompt, or NULL */
     char *choices;   /* {{choices}}, rendered on first use */
     em_err err;      /* a choice_format failure */
     int failed;
@@ -1311,6 +1395,8 @@ static const char *lookup(void *p, const char *name)
         return e->rationale ? e->rationale : "";
     if (!strcmp(name, "id"))
         return e->id;
+    if (c->passages && !strcmp(name, "passages"))
+        return c->passages;
     if (!strcmp(name, "choices")) {
         if (!c->choices)
             c->choices = render_choices(c);
@@ -1322,10 +1408,10 @@ static const char *lookup(void *p, const char *name)
     return NULL;
 }
 
-static int render(const task *t, const task_example *e, const char *text, em_buf *out,
-                  em_err *err)
+static int render_with(const task *t, const task_example *e, const char *text,
+                       const char *passages, em_buf *out, em_err *err)
 {
-    render_ctx c = {.t = t, .e = e};
+    render_ctx c = {.t = t, .e = e, .passages = passages};
     int rc = tmpl_render(text, lookup, &c, out, err);
     if (!rc && c.failed)
         rc = em_errorf(err, "%s", c.err.msg);
@@ -1333,6 +1419,39 @@ static int render(const task *t, const task_example *e, const char *text, em_buf
     if (rc)
         return em_error_prefix(err, "%s: example '%s'", t->path, e->id);
     return 0;
+}
+
+static int render(const task *t, const task_example *e, const char *text, em_buf *out,
+                  em_err *err)
+{
+    return render_with(t, e, text, NULL, out, err);
+}
+
+/* The evaluated example's own prompt. A retrieval variant searches the
+ * corpus with the rendered query and renders its template (the variant's,
+ * else the task's retrieval.template) with the passages. */
+static int render_prompt(const task *t, const task_variant *v, int ex, em_buf *out,
+                         em_err *err)
+{
+    const task_example *e = &t->examples[ex];
+    const retr_spec *r = t->retrieval;
+    if (!v || v->kind != VARIANT_RETRIEVAL)
+        return render(t, e, v && v->template ? v->template : t->template, out, err);
+    if (!r)
+        return em_errorf(err, "%s: variant '%s' is retrieval but the task has no "
+                         "'retrieval' corpus", t->path, v->name);
+    em_buf q = {0};
+    char *passages = NULL;
+    int rc = render(t, e, r->query, &q, err);
+    if (!rc && retr_passages(r->index, q.s ? q.s : "", r->k, r->separator, &passages,
+                             err))
+        rc = em_error_prefix(err, "%s: example '%s'", t->path, e->id);
+    if (!rc)
+        rc = render_with(t, e, v->template ? v->template : r->template, passages, out,
+                         err);
+    free(passages);
+    em_buf_free(&q);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1417,9 +1536,12 @@ static int build_prompt(const task *t, const task_variant *v, int ex, em_buf *ou
                         em_err *err)
 {
     int *idx, k;
-    if (v && v->kind == VARIANT_COT && variant_k(t, v) == 0)
-        return em_errorf(err, "%s: variant '%s' is chain-of-thought but its k is 0",
-                         t->path, v->name);
+    /* A cot variant without exemplars must carry its own prompt (a model
+     * trained on the scratchpad format is prompted with it zero-shot);
+     * otherwise nothing would ask for a rationale. */
+    if (v && v->kind == VARIANT_COT && variant_k(t, v) == 0 && !v->template)
+        return em_errorf(err, "%s: variant '%s' is chain-of-thought but its k is 0 "
+                         "and it has no template of its own", t->path, v->name);
     if (task_pick_shots(t, v, ex, &idx, &k, err))
         return -1;
     const char *sep = t->few_shot.separator;
@@ -1439,9 +1561,11 @@ static int build_prompt(const task *t, const task_variant *v, int ex, em_buf *ou
     free(et);
     free(idx);
     if (!rc)
-        rc = render(t, &t->examples[ex], v && v->template ? v->template : t->template,
-                    out, err);
-    if (!rc && v && v->kind == VARIANT_ZERO_SHOT_COT && v->cot_trigger) {
+        rc = render_prompt(t, v, ex, out, err);
+    /* An empty cot_trigger: the template already ends with the trigger
+     * (a family trained on "A: Let's think step by step."). */
+    if (!rc && v && v->kind == VARIANT_ZERO_SHOT_COT && v->cot_trigger &&
+        *v->cot_trigger) {
         em_buf_putc(out, ' ');
         em_buf_puts(out, v->cot_trigger);
     }
@@ -1500,7 +1624,8 @@ int task_build_requests(const task *t, const task_variant *v, int ex,
     const task_example *e = &t->examples[ex];
     if (t->type == TASK_TARGET_LOGPROB) {
         req_loglik(t, p.s, e->targets[0], -1, out, n);
-    } else if (t->type == TASK_MULTIPLE_CHOICE && kind == VARIANT_STANDARD) {
+    } else if (t->type == TASK_MULTIPLE_CHOICE &&
+               (kind == VARIANT_STANDARD || kind == VARIANT_RETRIEVAL)) {
         for (int i = 0; i < e->n_choices; i++)
             req_loglik(t, p.s, e->choices[i], i, out, n);
     } else {

@@ -9,7 +9,8 @@
  *
  * Variants: every task runs as "standard", "cot" (few-shot exemplars that
  * carry a rationale), "zero_shot_cot" (two passes, Kojima et al. 2022) and
- * any named variants the file adds.
+ * any named variants the file adds; a task with a `retrieval:` corpus
+ * also runs as "retrieval" (top-k passages by BM25 put in the prompt).
  */
 #ifndef EMERGE_TASK_H
 #define EMERGE_TASK_H
@@ -50,6 +51,8 @@ typedef enum task_variant_kind {
     VARIANT_STANDARD,
     VARIANT_COT,
     VARIANT_ZERO_SHOT_COT,
+    VARIANT_RETRIEVAL,      /* standard, with retrieved passages in the
+                             * prompt (the task's `retrieval:` corpus) */
 } task_variant_kind;
 
 typedef struct task_variant {
@@ -117,6 +120,8 @@ typedef struct task {
     char *output_stop;      /* BIG-bench stop_string: answer extraction first
                              * cuts the output after its first occurrence
                              * (kept, as BIG-bench does); NULL for none */
+    struct retr_spec *retrieval; /* `retrieval:` corpus, k, template and
+                             * its index (harness/retrieval.h); NULL */
 } task;
 
 int task_load(const char *path, task **out, em_err *err);
