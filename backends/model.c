@@ -41,8 +41,8 @@ struct model_scratch {
     float *att;    /* attention output before the output projection */
     float *tmp, *tmp2;
     float *ff1, *ff2;
-    float *scores; /* [nth][n_ctx] attention scores per thread */
-    float *qh;     /* [nth][head_dim] rounded query per thread */
+    float *scores; /* [nth][n_batch][n_ctx] attention scores per thread */
+    float *qh;     /* [nth][n_batch][head_dim] one head's queries */
     float *rope;   /* [n_batch][n_rot] cos/sin pairs */
     /* Per row of a chunk: its position (RoPE, learned positions) and the
      * cache slots it attends to: [0, vis) and [seg, its own slot]. A plain
@@ -378,8 +378,8 @@ static void alloc_scratch(model *m)
     s->tmp2 = em_malloc(sizeof(float) * B * E);
     s->ff1 = em_malloc(sizeof(float) * B * F);
     s->ff2 = em_malloc(sizeof(float) * B * F);
-    s->scores = em_malloc(sizeof(float) * nth * (size_t)m->n_ctx);
-    s->qh = em_malloc(sizeof(float) * nth * (size_t)h->head_dim);
+    s->scores = em_malloc(sizeof(float) * nth * B * (size_t)m->n_ctx);
+    s->qh = em_malloc(sizeof(float) * nth * B * (size_t)h->head_dim);
     s->rope = em_malloc(sizeof(float) * B * (size_t)(h->n_rot ? h->n_rot : 1));
     s->pos = em_malloc(sizeof(int) * B);
     s->vis = em_malloc(sizeof(int) * B);
@@ -407,7 +407,8 @@ static int alloc_cache(model *m, em_err *err)
     size_t n = (size_t)m->hp.n_layer * (size_t)m->n_ctx * KV;
     /* calloc: pages of an unused context are never touched, so a long
      * n_ctx costs address space, not memory. */
-    m->k_cache = calloc(n, sizeof(float));
+    m->k_type = m->kv_f16 ? GGML_F16 : GGML_F32;
+    m->k_cache = calloc(n, m->kv_f16 ? sizeof(uint16_t) : sizeof(float));
     m->v_cache = calloc(n, sizeof(float));
     m->tokens = calloc((size_t)m->n_ctx, sizeof(int32_t));
     if (!m->k_cache || !m->v_cache || !m->tokens)
@@ -656,17 +657,33 @@ static void matmul(model *m, const model_mat *w, const float *x, int T,
     matmul_n(m, x, T, 1, &w, &out);
 }
 
-/* Appends T rows of K and V at positions p0.. of layer il, rounded to
- * F16 values unless kv_exact. Both are [n_layer][n_ctx][kv_dim]. */
+/* Both caches are [n_layer][n_head_kv][n_ctx][head_dim]: the keys of one
+ * head form a matrix of n_ctx rows, so the scores of a head are one
+ * matrix product (quant_matmul_rows) as in llama.cpp, where K is an F16
+ * tensor and the queries are rounded to F16 for the product. V holds
+ * F32 copies of F16 values (its product is done here, row by row). */
+static size_t kv_row(const model *m, int il, int hk, int slot)
+{
+    return (((size_t)il * m->hp.n_head_kv + (size_t)hk) * (size_t)m->n_ctx +
+            (size_t)slot) * (size_t)m->hp.head_dim;
+}
+
+/* Appends T rows of K and V at slots p0.. of layer il. */
 static void kv_store(model *m, int il, int T, int p0)
 {
-    size_t KV = (size_t)m->hp.n_head_kv * m->hp.head_dim;
-    size_t off = ((size_t)il * m->n_ctx + (size_t)p0) * KV;
-    float *kc = m->k_cache + off, *vc = m->v_cache + off;
-    for (size_t i = 0; i < (size_t)T * KV; i++) {
-        kc[i] = m->kv_f16 ? round_f16(m->s->k[i]) : m->s->k[i];
-        vc[i] = m->kv_f16 ? round_f16(m->s->v[i]) : m->s->v[i];
-    }
+    int hd = m->hp.head_dim, HK = m->hp.n_head_kv;
+    size_t KV = (size_t)HK * hd, ks = m->kv_f16 ? sizeof(uint16_t)
+                                                 : sizeof(float);
+    for (int t = 0; t < T; t++)
+        for (int hk = 0; hk < HK; hk++) {
+            const float *k = m->s->k + (size_t)t * KV + (size_t)hk * hd;
+            const float *v = m->s->v + (size_t)t * KV + (size_t)hk * hd;
+            size_t r = kv_row(m, il, hk, p0 + t);
+            quant_quantize_row(m->k_type, k, (char *)m->k_cache + r * ks, hd);
+            float *vr = m->v_cache + r;
+            for (int d = 0; d < hd; d++)
+                vr[d] = m->kv_f16 ? round_f16(v[d]) : v[d];
+        }
 }
 
 typedef struct att_job {
@@ -674,7 +691,7 @@ typedef struct att_job {
     int il, T, p0;
 } att_job;
 
-/* Softmax of sc[0..n] in place, with llama.cpp's rounding of the
+/* Softmax of sc[0..n) in place, with llama.cpp's rounding of the
  * probabilities to F16 (its attention product takes them as F16). */
 static void softmax_probs(const model *m, float *sc, int n)
 {
@@ -692,107 +709,97 @@ static void softmax_probs(const model *m, float *sc, int n)
 }
 
 /* The cache slot of the k-th position a row sees: [0, nv) then seg.. */
-static inline size_t att_slot(int k, int nv, int seg)
+static inline int att_slot(int k, int nv, int seg)
 {
-    return (size_t)(k < nv ? k : seg + (k - nv));
+    return k < nv ? k : seg + (k - nv);
 }
 
-/* One head of one query row: out = softmax(q K^T * scale) V over the n
- * slots the row sees ([0, nv), then from seg on). K and V rows of this
- * head are hd floats, KV apart. */
-static void attend(const model *m, const float *q, const float *K,
-                   const float *V, int n, int nv, int seg, float *out,
-                   float *sc, float *qh)
+/* out = sum over the n visible positions k of p[k] * V[slot(k)]. */
+static void attend_v(const model *m, const float *p, const float *V, int n,
+                     int nv, int seg, float *out)
 {
     int hd = m->hp.head_dim;
-    size_t KV = (size_t)m->hp.n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int d = 0; d < hd; d++)
-        qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
-    for (int k = 0; k < n; k++) {
-        const float *kr = K + att_slot(k, nv, seg) * KV;
-        float s = 0;
-        for (int d = 0; d < hd; d++)
-            s += qh[d] * kr[d];
-        sc[k] = s * scale;
-    }
-    softmax_probs(m, sc, n);
     for (int d = 0; d < hd; d++)
         out[d] = 0;
     for (int k = 0; k < n; k++) {
-        const float *vr = V + att_slot(k, nv, seg) * KV;
+        const float *vr = V + (size_t)att_slot(k, nv, seg) * hd;
         for (int d = 0; d < hd; d++)
-            out[d] += sc[k] * vr[d];
+            out[d] += p[k] * vr[d];
     }
 }
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-/* The same with AVX-512 for head sizes that are multiples of 16 (the
- * sums are in another order than the portable version's). */
+/* The same with AVX-512 for head sizes that are multiples of 16 (sums in
+ * the same order, one FMA per element: identical results). */
 __attribute__((target("avx512f")))
-static void attend_avx512(const model *m, const float *q, const float *K,
-                          const float *V, int n, int nv, int seg, float *out,
-                          float *sc, float *qh)
+static void attend_v_avx512(const model *m, const float *p, const float *V,
+                            int n, int nv, int seg, float *out)
 {
     int hd = m->hp.head_dim;
-    size_t KV = (size_t)m->hp.n_head_kv * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-    for (int d = 0; d < hd; d++)
-        qh[d] = m->kv_f16 ? round_f16(q[d]) : q[d];
-    for (int k = 0; k < n; k++) {
-        const float *kr = K + att_slot(k, nv, seg) * KV;
-        __m512 acc = _mm512_setzero_ps();
-        for (int d = 0; d < hd; d += 16)
-            acc = _mm512_fmadd_ps(_mm512_loadu_ps(qh + d),
-                                  _mm512_loadu_ps(kr + d), acc);
-        sc[k] = _mm512_reduce_add_ps(acc) * scale;
-    }
-    softmax_probs(m, sc, n);
     for (int d = 0; d < hd; d += 16) {
         __m512 acc = _mm512_setzero_ps();
         for (int k = 0; k < n; k++)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(sc[k]),
-                                  _mm512_loadu_ps(V + att_slot(k, nv, seg) * KV
-                                                  + d), acc);
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(p[k]),
+                                  _mm512_loadu_ps(V + (size_t)att_slot(k, nv,
+                                                  seg) * hd + d), acc);
         _mm512_storeu_ps(out + d, acc);
     }
 }
 #endif
 
+/* All T rows of head h: scores for every key slot below p0+T in one
+ * product, then per row the visible ones, softmax and the V sum. */
+static void attend_head(model *m, int il, int T, int p0, int h, float *S,
+                        float *qb)
+{
+    int hd = m->hp.head_dim, E = m->hp.n_embd;
+    int hk = h / (m->hp.n_head / m->hp.n_head_kv), n_keys = p0 + T;
+    size_t ks = m->kv_f16 ? sizeof(uint16_t) : sizeof(float);
+    const char *K = (const char *)m->k_cache + kv_row(m, il, hk, 0) * ks;
+    const float *V = m->v_cache + kv_row(m, il, hk, 0);
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int t = 0; t < T; t++)
+        memcpy(qb + (size_t)t * hd, m->s->q + (size_t)t * E + (size_t)h * hd,
+               sizeof(float) * (size_t)hd);
+    quant_act a;
+    quant_act_prepare(&a, m->k_type, qb, T, hd);
+    quant_matmul_rows(m->k_type, K, hd, &a, 0, n_keys, S, n_keys);
+    quant_act_free(&a);
+    for (int t = 0; t < T; t++) {
+        float *sr = S + (size_t)t * n_keys;
+        int nv = m->s->vis[t], seg = m->s->seg[t];
+        int n = nv + (p0 + t + 1 - seg);
+        for (int k = 0; k < n; k++) /* slot(k) >= k: in place is safe */
+            sr[k] = sr[att_slot(k, nv, seg)] * scale;
+        softmax_probs(m, sr, n);
+        float *out = m->s->att + (size_t)t * E + (size_t)h * hd;
+#if defined(__x86_64__)
+        if (m->simd512 && hd % 16 == 0) {
+            attend_v_avx512(m, sr, V, n, nv, seg, out);
+            continue;
+        }
+#endif
+        attend_v(m, sr, V, n, nv, seg, out);
+    }
+}
+
 static void att_worker(void *arg, int ith, int nth)
 {
     att_job *j = arg;
     model *m = j->m;
-    int H = m->hp.n_head, hd = m->hp.head_dim;
-    int group = H / m->hp.n_head_kv;
-    size_t KV = (size_t)m->hp.n_head_kv * hd;
-    size_t base = (size_t)j->il * m->n_ctx * KV;
+    size_t B = (size_t)m->n_batch;
+    float *S = m->s->scores + (size_t)ith * B * (size_t)m->n_ctx;
+    float *qb = m->s->qh + (size_t)ith * B * (size_t)m->hp.head_dim;
     long lo, hi;
-    pool_split((long)j->T * H, ith, nth, 1, &lo, &hi);
-    float *sc = m->s->scores + (size_t)ith * m->n_ctx;
-    float *qh = m->s->qh + (size_t)ith * hd;
-    for (long idx = lo; idx < hi; idx++) {
-        int t = (int)(idx / H), h = (int)(idx % H);
-        size_t off = (size_t)t * m->hp.n_embd + (size_t)h * hd;
-        size_t kvo = base + (size_t)(h / group) * hd;
-        const float *K = m->k_cache + kvo, *V = m->v_cache + kvo;
-        int nv = m->s->vis[t], seg = m->s->seg[t];
-        int n = nv + (j->p0 + t + 1 - seg);
-#if defined(__x86_64__)
-        if (m->simd512 && hd % 16 == 0) {
-            attend_avx512(m, m->s->q + off, K, V, n, nv, seg,
-                          m->s->att + off, sc, qh);
-            continue;
-        }
-#endif
-        attend(m, m->s->q + off, K, V, n, nv, seg, m->s->att + off, sc, qh);
-    }
+    pool_split(m->hp.n_head, ith, nth, 1, &lo, &hi);
+    for (long h = lo; h < hi; h++)
+        attend_head(m, j->il, j->T, j->p0, (int)h, S, qb);
 }
 
 /* Causal self-attention of the T rows in s->q over the cache, which
  * already holds this chunk's K and V; result in s->att. Work is split
- * over (row, head) pairs. */
+ * by heads. */
 static void attention(model *m, int il, int T, int p0)
 {
     att_job j = {m, il, T, p0};

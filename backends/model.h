@@ -90,7 +90,10 @@ typedef struct model {
     pool *pool;
     int n_ctx, n_batch, kv_f16;
     int simd512;              /* attention kernels may use AVX-512 */
-    float *k_cache, *v_cache; /* [n_layer][n_ctx][n_head_kv*head_dim] */
+    ggml_type k_type;         /* GGML_F16 (llama.cpp's cache) or F32 */
+    void *k_cache;            /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    float *v_cache;           /* same layout, F32 (F16 values unless
+                                 kv_exact) */
     int32_t *tokens;          /* the n_past tokens the cache holds */
     int n_past;
     uint64_t n_evaluated;     /* tokens run through the network, ever */
