@@ -188,5 +188,5 @@ $(BUILD)/rel/bench/cuda_bench: $(BUILD)/rel/bench/cuda_bench.o $(BUILD)/rel/libe
 	$(CC) -o $@ $^ $(LDLIBS)
 
 .PHONY: bench-cuda
-bench-cuda: $(BUILD)/rel/bench/cuda_bench
-	$(BUILD)/rel/bench/cuda_bench
+bench-cuda: $(BUILD)/rel/bench/cuda_bench emerge
+	$(BUILD)/rel/bench/cuda_bench --emerge ./emerge --dir $(BUILD)/bench

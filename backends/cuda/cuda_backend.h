@@ -57,6 +57,11 @@ typedef struct cuda_device_info {
  * info of device i. */
 int cuda_device_count(const char **why);
 int cuda_device_get(int i, cuda_device_info *info, em_err *err);
+
+/* The device operations of GPU `device` (for benchmarks: the backend
+ * builds its own); build/free pair. */
+int cuda_gpu_ops_build(int device, cuda_ops **out, em_err *err);
+void cuda_gpu_ops_free(cuda_ops *o);
 #endif
 
 #endif

@@ -161,7 +161,7 @@ static void g_matmul(void *ctx, const cuda_wmat *w, const float *x, int T,
     }
 }
 
-static void gpu_ops_free(cuda_ops *o)
+void cuda_gpu_ops_free(cuda_ops *o)
 {
     if (!o)
         return;
@@ -235,13 +235,9 @@ static int parse_device(const char *v, int *dev, em_err *err)
     return 0;
 }
 
-static int gpu_open(const backend_spec *spec, void **state, backend_info *info,
-                    em_err *err)
+int cuda_gpu_ops_build(int dev, cuda_ops **out, em_err *err)
 {
-    int dev;
     const char *why = NULL;
-    if (parse_device(backend_spec_opt(spec, "device"), &dev, err))
-        return -1;
     int n = cuda_device_count(&why);
     if (dev >= n)
         return n ? em_errorf(err, "device cuda:%d does not exist (%d CUDA "
@@ -267,11 +263,23 @@ static int gpu_open(const backend_spec *spec, void **state, backend_info *info,
     cublasStatus_t bs = cublasCreate(&g->blas);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         g->blas = NULL;
-        gpu_ops_free(o);
+        cuda_gpu_ops_free(o);
         return em_errorf(err, "cuda:%d: cublasCreate: %s", dev,
                          cublasGetStatusString(bs));
     }
-    return cuda_backend_open(spec, o, gpu_ops_free, state, info, err);
+    *out = o;
+    return 0;
+}
+
+static int gpu_open(const backend_spec *spec, void **state, backend_info *info,
+                    em_err *err)
+{
+    int dev;
+    cuda_ops *o;
+    if (parse_device(backend_spec_opt(spec, "device"), &dev, err) ||
+        cuda_gpu_ops_build(dev, &o, err))
+        return -1;
+    return cuda_backend_open(spec, o, cuda_gpu_ops_free, state, info, err);
 }
 
 const backend_ops backend_cuda_ops = {

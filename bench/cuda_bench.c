@@ -1,0 +1,266 @@
+/*
+ * cuda_bench.c - `make bench-cuda`: speed of the cuda backend's engine.
+ *
+ * For random-weight llama models written by `emerge mkmodel` (default
+ * the 134M shape of tools/bench.sh: n_embd 768, 12 layers, n_ff 2048,
+ * vocab 32000; --big: a 1.1B shape, n_embd 2048, 22 layers, n_ff 5632)
+ * in F16, Q8_0, Q4_0 and Q4_K, prints:
+ *   prompt   tokens/s of one 512-token sequence through the forward pass,
+ *            achieved TFLOP/s of its matrix products, and that as a
+ *            fraction of cuBLAS's own GEMM (F16 inputs, F32 accumulate;
+ *            F32 for F32 models) timed alone at the same shapes;
+ *   decode   tokens/s of 128 single-token steps (logits row to the host
+ *            each step, as generation does) and the weight bytes read per
+ *            second as a fraction of the GPU's peak memory bandwidth.
+ * Without a CUDA build or a device it says so and exits 0.
+ *
+ * usage: cuda_bench [--big] [--device N] [--emerge PATH] [--dir DIR]
+ *                   [model.gguf ...]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/common.h"
+
+#ifndef EMERGE_CUDA
+int main(void)
+{
+    printf("bench-cuda: this emerge was built without CUDA (make CUDA=1 "
+           "with nvcc installed); nothing to measure\n");
+    return 0;
+}
+#else
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_engine.h"
+
+typedef struct bench_opts {
+    int big, device;
+    const char *emerge, *dir;
+} bench_opts;
+
+/* Seconds per call of cuBLAS alone: out (T x n_out) = x W^T. */
+static double time_gemm(cublasHandle_t h, int f32, int64_t n_in, int64_t n_out,
+                        int T)
+{
+    size_t es = f32 ? 4 : 2;
+    void *w = NULL, *x = NULL, *o = NULL;
+    if (cudaMalloc(&w, es * (size_t)(n_in * n_out)) != cudaSuccess ||
+        cudaMalloc(&x, es * (size_t)n_in * (size_t)T) != cudaSuccess ||
+        cudaMalloc(&o, 4 * (size_t)n_out * (size_t)T) != cudaSuccess) {
+        cudaFree(w);
+        cudaFree(x);
+        return -1;
+    }
+    cudaMemset(w, 0, es * (size_t)(n_in * n_out));
+    cudaMemset(x, 0, es * (size_t)n_in * (size_t)T);
+    cudaDataType t = f32 ? CUDA_R_32F : CUDA_R_16F;
+    const float one = 1, zero = 0;
+    double best = 1e30;
+    for (int rep = 0; rep < 6; rep++) {
+        cudaDeviceSynchronize();
+        double t0 = em_now();
+        cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n_out, T, (int)n_in,
+                     &one, w, t, (int)n_in, x, t, (int)n_in, &zero, o,
+                     CUDA_R_32F, (int)n_out, CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT);
+        cudaDeviceSynchronize();
+        double dt = em_now() - t0;
+        if (rep > 0 && dt < best) /* the first call warms cuBLAS up */
+            best = dt;
+    }
+    cudaFree(w);
+    cudaFree(x);
+    cudaFree(o);
+    return best;
+}
+
+/* cuBLAS time and FLOPs of every layer matrix of m at T rows. */
+static void gemm_reference(const model *m, int T, double *secs, double *flops)
+{
+    cublasHandle_t h;
+    *secs = *flops = 0;
+    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS)
+        return;
+    const model_layer *l = &m->layers[0];
+    const model_mat *w[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate,
+                            &l->w_up, &l->w_down};
+    int f32 = l->wq.type == GGML_F32;
+    for (int k = 0; k < 7; k++) {
+        if (!w[k]->data)
+            continue;
+        double t = time_gemm(h, f32, w[k]->n_in, w[k]->n_out, T);
+        *secs += t * m->hp.n_layer;
+        *flops += 2.0 * (double)w[k]->n_in * (double)w[k]->n_out * T *
+                  m->hp.n_layer;
+    }
+    cublasDestroy(h);
+}
+
+static double weight_bytes(const model *m)
+{
+    double b = (double)m->output.row_bytes * (double)m->output.n_out;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        const model_mat *w[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate,
+                                &l->w_up, &l->w_down};
+        for (int k = 0; k < 7; k++)
+            b += (double)w[k]->row_bytes * (double)w[k]->n_out;
+    }
+    return b;
+}
+
+static int bench_model(const char *path, const bench_opts *bo,
+                       const cuda_device_info *dev)
+{
+    em_err err;
+    model_opts mo = {0};
+    mo.n_threads = 1;
+    mo.n_batch = 1;
+    mo.n_ctx = 1024;
+    model *m = NULL;
+    cuda_ops *ops = NULL;
+    cuda_engine *e = NULL;
+    cuda_batch b = {0};
+    int rc = -1;
+    if (model_build(path, &mo, &m, &err) ||
+        cuda_gpu_ops_build(bo->device, &ops, &err) ||
+        cuda_engine_build(m, ops, 0, &e, &err)) {
+        fprintf(stderr, "bench-cuda: %s: %s\n", path, err.msg);
+        goto done;
+    }
+    enum { PP = 512, TG = 128 };
+    int32_t *toks = em_malloc(sizeof(int32_t) * (PP + TG + 16));
+    for (int i = 0; i < PP + TG + 16; i++)
+        toks[i] = 1 + (i * 7919) % (m->hp.n_vocab - 1);
+    /* prompt: one 512-token sequence */
+    double pp = 1e30;
+    for (int rep = 0; rep < 4; rep++) {
+        cuda_batch_reset(&b);
+        cuda_plan_sequence(&b, toks, PP, 0);
+        double t0 = em_now();
+        if (cuda_engine_forward(e, &b, 0, &err))
+            goto fail;
+        double dt = em_now() - t0;
+        if (rep > 0 && dt < pp)
+            pp = dt;
+    }
+    /* decode: 16-token prompt, then single tokens with their logits */
+    float *lg = em_malloc(sizeof(float) * (size_t)m->hp.n_vocab);
+    cuda_batch_reset(&b);
+    cuda_plan_sequence(&b, toks, 16, 0);
+    if (cuda_engine_forward(e, &b, 0, &err))
+        goto fail_lg;
+    double t0 = em_now();
+    for (int i = 16; i < 16 + TG; i++) {
+        cuda_batch_reset(&b);
+        cuda_plan_sequence(&b, toks + i, 1, i);
+        if (cuda_engine_forward(e, &b, i, &err) ||
+            cuda_engine_logits(e, 0, lg, &err))
+            goto fail_lg;
+    }
+    double tg = (em_now() - t0) / TG;
+    double ref_s, flops;
+    gemm_reference(m, PP, &ref_s, &flops);
+    double bw = weight_bytes(m) / tg;
+    const char *slash = strrchr(path, '/');
+    printf("%-24s prompt %8.0f tok/s  %6.1f TFLOP/s = %4.0f%% of cuBLAS "
+           "(%5.1f)   decode %7.1f tok/s  %6.0f GB/s",
+           slash ? slash + 1 : path, PP / pp, flops / pp / 1e12,
+           ref_s > 0 ? 100 * ref_s / pp : 0.0,
+           ref_s > 0 ? flops / ref_s / 1e12 : 0.0, 1 / tg, bw / 1e9);
+    if (dev->mem_bw > 0)
+        printf(" = %4.1f%% of peak", 100 * bw / dev->mem_bw);
+    printf("\n");
+    rc = 0;
+fail_lg:
+    free(lg);
+fail:
+    if (rc)
+        fprintf(stderr, "bench-cuda: %s: %s\n", path, err.msg);
+    free(toks);
+done:
+    cuda_batch_free(&b);
+    cuda_engine_free(e);
+    cuda_gpu_ops_free(ops);
+    model_free(m);
+    return rc;
+}
+
+/* Writes dir/cuda-<shape>-<type>.gguf with emerge mkmodel if missing. */
+static char *make_model(const bench_opts *bo, const char *type)
+{
+    em_buf p = {0}, cmd = {0};
+    em_buf_printf(&p, "%s/cuda-%s-%s.gguf", bo->dir, bo->big ? "1b" : "134m",
+                  type);
+    FILE *f = fopen(p.s, "rb");
+    if (f) {
+        fclose(f);
+        return em_buf_take(&p);
+    }
+    em_buf_printf(&cmd, "mkdir -p '%s' && '%s' mkmodel -o '%s' --type %s %s "
+                  ">/dev/null", bo->dir, bo->emerge, p.s, type,
+                  bo->big ? "--n-embd 2048 --n-layer 22 --n-head 32 "
+                            "--n-head-kv 4 --n-ff 5632" : "");
+    int rc = system(cmd.s);
+    em_buf_free(&cmd);
+    if (rc != 0) {
+        fprintf(stderr, "bench-cuda: emerge mkmodel --type %s failed\n", type);
+        em_buf_free(&p);
+        return NULL;
+    }
+    return em_buf_take(&p);
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts bo = {0, 0, "./emerge", "build/bench"};
+    int first_model = argc;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--big"))
+            bo.big = 1;
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc)
+            bo.device = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--emerge") && i + 1 < argc)
+            bo.emerge = argv[++i];
+        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            bo.dir = argv[++i];
+        else {
+            first_model = i;
+            break;
+        }
+    }
+    const char *why = NULL;
+    int n = cuda_device_count(&why);
+    if (bo.device >= n) {
+        printf("bench-cuda: no CUDA device %d (%s); nothing to measure\n",
+               bo.device, why ? why : "fewer devices");
+        return 0;
+    }
+    cuda_device_info dev;
+    em_err err;
+    if (cuda_device_get(bo.device, &dev, &err)) {
+        fprintf(stderr, "bench-cuda: %s\n", err.msg);
+        return 1;
+    }
+    printf("bench-cuda: cuda:%d %s, sm_%d%d, %.0f GB/s peak memory bandwidth\n",
+           bo.device, dev.name, dev.cc_major, dev.cc_minor, dev.mem_bw / 1e9);
+    int fails = 0;
+    if (first_model < argc) {
+        for (int i = first_model; i < argc; i++)
+            fails += bench_model(argv[i], &bo, &dev) != 0;
+        return fails ? 1 : 0;
+    }
+    const char *types[] = {"f16", "q8_0", "q4_0", "q4_k"};
+    for (int t = 0; t < 4; t++) {
+        char *path = make_model(&bo, types[t]);
+        fails += !path || bench_model(path, &bo, &dev) != 0;
+        free(path);
+    }
+    return fails ? 1 : 0;
+}
+#endif
