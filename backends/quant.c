@@ -289,19 +289,20 @@ static float amax_of(const float *x, int n, float *signed_max)
 
 /* Q8_0 as llama.cpp's x86 path quantises activations: d = amax/127,
  * values x*127/amax rounded half to even. */
-static void quant_q8_0_block(const float *x, uint16_t *d, int8_t *qs)
+static float quant_q8_0_block(const float *x, uint16_t *d, int8_t *qs)
 {
     float amax = amax_of(x, QK8_0, NULL);
     float id = amax ? 127.0f / amax : 0.0f;
     *d = quant_f32_to_f16(amax / 127.0f);
     for (int j = 0; j < QK8_0; j++)
         qs[j] = (int8_t)nearest_int(x[j] * id);
+    return amax / 127.0f;   /* the scale before F16 rounding */
 }
 
 static void quant_q8_0(const float *x, blk_q8_0 *b, int64_t nb)
 {
     for (int64_t i = 0; i < nb; i++, x += QK8_0)
-        quant_q8_0_block(x, &b[i].d, b[i].qs);
+        (void)quant_q8_0_block(x, &b[i].d, b[i].qs);
 }
 
 /* ggml's reference Q4_0: the value of largest magnitude maps to -8. */
@@ -610,7 +611,7 @@ static void act_q8_0_scalar(const float *x, int64_t n, int k, qa_q8_row v)
     for (int64_t b = 0; b < nb; b++) {
         uint16_t d;
         int8_t *qs = v.qs + b * QK8_0;
-        quant_q8_0_block(x + b * QK8_0, &d, qs);
+        float dexact = quant_q8_0_block(x + b * QK8_0, &d, qs);
         int64_t lane = (b / 2) * 16 + (b & 1) * 8;
         int sum = 0;
         for (int j = 0; j < QK8_0; j++)
@@ -618,7 +619,8 @@ static void act_q8_0_scalar(const float *x, int64_t n, int k, qa_q8_row v)
         for (int j = 0; j < 8; j++)
             v.dv[lane + j] = f16(d);
         v.cv[lane] = -k * sum;
-        v.sv[lane] = f16(quant_f32_to_f16(f16(d) * (float)sum));
+        /* as llama.cpp's Q8_1: the unrounded scale times the sum */
+        v.sv[lane] = f16(quant_f32_to_f16(dexact * (float)sum));
     }
 }
 
@@ -956,7 +958,13 @@ void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
     case GGML_Q5_1: f = k->q5_1; break;
     default: break;
     }
-    if (!f || a->wtype != wtype || a->n != n_in || i1 <= i0 || !a->rows)
+    size_t stride = ggml_type_size(wtype, n_in);
+    /* Misuse (activations prepared for another type or width, a row
+     * length that is not whole blocks) computes nothing: callers check
+     * shapes when they load a model, so this is a last guard, not an
+     * error path. */
+    if (!f || !stride || a->wtype != wtype || a->n != n_in || i1 <= i0 ||
+        !a->rows)
         return;
-    f(w, ggml_type_size(wtype, n_in), n_in, a, i0, i1, out, ld_out);
+    f(w, stride, n_in, a, i0, i1, out, ld_out);
 }

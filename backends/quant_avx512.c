@@ -3,15 +3,17 @@
  * time by quant.c; every function carries a target attribute, so the file
  * builds without -march and runs only on CPUs that have the features.
  *
- * Shape of every kernel: the weight rows are taken CW at a time and, for
- * prompt processing (many activation rows), first unpacked into an
- * L1-resident scratch in a form the inner loop can use directly (F16/BF16
- * to F32; Q8_0/Q4_0 to unsigned bytes plus per-lane scales; Q4_K/Q6_K to
- * unsigned bytes plus int16 scale vectors). The unpacking is then paid
- * once per weight row however many tokens there are, and each weight
- * vector loaded into a register is used for RA activation rows: a
- * register tile of RA x CW dot products (RA = CW = 4) that keeps the
- * FMA / integer units busy instead of waiting on loads.
+ * Three shapes, chosen by the number of activation rows:
+ *  - prompt processing (>= PANEL_MIN_ROWS rows): weights repacked 32 rows
+ *    at a time into a panel whose vectors hold 16 rows' values at one k
+ *    (see "Panel kernels" below); no horizontal sums, each weight vector
+ *    used by 4-6 activation rows, one VNNI instruction = 64 MACs.
+ *  - fewer rows (all other cases: 3..7 rows, or 1..7 for the float types,
+ *    Q4_0, Q4_1, Q5_0 and Q5_1): CW = 4 weight rows
+ *    unpacked into an L1 scratch, then RA x CW register tiles of dot
+ *    products with horizontal sums at the end.
+ *  - decode (1-2 rows) for Q8_0 and the K-quants: weight vectors built
+ *    in registers straight from the blocks, no scratch.
  *
  * Integer sums are exact and equal to the scalar kernels'; only the order
  * of float additions differs.
@@ -1260,7 +1262,8 @@ static T512 void act_q8_0(const float *x, int64_t n, int k, qa_q8_row v)
         float amax = _mm512_reduce_max_ps(
             _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
         __m512 id = _mm512_set1_ps(amax ? 127.0f / amax : 0.0f);
-        float d = _cvtsh_ss((unsigned short)_cvtss_sh(amax / 127.0f, 0));
+        float dexact = amax / 127.0f;
+        float d = _cvtsh_ss((unsigned short)_cvtss_sh(dexact, 0));
         /* cvtps_epi32 rounds half to even, as rintf does */
         __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, id));
         __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, id));
@@ -1270,7 +1273,7 @@ static T512 void act_q8_0(const float *x, int64_t n, int k, qa_q8_row v)
         _mm256_storeu_ps(v.dv + lane, _mm256_set1_ps(d));
         int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
         v.cv[lane] = -k * sum;
-        v.sv[lane] = _cvtsh_ss((unsigned short)_cvtss_sh(d * (float)sum, 0));
+        v.sv[lane] = _cvtsh_ss((unsigned short)_cvtss_sh(dexact * (float)sum, 0));
     }
 }
 

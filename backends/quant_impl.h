@@ -100,7 +100,8 @@ _Static_assert(sizeof(blk_q8_k) == 292, "q8_k layout");
  *                        lets a u8 x s8 dot product (VNNI) stand for the
  *                        signed one. Scalar kernels do not read it.
  *                  float sv[npad/4]: lanes 0 and 8 hold d * sum(qs)
- *                        rounded to F16 (ggml's Q8_1 "s"), for the
+ *                        (d before its F16 rounding) rounded to F16, as
+ *                        llama.cpp's Q8_1 "s", for the
  *                        min term m * s of Q4_1/Q5_1; other lanes 0.
  *  Q4_K/Q6_K weights: ggml's Q8_K blocks (scale 127/amax per 256).
  */
