@@ -40,7 +40,8 @@ static const char *const few_shot_keys[] = {
 static const char *const answer_keys[] = {"pattern", "match", "normalize", NULL};
 static const char *const variant_keys[] = {
     "name", "kind", "instruction", "template", "example_template", "k",
-    "cot_trigger", "answer_trigger", "max_tokens", NULL};
+    "cot_trigger", "answer_trigger", "max_tokens", "self_consistency", NULL};
+static const char *const sc_keys[] = {"samples", "temperature", "top_p", NULL};
 static const char *const type_names[] = {
     "generate", "multiple_choice", "target_logprob", NULL};
 static const char *const kind_names[] = {
@@ -1170,6 +1171,41 @@ static int variant_kind(loader *L, const ydoc_node *vn, task_variant_kind *kind)
                      s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
 }
 
+/* self_consistency: {samples: N, temperature: T, top_p: P} on a variant.
+ * It needs generation: a target_logprob task only scores. */
+static int variant_sc(loader *L, const ydoc_node *vn, task_variant *v)
+{
+    const ydoc_node *sc = ydoc_get(vn, "self_consistency");
+    if (!sc)
+        return 0;
+    if (sc->kind != YDOC_MAP)
+        return em_errorf(L->err, "%s:%d:%d: variant '%s': 'self_consistency' must be "
+                         "a mapping {samples: N, temperature: T, top_p: P}, got %s",
+                         L->path, sc->line, sc->col, v->name, ydoc_kind_name(sc->kind));
+    long long n = 0;
+    double temp = TASK_SC_TEMPERATURE, top_p = 1;
+    if (ydoc_check_keys(L->path, sc, sc_keys, "self_consistency", L->err) ||
+        ydoc_get_int(L->path, sc, "samples", 1, &n, L->err) ||
+        ydoc_get_num(L->path, sc, "temperature", &temp, L->err) ||
+        ydoc_get_num(L->path, sc, "top_p", &top_p, L->err))
+        return -1;
+    if (n < 1 || n > 1000)
+        return em_errorf(L->err, "%s:%d:%d: variant '%s': self_consistency 'samples' "
+                         "must be 1 to 1000", L->path, sc->line, sc->col, v->name);
+    if (!(temp > 0) || !(top_p > 0 && top_p <= 1))
+        return em_errorf(L->err, "%s:%d:%d: variant '%s': self_consistency needs "
+                         "temperature > 0 and 0 < top_p <= 1 (samples must differ)",
+                         L->path, sc->line, sc->col, v->name);
+    if (L->t->type == TASK_TARGET_LOGPROB)
+        return em_errorf(L->err, "%s:%d:%d: variant '%s': self_consistency needs "
+                         "generation; a target_logprob task only scores",
+                         L->path, sc->line, sc->col, v->name);
+    v->sc_samples = (int)n;
+    v->sc_temperature = temp;
+    v->sc_top_p = top_p;
+    return 0;
+}
+
 /* Applies the settings of variant mapping vn onto v. */
 static int variant_settings(loader *L, const ydoc_node *vn, task_variant *v)
 {
@@ -1185,7 +1221,8 @@ static int variant_settings(loader *L, const ydoc_node *vn, task_variant *v)
         ydoc_get_str(L->path, vn, "cot_trigger", &v->cot_trigger, L->err) ||
         ydoc_get_str(L->path, vn, "answer_trigger", &v->answer_trigger, L->err) ||
         ydoc_get_int(L->path, vn, "k", 0, &k, L->err) ||
-        ydoc_get_int(L->path, vn, "max_tokens", 1, &mt, L->err))
+        ydoc_get_int(L->path, vn, "max_tokens", 1, &mt, L->err) ||
+        variant_sc(L, vn, v))
         return -1;
     v->few_shot_k = (int)k;
     v->max_tokens = (int)mt;

@@ -65,7 +65,16 @@ typedef struct task_variant {
     char *answer_trigger;   /* zero_shot_cot pass 2: "Therefore, the answer is" */
     int few_shot_k;         /* -1: the task's k */
     int max_tokens;         /* 0: the task's */
+    /* self_consistency: {samples, temperature, top_p}: sc_samples sampled
+     * generations per example, answers majority-voted (harness/sweep.c,
+     * metrics/vote.h); 0 = off. Temperature defaults to
+     * TASK_SC_TEMPERATURE, top_p to 1. */
+    int sc_samples;
+    double sc_temperature;
+    double sc_top_p;
 } task_variant;
+
+#define TASK_SC_TEMPERATURE 0.7
 
 typedef struct task_answer {
     char *pattern;  /* PCRE2 pattern; capture group 1 if present, else match */
