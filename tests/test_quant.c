@@ -6,6 +6,7 @@
  * ones, and matmul against a dequantise-then-dot reference within the
  * error the 8-bit activations allow.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -625,6 +626,54 @@ TEST(act_prepare_identical)
     free(x);
 }
 
+/* Threads splitting the weight rows (as the engine does) get exactly the
+ * single-call result: the kernels share no state between calls. */
+typedef struct {
+    ggml_type t;
+    const void *w;
+    int64_t n, i0, i1, ld;
+    const quant_act *a;
+    float *out;
+} mm_part;
+
+static void *mm_thread(void *arg)
+{
+    mm_part *p = arg;
+    quant_matmul_rows(p->t, p->w, p->n, p->a, p->i0, p->i1, p->out, p->ld);
+    return NULL;
+}
+
+TEST(threads_split_rows)
+{
+    static const ggml_type types[] = {GGML_F16, GGML_Q8_0, GGML_Q4_K};
+    const int64_t m = 100, n = 512;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        ggml_type t = types[ti];
+        for (int rows = 1; rows <= 16; rows += 15) {
+            float *deq;
+            void *w = make_weights(t, m, n, 500 + ti, &deq);
+            float *x = rand_vec(rows * n, 600 + rows, 1.0f);
+            quant_act a;
+            quant_act_prepare(&a, t, x, rows, n);
+            float *one = calloc((size_t)(rows * m), sizeof *one);
+            float *two = calloc((size_t)(rows * m), sizeof *two);
+            quant_matmul_rows(t, w, n, &a, 0, m, one, m);
+            pthread_t th[4];
+            mm_part parts[4];
+            for (int k = 0; k < 4; k++) {
+                parts[k] = (mm_part){t, w, n, m * k / 4, m * (k + 1) / 4, m, &a, two};
+                pthread_create(&th[k], NULL, mm_thread, &parts[k]);
+            }
+            for (int k = 0; k < 4; k++)
+                pthread_join(th[k], NULL);
+            CHECK_MSG(!memcmp(one, two, (size_t)(rows * m) * sizeof *one),
+                      "%s rows=%d: threaded result differs", ggml_type_name(t), rows);
+            quant_act_free(&a);
+            free(one); free(two); free(x); free(w); free(deq);
+        }
+    }
+}
+
 TEST(simd_name)
 {
     const char *s = quant_simd_name();
@@ -650,6 +699,7 @@ int main(void)
     RUN(simd_matches_scalar);
     RUN(matmul_vs_dequantised_reference);
     RUN(act_prepare_identical);
+    RUN(threads_split_rows);
     RUN(simd_name);
     return tl_summary();
 }
