@@ -730,8 +730,9 @@ static void attend_v(const model *m, const float *p, const float *V, int n,
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-/* The same with AVX-512 for head sizes that are multiples of 16 (sums in
- * the same order, one FMA per element: identical results). */
+/* The same with AVX-512 for head sizes that are multiples of 16: the
+ * same order, but fused multiply-adds (the portable loop rounds each
+ * product), so the two may differ in the last bit. */
 __attribute__((target("avx512f")))
 static void attend_v_avx512(const model *m, const float *p, const float *V,
                             int n, int nv, int seg, float *out)

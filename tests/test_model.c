@@ -293,6 +293,39 @@ TEST(context_overflow_and_bad_ids)
     model_free(m);
 }
 
+/* kv_exact keeps K/V in F32: the same model within the F16 rounding
+ * effects, and not bit-identical (the F16 cache really rounds). */
+TEST(kv_exact_cache)
+{
+    char *path = tl_shared("fixtures/gguf/tiny-llama-f32.gguf");
+    if (!path)
+        return;
+    model_opts o16 = {.n_threads = 2}, o32 = {.n_threads = 2, .kv_exact = 1};
+    model *a = NULL, *b = NULL;
+    em_err err;
+    CHECK(model_build(path, &o16, &a, &err) == 0);
+    CHECK(model_build(path, &o32, &b, &err) == 0);
+    if (a && b) {
+        int32_t toks[12] = {1, 450, 7483, 310, 3444, 338, 3681, 29889, 450,
+                            7483, 310, 5546};
+        size_t V = (size_t)a->hp.n_vocab;
+        float *la = malloc(sizeof(float) * 12 * V);
+        float *lb = malloc(sizeof(float) * 12 * V);
+        CHECK(model_forward(a, toks, 12, 0, 12, la, &err) == 0);
+        CHECK(model_forward(b, toks, 12, 0, 12, lb, &err) == 0);
+        double d = 0;
+        for (size_t i = 0; i < 12 * V; i++)
+            d = fmax(d, fabs((double)la[i] - lb[i]));
+        printf("  F16 vs F32 cache: max |diff| %.3g\n", d);
+        CHECK(d > 0 && d < 0.05);
+        free(la);
+        free(lb);
+    }
+    model_free(a);
+    model_free(b);
+    free(path);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "parity")) {
@@ -303,5 +336,6 @@ int main(int argc, char **argv)
     RUN(parity_scalar_kernels);
     RUN(batched_equals_sequential);
     RUN(context_overflow_and_bad_ids);
+    RUN(kv_exact_cache);
     return tl_summary();
 }
