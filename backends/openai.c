@@ -83,6 +83,14 @@ static void count_attempt(int retry)
     pthread_mutex_lock(&count_mu);
     counts.attempts++;
     counts.retries += retry;
+    counts.in_flight++;
+    pthread_mutex_unlock(&count_mu);
+}
+
+static void count_landed(void)
+{
+    pthread_mutex_lock(&count_mu);
+    counts.in_flight--;
     pthread_mutex_unlock(&count_mu);
 }
 
@@ -350,6 +358,7 @@ static void oa_run(oa *o, oa_job *jobs, int n, oa_take_fn take, void *ctx)
             CURLcode rc = m->data.result;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
             curl_multi_remove_handle(multi, j->h);
+            count_landed();
             job_finish(o, j, rc, take, ctx, (int)(j - jobs));
             curl_easy_cleanup(j->h);
             j->h = NULL;
@@ -436,6 +445,18 @@ static double top_value(const cJSON *top)
     return best;
 }
 
+/* Whether prompt token k is a start token rather than text: servers show
+ * BOS as "" (emerge serve) or as "<s>"-like markup (llama.cpp, vLLM). */
+static int is_start_token(const cJSON *lp, int k)
+{
+    const cJSON *t = cJSON_GetArrayItem(get(lp, "tokens"), k);
+    if (!cJSON_IsString(t))
+        return 0;
+    const char *s = t->valuestring;
+    size_t n = strlen(s);
+    return n == 0 || (n >= 3 && s[0] == '<' && s[n - 1] == '>' && !strchr(s, ' '));
+}
+
 static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
 {
     ll_ctx *c = vctx;
@@ -464,6 +485,8 @@ static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
         long at = (long)o->valuedouble;
         if (at < c->bound[i] || at >= c->end[i])
             continue; /* context, or a generated token after the prompt */
+        if (k == 0 && !cJSON_IsNumber(t) && is_start_token(lp, 0))
+            continue; /* BOS of an empty context: it conditions, not scored */
         if (!cJSON_IsNumber(t)) {
             snprintf(msg, cap, "the server gave no log-prob for prompt token "
                      "%d (offset %ld, in the continuation)%s: it cannot score "

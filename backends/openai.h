@@ -35,6 +35,7 @@ extern const backend_ops backend_openai_ops;
 typedef struct openai_counts {
     long attempts;
     long retries;
+    long in_flight;  /* HTTP requests open right now (for a progress line) */
 } openai_counts;
 
 void openai_get_counts(openai_counts *out);

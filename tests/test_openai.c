@@ -538,6 +538,7 @@ TEST(test_faults_absorbed)
         openai_get_counts(&oc);
         CHECK_MSG(s->count >= N + N / 2, "only %ld server requests", s->count);
         CHECK(oc.retries > 0);
+        CHECK_INT(oc.in_flight, 0);
         backend_close(b);
     }
     fsrv_stop(s);

@@ -12,6 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend.h"
+#include "backends/model.h"
+#include "backends/sample.h"
+#include "backends/tokenizer.h"
 #include "harness/family.h"
 #include "harness/serve.h"
 #include "harness/sweep.h"
@@ -141,13 +145,143 @@ TEST(test_sweep_parity_with_native)
     CHECK_MSG(v[0] >= 30, "only %g paired requests", v[0]);
     CHECK_MSG(v[1] >= 24 && v[1] < v[0], "%g log-likelihood requests of %g",
               v[1], v[0]);
-    CHECK_MSG(v[2] >= 0 && v[2] <= 1e-4, "largest log-prob difference %g", v[2]);
+    /* The engine's numbers depend slightly on how tokens are chunked into
+     * forward passes (on tiny-llama-f32 a pass of 3-7 tokens gives
+     * log-probs 1.7e-4 away from a pass of 1-2 or 8+), and the native
+     * backend and the server chunk differently (context, then branches of
+     * continuations vs whole prompts behind a shared cache). The exact
+     * check of what the server computes is test_client_matches_native's
+     * one-pass reference; here: the same numbers up to that noise. */
+    CHECK_MSG(v[2] >= 0 && v[2] <= 1e-3, "largest log-prob difference %g", v[2]);
     CHECK_INT(v[3], 0); /* generations */
     CHECK_INT(v[4], 0);
     CHECK_INT(v[5], 0);
     serve_stop(s);
     tl_sh(NULL, "rm -rf '%s'", dir);
     free(dir);
+    free(model);
+}
+
+/* ---- the client's options against the server, request by request ---- */
+
+static backend *open_spec(const char *spec, em_err *err)
+{
+    family *f;
+    backend *b = NULL;
+    if (family_from_spec(spec, &f, err) == 0) {
+        if (backend_open(&f->members[0].spec, &b, err))
+            b = NULL;
+        family_free(f);
+    }
+    return b;
+}
+
+/* log P(continuation | context) from one forward pass over the whole
+ * token sequence: what the server computes for a fresh prompt. The
+ * continuation is the last n_tokens tokens (as the native backend split
+ * them; true for the requests used here). */
+static void one_pass_reference(const char *path, const backend_ll_req *rq,
+                               const backend_ll_res *nat, double *out, int n)
+{
+    model *m;
+    tokenizer *tok;
+    em_err err;
+    model_opts mo = {.n_threads = 2};
+    for (int i = 0; i < n; i++)
+        out[i] = NAN;
+    if (model_build(path, &mo, &m, &err) || tok_build(m->gguf, &tok, &err))
+        return;
+    int V = m->hp.n_vocab;
+    for (int i = 0; i < n; i++) {
+        em_buf all = {0};
+        em_buf_puts(&all, rq[i].context);
+        em_buf_puts(&all, rq[i].continuation);
+        int32_t *ids;
+        int nt;
+        if (tok_encode(tok, all.s, all.len, 1, &ids, &nt, &err) == 0) {
+            float *lg = em_malloc(sizeof(float) * (size_t)V * (size_t)nt);
+            model_truncate(m, 0);
+            if (model_forward(m, ids, nt, 0, nt, lg, &err) == 0) {
+                out[i] = 0;
+                for (int k = nt - nat[i].n_tokens; k < nt; k++)
+                    out[i] += sample_logprob(lg + (size_t)(k - 1) * V, V, ids[k]);
+            }
+            free(lg);
+            free(ids);
+        }
+        em_buf_free(&all);
+    }
+    tok_free(tok);
+    model_free(m);
+}
+
+TEST(test_client_matches_native)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    char spec[1024];
+    snprintf(spec, sizeof spec, "native:%s,threads=2", model);
+    backend *nat = open_spec(spec, &err);
+    CHECK_MSG(nat != NULL, "%s", err.msg);
+    const char *opts[] = {"", ",loglik_max_tokens=1", ",chat=1"};
+    /* Multi-byte characters (offsets count code points), trailing spaces
+     * moved to the continuation, an empty context (conditioned on BOS). */
+    backend_ll_req ll[] = {{"Die Größe ist", " groß"}, {"The cat sat on the ", "mat"},
+                           {"Ünïcödé ", "wörds ok"}, {"", "Hello world"},
+                           {"Q: 12 + 30 =\nA:", " 42"}};
+    enum { NL = sizeof ll / sizeof ll[0] };
+    backend_ll_res want[NL], got[NL];
+    const char *stop[] = {"\n"};
+    backend_gen_req gen[2] = {{"Once upon a time", stop, 1, 12, 0, 1, 5},
+                              {"Q: 1 + 1 =\nA:", stop, 1, 6, 0.8, 0.9, 77}};
+    backend_gen_res gw[2], gg[2];
+    if (nat) {
+        CHECK_INT(backend_loglikelihood(nat, ll, want, NL, &err), 0);
+        CHECK_INT(backend_generate(nat, gen, gw, 2, &err), 0);
+    }
+    double ref[NL];
+    one_pass_reference(model, ll, want, ref, NL);
+    for (int o = 0; s && nat && o < 3; o++) {
+        snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1%s",
+                 serve_port(s), opts[o]);
+        backend *b = open_spec(spec, &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b)
+            continue;
+        CHECK_INT(backend_loglikelihood(b, ll, got, NL, &err), 0);
+        for (int i = 0; i < NL; i++) {
+            CHECK_MSG(got[i].ok, "%s: %d: %s", opts[o], i, got[i].error);
+            /* First round: every prompt runs from scratch in one pass on the
+             * server, exactly as the reference. Later rounds reuse cached
+             * prefixes (other chunking): the native backend's noise. */
+            if (o == 0)
+                CHECK_MSG(fabs(got[i].logprob - ref[i]) <= 1e-6,
+                          "%d: %.9g vs one-pass %.9g", i, got[i].logprob, ref[i]);
+            CHECK_MSG(fabs(got[i].logprob - want[i].logprob) <= 1e-3,
+                      "%s: %d: %g vs native %g", opts[o], i, got[i].logprob,
+                      want[i].logprob);
+            CHECK_INT(got[i].n_tokens, want[i].n_tokens);
+            CHECK_INT(got[i].is_greedy, want[i].is_greedy);
+        }
+        CHECK_INT(backend_generate(b, gen, gg, 2, &err), 0);
+        for (int i = 0; i < 2; i++) {
+            CHECK_MSG(gg[i].ok, "%s: %s", opts[o], gg[i].error);
+            CHECK_STR(gg[i].text, gw[i].text); /* sampled one too: same seed */
+            CHECK_INT(gg[i].n_tokens, gw[i].n_tokens);
+            CHECK(gg[i].token_logprobs != NULL);
+            CHECK_NEAR(gg[i].sum_logprob, gw[i].sum_logprob, 1e-3);
+            backend_gen_res_clear(&gg[i]);
+        }
+        backend_close(b);
+    }
+    for (int i = 0; nat && i < 2; i++)
+        backend_gen_res_clear(&gw[i]);
+    backend_close(nat);
+    serve_stop(s);
     free(model);
 }
 
@@ -394,6 +528,7 @@ int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     RUN(test_sweep_parity_with_native);
+    RUN(test_client_matches_native);
     RUN(test_echo_shape_lm_eval);
     RUN(test_errors);
     RUN(test_concurrent_clients_agree);
