@@ -280,6 +280,8 @@ static void job_retry(oa *o, oa_job *j, double retry_after, const char *why)
     if (d > 30)
         d = 30;
     d *= 0.5 + 0.5 * em_rand01(&o->rng); /* spread the herd */
+    if (retry_after > 300)
+        retry_after = 300; /* a server asking for hours is treated as down */
     if (retry_after > d)
         d = retry_after + 0.1 * o->backoff * em_rand01(&o->rng);
     j->not_before = em_now() + d;
