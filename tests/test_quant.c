@@ -481,7 +481,9 @@ static float *run_matmul(ggml_type t, const void *w, int64_t m, int64_t n,
 TEST(simd_matches_scalar)
 {
     static const char *levels[] = {"avx2", "avx512"};
-    static const int rows_list[] = {1, 2, 3, 8, 17};
+    /* every kernel shape: decode, register tiles, panels (quantised from
+     * 12 rows, float from 128) */
+    static const int rows_list[] = {1, 2, 3, 8, 17, 130};
     const int64_t m = 37;
     int tried = 0;
     for (int c = 0; c < N_MM; c++) {
@@ -489,7 +491,7 @@ TEST(simd_matches_scalar)
         int64_t n = mm_cases[c].n;
         float *deq;
         void *w = make_weights(t, m, n, 100 + c, &deq);
-        for (int ri = 0; ri < 5; ri++) {
+        for (int ri = 0; ri < 6; ri++) {
             int rows = rows_list[ri];
             float *x = rand_vec(rows * n, 200 + ri, 1.0f);
             CHECK_INT(quant_set_simd("scalar"), 0);
