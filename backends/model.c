@@ -732,19 +732,41 @@ static void attend_v(const model *m, const float *p, const float *V, int n,
 #include <immintrin.h>
 /* The same with AVX-512 for head sizes that are multiples of 16: the
  * same order, but fused multiply-adds (the portable loop rounds each
- * product), so the two may differ in the last bit. */
+ * product), so the two may differ in the last bit. Positions run in the
+ * outer loop with up to 8 independent accumulators (128 dims) in
+ * registers, so the FMAs are not one serial dependency chain. */
+__attribute__((target("avx512f"), always_inline))
+static inline void attend_v_blocks(const float *p, const float *V, int n,
+                                   int nv, int seg, int hd, float *out, int nb)
+{
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int b = 0; b < 8; b++)
+        acc[b] = _mm512_setzero_ps();
+    for (int k = 0; k < n; k++) {
+        __m512 pk = _mm512_set1_ps(p[k]);
+        const float *vr = V + (size_t)att_slot(k, nv, seg) * hd;
+#pragma GCC unroll 8
+        for (int b = 0; b < nb; b++)
+            acc[b] = _mm512_fmadd_ps(pk, _mm512_loadu_ps(vr + 16 * b), acc[b]);
+    }
+#pragma GCC unroll 8
+    for (int b = 0; b < nb; b++)
+        _mm512_storeu_ps(out + 16 * b, acc[b]);
+}
+
 __attribute__((target("avx512f")))
 static void attend_v_avx512(const model *m, const float *p, const float *V,
                             int n, int nv, int seg, float *out)
 {
     int hd = m->hp.head_dim;
-    for (int d = 0; d < hd; d += 16) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int k = 0; k < n; k++)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(p[k]),
-                                  _mm512_loadu_ps(V + (size_t)att_slot(k, nv,
-                                                  seg) * hd + d), acc);
-        _mm512_storeu_ps(out + d, acc);
+    if (hd == 64) {
+        attend_v_blocks(p, V, n, nv, seg, hd, out, 4);
+        return;
+    }
+    for (int d0 = 0; d0 < hd; d0 += 128) {
+        int nb = (hd - d0) / 16 < 8 ? (hd - d0) / 16 : 8;
+        attend_v_blocks(p, V + d0, n, nv, seg, hd, out + d0, nb);
     }
 }
 #endif
