@@ -504,6 +504,44 @@ TEST(backend_sharing_is_exact)
     free(path);
 }
 
+/* More scored rows than batch rows (124 one-character choices after BOS
+ * in a 32-row batch): the scoring chunks and the GEMM scratch must still fit,
+ * which the emulation checks as the GPU would need. */
+TEST(backend_more_choices_than_rows)
+{
+    char *path = fixture_path("tiny-llama-q8_0");
+    if (!path)
+        return;
+    backend_opt o[2] = {{(char *)"n_ctx", (char *)"32"},
+                        {(char *)"batch_tokens", (char *)"32"}};
+    backend *cb = open_backend(&backend_cuda_host_ops, path, o, 2);
+    backend *nb = open_backend(&backend_native_ops, path, o, 1);
+    enum { N = 124 };
+    const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                      "0123456789";
+    backend_ll_req rq[N];
+    char text[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "%c", abc[i % 62]);
+        rq[i].context = "";
+        rq[i].continuation = text[i];
+    }
+    if (cb && nb) {
+        backend_ll_res rc[N], rn[N];
+        em_err err;
+        CHECK(backend_loglikelihood(cb, rq, rc, N, &err) == 0);
+        CHECK(backend_loglikelihood(nb, rq, rn, N, &err) == 0);
+        for (int i = 0; i < N; i++) {
+            CHECK_MSG(rc[i].ok, "req %d: %s", i, rc[i].error);
+            CHECK_NEAR(rc[i].logprob, rn[i].logprob,
+                       tolerance("q8_0") * rn[i].n_tokens);
+        }
+    }
+    backend_close(cb);
+    backend_close(nb);
+    free(path);
+}
+
 TEST(backend_greedy_generation_matches_native)
 {
     /* F32/F16 only: quantised models differ from the CPU's 8-bit
@@ -557,6 +595,7 @@ int main(void)
     RUN(plan_packs_and_shares);
     RUN(backend_loglik_matches_native);
     RUN(backend_sharing_is_exact);
+    RUN(backend_more_choices_than_rows);
     RUN(backend_greedy_generation_matches_native);
     return tl_summary();
 }

@@ -431,14 +431,16 @@ int cuda_backend_generate(void *state, const backend_gen_req *req,
 
 /* ------------------------------------------------- host emulation backend */
 
-static void host_ops_free(cuda_ops *o) { free(o); }
+static void host_ops_free(cuda_ops *o)
+{
+    cuda_host_ops_free(o);
+}
 
 static int host_open(const backend_spec *spec, void **state,
                      backend_info *info, em_err *err)
 {
-    cuda_ops *o = em_malloc(sizeof *o);
-    *o = cuda_host_ops;
-    return cuda_backend_open(spec, o, host_ops_free, state, info, err);
+    return cuda_backend_open(spec, cuda_host_ops_build(), host_ops_free, state,
+                             info, err);
 }
 
 const backend_ops backend_cuda_host_ops = {

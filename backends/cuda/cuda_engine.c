@@ -228,7 +228,8 @@ static int alloc_buffers(cuda_engine *e, em_err *err)
         !(e->greedy = dev_alloc(e, 4 * C, err)) ||
         !(e->lp = dev_alloc(e, sizeof(double) * C, err)))
         return -1;
-    size_t xmax = B * (E > F ? E : F);
+    /* rounded GEMM inputs: a batch, or a chunk of scored rows */
+    size_t xmax = (B > C ? B : C) * (E > F ? E : F);
     return e->ops->matmul_reserve(e->ops->ctx, max_matrix(e), (int64_t)xmax,
                                   err);
 }

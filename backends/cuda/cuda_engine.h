@@ -103,7 +103,11 @@ int cuda_engine_score(cuda_engine *e, const cuda_batch *b, double *lp,
 int cuda_engine_logits(cuda_engine *e, int row, float *out, em_err *err);
 
 /* The host emulation of the device (cuda_host.c): the same arithmetic on
- * the CPU, for tests. */
+ * the CPU, for tests. cuda_host_ops has no context; the built copy checks
+ * that every product fits the GEMM scratch the engine reserved (as the
+ * GPU's must). */
 extern const cuda_ops cuda_host_ops;
+cuda_ops *cuda_host_ops_build(void);
+void cuda_host_ops_free(cuda_ops *o);
 
 #endif

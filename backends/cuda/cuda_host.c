@@ -27,13 +27,49 @@ static void h_copy(void *ctx, void *dst, const void *src, size_t n)
     memcpy(dst, src, n);
 }
 
-static int h_sync(void *ctx, em_err *err) { (void)ctx; (void)err; return 0; }
+/* The scratch sizes the engine reserved: the GPU's matmul would write
+ * past its buffers if a product needed more, so the emulation checks it
+ * and reports it at the next sync. ctx may be NULL (no checks). */
+typedef struct host_ctx {
+    int64_t w_elems, x_elems;
+    char err[200];
+} host_ctx;
+
+static int h_sync(void *ctx, em_err *err)
+{
+    host_ctx *h = ctx;
+    if (h && h->err[0]) {
+        em_errorf(err, "cuda-host: %s", h->err);
+        h->err[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 static size_t h_mem_free(void *ctx) { (void)ctx; return (size_t)1 << 30; }
 
 static int h_reserve(void *ctx, int64_t w, int64_t x, em_err *err)
 {
-    (void)ctx; (void)w; (void)x; (void)err;
+    (void)err;
+    host_ctx *h = ctx;
+    if (h) {
+        h->w_elems = w;
+        h->x_elems = x;
+    }
     return 0;
+}
+
+static void check_scratch(host_ctx *h, const cuda_wmat *w, int T, int uses_x,
+                          int uses_w)
+{
+    if (!h || h->err[0])
+        return;
+    if ((uses_x && (int64_t)T * w->n_in > h->x_elems) ||
+        (uses_w && w->n_in * w->n_out > h->w_elems))
+        snprintf(h->err, sizeof h->err, "matmul of %d x %lld by %lld x %lld "
+                 "exceeds the reserved scratch (%lld, %lld)", T,
+                 (long long)w->n_in, (long long)w->n_out, (long long)w->n_in,
+                 (long long)h->x_elems, (long long)h->w_elems);
 }
 
 /* The activation value the GPU's GEMM sees for weights of type t with T
@@ -52,12 +88,12 @@ static float act_value(int t, int T, float x)
 static void h_matmul(void *ctx, const cuda_wmat *w, const float *x, int T,
                      float *out)
 {
-    (void)ctx;
     int64_t n = w->n_in, rb = cuda_row_bytes(w->type, n);
     int gemv = w->type != CUDA_T_F32 && w->type != CUDA_T_F16 &&
                w->type != CUDA_T_BF16 && T <= CUDA_GEMV_MAX;
     int quant_f16 = w->type != CUDA_T_F32 && w->type != CUDA_T_F16 &&
                     w->type != CUDA_T_BF16 && !gemv;
+    check_scratch(ctx, w, T, w->type != CUDA_T_F32 && !gemv, quant_f16);
     float *wr = em_malloc(sizeof(float) * (size_t)n);
     float *xr = em_malloc(sizeof(float) * (size_t)(n * T));
     for (int64_t i = 0; i < n * T; i++)
@@ -234,3 +270,19 @@ const cuda_ops cuda_host_ops = {
     h_matmul, h_reserve, h_embed, h_norm, h_bias, h_add, h_rope, h_kv_store,
     h_attention, h_gelu, h_swiglu, h_gather, h_logsoftmax,
 };
+
+cuda_ops *cuda_host_ops_build(void)
+{
+    cuda_ops *o = em_malloc(sizeof *o);
+    *o = cuda_host_ops;
+    o->ctx = em_calloc(1, sizeof(host_ctx));
+    return o;
+}
+
+void cuda_host_ops_free(cuda_ops *o)
+{
+    if (!o)
+        return;
+    free(o->ctx);
+    free(o);
+}
