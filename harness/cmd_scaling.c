@@ -7,6 +7,10 @@
  *       scores by model size per (task, variant, metric), with linearity,
  *       breakthroughness, emergence scale and inverse/U-shape flags
  *       (metrics/README.md defines them and the CSV columns).
+ *   emerge scaling ... --compare FAMILY_A FAMILY_B | --compare-variants A,B
+ *                  [--replicates N] [--seed N]
+ *       the cross-family matching scale (metrics/compare.h): where A
+ *       reaches B's score at each of B's sizes, and B/A parameter ratios.
  *
  *   emerge bleu REF [REF...] HYP       (the last file is the hypotheses)
  *   emerge bleu --refs REF1,REF2 HYP   [--score-only]
@@ -19,6 +23,7 @@
 
 #include "harness/cli.h"
 #include "harness/store.h"
+#include "metrics/compare.h"
 #include "metrics/metric.h"
 #include "metrics/scaling.h"
 
@@ -54,13 +59,24 @@ static void scaling_usage(FILE *f)
                "CSV columns (header row required): task,model,params,score"
                "[,lo,hi][,variant][,metric]\n"
                "  optional: flops or tokens, n, baseline, baseline_hi, low, "
-               "high\n");
+               "high\n"
+               "cross-family matching scale (table or csv):\n"
+               "  --compare FAMILY_A FAMILY_B   models named FAMILY_A... vs "
+               "FAMILY_B... (or a\n"
+               "                                'family' column in --scores)\n"
+               "  --compare-variants A,B        e.g. retrieval,standard or "
+               "cot,standard\n"
+               "  --replicates N (bootstrap, default 1000)  --seed N (default 1)\n");
 }
 
 typedef struct scaling_opts {
     const char *db, *scores, *task, *variant, *metric;
     scaling_format fmt;
     int axis_flops;
+    const char *cmp_a, *cmp_b;  /* --compare families */
+    const char *cmp_variants;   /* --compare-variants "A,B" */
+    long replicates;
+    unsigned long long seed;
 } scaling_opts;
 
 static int parse_format(const char *s, scaling_format *out)
@@ -74,17 +90,57 @@ static int parse_format(const char *s, scaling_format *out)
     return -1;
 }
 
+/* A non-negative integer option value up to max; -1 after a message. */
+static int parse_count(const char *v, const char *name, long max, long *out)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < 0 || x > max) {
+        fprintf(stderr, "emerge scaling: %s must be an integer from 0 to %ld, got "
+                        "'%s'\n", name, max, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
 /* 0 ok, 1 help printed, -1 error printed. */
 static int scaling_parse(int argc, char **argv, scaling_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->fmt = SCALING_TABLE;
+    o->replicates = 1000;
+    o->seed = 1;
     for (int i = 1; i < argc; i++) {
         int missing = 0;
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             scaling_usage(stdout);
             return 1;
+        } else if (!strcmp(argv[i], "--compare")) {
+            if (i + 2 >= argc) {
+                fprintf(stderr, "emerge scaling: --compare needs two family "
+                                "names\n");
+                return -1;
+            }
+            o->cmp_a = argv[++i];
+            o->cmp_b = argv[++i];
+        } else if ((v = opt_value(argc, argv, &i, "--compare-variants", &missing))) {
+            const char *comma = strchr(v, ',');
+            if (!comma || comma == v || !comma[1] || strchr(comma + 1, ',')) {
+                fprintf(stderr, "emerge scaling: --compare-variants wants A,B "
+                                "(e.g. retrieval,standard), got '%s'\n", v);
+                return -1;
+            }
+            o->cmp_variants = v;
+        } else if ((v = opt_value(argc, argv, &i, "--replicates", &missing))) {
+            if (parse_count(v, "--replicates", 1000000, &o->replicates))
+                return -1;
+        } else if ((v = opt_value(argc, argv, &i, "--seed", &missing))) {
+            long seed;
+            if (parse_count(v, "--seed", 0x7fffffffL, &seed))
+                return -1;
+            o->seed = (unsigned long long)seed;
         } else if ((v = opt_value(argc, argv, &i, "--db", &missing))) {
             o->db = v;
         } else if ((v = opt_value(argc, argv, &i, "--scores", &missing))) {
@@ -120,6 +176,11 @@ static int scaling_parse(int argc, char **argv, scaling_opts *o)
         fprintf(stderr, "emerge scaling: give exactly one of --db and "
                         "--scores\n");
         scaling_usage(stderr);
+        return -1;
+    }
+    if (o->cmp_a && o->cmp_variants) {
+        fprintf(stderr, "emerge scaling: give one of --compare and "
+                        "--compare-variants\n");
         return -1;
     }
     return 0;
@@ -183,12 +244,90 @@ static int filter_series(const scaling_opts *o, scaling_series *s, int n,
     return k;
 }
 
+/* The curves to compare: CSV groups (with their family column), or the
+ * store's series split by model-name prefix (--compare) or whole
+ * (--compare-variants). A CSV without families is split like the store. */
+static int compare_groups(const scaling_opts *o, compare_group **g, int *ng,
+                          em_err *err)
+{
+    scaling_series *s = NULL;
+    int n = 0, has_family = 0;
+    if (o->scores) {
+        if (compare_read_csv(o->scores, g, ng, err))
+            return -1;
+        for (int i = 0; i < *ng; i++)
+            has_family |= (*g)[i].family != NULL;
+        if (has_family || !o->cmp_a)
+            return 0;
+        s = em_calloc((size_t)(*ng ? *ng : 1), sizeof *s);
+        for (int i = 0; i < *ng; i++)
+            s[i] = (*g)[i].s;
+        compare_split_families(s, *ng, o->cmp_a, o->cmp_b, g, ng);
+        free(s);
+        return 0;
+    }
+    if (load_series(o, &s, &n, err))
+        return -1;
+    if (o->cmp_a)
+        compare_split_families(s, n, o->cmp_a, o->cmp_b, g, ng);
+    else
+        compare_from_series(s, n, g, ng);
+    scaling_series_free(s, n);
+    return 0;
+}
+
+/* --task / --metric (and --variant when comparing families) filters. */
+static int keep_group(const scaling_opts *o, const compare_group *g)
+{
+    return (!o->task || !strcmp(o->task, g->s.task)) &&
+           (!o->metric || !strcmp(o->metric, g->s.metric)) &&
+           (!o->variant || !o->cmp_a || !strcmp(o->variant, g->s.variant));
+}
+
+static int run_compare(const scaling_opts *o)
+{
+    compare_group *g = NULL, *all = NULL;
+    int ng = 0, n_all = 0, nr = 0, rc;
+    compare_result *r = NULL;
+    em_err err;
+    char va[256] = "", *vb = NULL;
+    if (o->cmp_variants) {
+        snprintf(va, sizeof va, "%s", o->cmp_variants);
+        vb = strchr(va, ',');
+        *vb++ = '\0';
+    }
+    if (compare_groups(o, &all, &n_all, &err)) {
+        fprintf(stderr, "emerge scaling: %s\n", err.msg);
+        return 2;
+    }
+    g = em_calloc((size_t)(n_all ? n_all : 1), sizeof *g);
+    for (int i = 0; i < n_all; i++)
+        if (keep_group(o, &all[i]))
+            g[ng++] = all[i];
+    rc = o->cmp_a ? compare_families(g, ng, o->cmp_a, o->cmp_b, (int)o->replicates,
+                                     o->seed, &r, &nr)
+                  : compare_variants(g, ng, va, vb, (int)o->replicates, o->seed, &r, &nr);
+    if (rc)
+        fprintf(stderr, "emerge scaling: no (task, metric) has scores of both %s and "
+                        "%s%s in %s\n", o->cmp_a ? o->cmp_a : va, o->cmp_a ? o->cmp_b : vb,
+                o->cmp_a ? " (families are model-name prefixes, or the CSV's "
+                           "'family' column)" : " (variants)", o->db ? o->db : o->scores);
+    else if (compare_print(stdout, r, nr, o->fmt, &err) || fflush(stdout))
+        rc = fprintf(stderr, "emerge scaling: write error\n");
+    compare_result_free(r, nr);
+    free(g);
+    compare_groups_free(all, n_all);
+    return rc ? 2 : 0;
+}
+
 int cmd_scaling(int argc, char **argv)
 {
     scaling_opts o;
     int rc = scaling_parse(argc, argv, &o);
     if (rc)
         return rc > 0 ? 0 : 2;
+    if (o.cmp_a || o.cmp_variants)
+        return run_compare(&o);
     scaling_series *s;
     int n, dropped = 0;
     em_err err;
