@@ -7,7 +7,10 @@
  *    "logprob":-1.5,"n_tokens":2,"is_greedy":true}
  *   {"kind":"generate","prompt":"...","text":"...",
  *    "n_tokens":3,"token_logprobs":[-0.1,-0.2,-0.3]}
- * (n_tokens, is_greedy and token_logprobs are optional). A request that was
+ * (n_tokens, is_greedy and token_logprobs are optional; a sampled
+ * generation carries "seed":"<decimal uint64>", and a request with
+ * temperature > 0 is answered by the record of its prompt and seed, else
+ * by the record of its prompt without a seed). A request that was
  * not recorded fails on its own with a clear error; the rest of the batch
  * still runs. `emerge sweep --record FILE` writes this format from a real
  * run, so fixtures come from real models. Later lines win over earlier
@@ -21,7 +24,8 @@
 
 typedef struct rec {
     int is_gen;
-    char *a, *b;       /* context+continuation, or prompt (b NULL) */
+    char *a, *b;       /* context+continuation, or prompt and seed (b NULL
+                        * for a generation recorded without one) */
     double logprob;
     int n_tokens, is_greedy;
     char *text;
@@ -44,7 +48,7 @@ static uint64_t rec_hash(int is_gen, const char *a, const char *b)
 static int rec_same(const rec *r, int is_gen, const char *a, const char *b)
 {
     return r->is_gen == is_gen && !strcmp(r->a, a) &&
-           (is_gen || !strcmp(r->b, b));
+           ((!r->b && !b) || (r->b && b && !strcmp(r->b, b)));
 }
 
 /* The slot holding this request, or the empty slot where it belongs. */
@@ -86,7 +90,7 @@ static int parse_rec(const cJSON *o, rec *r, const char *where, em_err *err)
         return em_errorf(err, "%s: 'kind' must be \"loglik\" or \"generate\"", where);
     r->is_gen = kind[0] == 'g';
     const char *a = jstr(o, r->is_gen ? "prompt" : "context");
-    const char *b = r->is_gen ? NULL : jstr(o, "continuation");
+    const char *b = jstr(o, r->is_gen ? "seed" : "continuation");
     const char *text = r->is_gen ? jstr(o, "text") : NULL;
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(o, "logprob");
     if (!a || (!r->is_gen && (!b || !cJSON_IsNumber(lp))) || (r->is_gen && !text))
@@ -236,7 +240,12 @@ static int replay_generate(void *state, const backend_gen_req *req,
 {
     (void)err;
     for (int i = 0; i < n; i++) {
-        const rec *r = lookup(state, 1, req[i].prompt, NULL);
+        char seed[32];
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)req[i].seed);
+        const rec *r = req[i].temperature > 0 ? lookup(state, 1, req[i].prompt, seed)
+                                              : NULL;
+        if (!r)
+            r = lookup(state, 1, req[i].prompt, NULL);
         if (!r) {
             char q[80];
             quote_tail(q, sizeof q, req[i].prompt);

@@ -48,6 +48,14 @@
  *     the number, preceded by a space unless the prompt ends in whitespace,
  *     cut to max_tokens characters; token log-probs spread the answer's
  *     log-probability evenly over its characters.
+ *   sampled generate (temperature > 0: self-consistency and --temperature
+ *     runs): the same distribution, but drawn per request seed r: the
+ *     output is T when U(seed ^ r, q) < p, else T + j with
+ *     j = 1 + floor(U(seed ^ r ^ c, q) (k-1)) (c a fixed constant). So
+ *     each sample is right with probability p and wrong answers spread
+ *     over k-1 values: a majority of n samples beats one sample exactly
+ *     when p > (1-p)/(k-1), the plurality threshold. The temperature's
+ *     value does not change p.
  * U(s, q) = em_rand01 seeded by the FNV-1a hash of q with seed s, so the
  * same question gets the same draw in every prompt, run and variant.
  */
@@ -285,8 +293,13 @@ static void gen_one(const syn *s, const backend_gen_req *r, backend_gen_res *res
     double p = syn_p(s, q.text);
     long long ans = q.answer;
     double lp = log(p);
-    if (draw(s->seed, q.text) >= p) {
-        ans += 1 + (long long)(draw(s->seed + 2, q.text) * (s->k - 1));
+    uint64_t s1 = s->seed, s2 = s->seed + 2;
+    if (r->temperature > 0) {
+        s1 = s->seed ^ r->seed;
+        s2 = s1 ^ 0x5851f42d4c957f2dULL;
+    }
+    if (draw(s1, q.text) >= p) {
+        ans += 1 + (long long)(draw(s2, q.text) * (s->k - 1));
         lp = log((1 - p) / (s->k - 1));
     }
     size_t plen = strlen(r->prompt);

@@ -22,6 +22,7 @@ static const char sweep_usage[] =
     "usage: emerge sweep --tasks A.yaml,B.yaml|DIR --models FAMILY.yaml --db FILE\n"
     "                    [--variants standard,cot,zero_shot_cot] [--seed N]\n"
     "                    [--limit N] [--batch N] [--temperature T]\n"
+    "                    [--max-samples N]\n"
     "                    [--record FILE] [--rescore] [--quiet]\n"
     "       emerge run --model SPEC --tasks ... --db FILE [same options]\n"
     "\n"
@@ -29,8 +30,19 @@ static const char sweep_usage[] =
     "storing requests, responses and per-example scores in the SQLite file.\n"
     "Responses are cached: re-running (also after a crash) only sends what is\n"
     "missing or failed, and gives the same scores.\n"
-    "  --tasks LIST   task files (YAML, or BIG-bench .json named one by one)\n"
-    "                 and directories (every *.yaml in them), comma-separated\n"
+    "  --tasks LIST   task files (YAML or BIG-bench .json) and directories\n"
+    "                 (their *.yaml, *.yml, *.json and */task.json), comma-\n"
+    "                 separated\n"
+    "  --variants L   variant names; NAME+scN is NAME with self-consistency:\n"
+    "                 N sampled generations per example (temperature: the\n"
+    "                 variant's self_consistency one, else --temperature,\n"
+    "                 else 0.7; top_p 1), the majority answer scored, plus\n"
+    "                 sc_agreement, sc_correct, pass@1, pass@N/2, pass@N\n"
+    "  --max-samples N  draw at most N self-consistency samples per example\n"
+    "                 (a quick look): the vote, agreement and pass@k use the\n"
+    "                 first N samples (the same ones a full run draws first),\n"
+    "                 so pass@N becomes pass@(that N); a later full run keeps\n"
+    "                 them and draws only the rest\n"
     "  --limit N      first N examples of each task\n"
     "  --batch N      about N requests per backend call (default 32): each\n"
     "                 batch is a fixed run of consecutive examples, the same\n"
@@ -128,7 +140,7 @@ static char *join_args(int argc, char **argv)
 
 typedef struct sweep_args {
     const char *tasks, *models, *model, *variants, *db, *record;
-    long seed, limit, batch;
+    long seed, limit, batch, max_samples;
     double temperature;
     int quiet, rescore;
 } sweep_args;
@@ -147,6 +159,8 @@ static int parse_one(int argc, char **argv, int *i, sweep_args *a, int *bad)
         return parse_long("--seed", v, 0, &a->seed);
     else if ((v = opt_value(argc, argv, i, "--limit", bad)))
         return parse_long("--limit", v, 0, &a->limit);
+    else if ((v = opt_value(argc, argv, i, "--max-samples", bad)))
+        return parse_long("--max-samples", v, 1, &a->max_samples);
     else if ((v = opt_value(argc, argv, i, "--batch", bad))) {
         if (parse_long("--batch", v, 1, &x) != 0)
             return -1;
@@ -192,7 +206,7 @@ static int sweep_main(int argc, char **argv, int single)
     sweep_opts o = {.db_path = a.db, .seed = (uint64_t)a.seed, .limit = (int)a.limit,
                     .batch = (int)a.batch, .temperature = a.temperature,
                     .record_path = a.record, .quiet = a.quiet,
-                    .rescore = a.rescore};
+                    .rescore = a.rescore, .max_samples = (int)a.max_samples};
     int rc = single ? family_from_spec(models, &fam, &err)
                     : family_load(models, &fam, &err);
     if (rc == 0)
@@ -211,9 +225,10 @@ static int sweep_main(int argc, char **argv, int single)
         fprintf(stderr, "emerge %s: %s\n", argv[0], err.msg);
     else if (!a.quiet)
         fprintf(stderr, "emerge: done: %ld requests (%ld cached, %ld sent, %ld "
-                "failed), %ld examples scored, %ld unscored, %ld scored "
-                "before\n", st.requests, st.cached, st.sent, st.failed,
-                st.scored, st.unscored, st.skipped);
+                "failed; %ld of them self-consistency samples), %ld examples "
+                "scored, %ld unscored, %ld scored before\n", st.requests,
+                st.cached, st.sent, st.failed, st.samples, st.scored,
+                st.unscored, st.skipped);
     free(cmdline);
     sweep_free_list(o.task_paths, o.n_tasks);
     sweep_free_list(o.variants, o.n_variants);

@@ -29,11 +29,13 @@
 #include <time.h>
 
 #include "metrics/metric.h"
+#include "metrics/vote.h"
 
 struct store {
     sqlite3 *db;
     char *path;
-    sqlite3_stmt *lookup, *put_req, *get_req, *put_resp, *put_score, *has_score;
+    sqlite3_stmt *lookup, *put_req, *get_req, *put_resp, *put_score, *has_score,
+        *clear_scores;
 };
 
 static const char *const schema =
@@ -169,7 +171,9 @@ static int prepare_all(store *s, em_err *err)
            prepare(s, "SELECT 1 FROM scores WHERE model_id = ? AND task_id = ?"
                    " AND variant = ? AND example_id = ? AND config IS ? LIMIT 1",
                    &s->has_score,
-                   err);
+                   err) ||
+           prepare(s, "DELETE FROM scores WHERE model_id = ? AND task_id = ?"
+                   " AND variant = ? AND example_id = ?", &s->clear_scores, err);
 }
 
 int store_open(const char *path, store **out, em_err *err)
@@ -204,6 +208,7 @@ void store_close(store *s)
     sqlite3_finalize(s->put_resp);
     sqlite3_finalize(s->put_score);
     sqlite3_finalize(s->has_score);
+    sqlite3_finalize(s->clear_scores);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -521,6 +526,17 @@ int store_put_score(store *s, const store_score *sc, em_err *err)
     return step_done(s, st, "storing score", err);
 }
 
+int store_clear_scores(store *s, int64_t model_id, int64_t task_id,
+                       const char *variant, const char *example_id, em_err *err)
+{
+    sqlite3_stmt *st = s->clear_scores;
+    sqlite3_bind_int64(st, 1, model_id);
+    sqlite3_bind_int64(st, 2, task_id);
+    bind_text(st, 3, variant);
+    bind_text(st, 4, example_id);
+    return step_done(s, st, "clearing scores", err);
+}
+
 int store_has_scores(store *s, int64_t model_id, int64_t task_id,
                      const char *variant, const char *example_id,
                      const char *config, int *yes, em_err *err)
@@ -654,29 +670,51 @@ static void start_group(sqlite3_stmt *st, store_result *r)
     r->high_score = sqlite3_column_double(st, 11);
 }
 
-/* Appends an "ece" row after a model's multiple-choice metrics: confidence
- * (mc_confidence) against correctness (multiple_choice_grade > 0.5). */
-static void add_ece(row_acc *a, store_result like, const double *conf,
-                    const double *grade, int n)
+/* A derived row (no CI) of the group like belongs to. like is a copy:
+ * acc_push may move the array it came from. */
+static store_result *push_derived(row_acc *a, const store_result *like,
+                                  const char *metric, double mean, int n)
+{
+    store_result *r = acc_push(a);
+    r->task = em_strdup(like->task);
+    r->variant = em_strdup(like->variant);
+    r->model = em_strdup(like->model);
+    r->metric = em_strdup(metric);
+    r->params = like->params;
+    r->tokens = like->tokens;
+    r->step = like->step;
+    r->mean = mean;
+    r->lo = r->hi = r->normalized = NAN;
+    r->random_baseline = NAN;
+    r->n = n;
+    return r;
+}
+
+/* Appends an ECE row after a model's metrics: confidence against
+ * correctness (grade > 0.5). "ece": mc_confidence against
+ * multiple_choice_grade; "sc_ece": self-consistency agreement against
+ * sc_correct, followed by the calibration curve, one "sc_calib_LO-HI" row
+ * per non-empty agreement bin (mean = accuracy there, n = examples). */
+static void add_ece(row_acc *a, store_result like, const char *name,
+                    const double *conf, const double *grade, int n)
 {
     if (n == 0)
         return;
     double *correct = em_malloc(sizeof *correct * (size_t)n);
     for (int i = 0; i < n; i++)
         correct[i] = grade[i] > 0.5;
-    /* like is a copy: acc_push may move the array it came from. */
-    store_result *r = acc_push(a);
-    r->task = em_strdup(like.task);
-    r->variant = em_strdup(like.variant);
-    r->model = em_strdup(like.model);
-    r->metric = em_strdup("ece");
-    r->params = like.params;
-    r->tokens = like.tokens;
-    r->step = like.step;
-    r->mean = metric_ece(conf, correct, n, 10);
-    r->lo = r->hi = r->normalized = NAN;
-    r->random_baseline = NAN;
-    r->n = n;
+    push_derived(a, &like, name, metric_ece(conf, correct, n, 10), n);
+    if (!strcmp(name, "sc_ece")) {
+        int count[10];
+        double acc[10];
+        vote_calibration(conf, correct, n, 10, count, acc);
+        for (int b = 0; b < 10; b++) {
+            char m[32];
+            snprintf(m, sizeof m, "sc_calib_%.1f-%.1f", b / 10.0, (b + 1) / 10.0);
+            if (count[b])
+                push_derived(a, &like, m, acc[b], count[b]);
+        }
+    }
     free(correct);
 }
 
@@ -704,13 +742,26 @@ static void dvec_push(dvec *d, double x)
     d->v[d->n++] = x;
 }
 
+/* The ECE rows of a finished (task, variant, model) group; the vectors
+ * are in example order (the query sorts metric, then example), so equal
+ * lengths pair them up. */
+static void add_eces(row_acc *a, const store_result *cur, dvec *conf, dvec *grade,
+                     dvec *agree, dvec *sc_ok)
+{
+    store_result like = *cur;
+    add_ece(a, like, "ece", conf->v, grade->v, conf->n == grade->n ? conf->n : 0);
+    add_ece(a, like, "sc_ece", agree->v, sc_ok->v,
+            agree->n == sc_ok->n ? agree->n : 0);
+    conf->n = grade->n = agree->n = sc_ok->n = 0;
+}
+
 int store_results(store *s, store_result **rows, int *n, em_err *err)
 {
     sqlite3_stmt *st;
     if (prepare(s, results_sql, &st, err) != 0)
         return -1;
     row_acc a = {0};
-    dvec vals = {0}, conf = {0}, grade = {0};
+    dvec vals = {0}, conf = {0}, grade = {0}, agree = {0}, sc_ok = {0};
     store_result *cur = NULL;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -718,9 +769,7 @@ int store_results(store *s, store_result **rows, int *n, em_err *err)
             finish_group(cur, vals.v, vals.n);
             vals.n = 0;
             if (!same_group(st, cur, 0)) {
-                int nc = conf.n == grade.n ? conf.n : 0;
-                add_ece(&a, *cur, conf.v, grade.v, nc);
-                conf.n = grade.n = 0;
+                add_eces(&a, cur, &conf, &grade, &agree, &sc_ok);
             }
         }
         if (!cur || vals.n == 0) {
@@ -733,15 +782,21 @@ int store_results(store *s, store_result **rows, int *n, em_err *err)
             dvec_push(&conf, v);
         else if (!strcmp(cur->metric, "multiple_choice_grade"))
             dvec_push(&grade, v);
+        else if (!strcmp(cur->metric, "sc_agreement"))
+            dvec_push(&agree, v);
+        else if (!strcmp(cur->metric, "sc_correct"))
+            dvec_push(&sc_ok, v);
     }
     if (cur) {
         finish_group(cur, vals.v, vals.n);
-        add_ece(&a, *cur, conf.v, grade.v, conf.n == grade.n ? conf.n : 0);
+        add_eces(&a, cur, &conf, &grade, &agree, &sc_ok);
     }
     sqlite3_finalize(st);
     free(vals.v);
     free(conf.v);
     free(grade.v);
+    free(agree.v);
+    free(sc_ok.v);
     if (rc != SQLITE_DONE) {
         store_results_free(a.rows, a.n);
         return db_error(s, err, "reading scores");
@@ -777,6 +832,12 @@ static void series_init(scaling_series *s, const store_result *r)
     s->random_hi = NAN;
     s->low_score = r->preferred ? r->low_score : 0;
     s->high_score = r->preferred ? r->high_score : 0;
+    /* ECE falls as a model improves: normalised as 100 (1 - ece), so the
+     * scaling analysis sees a rising curve for better calibration. */
+    if (!strcmp(r->metric, "sc_ece")) {
+        s->low_score = 1;
+        s->high_score = 0;
+    }
 }
 
 static void series_sort(scaling_series *s, int axis_flops)
@@ -804,7 +865,8 @@ int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
     int ns = 0;
     for (int i = 0; i < nr; i++) {
         const store_result *r = &rows[i];
-        if (!strcmp(r->metric, "ece") || !strcmp(r->metric, "mc_confidence"))
+        if (!strcmp(r->metric, "ece") || !strcmp(r->metric, "mc_confidence") ||
+            !strncmp(r->metric, "sc_calib_", 9))
             continue;
         if (axis_flops && !(axis_of(r, 1) > 0))
             continue;

@@ -102,6 +102,11 @@ typedef struct store_score {
 } store_score;
 
 int store_put_score(store *s, const store_score *sc, em_err *err);
+/* Deletes every score of the unit (model, task, variant, example): a unit
+ * being (re)scored writes its whole set of metrics, so none is left over
+ * from a run with other settings (a --max-samples look's pass@3). */
+int store_clear_scores(store *s, int64_t model_id, int64_t task_id,
+                       const char *variant, const char *example_id, em_err *err);
 /* *yes = 1 when the example already has scores under (model, task,
  * variant) made with the same config: a unit's scores are written all at
  * once, in the transaction that completes it, so any row means the unit

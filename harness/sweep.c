@@ -31,7 +31,9 @@
 #include "harness/progress.h"
 #include "harness/store.h"
 #include "harness/task.h"
+#include "harness/task_bigbench.h"
 #include "metrics/metric.h"
+#include "metrics/vote.h"
 
 /* ---- lists ---------------------------------------------------------------- */
 
@@ -58,36 +60,18 @@ void sweep_free_list(char **list, int n)
     free(list);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int is_yaml(const char *name)
-{
-    size_t n = strlen(name);
-    return (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
-           (n > 4 && !strcmp(name + n - 4, ".yml"));
-}
-
+/* Every task file of a directory (task_list_dir: YAML, BIG-bench JSON and
+ * <sub>/task.json), appended to paths in sorted order. */
 static int expand_dir(const char *dir, char ***paths, int *n, em_err *err)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return em_errorf(err, "%s: cannot read directory", dir);
-    int first = *n;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.' || !is_yaml(e->d_name))
-            continue;
-        em_buf b = {0};
-        em_buf_printf(&b, "%s/%s", dir, e->d_name);
-        *paths = em_realloc(*paths, sizeof **paths * (size_t)(*n + 1));
-        (*paths)[(*n)++] = em_buf_take(&b);
-    }
-    closedir(d);
-    if (*n == first)
-        return em_errorf(err, "%s: no *.yaml task files in the directory", dir);
-    qsort(*paths + first, (size_t)(*n - first), sizeof **paths, cmp_str);
+    char **found;
+    int nf;
+    if (task_list_dir(dir, &found, &nf, err) != 0)
+        return -1;
+    *paths = em_realloc(*paths, sizeof **paths * (size_t)(*n + nf));
+    for (int i = 0; i < nf; i++)
+        (*paths)[(*n)++] = found[i];
+    free(found);
     return 0;
 }
 
@@ -210,6 +194,7 @@ enum { ITEM_ACTIVE, ITEM_DONE, ITEM_FAILED };
 typedef struct slot {
     char key[65];
     char *settings;   /* generate settings JSON, NULL for loglik */
+    int sample;       /* self-consistency sample index, -1 otherwise */
     int state;
     char *text;
     double logprob;
@@ -233,6 +218,8 @@ typedef struct pair {
     int n_ex;         /* examples run (--limit applied) */
     int per_unit;     /* pass-1 requests of its first example */
     int chunk;        /* examples per batch */
+    int drawn;        /* self-consistency: samples drawn (--max-samples) */
+    char config[160]; /* run settings its scores depend on */
 } pair;
 
 typedef struct bentry {
@@ -260,6 +247,8 @@ typedef struct run_ctx {
     char config[96];  /* what besides the requests decides scores */
     char **warned;    /* "task/variant/metric" already warned about */
     int n_warned;
+    task_variant **xvars; /* "cot+sc8" variants made for this run */
+    int n_xvars;
     FILE *rec;
     sweep_stats *st;
     /* the model being run */
@@ -291,14 +280,48 @@ static void item_clear(item *it)
     it->n_reqs = 0;
 }
 
-static uint64_t gen_seed(const run_ctx *c, const item *it)
+/* The seed of a generation: (run seed, task, example id, pass) and, for a
+ * self-consistency sample, its index - so every sample is its own request
+ * and a resumed run draws exactly the samples an uninterrupted one does. */
+static uint64_t gen_seed(const run_ctx *c, const item *it, int sample)
 {
     const pair *p = &c->pairs[it->pair];
     const char *id = p->t->examples[it->ex].id;
     uint64_t h = em_hash64(p->t->name, strlen(p->t->name), c->o->seed);
     h = em_hash64(id, strlen(id), h);
     h ^= (uint64_t)it->pass * 0x9e3779b97f4a7c15ULL;
+    if (sample >= 0)
+        h ^= ((uint64_t)sample + 1) * 0xbf58476d1ce4e5b9ULL;
     return em_splitmix64(&h);
+}
+
+static int is_sc(const pair *p) { return p->v->sc_samples > 0; }
+
+/* The self-consistency generations among an item's requests. */
+static long sc_requests(const run_ctx *c, const item *it)
+{
+    long n = 0;
+    for (int i = 0; is_sc(&c->pairs[it->pair]) && i < it->n_reqs; i++)
+        n += it->reqs[i].kind == TASK_REQ_GENERATE;
+    return n;
+}
+
+/* Self-consistency samples pass 1 at the variant's temperature; a
+ * zero_shot_cot second pass (reading the answer out of a sampled
+ * rationale) is greedy, as in Kojima et al. Other variants use the run's
+ * --temperature. */
+static double req_temperature(const run_ctx *c, const item *it)
+{
+    const pair *p = &c->pairs[it->pair];
+    if (is_sc(p))
+        return it->pass == 1 ? p->v->sc_temperature : 0;
+    return c->o->temperature;
+}
+
+static double req_top_p(const run_ctx *c, const item *it)
+{
+    const pair *p = &c->pairs[it->pair];
+    return is_sc(p) && it->pass == 1 ? p->v->sc_top_p : 1;
 }
 
 static int req_max_tokens(const task *t, const task_request *r)
@@ -309,18 +332,22 @@ static int req_max_tokens(const task *t, const task_request *r)
 /* Everything besides the prompt that decides a generation. The seed only
  * matters when sampling, so greedy requests share cache entries across
  * tasks and seeds. */
-static char *gen_settings(const run_ctx *c, const item *it, const task_request *r)
+static char *gen_settings(const run_ctx *c, const item *it, const task_request *r,
+                          int sample)
 {
     const task *t = c->pairs[it->pair].t;
+    double temp = req_temperature(c, it);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "max_tokens", req_max_tokens(t, r));
     cJSON *stop = cJSON_AddArrayToObject(o, "stop");
     for (int i = 0; i < t->n_stop; i++)
         cJSON_AddItemToArray(stop, cJSON_CreateString(t->stop[i]));
-    cJSON_AddNumberToObject(o, "temperature", c->o->temperature);
-    cJSON_AddNumberToObject(o, "top_p", 1);
-    if (c->o->temperature > 0)
-        cJSON_AddNumberToObject(o, "seed", (double)(gen_seed(c, it) >> 11));
+    cJSON_AddNumberToObject(o, "temperature", temp);
+    cJSON_AddNumberToObject(o, "top_p", req_top_p(c, it));
+    if (temp > 0)
+        cJSON_AddNumberToObject(o, "seed", (double)(gen_seed(c, it, sample) >> 11));
+    if (temp > 0 && sample >= 0)
+        cJSON_AddNumberToObject(o, "sample", sample);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -334,20 +361,73 @@ static const char *kind_name(task_req_kind k)
 static void slots_init(run_ctx *c, item *it)
 {
     it->slots = em_calloc((size_t)it->n_reqs + 1, sizeof *it->slots);
+    int sample = 0;
     for (int i = 0; i < it->n_reqs; i++) {
         const task_request *r = &it->reqs[i];
         slot *s = &it->slots[i];
-        s->settings = r->kind == TASK_REQ_GENERATE ? gen_settings(c, it, r) : NULL;
+        s->sample = is_sc(&c->pairs[it->pair]) && r->kind == TASK_REQ_GENERATE
+                        ? sample++ : -1;
+        s->settings = r->kind == TASK_REQ_GENERATE ? gen_settings(c, it, r, s->sample)
+                                                   : NULL;
         store_cache_key(c->identity, kind_name(r->kind), r->prompt,
                         r->kind == TASK_REQ_LOGLIK ? r->continuation : NULL,
                         s->settings, s->key);
     }
 }
 
+/* Self-consistency: the variant's one generation, n times (one request
+ * per sample; the samples differ by seed), after the scoring requests it
+ * also makes (a target's log-likelihood), which are sent once. */
+static int replicate(task_request **reqs, int *n_reqs, int n, em_err *err)
+{
+    int n_gen = 0;
+    for (int i = 0; i < *n_reqs; i++)
+        n_gen += (*reqs)[i].kind == TASK_REQ_GENERATE;
+    if (n_gen != 1)
+        return em_errorf(err, "self_consistency needs a variant that generates one "
+                         "answer (this one makes %d generation requests%s)", n_gen,
+                         n_gen ? "" : ": it scores by log-likelihood");
+    task_request *r = em_calloc((size_t)(*n_reqs - 1 + n), sizeof *r), gen = {0};
+    int k = 0;
+    for (int i = 0; i < *n_reqs; i++) {
+        if ((*reqs)[i].kind == TASK_REQ_GENERATE)
+            gen = (*reqs)[i];
+        else
+            r[k++] = (*reqs)[i];
+    }
+    for (int i = 0; i < n; i++) {
+        r[k + i] = gen;
+        r[k + i].prompt = em_strdup(gen.prompt);
+        r[k + i].continuation = gen.continuation ? em_strdup(gen.continuation) : NULL;
+    }
+    /* The kept requests moved into r: free only the generation's strings. */
+    free(gen.prompt);
+    free(gen.continuation);
+    free(*reqs);
+    *reqs = r;
+    *n_reqs = k + n;
+    return 0;
+}
+
+/* The pass-1 requests of example ex of pair p. */
+static int pair_requests(const pair *p, int ex, task_request **reqs, int *n,
+                         em_err *err)
+{
+    if (task_build_requests(p->t, p->v, ex, reqs, n, err) != 0)
+        return -1;
+    if (is_sc(p) && replicate(reqs, n, p->drawn, err) != 0) {
+        task_requests_free(*reqs, *n);
+        *reqs = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
 static int build_pass1(run_ctx *c, item *it, em_err *err)
 {
     const pair *p = &c->pairs[it->pair];
-    if (task_build_requests(p->t, p->v, it->ex, &it->reqs, &it->n_reqs, err) != 0)
+    if (pair_requests(p, it->ex, &it->reqs, &it->n_reqs, err) != 0)
         return em_error_prefix(err, "%s: variant %s, example %s", p->t->path,
                                p->v->name, p->t->examples[it->ex].id);
     it->pass = 1;
@@ -355,6 +435,8 @@ static int build_pass1(run_ctx *c, item *it, em_err *err)
     return 0;
 }
 
+/* zero_shot_cot's second pass: one per sample under self-consistency,
+ * each reading its own rationale; else one, after the first generation. */
 static int build_pass2(run_ctx *c, item *it, em_err *err)
 {
     const pair *p = &c->pairs[it->pair];
@@ -364,17 +446,25 @@ static int build_pass2(run_ctx *c, item *it, em_err *err)
     if (g == it->n_reqs)
         return em_errorf(err, "%s: zero_shot_cot pass 1 has no generation",
                          p->t->path);
-    task_request *r2 = em_calloc(1, sizeof *r2);
-    if (task_build_second_pass(p->t, p->v, it->ex, it->reqs[g].prompt,
-                               it->slots[g].text ? it->slots[g].text : "", r2,
-                               err) != 0) {
-        free(r2);
-        return em_error_prefix(err, "%s: example %s, second pass", p->t->path,
-                               p->t->examples[it->ex].id);
+    int n2 = 0;
+    for (int k = 0; k < it->n_reqs; k++)
+        n2 += it->reqs[k].kind == TASK_REQ_GENERATE;
+    n2 = is_sc(p) ? n2 : 1;
+    task_request *r2 = em_calloc((size_t)n2, sizeof *r2);
+    for (int j = 0, k = g; j < n2; j++, k++) {
+        while (it->reqs[k].kind != TASK_REQ_GENERATE)
+            k++;
+        if (task_build_second_pass(p->t, p->v, it->ex, it->reqs[k].prompt,
+                                   it->slots[k].text ? it->slots[k].text : "",
+                                   &r2[j], err) != 0) {
+            task_requests_free(r2, j);
+            return em_error_prefix(err, "%s: example %s, second pass", p->t->path,
+                                   p->t->examples[it->ex].id);
+        }
     }
     item_clear(it);
     it->reqs = r2;
-    it->n_reqs = 1;
+    it->n_reqs = n2;
     it->pass = 2;
     slots_init(c, it);
     return 0;
@@ -418,14 +508,22 @@ static void scored_free(scored *s, int n_targets)
     free(s->answer);
 }
 
+static void fill_targets(const task *t, const task_example *e, scored *s)
+{
+    s->norm_targets = em_calloc((size_t)e->n_targets + 1, sizeof *s->norm_targets);
+    for (int i = 0; i < e->n_targets; i++)
+        s->norm_targets[i] = task_normalize(e->targets[i], t->answer.norm);
+    s->in.targets = (const char *const *)s->norm_targets;
+    s->in.n_targets = e->n_targets;
+    s->in.choice_scores = e->choice_scores;
+}
+
 static void fill_input(const task *t, const task_example *e, const item *it,
                        scored *s)
 {
     metric_input *in = &s->in;
     int has_choice_lp = 0;
-    s->norm_targets = em_calloc((size_t)e->n_targets + 1, sizeof *s->norm_targets);
-    for (int i = 0; i < e->n_targets; i++)
-        s->norm_targets[i] = task_normalize(e->targets[i], t->answer.norm);
+    fill_targets(t, e, s);
     if (e->n_choices > 0) {
         s->choice_lp = em_calloc((size_t)e->n_choices, sizeof *s->choice_lp);
         s->choice_tok = em_calloc((size_t)e->n_choices, sizeof *s->choice_tok);
@@ -445,9 +543,6 @@ static void fill_input(const task *t, const task_example *e, const item *it,
             has_choice_lp = 1;
         }
     }
-    in->targets = (const char *const *)s->norm_targets;
-    in->n_targets = e->n_targets;
-    in->choice_scores = e->choice_scores;
     s->matched = -1;
     if (has_choice_lp) {
         int best = 0;
@@ -476,40 +571,163 @@ static int put_metric(run_ctx *c, const item *it, const char *metric, double v,
 {
     const pair *p = &c->pairs[it->pair];
     store_score sc = {c->model_id, p->task_id, p->v->name,
-                      p->t->examples[it->ex].id, metric, v, answer, c->config};
+                      p->t->examples[it->ex].id, metric, v, answer, p->config};
     return store_put_score(c->db, &sc, err);
 }
 
-/* Scores one completed item with every metric of its task (plus
- * mc_confidence when choice probabilities exist, for ECE). A multiple
- * choice answered by generation (cot variants) scores the choice its
- * extracted answer names: multiple_choice_grade is that choice's score,
- * 0 when it names none. */
-static int score_item(run_ctx *c, item *it, em_err *err)
+/* Every metric of the task on s (plus mc_confidence when choice
+ * probabilities exist, for ECE). A multiple choice answered by
+ * generation (cot variants) scores the choice its extracted answer names:
+ * multiple_choice_grade is that choice's score, 0 when it names none. */
+static int score_metrics(run_ctx *c, const item *it, scored *s, em_err *err)
 {
     const pair *p = &c->pairs[it->pair];
     const task *t = p->t;
     const task_example *e = &t->examples[it->ex];
-    scored s = {0};
-    fill_input(t, e, it, &s);
     int rc = 0, has_conf = 0;
+    /* The unit's scores are replaced as a whole (see store_clear_scores). */
+    if (store_clear_scores(c->db, c->model_id, p->task_id, p->v->name, e->id,
+                           err) != 0)
+        return -1;
     for (int i = 0; rc == 0 && i <= t->n_metrics; i++) {
         const char *m = i < t->n_metrics ? t->metrics[i] : "mc_confidence";
-        if (i == t->n_metrics && (has_conf || !s.in.choice_logprobs))
+        if (i == t->n_metrics && (has_conf || !s->in.choice_logprobs))
             break;
         has_conf |= !strcmp(m, "mc_confidence");
         double v;
         em_err merr = {{0}};
-        if (s.gen_choice && !strcmp(m, "multiple_choice_grade")) {
-            v = s.matched >= 0 && e->choice_scores ? e->choice_scores[s.matched]
-                                                   : 0;
-        } else if (metric_compute(m, &s.in, &v, &merr) != 0) {
+        if (s->gen_choice && !strcmp(m, "multiple_choice_grade")) {
+            v = s->matched >= 0 && e->choice_scores ? e->choice_scores[s->matched]
+                                                    : 0;
+        } else if (metric_compute(m, &s->in, &v, &merr) != 0) {
             warn_once(c, p, m, merr.msg);
             continue;
         }
-        rc = put_metric(c, it, m, v, s.answer, err);
+        rc = put_metric(c, it, m, v, s->answer, err);
     }
+    return rc;
+}
+
+static int score_item(run_ctx *c, item *it, em_err *err)
+{
+    const task *t = c->pairs[it->pair].t;
+    const task_example *e = &t->examples[it->ex];
+    scored s = {0};
+    fill_input(t, e, it, &s);
+    int rc = score_metrics(c, it, &s, err);
     scored_free(&s, e->n_targets);
+    return rc;
+}
+
+/* ---- self-consistency ------------------------------------------------------ */
+
+/* One sample's answer: the variant-aware extraction; for a multiple
+ * choice, a named choice ("B", or its text) becomes that choice's
+ * normalised text, so that both ways of naming it vote together. */
+static char *sample_answer(const task *t, const task_variant *v, int ex,
+                           const char *text, int *choice)
+{
+    const task_example *e = &t->examples[ex];
+    char *a = task_extract_answer_variant(t, v, text ? text : "");
+    *choice = -1;
+    if (e->n_choices > 0 && *a) {
+        *choice = task_match_choice(t, ex, a);
+        if (*choice >= 0) {
+            free(a);
+            a = task_normalize(e->choices[*choice], t->answer.norm);
+        }
+    }
+    return a;
+}
+
+/* A sample is correct (for pass@k and the agreement calibration) when its
+ * answer is a normalised target, or, for a multiple choice, names a
+ * choice whose target score is above 0.5. */
+static int answer_correct(const task_example *e, const scored *s, const char *a,
+                          int choice)
+{
+    if (e->n_choices > 0)
+        return choice >= 0 && e->choice_scores && e->choice_scores[choice] > 0.5;
+    for (int i = 0; i < e->n_targets; i++)
+        if (*a && !strcmp(a, s->norm_targets[i]))
+            return 1;
+    return 0;
+}
+
+/* The self-consistency metrics next to the task's: sc_agreement (vote
+ * share of the winner), sc_correct (the majority answer is correct),
+ * pass@1, pass@(n/2) when it lies strictly between, and pass@n. */
+static int put_sc_metrics(run_ctx *c, const item *it, const vote_result *vr,
+                          int correct, int n_correct, const char *answer,
+                          em_err *err)
+{
+    int n = vr->n, ks[3] = {1, n / 2, n};
+    int rc = put_metric(c, it, "sc_agreement", vr->agreement, answer, err);
+    if (rc == 0)
+        rc = put_metric(c, it, "sc_correct", correct, answer, err);
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        if ((i == 1 && (ks[1] <= 1 || ks[1] >= n)) || (i == 2 && n == 1))
+            continue;
+        char name[32];
+        snprintf(name, sizeof name, "pass@%d", ks[i]);
+        rc = put_metric(c, it, name, vote_pass_at_k(n, n_correct, ks[i]), answer,
+                        err);
+    }
+    return rc;
+}
+
+/* Scores a self-consistency item: every sample's answer is extracted, the
+ * majority answer (metrics/vote.h: ties to the highest summed log-prob,
+ * then to the answer reached first) is scored with the task's metrics as
+ * if it were the one output - the output metrics see the first sample
+ * that gave it - and the vote's own metrics are stored beside them. */
+static int score_sc_item(run_ctx *c, item *it, em_err *err)
+{
+    const pair *p = &c->pairs[it->pair];
+    const task *t = p->t;
+    const task_example *e = &t->examples[it->ex];
+    int n = 0, n_correct = 0;
+    char **ans = em_calloc((size_t)it->n_reqs + 1, sizeof *ans);
+    const char **text = em_calloc((size_t)it->n_reqs + 1, sizeof *text);
+    double *lp = em_calloc((size_t)it->n_reqs + 1, sizeof *lp);
+    int *choice = em_calloc((size_t)it->n_reqs + 1, sizeof *choice);
+    scored s = {0};
+    fill_targets(t, e, &s);
+    for (int i = 0; i < it->n_reqs; i++) {
+        const slot *sl = &it->slots[i];
+        if (it->reqs[i].kind != TASK_REQ_GENERATE) {
+            if (it->reqs[i].choice == -1) {
+                s.in.has_target_logprob = 1;
+                s.in.target_logprob = sl->logprob;
+                s.in.target_tokens = sl->n_tokens;
+            }
+            continue;
+        }
+        text[n] = sl->text ? sl->text : "";
+        ans[n] = sample_answer(t, p->v, it->ex, text[n], &choice[n]);
+        lp[n] = sl->logprob;
+        n_correct += answer_correct(e, &s, ans[n], choice[n]);
+        n++;
+    }
+    vote_result vr;
+    vote_majority((const char *const *)ans, lp, n, &vr);
+    int w = vr.winner;
+    s.answer = em_strdup(w >= 0 ? ans[w] : "");
+    s.in.answer = s.answer;
+    s.in.output = n ? text[w >= 0 ? w : 0] : "";
+    s.gen_choice = e->n_choices > 0;
+    s.matched = w >= 0 ? choice[w] : -1;
+    int rc = score_metrics(c, it, &s, err);
+    if (rc == 0)
+        rc = put_sc_metrics(c, it, &vr, answer_correct(e, &s, s.answer, s.matched),
+                            n_correct, s.answer, err);
+    scored_free(&s, e->n_targets);
+    for (int i = 0; i < n; i++)
+        free(ans[i]);
+    free(ans);
+    free(text);
+    free(lp);
+    free(choice);
     return rc;
 }
 
@@ -595,9 +813,11 @@ static int visit(run_ctx *c, int idx, batch *b, em_err *err)
                    c->pairs[it->pair].v->kind == VARIANT_ZERO_SHOT_COT) {
             if (build_pass2(c, it, err) != 0)
                 return -1;
-            c->st->requests++;
+            c->st->requests += it->n_reqs;
+            c->st->samples += sc_requests(c, it);
         } else {
-            if (score_item(c, it, err) != 0)
+            if ((is_sc(&c->pairs[it->pair]) ? score_sc_item(c, it, err)
+                                            : score_item(c, it, err)) != 0)
                 return -1;
             it->status = ITEM_DONE;
             c->st->scored++;
@@ -619,8 +839,23 @@ static int ensure_open(run_ctx *c, em_err *err)
     return 0;
 }
 
-static void record(run_ctx *c, const task_request *r, const store_response *res)
+/* What the backend is asked for request req of item it. */
+static void gen_request(const run_ctx *c, const item *it, int req,
+                        backend_gen_req *out)
 {
+    const task *t = c->pairs[it->pair].t;
+    const task_request *r = &it->reqs[req];
+    *out = (backend_gen_req){r->prompt, (const char *const *)t->stop, t->n_stop,
+                             req_max_tokens(t, r), req_temperature(c, it),
+                             req_top_p(c, it), gen_seed(c, it, it->slots[req].sample)};
+}
+
+/* A sampled generation is recorded with its seed (a decimal string: it
+ * does not fit a double), so that the replay backend can tell the samples
+ * of one prompt apart. */
+static void record(run_ctx *c, const item *it, int req, const store_response *res)
+{
+    const task_request *r = &it->reqs[req];
     if (!c->rec || !res->ok)
         return;
     cJSON *o = cJSON_CreateObject();
@@ -635,6 +870,13 @@ static void record(run_ctx *c, const task_request *r, const store_response *res)
         cJSON_AddStringToObject(o, "kind", "generate");
         cJSON_AddStringToObject(o, "prompt", r->prompt);
         cJSON_AddStringToObject(o, "text", res->text ? res->text : "");
+        backend_gen_req g;
+        gen_request(c, it, req, &g);
+        if (g.temperature > 0) {
+            char seed[32];
+            snprintf(seed, sizeof seed, "%llu", (unsigned long long)g.seed);
+            cJSON_AddStringToObject(o, "seed", seed);
+        }
         cJSON_AddNumberToObject(o, "n_tokens", res->n_tokens);
         if (res->token_logprobs) {
             cJSON *a = cJSON_AddArrayToObject(o, "token_logprobs");
@@ -666,7 +908,7 @@ static int settle(run_ctx *c, const batch *b, int i, const store_response *res,
     memcpy(rq.key, b->e[i].key, sizeof rq.key);
     if (store_put_response(c->db, &rq, res, c->run_id, err) != 0)
         return -1;
-    record(c, r, res);
+    record(c, first, b->e[i].req, res);
     if (!res->ok)
         c->st->failed++;
     for (int w = 0; w < b->nw; w++) {
@@ -732,10 +974,7 @@ static int run_generate(run_ctx *c, const batch *b, em_err *err)
         const task_request *r = &it->reqs[b->e[i].req];
         if (r->kind != TASK_REQ_GENERATE)
             continue;
-        const task *t = c->pairs[it->pair].t;
-        rq[k] = (backend_gen_req){r->prompt, (const char *const *)t->stop,
-                                  t->n_stop, req_max_tokens(t, r),
-                                  c->o->temperature, 1, gen_seed(c, it)};
+        gen_request(c, it, b->e[i].req, &rq[k]);
         which[k++] = i;
     }
     double t0 = em_now();
@@ -792,6 +1031,16 @@ static int round_once(run_ctx *c, batch *b, int *more, em_err *err)
 
 /* ---- per model ------------------------------------------------------------------- */
 
+/* Requests one example of the pair costs: its pass-1 requests, plus the
+ * zero_shot_cot second pass (one per sample under self-consistency). The
+ * progress bar counts these, so self-consistency shows samples. */
+static long unit_cost(const pair *p)
+{
+    if (p->v->kind != VARIANT_ZERO_SHOT_COT)
+        return p->per_unit;
+    return p->per_unit + (is_sc(p) ? p->drawn : 1);
+}
+
 /* Batches are chunks of consecutive examples of one (task, variant), cut
  * from the full example list by --batch alone. What a chunk sends does
  * not depend on how far an earlier, killed run got, so a backend whose
@@ -806,11 +1055,11 @@ static int build_chunk(run_ctx *c, int p, int start, int end, em_err *err)
         int done = 0;
         if (!c->o->rescore &&
             store_has_scores(c->db, c->model_id, pp->task_id, pp->v->name,
-                             pp->t->examples[e].id, c->config, &done, err) != 0)
+                             pp->t->examples[e].id, pp->config, &done, err) != 0)
             return -1;
         if (done) {
             c->st->skipped++;
-            c->done += pp->per_unit + (pp->v->kind == VARIANT_ZERO_SHOT_COT);
+            c->done += unit_cost(pp);
             progress_update(c->pb, c->done);
             continue;
         }
@@ -820,6 +1069,7 @@ static int build_chunk(run_ctx *c, int p, int start, int end, em_err *err)
         if (build_pass1(c, it, err) != 0)
             return -1;
         c->st->requests += it->n_reqs;
+        c->st->samples += sc_requests(c, it);
     }
     return 0;
 }
@@ -873,9 +1123,7 @@ static int run_model(run_ctx *c, int index, em_err *err)
     int rc = register_model(c, err);
     c->done = c->total = 0;
     for (int p = 0; p < c->n_pairs; p++)
-        c->total += (long)c->pairs[p].n_ex *
-                    (c->pairs[p].per_unit +
-                     (c->pairs[p].v->kind == VARIANT_ZERO_SHOT_COT));
+        c->total += (long)c->pairs[p].n_ex * unit_cost(&c->pairs[p]);
     if (rc == 0) {
         char label[96];
         snprintf(label, sizeof label, "%.80s %d/%d", m->spec.name, index + 1,
@@ -893,11 +1141,13 @@ static int run_model(run_ctx *c, int index, em_err *err)
         return em_error_prefix(err, "model '%s'", m->spec.name);
     if (!c->o->quiet)
         fprintf(stderr, "emerge: %s: %ld requests (%ld cached, %ld sent, %ld "
-                "failed), %ld examples scored, %ld scored before%s\n",
+                "failed; %ld self-consistency samples), %ld examples scored, "
+                "%ld scored before%s\n",
                 m->spec.name,
                 c->st->cached - before.cached + c->st->sent - before.sent,
                 c->st->cached - before.cached, c->st->sent - before.sent,
-                c->st->failed - before.failed, c->st->scored - before.scored,
+                c->st->failed - before.failed, c->st->samples - before.samples,
+                c->st->scored - before.scored,
                 c->st->skipped - before.skipped,
                 c->st->unscored > before.unscored
                     ? " (some left unscored: failed requests are retried by "
@@ -906,6 +1156,40 @@ static int run_model(run_ctx *c, int index, em_err *err)
 }
 
 /* ---- tasks ----------------------------------------------------------------------- */
+
+/* "NAME+scN": variant NAME with N self-consistency samples. Its sampling
+ * settings are NAME's own self_consistency ones when it has them, else
+ * temperature --temperature (TASK_SC_TEMPERATURE, 0.7, when that is 0)
+ * and top_p 1. The copy borrows NAME's strings and lives for the run. */
+static const task_variant *find_variant(run_ctx *c, const task *t,
+                                        const char *name)
+{
+    const task_variant *v = task_variant_find(t, name);
+    const char *plus = strstr(name, "+sc");
+    if (v || !plus)
+        return v;
+    char *end;
+    long n = strtol(plus + 3, &end, 10);
+    if (end == plus + 3 || *end || n < 1 || n > 1000)
+        return NULL;
+    char *base = em_strndup(name, (size_t)(plus - name));
+    const task_variant *bv = task_variant_find(t, base);
+    free(base);
+    if (!bv)
+        return NULL;
+    task_variant *nv = em_malloc(sizeof *nv);
+    *nv = *bv;
+    nv->name = em_strdup(name);
+    nv->sc_samples = (int)n;
+    if (bv->sc_samples <= 0) {
+        nv->sc_temperature = c->o->temperature > 0 ? c->o->temperature
+                                                   : TASK_SC_TEMPERATURE;
+        nv->sc_top_p = 1;
+    }
+    c->xvars = em_realloc(c->xvars, sizeof *c->xvars * (size_t)(c->n_xvars + 1));
+    c->xvars[c->n_xvars++] = nv;
+    return nv;
+}
 
 static int load_pairs(run_ctx *c, task ***tasks, em_err *err)
 {
@@ -927,20 +1211,42 @@ static int load_pairs(run_ctx *c, task ***tasks, em_err *err)
         if (store_put_task(c->db, t, &id, err) != 0)
             return -1;
         for (int v = 0; v < nv; v++) {
-            const task_variant *tv = task_variant_find(t, vnames[v]);
+            const task_variant *tv = find_variant(c, t, vnames[v]);
             if (!tv) {
                 em_buf known = {0};
                 for (int k = 0; k < t->n_variants; k++)
                     em_buf_printf(&known, "%s%s", k ? ", " : "", t->variants[k].name);
-                em_errorf(err, "%s: task '%s' has no variant '%s' (it has: %s)",
+                em_errorf(err, "%s: task '%s' has no variant '%s' (it has: %s; "
+                          "add +scN for self-consistency, e.g. cot+sc8)",
                           t->path, t->name, vnames[v], known.s ? known.s : "");
                 em_buf_free(&known);
                 return -1;
             }
-            c->pairs[c->n_pairs++] = (pair){t, id, tv, 0, 1, 1};
+            c->pairs[c->n_pairs++] = (pair){.t = t, .task_id = id, .v = tv,
+                                            .per_unit = 1, .chunk = 1};
         }
     }
     return 0;
+}
+
+/* Samples drawn and the score config of a pair. Greedy scores do not
+ * depend on the seed, so greedy runs share them; sampled scores depend on
+ * the temperature and the seed, and self-consistency scores also on the
+ * samples voted (a --max-samples look is recomputed by a full run, which
+ * draws only the samples the look did not). */
+static void pair_settings(const run_ctx *c, pair *p)
+{
+    const sweep_opts *o = c->o;
+    if (!is_sc(p)) {
+        snprintf(p->config, sizeof p->config, "%s", c->config);
+        return;
+    }
+    p->drawn = o->max_samples > 0 && o->max_samples < p->v->sc_samples
+                   ? o->max_samples : p->v->sc_samples;
+    snprintf(p->config, sizeof p->config,
+             "sc=%d/%d,temperature=%.17g,top_p=%.17g,seed=%llu", p->drawn,
+             p->v->sc_samples, p->v->sc_temperature, p->v->sc_top_p,
+             (unsigned long long)o->seed);
 }
 
 /* A variant a task cannot run (cot without rationales) is skipped with a
@@ -950,12 +1256,12 @@ static void drop_unbuildable(run_ctx *c)
 {
     int k = 0;
     for (int p = 0; p < c->n_pairs; p++) {
-        const pair *pp = &c->pairs[p];
+        pair *pp = &c->pairs[p];
         task_request *r;
         int n;
         em_err e;
-        if (pp->t->n_examples > 0 &&
-            task_build_requests(pp->t, pp->v, 0, &r, &n, &e) != 0) {
+        pair_settings(c, pp);
+        if (pp->t->n_examples > 0 && pair_requests(pp, 0, &r, &n, &e) != 0) {
             fprintf(stderr, "emerge: warning: skipping task %s, variant %s: %s\n",
                     pp->t->name, pp->v->name, e.msg);
             continue;
@@ -1012,6 +1318,11 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
     free(tasks);
     free(c.pairs);
     sweep_free_list(c.warned, c.n_warned);
+    for (int i = 0; i < c.n_xvars; i++) {
+        free(c.xvars[i]->name);
+        free(c.xvars[i]);
+    }
+    free(c.xvars);
     store_close(c.db);
     return rc;
 }

@@ -29,7 +29,10 @@ typedef struct sweep_opts {
     uint64_t seed;          /* run seed: generation seeds derive from it */
     int limit;              /* examples per task, 0 = all */
     int batch;              /* requests per backend call, default 32 */
-    double temperature;     /* 0 = greedy */
+    double temperature;     /* 0 = greedy; also the temperature of
+                               "NAME+scN" variants (0: TASK_SC_TEMPERATURE) */
+    int max_samples;        /* self-consistency samples drawn per example,
+                               0 = all the variant asks for */
     const char *record_path;/* append every ok response as replay JSONL */
     const char *command;    /* the command line, for the runs table */
     int quiet;              /* no progress bar or summary lines */
@@ -38,7 +41,10 @@ typedef struct sweep_opts {
 } sweep_opts;
 
 typedef struct sweep_stats {
-    long requests;   /* requests the sweep needed */
+    long requests;   /* requests the sweep needed (every self-consistency
+                        sample is one) */
+    long samples;    /* of those, self-consistency samples (and their
+                        zero_shot_cot second passes) */
     long cached;     /* served from the store */
     long sent;       /* sent to a backend */
     long failed;     /* failed responses (retried by the next run) */
