@@ -156,6 +156,64 @@ int native_scorer_prompt(native_scorer *s, const int32_t *toks, int n,
     return 0;
 }
 
+/* Tokens a tail runs: all but its last, whose logits predict nothing. */
+static int tail_run(const int *n_tail, int b)
+{
+    return n_tail[b] > 1 ? n_tail[b] - 1 : 0;
+}
+
+/* One shared pass over tails [b, e) (total tokens run) */
+static int branch_pass(native_scorer *s, const int32_t *const *tails,
+                       const int *n_tail, int b, int e, int total,
+                       native_score_pos *const *info, em_err *err)
+{
+    size_t V = (size_t)s->m->hp.n_vocab;
+    int32_t toks[CHUNK];
+    int branch[CHUNK];
+    for (int k = b, at = 0; k < e; k++)
+        for (int j = 0; j < tail_run(n_tail, k); j++, at++) {
+            toks[at] = tails[k][j];
+            branch[at] = at - j;
+        }
+    if (model_forward_branches(s->m, toks, total, branch, s->rows, err))
+        return -1;
+    for (int k = b, at = 0; k < e; k++) {
+        for (int j = 1; j < n_tail[k]; j++)
+            score_row(s, s->rows + (size_t)(at + j - 1) * V, tails[k][j],
+                      &info[k][j]);
+        at += tail_run(n_tail, k);
+    }
+    return 0;
+}
+
+int native_scorer_branches(native_scorer *s, const int32_t *const *tails,
+                           const int *n_tail, int nb,
+                           native_score_pos *const *info, em_err *err)
+{
+    model *m = s->m;
+    if (!s->last_ok)
+        return em_errorf(err, "native_scorer_branches: no prompt in the cache");
+    int cap = CHUNK < m->n_batch ? CHUNK : m->n_batch;
+    if (cap > m->n_ctx - m->n_past)
+        cap = m->n_ctx - m->n_past;
+    for (int b = 0; b < nb; b++)
+        if (n_tail[b] < 1 || n_tail[b] > NATIVE_SCORE_MAX_TAIL ||
+            tail_run(n_tail, b) > cap)
+            return em_errorf(err, "native_scorer_branches: tail %d of %d "
+                             "tokens does not fit a shared pass", b, n_tail[b]);
+    for (int b = 0; b < nb; b++)
+        score_row(s, s->last, tails[b][0], &info[b][0]);
+    for (int b = 0; b < nb;) {
+        int e = b, total = 0;
+        while (e < nb && total + tail_run(n_tail, e) <= cap)
+            total += tail_run(n_tail, e++);
+        if (total > 0 && branch_pass(s, tails, n_tail, b, e, total, info, err))
+            return -1;
+        b = e;
+    }
+    return 0;
+}
+
 int32_t native_scorer_sample(native_scorer *s, double temperature,
                              double top_p, uint64_t *rng,
                              native_score_pos *info)

@@ -48,6 +48,17 @@ int32_t native_scorer_start(const native_scorer *s);
 int native_scorer_prompt(native_scorer *s, const int32_t *toks, int n,
                          native_score_pos *info, em_err *err);
 
+/* Scores nb continuations of the prompt last run by native_scorer_prompt
+ * in shared forward passes (model_forward_branches: the weights are read
+ * once for all of them): info[b][k] for tails[b][k], given the prompt and
+ * tails[b][0..k). The cache is left holding the prompt. Fails when a tail
+ * is longer than NATIVE_SCORE_MAX_TAIL tokens or the context is too full;
+ * the caller then scores those prompts one by one. */
+#define NATIVE_SCORE_MAX_TAIL 32
+int native_scorer_branches(native_scorer *s, const int32_t *const *tails,
+                           const int *n_tail, int nb,
+                           native_score_pos *const *info, em_err *err);
+
 /* The next token from the current logits (see sample_next()), and what
  * the model said about it (info may be NULL). */
 int32_t native_scorer_sample(native_scorer *s, double temperature,

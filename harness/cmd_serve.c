@@ -153,8 +153,8 @@ int cmd_serve(int argc, char **argv)
     serve_stop(s);
     if (stats)
         fprintf(stderr, "emerge serve: %ld requests (%ld errors), %ld prompts in "
-                "%ld batches, %ld prompt tokens, %ld completion tokens\n",
-                st.requests, st.errors, st.prompts, st.batches,
-                st.prompt_tokens, st.completion_tokens);
+                "%ld batches (%ld as shared-prefix branches), %ld prompt tokens, "
+                "%ld completion tokens\n", st.requests, st.errors, st.prompts,
+                st.batches, st.branched, st.prompt_tokens, st.completion_tokens);
     return 0;
 }

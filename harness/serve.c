@@ -539,6 +539,74 @@ static int ref_cmp(const void *a, const void *b)
     return (x->n > y->n) - (x->n < y->n);
 }
 
+/* A prompt that is only scored (echo + logprobs, nothing generated): it
+ * can share a forward pass with others of the same prefix. */
+static int score_only(const sv_ref *x)
+{
+    return x->r->echo && x->r->logprobs >= 0 && x->r->max_tokens == 0;
+}
+
+static int lcp(const sv_item *a, const sv_item *b)
+{
+    int n = a->n < b->n ? a->n : b->n, i = 0;
+    while (i < n && a->toks[i] == b->toks[i])
+        i++;
+    return i;
+}
+
+/* How many sorted prompts from refs[0] share a prefix worth a branch pass
+ * (more than BOS, every tail short enough); *plen: the prefix length. */
+static int branch_group(const sv_ref *refs, int n, int *plen)
+{
+    if (!score_only(&refs[0]))
+        return 1;
+    int len = refs[0].it->n - 1, k = 1;
+    for (; k < n && score_only(&refs[k]); k++) {
+        int l = lcp(refs[0].it, refs[k].it);
+        if (l > refs[k].it->n - 1)
+            l = refs[k].it->n - 1;
+        if (l < 2 || refs[k].it->n - l > NATIVE_SCORE_MAX_TAIL ||
+            refs[0].it->n - l > NATIVE_SCORE_MAX_TAIL)
+            break;
+        if (l < len)
+            len = l;
+    }
+    *plen = len;
+    return k;
+}
+
+/* Scores g[0..n) as one prefix and n branches; 0 on success, -1 when they
+ * have to run one by one. */
+static int run_branches(serve *s, sv_ref *g, int n, int plen)
+{
+    em_err err;
+    native_score_pos *pre = em_calloc((size_t)plen, sizeof *pre);
+    const int32_t **tails = em_calloc((size_t)n, sizeof *tails);
+    int *nt = em_calloc((size_t)n, sizeof *nt);
+    native_score_pos **info = em_calloc((size_t)n, sizeof *info);
+    int rc = native_scorer_prompt(s->ns, g[0].it->toks, plen, pre, &err);
+    for (int k = 0; rc == 0 && k < n; k++) {
+        sv_item *it = g[k].it;
+        it->ppos = em_calloc((size_t)it->n, sizeof *it->ppos);
+        memcpy(it->ppos + 1, pre + 1, sizeof *pre * (size_t)(plen - 1));
+        tails[k] = it->toks + plen;
+        nt[k] = it->n - plen;
+        info[k] = it->ppos + plen;
+        it->finish = "length";
+    }
+    if (rc == 0)
+        rc = native_scorer_branches(s->ns, tails, nt, n, info, &err);
+    for (int k = 0; rc != 0 && k < n; k++) {
+        free(g[k].it->ppos);
+        g[k].it->ppos = NULL;
+    }
+    free(pre);
+    free(tails);
+    free(nt);
+    free(info);
+    return rc;
+}
+
 /* Runs every prompt of a list of requests, prefix-sorted. */
 static void run_batch(serve *s, sv_req *list)
 {
@@ -551,15 +619,26 @@ static void run_batch(serve *s, sv_req *list)
         for (int i = 0; i < r->n_items; i++)
             refs[k++] = (sv_ref){r, &r->items[i]};
     qsort(refs, (size_t)n, sizeof *refs, ref_cmp); /* stable enough: ties equal */
-    for (int i = 0; i < n; i++) {
-        run_item(s, refs[i].r, refs[i].it);
-        ptok += refs[i].it->n;
-        ctok += refs[i].it->n_gen;
+    long branched = 0;
+    for (int i = 0; i < n;) {
+        int plen = 0, g = branch_group(refs + i, n - i, &plen);
+        if (g > 1 && run_branches(s, refs + i, g, plen) == 0) {
+            branched += g;
+        } else {
+            for (int k = i; k < i + g; k++)
+                run_item(s, refs[k].r, refs[k].it);
+        }
+        for (int k = i; k < i + g; k++) {
+            ptok += refs[k].it->n;
+            ctok += refs[k].it->n_gen;
+        }
+        i += g;
     }
     free(refs);
     pthread_mutex_lock(&s->mu);
     s->st.batches++;
     s->st.prompts += n;
+    s->st.branched += branched;
     s->st.prompt_tokens += ptok;
     s->st.completion_tokens += ctok;
     for (sv_req *r = list; r; r = r->next)

@@ -16,7 +16,9 @@
  *
  * The model worker takes every request waiting at once and runs their
  * prompts sorted by token ids, so prompts sharing a prefix (the choices
- * of one question) reuse the KV cache instead of recomputing it.
+ * of one question) reuse the KV cache instead of recomputing it; prompts
+ * that are only scored (echo, max_tokens 0) and share a prefix run their
+ * tails as branches of one forward pass.
  */
 #ifndef EMERGE_SERVE_H
 #define EMERGE_SERVE_H
@@ -44,6 +46,7 @@ typedef struct serve_stats {
     long errors;            /* of which 4xx/5xx */
     long prompts;           /* prompts run by the worker */
     long batches;           /* worker wake-ups (prompts / batches = batching) */
+    long branched;          /* prompts scored as branches of a shared prefix */
     long prompt_tokens;
     long completion_tokens;
 } serve_stats;

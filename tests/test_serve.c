@@ -425,6 +425,65 @@ TEST(test_errors)
     free(model);
 }
 
+/* Multiple choice as lm-eval and emerge's client send it: the choices share
+ * the question, are only scored, and run as branches of one pass. The
+ * answers are those of the prompts sent one at a time. */
+TEST(test_shared_prefix_branches)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    const char *q = "Question: which colour is the clear daytime sky? Answer:";
+    const char *choice[] = {" blue", " green with stripes", " red", " the colour of grass"};
+    char *one[4], *all, body[2048];
+    for (int i = 0; i < 4; i++) {
+        snprintf(body, sizeof body, "{\"prompt\":\"%s%s\",\"max_tokens\":0,"
+                 "\"echo\":true,\"logprobs\":1}", q, choice[i]);
+        CHECK_INT(http(serve_port(s), "POST", "/v1/completions", body, &one[i]), 200);
+    }
+    serve_stats st0, st1;
+    serve_get_stats(s, &st0);
+    snprintf(body, sizeof body, "{\"prompt\":[\"%s%s\",\"%s%s\",\"%s%s\",\"%s%s\"],"
+             "\"max_tokens\":0,\"echo\":true,\"logprobs\":1}", q, choice[0], q,
+             choice[1], q, choice[2], q, choice[3]);
+    CHECK_INT(http(serve_port(s), "POST", "/v1/completions", body, &all), 200);
+    serve_get_stats(s, &st1);
+    CHECK_INT(st1.branched - st0.branched, 4);
+    cJSON *j = cJSON_Parse(all);
+    for (int i = 0; i < 4; i++) {
+        cJSON *x = cJSON_Parse(one[i]);
+        const cJSON *a = path(x, "choices", 0, "logprobs"), *b = path(j, "choices", i, "logprobs");
+        const cJSON *ta = cJSON_GetObjectItem(a, "token_logprobs"),
+                    *tb = cJSON_GetObjectItem(b, "token_logprobs");
+        CHECK_INT(cJSON_GetArraySize(tb), cJSON_GetArraySize(ta));
+        double worst = 0;
+        for (int k = 1; k < cJSON_GetArraySize(ta) && k < cJSON_GetArraySize(tb); k++) {
+            double d = fabs(cJSON_GetArrayItem(ta, k)->valuedouble -
+                            cJSON_GetArrayItem(tb, k)->valuedouble);
+            worst = d > worst ? d : worst;
+        }
+        CHECK_MSG(worst <= 1e-3, "choice %d: token log-probs differ by %g", i, worst);
+        char *oa = cJSON_PrintUnformatted(cJSON_GetObjectItem(a, "text_offset"));
+        char *ob = cJSON_PrintUnformatted(cJSON_GetObjectItem(b, "text_offset"));
+        CHECK_STR(ob, oa);
+        free(oa);
+        free(ob);
+        cJSON_Delete(x);
+        free(one[i]);
+    }
+    cJSON_Delete(j);
+    free(all);
+    serve_stop(s);
+    free(model);
+}
+
 /* ---- concurrency ---------------------------------------------------------- */
 
 #define NPROMPT 12
@@ -531,6 +590,7 @@ int main(void)
     RUN(test_client_matches_native);
     RUN(test_echo_shape_lm_eval);
     RUN(test_errors);
+    RUN(test_shared_prefix_branches);
     RUN(test_concurrent_clients_agree);
     int rc = tl_summary();
     curl_global_cleanup();
