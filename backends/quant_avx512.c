@@ -41,6 +41,25 @@ static void *scratch(size_t n)
 
 INL float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
+/* The sums of v[0..cw) (cw <= 4) into out[0..cw): the four reductions
+ * share their shuffles (a transpose-and-add), about a third of the work
+ * of four separate ones. Each sum takes the same path whatever cw and
+ * its position are, so results do not depend on how rows are grouped. */
+INL void hsum4(const __m512 *v, int cw, float *out)
+{
+    __m512 z = _mm512_setzero_ps();
+    __m512 v0 = v[0], v1 = cw > 1 ? v[1] : z, v2 = cw > 2 ? v[2] : z,
+           v3 = cw > 3 ? v[3] : z;
+    __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(v0, v1), _mm512_unpackhi_ps(v0, v1));
+    __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(v2, v3), _mm512_unpackhi_ps(v2, v3));
+    /* per 128-bit lane: partial sums of v0, v1, v2, v3 */
+    __m512 s = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, 0x44),
+                             _mm512_shuffle_ps(s01, s23, 0xEE));
+    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(s, s, 0x4E));
+    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(s, s, 0xB1));
+    _mm_mask_storeu_ps(out, (__mmask8)((1u << cw) - 1), _mm512_castps512_ps128(s));
+}
+
 INL float f16s(uint16_t h) { return _cvtsh_ss(h); }
 
 /* ================================================================ */
@@ -100,9 +119,7 @@ INL void tile_f(int wk, int ra, int cw, const void *const *w,
     }
 #pragma GCC unroll 4
     for (int r = 0; r < ra; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++)
-            out[r * ld + c] = hsum(acc[r][c]);
+        hsum4(acc[r], cw, out + r * ld);
 }
 
 /* Instantiates tile body F(ra, cw) for the run-time ra, cw in 1..4. */
@@ -344,9 +361,7 @@ INL void tile_q8(int hm, int ra, int cw, const u8row *w, const qa_q8_row *x,
     }
 #pragma GCC unroll 4
     for (int r = 0; r < ra; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++)
-            out[r * ld + c] = hsum(acc[r][c]);
+        hsum4(acc[r], cw, out + r * ld);
 }
 
 static T512 void tile_q8_any(int hm, int ra, int cw, const u8row *w,
@@ -413,9 +428,7 @@ INL void gemv_q8_tile(int ra, int cw, const char *w, size_t stride,
     }
 #pragma GCC unroll 2
     for (int r = 0; r < ra; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++)
-            out[r * ld + c] = hsum(acc[r][c]);
+        hsum4(acc[r], cw, out + r * ld);
 }
 
 INL void gemv_q8_rows(int ra, const void *w, size_t stride, int64_t nb,
@@ -627,9 +640,7 @@ INL void tile_k(int ra, int cw, const ksb *const *w, const blk_q8_k *const *x,
     }
 #pragma GCC unroll 4
     for (int r = 0; r < ra; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++)
-            out[r * ld + c] = hsum(acc[r][c]);
+        hsum4(acc[r], cw, out + r * ld);
 }
 
 static T512 void tile_k_any(int ra, int cw, const ksb *const *w,
