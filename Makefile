@@ -173,8 +173,7 @@ $(CUDA_C_OBJ): CPPFLAGS += -I$(CUDA_HOME)/include
 LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
                -lcublas -lcudart -lstdc++
 
-$(BUILD)/cuda/%.o: backends/cuda/%.cu backends/cuda/cuda_math.h \
-                   backends/cuda/cuda_kernels.h | $(DEPS_OK)
+$(BUILD)/cuda/%.o: backends/cuda/%.cu $(wildcard backends/cuda/*.h) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CUDA_NVCC) $(NVCC_FLAGS) -c $< -o $@
 

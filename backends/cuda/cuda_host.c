@@ -72,16 +72,23 @@ static void check_scratch(host_ctx *h, const cuda_wmat *w, int T, int uses_x,
                  (long long)h->x_elems, (long long)h->w_elems);
 }
 
-/* The activation value the GPU's GEMM sees for weights of type t with T
- * rows (cuda_gpu.c: cuBLAS on F16/BF16 inputs, the F32 GEMV for a few
- * quantised rows, F16 inputs after dequantisation otherwise). */
-static float act_value(int t, int T, float x)
+/* The weight x activation product as cuda_gpu.c computes it: the GEMV
+ * kernel's 32 lane slices for a few rows of quantised weights; otherwise
+ * cuBLAS on activations rounded to the weight type (F16 for quantised
+ * weights, which are first dequantised to F16). */
+static void h_gemv(const cuda_wmat *w, const float *x, int T, float *out)
 {
-    switch (t) {
-    case CUDA_T_F32: return x;
-    case CUDA_T_F16: return cuda_round_f16(x);
-    case CUDA_T_BF16: return cuda_round_bf16(x);
-    default: return T <= CUDA_GEMV_MAX ? x : cuda_round_f16(x);
+    int64_t rb = cuda_row_bytes(w->type, w->n_in);
+    for (int64_t i = 0; i < w->n_out; i++) {
+        float acc[CUDA_GEMV_MAX], sum[CUDA_GEMV_MAX] = {0};
+        for (int lane = 0; lane < CUDA_WARP; lane++) {
+            cuda_lane_gemv((const uint8_t *)w->d + rb * i, w->type, w->n_in, x,
+                           T, lane, acc);
+            for (int t = 0; t < T; t++)
+                sum[t] += acc[t];
+        }
+        for (int t = 0; t < T; t++)
+            out[(int64_t)t * w->n_out + i] = sum[t];
     }
 }
 
@@ -89,22 +96,40 @@ static void h_matmul(void *ctx, const cuda_wmat *w, const float *x, int T,
                      float *out)
 {
     int64_t n = w->n_in, rb = cuda_row_bytes(w->type, n);
-    int gemv = w->type != CUDA_T_F32 && w->type != CUDA_T_F16 &&
-               w->type != CUDA_T_BF16 && T <= CUDA_GEMV_MAX;
-    int quant_f16 = w->type != CUDA_T_F32 && w->type != CUDA_T_F16 &&
-                    w->type != CUDA_T_BF16 && !gemv;
-    check_scratch(ctx, w, T, w->type != CUDA_T_F32 && !gemv, quant_f16);
+    int dense = w->type == CUDA_T_F32 || w->type == CUDA_T_F16 ||
+                w->type == CUDA_T_BF16;
+    check_scratch(ctx, w, T, w->type != CUDA_T_F32 && (dense || T > CUDA_GEMV_MAX),
+                  !dense && T > CUDA_GEMV_MAX);
+    if (!dense && T <= CUDA_GEMV_MAX) {
+        h_gemv(w, x, T, out);
+        return;
+    }
+    int xt = w->type == CUDA_T_BF16 ? CUDA_T_BF16 : CUDA_T_F16;
+    uint16_t *x16 = NULL, *w16 = NULL;
     float *wr = em_malloc(sizeof(float) * (size_t)n);
     float *xr = em_malloc(sizeof(float) * (size_t)(n * T));
-    for (int64_t i = 0; i < n * T; i++)
-        xr[i] = act_value(w->type, T, x[i]);
+    if (w->type != CUDA_T_F32) { /* the rounded copy cuBLAS reads */
+        x16 = em_malloc(sizeof(uint16_t) * (size_t)(n * T));
+        for (int64_t i = 0; i < n * T; i++) {
+            cuda_body_round(i, x16, x, (int)n, (int)n, xt);
+            xr[i] = xt == CUDA_T_BF16 ? cuda_bf16_to_f32(x16[i])
+                                      : cuda_f16_to_f32(x16[i]);
+        }
+    } else {
+        memcpy(xr, x, sizeof(float) * (size_t)(n * T));
+    }
+    if (!dense) { /* the dequantised F16 scratch */
+        w16 = em_malloc(sizeof(uint16_t) * (size_t)(n * w->n_out));
+        for (int64_t i = 0; i < n * w->n_out; i++)
+            cuda_body_dequant_f16(i, w16, w->d, w->type, n);
+    }
     for (int64_t i = 0; i < w->n_out; i++) {
-        /* quant_dequantize_row gives cuda_deq's values bit for bit
-         * (test_cuda_host checks every type) and is much faster. */
-        quant_dequantize_row((ggml_type)w->type, (const uint8_t *)w->d + rb * i,
-                             wr, n);
-        for (int64_t e = 0; quant_f16 && e < n; e++)
-            wr[e] = cuda_round_f16(wr[e]);
+        if (w16)
+            for (int64_t e = 0; e < n; e++)
+                wr[e] = cuda_f16_to_f32(w16[i * n + e]);
+        else /* bit for bit cuda_deq's values (test_cuda_host checks) */
+            quant_dequantize_row((ggml_type)w->type,
+                                 (const uint8_t *)w->d + rb * i, wr, n);
         for (int t = 0; t < T; t++) {
             float s = 0.0f;
             for (int64_t e = 0; e < n; e++)
@@ -112,25 +137,29 @@ static void h_matmul(void *ctx, const cuda_wmat *w, const float *x, int T,
             out[(int64_t)t * w->n_out + i] = s;
         }
     }
+    free(x16);
+    free(w16);
     free(wr);
     free(xr);
 }
 
+/* Element-wise kernels: every index through its cuda_body.h function. */
 static void h_embed(float *x, const int32_t *tok, const int32_t *pos, int T,
                     int E, int te_type, const void *te, int pe_type,
                     const void *pe)
 {
-    for (int t = 0; t < T; t++) {
-        const uint8_t *row = (const uint8_t *)te + cuda_row_bytes(te_type, E) * tok[t];
-        const uint8_t *prow = pe ? (const uint8_t *)pe +
-                                   cuda_row_bytes(pe_type, E) * pos[t] : NULL;
-        for (int i = 0; i < E; i++) {
-            float v = cuda_deq(te_type, row, i);
-            if (prow)
-                v += cuda_deq(pe_type, prow, i);
-            x[(size_t)t * E + i] = v;
-        }
-    }
+    for (int64_t i = 0; i < (int64_t)T * E; i++)
+        cuda_body_embed(i, x, tok, pos, E, te_type, te, pe_type, pe);
+}
+
+/* One block of CUDA_BLOCK threads per row: per-thread partial sums, then
+ * the block's total (the GPU adds them as a tree; here in thread order). */
+static double block_sum(const float *xr, int E, float mean, int mean_pass)
+{
+    double s = 0;
+    for (int th = 0; th < CUDA_BLOCK; th++)
+        s += cuda_thread_norm_sum(xr, E, th, mean, mean_pass);
+    return s;
 }
 
 static void h_norm(float *out, const float *x, int T, int E, const float *w,
@@ -138,19 +167,8 @@ static void h_norm(float *out, const float *x, int T, int E, const float *w,
 {
     for (int t = 0; t < T; t++) {
         const float *xr = x + (size_t)t * E;
-        float mean = 0.0f;
-        if (!rms) {
-            double s = 0;
-            for (int i = 0; i < E; i++)
-                s += xr[i];
-            mean = (float)(s / E);
-        }
-        double ss = 0;
-        for (int i = 0; i < E; i++) {
-            float d = xr[i] - mean;
-            ss += (double)(d * d);
-        }
-        float scale = cuda_norm_scale(ss, E, eps);
+        float mean = rms ? 0.0f : (float)(block_sum(xr, E, 0.0f, 1) / E);
+        float scale = cuda_norm_scale(block_sum(xr, E, mean, 0), E, eps);
         for (int i = 0; i < E; i++)
             out[(size_t)t * E + i] = cuda_norm_apply(xr[i], mean, scale, w[i], b, i);
     }
@@ -158,11 +176,8 @@ static void h_norm(float *out, const float *x, int T, int E, const float *w,
 
 static void h_bias(float *x, int T, int n, int ld, const float *b)
 {
-    if (!b)
-        return;
-    for (int t = 0; t < T; t++)
-        for (int i = 0; i < n; i++)
-            x[(size_t)t * ld + i] += b[i];
+    for (int64_t i = 0; b && i < (int64_t)T * n; i++)
+        cuda_body_bias(i, x, n, ld, b);
 }
 
 static void h_add(float *x, const float *y, int64_t n)
@@ -174,62 +189,49 @@ static void h_add(float *x, const float *y, int64_t n)
 static void h_rope(float *x, int ld, const int32_t *pos, int T, int n_heads,
                    int hd, int n_rot, int neox, float theta_scale)
 {
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < n_heads; h++)
-            for (int i = 0; i < n_rot / 2; i++) {
-                float theta = cuda_rope_theta(pos[t], i, theta_scale);
-                float *v = x + (size_t)t * ld + (size_t)h * hd;
-                int a, b;
-                cuda_rope_pair(i, n_rot, neox, &a, &b);
-                cuda_rope_rotate(&v[a], &v[b], cosf(theta), sinf(theta));
-            }
+    for (int64_t i = 0; i < (int64_t)T * n_heads * (n_rot / 2); i++)
+        cuda_body_rope(i, x, ld, pos, n_heads, hd, n_rot, neox, theta_scale);
 }
 
 static void h_kv_store(uint16_t *kc, uint16_t *vc, const float *k,
                        const float *v, int ld, int T, int kv_dim, int row0)
 {
-    for (int t = 0; t < T; t++)
-        for (int d = 0; d < kv_dim; d++) {
-            size_t dst = (size_t)(row0 + t) * kv_dim + d;
-            kc[dst] = cuda_f32_to_f16(k[(size_t)t * ld + d]);
-            vc[dst] = cuda_f32_to_f16(v[(size_t)t * ld + d]);
-        }
+    for (int64_t i = 0; i < (int64_t)T * kv_dim; i++)
+        cuda_body_kv_store(i, kc, vc, k, v, ld, kv_dim, row0);
 }
 
+/* One warp per (token, head), its 32 lanes run one after the other. */
 static void h_attention(float *out, const float *q, int ld_q,
                         const uint16_t *kc, const uint16_t *vc,
                         const cuda_range *rng, int T, int n_head,
                         int n_head_kv, int hd, float scale)
 {
-    float *qv = em_malloc(sizeof(float) * (size_t)hd);
-    float *acc = em_malloc(sizeof(float) * (size_t)hd);
+    float qv[CUDA_WARP][CUDA_ATT_PER_LANE], acc[CUDA_WARP][CUDA_ATT_PER_LANE];
     int kv_dim = n_head_kv * hd;
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < n_head; h++) {
-            int kvh = h / (n_head / n_head_kv);
-            const float *qr = q + (size_t)t * ld_q + (size_t)h * hd;
-            for (int d = 0; d < hd; d++) {
-                qv[d] = cuda_round_f16(qr[d]);
-                acc[d] = 0.0f;
-            }
-            cuda_osm st;
-            cuda_osm_init(&st);
-            for (int k = 0; k < cuda_range_len(&rng[t]); k++) {
-                size_t row = (size_t)cuda_range_row(&rng[t], k) * kv_dim +
-                             (size_t)kvh * hd;
-                float s = 0.0f, corr, p;
-                for (int d = 0; d < hd; d++)
-                    s += qv[d] * cuda_f16_to_f32(kc[row + d]);
-                cuda_osm_update(&st, s * scale, &corr, &p);
-                for (int d = 0; d < hd; d++)
-                    acc[d] = acc[d] * corr + p * cuda_f16_to_f32(vc[row + d]);
-            }
-            float *o = out + (size_t)t * n_head * hd + (size_t)h * hd;
-            for (int d = 0; d < hd; d++)
-                o[d] = st.l > 0.0f ? acc[d] / st.l : 0.0f;
+    for (int64_t w = 0; w < (int64_t)T * n_head; w++) {
+        int t, h, kvh;
+        cuda_att_head(w, n_head, n_head_kv, &t, &h, &kvh);
+        for (int lane = 0; lane < CUDA_WARP; lane++) {
+            cuda_lane_att_query(q + (size_t)t * ld_q + (size_t)h * hd, hd, lane,
+                                qv[lane]);
+            memset(acc[lane], 0, sizeof acc[lane]);
         }
-    free(qv);
-    free(acc);
+        cuda_osm st;
+        cuda_osm_init(&st);
+        for (int k = 0; k < cuda_range_len(&rng[t]); k++) {
+            size_t row = (size_t)cuda_range_row(&rng[t], k) * kv_dim +
+                         (size_t)kvh * hd;
+            float s = 0.0f, corr, p;
+            for (int lane = 0; lane < CUDA_WARP; lane++)
+                s += cuda_lane_att_dot(qv[lane], kc + row, hd, lane);
+            cuda_osm_update(&st, s * scale, &corr, &p);
+            for (int lane = 0; lane < CUDA_WARP; lane++)
+                cuda_lane_att_acc(acc[lane], vc + row, hd, lane, corr, p);
+        }
+        for (int lane = 0; lane < CUDA_WARP; lane++)
+            cuda_lane_att_out(out + (size_t)t * n_head * hd + (size_t)h * hd,
+                              acc[lane], hd, lane, st.l);
+    }
 }
 
 static void h_gelu(float *x, int64_t n, const float *tab)
@@ -247,21 +249,27 @@ static void h_swiglu(float *g, const float *u, int64_t n)
 static void h_gather(float *out, const float *x, const int32_t *rows, int n,
                      int E)
 {
-    for (int i = 0; i < n; i++)
-        memcpy(out + (size_t)i * E, x + (size_t)rows[i] * E,
-               sizeof(float) * (size_t)E);
+    for (int64_t i = 0; i < (int64_t)n * E; i++)
+        cuda_body_gather(i, out, x, rows, E);
 }
 
+/* One block per row: CUDA_BLOCK threads' partials merged. */
 static void h_logsoftmax(const float *logits, int V, const int32_t *target,
                          int n, double *lp, int32_t *greedy)
 {
     for (int i = 0; i < n; i++) {
         const float *x = logits + (size_t)i * V;
-        cuda_lsm p;
-        cuda_lsm_max(x, V, 0, 1, &p);
-        double s = cuda_lsm_sum(x, V, 0, 1, p.mx);
-        lp[i] = cuda_lsm_logprob(x[target[i]], p.mx, s);
-        greedy[i] = p.arg == target[i];
+        cuda_lsm best, p;
+        cuda_lsm_max(x, V, 0, CUDA_BLOCK, &best);
+        for (int th = 1; th < CUDA_BLOCK; th++) {
+            cuda_lsm_max(x, V, th, CUDA_BLOCK, &p);
+            cuda_lsm_max_merge(&best, &p);
+        }
+        double s = 0;
+        for (int th = 0; th < CUDA_BLOCK; th++)
+            s += cuda_lsm_sum(x, V, th, CUDA_BLOCK, best.mx);
+        lp[i] = cuda_lsm_logprob(x[target[i]], best.mx, s);
+        greedy[i] = best.arg == target[i];
     }
 }
 

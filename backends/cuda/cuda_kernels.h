@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backends/cuda/cuda_math.h"
+#include "backends/cuda/cuda_body.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,7 +42,6 @@ void cuda_k_dequant_f16(uint16_t *out, const void *w, int type, int64_t n_in,
 
 /* out[t*n_out + i] = W[i] . x[t] for T <= CUDA_GEMV_MAX rows, reading
  * the stored blocks directly (the decode path). */
-#define CUDA_GEMV_MAX 8
 void cuda_k_gemv(float *out, const void *w, int type, int64_t n_in,
                  int64_t n_out, const float *x, int T);
 
