@@ -228,7 +228,7 @@ static void *conn_main(void *arg)
         } else if (fault == 3) {
             respond(c->fd, 500, "", "{\"error\":{\"message\":\"boom\"}}");
         } else if (fault == 5) {
-            for (int i = 0; i < 300 && !s->stop; i++) /* past the timeout */
+            for (int i = 0; i < 500 && !s->stop; i++) /* past the timeout */
                 usleep(10000);
         } else if (fault == 7) {
             const char *h = "HTTP/1.1 200 OK\r\nContent-Length: 400\r\n\r\n{\"choi";
@@ -549,8 +549,10 @@ TEST(test_faults_absorbed)
 static int sweep_on(int port, const char *db, sweep_stats *st, em_err *err)
 {
     char spec[512];
+    /* A timeout that a slow run (valgrind, a loaded machine) never hits
+     * by accident; only the server's hangs (5 s) trip it. */
     snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,name=fake-model,"
-             "params=1e6,timeout=0.3,backoff=0.01,max_retries=3,concurrency=4",
+             "params=1e6,timeout=1.5,backoff=0.01,max_retries=4,concurrency=6",
              port);
     family *fam = NULL;
     sweep_opts o = {.db_path = db, .seed = 1, .limit = 12, .batch = 16,
