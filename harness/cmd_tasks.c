@@ -15,6 +15,8 @@
 
 #include "harness/cli.h"
 #include "harness/task.h"
+#include "harness/sweep.h"
+#include "harness/task_bigbench.h"
 
 int cmd_tasks(int argc, char **argv);
 
@@ -50,56 +52,42 @@ static int tasks_validate(int argc, char **argv)
     return bad ? 2 : 0;
 }
 
-static int has_yaml_ext(const char *s)
-{
-    size_t n = strlen(s);
-    return (n > 5 && !strcmp(s + n - 5, ".yaml")) || (n > 4 && !strcmp(s + n - 4, ".yml"));
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* Every task file of DIR as the sweep expands it (task_list_dir: *.yaml,
+ * *.yml, BIG-bench *.json and <sub>/task.json; a loose .json that is
+ * not a task is taken for a YAML task's data). A self-consistency
+ * variant shows its sample count: "voted(sc5)". */
 static int tasks_list(int argc, char **argv)
 {
     const char *dir = argc > 0 ? argv[0] : "tasks";
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "emerge tasks list: cannot open directory '%s'\n", dir);
+    char **paths;
+    int n;
+    em_err err;
+    if (task_list_dir(dir, &paths, &n, &err) != 0) {
+        fprintf(stderr, "emerge tasks list: %s\n", err.msg);
         return 2;
     }
-    char **names = NULL;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (has_yaml_ext(de->d_name)) {
-            names = em_realloc(names, (size_t)(n + 1) * sizeof *names);
-            names[n++] = em_strdup(de->d_name);
-        }
-    closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_str);
     int bad = 0;
     printf("%-24s %-16s %8s  %s\n", "name", "type", "examples", "variants");
     for (int i = 0; i < n; i++) {
-        em_buf path = {0};
-        em_buf_printf(&path, "%s/%s", dir, names[i]);
         task *t;
-        em_err err;
-        if (task_load(path.s, &t, &err)) {
+        if (sweep_json_is_data(paths[i])) {
+            /* a YAML task's data, noted on stderr */
+        } else if (task_load(paths[i], &t, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             bad++;
         } else {
             printf("%-24s %-16s %8d  ", t->name, type_label[t->type], t->n_examples);
-            for (int v = 0; v < t->n_variants; v++)
+            for (int v = 0; v < t->n_variants; v++) {
                 printf("%s%s", v ? "," : "", t->variants[v].name);
+                if (t->variants[v].sc_samples > 0)
+                    printf("(sc%d)", t->variants[v].sc_samples);
+            }
             printf("\n");
             task_free(t);
         }
-        em_buf_free(&path);
-        free(names[i]);
+        free(paths[i]);
     }
-    free(names);
+    free(paths);
     return bad ? 2 : 0;
 }
 

@@ -60,6 +60,26 @@ void sweep_free_list(char **list, int n)
     free(list);
 }
 
+/* A loose *.json file in a task directory may be a YAML task's data (or
+ * few-shot pool) rather than a BIG-bench task: one that does not load as
+ * a task is left out, with a note saying why. */
+int sweep_json_is_data(const char *path)
+{
+    size_t n = strlen(path);
+    if (n < 5 || strcmp(path + n - 5, ".json") ||
+        (n >= 10 && !strcmp(path + n - 10, "/task.json")))
+        return 0;
+    task *t;
+    em_err e;
+    if (task_load(path, &t, &e) == 0) {
+        task_free(t);
+        return 0;
+    }
+    fprintf(stderr, "emerge: note: %s: not a task, taken for a data file (%s)\n",
+            path, e.msg);
+    return 1;
+}
+
 /* Every task file of a directory (task_list_dir: YAML, BIG-bench JSON and
  * <sub>/task.json), appended to paths in sorted order. */
 static int expand_dir(const char *dir, char ***paths, int *n, em_err *err)
@@ -69,8 +89,12 @@ static int expand_dir(const char *dir, char ***paths, int *n, em_err *err)
     if (task_list_dir(dir, &found, &nf, err) != 0)
         return -1;
     *paths = em_realloc(*paths, sizeof **paths * (size_t)(*n + nf));
-    for (int i = 0; i < nf; i++)
-        (*paths)[(*n)++] = found[i];
+    for (int i = 0; i < nf; i++) {
+        if (sweep_json_is_data(found[i]))
+            free(found[i]);
+        else
+            (*paths)[(*n)++] = found[i];
+    }
     free(found);
     return 0;
 }

@@ -56,9 +56,14 @@ typedef struct sweep_stats {
 int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err);
 
 /* Expands a comma-separated list of task files and directories (every
- * *.yaml / *.yml in a directory, sorted) into paths. */
+ * task file of a directory as task_list_dir() finds them - *.yaml, *.yml,
+ * BIG-bench *.json and <sub>/task.json - sorted) into paths. */
 int sweep_expand_tasks(const char *list, char ***paths, int *n, em_err *err);
 void sweep_free_list(char **list, int n);
+/* 1 for a loose *.json file (not <sub>/task.json) of a task directory
+ * that does not load as a task: a YAML task's data file. Notes why on
+ * stderr. */
+int sweep_json_is_data(const char *path);
 /* Splits "a,b,c" into a malloc'd list. */
 void sweep_split(const char *list, char ***out, int *n);
 

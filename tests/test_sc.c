@@ -369,6 +369,33 @@ TEST(replay_answers_each_sample)
     free(dir);
 }
 
+static int has_path(char **paths, int n, const char *suffix)
+{
+    for (int i = 0; i < n; i++) {
+        size_t a = strlen(paths[i]), b = strlen(suffix);
+        if (a >= b && !strcmp(paths[i] + a - b, suffix))
+            return 1;
+    }
+    return 0;
+}
+
+/* --tasks DIR takes BIG-bench JSON tasks too; a loose JSON data file of a
+ * YAML task is not taken for a task. */
+TEST(tasks_dir_takes_bigbench_json)
+{
+    char **paths;
+    int n;
+    em_err err = {{0}};
+    CHECK_INT(sweep_expand_tasks("tests/data/bigbench", &paths, &n, &err), 0);
+    CHECK(has_path(paths, n, "/mc_arith.json"));
+    CHECK(has_path(paths, n, "/arith_regex/task.json"));
+    sweep_free_list(paths, n);
+    CHECK_INT(sweep_expand_tasks("tests/data/tasks/good", &paths, &n, &err), 0);
+    CHECK(has_path(paths, n, "/arith.yaml"));
+    CHECK(!has_path(paths, n, "/bb.json"));
+    sweep_free_list(paths, n);
+}
+
 int main(void)
 {
     RUN(majority_beats_single_above_plurality_threshold);
@@ -377,5 +404,6 @@ int main(void)
     RUN(yaml_self_consistency_key);
     RUN(cli_suffix_errors);
     RUN(replay_answers_each_sample);
+    RUN(tasks_dir_takes_bigbench_json);
     return tl_summary();
 }
