@@ -6,10 +6,10 @@ and each held-out split it measures:
     (input + target, and for arithmetic also the chain-of-thought form);
   * target log-prob: mean over rows of the summed log-probability of the
     target characters given the input (teacher forcing; a smooth metric);
-  * greedy exact match: greedy decoding from the input until '\\n', compared
-    with the target (at most N_GEN rows per split);
-  * for arithmetic, CoT exact match: greedy decoding from cot_input, the
-    answer taken after "the answer is ";
+  * greedy exact match: whether greedy decoding from the input yields
+    exactly target + '\\n' (checked in one teacher-forced pass);
+  * for arithmetic, CoT exact match: whether greedy decoding from cot_input
+    reproduces the reference scratchpad and answer exactly;
   * for the memo trap, the share of rows whose memorised ending
     outscores the instructed one.
 Also the train loss at the checkpoint from the training log.
@@ -27,8 +27,6 @@ import torch.nn.functional as F
 import vocab
 from model import LM, ORDER
 
-N_GEN = 60
-NL = vocab.encode("\n", bos=False)[0]
 
 
 def load_rows(path):
@@ -44,33 +42,10 @@ def by_length(seqs):
 
 
 @torch.no_grad()
-def greedy(m, prompts, max_new):
-    """Greedy continuation of each prompt (id lists) until '\\n'."""
-    outs = [None] * len(prompts)
-    for idx in by_length(prompts):
-        for c in range(0, len(idx), 64):
-            chunk = idx[c:c + 64]
-            x = torch.tensor([prompts[i] for i in chunk])
-            done = torch.zeros(len(chunk), dtype=torch.bool)
-            gen = []
-            for _ in range(max_new):
-                nxt = m(x[:, -256:])[:, -1].argmax(-1)
-                gen.append(nxt)
-                done |= nxt == NL
-                x = torch.cat([x, nxt[:, None]], 1)
-                if done.all():
-                    break
-            g = torch.stack(gen, 1).tolist()
-            for j, i in enumerate(chunk):
-                ids = g[j][:g[j].index(NL)] if NL in g[j] else g[j]
-                outs[i] = vocab.decode(ids)
-    return outs
-
-
-@torch.no_grad()
 def score(m, pairs):
     """Per pair (prompt ids, continuation ids): summed log-prob of the
-    continuation, and (summed token loss over the whole doc, n tokens)."""
+    continuation, summed token loss over the whole doc, its token count,
+    and whether every continuation token is the argmax (greedy match)."""
     res = [None] * len(pairs)
     seqs = [p + c for p, c in pairs]
     for idx in by_length(seqs):
@@ -79,49 +54,40 @@ def score(m, pairs):
             x = torch.tensor([seqs[i] for i in chunk])
             lp = F.log_softmax(m(x[:, :-1]), -1)
             tok = lp.gather(-1, x[:, 1:, None])[..., 0]
+            hit = (lp.argmax(-1) == x[:, 1:])
             for j, i in enumerate(chunk):
                 n_p = len(pairs[i][0])
                 res[i] = (float(tok[j, n_p - 1:].sum()), float(-tok[j].sum()),
-                          tok.shape[1])
+                          tok.shape[1], bool(hit[j, n_p - 1:].all()))
     return res
-
-
-def answer_after(text):
-    k = text.rfind("the answer is ")
-    return text[k + 14:].strip() if k >= 0 else None
 
 
 def eval_split(m, name, rows):
     r = {}
     enc = vocab.encode
-    pairs = [(enc(x["input"]), enc(x["target"] + "\n", bos=False))
-             for x in rows]
-    if "cot_input" in rows[0]:
-        pairs += [(enc(x["cot_input"]), enc(x["rationale"] + "\n", bos=False))
-                  for x in rows]
-    sc = score(m, pairs)
+    direct = [(enc(x["input"]), enc(x["target"] + "\n", bos=False))
+              for x in rows]
+    cot = [(enc(x["cot_input"]), enc(x["rationale"] + "\n", bos=False))
+           for x in rows if "cot_input" in x]
+    sc = score(m, direct + cot)
     r["heldout_tokens"] = sum(s[2] for s in sc)
     r["heldout_loss"] = sum(s[1] for s in sc) / r["heldout_tokens"]
+    # Greedy exact match in one teacher-forced pass: greedy decoding yields
+    # exactly target + "\n" iff every argmax along it is the next token.
+    r["em"] = float(np.mean([s[3] for s in sc[:len(direct)]]))
+    if cot:
+        # CoT: greedy decoding reproduces the reference scratchpad and
+        # answer exactly (the format is deterministic, so a right answer
+        # reached by another chain is not counted).
+        r["cot_em"] = float(np.mean([s[3] for s in sc[len(direct):]]))
     tgt = score(m, [(enc(x["input"]), enc(x["target"], bos=False))
                     for x in rows])
     r["target_logprob"] = float(np.mean([s[0] for s in tgt]))
-    sub = rows[:N_GEN]
-    longest = max(len(x["target"]) for x in sub) + 2
-    outs = greedy(m, [enc(x["input"]) for x in sub], longest)
-    r["em"] = float(np.mean([o.strip() == x["target"].strip()
-                             for o, x in zip(outs, sub)]))
-    if "cot_input" in rows[0]:
-        longest = max(len(x["rationale"]) for x in sub) + 4
-        outs = greedy(m, [enc(x["cot_input"]) for x in sub], longest)
-        r["cot_em"] = float(np.mean([answer_after(o) == x["answer"]
-                                     for o, x in zip(outs, sub)]))
     if name == "memo_trap":
-        a = score(m, [(enc(x["input"]), enc(x["target"], bos=False))
-                      for x in rows])
         b = score(m, [(enc(x["input"]), enc(x["memorised"], bos=False))
                       for x in rows])
         r["memorised_preferred"] = float(np.mean(
-            [bb[0] > aa[0] for aa, bb in zip(a, b)]))
+            [bb[0] > aa[0] for aa, bb in zip(tgt, b)]))
     return r
 
 

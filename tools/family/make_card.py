@@ -79,8 +79,10 @@ def losses(rows):
 
 def em_table(rows):
     out = ["## Held-out results per checkpoint\n",
-           "Greedy exact match (EM) on at most 60 rows per split; CoT = "
-           "chain-of-thought prompt (answer after `the answer is`); "
+           "Greedy exact match (EM) on every row: greedy decoding gives "
+           "exactly the target then a newline (checked in one teacher-forced "
+           "pass). CoT = from the chain-of-thought prompt, greedy decoding "
+           "reproduces the reference scratchpad and answer exactly; "
            "logp = mean summed log-prob of the target given the input; "
            "memo = share of memo-trap rows where the memorised ending is "
            "likelier than the instructed one.\n",
