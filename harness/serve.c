@@ -265,6 +265,8 @@ static int parse_sampling(serve *s, sv_req *r, const char *body, size_t len,
     const cJSON *j = r->json, *v;
     if ((v = get(j, "n")) && !cJSON_IsNull(v) && !(is_int(v) && v->valuedouble == 1))
         return bad(msg, cap, "'%s' must be 1 (one completion per prompt)", "n");
+    if (cJSON_IsTrue(get(j, "stream")))
+        return bad(msg, cap, "'%s' is not supported: answers come whole", "stream");
     r->max_tokens = 16;
     if (!(v = get(j, "max_tokens")) || cJSON_IsNull(v))
         v = get(j, "max_completion_tokens");

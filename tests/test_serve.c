@@ -384,6 +384,7 @@ TEST(test_errors)
         {"POST", "/v1/completions", "{\"max_tokens\":1}", 400, "'prompt'"},
         {"POST", "/v1/completions", "{\"prompt\":\"a\",\"max_tokens\":65}", 400, "'max_tokens'"},
         {"POST", "/v1/completions", "{\"prompt\":\"a\",\"n\":2}", 400, "'n'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"stream\":true}", 400, "'stream'"},
         {"POST", "/v1/completions", "{\"prompt\":[[1,99999999]]}", 400, "token ids"},
         {"POST", "/v1/completions", "{\"prompt\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}", 400, "1 to 8 prompts"},
         {"POST", "/v1/completions", "{\"prompt\":\"a\",\"logprobs\":9}", 400, "'logprobs'"},
