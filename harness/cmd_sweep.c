@@ -63,9 +63,10 @@ static const char results_usage[] =
     "\n"
     "Per (task, variant, model, metric): mean, bootstrap 95% CI (1000\n"
     "resamples, seeded), n and the normalised score of the preferred metric;\n"
-    "multiple-choice tasks also get an 'ece' row. --per-example prints every\n"
-    "stored score as CSV instead. The filters keep rows whose field equals\n"
-    "the given value.\n";
+    "multiple-choice tasks also get an 'ece' row, self-consistency variants\n"
+    "an 'sc_ece' row and 'sc_calib_LO-HI' rows (accuracy per agreement bin).\n"
+    "--per-example prints every stored score as CSV instead. The filters\n"
+    "keep rows whose field equals the given value.\n";
 
 typedef struct row_filter {
     const char *task, *variant, *model, *metric;

@@ -128,7 +128,10 @@ typedef struct store_result {
 
 /* Every (task, variant, model, metric) aggregate, sorted by task, variant,
  * model size and metric; bootstrap: 1000 resamples, 95%, seeded by the
- * names. Multiple-choice groups get an extra "ece" row (10 bins). */
+ * names. Multiple-choice groups get an extra "ece" row (10 bins);
+ * self-consistency groups (sc_agreement and sc_correct scores) an
+ * "sc_ece" row and one "sc_calib_LO-HI" row per non-empty agreement bin
+ * (mean = accuracy in the bin, n = examples). Derived rows have no CI. */
 int store_results(store *s, store_result **rows, int *n, em_err *err);
 void store_results_free(store_result *rows, int n);
 

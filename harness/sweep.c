@@ -17,6 +17,13 @@
  * cache key covers everything a backend sees, and generation seeds derive
  * from (run seed, task, example id, pass), so a resumed run recomputes
  * exactly the scores an uninterrupted one writes.
+ *
+ * Self-consistency (a variant with sc_samples > 0, from the task's
+ * self_consistency key or a "NAME+scN" variant name): the item's one
+ * generation becomes N requests whose seeds also mix in the sample index
+ * (and whose settings name it), so each sample is cached on its own and
+ * a resume draws only the missing ones. The item is scored by a majority
+ * vote over the samples' extracted answers (metrics/vote.h).
  */
 #include "harness/sweep.h"
 

@@ -10,6 +10,10 @@
  * where it stopped and ends with byte-identical scores. Units (model,
  * task, variant, example) that already have scores are skipped without
  * rebuilding their requests, so a resumed run costs only what is left.
+ *
+ * Self-consistency variants draw N seeded samples per example, each its own
+ * request, and score the majority answer plus sc_agreement, sc_correct and
+ * pass@k (tasks/README.md, "Self-consistency").
  */
 #ifndef EMERGE_SWEEP_H
 #define EMERGE_SWEEP_H
