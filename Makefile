@@ -189,3 +189,14 @@ $(BUILD)/rel/bench/cuda_bench: $(BUILD)/rel/bench/cuda_bench.o $(BUILD)/rel/libe
 .PHONY: bench-cuda
 bench-cuda: $(BUILD)/rel/bench/cuda_bench emerge
 	$(BUILD)/rel/bench/cuda_bench --emerge ./emerge --dir $(BUILD)/bench
+
+# ---- demo (owner: suite) -----------------------------------------------
+#   make demo     the bundled suite (tasks/suite) over the demo family with
+#                 the native backend into runs/demo.sqlite, then `emerge
+#                 scaling`, the retrieval/cot matching scale, plots and the
+#                 report under runs/demo/. DEMO_LIMIT examples per task
+#                 (default 20; 0 = all), see tasks/suite/demo.sh.
+DEMO_LIMIT ?= 20
+.PHONY: demo
+demo: emerge
+	DEMO_LIMIT=$(DEMO_LIMIT) sh tasks/suite/demo.sh
