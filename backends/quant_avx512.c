@@ -382,19 +382,47 @@ static T512 void tile_q8_any(int hm, int ra, int cw, const u8row *w,
  * missing second block (odd block count) reads as zero weights. (For
  * Q4_0 the nibble reordering makes the unpacked path faster even for
  * one row: measured.) */
-INL void q8_pair_regs(const blk_q8_0 *x, int two, __m512i *q, __m512 *d)
+/* Blocks b and b+1 (if two) of a Q8_0 or Q4_0 row as 64 unsigned bytes
+ * in element order, and their scales in lanes 0-7 and 8-15. */
+INL void q8_pair_regs(ggml_type t, const char *row, int64_t b, int two,
+                      __m512i *q, __m512 *d)
 {
-    __m256i v0 = _mm256_loadu_si256((const __m256i *)x[0].qs);
-    __m256i v1 = two ? _mm256_loadu_si256((const __m256i *)x[1].qs)
-                     : _mm256_set1_epi8((char)0x80);
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
-    *q = _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
-    *d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16s(x[0].d)),
-                              _mm512_set1_ps(two ? f16s(x[1].d) : 0.0f));
+    uint16_t h0, h1 = 0;
+    if (t == GGML_Q8_0) {
+        const blk_q8_0 *x = (const blk_q8_0 *)row + b;
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)x[0].qs);
+        __m256i v1 = two ? _mm256_loadu_si256((const __m256i *)x[1].qs)
+                         : _mm256_set1_epi8((char)0x80);
+        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
+        *q = _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
+        h0 = x[0].d;
+        if (two)
+            h1 = x[1].d;
+    } else {
+        const blk_q4_0 *x = (const blk_q4_0 *)row + b;
+        __m128i v0 = _mm_loadu_si128((const __m128i *)x[0].qs);
+        __m128i v1 = two ? _mm_loadu_si128((const __m128i *)x[1].qs)
+                         : _mm_setzero_si128();
+        __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(v0), v1, 1);
+        __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+        /* [b0 lo, b1 lo, b0 hi, b1 hi] -> [b0 lo, b0 hi, b1 lo, b1 hi] */
+        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        *q = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+        h0 = x[0].d;
+        if (two)
+            h1 = x[1].d;
+    }
+    /* both scales in one conversion, then spread over their lanes */
+    __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128((int)(h0 | (uint32_t)h1 << 16)));
+    *d = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1,
+                                                0, 0, 0, 0, 0, 0, 0, 0),
+                               _mm512_castps128_ps512(dd));
 }
 
-INL void gemv_q8_tile(int ra, int cw, const char *w, size_t stride,
-                      int64_t nb, const qa_q8_row *x, float *out, int64_t ld)
+INL void gemv_q8_tile(ggml_type t, int ra, int cw, const char *w,
+                      size_t stride, int64_t nb, const qa_q8_row *x,
+                      float *out, int64_t ld)
 {
     __m512 acc[2][CW];
 #pragma GCC unroll 2
@@ -416,8 +444,7 @@ INL void gemv_q8_tile(int ra, int cw, const char *w, size_t stride,
         for (int c = 0; c < cw; c++) {
             __m512i q;
             __m512 d;
-            q8_pair_regs((const blk_q8_0 *)(w + (size_t)c * stride) + b,
-                         b + 1 < nb, &q, &d);
+            q8_pair_regs(t, w + (size_t)c * stride, b, b + 1 < nb, &q, &d);
 #pragma GCC unroll 2
             for (int r = 0; r < ra; r++) {
                 __m512i t = _mm512_dpbusd_epi32(xc[r], q, xq[r]);
@@ -431,29 +458,36 @@ INL void gemv_q8_tile(int ra, int cw, const char *w, size_t stride,
         hsum4(acc[r], cw, out + r * ld);
 }
 
-INL void gemv_q8_rows(int ra, const void *w, size_t stride, int64_t nb,
-                      const qa_q8_row *x, int64_t i0, int64_t i1, float *out,
-                      int64_t ld)
+INL void gemv_q8_rows(ggml_type t, int ra, const void *w, size_t stride,
+                      int64_t nb, const qa_q8_row *x, int64_t i0, int64_t i1,
+                      float *out, int64_t ld)
 {
     const char *wc = w;
     int64_t i = i0;
     for (; i + CW <= i1; i += CW)
-        gemv_q8_tile(ra, CW, wc + (size_t)i * stride, stride, nb, x, out + i, ld);
+        gemv_q8_tile(t, ra, CW, wc + (size_t)i * stride, stride, nb, x,
+                     out + i, ld);
     for (; i < i1; i++)
-        gemv_q8_tile(ra, 1, wc + (size_t)i * stride, stride, nb, x, out + i, ld);
+        gemv_q8_tile(t, ra, 1, wc + (size_t)i * stride, stride, nb, x,
+                     out + i, ld);
 }
 
-static T512 void gemv_q8_0(const void *w, size_t stride, int64_t n,
-                           const quant_act *a, int64_t i0, int64_t i1,
-                           float *out, int64_t ld)
+static T512 void gemv_q8(ggml_type t, const void *w, size_t stride,
+                         int64_t n, const quant_act *a, int64_t i0,
+                         int64_t i1, float *out, int64_t ld)
 {
     qa_q8_row x[2];
     for (int r = 0; r < a->rows; r++)
         x[r] = qa_q8_view(a, r);
-    if (a->rows == 1)
-        gemv_q8_rows(1, w, stride, n / 32, x, i0, i1, out, ld);
+    int64_t nb = n / 32;
+    if (t == GGML_Q8_0 && a->rows == 1)
+        gemv_q8_rows(GGML_Q8_0, 1, w, stride, nb, x, i0, i1, out, ld);
+    else if (t == GGML_Q8_0)
+        gemv_q8_rows(GGML_Q8_0, 2, w, stride, nb, x, i0, i1, out, ld);
+    else if (a->rows == 1)
+        gemv_q8_rows(GGML_Q4_0, 1, w, stride, nb, x, i0, i1, out, ld);
     else
-        gemv_q8_rows(2, w, stride, n / 32, x, i0, i1, out, ld);
+        gemv_q8_rows(GGML_Q4_0, 2, w, stride, nb, x, i0, i1, out, ld);
 }
 
 static T512 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
@@ -464,8 +498,8 @@ static T512 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
         panel_q8(t, w, stride, n, a, i0, i1, out, ld);
         return;
     }
-    if (a->rows <= 2 && t == GGML_Q8_0) {
-        gemv_q8_0(w, stride, n, a, i0, i1, out, ld);
+    if (a->rows <= 2 && (t == GGML_Q8_0 || t == GGML_Q4_0)) {
+        gemv_q8(t, w, stride, n, a, i0, i1, out, ld);
         return;
     }
     int64_t np = qa_npad(n), nb = n / 32;
