@@ -32,6 +32,10 @@
 
 #include "backends/quant.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 struct model_scratch {
     float *x;      /* residual stream, [n_batch][n_embd] */
     float *xb;     /* normalised input of a block */
@@ -553,8 +557,54 @@ static void add_into(float *x, const float *y, size_t n)
         x[i] += y[i];
 }
 
-static void swiglu(float *g, const float *u, size_t n)
+#if defined(__x86_64__)
+/* e^x for 16 lanes: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two
+ * for an exact reduction), e^r by its Taylor series to r^7 (truncation
+ * below 1e-8 relative), then scaled by 2^n. Within a couple of ulps of
+ * expf; inputs below -104 give 0, above 88.7 are clamped. */
+__attribute__((target("avx512f"), always_inline))
+static inline __m512 exp16(__m512 x)
 {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)),
+                      _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(
+        _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    static const float c[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120,
+                              1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
+    __m512 p = _mm512_set1_ps(c[0]);
+    for (int i = 1; i < 8; i++)
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
+    return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f")))
+static void swiglu_avx512(float *g, const float *u, size_t n)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(k, g + i);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        __m512 y = _mm512_div_ps(x, _mm512_add_ps(one, e));
+        _mm512_mask_storeu_ps(g + i, k,
+                              _mm512_mul_ps(y, _mm512_maskz_loadu_ps(k, u + i)));
+    }
+}
+#endif
+
+/* g = silu(g) * u. */
+static void swiglu(const model *m, float *g, const float *u, size_t n)
+{
+#if defined(__x86_64__)
+    if (m->simd512) {
+        swiglu_avx512(g, u, n);
+        return;
+    }
+#endif
+    (void)m;
     for (size_t i = 0; i < n; i++)
         g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
@@ -693,8 +743,47 @@ typedef struct att_job {
 
 /* Softmax of sc[0..n) in place, with llama.cpp's rounding of the
  * probabilities to F16 (its attention product takes them as F16). */
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static void softmax_probs_avx512(const model *m, float *sc, int n)
+{
+    __m512 vmx = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 k = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        vmx = _mm512_mask_max_ps(vmx, k, vmx, _mm512_maskz_loadu_ps(k, sc + j));
+    }
+    __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 k = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), mx));
+        e = _mm512_maskz_mov_ps(k, e);
+        _mm512_mask_storeu_ps(sc + j, k, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(
+                 _mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    __m512 inv = _mm512_set1_ps(
+        (float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 k = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
+        __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sc + j), inv);
+        if (m->kv_f16) /* to the nearest F16 and back */
+            p = _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT |
+                                                   _MM_FROUND_NO_EXC));
+        _mm512_mask_storeu_ps(sc + j, k, p);
+    }
+}
+#endif
+
 static void softmax_probs(const model *m, float *sc, int n)
 {
+#if defined(__x86_64__)
+    if (m->simd512) {
+        softmax_probs_avx512(m, sc, n);
+        return;
+    }
+#endif
     float mx = -INFINITY;
     for (int j = 0; j < n; j++)
         mx = sc[j] > mx ? sc[j] : mx;
@@ -729,7 +818,6 @@ static void attend_v(const model *m, const float *p, const float *V, int n,
 }
 
 #if defined(__x86_64__)
-#include <immintrin.h>
 /* The same with AVX-512 for head sizes that are multiples of 16: the
  * same order, but fused multiply-adds (the portable loop rounds each
  * product), so the two may differ in the last bit. Positions run in the
@@ -905,7 +993,7 @@ static void forward_llama(model *m, int T, int p0)
         const model_mat *wgu[2] = {&l->w_gate, &l->w_up};
         float *ogu[2] = {s->ff1, s->ff2};
         matmul_n(m, s->xb, T, 2, wgu, ogu);
-        swiglu(s->ff1, s->ff2, (size_t)T * h->n_ff);
+        swiglu(m, s->ff1, s->ff2, (size_t)T * h->n_ff);
         matmul(m, &l->w_down, s->ff1, T, s->tmp);
         add_into(s->x, s->tmp, (size_t)T * E);
     }
