@@ -353,8 +353,11 @@ TEST(plan_packs_and_shares)
     uint64_t st = 1;
     for (int i = 0; i < N; i++) {
         int group = i / 4; /* four choices per question */
-        for (int j = 0; j < 40; j++)
-            toks[i][j] = j < 20 ? group * 100 + j : (int32_t)(em_splitmix64(&st) % 1000);
+        for (int j = 0; j < 40; j++) /* few-shot-like: the first 4..8
+                                          * tokens are common to all */
+            toks[i][j] = j < 4 + group % 5 ? 7 + j :
+                         j < 20 ? group * 100 + j :
+                         (int32_t)(em_splitmix64(&st) % 1000);
         s[i].ctx = toks[i];
         s[i].nctx = 5 + group % 15;
         s[i].cont = toks[i] + 20;
@@ -410,19 +413,23 @@ static const backend_ll_req ll_reqs[] = {
     {"Question: 2 + 2 = ?\nAnswer: ", "22"},
     {"Once upon a time, in a land far away, there lived a", " dragon."},
     {"x", ""},
+    {"Q: 1+1\nA: 2\nQ: 2+3\nA: 5\nQ: 4+4\nA:", " 8"},
+    {"Q: 1+1\nA: 2\nQ: 2+3\nA: 5\nQ: 4+4\nA:", " 9"},
+    {"Q: 1+1\nA: 2\nQ: 2+3\nA: 5\nQ: 3+3\nA:", " 6"},
+    {"Q: 1+1\nA: 2\nQ: 2+3\nA: 5\nQ: 7+1\nA:", " 8"},
 };
 #define N_LL (int)(sizeof ll_reqs / sizeof ll_reqs[0])
 
-/* Per-token tolerance: the CPU engine rounds attention probabilities to
- * F16 and, for quantised weights, its activations to 8 bits (Q8_0, or
- * Q8_K per 256 values for the K-quants); the device path does neither, so
- * quantised models differ by that quantisation noise (measured here on
- * the random-weight fixtures: up to 0.05 nats per token for Q8_0/Q4_0,
- * 0.12 for the wide K-quant models). */
+/* Per-token tolerance: F32/F16 within 1e-3 nats (measured: 5e-5 for
+ * F32, up to 7e-4 for F16). For quantised weights the CPU engine rounds
+ * its activations to 8 bits (Q8_0, or Q8_K per 256 values for the
+ * K-quants) and the device path does not, so they differ by that
+ * quantisation noise (measured on the random-weight fixtures: up to 0.05
+ * nats per token for Q8_0/Q4_0, 0.12 for the wide K-quant models). */
 static double tolerance(const char *name)
 {
     if (strstr(name, "f32") || strstr(name, "f16"))
-        return 2e-3;
+        return 1e-3;
     return strstr(name, "_k") ? 0.2 : 0.08;
 }
 

@@ -216,21 +216,27 @@ static void h_attention(float *out, const float *q, int ld_q,
                                 qv[lane]);
             memset(acc[lane], 0, sizeof acc[lane]);
         }
+        /* pass 1: the online maximum and sum; pass 2: rounded weights */
         cuda_osm st;
         cuda_osm_init(&st);
-        for (int k = 0; k < cuda_range_len(&rng[t]); k++) {
-            size_t row = (size_t)cuda_range_row(&rng[t], k) * kv_dim +
-                         (size_t)kvh * hd;
-            float s = 0.0f, corr, p;
-            for (int lane = 0; lane < CUDA_WARP; lane++)
-                s += cuda_lane_att_dot(qv[lane], kc + row, hd, lane);
-            cuda_osm_update(&st, s * scale, &corr, &p);
-            for (int lane = 0; lane < CUDA_WARP; lane++)
-                cuda_lane_att_acc(acc[lane], vc + row, hd, lane, corr, p);
-        }
+        for (int pass = 0; pass < 2; pass++)
+            for (int k = 0; k < cuda_range_len(&rng[t]); k++) {
+                size_t row = (size_t)cuda_range_row(&rng[t], k) * kv_dim +
+                             (size_t)kvh * hd;
+                float s = 0.0f, corr, p;
+                for (int lane = 0; lane < CUDA_WARP; lane++)
+                    s += cuda_lane_att_dot(qv[lane], kc + row, hd, lane);
+                if (pass == 0) {
+                    cuda_osm_update(&st, s * scale, &corr, &p);
+                    continue;
+                }
+                p = cuda_att_prob(s * scale, st.m, st.l);
+                for (int lane = 0; lane < CUDA_WARP; lane++)
+                    cuda_lane_att_acc(acc[lane], vc + row, hd, lane, 1.0f, p);
+            }
         for (int lane = 0; lane < CUDA_WARP; lane++)
             cuda_lane_att_out(out + (size_t)t * n_head * hd + (size_t)h * hd,
-                              acc[lane], hd, lane, st.l);
+                              acc[lane], hd, lane, 1.0f);
     }
 }
 

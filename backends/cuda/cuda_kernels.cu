@@ -268,7 +268,10 @@ extern "C" void cuda_k_gemv(float *out, const void *w, int type, int64_t n_in,
 
 /* ------------------------------------------------------------ attention */
 
-/* One warp per (token, head); online softmax over the visible rows. */
+/* One warp per (token, head) over the visible rows: an online-softmax
+ * pass for the maximum and the normaliser, then a pass that weights V by
+ * the F16-rounded probabilities (the CPU engine's numerics; the second
+ * pass re-reads K, which costs about a third more than one pass). */
 __global__ static void k_attention(float *out, const float *q, int ld_q,
                                    const uint16_t *kc, const uint16_t *vc,
                                    const cuda_range *rng, int T, int n_head,
@@ -288,15 +291,22 @@ __global__ static void k_attention(float *out, const float *q, int ld_q,
     cuda_osm st;
     cuda_osm_init(&st);
     int n = cuda_range_len(&r);
+    /* pass 1: online maximum and sum (every lane gets the same sums) */
     for (int k = 0; k < n; k++) {
         int64_t row = (int64_t)cuda_range_row(&r, k) * kv_dim + (int64_t)kvh * hd;
         float s = warp_sum(cuda_lane_att_dot(qv, kc + row, hd, lane)) * scale;
         float corr, p;
         cuda_osm_update(&st, s, &corr, &p);
-        cuda_lane_att_acc(acc, vc + row, hd, lane, corr, p);
+    }
+    /* pass 2: weights rounded to F16 as the CPU engine rounds them */
+    for (int k = 0; k < n; k++) {
+        int64_t row = (int64_t)cuda_range_row(&r, k) * kv_dim + (int64_t)kvh * hd;
+        float s = warp_sum(cuda_lane_att_dot(qv, kc + row, hd, lane)) * scale;
+        cuda_lane_att_acc(acc, vc + row, hd, lane, 1.0f,
+                          cuda_att_prob(s, st.m, st.l));
     }
     cuda_lane_att_out(out + (int64_t)t * n_head * hd + (int64_t)h * hd, acc, hd,
-                      lane, st.l);
+                      lane, 1.0f);
 }
 
 extern "C" void cuda_k_attention(float *out, const float *q, int ld_q,

@@ -327,6 +327,15 @@ CUDA_HD void cuda_osm_update(cuda_osm *st, float s, float *corr, float *p)
     st->m = m;
 }
 
+/* The weight of score s once the maximum m and the sum l of expf(s - m)
+ * over the row are known, rounded to F16 as the CPU engine (and
+ * llama.cpp's F16 attention product) rounds its probabilities. */
+CUDA_HD float cuda_att_prob(float s, float m, float l)
+{
+    float inv = (float)(1.0 / (double)l);
+    return cuda_round_f16(expf(s - m) * inv);
+}
+
 /* Merges state b into a (two partial passes over disjoint positions):
  * the factors scale a's and b's accumulators before adding them. */
 CUDA_HD void cuda_osm_merge(cuda_osm *a, const cuda_osm *b, float *ca,
@@ -341,24 +350,29 @@ CUDA_HD void cuda_osm_merge(cuda_osm *a, const cuda_osm *b, float *ca,
 
 /* ----------------------------------------------- packed-batch attention */
 
-/* What one token of a packed batch may attend to: a shared prefix (the
- * context its continuation follows, flat KV rows [a0, a0+alen)) and its
- * own segment up to and including itself ([b0, b0+blen)). Positions for
- * RoPE are stored separately; the visible rows are always in position
- * order 0, 1, ..., pos. */
+/* What one token of a packed batch may attend to, as up to three runs of
+ * flat KV rows visited in order: a prefix shared with an earlier context
+ * of the batch (a0, alen: the few-shot examples several questions start
+ * with), the rest of its own context (b0, blen), and its own
+ * continuation up to and including itself (c0, clen). Positions for RoPE
+ * are stored separately; the visible rows are always in position order
+ * 0, 1, ..., pos. */
 typedef struct cuda_range {
-    int32_t a0, alen, b0, blen;
+    int32_t a0, alen, b0, blen, c0, clen;
 } cuda_range;
 
 CUDA_HD int cuda_range_len(const cuda_range *r)
 {
-    return r->alen + r->blen;
+    return r->alen + r->blen + r->clen;
 }
 
 /* Flat KV row of the k-th visible position (0 <= k < cuda_range_len). */
 CUDA_HD int32_t cuda_range_row(const cuda_range *r, int k)
 {
-    return k < r->alen ? r->a0 + k : r->b0 + (k - r->alen);
+    if (k < r->alen)
+        return r->a0 + k;
+    k -= r->alen;
+    return k < r->blen ? r->b0 + k : r->c0 + (k - r->blen);
 }
 
 /* ---------------------------------------------------------- log-softmax */

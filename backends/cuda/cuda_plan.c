@@ -49,17 +49,26 @@ static void grow_tok(cuda_batch *b, int need)
     b->cap_tok = cap;
 }
 
-static void add_row(cuda_batch *b, int32_t tok, int32_t pos, int32_t a0,
-                    int32_t alen, int32_t b0, int32_t blen)
+static void add_row(cuda_batch *b, int32_t tok, int32_t pos, cuda_range r)
 {
     grow_tok(b, b->n_tok + 1);
     int i = b->n_tok++;
     b->tok[i] = tok;
     b->pos[i] = pos;
-    b->rng[i].a0 = a0;
-    b->rng[i].alen = alen;
-    b->rng[i].b0 = b0;
-    b->rng[i].blen = blen;
+    b->rng[i] = r;
+}
+
+static cuda_range range3(int32_t a0, int32_t alen, int32_t b0, int32_t blen,
+                         int32_t c0, int32_t clen)
+{
+    cuda_range r;
+    r.a0 = a0;
+    r.alen = alen;
+    r.b0 = b0;
+    r.blen = blen;
+    r.c0 = c0;
+    r.clen = clen;
+    return r;
 }
 
 static void add_score(cuda_batch *b, int32_t row, int32_t target, int32_t req)
@@ -77,44 +86,67 @@ static void add_score(cuda_batch *b, int32_t row, int32_t target, int32_t req)
 void cuda_plan_sequence(cuda_batch *b, const int32_t *tok, int T, int p0)
 {
     for (int t = 0; t < T; t++)
-        add_row(b, tok[t], p0 + t, 0, 0, 0, p0 + t + 1);
+        add_row(b, tok[t], p0 + t, range3(0, 0, 0, p0 + t + 1, 0, 0));
 }
 
-/* Lays out a context: rows [c0, c0+nctx), each attending causally to
- * itself. Returns c0. */
-static int put_context(cuda_batch *b, const cuda_seq *s)
+/* Where a context lies in the batch: its first p tokens are the anchor's
+ * rows [a0, a0+p), the rest its own rows [c0, c0+nctx-p). */
+typedef struct ctx_place {
+    int32_t a0, p, c0;
+} ctx_place;
+
+static ctx_place put_context(cuda_batch *b, const cuda_seq *s, int32_t a0,
+                             int p)
 {
-    int c0 = b->n_tok;
-    for (int i = 0; i < s->nctx; i++)
-        add_row(b, s->ctx[i], i, 0, 0, c0, i + 1);
-    return c0;
+    ctx_place cp = {a0, p, b->n_tok};
+    for (int i = p; i < s->nctx; i++)
+        add_row(b, s->ctx[i], i, range3(a0, p, cp.c0, i - p + 1, 0, 0));
+    return cp;
 }
 
-/* A continuation after the context at rows [c0, c0+nctx). */
-static void put_cont(cuda_batch *b, const cuda_seq *s, int c0)
+/* A continuation after a placed context. */
+static void put_cont(cuda_batch *b, const cuda_seq *s, ctx_place cp)
 {
-    int k0 = b->n_tok;
+    int k0 = b->n_tok, own = s->nctx - cp.p;
     for (int j = 0; j + 1 < s->ncont; j++)
-        add_row(b, s->cont[j], s->nctx + j, c0, s->nctx, k0, j + 1);
+        add_row(b, s->cont[j], s->nctx + j,
+                range3(cp.a0, cp.p, cp.c0, own, k0, j + 1));
     for (int j = 0; j < s->ncont; j++)
-        add_score(b, j == 0 ? c0 + s->nctx - 1 : k0 + j - 1, s->cont[j],
-                  s->idx);
+        add_score(b, j == 0 ? cp.c0 + own - 1 : k0 + j - 1, s->cont[j], s->idx);
+}
+
+/* Tokens s's context shares with the anchor context (at least one token
+ * of s stays its own, whose row predicts the continuation). */
+static int shared_prefix(const cuda_seq *anchor, const cuda_seq *s)
+{
+    int n = anchor->nctx < s->nctx - 1 ? anchor->nctx : s->nctx - 1, p = 0;
+    while (p < n && anchor->ctx[p] == s->ctx[p])
+        p++;
+    return p;
 }
 
 int cuda_plan_next(const cuda_seq *const *seqs, int n, int first, int max_tok,
                    int share, cuda_batch *b)
 {
     cuda_batch_reset(b);
-    int c0 = -1, k = first;
-    const cuda_seq *prev = NULL;
+    int k = first;
+    const cuda_seq *prev = NULL, *anchor = NULL;
+    ctx_place cp = {0, 0, 0}, anchor_cp = {0, 0, 0};
     for (; k < n; k++) {
         const cuda_seq *s = seqs[k];
-        int shares = share && prev && cuda_seq_same_ctx(prev, s);
-        if (b->n_tok + cuda_plan_cost(s, shares) > max_tok)
+        int same = share && prev && cuda_seq_same_ctx(prev, s);
+        int p = share && anchor && !same ? shared_prefix(anchor, s) : 0;
+        int cost = same ? cuda_plan_cost(s, 1) : cuda_plan_cost(s, 0) - p;
+        if (b->n_tok + cost > max_tok)
             break;
-        if (!shares)
-            c0 = put_context(b, s);
-        put_cont(b, s, c0);
+        if (!same) {
+            cp = put_context(b, s, anchor_cp.c0, p);
+            if (p == 0) { /* shares nothing: the anchor of those after it */
+                anchor = s;
+                anchor_cp = cp;
+            }
+        }
+        put_cont(b, s, cp);
         prev = s;
     }
     return k - first;

@@ -6,9 +6,12 @@
  * every row has a RoPE position and a cuda_range naming the flat KV rows
  * it attends to. A context is laid out once, followed by the
  * continuations that share it (the choices of a multiple-choice
- * question): a continuation token attends to the context's rows (range
- * A) and to its own segment up to itself (range B). All of it runs in one
- * forward pass, because at every layer the K/V of all rows are stored
+ * question): a continuation token attends to the context's rows and to
+ * its own rows up to itself. A context that begins like the batch's
+ * anchor context (the first one that shared nothing: few-shot examples
+ * common to every question) lays out only the tokens after the common
+ * prefix and attends to the anchor's rows for the rest. All of it runs in
+ * one forward pass, because at every layer the K/V of all rows are stored
  * before any row attends. The last token of a continuation is never run:
  * its logits predict nothing that is scored.
  *
@@ -46,13 +49,14 @@ typedef struct cuda_batch {
     cuda_score_row *score;
 } cuda_batch;
 
-/* Rows one request costs when it starts a new context / shares the
- * previous request's context. */
+/* Rows one request costs when it starts a new context (sharing nothing)
+ * / shares the previous request's whole context. */
 int cuda_plan_cost(const cuda_seq *s, int shares_ctx);
 
 /* Empties b (keeps its arrays) and packs seqs[first], seqs[first+1], ...
- * into at most max_tok rows, in order; consecutive requests with equal
- * contexts share one copy when share is 1. Returns the number of
+ * into at most max_tok rows, in order; when share is 1, consecutive
+ * requests with equal contexts share one copy and contexts share their
+ * common prefix with the anchor. Returns the number of
  * requests packed (>= 1 when first < n, provided max_tok is at least
  * one request's cost; 0 when seqs[first] alone does not fit). */
 int cuda_plan_next(const cuda_seq *const *seqs, int n, int first, int max_tok,
