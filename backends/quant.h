@@ -11,8 +11,8 @@
  * matrix W of a stored type and F32 activations. Quantised types follow
  * llama.cpp's scheme of quantising the activations to 8 bits (Q8_0 for
  * Q4_0/Q8_0/Q5_0, Q8_1-like for Q4_1/Q5_1, Q8_K for the K-quants) before
- * the integer dot product, so
- * results match llama.cpp's reference logits closely.
+ * the integer dot product, and rounding them to F16/BF16 for F16/BF16
+ * weights, so results match llama.cpp's reference logits closely.
  */
 #ifndef EMERGE_QUANT_H
 #define EMERGE_QUANT_H
@@ -39,7 +39,10 @@ void quant_dequantize_row(ggml_type t, const void *row, float *out, int64_t n);
 size_t quant_quantize_row(ggml_type t, const float *x, void *out, int64_t n);
 
 /* Activations prepared once per input row for a weight type: the 8-bit
- * quantised copy quantised types need (or the F32/F16 view). */
+ * quantised copy quantised types need (or the F32/F16 view). The layout
+ * of data is private to the quant module (backends/quant_impl.h); one
+ * prepared quant_act may serve several matrices of the same type and
+ * width, and several threads at once (it is only read). */
 typedef struct quant_act {
     ggml_type wtype;  /* weight type it was prepared for */
     int64_t n;        /* elements per row */
@@ -60,8 +63,8 @@ void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
                        const quant_act *a, int64_t i0, int64_t i1,
                        float *out, int64_t ld_out);
 
-/* Which kernel family runs ("avx512", "avx2", "scalar"); forced to scalar
- * when EMERGE_SIMD=scalar is set (tests compare both). */
+/* Which kernel family runs ("avx512", "avx2", "scalar"); forced by
+ * EMERGE_SIMD=scalar (or avx2) when set (tests compare them). */
 const char *quant_simd_name(void);
 
 /* Addition (quant owner): switches the kernel family for the whole
