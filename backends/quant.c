@@ -599,8 +599,8 @@ static size_t act_row_bytes(ggml_type t, int64_t n)
     return (size_t)n * sizeof(float);
 }
 
-/* One activation row for Q8_0/Q4_0 weights (layout in quant_impl.h);
- * k is 128 for Q8_0 weights, 8 for Q4_0. */
+/* One activation row for Q8_0-family weights (layout in quant_impl.h);
+ * k is the cv correction factor (qa_q8_k: 128 for Q8_0, 8 Q4_0, 16 Q5_0). */
 static void act_q8_0_scalar(const float *x, int64_t n, int k, qa_q8_row v)
 {
     int64_t np = qa_npad(n), nb = n / QK8_0;

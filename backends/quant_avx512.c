@@ -228,7 +228,7 @@ static T512 void gemm_bf16(const void *w, size_t stride, int64_t n,
 }
 
 /* ================================================================ */
-/* Q8_0 / Q4_0: unsigned bytes x the Q8_0 activations (VNNI)          */
+/* Q8_0 family (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) x Q8_0 activations (VNNI)  */
 /* ================================================================ */
 
 /* The 32 weights of block b of a Q8_0-family row (Q8_0, Q4_0, Q4_1,
