@@ -308,7 +308,9 @@ int metric_compute(const char *name, const metric_input *in, double *out,
 
 int metric_higher_is_better(const char *name)
 {
-    if (name && !strcmp(name, "ece"))
+    /* Dataset-level calibration errors are not per-example metrics, so they
+     * are not in the table; both fall as calibration improves. */
+    if (name && (!strcmp(name, "ece") || !strcmp(name, "sc_ece")))
         return 0;
     const metric_def *m = find_metric(name);
     return m ? m->higher_is_better : 1;

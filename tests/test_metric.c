@@ -27,6 +27,7 @@ TEST(test_registry)
     CHECK_INT(metric_higher_is_better("brier_score"), 0);
     CHECK_INT(metric_higher_is_better("edit_distance"), 0);
     CHECK_INT(metric_higher_is_better("ece"), 0);
+    CHECK_INT(metric_higher_is_better("sc_ece"), 0);
     CHECK_INT(metric_higher_is_better("exact_match"), 1);
     CHECK_INT(metric_higher_is_better("rougeL"), 1);
     em_err e;
