@@ -12,10 +12,13 @@
  *   decode   tokens/s of 128 single-token steps (logits row to the host
  *            each step, as generation does) and the weight bytes read per
  *            second as a fraction of the GPU's peak memory bandwidth.
- * Without a CUDA build or a device it says so and exits 0.
+ * Without a CUDA build or a device it says so and exits 0. --emulate runs
+ * the same measurement code on the CPU emulation of the device (tiny
+ * models; no cuBLAS or bandwidth figures) so the benchmark itself is
+ * checked on machines without a GPU.
  *
- * usage: cuda_bench [--big] [--device N] [--emerge PATH] [--dir DIR]
- *                   [model.gguf ...]
+ * usage: cuda_bench [--emulate] [--big] [--device N] [--emerge PATH]
+ *                   [--dir DIR] [model.gguf ...]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,25 +26,20 @@
 
 #include "harness/common.h"
 
-#ifndef EMERGE_CUDA
-int main(void)
-{
-    printf("bench-cuda: this emerge was built without CUDA (make CUDA=1 "
-           "with nvcc installed); nothing to measure\n");
-    return 0;
-}
-#else
-
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_engine.h"
 
+#ifdef EMERGE_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#endif
+
 typedef struct bench_opts {
-    int big, device;
+    int big, device, emulate;
     const char *emerge, *dir;
 } bench_opts;
+
+#ifdef EMERGE_CUDA
 
 /* Seconds per call of cuBLAS alone: out (T x n_out) = x W^T. */
 static double time_gemm(cublasHandle_t h, int f32, int64_t n_in, int64_t n_out,
@@ -101,6 +99,8 @@ static void gemm_reference(const model *m, int T, double *secs, double *flops)
     cublasDestroy(h);
 }
 
+#endif
+
 static double weight_bytes(const model *m)
 {
     double b = (double)m->output.row_bytes * (double)m->output.n_out;
@@ -114,8 +114,32 @@ static double weight_bytes(const model *m)
     return b;
 }
 
-static int bench_model(const char *path, const bench_opts *bo,
-                       const cuda_device_info *dev)
+/* The device operations to measure: the GPU, or its CPU emulation. */
+static int bench_ops(const bench_opts *bo, cuda_ops **ops, em_err *err)
+{
+    if (bo->emulate) {
+        *ops = cuda_host_ops_build();
+        return 0;
+    }
+#ifdef EMERGE_CUDA
+    return cuda_gpu_ops_build(bo->device, ops, err);
+#else
+    return em_errorf(err, "built without CUDA");
+#endif
+}
+
+static void bench_ops_free(const bench_opts *bo, cuda_ops *ops)
+{
+    if (bo->emulate || !ops) {
+        cuda_host_ops_free(ops);
+        return;
+    }
+#ifdef EMERGE_CUDA
+    cuda_gpu_ops_free(ops);
+#endif
+}
+
+static int bench_model(const char *path, const bench_opts *bo, double peak_bw)
 {
     em_err err;
     model_opts mo = {0};
@@ -127,13 +151,12 @@ static int bench_model(const char *path, const bench_opts *bo,
     cuda_engine *e = NULL;
     cuda_batch b = {0};
     int rc = -1;
-    if (model_build(path, &mo, &m, &err) ||
-        cuda_gpu_ops_build(bo->device, &ops, &err) ||
+    if (model_build(path, &mo, &m, &err) || bench_ops(bo, &ops, &err) ||
         cuda_engine_build(m, ops, 0, &e, &err)) {
         fprintf(stderr, "bench-cuda: %s: %s\n", path, err.msg);
         goto done;
     }
-    enum { PP = 512, TG = 128 };
+    int PP = bo->emulate ? 32 : 512, TG = bo->emulate ? 8 : 128;
     int32_t *toks = em_malloc(sizeof(int32_t) * (PP + TG + 16));
     for (int i = 0; i < PP + TG + 16; i++)
         toks[i] = 1 + (i * 7919) % (m->hp.n_vocab - 1);
@@ -164,17 +187,28 @@ static int bench_model(const char *path, const bench_opts *bo,
             goto fail_lg;
     }
     double tg = (em_now() - t0) / TG;
-    double ref_s, flops;
-    gemm_reference(m, PP, &ref_s, &flops);
+    double ref_s = 0, flops = 0;
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->layers[il];
+        const model_mat *w[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate,
+                                &l->w_up, &l->w_down};
+        for (int k = 0; k < 7; k++)
+            flops += 2.0 * (double)w[k]->n_in * (double)w[k]->n_out * PP;
+    }
+#ifdef EMERGE_CUDA
+    if (!bo->emulate)
+        gemm_reference(m, PP, &ref_s, &flops);
+#endif
     double bw = weight_bytes(m) / tg;
     const char *slash = strrchr(path, '/');
-    printf("%-24s prompt %8.0f tok/s  %6.1f TFLOP/s = %4.0f%% of cuBLAS "
-           "(%5.1f)   decode %7.1f tok/s  %6.0f GB/s",
-           slash ? slash + 1 : path, PP / pp, flops / pp / 1e12,
-           ref_s > 0 ? 100 * ref_s / pp : 0.0,
-           ref_s > 0 ? flops / ref_s / 1e12 : 0.0, 1 / tg, bw / 1e9);
-    if (dev->mem_bw > 0)
-        printf(" = %4.1f%% of peak", 100 * bw / dev->mem_bw);
+    printf("%-24s prompt %8.0f tok/s  %7.2f TFLOP/s", slash ? slash + 1 : path,
+           PP / pp, flops / pp / 1e12);
+    if (ref_s > 0)
+        printf(" = %4.0f%% of cuBLAS (%.1f)", 100 * ref_s / pp,
+               flops / ref_s / 1e12);
+    printf("   decode %7.1f tok/s  %7.2f GB/s", 1 / tg, bw / 1e9);
+    if (peak_bw > 0)
+        printf(" = %4.1f%% of peak", 100 * bw / peak_bw);
     printf("\n");
     rc = 0;
 fail_lg:
@@ -186,7 +220,7 @@ fail:
 done:
     cuda_batch_free(&b);
     cuda_engine_free(e);
-    cuda_gpu_ops_free(ops);
+    bench_ops_free(bo, ops);
     model_free(m);
     return rc;
 }
@@ -195,8 +229,8 @@ done:
 static char *make_model(const bench_opts *bo, const char *type)
 {
     em_buf p = {0}, cmd = {0};
-    em_buf_printf(&p, "%s/cuda-%s-%s.gguf", bo->dir, bo->big ? "1b" : "134m",
-                  type);
+    const char *shape = bo->emulate ? "tiny" : bo->big ? "1b" : "134m";
+    em_buf_printf(&p, "%s/cuda-%s-%s.gguf", bo->dir, shape, type);
     FILE *f = fopen(p.s, "rb");
     if (f) {
         fclose(f);
@@ -204,6 +238,8 @@ static char *make_model(const bench_opts *bo, const char *type)
     }
     em_buf_printf(&cmd, "mkdir -p '%s' && '%s' mkmodel -o '%s' --type %s %s "
                   ">/dev/null", bo->dir, bo->emerge, p.s, type,
+                  bo->emulate ? "--n-embd 256 --n-layer 2 --n-head 4 "
+                                "--n-ff 512 --n-vocab 1000 --ctx 256" :
                   bo->big ? "--n-embd 2048 --n-layer 22 --n-head 32 "
                             "--n-head-kv 4 --n-ff 5632" : "");
     int rc = system(cmd.s);
@@ -216,13 +252,50 @@ static char *make_model(const bench_opts *bo, const char *type)
     return em_buf_take(&p);
 }
 
+/* The device's name and peak bandwidth line; 1 when there is nothing to
+ * measure (said why), -1 on error. */
+static int describe_device(const bench_opts *bo, double *peak_bw)
+{
+    *peak_bw = 0;
+    if (bo->emulate) {
+        printf("bench-cuda: CPU emulation of the device (checks the benchmark "
+               "code; figures are not GPU figures)\n");
+        return 0;
+    }
+#ifdef EMERGE_CUDA
+    const char *why = NULL;
+    int n = cuda_device_count(&why);
+    if (bo->device >= n) {
+        printf("bench-cuda: no CUDA device %d (%s); nothing to measure\n",
+               bo->device, why ? why : "fewer devices");
+        return 1;
+    }
+    cuda_device_info dev;
+    em_err err;
+    if (cuda_device_get(bo->device, &dev, &err)) {
+        fprintf(stderr, "bench-cuda: %s\n", err.msg);
+        return -1;
+    }
+    printf("bench-cuda: cuda:%d %s, sm_%d%d, %.0f GB/s peak memory bandwidth\n",
+           bo->device, dev.name, dev.cc_major, dev.cc_minor, dev.mem_bw / 1e9);
+    *peak_bw = dev.mem_bw;
+    return 0;
+#else
+    printf("bench-cuda: this emerge was built without CUDA (make CUDA=1 "
+           "with nvcc installed); nothing to measure\n");
+    return 1;
+#endif
+}
+
 int main(int argc, char **argv)
 {
-    bench_opts bo = {0, 0, "./emerge", "build/bench"};
+    bench_opts bo = {0, 0, 0, "./emerge", "build/bench"};
     int first_model = argc;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--big"))
             bo.big = 1;
+        else if (!strcmp(argv[i], "--emulate"))
+            bo.emulate = 1;
         else if (!strcmp(argv[i], "--device") && i + 1 < argc)
             bo.device = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--emerge") && i + 1 < argc)
@@ -234,33 +307,21 @@ int main(int argc, char **argv)
             break;
         }
     }
-    const char *why = NULL;
-    int n = cuda_device_count(&why);
-    if (bo.device >= n) {
-        printf("bench-cuda: no CUDA device %d (%s); nothing to measure\n",
-               bo.device, why ? why : "fewer devices");
-        return 0;
-    }
-    cuda_device_info dev;
-    em_err err;
-    if (cuda_device_get(bo.device, &dev, &err)) {
-        fprintf(stderr, "bench-cuda: %s\n", err.msg);
-        return 1;
-    }
-    printf("bench-cuda: cuda:%d %s, sm_%d%d, %.0f GB/s peak memory bandwidth\n",
-           bo.device, dev.name, dev.cc_major, dev.cc_minor, dev.mem_bw / 1e9);
+    double peak;
+    int d = describe_device(&bo, &peak);
+    if (d != 0)
+        return d > 0 ? 0 : 1;
     int fails = 0;
     if (first_model < argc) {
         for (int i = first_model; i < argc; i++)
-            fails += bench_model(argv[i], &bo, &dev) != 0;
+            fails += bench_model(argv[i], &bo, peak) != 0;
         return fails ? 1 : 0;
     }
     const char *types[] = {"f16", "q8_0", "q4_0", "q4_k"};
     for (int t = 0; t < 4; t++) {
         char *path = make_model(&bo, types[t]);
-        fails += !path || bench_model(path, &bo, &dev) != 0;
+        fails += !path || bench_model(path, &bo, peak) != 0;
         free(path);
     }
     return fails ? 1 : 0;
 }
-#endif

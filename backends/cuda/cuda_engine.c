@@ -136,8 +136,15 @@ static int upload_model(cuda_engine *e, em_err *err)
                 err))
             return -1;
     }
-    if (put_mat(e, &e->output, &m->output, err) ||
-        put_vec(e, &e->out_norm, m->out_norm, e->hp.n_embd, err) ||
+    if (m->output.data == m->tok_embd->data) { /* tied: one copy */
+        e->output.type = (int)m->output.type;
+        e->output.n_in = m->output.n_in;
+        e->output.n_out = m->output.n_out;
+        e->output.d = e->tok_embd;
+    } else if (put_mat(e, &e->output, &m->output, err)) {
+        return -1;
+    }
+    if (put_vec(e, &e->out_norm, m->out_norm, e->hp.n_embd, err) ||
         put_vec(e, &e->out_norm_b, m->out_norm_b, e->hp.n_embd, err) ||
         put_vec(e, &e->gelu_tab, m->gelu_tab, 65536, err))
         return -1;
