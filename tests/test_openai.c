@@ -29,7 +29,10 @@
 
 typedef enum fault_mode {
     FAULT_NONE,      /* every answer right */
-    FAULT_CYCLE,     /* by request number: 429, 500, hang, reset, bad JSON */
+    FAULT_PER_REQUEST, /* per request body: its first one or two attempts
+                          get 429, 500, a hang, a reset or bad JSON */
+    FAULT_PERSIST,     /* as above, and every 5th request fails until
+                          `persist` is cleared (its sweep run gives up) */
     FAULT_429_ONCE,  /* first request 429 with Retry-After: 1 */
     FAULT_ALWAYS_500,
     FAULT_NO_LOGPROBS, /* a server that cannot echo prompt log-probs */
@@ -46,6 +49,11 @@ typedef struct fsrv {
     double t[8];               /* times of the first requests */
     pthread_t conn_th[4096];
     int n_conn;
+    volatile int persist;      /* FAULT_PERSIST: still failing */
+    uint64_t seen[4096];       /* request body hashes ... */
+    int tries[4096];           /* ... and the attempts at each */
+    int n_seen, max_tries;
+    int hit[10];               /* answers given per fault kind */
 } fsrv;
 
 typedef struct fconn {
@@ -206,24 +214,59 @@ static char *read_request(fsrv *s, int fd)
     return body;
 }
 
+/* The attempt number (0-based) of this body: faults are a function of
+ * the request and its attempt, never of timing, so runs are repeatable. */
+static int attempt_of(fsrv *s, uint64_t h)
+{
+    int i = 0;
+    while (i < s->n_seen && s->seen[i] != h)
+        i++;
+    if (i == s->n_seen && s->n_seen < 4096)
+        s->seen[s->n_seen++] = h;
+    int a = i < 4096 ? s->tries[i]++ : 0;
+    if (a + 1 > s->max_tries)
+        s->max_tries = a + 1;
+    return a;
+}
+
+/* 0 ok, 1 429 with Retry-After, 2 429 without, 3 500, 5 hang, 7 reset,
+ * 9 malformed JSON. */
+static int fault_for(const fsrv *s, uint64_t h, int attempt)
+{
+    static const int kinds[] = {0, 2, 3, 5, 7, 9, 3, 9};
+    if (s->mode == FAULT_PERSIST && s->persist && h % 5 == 0)
+        return 3;
+    if (attempt == 0)
+        return h % 97 == 0 ? 1 : kinds[h % 8];
+    if (attempt == 1 && (h >> 8) % 3 == 0)
+        return kinds[1 + (h >> 16) % 7];
+    return 0;
+}
+
 static void *conn_main(void *arg)
 {
     fconn *c = arg;
     fsrv *s = c->s;
     char *body = read_request(s, c->fd);
     if (body) {
+        uint64_t h = em_hash64(body, strlen(body), 7);
         pthread_mutex_lock(&s->mu);
         long n = ++s->count;
         if (n <= 8)
             s->t[n - 1] = em_now();
+        int a = attempt_of(s, h);
         pthread_mutex_unlock(&s->mu);
-        int fault = s->mode == FAULT_CYCLE ? (int)(n % 10) : 0;
+        int fault = s->mode >= FAULT_PER_REQUEST && s->mode <= FAULT_PERSIST
+                        ? fault_for(s, h, a) : 0;
         if (s->mode == FAULT_429_ONCE && n == 1)
             fault = 1;
         if (s->mode == FAULT_ALWAYS_500)
             fault = 3;
-        if (fault == 1) {
-            respond(c->fd, 429, "Retry-After: 1\r\n",
+        pthread_mutex_lock(&s->mu);
+        s->hit[fault]++;
+        pthread_mutex_unlock(&s->mu);
+        if (fault == 1 || fault == 2) {
+            respond(c->fd, 429, fault == 1 ? "Retry-After: 1\r\n" : "",
                     "{\"error\":{\"message\":\"slow down\",\"type\":\"rate\"}}");
         } else if (fault == 3) {
             respond(c->fd, 500, "", "{\"error\":{\"message\":\"boom\"}}");
@@ -514,9 +557,9 @@ TEST(test_bad_options)
  * right (the retries absorb the faults). */
 TEST(test_faults_absorbed)
 {
-    fsrv *s = fsrv_start(FAULT_CYCLE);
+    fsrv *s = fsrv_start(FAULT_PER_REQUEST);
     em_err err = {{0}};
-    backend *b = open_on(s, "max_retries=8,concurrency=6", &err);
+    backend *b = open_on(s, "max_retries=2,concurrency=6,timeout=1.5", &err);
     CHECK_MSG(b != NULL, "%s", err.msg);
     if (b) {
         enum { N = 30 };
@@ -537,6 +580,10 @@ TEST(test_faults_absorbed)
         openai_counts oc;
         openai_get_counts(&oc);
         CHECK_MSG(s->count >= N + N / 2, "only %ld server requests", s->count);
+        CHECK_INT(s->max_tries, 3); /* some needed both retries, none more */
+        const int kinds[] = {2, 3, 5, 7, 9};
+        for (int k = 0; k < 5; k++)
+            CHECK_MSG(s->hit[kinds[k]] > 0, "fault kind %d never injected", kinds[k]);
         CHECK(oc.retries > 0);
         CHECK_INT(oc.in_flight, 0);
         backend_close(b);
@@ -552,7 +599,7 @@ static int sweep_on(int port, const char *db, sweep_stats *st, em_err *err)
     /* A timeout that a slow run (valgrind, a loaded machine) never hits
      * by accident; only the server's hangs (5 s) trip it. */
     snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,name=fake-model,"
-             "params=1e6,timeout=1.5,backoff=0.01,max_retries=4,concurrency=6",
+             "params=1e6,timeout=1.5,backoff=0.01,max_retries=2,concurrency=6",
              port);
     family *fam = NULL;
     sweep_opts o = {.db_path = db, .seed = 1, .limit = 12, .batch = 16,
@@ -616,16 +663,24 @@ TEST(test_sweep_through_faults)
     CHECK_INT(units, 24); /* 12 examples x 2 tasks */
     fsrv_stop(s);
 
-    s = fsrv_start(FAULT_CYCLE);
-    long scored = 0, runs = 0;
-    do { /* a request out of retries is failed; the next run resends it */
-        CHECK_MSG(sweep_on(s->port, faulty, &st, &err) == 0, "%s", err.msg);
-        scored += st.scored;
-        runs++;
-    } while (st.unscored > 0 && runs < 6);
+    /* Run 1: transient faults are retried away, but every 5th request
+     * keeps failing: those are stored as failed and their examples left
+     * unscored. Run 2 (the server healed) resends only those. */
+    s = fsrv_start(FAULT_PERSIST);
+    s->persist = 1;
+    CHECK_MSG(sweep_on(s->port, faulty, &st, &err) == 0, "%s", err.msg);
+    long scored = st.scored, failed1 = st.failed;
+    CHECK(failed1 > 0 && st.unscored > 0);
+    CHECK(s->count > st.sent); /* faults happened and were retried */
+    CHECK_INT(sql_int(faulty, "SELECT COUNT(*) FROM responses WHERE ok = 0"),
+              failed1);
+    s->persist = 0;
+    CHECK_MSG(sweep_on(s->port, faulty, &st, &err) == 0, "%s", err.msg);
+    CHECK_INT(st.failed, 0);
     CHECK_INT(st.unscored, 0);
+    CHECK_INT(st.sent, failed1); /* only the failed ones went out again */
+    scored += st.scored;
     CHECK_INT(scored, units); /* every example scored once, none twice */
-    CHECK(s->count > st.requests); /* faults happened and were retried */
     fsrv_stop(s);
 
     char *a = dump(clean), *b = dump(faulty);
