@@ -165,8 +165,8 @@ static void q5_values(const uint8_t *qs, const uint8_t *qh, uint8_t *v)
     uint32_t h;
     memcpy(&h, qh, 4);
     q4_values(qs, v);
-    for (int j = 0; j < 32; j++)
-        v[j] |= (uint8_t)(((h >> j) & 1) << 4);
+    for (int j = 0; j < 32; j++, h >>= 1)
+        v[j] |= (uint8_t)((h & 1) << 4);
 }
 
 static void deq_q4_1(const blk_q4_1 *b, float *y, int64_t nb)
