@@ -33,7 +33,7 @@ static const char *const top_keys[] = {
     "name", "description", "keywords", "type", "examples", "data", "fields",
     "template", "choice_format", "continuation_prefix", "few_shot", "stop",
     "max_tokens", "answer", "metrics", "preferred_metric", "random_baseline",
-    "low_score", "high_score", "variants", "retrieval", NULL};
+    "low_score", "high_score", "variants", "retrieval", "shuffle", NULL};
 static const char *const few_shot_keys[] = {
     "k", "seed", "separator", "example_template", "shots", "shots_data",
     "split", NULL};
@@ -1062,6 +1062,34 @@ static int load_generation(loader *L)
 }
 
 /* ------------------------------------------------------------------ */
+/* shuffle: SEED                                                      */
+
+/* Evaluation order: a seeded Fisher-Yates shuffle of the evaluated
+ * examples, so that `sweep --limit N` takes a sample of the data rather
+ * than its first N records (held-out files are often sorted). Ids were
+ * given before (record positions), so an example keeps its id and score
+ * key; a split-off few-shot pool (split:) is not shuffled, and exemplars
+ * drawn from the evaluated examples themselves follow the new order
+ * (still deterministic). */
+static int load_shuffle(loader *L)
+{
+    uint64_t seed;
+    if (!ydoc_get(L->root, "shuffle"))
+        return 0;
+    if (ydoc_get_u64(L->path, L->root, "shuffle", &seed, L->err))
+        return -1;
+    task *t = L->t;
+    uint64_t st = seed;
+    for (int i = t->n_examples - 1; i > 0; i--) {
+        int j = (int)(em_splitmix64(&st) % (uint64_t)(i + 1));
+        task_example tmp = t->examples[i];
+        t->examples[i] = t->examples[j];
+        t->examples[j] = tmp;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* retrieval: {corpus, k, template, query, separator}                 */
 
 /* Reads the corpus (its bytes join the task hash, so a changed corpus
@@ -1332,7 +1360,7 @@ static int load_all(loader *L)
     if (check_unique_ids(L, L->t->examples, L->t->n_examples) || load_few_shot(L) ||
         check_unique_ids(L, L->t->shots, L->t->n_shots) || load_templates(L) ||
         load_generation(L) || load_answer(L) || load_metrics(L) || load_scores(L) ||
-        load_retrieval(L) || load_variants(L))
+        load_retrieval(L) || load_variants(L) || load_shuffle(L))
         return -1;
     return 0;
 }

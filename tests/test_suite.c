@@ -99,21 +99,26 @@ TEST(arithmetic_prompts_and_answers)
     em_err err;
     const task_variant *cot = task_variant_find(t, "cot"),
                        *zs = task_variant_find(t, "zero_shot_cot");
-    /* example 0: 105+480 (the family's held-out file). */
-    CHECK_INT(task_build_requests(t, task_variant_find(t, "standard"), 0, &r, &n, &err), 0);
+    /* Record 0 of the family's held-out file, 105+480 (the task is
+     * shuffled; ids are record positions). */
+    int e0 = 0;
+    while (e0 < t->n_examples && strcmp(t->examples[e0].id, "0"))
+        e0++;
+    CHECK(e0 < t->n_examples);
+    CHECK_INT(task_build_requests(t, task_variant_find(t, "standard"), e0, &r, &n, &err), 0);
     CHECK_STR(r[0].prompt, "Q: What is 105+480?\nA: The answer is");
     CHECK_INT(r[0].kind, TASK_REQ_GENERATE);
     CHECK_STR(r[1].continuation, " 585");
     task_requests_free(r, n);
-    CHECK_INT(task_build_requests(t, cot, 0, &r, &n, &err), 0);
+    CHECK_INT(task_build_requests(t, cot, e0, &r, &n, &err), 0);
     CHECK_STR(r[0].prompt, "Q: What is 105+480?\nA: Let's think step by step.");
     CHECK_INT(r[0].max_tokens, 104);
     task_requests_free(r, n);
     /* Kojima's pass 1 is the same prompt: no trailing space is added. */
-    CHECK_INT(task_build_requests(t, zs, 0, &r, &n, &err), 0);
+    CHECK_INT(task_build_requests(t, zs, e0, &r, &n, &err), 0);
     CHECK_STR(r[0].prompt, "Q: What is 105+480?\nA: Let's think step by step.");
     task_request p2;
-    CHECK_INT(task_build_second_pass(t, zs, 0, r[0].prompt, " 5+0=5, write 5 carry 0. "
+    CHECK_INT(task_build_second_pass(t, zs, e0, r[0].prompt, " 5+0=5, write 5 carry 0. "
                                      "So the answer is 585", &p2, &err), 0);
     CHECK_STR(p2.prompt, "Q: What is 105+480?\nA: Let's think step by step. 5+0=5, "
                          "write 5 carry 0. So the answer is 585\nA: The answer is");
@@ -215,29 +220,87 @@ TEST(retrieval_corpus_covers_heldout)
     task_free(t);
 }
 
-/* kb_recall_mc.jsonl is kb_recall minus the friend rows (whose only
- * choice is the target), in order. */
+/* kb_recall_mc.jsonl holds exactly kb_recall's rows minus the friend rows
+ * (whose only choice is the target). */
 TEST(derived_data_in_sync)
 {
     task *all = load("kb_recall"), *mc = load("kb_recall_mc");
     if (all && mc) {
-        int j = 0;
+        int want = 0, found = 0;
         for (int i = 0; i < all->n_examples; i++) {
-            if (!strcmp(field(&all->examples[i], "attribute"), "friend"))
+            const task_example *a = &all->examples[i];
+            if (!strcmp(field(a, "attribute"), "friend"))
                 continue;
-            if (j >= mc->n_examples) {
-                tl_fail(__FILE__, __LINE__, "kb_recall_mc has too few rows");
-                break;
-            }
-            CHECK_STR(mc->examples[j].input, all->examples[i].input);
-            CHECK_STR(mc->examples[j].targets[0], all->examples[i].targets[0]);
-            j++;
+            want++;
+            for (int j = 0; j < mc->n_examples; j++)
+                if (!strcmp(mc->examples[j].input, a->input) &&
+                    !strcmp(mc->examples[j].targets[0], a->targets[0])) {
+                    found++;
+                    break;
+                }
         }
-        CHECK_INT(j, mc->n_examples);
-        CHECK_INT(mc->n_examples, 360);
+        CHECK_INT(want, 360);
+        CHECK_INT(found, want);
+        CHECK_INT(mc->n_examples, want);
     }
     task_free(all);
     task_free(mc);
+}
+
+/* shuffle: a seeded permutation of the evaluated examples; ids stay. */
+TEST(shuffle_order)
+{
+    char *dir = tl_tmpdir(), path[512];
+    snprintf(path, sizeof path, "%s/s.yaml", dir);
+    const char *yaml[] = {
+        "name: s\nshuffle: 3\nexamples:\n",
+        "name: s\nshuffle: 4\nexamples:\n",
+        "name: s\nexamples:\n"};
+    char order[3][64];
+    for (int v = 0; v < 3; v++) {
+        FILE *f = fopen(path, "w");
+        if (!f)
+            break;
+        fputs(yaml[v], f);
+        for (int i = 0; i < 12; i++)
+            fprintf(f, "  - {input: q%d, target: a%d}\n", i, i);
+        fclose(f);
+        task *t = NULL;
+        em_err err;
+        CHECK_MSG(task_load(path, &t, &err) == 0, "%s", err.msg);
+        if (!t)
+            continue;
+        order[v][0] = 0;
+        int seen[12] = {0};
+        for (int i = 0; i < t->n_examples; i++) {
+            int id = atoi(t->examples[i].id);
+            CHECK(id >= 0 && id < 12);
+            if (id >= 0 && id < 12)
+                seen[id]++;
+            /* the record keeps its id: q<id> -> a<id> */
+            char want[16];
+            snprintf(want, sizeof want, "q%d", id);
+            CHECK_STR(t->examples[i].input, want);
+            snprintf(order[v] + strlen(order[v]), 5, "%d,", id);
+        }
+        for (int i = 0; i < 12; i++)
+            CHECK_INT(seen[i], 1);
+        task_free(t);
+    }
+    CHECK(strcmp(order[0], order[2]) != 0); /* shuffled */
+    CHECK(strcmp(order[0], order[1]) != 0); /* the seed matters */
+    CHECK_STR(order[2], "0,1,2,3,4,5,6,7,8,9,10,11,");
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs("name: s\nshuffle: -1\nexamples: [{input: a, target: b}]\n", f);
+        fclose(f);
+    }
+    task *t = NULL;
+    em_err err;
+    CHECK_INT(task_load(path, &t, &err), -1);
+    CHECK_HAS(err.msg, "s.yaml:2:");
+    CHECK_HAS(err.msg, "shuffle");
+    free(dir);
 }
 
 TEST(large_model_tasks_load)
@@ -261,6 +324,7 @@ int main(void)
     RUN(arithmetic_prompts_and_answers);
     RUN(retrieval_corpus_covers_heldout);
     RUN(derived_data_in_sync);
+    RUN(shuffle_order);
     RUN(large_model_tasks_load);
     return tl_summary();
 }
