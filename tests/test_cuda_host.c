@@ -549,6 +549,41 @@ TEST(backend_more_choices_than_rows)
     free(path);
 }
 
+TEST(backend_option_errors)
+{
+    char *path = fixture_path("tiny-llama-f32");
+    if (!path)
+        return;
+    backend_opt bad[][1] = {{{(char *)"kv_exact", (char *)"1"}},
+                            {{(char *)"batch_tokens", (char *)"lots"}},
+                            {{(char *)"prefix_sharing", (char *)"2"}}};
+    const char *want[] = {"F16", "'lots' is not an integer",
+                          "option 'prefix_sharing'"};
+    for (int i = 0; i < 3; i++) {
+        backend_spec spec = {0};
+        spec.name = (char *)"t";
+        spec.backend = (char *)"cuda-host";
+        spec.path = path;
+        spec.opts = bad[i];
+        spec.n_opts = 1;
+        void *state = NULL;
+        backend_info info;
+        em_err err;
+        CHECK(backend_cuda_host_ops.open(&spec, &state, &info, &err) == -1);
+        CHECK_HAS(err.msg, want[i]);
+    }
+    backend_spec spec = {0};
+    spec.name = (char *)"t";
+    spec.backend = (char *)"cuda-host";
+    spec.path = (char *)"/nonexistent/model.gguf";
+    void *state = NULL;
+    backend_info info;
+    em_err err;
+    CHECK(backend_cuda_host_ops.open(&spec, &state, &info, &err) == -1);
+    CHECK_HAS(err.msg, "/nonexistent/model.gguf");
+    free(path);
+}
+
 TEST(backend_greedy_generation_matches_native)
 {
     /* F32/F16 only: quantised models differ from the CPU's 8-bit
@@ -603,6 +638,7 @@ int main(void)
     RUN(backend_loglik_matches_native);
     RUN(backend_sharing_is_exact);
     RUN(backend_more_choices_than_rows);
+    RUN(backend_option_errors);
     RUN(backend_greedy_generation_matches_native);
     return tl_summary();
 }

@@ -100,7 +100,7 @@ int cuda_backend_open(const backend_spec *spec, cuda_ops *ops,
     s->ops = ops;
     s->ops_free = ops_free;
     model_opts o = {0};
-    int max_tok;
+    int max_tok, kv_exact;
     o.n_threads = 1; /* the CPU model only holds the weights and hparams */
     o.n_batch = 1;
     if (!spec->path || !*spec->path) {
@@ -110,7 +110,15 @@ int cuda_backend_open(const backend_spec *spec, cuda_ops *ops,
     if (opt_int(spec, "n_ctx", 0, 0, 1 << 20, &o.n_ctx, err) ||
         opt_int(spec, "prefix_sharing", 1, 0, 1, &s->share, err) ||
         opt_int(spec, "batch_tokens", 0, 0, 1 << 20, &max_tok, err) ||
-        model_build(spec->path, &o, &s->m, err) ||
+        opt_int(spec, "kv_exact", 0, 0, 1, &kv_exact, err))
+        goto fail;
+    if (kv_exact) {
+        em_errorf(err, "option 'kv_exact': the %s backend keeps its KV cache "
+                  "in F16 (as llama.cpp's default); only kv_exact: 0 is "
+                  "possible", ops->name);
+        goto fail;
+    }
+    if (model_build(spec->path, &o, &s->m, err) ||
         tok_build(s->m->gguf, &s->tok, err))
         goto fail;
     if (tok_n_vocab(s->tok) > s->m->hp.n_vocab) {

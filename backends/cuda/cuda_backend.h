@@ -11,6 +11,7 @@
  *   prefix_sharing  1 (default): requests with the same context share one
  *                   copy of it in a batch; 0: every request runs its own
  *   batch_tokens    rows per batch (default: sized from free device memory)
+ *   kv_exact        only 0: the KV cache is F16 (llama.cpp's default)
  *
  * Tokenisation is lm-evaluation-harness's, as in native.c, so the two
  * backends score the same token sequences.
