@@ -47,7 +47,7 @@ static long http(int port, const char *method, const char *path,
     }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L); /* valgrind runs are slow */
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     long status = -1;
     if (curl_easy_perform(h) == CURLE_OK)
@@ -509,7 +509,9 @@ static void *client_main(void *arg)
         int i = (c->first + k) % NPROMPT;
         char body[256];
         prompt_body(i, body, sizeof body);
-        if (http(c->port, "POST", "/v1/completions", body, &c->out[i]) != 200) {
+        long st = http(c->port, "POST", "/v1/completions", body, &c->out[i]);
+        if (st != 200) {
+            fprintf(stderr, "prompt %d: HTTP %ld: %s\n", i, st, c->out[i]);
             free(c->out[i]);
             c->out[i] = NULL;
         }
