@@ -33,7 +33,7 @@ pid=$!
 port=
 i=0
 while [ $i -lt 600 ] && [ -z "$port" ] && kill -0 "$pid" 2>/dev/null; do
-    port=$(sed -n 's/^emerge serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)\/v1$/\1/p' "$tmp/server.err")
+    port=$(sed -n 's/^emerge serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)\/v1$/\1/p' "$tmp/server.err" 2>/dev/null)
     [ -n "$port" ] || sleep 0.1
     i=$((i + 1))
 done

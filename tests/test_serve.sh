@@ -43,7 +43,7 @@ pid=$!
 port=
 i=0
 while [ $i -lt 300 ] && [ -z "$port" ]; do
-    port=$(sed -n 's/^emerge serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)\/v1$/\1/p' "$tmp/err")
+    port=$(sed -n 's/^emerge serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)\/v1$/\1/p' "$tmp/err" 2>/dev/null)
     kill -0 "$pid" 2>/dev/null || break
     [ -n "$port" ] || sleep 0.1
     i=$((i + 1))
