@@ -1,18 +1,27 @@
 /*
  * threadpool.c - the native engine's worker threads (see threadpool.h).
  *
- * A job is published by bumping the generation counter `gen`; workers wait
- * for it to change, run their share, and count themselves into `n_done`.
- * Both waits spin for a short while before sleeping, because a forward
- * pass issues a job per matrix product (hundreds per token) and a futex
- * wake-up per job would cost more than many of the jobs themselves.
- * Every wait re-checks its condition under the mutex before sleeping, so
- * a wake-up can never be lost between the check and the sleep.
+ * A job has nth slots, one per thread of the pool, and the slots are
+ * claimed, not assigned: `state` holds the job's generation (high 32 bits)
+ * and the next unclaimed slot (low 32 bits), and every thread - the caller
+ * included - claims slots with a compare-and-swap until none is left. On
+ * an idle machine each thread takes one slot. On a busy one, where a worker
+ * may not be scheduled for milliseconds, the caller simply runs that slot
+ * itself instead of waiting for the worker to wake up, so a job never waits
+ * for a thread that has not started it. A claimed slot pins its job (the
+ * job cannot finish, so no new job can replace fn/arg) until it is done.
+ *
+ * Waits spin for a short while before sleeping, because a forward pass
+ * issues a job per matrix product (hundreds per token) and a futex wake-up
+ * per job would cost more than many of the jobs themselves. Every wait
+ * re-checks its condition under the mutex before sleeping, so a wake-up
+ * can never be lost between the check and the sleep.
  */
 #include "backends/threadpool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,19 +31,18 @@
 
 typedef struct pool_worker {
     pool *p;
-    int ith;
     pthread_t tid;
 } pool_worker;
 
 struct pool {
     int nth;
-    pool_worker *workers; /* nth-1 entries; thread 0 is the caller */
+    pool_worker *workers;  /* nth-1 entries; the caller is the nth thread */
     pthread_mutex_t mu;
     pthread_cond_t cv_work;
     pthread_cond_t cv_done;
-    atomic_uint gen;      /* job generation; bumped to publish a job */
-    atomic_int n_done;    /* workers finished with the current job */
-    int stop;
+    _Atomic uint64_t state; /* generation << 32 | next unclaimed slot */
+    atomic_int n_done;      /* slots of the current job finished */
+    atomic_int stop;
     pool_fn fn;
     void *arg;
 };
@@ -46,36 +54,62 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static void wait_for_job(pool *p, unsigned seen)
+static inline uint32_t gen_of(uint64_t s)
+{
+    return (uint32_t)(s >> 32);
+}
+
+/* Claims and runs slots of job generation g until none is left. */
+static void run_slots(pool *p, uint32_t g)
+{
+    for (;;) {
+        uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+        uint32_t slot = (uint32_t)s;
+        if (gen_of(s) != g || slot >= (uint32_t)p->nth)
+            return;
+        if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1,
+                                                   memory_order_acq_rel,
+                                                   memory_order_acquire))
+            continue;
+        p->fn(p->arg, (int)slot, p->nth);
+        if (atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel) + 1
+            == p->nth) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->cv_done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+static int job_changed(pool *p, uint32_t seen)
+{
+    return gen_of(atomic_load_explicit(&p->state, memory_order_acquire))
+           != seen || atomic_load(&p->stop);
+}
+
+static void wait_for_job(pool *p, uint32_t seen)
 {
     for (int i = 0; i < POOL_SPIN; i++) {
-        if (atomic_load_explicit(&p->gen, memory_order_acquire) != seen)
+        if (job_changed(p, seen))
             return;
         cpu_relax();
     }
     pthread_mutex_lock(&p->mu);
-    while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen)
+    while (!job_changed(p, seen))
         pthread_cond_wait(&p->cv_work, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
 
 static void *worker_main(void *arg)
 {
-    pool_worker *w = arg;
-    pool *p = w->p;
-    unsigned seen = 0;
+    pool *p = ((pool_worker *)arg)->p;
+    uint32_t seen = 0;
     for (;;) {
         wait_for_job(p, seen);
-        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-        if (p->stop)
+        if (atomic_load(&p->stop))
             break;
-        p->fn(p->arg, w->ith, p->nth);
-        if (atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel) + 1
-            == p->nth - 1) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->cv_done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        seen = gen_of(atomic_load_explicit(&p->state, memory_order_acquire));
+        run_slots(p, seen);
     }
     return NULL;
 }
@@ -93,13 +127,13 @@ int pool_build(int n_threads, pool **out, em_err *err)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
-    atomic_init(&p->gen, 0);
+    atomic_init(&p->state, 0);
     atomic_init(&p->n_done, 0);
+    atomic_init(&p->stop, 0);
     p->workers = em_calloc((size_t)n_threads, sizeof *p->workers);
     for (int i = 1; i < n_threads; i++) {
         pool_worker *w = &p->workers[i - 1];
         w->p = p;
-        w->ith = i;
         if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
             p->nth = i; /* only the threads created so far get joined */
             pool_free(p);
@@ -116,8 +150,7 @@ void pool_free(pool *p)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->nth; i++)
@@ -140,24 +173,26 @@ void pool_run(pool *p, pool_fn fn, void *arg)
         fn(arg, 0, 1);
         return;
     }
+    /* No slot of the previous job is claimable or running now, so no
+     * thread reads fn/arg while they change. */
     p->fn = fn;
     p->arg = arg;
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
+    uint32_t g = gen_of(atomic_load(&p->state)) + 1;
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    atomic_store_explicit(&p->state, (uint64_t)g << 32, memory_order_release);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
 
-    fn(arg, 0, p->nth);
+    run_slots(p, g);
 
-    int want = p->nth - 1;
     for (int i = 0; i < POOL_SPIN; i++) {
-        if (atomic_load_explicit(&p->n_done, memory_order_acquire) == want)
+        if (atomic_load_explicit(&p->n_done, memory_order_acquire) == p->nth)
             return;
         cpu_relax();
     }
     pthread_mutex_lock(&p->mu);
-    while (atomic_load_explicit(&p->n_done, memory_order_acquire) != want)
+    while (atomic_load_explicit(&p->n_done, memory_order_acquire) != p->nth)
         pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }

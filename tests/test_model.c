@@ -293,6 +293,42 @@ TEST(context_overflow_and_bad_ids)
     model_free(m);
 }
 
+/* The pool runs every slot of every job exactly once, whichever thread
+ * claims it, and returns only when all of them are done. */
+typedef struct slot_job {
+    int count[8];
+    int busy;
+} slot_job;
+
+static void count_slot(void *arg, int ith, int nth)
+{
+    slot_job *j = arg;
+    (void)nth;
+    j->count[ith]++;
+    for (volatile int i = 0; i < (ith * 37) % 200; i++)
+        ; /* uneven slot lengths */
+}
+
+TEST(pool_runs_every_slot_once)
+{
+    for (int nth = 1; nth <= 4; nth++) {
+        pool *p;
+        em_err err;
+        CHECK(pool_build(nth, &p, &err) == 0);
+        slot_job j = {{0}, 0};
+        for (int it = 1; it <= 20000; it++) {
+            pool_run(p, count_slot, &j);
+            for (int s = 0; s < nth; s++)
+                if (j.count[s] != it) {
+                    CHECK_INT(j.count[s], it);
+                    it = 20001;
+                    break;
+                }
+        }
+        pool_free(p);
+    }
+}
+
 /* kv_exact keeps K/V in F32: the same model within the F16 rounding
  * effects, and not bit-identical (the F16 cache really rounds). */
 TEST(kv_exact_cache)
@@ -337,5 +373,6 @@ int main(int argc, char **argv)
     RUN(batched_equals_sequential);
     RUN(context_overflow_and_bad_ids);
     RUN(kv_exact_cache);
+    RUN(pool_runs_every_slot_once);
     return tl_summary();
 }
