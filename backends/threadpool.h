@@ -3,8 +3,11 @@
  *
  * Owns: n-1 pthreads plus the calling thread, which together run one
  * parallel job at a time: pool_run(p, fn, arg) calls fn(arg, ith, nth) once
- * for every ith in [0, nth) and returns when all calls have returned.
- * The caller is thread 0, so a pool of 1 creates no threads at all.
+ * for every slot ith in [0, nth) and returns when all calls have returned.
+ * Slots go to whichever thread claims them first (the caller runs the
+ * slots of a worker that is not scheduled yet), so fn must not assume
+ * which thread runs a slot; per-slot scratch indexed by ith is safe, as
+ * a slot runs once per job. A pool of 1 creates no threads at all.
  *
  * There are no hidden globals: every model owns its pool. A job is a plain
  * function over a plain struct; the pool knows nothing about matrices.
