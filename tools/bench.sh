@@ -49,4 +49,14 @@ for t in f32:F32 f16:F16 q8_0:Q8_0 q4_0:Q4_0 q4_k:Q4_K_M; do
     case $type in q4_*) echo "(llama.cpp's $row keeps some tensors at higher precision; emerge's file is all $type)" ;; esac
     "$BENCH" "$model" "$THREADS" "$1" "$2" || echo "FAIL: $model"
 done
+echo "-- demo family (models/family/)"
+for f in models/family/*.gguf; do
+    [ -f "$f" ] || { echo "SKIP: no demo family GGUF files"; break; }
+    "$BENCH" "$f" "$THREADS" || echo "FAIL: $f"
+done
+
+echo "-- emerge serve under concurrent clients (bench/serve_bench.sh)"
+EMERGE_BIN=./emerge DURATION=${EMERGE_BENCH_SERVE_S:-5} sh bench/serve_bench.sh \
+    "$SHARED/fixtures/gguf/tiny-llama-f32.gguf" || echo "FAIL: serve bench"
+
 echo "== load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
