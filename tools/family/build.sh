@@ -1,9 +1,12 @@
 #!/bin/sh
 # build.sh - rebuilds the demo family from nothing (what `make family` runs).
 #
-# Deterministic: fixed seeds, single-threaded training, the same token stream
-# for every size. Resumable: training continues from WORK/<size>/state.pt,
-# so rerunning after an interruption picks up where it stopped.
+# Fixed seeds, single-threaded training and the same token stream for every
+# size: the data and held-out splits are byte-identical on every run; the
+# weights should be too on the same machine and BLAS (not verified bit for
+# bit), and will differ in the last bits across BLAS builds. Resumable:
+# training continues from WORK/<size>/state.pt, so rerunning after an
+# interruption picks up where it stopped.
 set -e
 cd "$(dirname "$0")"
 PY=${PYTHON:-/usr/bin/python3}
