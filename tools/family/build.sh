@@ -2,16 +2,17 @@
 # build.sh - rebuilds the demo family from nothing (what `make family` runs).
 #
 # Fixed seeds, single-threaded training and the same token stream for every
-# size: the data and held-out splits are byte-identical on every run; the
-# weights should be too on the same machine and BLAS (not verified bit for
-# bit), and will differ in the last bits across BLAS builds. Resumable:
+# size: the data and held-out splits are byte-identical on every run, and
+# the weights too on the same machine and BLAS (checked on 16-step reruns);
+# other BLAS builds may differ in the last bits. Resumable:
 # training continues from WORK/<size>/state.pt, so rerunning after an
-# interruption picks up where it stopped.
+# interruption picks up where it stopped. FAMILY_WORK, FAMILY_OUT and STEPS
+# redirect a trial run (e.g. STEPS=16) away from the committed artefact.
 set -e
 cd "$(dirname "$0")"
 PY=${PYTHON:-/usr/bin/python3}
-OUT=../../models/family
-W=work
+OUT=${FAMILY_OUT:-../../models/family}
+W=${FAMILY_WORK:-work}
 
 # torch/numpy from Debian (the system python, not a pyenv one). OpenBLAS
 # replaces the reference BLAS that Debian's torch otherwise links: 10x on

@@ -65,15 +65,16 @@ def shapes():
 
 def losses(rows):
     out = ["## Checkpoints: loss (nats per token)\n",
-           "Train loss: mean over the 10 training steps before the "
+           "Train loss: mean over the last logged training steps (at most 10) up to the "
            "checkpoint. Held-out loss: over all held-out documents "
            "(eval_family.py).\n",
            "| member | step | tokens | train loss | held-out loss |",
            "|---|---|---|---|---|"]
     for r in rows:
-        out.append("| %s-step%d | %d | %s | %.4f | %.4f |" % (
+        tl = r["train_loss"]
+        out.append("| %s-step%d | %d | %s | %s | %.4f |" % (
             r["size"], r["step"], r["step"], format(r["tokens"], ","),
-            r["train_loss"], r["heldout_loss"]))
+            "—" if tl is None else "%.4f" % tl, r["heldout_loss"]))
     return "\n".join(out) + "\n\n"
 
 

@@ -10,7 +10,7 @@
 set -e
 cd "$(dirname "$0")"
 PY=${PYTHON:-/usr/bin/python3}
-W=work
+W=${FAMILY_WORK:-work}
 STEPS=${STEPS:-2048}
 train() { nice -n 10 "$PY" train.py "$W" "$1" --steps "$STEPS" --threads 1; }
 ( train d96l3 ) > "$W/laneA.out" 2>&1 &

@@ -101,7 +101,7 @@ def main():
         opt.step()
         step += 1
         acc += loss.item()
-        if step % 10 == 0 or step == a.steps:
+        if step % 10 == 0 or step in marks or step == a.steps:
             dt = time.time() - t0
             tps = (step - tok0) * a.batch * CTX / max(dt, 1e-9)
             log.write("step %d loss %.4f lr %.2e tok/s %.0f time %.0f\n"
