@@ -12,6 +12,9 @@
  *     noise of the CPU's 8-bit activations) and equal the CPU
  *     emulation of the same kernels (cuda-host) within 2e-4 per token,
  *     which is what checks the kernels themselves for quantised types;
+ *   - the engine's next-token log-probs on the reference prompts equal
+ *     llama.cpp's (refs/logits) within the bounds test_cuda_host.c
+ *     measured for the emulation;
  *   - greedy flags and greedy generations equal the CPU engine's (F32/F16);
  *   - small and large batches give the same scores;
  *   - a device that does not exist is a clear error.
@@ -26,6 +29,7 @@
 
 #ifdef EMERGE_CUDA
 #include "backends/cuda/cuda_backend.h"
+#include "tests/cuda_refcheck.h"
 
 #ifdef __SANITIZE_ADDRESS__
 /* The CUDA driver maps memory where ASan keeps its shadow gap, and the
@@ -158,6 +162,31 @@ TEST(loglik_matches_cpu_and_emulation)
     }
 }
 
+/* The GPU engine against llama.cpp's logits for the reference prompts
+ * (the bounds test_cuda_host.c measured for the emulation). */
+TEST(engine_matches_llamacpp_reference)
+{
+    if (!need_gpu())
+        return;
+    for (size_t f = 0; f < N_FIXTURES; f++) {
+        double tol = strstr(fixtures[f], "f32") ? 1e-3 :
+                     strstr(fixtures[f], "f16") ? 5e-3 :
+                     strstr(fixtures[f], "_k") ? 0.8 : 0.15;
+        cuda_ops *ops;
+        em_err err;
+        if (cuda_gpu_ops_build(0, &ops, &err)) {
+            CHECK_MSG(0, "%s", err.msg);
+            return;
+        }
+        double w = ref_check(fixtures[f], ops, cuda_gpu_ops_free);
+        if (w < 0)
+            return;
+        printf("  %-18s worst |dlogprob| vs llama.cpp %.2e (tol %.0e)\n",
+               fixtures[f], w, tol);
+        CHECK_MSG(w <= tol, "%s: %.3g", fixtures[f], w);
+    }
+}
+
 TEST(batch_size_does_not_change_scores)
 {
     if (!need_gpu())
@@ -252,6 +281,7 @@ TEST(bad_device_is_an_error)
 int main(void)
 {
     RUN(loglik_matches_cpu_and_emulation);
+    RUN(engine_matches_llamacpp_reference);
     RUN(batch_size_does_not_change_scores);
     RUN(greedy_generation_matches_cpu);
     RUN(bad_device_is_an_error);
