@@ -28,6 +28,7 @@
 #include <string.h>
 
 #ifdef __CUDACC__
+#include <cuda_fp16.h>
 #define CUDA_HD static inline __host__ __device__
 #else
 #define CUDA_HD static inline
@@ -66,9 +67,14 @@ CUDA_HD float cuda_bits_f32(uint32_t u)
 
 /* --------------------------------------------------------- F16 and BF16 */
 
-/* IEEE half to float, NaNs made quiet as F16C does. */
+/* IEEE half to float, NaNs made quiet as F16C does. On the device the
+ * conversion instruction gives the same value for every non-NaN input
+ * and costs one instruction instead of a dozen. */
 CUDA_HD float cuda_f16_to_f32(uint16_t h)
 {
+#ifdef __CUDA_ARCH__
+    return __half2float(__ushort_as_half(h));
+#endif
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
     uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     if (exp == 31)
@@ -86,9 +92,13 @@ CUDA_HD float cuda_f16_to_f32(uint16_t h)
     return cuda_bits_f32(sign | e << 23 | (man & 0x3ff) << 13);
 }
 
-/* Float to half, round to nearest even (the F16C rule). */
+/* Float to half, round to nearest even (the F16C rule; on the device the
+ * round-to-nearest-even instruction, equal for every non-NaN input). */
 CUDA_HD uint16_t cuda_f32_to_f16(float f)
 {
+#ifdef __CUDA_ARCH__
+    return __half_as_ushort(__float2half_rn(f));
+#endif
     uint32_t x = cuda_f32_bits(f);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
     uint32_t ax = x & 0x7fffffff;
