@@ -145,14 +145,12 @@ TEST(test_sweep_parity_with_native)
     CHECK_MSG(v[0] >= 30, "only %g paired requests", v[0]);
     CHECK_MSG(v[1] >= 24 && v[1] < v[0], "%g log-likelihood requests of %g",
               v[1], v[0]);
-    /* The engine's numbers depend slightly on how tokens are chunked into
-     * forward passes (on tiny-llama-f32 a pass of 3-7 tokens gives
-     * log-probs 1.7e-4 away from a pass of 1-2 or 8+), and the native
-     * backend and the server chunk differently (context, then branches of
-     * continuations vs whole prompts behind a shared cache). The exact
-     * check of what the server computes is test_client_matches_native's
-     * one-pass reference; here: the same numbers up to that noise. */
-    CHECK_MSG(v[2] >= 0 && v[2] <= 1e-3, "largest log-prob difference %g", v[2]);
+    /* The native backend and the server chunk tokens into forward passes
+     * differently (context, then branches of continuations vs whole
+     * prompts behind a shared cache); the issue asks for the same log-probs
+     * to 1e-4, which holds now that the quant kernels sum in an order that
+     * does not depend on the number of rows in a pass (F32 fixture). */
+    CHECK_MSG(v[2] >= 0 && v[2] <= 1e-4, "largest log-prob difference %g", v[2]);
     CHECK_INT(v[3], 0); /* generations */
     CHECK_INT(v[4], 0);
     CHECK_INT(v[5], 0);
@@ -261,7 +259,7 @@ TEST(test_client_matches_native)
             if (o == 0)
                 CHECK_MSG(fabs(got[i].logprob - ref[i]) <= 1e-6,
                           "%d: %.9g vs one-pass %.9g", i, got[i].logprob, ref[i]);
-            CHECK_MSG(fabs(got[i].logprob - want[i].logprob) <= 1e-3,
+            CHECK_MSG(fabs(got[i].logprob - want[i].logprob) <= 1e-4,
                       "%s: %d: %g vs native %g", opts[o], i, got[i].logprob,
                       want[i].logprob);
             CHECK_INT(got[i].n_tokens, want[i].n_tokens);
@@ -273,7 +271,7 @@ TEST(test_client_matches_native)
             CHECK_STR(gg[i].text, gw[i].text); /* sampled one too: same seed */
             CHECK_INT(gg[i].n_tokens, gw[i].n_tokens);
             CHECK(gg[i].token_logprobs != NULL);
-            CHECK_NEAR(gg[i].sum_logprob, gw[i].sum_logprob, 1e-3);
+            CHECK_NEAR(gg[i].sum_logprob, gw[i].sum_logprob, 1e-4);
             backend_gen_res_clear(&gg[i]);
         }
         backend_close(b);
@@ -470,7 +468,7 @@ TEST(test_shared_prefix_branches)
                             cJSON_GetArrayItem(tb, k)->valuedouble);
             worst = d > worst ? d : worst;
         }
-        CHECK_MSG(worst <= 1e-3, "choice %d: token log-probs differ by %g", i, worst);
+        CHECK_MSG(worst <= 1e-4, "choice %d: token log-probs differ by %g", i, worst);
         char *oa = cJSON_PrintUnformatted(cJSON_GetObjectItem(a, "text_offset"));
         char *ob = cJSON_PrintUnformatted(cJSON_GetObjectItem(b, "text_offset"));
         CHECK_STR(ob, oa);
