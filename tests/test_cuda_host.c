@@ -76,6 +76,12 @@ static int deq_row_mismatches(ggml_type t, const void *row, int64_t n)
     int bad = 0;
     for (int64_t e = 0; e < n; e++)
         bad += bits(cuda_deq((int)t, row, e)) != bits(ref[e]);
+    for (int64_t e0 = 0; ggml_block_size(t) >= 8 && e0 < n; e0 += 8) {
+        float v[8];
+        cuda_deq8((int)t, row, e0, v);
+        for (int i = 0; i < 8; i++)
+            bad += bits(v[i]) != bits(ref[e0 + i]);
+    }
     free(ref);
     return bad;
 }

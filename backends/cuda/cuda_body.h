@@ -90,18 +90,23 @@ CUDA_HD void cuda_body_gather(int64_t idx, float *out, const float *x,
 
 /* ------------------------------------------------ per-lane partials */
 
-/* Lane `lane` of the GEMV warp for weight row `row`: its strided share of
- * the dot products with the T activation rows (acc[0..T)). */
+/* Lane `lane` of the GEMV warp for weight row `row` of a quantised type
+ * (n_in a multiple of 32): its share of the dot products with the T
+ * activation rows (acc[0..T)), eight consecutive elements at a time so
+ * a block header is decoded once per eight and the warp reads 256
+ * consecutive elements per step. */
 CUDA_HD void cuda_lane_gemv(const uint8_t *row, int type, int64_t n_in,
                             const float *x, int T, int lane, float *acc)
 {
     for (int t = 0; t < CUDA_GEMV_MAX; t++)
         acc[t] = 0.0f;
-    for (int64_t e = lane; e < n_in; e += CUDA_WARP) {
-        float wv = cuda_deq(type, row, e);
+    for (int64_t e0 = 8 * lane; e0 < n_in; e0 += 8 * CUDA_WARP) {
+        float wv[8];
+        cuda_deq8(type, row, e0, wv);
         for (int t = 0; t < CUDA_GEMV_MAX; t++)
             if (t < T)
-                acc[t] += wv * x[t * n_in + e];
+                for (int i = 0; i < 8; i++)
+                    acc[t] += wv[i] * x[t * n_in + e0 + i];
     }
 }
 

@@ -250,6 +250,63 @@ CUDA_HD float cuda_deq(int t, const uint8_t *row, int64_t e)
     }
 }
 
+/* Elements e0..e0+7 of a row of a quantised type (e0 a multiple of 8, so
+ * the eight share a block, a sub-block and a scale): the block header is
+ * decoded once for the eight. Values equal cuda_deq's bit for bit. */
+CUDA_HD void cuda_deq8(int t, const uint8_t *row, int64_t e0, float *out)
+{
+    switch (t) {
+    case CUDA_T_Q8_0: {
+        const uint8_t *b = row + 34 * (e0 / 32);
+        float d = cuda_f16_to_f32(cuda_u16(b));
+        for (int i = 0; i < 8; i++)
+            out[i] = d * (float)(int8_t)b[2 + e0 % 32 + i];
+        return;
+    }
+    case CUDA_T_Q4_0: {
+        const uint8_t *b = row + 18 * (e0 / 32);
+        int j0 = (int)(e0 % 32), hi = j0 >= 16;
+        float d = cuda_f16_to_f32(cuda_u16(b));
+        for (int i = 0; i < 8; i++) {
+            int byte = b[2 + (j0 + i) % 16];
+            out[i] = d * (float)((hi ? byte >> 4 : byte & 0xF) - 8);
+        }
+        return;
+    }
+    case CUDA_T_Q4_K: {
+        const uint8_t *b = row + 144 * (e0 / 256);
+        int i0 = (int)(e0 % 256), j = i0 / 32, sc, m;
+        float d = cuda_f16_to_f32(cuda_u16(b));
+        float dmin = cuda_f16_to_f32(cuda_u16(b + 2));
+        cuda_q4k_scale_min(b + 4, j, &sc, &m);
+        const uint8_t *q = b + 16 + 32 * (j / 2) + i0 % 32;
+        for (int i = 0; i < 8; i++)
+            out[i] = d * (float)sc * (float)((q[i] >> ((j & 1) * 4)) & 0xF) -
+                     dmin * (float)m;
+        return;
+    }
+    case CUDA_T_Q6_K: {
+        const uint8_t *b = row + 210 * (e0 / 256);
+        int i0 = (int)(e0 % 256), h = i0 / 128, quarter = i0 % 128 / 32;
+        int l0 = i0 % 32;
+        const uint8_t *ql = b + 64 * h + (quarter & 1 ? 32 : 0);
+        const uint8_t *qh = b + 128 + 32 * h;
+        float d = cuda_f16_to_f32(cuda_u16(b + 208));
+        float sc = (float)(int8_t)b[192 + i0 / 16];
+        for (int i = 0; i < 8; i++) {
+            int l = l0 + i;
+            int lo = quarter >= 2 ? ql[l] >> 4 : ql[l] & 0xF;
+            int q = lo | ((qh[l] >> (2 * quarter)) & 3) << 4;
+            out[i] = d * sc * (float)(q - 32);
+        }
+        return;
+    }
+    default:
+        for (int i = 0; i < 8; i++)
+            out[i] = cuda_deq(t, row, e0 + i);
+    }
+}
+
 /* ---------------------------------------------------------------- norms */
 
 /* 1/sqrt(mean square + eps) from a double sum of float squares: the CPU
