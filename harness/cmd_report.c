@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "harness/cli.h"
+#include "harness/cliargs.h"
 #include "harness/store_query.h"
 #include "reports/check.h"
 #include "reports/figures.h"
@@ -25,38 +26,34 @@ int cmd_plot(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 
-/* "--name value" or "--name=value": the value, advancing *i; NULL when
- * argv[*i] is not that option. *missing is set when the value is absent. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name,
-                             int *missing)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n))
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n])
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
-
 /* A finite number from an option value, or -1 with a message. */
 static int opt_number(const char *cmd, const char *name, const char *v,
                       double *out)
 {
-    char *end;
-    double d = strtod(v, &end);
-    if (end == v || *end || d != d) {
+    double d;
+    if (cli_double(v, &d) || d != d) {
         fprintf(stderr, "emerge %s: %s: '%s' is not a number\n", cmd, name, v);
         return -1;
     }
     *out = d;
     return 0;
+}
+
+/* The end of every option chain here: an option without its value, or one
+ * this command does not know. Returns -1 (bad usage). */
+static int bad_option(const char *cmd, const char *arg, int missing)
+{
+    fprintf(stderr, missing ? "emerge %s: %s needs a value\n"
+                            : "emerge %s: unknown option '%s'\n", cmd, arg);
+    return -1;
+}
+
+/* After a parse returned nonzero: usage to stdout and exit 0 for --help
+ * (parsed > 0), to stderr and exit 2 for bad usage. */
+static int usage_exit(int parsed, void (*usage)(FILE *f))
+{
+    usage(parsed > 0 ? stdout : stderr);
+    return parsed > 0 ? 0 : 2;
 }
 
 /* ---- plot ------------------------------------------------------------------ */
@@ -95,14 +92,14 @@ static int plot_parse(int argc, char **argv, plot_args *a)
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return 1;
-        if ((v = opt_value(argc, argv, &i, "--db", &miss)))
+        if ((v = cli_value(argc, argv, &i, "--db", &miss)))
             a->db = v;
-        else if ((v = opt_value(argc, argv, &i, "--out", &miss)))
+        else if ((v = cli_value(argc, argv, &i, "--out", &miss)))
             a->out = v;
-        else if ((v = opt_value(argc, argv, &i, "--axis", &miss))) {
+        else if ((v = cli_value(argc, argv, &i, "--axis", &miss))) {
             if (parse_axis("plot", v, &a->axis_flops) != 0)
                 return -1;
-        } else if ((v = opt_value(argc, argv, &i, "--format", &miss))) {
+        } else if ((v = cli_value(argc, argv, &i, "--format", &miss))) {
             a->png = !strcmp(v, "png") || !strcmp(v, "both");
             a->svg = !strcmp(v, "svg") || !strcmp(v, "both");
             if (!a->png && !a->svg) {
@@ -111,9 +108,7 @@ static int plot_parse(int argc, char **argv, plot_args *a)
                 return -1;
             }
         } else {
-            fprintf(stderr, miss ? "emerge plot: %s needs a value\n"
-                                 : "emerge plot: unknown option '%s'\n", argv[i]);
-            return -1;
+            return bad_option("plot", argv[i], miss);
         }
     }
     if (!a->db || !a->out) {
@@ -127,10 +122,8 @@ int cmd_plot(int argc, char **argv)
 {
     plot_args a;
     int p = plot_parse(argc, argv, &a);
-    if (p != 0) {
-        plot_usage(p > 0 ? stdout : stderr);
-        return p > 0 ? 0 : 2;
-    }
+    if (p != 0)
+        return usage_exit(p, plot_usage);
     em_err err = {{0}};
     report_data d;
     if (report_data_load(a.db, a.axis_flops, &d, &err) != 0) {
@@ -178,14 +171,14 @@ static int report_parse(int argc, char **argv, report_args *a)
         double x;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return 1;
-        if ((v = opt_value(argc, argv, &i, "--db", &miss)))
+        if ((v = cli_value(argc, argv, &i, "--db", &miss)))
             a->db = v;
-        else if ((v = opt_value(argc, argv, &i, "--out", &miss)))
+        else if ((v = cli_value(argc, argv, &i, "--out", &miss)))
             a->out = v;
-        else if ((v = opt_value(argc, argv, &i, "--axis", &miss))) {
+        else if ((v = cli_value(argc, argv, &i, "--axis", &miss))) {
             if (parse_axis("report", v, &a->axis_flops) != 0)
                 return -1;
-        } else if ((v = opt_value(argc, argv, &i, "--examples", &miss))) {
+        } else if ((v = cli_value(argc, argv, &i, "--examples", &miss))) {
             if (opt_number("report", "--examples", v, &x) != 0)
                 return -1;
             if (x < 0 || x > 100 || x != (int)x) {
@@ -195,9 +188,7 @@ static int report_parse(int argc, char **argv, report_args *a)
             }
             a->examples = (int)x;
         } else {
-            fprintf(stderr, miss ? "emerge report: %s needs a value\n"
-                                 : "emerge report: unknown option '%s'\n", argv[i]);
-            return -1;
+            return bad_option("report", argv[i], miss);
         }
     }
     if (!a->db || !a->out) {
@@ -224,10 +215,8 @@ int cmd_report(int argc, char **argv)
 {
     report_args a;
     int p = report_parse(argc, argv, &a);
-    if (p != 0) {
-        report_usage(p > 0 ? stdout : stderr);
-        return p > 0 ? 0 : 2;
-    }
+    if (p != 0)
+        return usage_exit(p, report_usage);
     em_err err = {{0}};
     report_data d;
     if (report_data_load(a.db, a.axis_flops, &d, &err) != 0) {
@@ -280,22 +269,22 @@ static int check_parse(int argc, char **argv, check_args *a)
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return 1;
-        if ((v = opt_value(argc, argv, &i, "--baseline", &miss)))
+        if ((v = cli_value(argc, argv, &i, "--baseline", &miss)))
             a->base = v;
-        else if ((v = opt_value(argc, argv, &i, "--db", &miss)))
+        else if ((v = cli_value(argc, argv, &i, "--db", &miss)))
             a->db = v;
-        else if ((v = opt_value(argc, argv, &i, "--junit", &miss)))
+        else if ((v = cli_value(argc, argv, &i, "--junit", &miss)))
             a->junit = v;
-        else if ((v = opt_value(argc, argv, &i, "--markdown", &miss)))
+        else if ((v = cli_value(argc, argv, &i, "--markdown", &miss)))
             a->markdown = v;
-        else if ((v = opt_value(argc, argv, &i, "--tolerance", &miss))) {
+        else if ((v = cli_value(argc, argv, &i, "--tolerance", &miss))) {
             if (opt_number("check", "--tolerance", v, &a->o.tolerance) != 0)
                 return -1;
             if (a->o.tolerance < 0) {
                 fprintf(stderr, "emerge check: --tolerance must be >= 0\n");
                 return -1;
             }
-        } else if ((v = opt_value(argc, argv, &i, "--level", &miss))) {
+        } else if ((v = cli_value(argc, argv, &i, "--level", &miss))) {
             if (opt_number("check", "--level", v, &a->o.level) != 0)
                 return -1;
             if (!(a->o.level > 0 && a->o.level < 1)) {
@@ -304,9 +293,7 @@ static int check_parse(int argc, char **argv, check_args *a)
                 return -1;
             }
         } else {
-            fprintf(stderr, miss ? "emerge check: %s needs a value\n"
-                                 : "emerge check: unknown option '%s'\n", argv[i]);
-            return -1;
+            return bad_option("check", argv[i], miss);
         }
     }
     if (!a->base || !a->db) {
@@ -330,10 +317,8 @@ int cmd_check(int argc, char **argv)
 {
     check_args a;
     int p = check_parse(argc, argv, &a);
-    if (p != 0) {
-        check_usage(p > 0 ? stdout : stderr);
-        return p > 0 ? 0 : 2;
-    }
+    if (p != 0)
+        return usage_exit(p, check_usage);
     em_err err = {{0}};
     store_query *qb = NULL, *qn = NULL;
     report_check c = {0};

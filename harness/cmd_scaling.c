@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "harness/cli.h"
+#include "harness/cliargs.h"
 #include "harness/store.h"
 #include "metrics/compare.h"
 #include "metrics/metric.h"
@@ -30,25 +31,9 @@
 int cmd_scaling(int argc, char **argv);
 int cmd_bleu(int argc, char **argv);
 
-/* "--name value" or "--name=value": the value, advancing *i; NULL when
- * argv[*i] is not that option. *missing is set when the value is absent. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name,
-                             int *missing)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n))
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n])
-        return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
+/* "--name value" or "--name=value": harness/cliargs.h's cli_value, under
+ * the name the parsers below were written with. */
+#define opt_value cli_value
 
 static void scaling_usage(FILE *f)
 {
@@ -93,9 +78,8 @@ static int parse_format(const char *s, scaling_format *out)
 /* A non-negative integer option value up to max; -1 after a message. */
 static int parse_count(const char *v, const char *name, long max, long *out)
 {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || x < 0 || x > max) {
+    long x;
+    if (cli_long(v, &x) || x < 0 || x > max) {
         fprintf(stderr, "emerge scaling: %s must be an integer from 0 to %ld, got "
                         "'%s'\n", name, max, v);
         return -1;

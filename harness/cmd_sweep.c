@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "harness/cliargs.h"
 #include "harness/family.h"
 #include "harness/store.h"
 #include "harness/sweep.h"
@@ -98,31 +99,23 @@ static int filter_rows(const row_filter *f, store_result *r, int n)
     return k;
 }
 
-/* --name value or --name=value; advances *i past what it consumed. */
+/* cli_value, saying here which option lacks its value (and setting *bad). */
 static const char *opt_value(int argc, char **argv, int *i, const char *name,
                              int *bad)
 {
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n))
-        return NULL;
-    if (a[n] == '=')
-        return a + n + 1;
-    if (a[n])
-        return NULL;
-    if (*i + 1 >= argc) {
+    int missing = 0;
+    const char *v = cli_value(argc, argv, i, name, &missing);
+    if (missing) {
         fprintf(stderr, "emerge: %s needs a value\n", name);
         *bad = 1;
-        return NULL;
     }
-    return argv[++*i];
+    return v;
 }
 
 static int parse_long(const char *name, const char *v, long min, long *out)
 {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || x < min) {
+    long x;
+    if (cli_long(v, &x) || x < min) {
         fprintf(stderr, "emerge: %s must be an integer >= %ld, got '%s'\n",
                 name, min, v);
         return -1;
@@ -168,9 +161,7 @@ static int parse_one(int argc, char **argv, int *i, sweep_args *a, int *bad)
             return -1;
         a->batch = x;
     } else if ((v = opt_value(argc, argv, i, "--temperature", bad))) {
-        char *end;
-        a->temperature = strtod(v, &end);
-        if (end == v || *end || a->temperature < 0) {
+        if (cli_double(v, &a->temperature) || a->temperature < 0) {
             fprintf(stderr, "emerge: --temperature must be a number >= 0\n");
             return -1;
         }
