@@ -195,8 +195,8 @@ bench-cuda: $(BUILD)/rel/bench/cuda_bench emerge
 #                 the native backend into runs/demo.sqlite, then `emerge
 #                 scaling`, the retrieval/cot matching scale, plots and the
 #                 report under runs/demo/. DEMO_LIMIT examples per task
-#                 (default 20; 0 = all), see tasks/suite/demo.sh.
-DEMO_LIMIT ?= 20
+#                 (default 60; 0 = all), see tasks/suite/demo.sh.
+DEMO_LIMIT ?= 60
 .PHONY: demo
 demo: emerge
 	DEMO_LIMIT=$(DEMO_LIMIT) sh tasks/suite/demo.sh

@@ -7,7 +7,7 @@
 #   DEMO_FAMILY  family file              [models/family/family.yaml]
 #   DEMO_DB      results database         [runs/demo.sqlite]
 #   DEMO_OUT     plots and report         [runs/demo]
-#   DEMO_LIMIT   examples per task        [20]; 0 = every held-out example
+#   DEMO_LIMIT   examples per task        [60]; 0 = every held-out example
 #   EMERGE       the emerge binary        [./emerge]
 #
 # --limit keeps the sweep to a few minutes on 2 cores: 16 models x 12 tasks,
@@ -19,7 +19,7 @@ set -eu
 FAMILY=${DEMO_FAMILY:-models/family/family.yaml}
 DB=${DEMO_DB:-runs/demo.sqlite}
 OUT=${DEMO_OUT:-runs/demo}
-LIMIT=${DEMO_LIMIT:-20}
+LIMIT=${DEMO_LIMIT:-60}
 EMERGE=${EMERGE:-./emerge}
 S=tasks/suite
 
