@@ -113,3 +113,10 @@ char *report_file_name(const char *s)
         o[0] = '_';
     return o;
 }
+
+size_t report_utf8_cut(const char *s, size_t max)
+{
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}

@@ -261,11 +261,11 @@ static int variant_color(const char *v)
     return r < 3 ? r : 3 + (int)(em_hash64(v, strlen(v), 0) % 4);
 }
 
-static char *stem(const char *task, const char *suffix)
+char *report_fig_name(const char *task, const char *kind)
 {
     char *t = report_file_name(task);
     em_buf b = {0};
-    em_buf_printf(&b, "%s-%s", t, suffix);
+    em_buf_printf(&b, "%s-%s", t, kind);
     free(t);
     return em_buf_take(&b);
 }
@@ -326,7 +326,7 @@ static void fig_variants(const report_data *d, const sq_task *t, report_fig *f)
     em_buf title = {0};
     em_buf_printf(&title, "%s: %s by model size, one line per prompt variant "
                   "(95%% bootstrap CI)", t->name, t->preferred ? t->preferred : "?");
-    char *name = stem(t->name, "variants");
+    char *name = report_fig_name(t->name, "variants");
     report_fig_init(f, name, title.s, report_axis_label(d),
                     report_metric_label(t->preferred ? t->preferred : ""));
     free(name);
@@ -357,7 +357,7 @@ static int fig_metrics(const report_data *d, int task, report_fig *f)
     em_buf title = {0};
     em_buf_printf(&title, "%s (%s): every metric, normalised to 0-1", t->name,
                   variant);
-    char *name = stem(t->name, "metrics");
+    char *name = report_fig_name(t->name, "metrics");
     report_fig_init(f, name, title.s, report_axis_label(d),
                     "score normalised to 0-1 (log-probs: min-max over the family)");
     free(name);
@@ -397,7 +397,7 @@ static int fig_choices(const report_data *d, const sq_task *t, report_fig *f)
     em_buf title = {0};
     em_buf_printf(&title, "%s: mean log-prob of the correct choice (solid) and of "
                   "the incorrect ones (dashed)", t->name);
-    char *name = stem(t->name, "choices");
+    char *name = report_fig_name(t->name, "choices");
     report_fig_init(f, name, title.s, report_axis_label(d),
                     "mean log-likelihood of a choice (nats)");
     free(name);

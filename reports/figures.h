@@ -51,6 +51,10 @@ const char *report_axis_label(const report_data *d);
 const char *report_metric_label(const char *metric);
 /* 1.5B, 350M, 7e+21 for flops. */
 void report_fmt_scale(char *out, size_t n, double v);
+/* The name of a task's figure of one kind ("variants", "metrics",
+ * "choices"): the task's file-name form, '-', kind; malloc'd. The figures
+ * are written under it and both report formats look them up by it. */
+char *report_fig_name(const char *task, const char *kind);
 
 /* Every figure; free each with report_fig_free, then the array. */
 int report_figures(const report_data *d, report_fig **out, int *n);

@@ -46,8 +46,7 @@ static void esc_cut(em_buf *b, const char *s, size_t max)
         esc(b, s);
         return;
     }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-        max--;
+    max = report_utf8_cut(s, max);
     char *cut = em_strndup(s, max);
     esc(b, cut);
     free(cut);
@@ -293,8 +292,6 @@ static void task_section(em_buf *b, const report_ctx *c, int t)
     em_buf_puts(b, "; random baseline ");
     num(b, task->random_baseline);
     em_buf_puts(b, ".</p>\n");
-    char *stem = report_file_name(task->name);
-    em_buf names = {0};
     static const char *const kinds[] = {"variants", "metrics", "choices"};
     static const char *const captions[] = {
         "Preferred metric by model size, one line per prompt variant, with 95% "
@@ -305,12 +302,10 @@ static void task_section(em_buf *b, const report_ctx *c, int t)
         "Multiple choice: mean log-prob of the correct choice and of the "
         "incorrect ones."};
     for (int k = 0; k < 3; k++) {
-        em_buf_reset(&names);
-        em_buf_printf(&names, "%s-%s", stem, kinds[k]);
-        figure(b, c, names.s, captions[k]);
+        char *name = report_fig_name(task->name, kinds[k]);
+        figure(b, c, name, captions[k]);
+        free(name);
     }
-    em_buf_free(&names);
-    free(stem);
     int shown = 0;
     for (int i = 0; i < c->n_ex; i++) {
         if (strcmp(c->ex[i].task, task->name))

@@ -47,8 +47,7 @@ static void fenced(em_buf *b, const char *s, size_t max)
     em_buf_puts(b, "text\n");
     size_t len = s ? strlen(s) : 0;
     if (len > max) {
-        while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-            max--;
+        max = report_utf8_cut(s, max);
         em_buf_put(b, s, max);
         em_buf_printf(b, "\n... (%zu more bytes)", len - max);
     } else if (s) {
@@ -202,18 +201,15 @@ static void task_md(em_buf *b, const report_ctx *c, int t)
     em_buf_puts(b, "; random baseline ");
     num(b, task->random_baseline);
     em_buf_puts(b, ".\n");
-    char *stem = report_file_name(task->name);
     static const char *const kinds[] = {"variants", "metrics", "choices"};
     static const char *const alts[] = {"preferred metric by variant",
                                        "every metric normalised",
                                        "correct vs incorrect choice log-probs"};
     for (int k = 0; k < 3; k++) {
-        em_buf n = {0};
-        em_buf_printf(&n, "%s-%s", stem, kinds[k]);
-        figure_link(b, c, n.s, alts[k]);
-        em_buf_free(&n);
+        char *name = report_fig_name(task->name, kinds[k]);
+        figure_link(b, c, name, alts[k]);
+        free(name);
     }
-    free(stem);
     int shown = 0;
     for (int i = 0; i < c->n_ex; i++) {
         if (strcmp(c->ex[i].task, task->name))
