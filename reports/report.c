@@ -27,6 +27,23 @@ int report_write_file(const char *path, const em_buf *b, em_err *err)
     return bad ? em_errorf(err, "%s: write failed", path) : 0;
 }
 
+void report_put_num(em_buf *b, double v, const report_marks *m)
+{
+    if (isfinite(v))
+        em_buf_printf(b, "%.4g", v);
+    else if (isinf(v))
+        em_buf_puts(b, v > 0 ? m->inf : m->neg_inf);
+    else
+        em_buf_puts(b, m->none);
+}
+
+void report_put_scale(em_buf *b, double v, const report_marks *m)
+{
+    char s[32];
+    report_fmt_scale(s, sizeof s, v);
+    em_buf_puts(b, v > 0 ? s : m->none);
+}
+
 int report_series(const report_data *d, const char *task, const char *variant)
 {
     for (int t = 0; t < d->n_tasks; t++) {

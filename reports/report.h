@@ -50,4 +50,16 @@ int report_md_write(const report_ctx *c, const char *path, em_err *err);
 /* Writes b to path. */
 int report_write_file(const char *path, const em_buf *b, em_err *err);
 
+/* How one format writes what a table cell cannot show as a number, so
+ * that both reports print the same values the same way otherwise. */
+typedef struct report_marks {
+    const char *inf, *neg_inf;  /* +infinity, -infinity */
+    const char *none;           /* no value: NaN, or a size that is not > 0 */
+} report_marks;
+/* v as %.4g, or the format's mark when it is not finite. */
+void report_put_num(em_buf *b, double v, const report_marks *m);
+/* A model size or compute as report_fmt_scale writes it; m->none when
+ * v is not > 0 (unknown). */
+void report_put_scale(em_buf *b, double v, const report_marks *m);
+
 #endif

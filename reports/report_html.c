@@ -7,7 +7,6 @@
  * and variant names, inputs, targets, model outputs) goes through
  * report_xml_escape, so a model that writes "<script>" shows it as text.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,22 +52,11 @@ static void esc_cut(em_buf *b, const char *s, size_t max)
     em_buf_printf(b, "<small> ... (%zu more bytes)</small>", n - max);
 }
 
-static void num(em_buf *b, double v)
-{
-    if (isfinite(v))
-        em_buf_printf(b, "%.4g", v);
-    else if (isinf(v))
-        em_buf_puts(b, v > 0 ? "&#8734;" : "-&#8734;");
-    else
-        em_buf_puts(b, "&#8211;");
-}
+/* Infinity signs and an en dash for "no value". */
+static const report_marks marks = {"&#8734;", "-&#8734;", "&#8211;"};
 
-static void scale(em_buf *b, double v)
-{
-    char s[32];
-    report_fmt_scale(s, sizeof s, v);
-    em_buf_puts(b, v > 0 ? s : "&#8211;");
-}
+static void num(em_buf *b, double v) { report_put_num(b, v, &marks); }
+static void scale(em_buf *b, double v) { report_put_scale(b, v, &marks); }
 
 /* An id usable in href="#...": the file-name form of the task. */
 static void anchor(em_buf *b, const char *task)

@@ -16,22 +16,11 @@
 
 static void cell(em_buf *b, const char *s) { report_md_escape(b, s, 120); }
 
-static void num(em_buf *b, double v)
-{
-    if (isfinite(v))
-        em_buf_printf(b, "%.4g", v);
-    else if (isinf(v))
-        em_buf_puts(b, v > 0 ? "inf" : "-inf");
-    else
-        em_buf_puts(b, "-");
-}
+/* Plain ASCII, readable where the Markdown is not rendered. */
+static const report_marks marks = {"inf", "-inf", "-"};
 
-static void scale(em_buf *b, double v)
-{
-    char s[32];
-    report_fmt_scale(s, sizeof s, v);
-    em_buf_puts(b, v > 0 ? s : "-");
-}
+static void num(em_buf *b, double v) { report_put_num(b, v, &marks); }
+static void scale(em_buf *b, double v) { report_put_scale(b, v, &marks); }
 
 /* A fenced block that no backtick run inside s can close. */
 static void fenced(em_buf *b, const char *s, size_t max)
