@@ -487,22 +487,6 @@ static void print_table(FILE *f, const compare_result *r)
     }
 }
 
-/* A CSV field: quoted when it holds a comma, quote or line break. */
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void csv_num(FILE *f, double v)
 {
     if (isnan(v))
@@ -521,7 +505,7 @@ static void print_csv_row(FILE *f, const compare_result *r, const char *model,
     for (int i = 0; i < 6; i++) {
         if (i)
             fputc(',', f);
-        csv_field(f, txt[i]);
+        scaling_csv_field(f, txt[i]);
     }
     csv_num(f, bp);
     csv_num(f, bs);

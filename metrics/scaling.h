@@ -79,6 +79,9 @@ typedef enum scaling_format {
 
 int scaling_print(FILE *f, const scaling_series *s, int n, int axis_flops,
                   scaling_format fmt, em_err *err);
+/* s as one CSV field: quoted (quotes doubled) when it holds a comma, quote
+ * or line break; NULL as empty. Shared by the scaling and compare CSVs. */
+void scaling_csv_field(FILE *f, const char *s);
 /* Reads task,model,params,score[,lo,hi] CSV into series (one per task,
  * variant and metric; see metrics/README.md for the optional columns). */
 int scaling_read_csv(const char *path, scaling_series **out, int *n,

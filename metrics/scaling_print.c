@@ -139,8 +139,7 @@ static void print_md(FILE *f, const scaling_series *s, int axis_flops)
             r.linearity, b, e, r.slope, flags_text(&r));
 }
 
-/* A CSV field, quoted when it holds a comma, quote or line break. */
-static void csv_field(FILE *f, const char *s)
+void scaling_csv_field(FILE *f, const char *s)
 {
     s = s ? s : "";
     if (!strpbrk(s, ",\"\r\n")) {
@@ -177,13 +176,13 @@ static void print_csv_series(FILE *f, const scaling_series *s, int axis_flops)
     int *ord = scaling_axis_order(s, axis_flops);
     for (int i = 0; i < s->n; i++) {
         const scaling_point *p = &s->pts[ord[i]];
-        csv_field(f, s->task);
+        scaling_csv_field(f, s->task);
         fputc(',', f);
-        csv_field(f, s->variant);
+        scaling_csv_field(f, s->variant);
         fputc(',', f);
-        csv_field(f, s->metric);
+        scaling_csv_field(f, s->metric);
         fputc(',', f);
-        csv_field(f, p->model);
+        scaling_csv_field(f, p->model);
         csv_num(f, p->params);
         csv_num(f, p->flops);
         csv_num(f, p->score);
