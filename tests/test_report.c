@@ -20,27 +20,8 @@
 #include "reports/figures.h"
 #include "reports/plot.h"
 #include "reports/report.h"
+#include "tests/emerge_bin.h"
 #include "tests/testlib.h"
-
-static char *private_bin;   /* a copy: a rebuild mid-test must not break us */
-
-static const char *bin(void)
-{
-    if (private_bin)
-        return private_bin;
-    const char *b = getenv("EMERGE_BIN");
-    return b && *b ? b : "build/asan/emerge";
-}
-
-/* Copies the emerge binary into d and uses the copy from then on. */
-static void use_private_bin(const char *d)
-{
-    em_buf p = {0};
-    em_buf_printf(&p, "%s/emerge", d);
-    if (tl_sh(NULL, "cp %s %s", bin(), p.s) == 0)
-        private_bin = em_buf_take(&p);
-    em_buf_free(&p);
-}
 
 static char *dir;     /* holds a.sqlite: sweep-arith + sweep-mc, sharp family */
 static int ready;
