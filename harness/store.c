@@ -854,6 +854,30 @@ static void series_sort(scaling_series *s, int axis_flops)
     }
 }
 
+/* On the parameter axis a family with several checkpoints per size (the
+ * demo family, Pythia) would put several points at one x; the reading
+ * "score vs. size" means each size fully trained, so keep the point with
+ * the most training compute (ties: the first) and drop the earlier
+ * checkpoints. They stay on the flops axis. Expects s sorted by params. */
+static void series_keep_most_trained(scaling_series *s)
+{
+    int out = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (out > 0 && s->pts[out - 1].params == s->pts[i].params) {
+            scaling_point *keep = &s->pts[out - 1];
+            if (s->pts[i].flops > keep->flops) {
+                free(keep->model);
+                *keep = s->pts[i];
+            } else {
+                free(s->pts[i].model);
+            }
+            continue;
+        }
+        s->pts[out++] = s->pts[i];
+    }
+    s->n = out;
+}
+
 int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
                       em_err *err)
 {
@@ -887,8 +911,11 @@ int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
         p->hi = r->hi;
         p->n = r->n;
     }
-    for (int i = 0; i < ns; i++)
+    for (int i = 0; i < ns; i++) {
         series_sort(&ss[i], axis_flops);
+        if (!axis_flops)
+            series_keep_most_trained(&ss[i]);
+    }
     store_results_free(rows, nr);
     *out = ss;
     *n = ns;

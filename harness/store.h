@@ -142,7 +142,8 @@ int store_dump_scores(store *s, FILE *f, em_err *err);
 
 /* One series per task x variant x metric, the models sorted by params (or
  * by training flops 6*N*D with axis_flops; models without a token count
- * are left out then), score = mean, lo/hi = bootstrap CI, random baseline
+ * are left out then; on the params axis, of several checkpoints of one
+ * size only the most-trained is kept), score = mean, lo/hi = bootstrap CI, random baseline
  * and normalisation from the task for its preferred metric.
  * Free with scaling_series_free. */
 int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
