@@ -199,4 +199,5 @@ bench-cuda: $(BUILD)/rel/bench/cuda_bench emerge
 DEMO_LIMIT ?= 60
 .PHONY: demo
 demo: emerge
+	@command -v gnuplot >/dev/null 2>&1 || sh tools/deps.sh install
 	DEMO_LIMIT=$(DEMO_LIMIT) sh tasks/suite/demo.sh
