@@ -17,8 +17,13 @@
  *     this off); the cache itself is F32 so attention needs no conversion;
  *   - GELU is the tanh approximation looked up by the F16 value of the
  *     input and rounded to F16, exactly like ggml's GELU table.
- * Remaining differences are last-bit ones (summation order, expf) that
- * occasionally flip one of those roundings; test_model.c measures them.
+ *   - a last-bit difference before one of those roundings can flip it,
+ *     so the order of sums and the exp follow the AVX-512 build that made
+ *     the reference logits: dot products in 16 lanes reduced by halves
+ *     (the kernels), the V product the same way over positions, softmax
+ *     and SiLU with ggml's vector expf (exp16, exp_ggml), softmax sums per
+ *     block of 16 in float then in double. The F16 fixtures then agree
+ *     bit for bit or nearly; test_model.c measures them.
  * All matrix products go through quant_act_prepare + quant_matmul_rows,
  * split by weight rows over the model's pool.
  */
@@ -557,27 +562,56 @@ static void add_into(float *x, const float *y, size_t n)
         x[i] += y[i];
 }
 
+/* e^x by the algorithm of exp16 below (ggml's AVX-512 expf), one value
+ * at a time: the portable paths then give the reference's bits too. */
+static float exp_ggml(float x)
+{
+    float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f), n = z - 0x1.8p23f;
+    float r = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    float r2 = r * r;
+    float hi = fmaf(0x1.0e4020p-7f, r, 0x1.573e2ep-5f);
+    float mid = fmaf(0x1.555e66p-3f, r, 0x1.fffdb6p-2f);
+    float lo = fmaf(0x1.ffffecp-1f, r, 1.0f);
+    float p = fmaf(fmaf(hi, r2, mid), r2, lo);
+    if (fabsf(n) > 192)
+        return n <= 0 ? 0.0f : INFINITY;
+    return ldexpf(p, (int)n);
+}
+
 #if defined(__x86_64__)
-/* e^x for 16 lanes: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two
- * for an exact reduction), e^r by its Taylor series to r^7 (truncation
- * below 1e-8 relative), then scaled by 2^n. Within a couple of ulps of
- * expf; inputs below -104 give 0, above 88.7 are clamped. */
+/* e^x for 16 lanes, the way ggml's AVX-512 SiLU and softmax compute it
+ * (their results round to F16 downstream, so a last-bit difference from
+ * llama.cpp can flip a rounding): n = round(x / ln2) by adding and
+ * subtracting 1.5 * 2^23, r = x - n ln2 with ln2 in two parts, e^r by a
+ * degree-5 polynomial fitted to the interval (the Arm optimized-routines
+ * expf coefficients ggml adapted), evaluated as ((c5 r + c4) r^2 +
+ * (c3 r + c2)) r^2 + (c1 r + 1) with FMAs, scaled by 2^n.
+ * |n| > 192 gives +inf or 0. */
 __attribute__((target("avx512f"), always_inline))
 static inline __m512 exp16(__m512 x)
 {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7f)),
-                      _mm512_set1_ps(-104.0f));
-    __m512 n = _mm512_roundscale_ps(
-        _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    static const float c[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120,
-                              1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f};
-    __m512 p = _mm512_set1_ps(c[0]);
-    for (int i = 1; i < 8; i++)
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c[i]));
-    return _mm512_scalef_ps(p, n);
+    const __m512 shift = _mm512_set1_ps(0x1.8p23f);
+    __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), shift);
+    __m512 n = _mm512_sub_ps(z, shift);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f), r);
+    __m512 r2 = _mm512_mul_ps(r, r);
+    __m512 hi = _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), r,
+                                _mm512_set1_ps(0x1.573e2ep-5f));
+    __m512 mid = _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), r,
+                                 _mm512_set1_ps(0x1.fffdb6p-2f));
+    __m512 lo = _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), r,
+                                _mm512_set1_ps(1.0f));
+    __m512 p = _mm512_fmadd_ps(_mm512_fmadd_ps(hi, r2, mid), r2, lo);
+    __m512 res = _mm512_scalef_ps(p, n);
+    __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192),
+                                       _CMP_GT_OQ);
+    if (!big)
+        return res;
+    __mmask16 neg = _mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ);
+    __m512 sat = _mm512_mask_blend_ps(neg, _mm512_set1_ps(INFINITY),
+                                      _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(big, res, sat);
 }
 
 __attribute__((target("avx512f")))
@@ -606,7 +640,7 @@ static void swiglu(const model *m, float *g, const float *u, size_t n)
 #endif
     (void)m;
     for (size_t i = 0; i < n; i++)
-        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        g[i] = g[i] / (1.0f + exp_ggml(-g[i])) * u[i];
 }
 
 static void gelu(const model *m, float *x, size_t n)
@@ -753,18 +787,17 @@ static void softmax_probs_avx512(const model *m, float *sc, int n)
         vmx = _mm512_mask_max_ps(vmx, k, vmx, _mm512_maskz_loadu_ps(k, sc + j));
     }
     __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    /* ggml sums each block of 16 in float, the block sums in double;
+     * lanes past n are its masked (zero) positions */
+    double sum = 0;
     for (int j = 0; j < n; j += 16) {
         __mmask16 k = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
         __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), mx));
         e = _mm512_maskz_mov_ps(k, e);
         _mm512_mask_storeu_ps(sc + j, k, e);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(
-                 _mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+        sum += (double)_mm512_reduce_add_ps(e);
     }
-    __m512 inv = _mm512_set1_ps(
-        (float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
     for (int j = 0; j < n; j += 16) {
         __mmask16 k = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
         __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sc + j), inv);
@@ -787,10 +820,15 @@ static void softmax_probs(const model *m, float *sc, int n)
     float mx = -INFINITY;
     for (int j = 0; j < n; j++)
         mx = sc[j] > mx ? sc[j] : mx;
-    double sum = 0;
-    for (int j = 0; j < n; j++) {
-        sc[j] = expf(sc[j] - mx);
-        sum += sc[j];
+    double sum = 0; /* per block of 16 in float, as the AVX-512 path */
+    for (int j0 = 0; j0 < n; j0 += 16) {
+        float b[16] = {0};
+        for (int j = j0; j < n && j < j0 + 16; j++)
+            b[j - j0] = sc[j] = exp_ggml(sc[j] - mx);
+        for (int h = 8; h >= 1; h /= 2)
+            for (int l = 0; l < h; l++)
+                b[l] += b[l + h];
+        sum += b[0];
     }
     float inv = (float)(1.0 / sum);
     for (int j = 0; j < n; j++)
@@ -803,59 +841,64 @@ static inline int att_slot(int k, int nv, int seg)
     return k < nv ? k : seg + (k - nv);
 }
 
-/* out = sum over the n visible positions k of p[k] * V[slot(k)]. */
+/* out = sum over the n visible positions k of p[k] * V[slot(k)], in the
+ * order of llama.cpp's AVX-512 product of V^T with the probabilities
+ * (which made the reference logits): per output dim, 16 partial sums
+ * taking the positions k = lane mod 16, then added pairwise by halves
+ * (lane i + i+8, i+4, i+2, i+1). With the F16 cache both factors are F16
+ * values, so each product is exact and only this order matters. */
 static void attend_v(const model *m, const float *p, const float *V, int n,
                      int nv, int seg, float *out)
 {
     int hd = m->hp.head_dim;
-    for (int d = 0; d < hd; d++)
-        out[d] = 0;
-    for (int k = 0; k < n; k++) {
-        const float *vr = V + (size_t)att_slot(k, nv, seg) * hd;
-        for (int d = 0; d < hd; d++)
-            out[d] += p[k] * vr[d];
+    for (int d = 0; d < hd; d++) {
+        float s[16] = {0};
+        for (int k = 0; k < n; k++)
+            s[k & 15] += p[k] * V[(size_t)att_slot(k, nv, seg) * hd + d];
+        for (int h = 8; h >= 1; h /= 2)
+            for (int l = 0; l < h; l++)
+                s[l] += s[l + h];
+        out[d] = s[0];
     }
 }
 
 #if defined(__x86_64__)
-/* The same with AVX-512 for head sizes that are multiples of 16: the
- * same order, but fused multiply-adds (the portable loop rounds each
- * product), so the two may differ in the last bit. Positions run in the
- * outer loop with up to 8 independent accumulators (128 dims) in
- * registers, so the FMAs are not one serial dependency chain. */
-__attribute__((target("avx512f"), always_inline))
-static inline void attend_v_blocks(const float *p, const float *V, int n,
-                                   int nv, int seg, int hd, float *out, int nb)
-{
-    __m512 acc[8];
-#pragma GCC unroll 8
-    for (int b = 0; b < 8; b++)
-        acc[b] = _mm512_setzero_ps();
-    for (int k = 0; k < n; k++) {
-        __m512 pk = _mm512_set1_ps(p[k]);
-        const float *vr = V + (size_t)att_slot(k, nv, seg) * hd;
-#pragma GCC unroll 8
-        for (int b = 0; b < nb; b++)
-            acc[b] = _mm512_fmadd_ps(pk, _mm512_loadu_ps(vr + 16 * b), acc[b]);
-    }
-#pragma GCC unroll 8
-    for (int b = 0; b < nb; b++)
-        _mm512_storeu_ps(out + 16 * b, acc[b]);
-}
-
+/* The same with AVX-512 for head sizes that are multiples of 16 (up to
+ * 256), in the order of llama.cpp's product of V^T with the probabilities
+ * (both F16, so every product is exact and only the order of the sums
+ * matters): per output dim, 16 lanes that take positions k = lane mod 16,
+ * then the lanes added in _mm512_reduce_add_ps's order. Each block of 16
+ * positions is transposed into vt first (lanes past n are zero, as
+ * llama.cpp's masked positions contribute 0 * V). */
 __attribute__((target("avx512f")))
 static void attend_v_avx512(const model *m, const float *p, const float *V,
                             int n, int nv, int seg, float *out)
 {
     int hd = m->hp.head_dim;
-    if (hd == 64) {
-        attend_v_blocks(p, V, n, nv, seg, hd, out, 4);
-        return;
+    __m512 acc[256];
+    float vt[16 * 16];
+    for (int d = 0; d < hd; d++)
+        acc[d] = _mm512_setzero_ps();
+    for (int k0 = 0; k0 < n; k0 += 16) {
+        int cnt = n - k0 < 16 ? n - k0 : 16;
+        __mmask16 km = (__mmask16)((1u << cnt) - 1);
+        __m512 pv = _mm512_maskz_loadu_ps(km, p + k0);
+        int32_t off[16] = {0};
+        for (int l = 0; l < cnt; l++)
+            off[l] = att_slot(k0 + l, nv, seg) * hd;
+        __m512i rows = _mm512_loadu_si512(off);
+        for (int d0 = 0; d0 < hd; d0 += 16) {
+            /* vt[dd * 16 + l] = V[slot(k0 + l)][d0 + dd] */
+            for (int dd = 0; dd < 16; dd++)
+                _mm512_storeu_ps(vt + dd * 16, _mm512_mask_i32gather_ps(
+                    _mm512_setzero_ps(), km, rows, V + d0 + dd, 4));
+            for (int dd = 0; dd < 16; dd++)
+                acc[d0 + dd] = _mm512_fmadd_ps(_mm512_loadu_ps(vt + dd * 16),
+                                               pv, acc[d0 + dd]);
+        }
     }
-    for (int d0 = 0; d0 < hd; d0 += 128) {
-        int nb = (hd - d0) / 16 < 8 ? (hd - d0) / 16 : 8;
-        attend_v_blocks(p, V + d0, n, nv, seg, hd, out + d0, nb);
-    }
+    for (int d = 0; d < hd; d++)
+        out[d] = _mm512_reduce_add_ps(acc[d]);
 }
 #endif
 
@@ -886,7 +929,7 @@ static void attend_head(model *m, int il, int T, int p0, int h, float *S,
         softmax_probs(m, sr, n);
         float *out = m->s->att + (size_t)t * E + (size_t)h * hd;
 #if defined(__x86_64__)
-        if (m->simd512 && hd % 16 == 0) {
+        if (m->simd512 && hd % 16 == 0 && hd <= 256) {
             attend_v_avx512(m, sr, V, n, nv, seg, out);
             continue;
         }

@@ -699,17 +699,22 @@ static float dot_f32(const float *w, const float *x, int64_t n)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+/* Sixteen lanes added in _mm512_reduce_add_ps's order (lane i + i+8,
+ * then i+4, i+2, i+1), as llama.cpp's AVX-512 tiled F16 product that
+ * produced the reference logits does. The activations are F16 values
+ * here, so every product is exact and the result is bit for bit the
+ * AVX-512 kernel's (and llama.cpp's): its F16 roundings downstream turn
+ * any last-bit difference into visible steps. */
 static float dot_f16(const uint16_t *w, const float *x, int64_t n)
 {
-    float s[8] = {0};
-    int64_t i = 0;
+    float s[16] = {0};
     pthread_once(&f16_table_once, f16_table_init);
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            s[l] += f16_table[w[i + l]] * x[i + l];
-    for (; i < n; i++)
-        s[0] += f16_table[w[i]] * x[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    for (int64_t i = 0; i < n; i++)
+        s[i & 15] += f16_table[w[i]] * x[i];
+    for (int h = 8; h >= 1; h /= 2)
+        for (int l = 0; l < h; l++)
+            s[l] += s[l + h];
+    return s[0];
 }
 
 static float dot_bf16(const uint16_t *w, const float *x, int64_t n)

@@ -41,22 +41,30 @@ static void *scratch(size_t n)
 
 INL float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
-/* The sums of v[0..cw) (cw <= 4) into out[0..cw): the four reductions
- * share their shuffles (a transpose-and-add), about a third of the work
- * of four separate ones. Each sum takes the same path whatever cw and
- * its position are, so results do not depend on how rows are grouped. */
+/* The sums of v[0..cw) (cw <= 4) into out[0..cw), each added in the
+ * order of _mm512_reduce_add_ps (halves: lane i + lane i+8, then i+4,
+ * i+2, i+1), which llama.cpp's tiled products use: a different order
+ * changes last bits that its F16 roundings can turn into visible steps.
+ * The four reductions share their shuffles (a transpose-and-add), and
+ * each sum takes the same path whatever cw and its position are. */
 INL void hsum4(const __m512 *v, int cw, float *out)
 {
     __m512 z = _mm512_setzero_ps();
     __m512 v0 = v[0], v1 = cw > 1 ? v[1] : z, v2 = cw > 2 ? v[2] : z,
            v3 = cw > 3 ? v[3] : z;
-    __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(v0, v1), _mm512_unpackhi_ps(v0, v1));
-    __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(v2, v3), _mm512_unpackhi_ps(v2, v3));
-    /* per 128-bit lane: partial sums of v0, v1, v2, v3 */
-    __m512 s = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, 0x44),
-                             _mm512_shuffle_ps(s01, s23, 0xEE));
-    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(s, s, 0x4E));
-    s = _mm512_add_ps(s, _mm512_shuffle_f32x4(s, s, 0xB1));
+    /* 128-bit lanes [v0: L0+L2, L1+L3, v1: L0+L2, L1+L3], same for v2, v3 */
+    __m512 a01 = _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x44),
+                               _mm512_shuffle_f32x4(v0, v1, 0xEE));
+    __m512 a23 = _mm512_add_ps(_mm512_shuffle_f32x4(v2, v3, 0x44),
+                               _mm512_shuffle_f32x4(v2, v3, 0xEE));
+    /* lane q: the four partial sums of v[q] */
+    __m512 s = _mm512_add_ps(_mm512_shuffle_f32x4(a01, a23, 0x88),
+                             _mm512_shuffle_f32x4(a01, a23, 0xDD));
+    s = _mm512_add_ps(s, _mm512_shuffle_ps(s, s, 0x4E)); /* y0+y2, y1+y3 */
+    s = _mm512_add_ps(s, _mm512_shuffle_ps(s, s, 0xB1));
+    __m512 idx = _mm512_castsi512_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0,
+                                                      0, 0, 0, 0, 0, 0, 0, 0));
+    s = _mm512_permutexvar_ps(_mm512_castps_si512(idx), s);
     _mm_mask_storeu_ps(out, (__mmask8)((1u << cw) - 1), _mm512_castps512_ps128(s));
 }
 
