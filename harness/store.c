@@ -856,24 +856,30 @@ static void series_sort(scaling_series *s, int axis_flops)
 
 /* On the parameter axis a family with several checkpoints per size (the
  * demo family, Pythia) would put several points at one x; the reading
- * "score vs. size" means each size fully trained, so keep the point with
- * the most training compute (ties: the first) and drop the earlier
- * checkpoints. They stay on the flops axis. Expects s sorted by params. */
+ * "score vs. size" means each size fully trained, so of the points that
+ * are declared checkpoints (a `step` in the family file) and share a
+ * parameter count, keep the most-trained (most compute; ties: the first).
+ * Models without a step are never merged: two families may well have
+ * members of one size. Every checkpoint stays on the flops axis.
+ * Expects s sorted by params. */
 static void series_keep_most_trained(scaling_series *s)
 {
     int out = 0;
     for (int i = 0; i < s->n; i++) {
-        if (out > 0 && s->pts[out - 1].params == s->pts[i].params) {
-            scaling_point *keep = &s->pts[out - 1];
-            if (s->pts[i].flops > keep->flops) {
-                free(keep->model);
-                *keep = s->pts[i];
-            } else {
-                free(s->pts[i].model);
-            }
-            continue;
+        scaling_point *p = &s->pts[i];
+        int k = -1;
+        for (int j = out - 1; p->step > 0 && j >= 0 &&
+                              s->pts[j].params == p->params; j--)
+            if (s->pts[j].step > 0)
+                k = j;
+        if (k < 0) {
+            s->pts[out++] = *p;
+        } else if (p->flops > s->pts[k].flops) {
+            free(s->pts[k].model);
+            s->pts[k] = *p;
+        } else {
+            free(p->model);
         }
-        s->pts[out++] = s->pts[i];
     }
     s->n = out;
 }
@@ -910,6 +916,7 @@ int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
         p->lo = r->lo;
         p->hi = r->hi;
         p->n = r->n;
+        p->step = r->step;
     }
     for (int i = 0; i < ns; i++) {
         series_sort(&ss[i], axis_flops);

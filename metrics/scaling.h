@@ -19,6 +19,7 @@ typedef struct scaling_point {
     double score;    /* raw preferred score (mean) */
     double lo, hi;   /* bootstrap 95% CI of the raw score */
     int n;           /* examples */
+    double step;     /* training step of a checkpoint; <= 0: not given */
 } scaling_point;
 
 typedef struct scaling_series {

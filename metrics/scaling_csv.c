@@ -306,6 +306,7 @@ static int add_row(const row_ctx *x, scaling_series **v, series_extra **ex,
     p->lo = lo;
     p->hi = hi;
     p->n = isnan(cnt) ? 0 : (int)cnt;
+    p->step = 0;
     set_once(&s->random_baseline, base, &e->has_base);
     set_once(&s->random_hi, base_hi, &e->has_base_hi);
     set_once(&s->low_score, low, &e->has_low);
