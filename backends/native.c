@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "backends/model.h"
+#include "backends/native_common.h"
 #include "backends/sample.h"
 #include "backends/tokenizer.h"
 
@@ -56,22 +57,6 @@ typedef struct ll_item {
     int idx;        /* position in the caller's arrays */
 } ll_item;
 
-static int opt_int(const backend_spec *sp, const char *key, int def, int lo,
-                   int hi, int *out, em_err *err)
-{
-    const char *v = backend_spec_opt(sp, key);
-    *out = def;
-    if (!v)
-        return 0;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || n < lo || n > hi)
-        return em_errorf(err, "option '%s': '%s' is not an integer in "
-                         "[%d, %d]", key, v, lo, hi);
-    *out = (int)n;
-    return 0;
-}
-
 static void native_close(void *state)
 {
     native *nv = state;
@@ -85,26 +70,6 @@ static void native_close(void *state)
     free(nv);
 }
 
-static void fill_info(const backend_spec *spec, const native *nv,
-                      backend_info *info)
-{
-    const char *name = spec->name;
-    char *gname = NULL;
-    if (!name || !*name)
-        name = gname = gguf_get_str(nv->m->gguf, "general.name");
-    if (!name) {
-        const char *slash = strrchr(spec->path, '/');
-        name = slash ? slash + 1 : spec->path;
-    }
-    snprintf(info->name, sizeof info->name, "%s", name);
-    free(gname);
-    snprintf(info->arch, sizeof info->arch, "%s", nv->m->hp.arch_name);
-    info->n_params = nv->m->n_params;
-    info->n_ctx = nv->m->n_ctx;
-    info->caps = BACKEND_CAP_LOGLIK | BACKEND_CAP_GENERATE |
-                 BACKEND_CAP_GEN_LOGPROBS;
-}
-
 static int native_open(const backend_spec *spec, void **state,
                        backend_info *info, em_err *err)
 {
@@ -113,10 +78,10 @@ static int native_open(const backend_spec *spec, void **state,
                          "file");
     model_opts o = {0};
     int share;
-    if (opt_int(spec, "threads", 0, 0, 256, &o.n_threads, err) ||
-        opt_int(spec, "n_ctx", 0, 0, 1 << 20, &o.n_ctx, err) ||
-        opt_int(spec, "prefix_sharing", 1, 0, 1, &share, err) ||
-        opt_int(spec, "kv_exact", 0, 0, 1, &o.kv_exact, err))
+    if (native_opt_int(spec, "threads", 0, 0, 256, &o.n_threads, err) ||
+        native_opt_int(spec, "n_ctx", 0, 0, 1 << 20, &o.n_ctx, err) ||
+        native_opt_int(spec, "prefix_sharing", 1, 0, 1, &share, err) ||
+        native_opt_int(spec, "kv_exact", 0, 0, 1, &o.kv_exact, err))
         return -1;
     native *nv = em_calloc(1, sizeof *nv);
     nv->prefix_sharing = share;
@@ -131,7 +96,7 @@ static int native_open(const backend_spec *spec, void **state,
     }
     nv->smp = sample_build(nv->m->hp.n_vocab);
     nv->ctx_lg = em_malloc(sizeof(float) * (size_t)nv->m->hp.n_vocab);
-    fill_info(spec, nv, info);
+    native_fill_info(spec, nv->m, info);
     *state = nv;
     return 0;
 fail:
@@ -148,57 +113,6 @@ static float *logit_rows(native *nv, int rows)
         nv->lg_rows = (size_t)rows;
     }
     return nv->lg;
-}
-
-/* The token that stands in for an empty context. */
-static int32_t start_token(const native *nv)
-{
-    int32_t b = tok_bos(nv->tok);
-    return b >= 0 ? b : tok_eos(nv->tok);
-}
-
-/* lm-evaluation-harness's split of (context, continuation) into tokens. */
-static int encode_pair(native *nv, const char *context, const char *cont,
-                       ll_item *it, em_err *err)
-{
-    size_t lc = strlen(context), ns = 0;
-    int32_t *whole = NULL;
-    int nwhole = 0;
-    while (ns < lc && isspace((unsigned char)context[lc - ns - 1]))
-        ns++;
-    em_buf full = {0};
-    em_buf_put(&full, context, lc);
-    em_buf_puts(&full, cont);
-    if (lc == 0) { /* condition on BOS; the continuation has no specials */
-        it->ctx = em_malloc(sizeof(int32_t));
-        it->ctx[0] = start_token(nv);
-        it->nctx = 1;
-        int rc = tok_encode(nv->tok, cont, strlen(cont), 0, &it->cont,
-                            &it->ncont, err);
-        em_buf_free(&full);
-        if (it->ctx[0] < 0)
-            return em_errorf(err, "empty context and no BOS/EOS token");
-        return rc;
-    }
-    if (tok_encode(nv->tok, full.s ? full.s : "", full.len, 1, &whole,
-                   &nwhole, err) ||
-        tok_encode(nv->tok, context, lc - ns, 1, &it->ctx, &it->nctx, err)) {
-        em_buf_free(&full);
-        free(whole);
-        return -1;
-    }
-    em_buf_free(&full);
-    int skip = it->nctx < nwhole ? it->nctx : nwhole;
-    it->ncont = nwhole - skip;
-    it->cont = em_malloc(sizeof(int32_t) * (size_t)(it->ncont + 1));
-    memcpy(it->cont, whole + skip, sizeof(int32_t) * (size_t)it->ncont);
-    free(whole);
-    if (it->nctx == 0) { /* whitespace-only context without BOS */
-        it->ctx = em_realloc(it->ctx, sizeof(int32_t));
-        it->ctx[0] = start_token(nv);
-        it->nctx = 1;
-    }
-    return 0;
 }
 
 /* Keeps context + continuation[:-1] within n_ctx by dropping the oldest
@@ -269,12 +183,6 @@ static void score_rows(native *nv, const ll_item *it, const float *rows,
     r->ok = 1;
 }
 
-static void fail_req(backend_ll_res *r, const char *msg)
-{
-    r->ok = 0;
-    snprintf(r->error, sizeof r->error, "%.255s", msg);
-}
-
 /* Tokens a continuation runs: all but its last (whose logits predict
  * nothing we score). */
 static int cont_run(const ll_item *it)
@@ -303,7 +211,7 @@ static void score_branches(native *nv, ll_item **g, int n, int total,
         free(branch);
         if (rc) {
             for (int k = 0; k < n; k++)
-                fail_req(&res[g[k]->idx], err.msg);
+                native_fail_req(&res[g[k]->idx], err.msg);
             return;
         }
     }
@@ -321,7 +229,7 @@ static void score_alone(native *nv, const ll_item *it, backend_ll_res *r)
     int n = cont_run(it);
     float *rows = logit_rows(nv, n > 0 ? n : 1);
     if (n > 0 && model_forward(nv->m, it->cont, n, 0, n, rows, &err)) {
-        fail_req(r, err.msg);
+        native_fail_req(r, err.msg);
         return;
     }
     score_rows(nv, it, rows, r);
@@ -359,7 +267,7 @@ static void score_sorted(native *nv, ll_item **order, int n,
             j++;
         if (run_context(nv, order[i], &err)) {
             for (int k = i; k < j; k++)
-                fail_req(&res[order[k]->idx], err.msg);
+                native_fail_req(&res[order[k]->idx], err.msg);
         } else {
             score_group(nv, order + i, j - i, res);
         }
@@ -378,11 +286,12 @@ static int native_loglikelihood(void *state, const backend_ll_req *req,
     for (int i = 0; i < n; i++) {
         em_err e;
         items[i].idx = i;
-        if (encode_pair(nv, req[i].context ? req[i].context : "",
-                        req[i].continuation ? req[i].continuation : "",
-                        &items[i], &e) ||
+        if (native_encode_pair(nv->tok, req[i].context ? req[i].context : "",
+                               req[i].continuation ? req[i].continuation : "",
+                               &items[i].ctx, &items[i].nctx, &items[i].cont,
+                               &items[i].ncont, &e) ||
             fit_context(nv, &items[i], &e)) {
-            fail_req(&res[i], e.msg);
+            native_fail_req(&res[i], e.msg);
             continue;
         }
         order[n_ok++] = &items[i];
@@ -400,21 +309,6 @@ static int native_loglikelihood(void *state, const backend_ll_req *req,
 
 /* ------------------------------------------------------------ generation */
 
-/* Offset of the earliest stop string in text, or -1. */
-static long find_stop(const em_buf *text, const backend_gen_req *rq)
-{
-    long best = -1;
-    for (int i = 0; i < rq->n_stop; i++) {
-        const char *s = rq->stop[i];
-        if (!s || !*s || !text->s)
-            continue;
-        const char *hit = memmem(text->s, text->len, s, strlen(s));
-        if (hit && (best < 0 || hit - text->s < best))
-            best = hit - text->s;
-    }
-    return best;
-}
-
 /* Runs the prompt, reusing the cached prefix; logits of its last token
  * into nv->ctx_lg. */
 static int run_prompt(native *nv, const char *prompt, em_err *err)
@@ -426,7 +320,7 @@ static int run_prompt(native *nv, const char *prompt, em_err *err)
         return -1;
     if (n == 0) {
         ids = em_realloc(ids, sizeof(int32_t));
-        ids[0] = start_token(nv);
+        ids[0] = native_start_token(nv->tok);
         n = 1;
     }
     int keep = n < m->n_ctx - 1 ? n : m->n_ctx - 1; /* room for a token */
@@ -463,7 +357,7 @@ static int gen_one(native *nv, const backend_gen_req *rq, backend_gen_res *r,
         char piece[256];
         int len = tok_decode(nv->tok, t, piece, sizeof piece);
         em_buf_put(&text, piece, (size_t)(len < (int)sizeof piece ? len : 255));
-        long stop = find_stop(&text, rq);
+        long stop = native_find_stop(text.s, text.len, rq->stop, rq->n_stop);
         if (stop >= 0) {
             text.len = (size_t)stop;
             text.s[stop] = '\0';

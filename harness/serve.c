@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "backends/native_common.h"
 #include "backends/native_score.h"
 
 #define SV_MAX_STOP 16
@@ -463,18 +464,6 @@ static sv_req *parse_request(serve *s, const char *body, size_t len, int chat,
 
 /* ------------------------------------------------------------- the worker */
 
-static long find_stop(const em_buf *text, const sv_req *r)
-{
-    long best = -1;
-    for (int i = 0; i < r->n_stop; i++) {
-        const char *hit = text->s ? memmem(text->s, text->len, r->stop[i],
-                                           strlen(r->stop[i])) : NULL;
-        if (hit && (best < 0 || hit - text->s < best))
-            best = hit - text->s;
-    }
-    return best;
-}
-
 /* Generation step by step, as the native backend's generate() does, so
  * both give the same text for the same prompt, settings and seed. */
 static int generate(serve *s, const sv_req *r, sv_item *it, em_err *err)
@@ -498,7 +487,7 @@ static int generate(serve *s, const sv_req *r, sv_item *it, em_err *err)
         char piece[256];
         int len = tok_decode(tok, t, piece, sizeof piece);
         em_buf_put(&it->text, piece, (size_t)(len < 256 ? len : 255));
-        long stop = find_stop(&it->text, r);
+        long stop = native_find_stop(it->text.s, it->text.len, r->stop, r->n_stop);
         if (stop >= 0) {
             it->text.len = (size_t)stop;
             it->text.s[stop] = '\0';

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/native_common.h"
 #include "backends/sample.h"
 #include "backends/tokenizer.h"
 
@@ -39,22 +40,6 @@ typedef struct cuda_state {
     int stat_batches;
 } cuda_state;
 
-static int opt_int(const backend_spec *sp, const char *key, int def, int lo,
-                   int hi, int *out, em_err *err)
-{
-    const char *v = backend_spec_opt(sp, key);
-    *out = def;
-    if (!v)
-        return 0;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || n < lo || n > hi)
-        return em_errorf(err, "option '%s': '%s' is not an integer in "
-                         "[%d, %d]", key, v, lo, hi);
-    *out = (int)n;
-    return 0;
-}
-
 void cuda_backend_close(void *state)
 {
     cuda_state *s = state;
@@ -72,26 +57,6 @@ void cuda_backend_close(void *state)
     free(s);
 }
 
-static void fill_info(const backend_spec *spec, const cuda_state *s,
-                      backend_info *info)
-{
-    const char *name = spec->name;
-    char *gname = NULL;
-    if (!name || !*name)
-        name = gname = gguf_get_str(s->m->gguf, "general.name");
-    if (!name) {
-        const char *slash = strrchr(spec->path, '/');
-        name = slash ? slash + 1 : spec->path;
-    }
-    snprintf(info->name, sizeof info->name, "%s", name);
-    free(gname);
-    snprintf(info->arch, sizeof info->arch, "%s", s->m->hp.arch_name);
-    info->n_params = s->m->n_params;
-    info->n_ctx = s->m->n_ctx;
-    info->caps = BACKEND_CAP_LOGLIK | BACKEND_CAP_GENERATE |
-                 BACKEND_CAP_GEN_LOGPROBS;
-}
-
 int cuda_backend_open(const backend_spec *spec, cuda_ops *ops,
                       void (*ops_free)(cuda_ops *), void **state,
                       backend_info *info, em_err *err)
@@ -107,10 +72,10 @@ int cuda_backend_open(const backend_spec *spec, cuda_ops *ops,
         em_errorf(err, "the %s backend needs 'path' to a .gguf file", ops->name);
         goto fail;
     }
-    if (opt_int(spec, "n_ctx", 0, 0, 1 << 20, &o.n_ctx, err) ||
-        opt_int(spec, "prefix_sharing", 1, 0, 1, &s->share, err) ||
-        opt_int(spec, "batch_tokens", 0, 0, 1 << 20, &max_tok, err) ||
-        opt_int(spec, "kv_exact", 0, 0, 1, &kv_exact, err))
+    if (native_opt_int(spec, "n_ctx", 0, 0, 1 << 20, &o.n_ctx, err) ||
+        native_opt_int(spec, "prefix_sharing", 1, 0, 1, &s->share, err) ||
+        native_opt_int(spec, "batch_tokens", 0, 0, 1 << 20, &max_tok, err) ||
+        native_opt_int(spec, "kv_exact", 0, 0, 1, &kv_exact, err))
         goto fail;
     if (kv_exact) {
         em_errorf(err, "option 'kv_exact': the %s backend keeps its KV cache "
@@ -134,7 +99,7 @@ int cuda_backend_open(const backend_spec *spec, cuda_ops *ops,
     s->smp = sample_build(s->m->hp.n_vocab);
     s->lg = em_malloc(sizeof(float) * (size_t)s->m->hp.n_vocab);
     s->gen_tok = em_malloc(sizeof(int32_t) * (size_t)s->m->n_ctx);
-    fill_info(spec, s, info);
+    native_fill_info(spec, s->m, info);
     *state = s;
     return 0;
 fail:
@@ -156,52 +121,15 @@ typedef struct ll_item {
     int32_t *ctx, *cont;
 } ll_item;
 
-static int32_t start_token(const cuda_state *s)
-{
-    int32_t b = tok_bos(s->tok);
-    return b >= 0 ? b : tok_eos(s->tok);
-}
-
-/* lm-evaluation-harness's split, as native.c: trailing whitespace of the
- * context moves to the continuation; an empty context is BOS. */
+/* The shared lm-evaluation-harness split (native_common.c), then left
+ * truncation of the context to fit n_ctx. */
 static int encode_pair(cuda_state *s, const char *context, const char *cont,
                        ll_item *it, em_err *err)
 {
-    size_t lc = strlen(context), ns = 0;
-    while (ns < lc && isspace((unsigned char)context[lc - ns - 1]))
-        ns++;
-    int nctx = 0, ncont = 0, nwhole = 0;
-    if (lc == 0) {
-        it->ctx = em_malloc(sizeof(int32_t));
-        it->ctx[0] = start_token(s);
-        nctx = 1;
-        if (it->ctx[0] < 0)
-            return em_errorf(err, "empty context and no BOS/EOS token");
-        if (tok_encode(s->tok, cont, strlen(cont), 0, &it->cont, &ncont, err))
-            return -1;
-    } else {
-        em_buf full = {0};
-        int32_t *whole = NULL;
-        em_buf_put(&full, context, lc);
-        em_buf_puts(&full, cont);
-        int rc = tok_encode(s->tok, full.s, full.len, 1, &whole, &nwhole, err) ||
-                 tok_encode(s->tok, context, lc - ns, 1, &it->ctx, &nctx, err);
-        em_buf_free(&full);
-        if (rc) {
-            free(whole);
-            return -1;
-        }
-        int skip = nctx < nwhole ? nctx : nwhole;
-        ncont = nwhole - skip;
-        it->cont = em_malloc(sizeof(int32_t) * (size_t)(ncont + 1));
-        memcpy(it->cont, whole + skip, sizeof(int32_t) * (size_t)ncont);
-        free(whole);
-        if (nctx == 0) {
-            it->ctx = em_realloc(it->ctx, sizeof(int32_t));
-            it->ctx[0] = start_token(s);
-            nctx = 1;
-        }
-    }
+    int nctx = 0, ncont = 0;
+    if (native_encode_pair(s->tok, context, cont, &it->ctx, &nctx, &it->cont,
+                           &ncont, err))
+        return -1;
     int n_ctx = s->m->n_ctx, over = nctx + ncont - 1 - n_ctx;
     if (ncont > n_ctx)
         return em_errorf(err, "continuation of %d tokens exceeds n_ctx %d",
@@ -228,12 +156,6 @@ static int seq_cmp(const void *a, const void *b)
     if (x->nctx != y->nctx)
         return x->nctx < y->nctx ? -1 : 1;
     return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-static void fail_req(backend_ll_res *r, const char *msg)
-{
-    r->ok = 0;
-    snprintf(r->error, sizeof r->error, "%.255s", msg);
 }
 
 /* Runs one batch and adds its scores into res. */
@@ -268,7 +190,7 @@ static void score_all(cuda_state *s, cuda_seq **order, int n,
                                s->share, &s->batch);
         em_err e;
         if (k == 0) {
-            fail_req(&res[order[i]->idx], "request longer than a batch");
+            native_fail_req(&res[order[i]->idx], "request longer than a batch");
             i++;
             continue;
         }
@@ -281,7 +203,7 @@ static void score_all(cuda_state *s, cuda_seq **order, int n,
         }
         if (run_batch(s, res, &e))
             for (int j = i; j < i + k; j++)
-                fail_req(&res[order[j]->idx], e.msg);
+                native_fail_req(&res[order[j]->idx], e.msg);
         i += k;
     }
 }
@@ -302,7 +224,7 @@ int cuda_backend_loglikelihood(void *state, const backend_ll_req *req,
         if (encode_pair(s, req[i].context ? req[i].context : "",
                         req[i].continuation ? req[i].continuation : "",
                         &items[i], &e)) {
-            fail_req(&res[i], e.msg);
+            native_fail_req(&res[i], e.msg);
             continue;
         }
         order[n_ok++] = &items[i].seq;
@@ -344,7 +266,7 @@ static int run_prompt(cuda_state *s, const char *prompt, em_err *err)
         return -1;
     if (n == 0) {
         ids = em_realloc(ids, sizeof(int32_t));
-        ids[0] = start_token(s);
+        ids[0] = native_start_token(s->tok);
         n = 1;
     }
     int keep = n < n_ctx - 1 ? n : n_ctx - 1; /* room for a token */
@@ -357,20 +279,6 @@ static int run_prompt(cuda_state *s, const char *prompt, em_err *err)
     int rc = gen_forward(s, p, reuse, keep, err);
     free(ids);
     return rc;
-}
-
-static long find_stop(const em_buf *text, const backend_gen_req *rq)
-{
-    long best = -1;
-    for (int i = 0; i < rq->n_stop; i++) {
-        const char *st = rq->stop[i];
-        if (!st || !*st || !text->s)
-            continue;
-        const char *hit = memmem(text->s, text->len, st, strlen(st));
-        if (hit && (best < 0 || hit - text->s < best))
-            best = hit - text->s;
-    }
-    return best;
 }
 
 static int gen_one(cuda_state *s, const backend_gen_req *rq,
@@ -395,7 +303,7 @@ static int gen_one(cuda_state *s, const backend_gen_req *rq,
         char piece[256];
         int len = tok_decode(s->tok, t, piece, sizeof piece);
         em_buf_put(&text, piece, (size_t)(len < (int)sizeof piece ? len : 255));
-        long stop = find_stop(&text, rq);
+        long stop = native_find_stop(text.s, text.len, rq->stop, rq->n_stop);
         if (stop >= 0) {
             text.len = (size_t)stop;
             text.s[stop] = '\0';

@@ -1,0 +1,49 @@
+/*
+ * native_common.h - what every backend over emerge's own engine shares:
+ * the native (CPU) backend, the cuda backend and `emerge serve`.
+ *
+ * Owns: integer options of a backend spec, the backend_info of a GGUF
+ * model, lm-evaluation-harness's split of (context, continuation) into
+ * tokens, and finding stop strings in generated text. One copy of each, so
+ * that the CPU and GPU backends and the server tokenise and stop alike.
+ */
+#ifndef EMERGE_NATIVE_COMMON_H
+#define EMERGE_NATIVE_COMMON_H
+
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "backends/model.h"
+#include "backends/tokenizer.h"
+
+/* *out = option key of sp as an integer in [lo, hi], or def when absent. */
+int native_opt_int(const backend_spec *sp, const char *key, int def, int lo,
+                   int hi, int *out, em_err *err);
+
+/* Name (spec name, else general.name, else the file name), architecture,
+ * parameters, context and capabilities of model m. */
+void native_fill_info(const backend_spec *spec, const model *m,
+                      backend_info *info);
+
+/* The token that stands in for an empty context: BOS, else EOS, else -1. */
+int32_t native_start_token(const tokenizer *t);
+
+/* lm-evaluation-harness's split: whole = encode(context + continuation),
+ * context tokens = encode(context without its trailing whitespace), the
+ * continuation = whole after them (so trailing whitespace of the context
+ * moves to the continuation); an empty (or whitespace-only, BOS-less)
+ * context is the start token. No truncation. On error nothing is left
+ * allocated and *ctx, *cont are NULL. */
+int native_encode_pair(const tokenizer *t, const char *context,
+                       const char *continuation, int32_t **ctx, int *nctx,
+                       int32_t **cont, int *ncont, em_err *err);
+
+/* Offset of the earliest of the n_stop stop strings in text[0..len), or -1.
+ * NULL and empty stop strings never match. */
+long native_find_stop(const char *text, size_t len, const char *const *stop,
+                      int n_stop);
+
+/* Marks one request failed with msg. */
+void native_fail_req(backend_ll_res *r, const char *msg);
+
+#endif
