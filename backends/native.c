@@ -354,15 +354,8 @@ static int gen_one(native *nv, const backend_gen_req *rq, backend_gen_res *r,
         if (t == tok_eos(nv->tok))
             break;
         lps[n++] = (float)sample_logprob(nv->ctx_lg, V, t);
-        char piece[256];
-        int len = tok_decode(nv->tok, t, piece, sizeof piece);
-        em_buf_put(&text, piece, (size_t)(len < (int)sizeof piece ? len : 255));
-        long stop = native_find_stop(text.s, text.len, rq->stop, rq->n_stop);
-        if (stop >= 0) {
-            text.len = (size_t)stop;
-            text.s[stop] = '\0';
+        if (native_append_token(nv->tok, t, &text, rq->stop, rq->n_stop))
             break;
-        }
         if (n == max || m->n_past >= m->n_ctx)
             break;
         if (model_forward(m, &t, 1, 0, 1, nv->ctx_lg, err))

@@ -111,8 +111,10 @@ fail:
     return -1;
 }
 
-long native_find_stop(const char *text, size_t len, const char *const *stop,
-                       int n_stop)
+/* Offset of the earliest stop string in text[0..len), or -1; NULL and
+ * empty stop strings never match. */
+static long find_stop(const char *text, size_t len, const char *const *stop,
+                      int n_stop)
 {
     long best = -1;
     for (int i = 0; text && i < n_stop; i++) {
@@ -124,6 +126,20 @@ long native_find_stop(const char *text, size_t len, const char *const *stop,
             best = hit - text;
     }
     return best;
+}
+
+int native_append_token(const tokenizer *t, int32_t id, em_buf *text,
+                        const char *const *stop, int n_stop)
+{
+    char piece[256];
+    int len = tok_decode(t, id, piece, sizeof piece);
+    em_buf_put(text, piece, (size_t)(len < (int)sizeof piece ? len : 255));
+    long at = find_stop(text->s, text->len, stop, n_stop);
+    if (at < 0)
+        return 0;
+    text->len = (size_t)at;
+    text->s[at] = '\0';
+    return 1;
 }
 
 void native_fail_req(backend_ll_res *r, const char *msg)

@@ -38,10 +38,10 @@ int native_encode_pair(const tokenizer *t, const char *context,
                        const char *continuation, int32_t **ctx, int *nctx,
                        int32_t **cont, int *ncont, em_err *err);
 
-/* Offset of the earliest of the n_stop stop strings in text[0..len), or -1.
- * NULL and empty stop strings never match. */
-long native_find_stop(const char *text, size_t len, const char *const *stop,
-                      int n_stop);
+/* Appends the text of token id to text (generation) and cuts text before
+ * the earliest stop string: 1 when one was found (generation ends), else 0. */
+int native_append_token(const tokenizer *t, int32_t id, em_buf *text,
+                        const char *const *stop, int n_stop);
 
 /* Marks one request failed with msg. */
 void native_fail_req(backend_ll_res *r, const char *msg);

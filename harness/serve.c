@@ -484,13 +484,7 @@ static int generate(serve *s, const sv_req *r, sv_item *it, em_err *err)
         }
         it->gen[it->n_gen] = t;
         it->gpos[it->n_gen++] = p;
-        char piece[256];
-        int len = tok_decode(tok, t, piece, sizeof piece);
-        em_buf_put(&it->text, piece, (size_t)(len < 256 ? len : 255));
-        long stop = native_find_stop(it->text.s, it->text.len, r->stop, r->n_stop);
-        if (stop >= 0) {
-            it->text.len = (size_t)stop;
-            it->text.s[stop] = '\0';
+        if (native_append_token(tok, t, &it->text, r->stop, r->n_stop)) {
             it->finish = "stop";
             break;
         }

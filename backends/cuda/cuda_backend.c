@@ -300,15 +300,8 @@ static int gen_one(cuda_state *s, const backend_gen_req *rq,
         if (t == tok_eos(s->tok))
             break;
         lps[n++] = (float)sample_logprob(s->lg, V, t);
-        char piece[256];
-        int len = tok_decode(s->tok, t, piece, sizeof piece);
-        em_buf_put(&text, piece, (size_t)(len < (int)sizeof piece ? len : 255));
-        long stop = native_find_stop(text.s, text.len, rq->stop, rq->n_stop);
-        if (stop >= 0) {
-            text.len = (size_t)stop;
-            text.s[stop] = '\0';
+        if (native_append_token(s->tok, t, &text, rq->stop, rq->n_stop))
             break;
-        }
         if (n == max || s->gen_n >= n_ctx)
             break;
         s->gen_tok[s->gen_n] = t;
