@@ -123,16 +123,19 @@ family:
 # ---- CUDA backend (owner: cuda) ---------------------------------------
 #   CUDA ?= auto    on when $(CUDA_HOME)/bin/nvcc or `nvcc` on PATH exists;
 #                   `make CUDA=1` forces it on, `make CUDA=0` builds without.
-#   When on: backends/cuda/*.cu are compiled once by nvcc (sm_90 code plus
-#   compute_80 PTX, no sanitizers) and go into both the rel and the asan
-#   library; cuda_gpu.c is compiled with the CUDA headers;
-#   EMERGE_CUDA=1 is defined (backend.c registers "cuda"); programs link
-#   cudart and cuBLAS with an rpath. The other backends/cuda/*.c are plain
-#   C (packing, engine, backend, the CPU emulation of the device) and are
-#   built either way: tests/test_cuda_host.c checks them without a GPU.
-#   Only cuda_gpu.c (cudart/cuBLAS) and the .cu files need CUDA.
+#   Nothing that emerge, libemerge.a or a test links needs CUDA: the
+#   backend's C code (packing, engine, backend, the CPU emulation of the
+#   device, and cuda_load.c, which registers "cuda" and dlopens the plugin)
+#   is built either way, and tests/test_cuda_host.c checks it without a
+#   GPU. When on, everything that calls cudart/cuBLAS (backends/cuda/*.cu
+#   by nvcc, sm_90 code plus compute_80 PTX; cuda_gpu.c; a private copy of
+#   harness/common.c; all -fPIC, symbols hidden but the entry point) goes
+#   into the plugin $(BUILD)/rel/libemerge_cuda.so, linked against cudart
+#   and cuBLAS with an rpath. `make`/`make emerge`, `make asan` and the
+#   programs that use it build the plugin first; `make CUDA=0` removes it.
+#   How programs find it: backends/cuda/cuda_plugin.h, backends/cuda/README.md.
 #   make bench-cuda  GPU prompt/decode tokens/s, bandwidth, cuBLAS ratio
-#                    (prints why and exits 0 without a GPU or CUDA build)
+#                    (prints why and exits 0 without a GPU or plugin)
 CUDA      ?= auto
 CUDA_HOME ?= /usr/local/cuda
 CUDA_NVCC := $(firstword $(wildcard $(CUDA_HOME)/bin/nvcc) \
@@ -147,46 +150,56 @@ else
 endif
 CUDA_ARCH  ?= -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_80,code=compute_80
-NVCC_FLAGS  = -std=c++17 -O2 -I. -Xcompiler -Wall,-Wextra,-Werror $(CUDA_ARCH)
-
-# Objects whose code changes with EMERGE_CUDA rebuild when CUDA_ON flips.
-CUDA_FLAG := $(BUILD)/cuda-flag
-$(shell mkdir -p $(BUILD) && \
-  (echo $(CUDA_ON) | cmp -s - $(CUDA_FLAG) || echo $(CUDA_ON) > $(CUDA_FLAG)))
-$(foreach v,rel asan,$(BUILD)/$(v)/backends/backend.o \
-  $(BUILD)/$(v)/harness/cmd_models.o $(BUILD)/$(v)/tests/test_cuda.o \
-  $(BUILD)/$(v)/bench/cuda_bench.o): $(CUDA_FLAG)
+NVCC_FLAGS  = -std=c++17 -O2 -I. $(CUDA_ARCH) \
+              -Xcompiler -Wall,-Wextra,-Werror,-fPIC,-fvisibility=hidden
+CUDA_PLUGIN := $(BUILD)/rel/libemerge_cuda.so
 
 CUDA_ALWAYS := $(filter-out backends/cuda/cuda_gpu.c,$(wildcard backends/cuda/*.c))
 $(BUILD)/rel/libemerge.a: $(CUDA_ALWAYS:%.c=$(BUILD)/rel/%.o)
 $(BUILD)/asan/libemerge.a: $(CUDA_ALWAYS:%.c=$(BUILD)/asan/%.o)
+-include $(foreach v,rel asan,$(CUDA_ALWAYS:%.c=$(BUILD)/$(v)/%.d))
 
 ifeq ($(CUDA_ON),1)
-CUDA_CU_OBJ := $(patsubst backends/cuda/%.cu,$(BUILD)/cuda/%.o,\
-                 $(wildcard backends/cuda/*.cu))
-CUDA_C_SRC  := $(filter-out $(CUDA_ALWAYS),$(wildcard backends/cuda/*.c))
-CUDA_C_OBJ  := $(foreach v,rel asan,$(CUDA_C_SRC:%.c=$(BUILD)/$(v)/%.o)) \
-               $(foreach v,rel asan,$(BUILD)/$(v)/bench/cuda_bench.o \
-                 $(BUILD)/$(v)/tests/test_cuda.o)
-CPPFLAGS    += -DEMERGE_CUDA=1
-$(CUDA_C_OBJ): CPPFLAGS += -I$(CUDA_HOME)/include
-LDLIBS      += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
-               -lcublas -lcudart -lstdc++
+CUDA_PLUGIN_OBJ := $(patsubst backends/cuda/%.cu,$(BUILD)/cuda-plugin/%.o,\
+                     $(wildcard backends/cuda/*.cu)) \
+                   $(BUILD)/cuda-plugin/cuda_gpu.o $(BUILD)/cuda-plugin/common.o
+CUDA_PLUGIN_CFLAGS = $(CPPFLAGS) -I$(CUDA_HOME)/include $(REL_CFLAGS) \
+                     -fPIC -fvisibility=hidden -MMD -MP
 
-$(BUILD)/cuda/%.o: backends/cuda/%.cu $(wildcard backends/cuda/*.h) | $(DEPS_OK)
+$(BUILD)/cuda-plugin/%.o: backends/cuda/%.cu $(wildcard backends/cuda/*.h) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CUDA_NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-$(BUILD)/rel/libemerge.a: $(CUDA_CU_OBJ) $(CUDA_C_SRC:%.c=$(BUILD)/rel/%.o)
-$(BUILD)/asan/libemerge.a: $(CUDA_CU_OBJ) $(CUDA_C_SRC:%.c=$(BUILD)/asan/%.o)
--include $(foreach v,rel asan,$(CUDA_C_SRC:%.c=$(BUILD)/$(v)/%.d))
+$(BUILD)/cuda-plugin/cuda_gpu.o: backends/cuda/cuda_gpu.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_PLUGIN_CFLAGS) -c $< -o $@
+
+$(BUILD)/cuda-plugin/common.o: harness/common.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_PLUGIN_CFLAGS) -c $< -o $@
+
+# -z defs: the plugin must resolve everything itself (cudart, cuBLAS,
+# libc), never against the program that loads it.
+$(CUDA_PLUGIN): $(CUDA_PLUGIN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-z,defs -o $@ $^ -L$(CUDA_HOME)/lib64 \
+	    -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lm
+
+# Order-only: the programs do not link the plugin, they load it.
+emerge $(BUILD)/asan/emerge $(BUILD)/asan/tests/test_cuda \
+  $(BUILD)/rel/bench/cuda_bench: | $(CUDA_PLUGIN)
+asan: $(CUDA_PLUGIN)
+-include $(BUILD)/cuda-plugin/cuda_gpu.d $(BUILD)/cuda-plugin/common.d
+else
+# A plugin left from a CUDA build would still be found and loaded.
+$(shell rm -f $(CUDA_PLUGIN))
 endif
--include $(foreach v,rel asan,$(CUDA_ALWAYS:%.c=$(BUILD)/$(v)/%.d))
 
 $(BUILD)/rel/bench/cuda_bench: $(BUILD)/rel/bench/cuda_bench.o $(BUILD)/rel/libemerge.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-.PHONY: bench-cuda
+.PHONY: bench-cuda cuda-plugin
+cuda-plugin: $(if $(filter 1,$(CUDA_ON)),$(CUDA_PLUGIN))
 bench-cuda: $(BUILD)/rel/bench/cuda_bench emerge
 	$(BUILD)/rel/bench/cuda_bench --emerge ./emerge --dir $(BUILD)/bench
 

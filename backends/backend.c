@@ -13,18 +13,14 @@ extern const backend_ops backend_replay_ops;
 extern const backend_ops backend_synthetic_ops;
 extern const backend_ops backend_native_ops;
 extern const backend_ops backend_openai_ops;
-#ifdef EMERGE_CUDA /* set by the Makefile when it finds nvcc */
-extern const backend_ops backend_cuda_ops;
-#endif
+extern const backend_ops backend_cuda_ops; /* loads its plugin on open */
 
 static const backend_ops *const registry[] = {
     &backend_replay_ops,
     &backend_synthetic_ops,
     &backend_native_ops,
     &backend_openai_ops,
-#ifdef EMERGE_CUDA
     &backend_cuda_ops,
-#endif
 };
 
 #define N_REGISTRY (sizeof registry / sizeof registry[0])

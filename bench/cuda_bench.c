@@ -12,7 +12,9 @@
  *   decode   tokens/s of 128 single-token steps (logits row to the host
  *            each step, as generation does) and the weight bytes read per
  *            second as a fraction of the GPU's peak memory bandwidth.
- * Without a CUDA build or a device it says so and exits 0. --emulate runs
+ * The GPU, cuBLAS included, is reached only through the plugin
+ * libemerge_cuda.so (this program links nothing of CUDA). Without the
+ * plugin or a device it says so and exits 0. --emulate runs
  * the same measurement code on the CPU emulation of the device (tiny
  * models; no cuBLAS or bandwidth figures) so the benchmark itself is
  * checked on machines without a GPU.
@@ -29,61 +31,17 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_engine.h"
 
-#ifdef EMERGE_CUDA
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
-#endif
-
 typedef struct bench_opts {
     int big, device, emulate;
     const char *emerge, *dir;
 } bench_opts;
 
-#ifdef EMERGE_CUDA
-
-/* Seconds per call of cuBLAS alone: out (T x n_out) = x W^T. */
-static double time_gemm(cublasHandle_t h, int f32, int64_t n_in, int64_t n_out,
-                        int T)
+/* cuBLAS time (through the plugin, on ops's device) and FLOPs of every
+ * layer matrix of m at T rows; *secs 0 when a GEMM could not be timed. */
+static void gemm_reference(cuda_ops *ops, const model *m, int T, double *secs,
+                           double *flops)
 {
-    size_t es = f32 ? 4 : 2;
-    void *w = NULL, *x = NULL, *o = NULL;
-    if (cudaMalloc(&w, es * (size_t)(n_in * n_out)) != cudaSuccess ||
-        cudaMalloc(&x, es * (size_t)n_in * (size_t)T) != cudaSuccess ||
-        cudaMalloc(&o, 4 * (size_t)n_out * (size_t)T) != cudaSuccess) {
-        cudaFree(w);
-        cudaFree(x);
-        return -1;
-    }
-    cudaMemset(w, 0, es * (size_t)(n_in * n_out));
-    cudaMemset(x, 0, es * (size_t)n_in * (size_t)T);
-    cudaDataType t = f32 ? CUDA_R_32F : CUDA_R_16F;
-    const float one = 1, zero = 0;
-    double best = 1e30;
-    for (int rep = 0; rep < 6; rep++) {
-        cudaDeviceSynchronize();
-        double t0 = em_now();
-        cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n_out, T, (int)n_in,
-                     &one, w, t, (int)n_in, x, t, (int)n_in, &zero, o,
-                     CUDA_R_32F, (int)n_out, CUBLAS_COMPUTE_32F,
-                     CUBLAS_GEMM_DEFAULT);
-        cudaDeviceSynchronize();
-        double dt = em_now() - t0;
-        if (rep > 0 && dt < best) /* the first call warms cuBLAS up */
-            best = dt;
-    }
-    cudaFree(w);
-    cudaFree(x);
-    cudaFree(o);
-    return best;
-}
-
-/* cuBLAS time and FLOPs of every layer matrix of m at T rows. */
-static void gemm_reference(const model *m, int T, double *secs, double *flops)
-{
-    cublasHandle_t h;
     *secs = *flops = 0;
-    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS)
-        return;
     const model_layer *l = &m->layers[0];
     const model_mat *w[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate,
                             &l->w_up, &l->w_down};
@@ -91,15 +49,16 @@ static void gemm_reference(const model *m, int T, double *secs, double *flops)
     for (int k = 0; k < 7; k++) {
         if (!w[k]->data)
             continue;
-        double t = time_gemm(h, f32, w[k]->n_in, w[k]->n_out, T);
+        double t = cuda_gemm_seconds(ops, f32, w[k]->n_in, w[k]->n_out, T);
+        if (t < 0) {
+            *secs = 0;
+            return;
+        }
         *secs += t * m->hp.n_layer;
         *flops += 2.0 * (double)w[k]->n_in * (double)w[k]->n_out * T *
                   m->hp.n_layer;
     }
-    cublasDestroy(h);
 }
-
-#endif
 
 static double weight_bytes(const model *m)
 {
@@ -121,11 +80,7 @@ static int bench_ops(const bench_opts *bo, cuda_ops **ops, em_err *err)
         *ops = cuda_host_ops_build();
         return 0;
     }
-#ifdef EMERGE_CUDA
     return cuda_gpu_ops_build(bo->device, ops, err);
-#else
-    return em_errorf(err, "built without CUDA");
-#endif
 }
 
 static void bench_ops_free(const bench_opts *bo, cuda_ops *ops)
@@ -134,9 +89,7 @@ static void bench_ops_free(const bench_opts *bo, cuda_ops *ops)
         cuda_host_ops_free(ops);
         return;
     }
-#ifdef EMERGE_CUDA
     cuda_gpu_ops_free(ops);
-#endif
 }
 
 static int bench_model(const char *path, const bench_opts *bo, double peak_bw)
@@ -195,10 +148,8 @@ static int bench_model(const char *path, const bench_opts *bo, double peak_bw)
         for (int k = 0; k < 7; k++)
             flops += 2.0 * (double)w[k]->n_in * (double)w[k]->n_out * PP;
     }
-#ifdef EMERGE_CUDA
     if (!bo->emulate)
-        gemm_reference(m, PP, &ref_s, &flops);
-#endif
+        gemm_reference(ops, m, PP, &ref_s, &flops);
     double bw = weight_bytes(m) / tg;
     const char *slash = strrchr(path, '/');
     printf("%-24s prompt %8.0f tok/s  %7.2f TFLOP/s", slash ? slash + 1 : path,
@@ -262,7 +213,6 @@ static int describe_device(const bench_opts *bo, double *peak_bw)
                "code; figures are not GPU figures)\n");
         return 0;
     }
-#ifdef EMERGE_CUDA
     const char *why = NULL;
     int n = cuda_device_count(&why);
     if (bo->device >= n) {
@@ -280,11 +230,6 @@ static int describe_device(const bench_opts *bo, double *peak_bw)
            bo->device, dev.name, dev.cc_major, dev.cc_minor, dev.mem_bw / 1e9);
     *peak_bw = dev.mem_bw;
     return 0;
-#else
-    printf("bench-cuda: this emerge was built without CUDA (make CUDA=1 "
-           "with nvcc installed); nothing to measure\n");
-    return 1;
-#endif
 }
 
 int main(int argc, char **argv)

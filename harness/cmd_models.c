@@ -3,30 +3,32 @@
  *
  * Owns the `models` subcommand. `emerge models --devices` lists the CUDA
  * devices a family member may name with `device: cuda:N` (backend: cuda),
- * or says why there are none: no device or driver, or a build without
- * CUDA (the Makefile builds the cuda backend when it finds nvcc).
- * `emerge models --backends` lists the registered backend names.
+ * or says in one line why there are none: no plugin (libemerge_cuda.so,
+ * built when the Makefile finds nvcc), no CUDA runtime, driver or device.
+ * That is an answer, not a failure: it exits 0. `emerge models --plugin`
+ * prints the path of the CUDA plugin this emerge loads (exit 0) or why it
+ * cannot (exit 1). `emerge models --backends` lists the registered
+ * backend names.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "backends/backend.h"
-#include "harness/cli.h"
-#ifdef EMERGE_CUDA
 #include "backends/cuda/cuda_backend.h"
-#endif
+#include "harness/cli.h"
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: emerge models --devices | --backends\n"
+    fprintf(f, "usage: emerge models --devices | --plugin | --backends\n"
                "  --devices   list CUDA devices (for `backend: cuda` with "
                "`device: cuda:N`)\n"
+               "  --plugin    the CUDA plugin this emerge loads "
+               "(EMERGE_CUDA_PLUGIN overrides the search)\n"
                "  --backends  list the backends this build registers\n");
 }
 
 static int list_devices(void)
 {
-#ifdef EMERGE_CUDA
     const char *why = NULL;
     int n = cuda_device_count(&why);
     if (n == 0) {
@@ -48,17 +50,27 @@ static int list_devices(void)
         printf("\n");
     }
     return 0;
-#else
-    printf("no CUDA devices: this emerge was built without CUDA "
-           "(make CUDA=1 with nvcc installed)\n");
+}
+
+static int show_plugin(void)
+{
+    const cuda_plugin *p;
+    const char *path;
+    em_err err;
+    if (cuda_plugin_load(&p, &path, &err)) {
+        fprintf(stderr, "emerge models: %s\n", err.msg);
+        return 1;
+    }
+    printf("%s\n", path);
     return 0;
-#endif
 }
 
 int cmd_models(int argc, char **argv)
 {
     if (argc == 2 && !strcmp(argv[1], "--devices"))
         return list_devices();
+    if (argc == 2 && !strcmp(argv[1], "--plugin"))
+        return show_plugin();
     if (argc == 2 && !strcmp(argv[1], "--backends")) {
         for (const char *const *n = backend_names(); *n; n++)
             printf("%s\n", *n);

@@ -6,7 +6,7 @@
  * (cuda_plan.h), the scoring loop and generation over a cuda_engine, and
  * the spec options:
  *   path            the .gguf file (as for the native backend)
- *   device          cuda:N (default cuda:0), read by cuda_gpu.c
+ *   device          cuda:N (default cuda:0), read by cuda_load.c
  *   n_ctx           context length (default: the model's, capped at 4096)
  *   prefix_sharing  1 (default): requests with the same context share one
  *                   copy of it in a batch; 0: every request runs its own
@@ -21,6 +21,7 @@
 
 #include "backends/backend.h"
 #include "backends/cuda/cuda_engine.h"
+#include "backends/cuda/cuda_plugin.h"
 
 /* Opens spec's model on the device of ops. ops is taken over: ops_free
  * (if not NULL) is called with it when the backend closes, or at once
@@ -42,27 +43,24 @@ void cuda_backend_stats(void *state, long *rows, int *batches);
  * arithmetic on the CPU. Not in the registry; tests open it directly. */
 extern const backend_ops backend_cuda_host_ops;
 
-#ifdef EMERGE_CUDA
-/* cuda_gpu.c: the registered backend (name "cuda"), and the devices. */
+/* cuda_load.c: the registered backend (name "cuda"), always built; it
+ * dlopens libemerge_cuda.so (cuda_plugin.h) on first use, and fails with
+ * the loader's message when the plugin or the CUDA runtime is missing. */
 extern const backend_ops backend_cuda_ops;
 
-typedef struct cuda_device_info {
-    char name[256];
-    int cc_major, cc_minor;
-    size_t mem_total, mem_free;
-    int sms;
-    double mem_bw;      /* peak memory bandwidth, bytes/s (0: unknown) */
-} cuda_device_info;
-
-/* Number of visible devices (0 when none or no driver: *why says which);
- * info of device i. */
+/* Number of visible devices: 0 when there is no plugin, driver or device,
+ * with *why saying which (valid until the next call). */
 int cuda_device_count(const char **why);
 int cuda_device_get(int i, cuda_device_info *info, em_err *err);
 
-/* The device operations of GPU `device` (for benchmarks: the backend
- * builds its own); build/free pair. */
+/* The device operations of GPU `device` (for tests and benchmarks: the
+ * backend builds its own); build/free pair. */
 int cuda_gpu_ops_build(int device, cuda_ops **out, em_err *err);
 void cuda_gpu_ops_free(cuda_ops *o);
-#endif
+
+/* The benchmark's reference: best seconds of one cuBLAS GEMM at these
+ * shapes on the device of o (from cuda_gpu_ops_build); -1 on failure. */
+double cuda_gemm_seconds(cuda_ops *o, int f32, int64_t n_in, int64_t n_out,
+                         int T);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * cuda_gpu.c - the device operations of cuda_engine.h on an NVIDIA GPU,
- * the registered "cuda" backend, and the device list.
+ * cuda_gpu.c - the device operations of cuda_engine.h on an NVIDIA GPU
+ * and the device list: the C part of the plugin libemerge_cuda.so.
  *
  * Owns: a device context (device index, cuBLAS handle, the scratch of
  * dequantised weights and rounded activations for cuBLAS), cuda_ops
@@ -12,13 +12,17 @@
  *   quantised  up to CUDA_GEMV_MAX rows (decode): the GEMV kernel reads
  *              the blocks directly; more rows (prompts, scoring batches):
  *              the matrix is dequantised to F16 scratch, then GEMM.
- * Compiled only when the Makefile finds CUDA (EMERGE_CUDA).
+ * Built only into the plugin (with cuda_kernels.cu and a private copy of
+ * harness/common.c) when the Makefile finds nvcc; its one exported symbol
+ * is emerge_cuda_plugin (cuda_plugin.h), everything else is hidden. The
+ * registered "cuda" backend lives in cuda_load.c and reaches this file
+ * only through that table.
  *
  * Errors: cudart calls that only enqueue work record the first failure;
  * sync() reports it with the device's error string, so one check per
  * batch covers every launch before it.
  */
-#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_plugin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,7 +165,7 @@ static void g_matmul(void *ctx, const cuda_wmat *w, const float *x, int T,
     }
 }
 
-void cuda_gpu_ops_free(cuda_ops *o)
+static void gpu_ops_free(cuda_ops *o)
 {
     if (!o)
         return;
@@ -179,7 +183,7 @@ void cuda_gpu_ops_free(cuda_ops *o)
 
 /* ---------------------------------------------------------------- devices */
 
-int cuda_device_count(const char **why)
+static int gpu_device_count(const char **why)
 {
     int n = 0;
     cudaError_t rc = cudaGetDeviceCount(&n);
@@ -194,7 +198,7 @@ int cuda_device_count(const char **why)
     return n;
 }
 
-int cuda_device_get(int i, cuda_device_info *info, em_err *err)
+static int gpu_device_get(int i, cuda_device_info *info, em_err *err)
 {
     struct cudaDeviceProp p;
     cudaError_t rc = cudaGetDeviceProperties(&p, i);
@@ -220,25 +224,10 @@ int cuda_device_get(int i, cuda_device_info *info, em_err *err)
     return 0;
 }
 
-/* "cuda:N" or "N" (default 0). */
-static int parse_device(const char *v, int *dev, em_err *err)
-{
-    *dev = 0;
-    if (!v)
-        return 0;
-    const char *d = !strncmp(v, "cuda:", 5) ? v + 5 : v;
-    char *end;
-    long n = strtol(d, &end, 10);
-    if (end == d || *end || n < 0 || n > 1024)
-        return em_errorf(err, "option 'device': '%s' is not cuda:N", v);
-    *dev = (int)n;
-    return 0;
-}
-
-int cuda_gpu_ops_build(int dev, cuda_ops **out, em_err *err)
+static int gpu_ops_build(int dev, cuda_ops **out, em_err *err)
 {
     const char *why = NULL;
-    int n = cuda_device_count(&why);
+    int n = gpu_device_count(&why);
     if (dev >= n)
         return n ? em_errorf(err, "device cuda:%d does not exist (%d CUDA "
                              "device%s)", dev, n, n == 1 ? "" : "s")
@@ -263,7 +252,7 @@ int cuda_gpu_ops_build(int dev, cuda_ops **out, em_err *err)
     cublasStatus_t bs = cublasCreate(&g->blas);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         g->blas = NULL;
-        cuda_gpu_ops_free(o);
+        gpu_ops_free(o);
         return em_errorf(err, "cuda:%d: cublasCreate: %s", dev,
                          cublasGetStatusString(bs));
     }
@@ -271,21 +260,58 @@ int cuda_gpu_ops_build(int dev, cuda_ops **out, em_err *err)
     return 0;
 }
 
-static int gpu_open(const backend_spec *spec, void **state, backend_info *info,
-                    em_err *err)
+/* ------------------------------------------------------------ benchmark */
+
+static double gpu_gemm_seconds(cuda_ops *o, int f32, int64_t n_in,
+                               int64_t n_out, int T)
 {
-    int dev;
-    cuda_ops *o;
-    if (parse_device(backend_spec_opt(spec, "device"), &dev, err) ||
-        cuda_gpu_ops_build(dev, &o, err))
+    gpu_ctx *g = o->ctx;
+    size_t es = f32 ? 4 : 2;
+    void *w = g_alloc(g, es * (size_t)(n_in * n_out));
+    void *x = g_alloc(g, es * (size_t)n_in * (size_t)T);
+    void *y = g_alloc(g, 4 * (size_t)n_out * (size_t)T);
+    double best = -1;
+    if (w && x && y) {
+        cudaMemset(w, 0, es * (size_t)(n_in * n_out));
+        cudaMemset(x, 0, es * (size_t)n_in * (size_t)T);
+        for (int rep = 0; rep < 6; rep++) {
+            cudaDeviceSynchronize();
+            double t0 = em_now();
+            gemm(g, f32 ? CUDA_R_32F : CUDA_R_16F, w, x, n_in, n_out, T, y);
+            cudaDeviceSynchronize();
+            double dt = em_now() - t0;
+            if (rep > 0 && (best < 0 || dt < best)) /* rep 0 warms cuBLAS */
+                best = dt;
+        }
+    }
+    cudaFree(w);
+    cudaFree(x);
+    cudaFree(y);
+    if (g->first_err[0]) { /* a failed GEMM has no meaningful time */
+        g->first_err[0] = '\0';
         return -1;
-    return cuda_backend_open(spec, o, cuda_gpu_ops_free, state, info, err);
+    }
+    return best;
 }
 
-const backend_ops backend_cuda_ops = {
-    .name = "cuda",
-    .open = gpu_open,
-    .loglikelihood = cuda_backend_loglikelihood,
-    .generate = cuda_backend_generate,
-    .close = cuda_backend_close,
+/* --------------------------------------------------------------- entry */
+
+static const cuda_plugin plugin = {
+    .abi = CUDA_PLUGIN_ABI,
+    .ops_size = sizeof(cuda_ops),
+    .err_size = sizeof(em_err),
+    .info_size = sizeof(cuda_device_info),
+    .device_count = gpu_device_count,
+    .device_get = gpu_device_get,
+    .ops_build = gpu_ops_build,
+    .ops_free = gpu_ops_free,
+    .gemm_seconds = gpu_gemm_seconds,
 };
+
+__attribute__((visibility("default")))
+const cuda_plugin *emerge_cuda_plugin(int abi_version);
+
+const cuda_plugin *emerge_cuda_plugin(int abi_version)
+{
+    return abi_version == CUDA_PLUGIN_ABI ? &plugin : NULL;
+}
