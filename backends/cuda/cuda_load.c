@@ -79,6 +79,13 @@ static int search(em_err *err)
 {
     const char *env = getenv("EMERGE_CUDA_PLUGIN");
     if (env && *env) {
+        /* dlopen searches the library path for a name without a slash;
+         * the variable names a file, so a bare name is in the cwd. */
+        char rel[PATH_MAX];
+        if (!strchr(env, '/')) {
+            snprintf(rel, sizeof rel, "./%s", env);
+            env = rel;
+        }
         int rc = try_open(env, err);
         if (rc > 0)
             return em_errorf(err, "cuda backend: %s not found (searched %s, "
