@@ -669,13 +669,14 @@ static void rope_table(const model *m, int T)
     }
 }
 
-/* Rotates the first n_rot dims of each of n_heads heads of T rows. */
-static void rope_apply(const model *m, float *x, int T, int n_heads)
+/* Rotates the first n_rot dims of heads [h0, h1) of T rows of n_heads. */
+static void rope_apply(const model *m, float *x, int T, int n_heads, int h0,
+                       int h1)
 {
     int hd = m->hp.head_dim, nr = m->hp.n_rot, half = nr / 2;
     for (int t = 0; t < T; t++) {
         const float *cs = m->s->rope + (size_t)t * nr;
-        for (int h = 0; h < n_heads; h++) {
+        for (int h = h0; h < h1; h++) {
             float *v = x + ((size_t)t * n_heads + h) * hd;
             for (int i = 0; i < half; i++) {
                 int a = m->hp.rope_neox ? i : 2 * i;
@@ -689,50 +690,140 @@ static void rope_apply(const model *m, float *x, int T, int n_heads)
     }
 }
 
-/* Up to three products sharing one input: out[k] = W[k] x for T rows.
- * Activations are prepared once per distinct weight type. */
-typedef struct mm_job {
-    const model_mat *w[3];
+/* A job's chunks per thread: more than one, so that when a thread is
+ * taken off its core for a while (the machine is shared) the others take
+ * its remaining chunks instead of waiting for it at the end of the job. */
+#define CHUNKS_PER_THREAD 4
+
+/* Chunks for a product of n_out weight rows: CHUNKS_PER_THREAD per
+ * thread, but at least 16 rows (one kernel tile) each. */
+static int mm_chunks(const model *m, int64_t n_out)
+{
+    int64_t nth = pool_size(m->pool), tiles = (n_out + 15) / 16;
+    int64_t c = nth == 1 ? 1 : nth * CHUNKS_PER_THREAD;
+    return (int)(c < tiles ? c : tiles > 0 ? tiles : 1);
+}
+
+/* The activations of x prepared once per distinct (type, width) among
+ * n matrices: a[k] serves w[k]. */
+typedef struct mm_acts {
+    quant_act act[3];
     quant_act *a[3];
-    float *out[3];
+    int own[3];
     int n;
+} mm_acts;
+
+static void acts_prepare(mm_acts *A, const model_mat *const *w, int n,
+                         const float *x, int T)
+{
+    A->n = n;
+    for (int k = 0; k < n; k++) {
+        A->a[k] = NULL;
+        A->own[k] = 0;
+        for (int p = 0; p < k; p++)
+            if (w[p]->type == w[k]->type && w[p]->n_in == w[k]->n_in)
+                A->a[k] = A->a[p];
+        if (!A->a[k]) {
+            quant_act_prepare(&A->act[k], w[k]->type, x, T, w[k]->n_in);
+            A->own[k] = 1;
+            A->a[k] = &A->act[k];
+        }
+    }
+}
+
+static void acts_free(mm_acts *A)
+{
+    for (int k = 0; k < A->n; k++)
+        if (A->own[k])
+            quant_act_free(&A->act[k]);
+}
+
+/* Rows [lo, hi) of W times the prepared activations into out (row
+ * stride ld, element i of a row at out[i]). */
+static void mat_rows(const model_mat *w, const quant_act *a, int64_t lo,
+                     int64_t hi, float *out, int64_t ld)
+{
+    if (lo < hi)
+        quant_matmul_rows(w->type, w->data, w->n_in, a, lo, hi, out, ld);
+}
+
+/* What a product job does to each chunk of its first output once the
+ * chunk is computed, all elementwise, so a thread finishes its own rows
+ * without waiting for the others: add a bias, then an activation
+ * (SwiGLU with the second output, or GELU), then add the result into a
+ * residual stream. The same per-element operations in the same order as
+ * separate passes over the whole matrix would do. */
+enum { POST_NONE, POST_SWIGLU, POST_GELU };
+
+typedef struct mm_job {
+    const model *m;
+    const model_mat *w[3];
+    mm_acts acts;
+    float *out[3];
+    int n, T, n_chunks;
+    int act;             /* POST_* */
+    const float *bias;   /* added to out[0] first, or NULL */
+    float *resid;        /* resid += out[0] last, or NULL */
 } mm_job;
 
-static void mm_worker(void *arg, int ith, int nth)
+static void mm_post(const mm_job *j, int64_t lo, int64_t hi)
+{
+    size_t n0 = (size_t)j->w[0]->n_out, len = (size_t)(hi - lo);
+    for (int t = 0; t < j->T; t++) {
+        float *o = j->out[0] + (size_t)t * n0 + lo;
+        if (j->bias)
+            for (size_t i = 0; i < len; i++)
+                o[i] += j->bias[lo + (int64_t)i];
+        if (j->act == POST_SWIGLU)
+            swiglu(j->m, o, j->out[1] + (size_t)t * n0 + lo, len);
+        else if (j->act == POST_GELU)
+            gelu(j->m, o, len);
+        if (j->resid) {
+            float *r = j->resid + (size_t)t * n0 + lo;
+            for (size_t i = 0; i < len; i++)
+                r[i] += o[i];
+        }
+    }
+}
+
+static void mm_chunk(void *arg, int c, int nc, int tid)
 {
     mm_job *j = arg;
+    long lo, hi;
+    (void)tid;
     for (int k = 0; k < j->n; k++) {
-        long lo, hi;
-        pool_split((long)j->w[k]->n_out, ith, nth, 16, &lo, &hi);
-        if (lo < hi)
-            quant_matmul_rows(j->w[k]->type, j->w[k]->data, j->w[k]->n_in,
-                              j->a[k], lo, hi, j->out[k], j->w[k]->n_out);
+        pool_split((long)j->w[k]->n_out, c, nc, 16, &lo, &hi);
+        mat_rows(j->w[k], j->acts.a[k], lo, hi, j->out[k], j->w[k]->n_out);
     }
+    pool_split((long)j->w[0]->n_out, c, nc, 16, &lo, &hi);
+    if (lo < hi && (j->bias || j->act != POST_NONE || j->resid))
+        mm_post(j, lo, hi);
+}
+
+/* out[k] = W[k] x for T rows (up to three matrices sharing the input),
+ * then the post-processing of j (act, bias, resid; see mm_job) on out[0].
+ * One pool job. */
+static void matmul_post(model *m, const float *x, int T, int n,
+                        const model_mat *const *w, float *const *out,
+                        int act, const float *bias, float *resid)
+{
+    mm_job j = {.m = m, .n = n, .T = T, .act = act, .bias = bias,
+                .resid = resid};
+    int64_t rows = 0;
+    for (int k = 0; k < n; k++) {
+        j.w[k] = w[k];
+        j.out[k] = out[k];
+        rows = w[k]->n_out > rows ? w[k]->n_out : rows;
+    }
+    acts_prepare(&j.acts, w, n, x, T);
+    pool_run_chunks(m->pool, mm_chunk, &j, mm_chunks(m, rows));
+    acts_free(&j.acts);
 }
 
 static void matmul_n(model *m, const float *x, int T, int n,
                      const model_mat *const *w, float *const *out)
 {
-    quant_act acts[3];
-    int own[3] = {0, 0, 0};
-    mm_job j = {.n = n};
-    for (int k = 0; k < n; k++) {
-        j.w[k] = w[k];
-        j.out[k] = out[k];
-        j.a[k] = NULL;
-        for (int p = 0; p < k; p++)
-            if (w[p]->type == w[k]->type && w[p]->n_in == w[k]->n_in)
-                j.a[k] = j.a[p];
-        if (!j.a[k]) {
-            quant_act_prepare(&acts[k], w[k]->type, x, T, w[k]->n_in);
-            own[k] = 1;
-            j.a[k] = &acts[k];
-        }
-    }
-    pool_run(m->pool, mm_worker, &j);
-    for (int k = 0; k < n; k++)
-        if (own[k])
-            quant_act_free(&acts[k]);
+    matmul_post(m, x, T, n, w, out, POST_NONE, NULL, NULL);
 }
 
 static void matmul(model *m, const model_mat *w, const float *x, int T,
@@ -752,14 +843,15 @@ static size_t kv_row(const model *m, int il, int hk, int slot)
             (size_t)slot) * (size_t)m->hp.head_dim;
 }
 
-/* Appends T rows of K and V at slots p0.. of layer il. */
-static void kv_store(model *m, int il, int T, int p0)
+/* Appends T rows of K and V of KV heads [hk0, hk1) at slots p0.. of
+ * layer il. */
+static void kv_store(model *m, int il, int T, int p0, int hk0, int hk1)
 {
     int hd = m->hp.head_dim, HK = m->hp.n_head_kv;
     size_t KV = (size_t)HK * hd, ks = m->kv_f16 ? sizeof(uint16_t)
                                                  : sizeof(float);
     for (int t = 0; t < T; t++)
-        for (int hk = 0; hk < HK; hk++) {
+        for (int hk = hk0; hk < hk1; hk++) {
             const float *k = m->s->k + (size_t)t * KV + (size_t)hk * hd;
             const float *v = m->s->v + (size_t)t * KV + (size_t)hk * hd;
             size_t r = kv_row(m, il, hk, p0 + t);
@@ -769,11 +861,6 @@ static void kv_store(model *m, int il, int T, int p0)
                 vr[d] = m->kv_f16 ? round_f16(v[d]) : v[d];
         }
 }
-
-typedef struct att_job {
-    model *m;
-    int il, T, p0;
-} att_job;
 
 /* Softmax of sc[0..n) in place, with llama.cpp's rounding of the
  * probabilities to F16 (its attention product takes them as F16). */
@@ -863,82 +950,44 @@ static void attend_v(const model *m, const float *p, const float *V, int n,
 }
 
 #if defined(__x86_64__)
-/* The same with AVX-512 for head sizes that are multiples of 16 (up to
- * 256), in the order of llama.cpp's product of V^T with the probabilities
- * (both F16, so every product is exact and only the order of the sums
- * matters): per output dim, 16 lanes that take positions k = lane mod 16,
- * then the lanes added in _mm512_reduce_add_ps's order. Each block of 16
- * positions is transposed into vt first (lanes past n are zero, as
- * llama.cpp's masked positions contribute 0 * V). */
+/* The same sums with AVX-512 for head sizes that are multiples of 16,
+ * straight from the cache rows (no transposed copy): for each block of
+ * 16 output dims, accumulator R[l] collects, lane by lane, the products
+ * of the positions k = l mod 16 - register R[l] lane dd is exactly lane
+ * l of llama.cpp's accumulator for dim dd, the same FMAs in the same
+ * order - and the 16 accumulators are then added by halves (l + l+8,
+ * +4, +2, +1), which is _mm512_reduce_add_ps's order across lanes. Lanes
+ * past n contributed +0 there; skipping them changes no bit, since an
+ * accumulator that starts at +0 never holds -0. */
 __attribute__((target("avx512f")))
-static void attend_v_avx512(const model *m, const float *p, const float *V,
-                            int n, int nv, int seg, float *out)
+static void attend_v_avx512(const float *p, const float *V, int n, int nv,
+                            int seg, int hd, float *out)
 {
-    int hd = m->hp.head_dim;
-    __m512 acc[256];
-    float vt[16 * 16];
-    for (int d = 0; d < hd; d++)
-        acc[d] = _mm512_setzero_ps();
-    for (int k0 = 0; k0 < n; k0 += 16) {
-        int cnt = n - k0 < 16 ? n - k0 : 16;
-        __mmask16 km = (__mmask16)((1u << cnt) - 1);
-        __m512 pv = _mm512_maskz_loadu_ps(km, p + k0);
-        int32_t off[16] = {0};
-        for (int l = 0; l < cnt; l++)
-            off[l] = att_slot(k0 + l, nv, seg) * hd;
-        __m512i rows = _mm512_loadu_si512(off);
-        for (int d0 = 0; d0 < hd; d0 += 16) {
-            /* vt[dd * 16 + l] = V[slot(k0 + l)][d0 + dd] */
-            for (int dd = 0; dd < 16; dd++)
-                _mm512_storeu_ps(vt + dd * 16, _mm512_mask_i32gather_ps(
-                    _mm512_setzero_ps(), km, rows, V + d0 + dd, 4));
-            for (int dd = 0; dd < 16; dd++)
-                acc[d0 + dd] = _mm512_fmadd_ps(_mm512_loadu_ps(vt + dd * 16),
-                                               pv, acc[d0 + dd]);
-        }
-    }
-    for (int d = 0; d < hd; d++)
-        out[d] = _mm512_reduce_add_ps(acc[d]);
-}
-
-/* The same sums for a row whose positions are the cache slots 0..n-1, from
- * vt, V transposed (vt[d * ldk + slot], zero past the last slot): the
- * loads are contiguous, eight output dims accumulate in registers. */
-__attribute__((target("avx512f")))
-static void attend_vt_avx512(const float *p, const float *vt, int64_t ldk,
-                             int n, int hd, float *out)
-{
-    for (int d0 = 0; d0 < hd; d0 += 8) {
-        __m512 acc[8];
-        int nd = hd - d0 < 8 ? hd - d0 : 8;
-        for (int j = 0; j < 8; j++)
-            acc[j] = _mm512_setzero_ps();
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+        __m512 R[16];
+        for (int l = 0; l < 16; l++)
+            R[l] = _mm512_setzero_ps();
         for (int k0 = 0; k0 < n; k0 += 16) {
-            __mmask16 km = n - k0 >= 16 ? 0xffff
-                                        : (__mmask16)((1u << (n - k0)) - 1);
-            __m512 pv = _mm512_maskz_loadu_ps(km, p + k0);
-            for (int j = 0; j < nd; j++)
-                acc[j] = _mm512_fmadd_ps(
-                    _mm512_loadu_ps(vt + (size_t)(d0 + j) * ldk + k0), pv,
-                    acc[j]);
+            int cnt = n - k0 < 16 ? n - k0 : 16;
+            if (cnt == 16 && k0 + 16 <= nv) { /* common case: slots k */
+                const float *row = V + (size_t)k0 * hd + d0;
+#pragma GCC unroll 16
+                for (int l = 0; l < 16; l++)
+                    R[l] = _mm512_fmadd_ps(_mm512_loadu_ps(row + (size_t)l * hd),
+                                           _mm512_set1_ps(p[k0 + l]), R[l]);
+                continue;
+            }
+            for (int l = 0; l < cnt; l++) {
+                const float *row = V + (size_t)att_slot(k0 + l, nv, seg) * hd;
+                R[l] = _mm512_fmadd_ps(_mm512_loadu_ps(row + d0),
+                                       _mm512_set1_ps(p[k0 + l]), R[l]);
+            }
         }
-        for (int j = 0; j < nd; j++)
-            out[d0 + j] = _mm512_reduce_add_ps(acc[j]);
+        for (int h = 8; h >= 1; h /= 2)
+            for (int l = 0; l < h; l++)
+                R[l] = _mm512_add_ps(R[l], R[l + h]);
+        _mm512_storeu_ps(out + d0, R[0]);
     }
-}
-
-/* vt[d * ldk + s] = V[s][d] for the first n slots, zero up to ldk. */
-static float *transpose_v(const float *V, int n, int hd, int64_t ldk)
-{
-    float *vt = em_malloc(sizeof(float) * (size_t)hd * (size_t)ldk);
-    for (int d = 0; d < hd; d++) {
-        float *row = vt + (size_t)d * ldk;
-        for (int s = 0; s < n; s++)
-            row[s] = V[(size_t)s * hd + d];
-        for (int64_t s = n; s < ldk; s++)
-            row[s] = 0;
-    }
-    return vt;
 }
 #endif
 
@@ -960,12 +1009,6 @@ static void attend_head(model *m, int il, int T, int p0, int h, float *S,
     quant_act_prepare(&a, m->k_type, qb, T, hd);
     quant_matmul_rows(m->k_type, K, hd, &a, 0, n_keys, S, n_keys);
     quant_act_free(&a);
-    float *vt = NULL;
-    int64_t ldk = (n_keys + 15) / 16 * 16;
-#if defined(__x86_64__)
-    if (m->simd512 && hd % 16 == 0 && hd <= 256)
-        vt = transpose_v(V, n_keys, hd, ldk);
-#endif
     for (int t = 0; t < T; t++) {
         float *sr = S + (size_t)t * n_keys;
         int nv = m->s->vis[t], seg = m->s->seg[t];
@@ -975,40 +1018,13 @@ static void attend_head(model *m, int il, int T, int p0, int h, float *S,
         softmax_probs(m, sr, n);
         float *out = m->s->att + (size_t)t * E + (size_t)h * hd;
 #if defined(__x86_64__)
-        if (vt && seg == nv) { /* positions are slots 0..n-1 */
-            attend_vt_avx512(sr, vt, ldk, n, hd, out);
-            continue;
-        }
-        if (vt) {
-            attend_v_avx512(m, sr, V, n, nv, seg, out);
+        if (m->simd512 && hd % 16 == 0) {
+            attend_v_avx512(sr, V, n, nv, seg, hd, out);
             continue;
         }
 #endif
         attend_v(m, sr, V, n, nv, seg, out);
     }
-    free(vt);
-}
-
-static void att_worker(void *arg, int ith, int nth)
-{
-    att_job *j = arg;
-    model *m = j->m;
-    size_t B = (size_t)m->n_batch;
-    float *S = m->s->scores + (size_t)ith * B * (size_t)m->n_ctx;
-    float *qb = m->s->qh + (size_t)ith * B * (size_t)m->hp.head_dim;
-    long lo, hi;
-    pool_split(m->hp.n_head, ith, nth, 1, &lo, &hi);
-    for (long h = lo; h < hi; h++)
-        attend_head(m, j->il, j->T, j->p0, (int)h, S, qb);
-}
-
-/* Causal self-attention of the T rows in s->q over the cache, which
- * already holds this chunk's K and V; result in s->att. Work is split
- * by heads. */
-static void attention(model *m, int il, int T, int p0)
-{
-    att_job j = {m, il, T, p0};
-    pool_run(m->pool, att_worker, &j);
 }
 
 /* Splits fused Q|K|V rows (contiguous blocks, as llama.cpp views them). */
@@ -1023,6 +1039,141 @@ static void split_qkv(model *m, int T)
         memcpy(s->k + (size_t)t * KV, r + E, KV * sizeof(float));
         memcpy(s->v + (size_t)t * KV, r + E + KV, KV * sizeof(float));
     }
+}
+
+static void bias_range(float *x, const float *b, int64_t lo, int64_t hi)
+{
+    if (b)
+        for (int64_t i = lo; i < hi; i++)
+            x[i] += b[i];
+}
+
+/* The attention block of layer il, from its normalised input s->xb to
+ * s->att: Q, K and V (separate or fused weights, with biases), RoPE, the
+ * cache append and causal attention. With at least as many KV heads as
+ * threads it is one job of a chunk per KV head: the chunk's rows of Q, K
+ * and V, then the attention of the heads that share that KV head, so no
+ * thread waits between the products and the attention. Otherwise the
+ * products are one job split by rows and the attention another, split by
+ * heads. Either way every number is computed by the same operations. */
+typedef struct att_job {
+    model *m;
+    const model_layer *l;
+    int il, T, p0;
+    mm_acts acts; /* s->xb prepared for the Q/K/V weights (chunk per KV) */
+} att_job;
+
+/* Per-thread attention scratch: scores and one head's queries. */
+static float *att_scores(const model *m, int tid)
+{
+    return m->s->scores + (size_t)tid * (size_t)m->n_batch * (size_t)m->n_ctx;
+}
+
+static float *att_qbuf(const model *m, int tid)
+{
+    return m->s->qh + (size_t)tid * (size_t)m->n_batch *
+                          (size_t)m->hp.head_dim;
+}
+
+/* Q, K, V of KV head g (and its query heads) for the T rows, biased and
+ * rotated, K and V appended to the cache. */
+static void qkv_group(att_job *j, int g)
+{
+    model *m = j->m;
+    const model_hparams *h = &m->hp;
+    const model_layer *l = j->l;
+    model_scratch *s = m->s;
+    int T = j->T, hd = h->head_dim, G = h->n_head / h->n_head_kv;
+    int64_t E = h->n_embd, KV = (int64_t)h->n_head_kv * hd;
+    int64_t q0 = (int64_t)g * G * hd, q1 = q0 + (int64_t)G * hd;
+    int64_t k0 = (int64_t)g * hd, k1 = k0 + hd;
+    size_t fs = sizeof(float);
+    if (l->wqkv.data) {
+        int64_t W = E + 2 * KV;
+        const quant_act *a = j->acts.a[0];
+        mat_rows(&l->wqkv, a, q0, q1, s->qkv, W);
+        mat_rows(&l->wqkv, a, E + k0, E + k1, s->qkv, W);
+        mat_rows(&l->wqkv, a, E + KV + k0, E + KV + k1, s->qkv, W);
+        for (int t = 0; t < T; t++) {
+            float *r = s->qkv + (size_t)t * W;
+            bias_range(r, l->bqkv, q0, q1);
+            bias_range(r, l->bqkv, E + k0, E + k1);
+            bias_range(r, l->bqkv, E + KV + k0, E + KV + k1);
+            memcpy(s->q + t * E + q0, r + q0, (size_t)(q1 - q0) * fs);
+            memcpy(s->k + t * KV + k0, r + E + k0, (size_t)hd * fs);
+            memcpy(s->v + t * KV + k0, r + E + KV + k0, (size_t)hd * fs);
+        }
+    } else {
+        mat_rows(&l->wq, j->acts.a[0], q0, q1, s->q, E);
+        mat_rows(&l->wk, j->acts.a[1], k0, k1, s->k, KV);
+        mat_rows(&l->wv, j->acts.a[2], k0, k1, s->v, KV);
+        for (int t = 0; t < T; t++) {
+            bias_range(s->q + t * E, l->bq, q0, q1);
+            bias_range(s->k + t * KV, l->bk, k0, k1);
+            bias_range(s->v + t * KV, l->bv, k0, k1);
+        }
+    }
+    if (h->n_rot) {
+        rope_apply(m, s->q, T, h->n_head, g * G, (g + 1) * G);
+        rope_apply(m, s->k, T, h->n_head_kv, g, g + 1);
+    }
+    kv_store(m, j->il, T, j->p0, g, g + 1);
+}
+
+static void att_group_chunk(void *arg, int g, int ng, int tid)
+{
+    att_job *j = arg;
+    model *m = j->m;
+    int G = m->hp.n_head / m->hp.n_head_kv;
+    (void)ng;
+    qkv_group(j, g);
+    for (int h = g * G; h < (g + 1) * G; h++)
+        attend_head(m, j->il, j->T, j->p0, h, att_scores(m, tid),
+                    att_qbuf(m, tid));
+}
+
+static void att_head_chunk(void *arg, int h, int nh, int tid)
+{
+    att_job *j = arg;
+    (void)nh;
+    attend_head(j->m, j->il, j->T, j->p0, h, att_scores(j->m, tid),
+                att_qbuf(j->m, tid));
+}
+
+static void attention_block(model *m, const model_layer *l, int il, int T,
+                            int p0)
+{
+    const model_hparams *h = &m->hp;
+    model_scratch *s = m->s;
+    const model_mat *sep[3] = {&l->wq, &l->wk, &l->wv};
+    const model_mat *fused[1] = {&l->wqkv};
+    int is_fused = l->wqkv.data != NULL;
+    att_job j = {.m = m, .l = l, .il = il, .T = T, .p0 = p0};
+    if (h->n_head_kv >= pool_size(m->pool)) {
+        acts_prepare(&j.acts, is_fused ? fused : sep, is_fused ? 1 : 3,
+                     s->xb, T);
+        pool_run_chunks(m->pool, att_group_chunk, &j, h->n_head_kv);
+        acts_free(&j.acts);
+        return;
+    }
+    int KV = h->n_head_kv * h->head_dim;
+    if (is_fused) {
+        matmul(m, &l->wqkv, s->xb, T, s->qkv);
+        add_bias(s->qkv, T, h->n_embd + 2 * KV, l->bqkv);
+        split_qkv(m, T);
+    } else {
+        float *o[3] = {s->q, s->k, s->v};
+        matmul_n(m, s->xb, T, 3, sep, o);
+        add_bias(s->q, T, h->n_embd, l->bq);
+        add_bias(s->k, T, KV, l->bk);
+        add_bias(s->v, T, KV, l->bv);
+    }
+    if (h->n_rot) {
+        rope_apply(m, s->q, T, h->n_head, 0, h->n_head);
+        rope_apply(m, s->k, T, h->n_head_kv, 0, h->n_head_kv);
+    }
+    kv_store(m, il, T, p0, 0, h->n_head_kv);
+    pool_run_chunks(m->pool, att_head_chunk, &j, h->n_head);
 }
 
 static void embed(model *m, const int32_t *tok, int T)
@@ -1056,94 +1207,68 @@ static void output_logits(model *m, int r0, int r1, float *logits)
 
 /* ---------------------------------------------------------- architectures */
 
-/* llama: pre-RMSNorm, RoPE (adjacent pairs), GQA, SwiGLU FFN. */
+/* llama: pre-RMSNorm, RoPE (adjacent pairs), GQA, SwiGLU FFN. Four
+ * jobs per layer: attention (with Q, K, V), the output projection added
+ * into the residual, gate and up with SwiGLU, down added into the
+ * residual. */
 static void forward_llama(model *m, int T, int p0)
 {
     const model_hparams *h = &m->hp;
     model_scratch *s = m->s;
-    size_t E = (size_t)h->n_embd, KV = (size_t)h->n_head_kv * h->head_dim;
     if (h->n_rot)
         rope_table(m, T);
     for (int il = 0; il < h->n_layer; il++) {
         const model_layer *l = &m->layers[il];
         norm_rows(m, s->xb, s->x, T, l->attn_norm, NULL);
-        const model_mat *wqkv[3] = {&l->wq, &l->wk, &l->wv};
-        float *oqkv[3] = {s->q, s->k, s->v};
-        matmul_n(m, s->xb, T, 3, wqkv, oqkv);
-        add_bias(s->q, T, (int)E, l->bq);
-        add_bias(s->k, T, (int)KV, l->bk);
-        add_bias(s->v, T, (int)KV, l->bv);
-        if (h->n_rot) {
-            rope_apply(m, s->q, T, h->n_head);
-            rope_apply(m, s->k, T, h->n_head_kv);
-        }
-        kv_store(m, il, T, p0);
-        attention(m, il, T, p0);
-        matmul(m, &l->wo, s->att, T, s->tmp);
-        add_bias(s->tmp, T, (int)E, l->bo);
-        add_into(s->x, s->tmp, (size_t)T * E);
+        attention_block(m, l, il, T, p0);
+        const model_mat *wo = &l->wo, *wd = &l->w_down;
+        matmul_post(m, s->att, T, 1, &wo, &s->tmp, POST_NONE, l->bo, s->x);
 
         norm_rows(m, s->xb, s->x, T, l->ffn_norm, NULL);
         const model_mat *wgu[2] = {&l->w_gate, &l->w_up};
         float *ogu[2] = {s->ff1, s->ff2};
-        matmul_n(m, s->xb, T, 2, wgu, ogu);
-        swiglu(m, s->ff1, s->ff2, (size_t)T * h->n_ff);
-        matmul(m, &l->w_down, s->ff1, T, s->tmp);
-        add_into(s->x, s->tmp, (size_t)T * E);
+        matmul_post(m, s->xb, T, 2, wgu, ogu, POST_SWIGLU, NULL, NULL);
+        matmul_post(m, s->ff1, T, 1, &wd, &s->tmp, POST_NONE, NULL, s->x);
     }
 }
 
 /* Fused-QKV attention block shared by gpt2 and gptneox: LayerNorm'd input
- * in s->xb, output projection (with bias) in s->tmp. */
+ * in s->xb, output projection (with bias) in s->tmp, also added into
+ * resid unless that is NULL. */
 static void attn_block_fused(model *m, const model_layer *l, int il, int T,
-                             int p0)
+                             int p0, float *resid)
 {
-    const model_hparams *h = &m->hp;
-    model_scratch *s = m->s;
-    size_t KV = (size_t)h->n_head_kv * h->head_dim;
-    matmul(m, &l->wqkv, s->xb, T, s->qkv);
-    add_bias(s->qkv, T, (int)(h->n_embd + 2 * KV), l->bqkv);
-    split_qkv(m, T);
-    if (h->n_rot) {
-        rope_apply(m, s->q, T, h->n_head);
-        rope_apply(m, s->k, T, h->n_head_kv);
-    }
-    kv_store(m, il, T, p0);
-    attention(m, il, T, p0);
-    matmul(m, &l->wo, s->att, T, s->tmp);
-    add_bias(s->tmp, T, h->n_embd, l->bo);
+    const model_mat *wo = &l->wo;
+    attention_block(m, l, il, T, p0);
+    matmul_post(m, m->s->att, T, 1, &wo, &m->s->tmp, POST_NONE, l->bo, resid);
 }
 
-/* GELU FFN with biases: out = W_down gelu(W_up in + b_up) + b_down. */
+/* GELU FFN with biases: out = W_down gelu(W_up in + b_up) + b_down, also
+ * added into resid. */
 static void ffn_gelu(model *m, const model_layer *l, const float *in, int T,
-                     float *out)
+                     float *out, float *resid)
 {
-    const model_hparams *h = &m->hp;
-    matmul(m, &l->w_up, in, T, m->s->ff1);
-    add_bias(m->s->ff1, T, h->n_ff, l->b_up);
-    gelu(m, m->s->ff1, (size_t)T * h->n_ff);
-    matmul(m, &l->w_down, m->s->ff1, T, out);
-    add_bias(out, T, h->n_embd, l->b_down);
+    const model_mat *wu = &l->w_up, *wd = &l->w_down;
+    matmul_post(m, in, T, 1, &wu, &m->s->ff1, POST_GELU, l->b_up, NULL);
+    matmul_post(m, m->s->ff1, T, 1, &wd, &out, POST_NONE, l->b_down, resid);
 }
 
 /* gpt2: learned positions (added in embed), pre-LayerNorm blocks. */
 static void forward_gpt2(model *m, int T, int p0)
 {
     model_scratch *s = m->s;
-    size_t E = (size_t)m->hp.n_embd;
     for (int il = 0; il < m->hp.n_layer; il++) {
         const model_layer *l = &m->layers[il];
         norm_rows(m, s->xb, s->x, T, l->attn_norm, l->attn_norm_b);
-        attn_block_fused(m, l, il, T, p0);
-        add_into(s->x, s->tmp, (size_t)T * E);
+        attn_block_fused(m, l, il, T, p0, s->x);
         norm_rows(m, s->xb, s->x, T, l->ffn_norm, l->ffn_norm_b);
-        ffn_gelu(m, l, s->xb, T, s->tmp);
-        add_into(s->x, s->tmp, (size_t)T * E);
+        ffn_gelu(m, l, s->xb, T, s->tmp, s->x);
     }
 }
 
 /* gptneox: partial NEOX RoPE; with the parallel residual both branches
- * read the block input: x = x + ffn(norm2(x)) + attn(norm1(x)). */
+ * read the block input: x = x + ffn(norm2(x)) + attn(norm1(x)), added in
+ * that order. */
 static void forward_gptneox(model *m, int T, int p0)
 {
     model_scratch *s = m->s;
@@ -1153,17 +1278,15 @@ static void forward_gptneox(model *m, int T, int p0)
     for (int il = 0; il < m->hp.n_layer; il++) {
         const model_layer *l = &m->layers[il];
         norm_rows(m, s->xb, s->x, T, l->attn_norm, l->attn_norm_b);
-        attn_block_fused(m, l, il, T, p0);
         if (m->hp.par_res) {
+            attn_block_fused(m, l, il, T, p0, NULL);
             norm_rows(m, s->xb2, s->x, T, l->ffn_norm, l->ffn_norm_b);
-            ffn_gelu(m, l, s->xb2, T, s->tmp2);
-            add_into(s->x, s->tmp2, n);
+            ffn_gelu(m, l, s->xb2, T, s->tmp2, s->x);
             add_into(s->x, s->tmp, n);
         } else {
-            add_into(s->x, s->tmp, n);
+            attn_block_fused(m, l, il, T, p0, s->x);
             norm_rows(m, s->xb, s->x, T, l->ffn_norm, l->ffn_norm_b);
-            ffn_gelu(m, l, s->xb, T, s->tmp2);
-            add_into(s->x, s->tmp2, n);
+            ffn_gelu(m, l, s->xb, T, s->tmp2, s->x);
         }
     }
 }
