@@ -3,20 +3,20 @@
  * time by quant.c; every function carries a target attribute, so the file
  * builds without -march and runs only on CPUs that have the features.
  *
- * Three shapes, chosen by the number of activation rows:
- *  - prompt processing (>= PANEL_MIN_ROWS_* rows): weights repacked 32 rows
- *    at a time into a panel whose vectors hold 16 rows' values at one k
- *    (see "Panel kernels" below); no horizontal sums, each weight vector
- *    used by 4-6 activation rows, one VNNI instruction = 64 MACs.
- *  - fewer rows (all other cases: 3 rows and more, or 1 and more for
- *    the float types): CW = 4 weight rows
- *    unpacked into an L1 scratch, then RA x CW register tiles of dot
- *    products with horizontal sums at the end.
- *  - decode (1-2 rows) for the quantised types: weight vectors built in
- *    registers straight from the blocks, no scratch.
+ * Quantised types, by the number of activation rows:
+ *  - prompt processing (>= PANEL_MIN_ROWS_Q rows): weights repacked 32
+ *    rows at a time into a panel whose vectors hold 16 rows' values at
+ *    one k (see "Panel kernels" below); no horizontal sums, each weight
+ *    vector used by 4 activation rows, one VNNI instruction = 64 MACs.
+ *  - fewer rows (decode): "row groups", 16 weight rows read as stored,
+ *    one or two activation rows at a time.
+ * Both sum every output in the same order, the scalar kernels' (integer
+ * block sums, then q8_step / k_step per block), so a result does not
+ * depend on how many rows a call multiplies nor on the SIMD level.
  *
- * Integer sums are exact and equal to the scalar kernels'; only the order
- * of float additions differs.
+ * Float types (F32/F16/BF16): RA x CW register tiles of dot products,
+ * 16 lanes per output added up at the end in _mm512_reduce_add_ps's
+ * order (llama.cpp's), the same for every tile shape.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -69,6 +69,36 @@ INL void hsum4(const __m512 *v, int cw, float *out)
 }
 
 INL float f16s(uint16_t h) { return _cvtsh_ss(h); }
+
+/* One block's step of a quantised dot product, in the order of the
+ * scalar kernels (quant.c), which is also llama.cpp's: with it the Q8_0
+ * fixture's logits agree with the reference to 1e-6 (0.06 with an fma),
+ * and every SIMD shape gives the scalar result to the bit:
+ *   Q8_0 family: acc + ((dw * dx) * I + mw * sx)   (the min term: Q4_1/Q5_1)
+ *   K-quants:    acc + ((d * dx) * I - (dmin * dx) * I_min)   (Q6_K: no min) */
+INL __m512 q8_step(__m512 acc, __m512i isum, __m512 dw, __m512 dx, int hm,
+                   __m512 mw, __m512 sx)
+{
+    __m512 t = _mm512_mul_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum));
+    if (hm)
+        t = _mm512_add_ps(t, _mm512_mul_ps(mw, sx));
+    return _mm512_add_ps(acc, t);
+}
+
+INL __m512 k_step(__m512 acc, __m512i isum, __m512 d, __m512 dx, int hm,
+                  __m512i imin, __m512 dmin)
+{
+    __m512 t = _mm512_mul_ps(_mm512_mul_ps(d, dx), _mm512_cvtepi32_ps(isum));
+    if (hm)
+        t = _mm512_sub_ps(t, _mm512_mul_ps(_mm512_mul_ps(dmin, dx),
+                                           _mm512_cvtepi32_ps(imin)));
+    return _mm512_add_ps(acc, t);
+}
+
+static inline __mmask16 lane_mask(int n)
+{
+    return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
 
 /* ================================================================ */
 /* F32 / F16 / BF16                                                  */
@@ -159,15 +189,13 @@ static T512 void tile_f_any(int wk, int ra, int cw, const void *const *w,
 
 #define ACT_ROW(a, r) ((const char *)(a)->data + (size_t)(r) * (a)->row_bytes)
 
-/* From this many activation rows on, the panel kernels (below) win
- * (measured with a 2048 x 768 matrix on a loaded 2-core machine): the
- * integer panels beat the register tiles from ~12 rows, the float panel,
- * whose packing is a transpose, only from ~128 rows, and then by little. */
-enum { PANEL_MIN_ROWS_Q = 12, PANEL_MIN_ROWS_F = 128 };
+/* From this many activation rows on, the integer panel kernels (below)
+ * beat the row groups (measured with a 2048 x 768 matrix on a loaded
+ * 2-core machine). The float types have no panel: the tiles' per-lane
+ * sums, which llama.cpp's F32/F16 products share, would not survive
+ * one, and a panel won only from ~128 rows, and then by little. */
+enum { PANEL_MIN_ROWS_Q = 12 };
 
-static T512 void panel_float(int wk, const void *w, size_t stride, int64_t n,
-                             const quant_act *a, int64_t i0, int64_t i1,
-                             float *out, int64_t ld);
 static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
                           int64_t n, const quant_act *a, int64_t i0,
                           int64_t i1, float *out, int64_t ld);
@@ -181,10 +209,6 @@ static T512 void gemm_float(int wk, const void *w, size_t stride, int64_t n,
                             const quant_act *a, int64_t i0, int64_t i1,
                             float *out, int64_t ld)
 {
-    if (a->rows >= PANEL_MIN_ROWS_F) {
-        panel_float(wk, w, stride, n, a, i0, i1, out, ld);
-        return;
-    }
     int unpack = wk != WK_F32 && a->rows > RA;
     float *buf = unpack ? scratch((size_t)CW * n * sizeof(float)) : NULL;
     for (int64_t i = i0; i < i1; i += CW) {
@@ -288,33 +312,8 @@ INL __m256i blk_u8(ggml_type t, const void *row, int64_t b, float *d, float *m)
 
 static inline int has_min(ggml_type t) { return t == GGML_Q4_1 || t == GGML_Q5_1; }
 
-/* An unpacked row: q[npad] unsigned bytes, wd[npad/4] per-lane scales
- * (lanes 0-7 the first block of each 64, 8-15 the second) and, for
- * Q4_1/Q5_1, wm[npad/4] the mins in the same lanes. */
-typedef struct {
-    uint8_t *q;
-    float *wd, *wm;
-} u8row;
-
-INL void unpack_q8_row_t(ggml_type t, const void *row, int64_t nb, u8row o)
-{
-    for (int64_t i = 0; i < nb; i++) {
-        float d, m;
-        __m256i v = blk_u8(t, row, i, &d, &m);
-        _mm256_store_si256((__m256i *)(o.q + 32 * i), v);
-        _mm256_store_ps(o.wd + 8 * i, _mm256_set1_ps(d));
-        if (o.wm)
-            _mm256_store_ps(o.wm + 8 * i, _mm256_set1_ps(m));
-    }
-    if (nb & 1) {   /* pad the last chunk: zero weights, scale and min */
-        memset(o.q + 32 * nb, 0, 32);
-        memset(o.wd + 8 * nb, 0, 32);
-        if (o.wm)
-            memset(o.wm + 8 * nb, 0, 32);
-    }
-}
-
-/* Instantiated per type, so blk_u8's type tests fold away. */
+/* Instantiated per type, so the type tests in the inline helpers fold
+ * away. */
 #define TYPE_SWITCH(t, F)                                                \
     switch (t) {                                                         \
     case GGML_Q8_0: F(GGML_Q8_0); break;                                 \
@@ -324,216 +323,208 @@ INL void unpack_q8_row_t(ggml_type t, const void *row, int64_t nb, u8row o)
     default: F(GGML_Q5_1); break;                                        \
     }
 
-static T512 void unpack_q8_row(ggml_type t, const void *row, int64_t nb,
-                               u8row o)
+/* ---- Row groups: fewer activation rows than a panel (decode) ----
+ *
+ * Every output must be the panel kernel's to the bit, whatever the
+ * number of activation rows in the call (prefix-shared scoring multiplies
+ * a token with others and alone) and whichever thread computes it. The
+ * panel's order is the one both can afford: per block (Q8_0 family) or
+ * super-block (K-quants) an exact integer dot product, then one float
+ * step (q8_step, k_step) into the output's accumulator, block after
+ * block. Integer sums are exact, so only the float steps have to match;
+ * they are the scalar kernels', so all three give the same bits.
+ *
+ * Here the weights are read as stored, 16 rows at a time: a row's two
+ * blocks (64 values) make one vpdpbusd, whose 16 lanes hold 8 partial
+ * sums of each block. A shuffle network (rg_l1..rg_l4) adds each row's
+ * 8 lanes per block and transposes, so that one vector holds the block
+ * sums of the 16 rows and the float work is the panel's: one conversion
+ * and one fma per block for 16 outputs. The network costs 44 shuffles
+ * and adds per 16 rows, under 3 per row and block pair; the block scales
+ * of the 16 rows come with one gather per block. */
+enum { RG = 16 };
+
+/* The network leaves the sums of the vector fed s-th (its slot s) in
+ * lane RG_ROW[s], so slot s is given row RG_ROW[s]. */
+static const int RG_ROW[RG] = {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15};
+
+/* Slots a, b: 128-bit quarters [a lo8 folded to 4, a hi8, b lo8, b hi8]. */
+INL __m512i rg_l1(__m512i a, __m512i b)
 {
-#define UQ(tt) unpack_q8_row_t(tt, row, nb, o)
-    TYPE_SWITCH(t, UQ)
-#undef UQ
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x88),
+                            _mm512_shuffle_i32x4(a, b, 0xDD));
 }
 
-INL void tile_q8(int hm, int ra, int cw, const u8row *w, const qa_q8_row *x,
-                 int64_t np, float *out, int64_t ld)
+/* Two rg_l1 results (slots s..s+3): 2 partials of 2 slots per quarter. */
+INL __m512i rg_l2(__m512i w, __m512i x)
 {
-    __m512 acc[RA][CW];
-#pragma GCC unroll 4
-    for (int r = 0; r < ra; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++)
-            acc[r][c] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < np; k += 64) {
-        __m512i wq[CW];
-        __m512 wd[CW], wm[CW];
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++) {
-            wq[c] = _mm512_load_si512((const void *)(w[c].q + k));
-            wd[c] = _mm512_load_ps(w[c].wd + k / 4);
-            if (hm)
-                wm[c] = _mm512_load_ps(w[c].wm + k / 4);
-        }
-#pragma GCC unroll 4
-        for (int r = 0; r < ra; r++) {
-            __m512i xq = _mm512_load_si512((const void *)(x[r].qs + k));
-            __m512i xc = _mm512_load_si512((const void *)(x[r].cv + k / 4));
-            __m512 xd = _mm512_load_ps(x[r].dv + k / 4);
-#pragma GCC unroll 4
-            for (int c = 0; c < cw; c++) {
-                __m512i t = _mm512_dpbusd_epi32(xc, wq[c], xq);
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t),
-                                            _mm512_mul_ps(wd[c], xd), acc[r][c]);
-                if (hm)
-                    acc[r][c] = _mm512_fmadd_ps(wm[c],
-                        _mm512_load_ps(x[r].sv + k / 4), acc[r][c]);
-            }
-        }
+    return _mm512_add_epi32(_mm512_unpacklo_epi32(w, x),
+                            _mm512_unpackhi_epi32(w, x));
+}
+
+/* Two rg_l2 results (slots s..s+7): whole sums, 4 slots per quarter. */
+INL __m512i rg_l3(__m512i y, __m512i z)
+{
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(y, z),
+                            _mm512_unpackhi_epi64(y, z));
+}
+
+/* Slots 0-7 and 8-15 into lane order: *lo lane c = sum of row c's lanes
+ * 0-7, *hi lane c = sum of its lanes 8-15. */
+INL void rg_l4(__m512i y0, __m512i y1, __m512i *lo, __m512i *hi)
+{
+    *lo = _mm512_shuffle_i32x4(y0, y1, 0x88);
+    *hi = _mm512_shuffle_i32x4(y0, y1, 0xDD);
+}
+
+/* Feeds row-slot s's vector v (activation row r) into the network;
+ * st holds the pending partial results of that activation row. */
+typedef struct {
+    __m512i a, w[2], u, y[2];
+} rg_state;
+
+INL void rg_feed(rg_state *st, int s, __m512i v)
+{
+    if (!(s & 1)) {
+        st->a = v;
+        return;
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < ra; r++)
-        hsum4(acc[r], cw, out + r * ld);
+    st->w[(s >> 1) & 1] = rg_l1(st->a, v);
+    if ((s & 3) != 3)
+        return;
+    __m512i u = rg_l2(st->w[0], st->w[1]);
+    if ((s & 7) == 3) {
+        st->u = u;
+        return;
+    }
+    st->y[s >> 3] = rg_l3(st->u, u);
 }
 
-static T512 void tile_q8_any(int hm, int ra, int cw, const u8row *w,
-                             const qa_q8_row *x, int64_t np, float *out,
-                             int64_t ld)
+/* Blocks b and b+1 (if two) of a Q8_0-family row as 64 unsigned bytes in
+ * element order (as blk_u8 gives them); a missing second block reads as
+ * anything (its sums are not used). */
+INL __m512i q8_pair_q(ggml_type t, const char *row, int64_t b, int two)
 {
-#define TQ(a, b)                                                         \
-    do {                                                                 \
-        if (hm) tile_q8(1, a, b, w, x, np, out, ld);                     \
-        else tile_q8(0, a, b, w, x, np, out, ld);                        \
-    } while (0)
-    TILE_SWITCH(ra, cw, TQ)
-#undef TQ
-}
-
-/* ---- Decode (one or two activation rows): straight from the blocks ----
- * Two blocks (64 values) per vector, as in the unpacked form above; the
- * unpacking would be written and read once, so building the vectors in
- * registers is cheaper. Converting both block scales with one vcvtph2ps
- * (instead of two scalar conversions and broadcasts) made these kernels
- * ~1.5x faster. */
-/* Blocks b and b+1 (if two) of a Q8_0-family row as 64 unsigned bytes
- * in element order (as blk_u8), their scales in lanes 0-7 and 8-15 and,
- * for Q4_1/Q5_1, their mins likewise. A missing second block reads as
- * zero weights with zero scale and min. */
-INL void q8_pair_regs(ggml_type t, const char *row, int64_t b, int two,
-                      __m512i *q, __m512 *d, __m512 *m)
-{
-    uint32_t hd, hm = 0;
-    uint64_t bits = 0;
     if (t == GGML_Q8_0) {
         const blk_q8_0 *x = (const blk_q8_0 *)row + b;
         __m256i v0 = _mm256_loadu_si256((const __m256i *)x[0].qs);
-        __m256i v1 = two ? _mm256_loadu_si256((const __m256i *)x[1].qs)
-                         : _mm256_set1_epi8((char)0x80);
+        __m256i v1 = two ? _mm256_loadu_si256((const __m256i *)x[1].qs) : v0;
         __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
-        *q = _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
-        hd = x[0].d | (two ? (uint32_t)x[1].d << 16 : 0);
-    } else {
-        const uint8_t *qs0, *qs1;
-        size_t bs = t == GGML_Q4_0 ? sizeof(blk_q4_0) : t == GGML_Q4_1 ? sizeof(blk_q4_1)
-                  : t == GGML_Q5_0 ? sizeof(blk_q5_0) : sizeof(blk_q5_1);
-        const char *x0 = row + b * bs, *x1 = x0 + bs;
-        uint16_t d0, d1 = 0, m0 = 0, m1 = 0;
-        uint32_t h0 = 0, h1 = 0;
-        memcpy(&d0, x0, 2);
-        if (two)
-            memcpy(&d1, x1, 2);
-        if (t == GGML_Q4_0) {
-            qs0 = ((const blk_q4_0 *)x0)->qs, qs1 = ((const blk_q4_0 *)x1)->qs;
-        } else if (t == GGML_Q4_1) {
-            qs0 = ((const blk_q4_1 *)x0)->qs, qs1 = ((const blk_q4_1 *)x1)->qs;
-            m0 = ((const blk_q4_1 *)x0)->m;
-            if (two)
-                m1 = ((const blk_q4_1 *)x1)->m;
-        } else if (t == GGML_Q5_0) {
-            qs0 = ((const blk_q5_0 *)x0)->qs, qs1 = ((const blk_q5_0 *)x1)->qs;
-            memcpy(&h0, ((const blk_q5_0 *)x0)->qh, 4);
-            if (two)
-                memcpy(&h1, ((const blk_q5_0 *)x1)->qh, 4);
-        } else {
-            qs0 = ((const blk_q5_1 *)x0)->qs, qs1 = ((const blk_q5_1 *)x1)->qs;
-            m0 = ((const blk_q5_1 *)x0)->m;
-            memcpy(&h0, ((const blk_q5_1 *)x0)->qh, 4);
-            if (two) {
-                m1 = ((const blk_q5_1 *)x1)->m;
-                memcpy(&h1, ((const blk_q5_1 *)x1)->qh, 4);
-            }
-        }
-        __m128i v0 = _mm_loadu_si128((const __m128i *)qs0);
-        __m128i v1 = two ? _mm_loadu_si128((const __m128i *)qs1) : _mm_setzero_si128();
-        __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(v0), v1, 1);
-        __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
-        /* [b0 lo, b1 lo, b0 hi, b1 hi] -> [b0 lo, b0 hi, b1 lo, b1 hi] */
-        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-        *q = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-        if (t == GGML_Q5_0 || t == GGML_Q5_1) {
-            bits = h0 | (uint64_t)h1 << 32;   /* fifth bits, element order */
-            *q = _mm512_or_si512(*q, _mm512_maskz_mov_epi8(bits, _mm512_set1_epi8(0x10)));
-        }
-        hd = d0 | (uint32_t)d1 << 16;
-        hm = m0 | (uint32_t)m1 << 16;
+        return _mm512_xor_si512(z, _mm512_set1_epi8((char)0x80));
     }
-    /* both scales (mins) in one conversion, then spread over their lanes */
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1,
-                                         0, 0, 0, 0, 0, 0, 0, 0);
-    *d = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(
-        _mm_cvtph_ps(_mm_cvtsi32_si128((int)hd))));
-    if (t == GGML_Q4_1 || t == GGML_Q5_1)
-        *m = _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(
-            _mm_cvtph_ps(_mm_cvtsi32_si128((int)hm))));
+    size_t bs = t == GGML_Q4_0 ? sizeof(blk_q4_0) : t == GGML_Q4_1 ? sizeof(blk_q4_1)
+              : t == GGML_Q5_0 ? sizeof(blk_q5_0) : sizeof(blk_q5_1);
+    /* offset of qs (and qh) in the block */
+    size_t oq = t == GGML_Q4_0 ? 2 : t == GGML_Q4_1 ? 4 : t == GGML_Q5_0 ? 6 : 8;
+    size_t oh = t == GGML_Q5_0 ? 2 : 4;
+    const char *x0 = row + b * bs, *x1 = two ? x0 + bs : x0;
+    __m128i v0 = _mm_loadu_si128((const __m128i *)(x0 + oq));
+    __m128i v1 = _mm_loadu_si128((const __m128i *)(x1 + oq));
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(v0), v1, 1);
+    __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
+    /* [b0 lo, b1 lo, b0 hi, b1 hi] -> [b0 lo, b0 hi, b1 lo, b1 hi] */
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    __m512i q = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
+    if (t == GGML_Q5_0 || t == GGML_Q5_1) {   /* fifth bits, element order */
+        uint32_t h0, h1;
+        memcpy(&h0, x0 + oh, 4);
+        memcpy(&h1, x1 + oh, 4);
+        q = _mm512_or_si512(q, _mm512_maskz_mov_epi8(h0 | (uint64_t)h1 << 32,
+                                                     _mm512_set1_epi8(0x10)));
+    }
+    return q;
 }
 
-INL void gemv_q8_tile(ggml_type t, int ra, int cw, const char *w,
-                      size_t stride, int64_t nb, const qa_q8_row *x,
-                      float *out, int64_t ld)
+/* The 16 rows' F16 scale (and, for Q4_1/Q5_1, min) of block b: one
+ * 32-bit gather at the block's start. */
+INL void q8_scales(ggml_type t, const char *wg, __m512i gidx, int64_t b,
+                   __m512 *d, __m512 *m)
 {
-    __m512 acc[2][CW];
-#pragma GCC unroll 2
-    for (int r = 0; r < ra; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++)
-            acc[r][c] = _mm512_setzero_ps();
+    size_t bs = t == GGML_Q8_0 ? sizeof(blk_q8_0) : t == GGML_Q4_0 ? sizeof(blk_q4_0)
+              : t == GGML_Q4_1 ? sizeof(blk_q4_1) : t == GGML_Q5_0 ? sizeof(blk_q5_0)
+              : sizeof(blk_q5_1);
+    __m512i g = _mm512_i32gather_epi32(gidx, wg + b * bs, 1);
+    *d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+    if (has_min(t))
+        *m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+}
+
+/* out[r*ld + c] for the 16 rows (c < valid lanes of om) of the group at
+ * wg (rp: the rows, gidx: their byte offsets from wg, the missing ones
+ * repeating row 0) and ra = 1 or 2 activation rows. */
+INL void rg_q8(ggml_type t, int ra, const char *wg, const char *const *rp,
+               __m512i gidx, int64_t nb, const qa_q8_row *x, float *out,
+               int64_t ld, __mmask16 om)
+{
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t b = 0; b < nb; b += 2) {
-        int64_t k = b * 32;
+        int two = b + 1 < nb;
+        int64_t k = b * 32, lane = k / 4;
         __m512i xq[2], xc[2];
-        __m512 xd[2];
+        rg_state st[2];
 #pragma GCC unroll 2
         for (int r = 0; r < ra; r++) {
             xq[r] = _mm512_load_si512((const void *)(x[r].qs + k));
-            xc[r] = _mm512_load_si512((const void *)(x[r].cv + k / 4));
-            xd[r] = _mm512_load_ps(x[r].dv + k / 4);
+            xc[r] = _mm512_load_si512((const void *)(x[r].cv + lane));
         }
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++) {
-            __m512i q;
-            __m512 d, m = _mm512_setzero_ps();
-            q8_pair_regs(t, w + (size_t)c * stride, b, b + 1 < nb, &q, &d, &m);
+#pragma GCC unroll 16
+        for (int s = 0; s < RG; s++) {
+            __m512i q = q8_pair_q(t, rp[RG_ROW[s]], b, two);
 #pragma GCC unroll 2
-            for (int r = 0; r < ra; r++) {
-                __m512i p = _mm512_dpbusd_epi32(xc[r], q, xq[r]);
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p),
-                                            _mm512_mul_ps(d, xd[r]), acc[r][c]);
-                if (has_min(t))
-                    acc[r][c] = _mm512_fmadd_ps(m, _mm512_load_ps(x[r].sv + k / 4),
-                                                acc[r][c]);
-            }
+            for (int r = 0; r < ra; r++)
+                rg_feed(&st[r], s, _mm512_dpbusd_epi32(xc[r], q, xq[r]));
+        }
+        __m512 d, m = _mm512_setzero_ps();
+        q8_scales(t, wg, gidx, b, &d, &m);
+        __m512i lo[2], hi[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < ra; r++) {
+            rg_l4(st[r].y[0], st[r].y[1], &lo[r], &hi[r]);
+            acc[r] = q8_step(acc[r], lo[r], d, _mm512_set1_ps(x[r].dv[lane]),
+                             has_min(t), m, _mm512_set1_ps(x[r].sv[lane]));
+        }
+        if (!two)
+            break;
+        q8_scales(t, wg, gidx, b + 1, &d, &m);
+#pragma GCC unroll 2
+        for (int r = 0; r < ra; r++) {
+            acc[r] = q8_step(acc[r], hi[r], d, _mm512_set1_ps(x[r].dv[lane + 8]),
+                             has_min(t), m, _mm512_set1_ps(x[r].sv[lane + 8]));
         }
     }
 #pragma GCC unroll 2
     for (int r = 0; r < ra; r++)
-        hsum4(acc[r], cw, out + r * ld);
+        _mm512_mask_storeu_ps(out + r * ld, om, acc[r]);
 }
 
-INL void gemv_q8_rows(ggml_type t, int ra, const void *w, size_t stride,
-                      int64_t nb, const qa_q8_row *x, int64_t i0, int64_t i1,
-                      float *out, int64_t ld)
+/* The rows of a group and their byte offsets; rows past the end repeat
+ * the first (their lanes are computed and not stored). */
+static T512 __mmask16 rg_rows(const void *w, size_t stride, int64_t i,
+                              int64_t i1, const char **rp, __m512i *gidx)
 {
-    const char *wc = w;
-    int64_t i = i0;
-    for (; i + CW <= i1; i += CW)
-        gemv_q8_tile(t, ra, CW, wc + (size_t)i * stride, stride, nb, x,
-                     out + i, ld);
-    for (; i < i1; i++)
-        gemv_q8_tile(t, ra, 1, wc + (size_t)i * stride, stride, nb, x,
-                     out + i, ld);
+    int nr = i1 - i < RG ? (int)(i1 - i) : RG;
+    int32_t off[RG];
+    for (int c = 0; c < RG; c++) {
+        off[c] = c < nr ? (int32_t)((size_t)c * stride) : 0;
+        rp[c] = (const char *)w + (size_t)i * stride + off[c];
+    }
+    *gidx = _mm512_loadu_si512((const void *)off);
+    return lane_mask(nr);
 }
 
-static T512 void gemv_q8(ggml_type t, const void *w, size_t stride,
-                         int64_t n, const quant_act *a, int64_t i0,
-                         int64_t i1, float *out, int64_t ld)
+static T512 void rg_q8_any(ggml_type t, int ra, const char *wg,
+                           const char *const *rp, __m512i gidx, int64_t nb,
+                           const qa_q8_row *x, float *out, int64_t ld,
+                           __mmask16 om)
 {
-    qa_q8_row x[2];
-    for (int r = 0; r < a->rows; r++)
-        x[r] = qa_q8_view(a, r);
-    int64_t nb = n / 32;
-#define GQ(tt)                                                           \
+#define RQ(tt)                                                           \
     do {                                                                 \
-        if (a->rows == 1) gemv_q8_rows(tt, 1, w, stride, nb, x, i0, i1, out, ld); \
-        else gemv_q8_rows(tt, 2, w, stride, nb, x, i0, i1, out, ld);     \
+        if (ra == 1) rg_q8(tt, 1, wg, rp, gidx, nb, x, out, ld, om);     \
+        else rg_q8(tt, 2, wg, rp, gidx, nb, x, out, ld, om);             \
     } while (0)
-    TYPE_SWITCH(t, GQ)
-#undef GQ
+    TYPE_SWITCH(t, RQ)
+#undef RQ
 }
 
 static T512 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
@@ -544,32 +535,20 @@ static T512 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
         panel_q8(t, w, stride, n, a, i0, i1, out, ld);
         return;
     }
-    if (a->rows <= 2) {
-        gemv_q8(t, w, stride, n, a, i0, i1, out, ld);
-        return;
-    }
-    int64_t np = qa_npad(n), nb = n / 32;
-    int hm = has_min(t);
-    uint8_t *buf = scratch((size_t)CW * 3 * np);
-    u8row ur[CW];
-    for (int c = 0; c < CW; c++) {
-        ur[c].q = buf + (size_t)c * 3 * np;
-        ur[c].wd = (float *)(ur[c].q + np);
-        ur[c].wm = hm ? (float *)(ur[c].q + 2 * np) : NULL;
-    }
-    for (int64_t i = i0; i < i1; i += CW) {
-        int cw = i1 - i < CW ? (int)(i1 - i) : CW;
-        for (int c = 0; c < cw; c++)
-            unpack_q8_row(t, (const char *)w + (size_t)(i + c) * stride, nb, ur[c]);
-        for (int64_t r = 0; r < a->rows; r += RA) {
-            int ra = a->rows - r < RA ? (int)(a->rows - r) : RA;
-            qa_q8_row xr[RA];
+    int64_t nb = n / 32;
+    for (int64_t i = i0; i < i1; i += RG) {
+        const char *rp[RG];
+        __m512i gidx;
+        __mmask16 om = rg_rows(w, stride, i, i1, rp, &gidx);
+        const char *wg = (const char *)w + (size_t)i * stride;
+        for (int64_t r = 0; r < a->rows; r += 2) {
+            int ra = a->rows - r < 2 ? 1 : 2;
+            qa_q8_row xr[2];
             for (int q = 0; q < ra; q++)
                 xr[q] = qa_q8_view(a, r + q);
-            tile_q8_any(hm, ra, cw, ur, xr, np, out + r * ld + i, ld);
+            rg_q8_any(t, ra, wg, rp, gidx, nb, xr, out + r * ld + i, ld, om);
         }
     }
-    free(buf);
 }
 
 #define Q8_FAMILY(name, type)                                            \
@@ -672,69 +651,8 @@ static T512 void unpack_q6_k(const blk_q6_k *b, int64_t nsb, ksb *o)
     }
 }
 
-INL void tile_k(int ra, int cw, const ksb *const *w, const blk_q8_k *const *x,
-                int64_t nsb, float *out, int64_t ld)
-{
-    __m512 acc[RA][CW];
-#pragma GCC unroll 4
-    for (int r = 0; r < ra; r++)
-#pragma GCC unroll 4
-        for (int c = 0; c < cw; c++)
-            acc[r][c] = _mm512_setzero_ps();
-    for (int64_t s = 0; s < nsb; s++) {
-#pragma GCC unroll 4
-        for (int r = 0; r < ra; r++) {
-            const blk_q8_k *xb = x[r] + s;
-            __m512i xq0 = _mm512_loadu_si512((const void *)(xb->qs));
-            __m512i xq1 = _mm512_loadu_si512((const void *)(xb->qs + 64));
-            __m512i xq2 = _mm512_loadu_si512((const void *)(xb->qs + 128));
-            __m512i xq3 = _mm512_loadu_si512((const void *)(xb->qs + 192));
-            __m256i bs = _mm256_loadu_si256((const __m256i *)xb->bsums);
-            __m512 xd = _mm512_set1_ps(xb->d);
-#pragma GCC unroll 4
-            for (int c = 0; c < cw; c++) {
-                const ksb *k = w[c] + s;
-                __m512i p0 = _mm512_madd_epi16(_mm512_maddubs_epi16(
-                    _mm512_load_si512((const void *)(k->q)), xq0),
-                    _mm512_load_si512((const void *)k->sc[0]));
-                __m512i p1 = _mm512_madd_epi16(_mm512_maddubs_epi16(
-                    _mm512_load_si512((const void *)(k->q + 64)), xq1),
-                    _mm512_load_si512((const void *)k->sc[1]));
-                __m512i p2 = _mm512_madd_epi16(_mm512_maddubs_epi16(
-                    _mm512_load_si512((const void *)(k->q + 128)), xq2),
-                    _mm512_load_si512((const void *)k->sc[2]));
-                __m512i p3 = _mm512_madd_epi16(_mm512_maddubs_epi16(
-                    _mm512_load_si512((const void *)(k->q + 192)), xq3),
-                    _mm512_load_si512((const void *)k->sc[3]));
-                __m512i isum = _mm512_add_epi32(_mm512_add_epi32(p0, p1),
-                                                _mm512_add_epi32(p2, p3));
-                __m256i corr = _mm256_madd_epi16(
-                    _mm256_load_si256((const __m256i *)k->coef), bs);
-                __m512 f = _mm512_mul_ps(_mm512_set1_ps(k->d), xd);
-                __m512 fm = _mm512_mul_ps(_mm512_set1_ps(k->dm), xd);
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), f, acc[r][c]);
-                acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(
-                    _mm512_zextsi256_si512(corr)), fm, acc[r][c]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < ra; r++)
-        hsum4(acc[r], cw, out + r * ld);
-}
-
-static T512 void tile_k_any(int ra, int cw, const ksb *const *w,
-                            const blk_q8_k *const *x, int64_t nsb,
-                            float *out, int64_t ld)
-{
-#define TK(a, b) tile_k(a, b, w, x, nsb, out, ld)
-    TILE_SWITCH(ra, cw, TK)
-#undef TK
-}
-
-/* ---- Decode (one or two activation rows): no scratch ----
- * With so few rows the unpacked form would be written and read once;
- * building it in registers straight from the blocks is cheaper. The
+/* ---- Row groups (decode) for the K-quants ----
+ * Each super-block is built in registers straight from the blocks: the
  * int16 maddubs pair sums are scaled and accumulated by one dpwssd. */
 
 /* The 4 vectors of 64 unsigned values of a Q4_K / Q6_K super-block, the
@@ -814,60 +732,85 @@ INL void k_idx(int is_q6, __m512i *idx)
             : _mm512_add_epi16(_mm512_set1_epi16((short)(2 * j)), _mm512_srli_epi16(lane, 4));
 }
 
-INL void gemv_k_rows(int is_q6, int ra, const void *w, size_t stride,
-                     int64_t nsb, const blk_q8_k *const *x, int64_t i0,
-                     int64_t i1, float *out, int64_t ld)
+/* The 16 lanes one row and one activation row give for a super-block,
+ * for the network: Q4_K lanes 0-7 the scaled sums (I_main), lanes 8-15
+ * the mins term (I_min); Q6_K all 16 lanes parts of the one sum with the
+ * -32 offset folded in (the bsums term, 32 * scale * bsum, subtracted). */
+INL __m512i k_lanes(int is_q6, const kregs *k, const blk_q8_k *xb)
+{
+    __m512i isum = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(k->q[j],
+            _mm512_loadu_si512((const void *)(xb->qs + 64 * j))), k->sc[j]);
+    __m256i corr = _mm256_madd_epi16(k->coef,
+        _mm256_loadu_si256((const __m256i *)xb->bsums));
+    if (is_q6)
+        return _mm512_sub_epi32(isum, _mm512_zextsi256_si512(corr));
+    __m256i main8 = _mm256_add_epi32(_mm512_castsi512_si256(isum),
+                                     _mm512_extracti64x4_epi64(isum, 1));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(main8), corr, 1);
+}
+
+/* Q4_K / Q6_K row group (see "Row groups" above): per super-block the
+ * exact integer sums of 16 rows, then k_step as the panel. */
+INL void rg_k(int is_q6, int ra, const char *wg, const char *const *rp,
+              __m512i gidx, int64_t nsb, const blk_q8_k *const *x,
+              float *out, int64_t ld, __mmask16 om, const __m512i *idx)
+{
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    const size_t bs = is_q6 ? sizeof(blk_q6_k) : sizeof(blk_q4_k);
+    for (int64_t s = 0; s < nsb; s++) {
+        rg_state st[2];
+#pragma GCC unroll 16
+        for (int c = 0; c < RG; c++) {
+            kregs k;
+            const char *blk = rp[RG_ROW[c]] + s * bs;
+            if (is_q6)
+                q6k_regs((const blk_q6_k *)blk, &k, idx);
+            else
+                q4k_regs((const blk_q4_k *)blk, &k, idx);
+#pragma GCC unroll 2
+            for (int r = 0; r < ra; r++)
+                rg_feed(&st[r], c, k_lanes(is_q6, &k, x[r] + s));
+        }
+        /* d (and dmin) of the 16 rows: Q4_K's d, dmin open the block;
+         * Q6_K's d closes it (the gather reads the 4 bytes ending there) */
+        __m512i g = _mm512_i32gather_epi32(gidx, wg + s * bs + (is_q6 ? 206 : 0), 1);
+        __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
+            is_q6 ? _mm512_srli_epi32(g, 16) : g));
+        __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(g, 16)));
+#pragma GCC unroll 2
+        for (int r = 0; r < ra; r++) {
+            __m512i lo, hi;
+            rg_l4(st[r].y[0], st[r].y[1], &lo, &hi);
+            __m512 xd = _mm512_set1_ps(x[r][s].d);
+            if (is_q6)
+                acc[r] = k_step(acc[r], _mm512_add_epi32(lo, hi), d, xd, 0, hi, dmin);
+            else
+                acc[r] = k_step(acc[r], lo, d, xd, 1, hi, dmin);
+        }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < ra; r++)
+        _mm512_mask_storeu_ps(out + r * ld, om, acc[r]);
+}
+
+static T512 void rg_k_any(int is_q6, int ra, const char *wg,
+                          const char *const *rp, __m512i gidx, int64_t nsb,
+                          const blk_q8_k *const *x, float *out, int64_t ld,
+                          __mmask16 om)
 {
     __m512i idx[4];
     k_idx(is_q6, idx);
-    for (int64_t i = i0; i < i1; i++) {
-        const char *row = (const char *)w + (size_t)i * stride;
-        __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (int64_t s = 0; s < nsb; s++) {
-            kregs k;
-            if (is_q6)
-                q6k_regs((const blk_q6_k *)row + s, &k, idx);
-            else
-                q4k_regs((const blk_q4_k *)row + s, &k, idx);
-#pragma GCC unroll 2
-            for (int r = 0; r < ra; r++) {
-                const blk_q8_k *xb = x[r] + s;
-                __m512i isum = _mm512_setzero_si512();
-#pragma GCC unroll 4
-                for (int j = 0; j < 4; j++)
-                    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(k.q[j],
-                        _mm512_loadu_si512((const void *)(xb->qs + 64 * j))), k.sc[j]);
-                __m256i corr = _mm256_madd_epi16(k.coef,
-                    _mm256_loadu_si256((const __m256i *)xb->bsums));
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum),
-                                         _mm512_set1_ps(k.d * xb->d), acc[r]);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(
-                    _mm512_zextsi256_si512(corr)),
-                    _mm512_set1_ps(k.dm * xb->d), acc[r]);
-            }
-        }
-#pragma GCC unroll 2
-        for (int r = 0; r < ra; r++)
-            out[r * ld + i] = hsum(acc[r]);
-    }
-}
-
-static T512 void gemv_k(int is_q6, const void *w, size_t stride, int64_t n,
-                        const quant_act *a, int64_t i0, int64_t i1,
-                        float *out, int64_t ld)
-{
-    const blk_q8_k *x[2];
-    for (int r = 0; r < a->rows; r++)
-        x[r] = (const blk_q8_k *)ACT_ROW(a, r);
-    int64_t nsb = n / QK_K;
-    if (is_q6 && a->rows == 1)
-        gemv_k_rows(1, 1, w, stride, nsb, x, i0, i1, out, ld);
+    if (is_q6 && ra == 1)
+        rg_k(1, 1, wg, rp, gidx, nsb, x, out, ld, om, idx);
     else if (is_q6)
-        gemv_k_rows(1, 2, w, stride, nsb, x, i0, i1, out, ld);
-    else if (a->rows == 1)
-        gemv_k_rows(0, 1, w, stride, nsb, x, i0, i1, out, ld);
+        rg_k(1, 2, wg, rp, gidx, nsb, x, out, ld, om, idx);
+    else if (ra == 1)
+        rg_k(0, 1, wg, rp, gidx, nsb, x, out, ld, om, idx);
     else
-        gemv_k_rows(0, 2, w, stride, nsb, x, i0, i1, out, ld);
+        rg_k(0, 2, wg, rp, gidx, nsb, x, out, ld, om, idx);
 }
 
 static T512 void gemm_k_family(int is_q6, const void *w, size_t stride,
@@ -878,33 +821,20 @@ static T512 void gemm_k_family(int is_q6, const void *w, size_t stride,
         panel_k(is_q6, w, stride, n, a, i0, i1, out, ld);
         return;
     }
-    if (a->rows <= 2) {
-        gemv_k(is_q6, w, stride, n, a, i0, i1, out, ld);
-        return;
-    }
     int64_t nsb = n / QK_K;
-    ksb *buf = scratch((size_t)CW * nsb * sizeof(ksb));
-    for (int64_t i = i0; i < i1; i += CW) {
-        int cw = i1 - i < CW ? (int)(i1 - i) : CW;
-        const ksb *wr[CW];
-        for (int c = 0; c < cw; c++) {
-            const void *row = (const char *)w + (size_t)(i + c) * stride;
-            ksb *o = buf + (size_t)c * nsb;
-            if (is_q6)
-                unpack_q6_k(row, nsb, o);
-            else
-                unpack_q4_k(row, nsb, o);
-            wr[c] = o;
-        }
-        for (int64_t r = 0; r < a->rows; r += RA) {
-            int ra = a->rows - r < RA ? (int)(a->rows - r) : RA;
-            const blk_q8_k *xr[RA];
+    for (int64_t i = i0; i < i1; i += RG) {
+        const char *rp[RG];
+        __m512i gidx;
+        __mmask16 om = rg_rows(w, stride, i, i1, rp, &gidx);
+        const char *wg = (const char *)w + (size_t)i * stride;
+        for (int64_t r = 0; r < a->rows; r += 2) {
+            int ra = a->rows - r < 2 ? 1 : 2;
+            const blk_q8_k *xr[2];
             for (int q = 0; q < ra; q++)
                 xr[q] = (const blk_q8_k *)ACT_ROW(a, r + q);
-            tile_k_any(ra, cw, wr, xr, nsb, out + r * ld + i, ld);
+            rg_k_any(is_q6, ra, wg, rp, gidx, nsb, xr, out + r * ld + i, ld, om);
         }
     }
-    free(buf);
 }
 
 static T512 void gemm_q4_k(const void *w, size_t stride, int64_t n,
@@ -937,103 +867,7 @@ static T512 void gemm_q6_k(const void *w, size_t stride, int64_t n,
  * block (or K-quant sub-block) to int32 lane sums, so the float work per
  * 32 values is 3 instructions per 16 outputs instead of per output.
  */
-enum { NR = 32, PRF = 6, PRI = 4 };
-
-static inline __mmask16 lane_mask(int n)
-{
-    return n >= 16 ? 0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-}
-
-/* ---- F32 / F16 / BF16: panel[k*NR + c] = w[c][k0 + k] as float ----
- * The k range is cut into chunks of KC so the panel chunk (32 KiB)
- * stays in L1 while every activation row streams past it; results of
- * later chunks are added to the outputs. */
-enum { KC = 256 };
-
-static T512 void pack_float(int wk, const void *w, size_t stride, int64_t k0,
-                            int64_t kc, int nrows, float *panel)
-{
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-        _mm512_set1_epi32(NR));
-    for (int c = 0; c < NR; c++) {
-        const void *row = (const char *)w + (size_t)c * stride;
-        for (int64_t k = 0; k < kc; k += 16) {
-            __mmask16 m = lane_mask((int)(kc - k));
-            __m512 v = c < nrows ? load_w(wk, row, k0 + k, m) : _mm512_setzero_ps();
-            _mm512_mask_i32scatter_ps(panel + k * NR + c, m, idx, v, 4);
-        }
-    }
-}
-
-INL void ptile_f(int ra, const float *panel, const float *const *x, int64_t k0,
-                 int64_t kc, float *out, int64_t ld, int nrows)
-{
-    __m512 acc[PRF][2];
-    __mmask16 m0 = lane_mask(nrows), m1 = lane_mask(nrows - 16);
-#pragma GCC unroll 6
-    for (int r = 0; r < ra; r++) {
-        if (k0) {
-            acc[r][0] = _mm512_maskz_loadu_ps(m0, out + r * ld);
-            acc[r][1] = _mm512_maskz_loadu_ps(m1, out + r * ld + 16);
-        } else {
-            acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        }
-    }
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 w0 = _mm512_load_ps(panel + k * NR);
-        __m512 w1 = _mm512_load_ps(panel + k * NR + 16);
-#pragma GCC unroll 6
-        for (int r = 0; r < ra; r++) {
-            __m512 b = _mm512_set1_ps(x[r][k0 + k]);
-            acc[r][0] = _mm512_fmadd_ps(w0, b, acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(w1, b, acc[r][1]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < ra; r++) {
-        _mm512_mask_storeu_ps(out + r * ld, m0, acc[r][0]);
-        _mm512_mask_storeu_ps(out + r * ld + 16, m1, acc[r][1]);
-    }
-}
-
-#define RA_SWITCH6(ra, F)                                                \
-    switch (ra) {                                                        \
-    case 1: F(1); break; case 2: F(2); break; case 3: F(3); break;      \
-    case 4: F(4); break; case 5: F(5); break; case 6: F(6); break;      \
-    }
-
-static T512 void ptile_f_any(int ra, const float *panel,
-                             const float *const *x, int64_t k0, int64_t kc,
-                             float *out, int64_t ld, int nrows)
-{
-#define PF(a) ptile_f(a, panel, x, k0, kc, out, ld, nrows)
-    RA_SWITCH6(ra, PF)
-#undef PF
-}
-
-static T512 void panel_float(int wk, const void *w, size_t stride, int64_t n,
-                             const quant_act *a, int64_t i0, int64_t i1,
-                             float *out, int64_t ld)
-{
-    float *panel = scratch((size_t)NR * KC * sizeof(float));
-    for (int64_t i = i0; i < i1; i += NR) {
-        int nrows = i1 - i < NR ? (int)(i1 - i) : NR;
-        for (int64_t k0 = 0; k0 < n; k0 += KC) {
-            int64_t kc = n - k0 < KC ? n - k0 : KC;
-            pack_float(wk, (const char *)w + (size_t)i * stride, stride, k0,
-                       kc, nrows, panel);
-            for (int64_t r = 0; r < a->rows; r += PRF) {
-                int ra = a->rows - r < PRF ? (int)(a->rows - r) : PRF;
-                const float *xr[PRF];
-                for (int q = 0; q < ra; q++)
-                    xr[q] = (const float *)ACT_ROW(a, r + q);
-                ptile_f_any(ra, panel, xr, k0, kc, out + r * ld + i, ld, nrows);
-            }
-        }
-    }
-    free(panel);
-}
+enum { NR = 32, PRI = 4 };
 
 /* ---- Q8_0 family: per block of 32, 8 groups of 4 bytes x 32 rows ----
  * Block b of the panel: bytes [g*128 + c*4 + t] = unsigned weight of row
@@ -1104,23 +938,17 @@ INL void ptile_q8(int hm, int ra, const uint8_t *panel, const qa_q8_row *x,
         }
         __m512 s0 = _mm512_load_ps((const float *)(pb + 1024));
         __m512 s1 = _mm512_load_ps((const float *)(pb + 1024 + 64));
+        __m512 m0 = _mm512_setzero_ps(), m1 = m0;
+        if (hm) {
+            m0 = _mm512_load_ps((const float *)(pb + 1152));
+            m1 = _mm512_load_ps((const float *)(pb + 1152 + 64));
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
             __m512 xd = _mm512_set1_ps(x[r].dv[lane]);
-            acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][0]),
-                                        _mm512_mul_ps(s0, xd), acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][1]),
-                                        _mm512_mul_ps(s1, xd), acc[r][1]);
-        }
-        if (hm) {
-            __m512 m0 = _mm512_load_ps((const float *)(pb + 1152));
-            __m512 m1 = _mm512_load_ps((const float *)(pb + 1152 + 64));
-#pragma GCC unroll 4
-            for (int r = 0; r < ra; r++) {
-                __m512 xs = _mm512_set1_ps(x[r].sv[lane]);
-                acc[r][0] = _mm512_fmadd_ps(m0, xs, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(m1, xs, acc[r][1]);
-            }
+            __m512 xs = _mm512_set1_ps(x[r].sv[lane]);
+            acc[r][0] = q8_step(acc[r][0], ia[r][0], s0, xd, hm, m0, xs);
+            acc[r][1] = q8_step(acc[r][1], ia[r][1], s1, xd, hm, m1, xs);
         }
     }
 #pragma GCC unroll 4
@@ -1173,11 +1001,15 @@ static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
 
 /* ---- Q4_K / Q6_K: per super-block of 256 ----
  * q: 64 groups x 128 bytes (as above, values 0..15 / 0..63);
- * sc: nsub x 32 floats, d * (sub-block scale) per row;
+ * sc: nsub x 32 int32, the sub-block scales per row;
  * cw: 8 x 32 int32, each two int16 multipliers of an activation bsums
- *     pair (Q4_K: min_p, min_p; Q6_K: scale_2p, scale_2p+1);
- * dc: 32 floats, the factor of that bsums term (-dmin; -32 d). */
-static inline size_t ksb_bytes(int nsub) { return 8192 + (size_t)nsub * 128 + 1024 + 128; }
+ *     pair (Q4_K: min_p, min_p; Q6_K: -32 scale_2p, -32 scale_2p+1);
+ * dd: 32 floats, d per row; dm: 32 floats, dmin per row (Q4_K).
+ * The sums follow the row-group kernels' order (see "Row groups"):
+ * integer I_main = sum of scale * sub-block dot (Q6_K with the bsums
+ * term folded in) and, for Q4_K, I_min, then k_step, super-block after
+ * super-block. */
+static inline size_t ksb_bytes(int nsub) { return 8192 + (size_t)nsub * 128 + 1024 + 256; }
 
 static T512 void pack_k(int is_q6, const void *w, size_t stride, int64_t nsb,
                         int nrows, uint8_t *panel)
@@ -1188,42 +1020,43 @@ static T512 void pack_k(int is_q6, const void *w, size_t stride, int64_t nsb,
     for (int c = 0; c < NR; c++) {
         for (int64_t s = 0; s < nsb; s++) {
             uint8_t *ps = panel + s * sbb;
-            float *sc = (float *)(ps + 8192), *dc = sc + nsub * 32 + 256;
-            int32_t *cw = (int32_t *)(sc + nsub * 32);
-            float fsc[16] = {0}, fdc = 0;
+            int32_t *sc = (int32_t *)(ps + 8192), *cw = sc + nsub * 32;
+            float *dd = (float *)(cw + 256), *dm = dd + 32;
+            int32_t isc[16] = {0};
             int16_t pr[16] = {0};
+            float fd = 0, fdm = 0;
             if (c >= nrows) {
                 memset(tmp.q, 0, sizeof tmp.q);
             } else if (is_q6) {
                 const blk_q6_k *b = (const blk_q6_k *)((const char *)w +
                                                        (size_t)c * stride) + s;
                 unpack_q6_k(b, 1, &tmp);
-                float d = f16s(b->d);
                 for (int j = 0; j < 16; j++) {
-                    fsc[j] = d * b->scales[j];
-                    pr[j] = b->scales[j];
+                    isc[j] = b->scales[j];
+                    pr[j] = (int16_t)(-32 * b->scales[j]);
                 }
-                fdc = -32 * d;
+                fd = f16s(b->d);
             } else {
                 const blk_q4_k *b = (const blk_q4_k *)((const char *)w +
                                                        (size_t)c * stride) + s;
                 unpack_q4_k(b, 1, &tmp);
-                float d = f16s(b->d);
                 for (int j = 0; j < 8; j++) {
                     int scv, m;
                     q4k_scale_min(b->scales, j, &scv, &m);
-                    fsc[j] = d * scv;
+                    isc[j] = scv;
                     pr[2 * j] = pr[2 * j + 1] = (int16_t)m;
                 }
-                fdc = -f16s(b->dmin);
+                fd = f16s(b->d);
+                fdm = f16s(b->dmin);
             }
             for (int g = 0; g < 64; g++)
                 memcpy(ps + g * 128 + c * 4, tmp.q + 4 * g, 4);
             for (int j = 0; j < nsub; j++)
-                sc[j * 32 + c] = fsc[j];
+                sc[j * 32 + c] = isc[j];
             for (int p = 0; p < 8; p++)
                 memcpy(cw + p * 32 + c, pr + 2 * p, 4);
-            dc[c] = fdc;
+            dd[c] = fd;
+            dm[c] = fdm;
         }
     }
 }
@@ -1240,13 +1073,12 @@ INL void ptile_k(int is_q6, int ra, const uint8_t *panel,
         acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
         const uint8_t *ps = panel + s * sbb;
-        const float *sc = (const float *)(ps + 8192);
-        const int32_t *cw = (const int32_t *)(sc + nsub * 32);
-        const float *dc = sc + nsub * 32 + 256;
-        __m512 xd[PRI];
+        const int32_t *sc = (const int32_t *)(ps + 8192), *cw = sc + nsub * 32;
+        const float *dd = (const float *)(cw + 256), *dm = dd + 32;
+        __m512i im[PRI][2];
 #pragma GCC unroll 4
         for (int r = 0; r < ra; r++)
-            xd[r] = _mm512_set1_ps(x[r][s].d);
+            im[r][0] = im[r][1] = _mm512_setzero_si512();
         for (int j = 0; j < nsub; j++) {
             __m512i ia[PRI][2];
 #pragma GCC unroll 4
@@ -1264,20 +1096,20 @@ INL void ptile_k(int is_q6, int ra, const uint8_t *panel,
                     ia[r][1] = _mm512_dpbusd_epi32(ia[r][1], w1, av);
                 }
             }
-            __m512 s0 = _mm512_load_ps(sc + j * 32), s1 = _mm512_load_ps(sc + j * 32 + 16);
+            __m512i s0 = _mm512_load_si512((const void *)(sc + j * 32));
+            __m512i s1 = _mm512_load_si512((const void *)(sc + j * 32 + 16));
 #pragma GCC unroll 4
             for (int r = 0; r < ra; r++) {
-                acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][0]),
-                                            _mm512_mul_ps(s0, xd[r]), acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][1]),
-                                            _mm512_mul_ps(s1, xd[r]), acc[r][1]);
+                im[r][0] = _mm512_add_epi32(im[r][0], _mm512_mullo_epi32(ia[r][0], s0));
+                im[r][1] = _mm512_add_epi32(im[r][1], _mm512_mullo_epi32(ia[r][1], s1));
             }
         }
-        /* The bsums term: mins (Q4_K) or the -32 offset (Q6_K). */
-        __m512i ia[PRI][2];
+        /* The bsums term: mins (Q4_K, its own sum) or the -32 offset
+         * (Q6_K, into the main sum). */
+        __m512i in[PRI][2];
 #pragma GCC unroll 4
         for (int r = 0; r < ra; r++)
-            ia[r][0] = ia[r][1] = _mm512_setzero_si512();
+            in[r][0] = in[r][1] = _mm512_setzero_si512();
 #pragma GCC unroll 8
         for (int p = 0; p < 8; p++) {
             __m512i c0 = _mm512_load_si512((const void *)(cw + p * 32));
@@ -1285,17 +1117,22 @@ INL void ptile_k(int is_q6, int ra, const uint8_t *panel,
 #pragma GCC unroll 4
             for (int r = 0; r < ra; r++) {
                 __m512i bv = bcast4(x[r][s].bsums + 2 * p);
-                ia[r][0] = _mm512_dpwssd_epi32(ia[r][0], c0, bv);
-                ia[r][1] = _mm512_dpwssd_epi32(ia[r][1], c1, bv);
+                if (is_q6) {
+                    im[r][0] = _mm512_dpwssd_epi32(im[r][0], c0, bv);
+                    im[r][1] = _mm512_dpwssd_epi32(im[r][1], c1, bv);
+                } else {
+                    in[r][0] = _mm512_dpwssd_epi32(in[r][0], c0, bv);
+                    in[r][1] = _mm512_dpwssd_epi32(in[r][1], c1, bv);
+                }
             }
         }
-        __m512 d0 = _mm512_load_ps(dc), d1 = _mm512_load_ps(dc + 16);
+        __m512 d0 = _mm512_load_ps(dd), d1 = _mm512_load_ps(dd + 16);
+        __m512 m0 = _mm512_load_ps(dm), m1 = _mm512_load_ps(dm + 16);
 #pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
-            acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][0]),
-                                        _mm512_mul_ps(d0, xd[r]), acc[r][0]);
-            acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][1]),
-                                        _mm512_mul_ps(d1, xd[r]), acc[r][1]);
+            __m512 xd = _mm512_set1_ps(x[r][s].d);
+            acc[r][0] = k_step(acc[r][0], im[r][0], d0, xd, !is_q6, in[r][0], m0);
+            acc[r][1] = k_step(acc[r][1], im[r][1], d1, xd, !is_q6, in[r][1], m1);
         }
     }
 #pragma GCC unroll 4

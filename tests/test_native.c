@@ -95,6 +95,57 @@ TEST(prefix_sharing_equals_alone)
     mc_compare("wide-llama-q4_k", 0.6);
 }
 
+/* Issue 6: the quantised kernels of every SIMD level sum each output in
+ * the same order whatever the number of rows in a batch (test_quant's
+ * row_count_independent), so prefix sharing equals scoring alone on the
+ * best kernels the CPU has too. The contexts are long enough that a
+ * request alone is one batch of 12+ rows (the AVX-512 panel kernels)
+ * while its shared branch is 1-3 rows (the row groups); with kernels
+ * that sum differently in the two, Q4_K differed by 0.06 here. */
+static const backend_ll_req mc_long[] = {
+    {"Question: which city is the capital of France, a country in western Europe? Answer:", " Paris"},
+    {"Question: which city is the capital of France, a country in western Europe? Answer:", " Lyon"},
+    {"Question: which city is the capital of France, a country in western Europe? Answer:", " Marseille, I think"},
+    {"Question: which city is the capital of Japan, an island country in east Asia? Answer:", " Tokyo"},
+    {"Question: which city is the capital of Japan, an island country in east Asia? Answer:", " Osaka"},
+};
+
+static void mc_long_compare(const char *fixture)
+{
+    enum { N = sizeof mc_long / sizeof mc_long[0] };
+    backend *b = open_native(fixture, "1"), *alone = open_native(fixture, "0");
+    backend_ll_res res[N], one[N];
+    em_err err;
+    if (b && alone) {
+        CHECK(backend_loglikelihood(b, mc_long, res, N, &err) == 0);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            CHECK(backend_loglikelihood(alone, &mc_long[i], &one[i], 1, &err) == 0);
+            CHECK_MSG(res[i].ok && one[i].ok, "%d: %s %s", i, res[i].error,
+                      one[i].error);
+            CHECK_NEAR(res[i].logprob, one[i].logprob, 1e-4);
+            double d = res[i].logprob - one[i].logprob;
+            worst = d < 0 ? (-d > worst ? -d : worst) : (d > worst ? d : worst);
+        }
+        printf("  %s (%s): long contexts, shared vs alone max |diff| %.3g\n",
+               fixture, quant_simd_name(), worst);
+        CHECK(native_tokens_evaluated(b) < native_tokens_evaluated(alone));
+    }
+    backend_close(b);
+    backend_close(alone);
+}
+
+TEST(prefix_sharing_equals_alone_best_simd)
+{
+    CHECK(quant_set_simd(NULL) == 0);
+    static const char *fx[] = {"tiny-llama-q8_0", "tiny-llama-q4_0",
+                               "wide-llama-q4_k", "wide-llama-q6_k"};
+    for (int i = 0; i < 4; i++) {
+        mc_compare(fx[i], 1e-4);
+        mc_long_compare(fx[i]);
+    }
+}
+
 /* log P(cont | ctx) from the full logits of one forward pass over the
  * tokens the harness convention gives. */
 TEST(loglik_equals_full_logits)
@@ -397,6 +448,7 @@ TEST(info_and_long_inputs)
 int main(void)
 {
     RUN(prefix_sharing_equals_alone);
+    RUN(prefix_sharing_equals_alone_best_simd);
     RUN(loglik_equals_full_logits);
     RUN(greedy_equals_argmax_decoding);
     RUN(stop_strings_and_max_tokens);
