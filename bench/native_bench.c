@@ -10,13 +10,20 @@
  *   mc     multiple-choice examples/s: 8 questions (~70-token contexts)
  *          with 4 choices each, scored through backend_loglikelihood with
  *          and without prefix sharing, and the tokens each evaluated.
- * pp and tg are the best of REPS runs after a warm-up (the machine is
- * shared; the best run is the least disturbed one); the multiple-choice
- * batch runs once per mode (it is long enough to average).
+ * pp and tg run REPS times after a warm-up; the figure printed is the best
+ * run (the machine is shared; the best run is the least disturbed one),
+ * with the mean and standard deviation over the runs, as llama-bench
+ * reports them. The multiple-choice batch runs once per mode (it is long
+ * enough to average).
  *
- * Usage: native_bench MODEL.gguf [threads [ref_pp ref_tg]]
+ * Usage: native_bench [-r REPS] [--no-mc] [--tsv] MODEL.gguf
+ *                     [threads [ref_pp ref_tg]]
  * With reference figures (llama.cpp's), each is printed with the ratio.
+ * --tsv prints only lines "pp256|tg64 <tab> mean <tab> sd <tab> best <tab>
+ * tokens per CPU-second x threads", for scripts
+ * (bench/llamacpp_side_by_side.sh).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +36,8 @@
 #include "backends/quant.h"
 #include "harness/common.h"
 
-#define REPS 2     /* pp and tg; multiple choice runs once */
+#define REPS_DEFAULT 2 /* pp and tg; multiple choice runs once */
+#define REPS_MAX 100
 
 /* Process CPU seconds: with the machine shared, wall-clock figures
  * depend on the neighbours; tokens per CPU-second times the threads is
@@ -42,58 +50,81 @@ static double cpu_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void print_fig(const char *what, double v, double v_cpu, double ref)
+/* One figure over its runs: tokens/s per run (wall clock), and the best
+ * tokens per CPU-second times the threads. */
+typedef struct fig {
+    double ts[REPS_MAX];
+    int n;
+    double best, mean, sd, cpu;
+} fig;
+
+static void fig_add(fig *f, double ts, double cpu)
 {
-    printf("  %-6s %9.1f tok/s (cores to itself: %7.1f)", what, v, v_cpu);
+    if (f->n < REPS_MAX)
+        f->ts[f->n++] = ts;
+    f->best = ts > f->best ? ts : f->best;
+    f->cpu = cpu > f->cpu ? cpu : f->cpu;
+    double sum = 0, ss = 0;
+    for (int i = 0; i < f->n; i++)
+        sum += f->ts[i];
+    f->mean = sum / f->n;
+    for (int i = 0; i < f->n; i++)
+        ss += (f->ts[i] - f->mean) * (f->ts[i] - f->mean);
+    f->sd = f->n > 1 ? sqrt(ss / (f->n - 1)) : 0;
+}
+
+static void print_fig(const char *what, const fig *f, double ref, int tsv)
+{
+    if (tsv) {
+        printf("%s\t%.2f\t%.2f\t%.2f\t%.2f\n", what, f->mean, f->sd, f->best,
+               f->cpu);
+        return;
+    }
+    printf("  %-6s %9.1f tok/s (mean %.1f \302\261 %.1f; cores to itself: "
+           "%7.1f)", what, f->best, f->mean, f->sd, f->cpu);
     if (ref > 0)
-        printf("   llama.cpp %7.1f   ratio %.2f (%.2f)\n", ref, v / ref,
-               v_cpu / ref);
+        printf("   llama.cpp %7.1f   ratio %.2f (%.2f)\n", ref, f->best / ref,
+               f->cpu / ref);
     else
         printf("   llama.cpp       -\n");
 }
 
-static int bench_pp_tg(model *m, double *pp, double *tg, double *pp_cpu,
-                       double *tg_cpu, em_err *err)
+/* Runs pp (one forward of n tokens) or tg (n single-token forwards) from
+ * an empty cache reps times after a warm-up run. */
+static int bench_run(model *m, const int32_t *toks, int n, int decode,
+                     int reps, float *lg, fig *f, em_err *err)
 {
     int nth = pool_size(m->pool);
+    for (int r = 0; r <= reps; r++) { /* r == 0 is the warm-up */
+        model_truncate(m, 0);
+        double t0 = em_now(), c0 = cpu_now();
+        if (!decode && model_forward(m, toks, n, n - 1, n, lg, err))
+            return -1;
+        for (int i = 0; decode && i < n; i++)
+            if (model_forward(m, &toks[i], 1, 0, 1, lg, err))
+                return -1;
+        double s = n / (em_now() - t0), c = n * nth / (cpu_now() - c0);
+        if (r)
+            fig_add(f, s, c);
+    }
+    return 0;
+}
+
+static int bench_pp_tg(model *m, int reps, fig *pp, fig *tg, em_err *err)
+{
     int n = 256 < m->n_ctx ? 256 : m->n_ctx;
+    int ng = 64 < m->n_ctx ? 64 : m->n_ctx;
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)n);
     float *lg = malloc(sizeof(float) * (size_t)m->hp.n_vocab);
     uint64_t rng = 42;
     for (int i = 0; i < n; i++)
         toks[i] = (int32_t)(em_splitmix64(&rng) % (uint64_t)m->hp.n_vocab);
-    *pp = *tg = *pp_cpu = *tg_cpu = 0;
-    for (int r = 0; r <= REPS; r++) { /* r == 0 is the warm-up */
-        model_truncate(m, 0);
-        double t0 = em_now(), c0 = cpu_now();
-        if (model_forward(m, toks, n, n - 1, n, lg, err))
-            goto fail;
-        double s = n / (em_now() - t0), c = n * nth / (cpu_now() - c0);
-        if (r && s > *pp)
-            *pp = s;
-        if (r && c > *pp_cpu)
-            *pp_cpu = c;
-    }
-    int ng = 64 < m->n_ctx ? 64 : m->n_ctx;
-    for (int r = 0; r <= REPS; r++) {
-        model_truncate(m, 0);
-        double t0 = em_now(), c0 = cpu_now();
-        for (int i = 0; i < ng; i++)
-            if (model_forward(m, &toks[i], 1, 0, 1, lg, err))
-                goto fail;
-        double s = ng / (em_now() - t0), c = ng * nth / (cpu_now() - c0);
-        if (r && s > *tg)
-            *tg = s;
-        if (r && c > *tg_cpu)
-            *tg_cpu = c;
-    }
+    int rc = bench_run(m, toks, n, 0, reps, lg, pp, err);
+    if (rc == 0)
+        rc = bench_run(m, toks, ng, 1, reps, lg, tg, err);
     free(toks);
     free(lg);
-    return 0;
-fail:
-    free(toks);
-    free(lg);
-    return -1;
+    return rc;
 }
 
 static const char *words[] = {
@@ -165,19 +196,37 @@ static double rss_mib(void)
     return ru.ru_maxrss / 1024.0;
 }
 
+static int usage(void)
+{
+    fprintf(stderr, "usage: native_bench [-r REPS] [--no-mc] [--tsv] "
+            "MODEL.gguf [threads [ref_pp ref_tg]]\n");
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     /* What the process holds before any model (shared libraries: the
      * CUDA runtime alone is ~150 MiB when linked in). */
     double rss0 = rss_mib();
-    if (argc < 2) {
-        fprintf(stderr, "usage: native_bench MODEL.gguf [threads [ref_pp "
-                "ref_tg]]\n");
-        return 2;
+    int reps = REPS_DEFAULT, mc = 1, tsv = 0, a = 1;
+    for (; a < argc && argv[a][0] == '-'; a++) {
+        if (!strcmp(argv[a], "-r") && a + 1 < argc) {
+            reps = atoi(argv[++a]);
+            if (reps < 1 || reps > REPS_MAX)
+                return usage();
+        } else if (!strcmp(argv[a], "--no-mc")) {
+            mc = 0;
+        } else if (!strcmp(argv[a], "--tsv")) {
+            tsv = 1;
+        } else {
+            return usage();
+        }
     }
-    const char *path = argv[1], *threads = argc > 2 ? argv[2] : "2";
-    double ref_pp = argc > 4 ? atof(argv[3]) : 0;
-    double ref_tg = argc > 4 ? atof(argv[4]) : 0;
+    if (a >= argc)
+        return usage();
+    const char *path = argv[a], *threads = a + 1 < argc ? argv[a + 1] : "2";
+    double ref_pp = a + 3 < argc ? atof(argv[a + 2]) : 0;
+    double ref_tg = a + 3 < argc ? atof(argv[a + 3]) : 0;
     em_err err;
     model_opts o = {.n_threads = atoi(threads)};
     model *m;
@@ -186,30 +235,34 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *slash = strrchr(path, '/');
-    printf("%s: %s, %.1f M params, %d threads, kernels %s\n",
-           slash ? slash + 1 : path, m->hp.arch_name, m->n_params / 1e6,
-           pool_size(m->pool), quant_simd_name());
-    double pp, tg, pp_cpu, tg_cpu;
-    int rc = bench_pp_tg(m, &pp, &tg, &pp_cpu, &tg_cpu, &err);
+    if (!tsv)
+        printf("%s: %s, %.1f M params, %d threads, kernels %s\n",
+               slash ? slash + 1 : path, m->hp.arch_name, m->n_params / 1e6,
+               pool_size(m->pool), quant_simd_name());
+    fig pp = {0}, tg = {0};
+    int rc = bench_pp_tg(m, reps, &pp, &tg, &err);
     model_free(m);
     if (rc) {
         fprintf(stderr, "native_bench: %s\n", err.msg);
         return 1;
     }
-    print_fig("pp256", pp, pp_cpu, ref_pp);
-    print_fig("tg64", tg, tg_cpu, ref_tg);
-    double ex1, ex0;
-    uint64_t t1 = 0, t0 = 0;
-    if (bench_mc(path, threads, 1, &ex1, &t1, &err) ||
-        bench_mc(path, threads, 0, &ex0, &t0, &err)) {
-        fprintf(stderr, "native_bench: %s\n", err.msg);
-        return 1;
+    print_fig("pp256", &pp, ref_pp, tsv);
+    print_fig("tg64", &tg, ref_tg, tsv);
+    if (mc) {
+        double ex1, ex0;
+        uint64_t t1 = 0, t0 = 0;
+        if (bench_mc(path, threads, 1, &ex1, &t1, &err) ||
+            bench_mc(path, threads, 0, &ex0, &t0, &err)) {
+            fprintf(stderr, "native_bench: %s\n", err.msg);
+            return 1;
+        }
+        printf("  mc     %9.2f ex/s shared (%llu tokens)   %.2f ex/s unshared "
+               "(%llu tokens)   speed-up %.2f\n", ex1, (unsigned long long)t1,
+               ex0, (unsigned long long)t0, ex1 / ex0);
     }
-    printf("  mc     %9.2f ex/s shared (%llu tokens)   %.2f ex/s unshared "
-           "(%llu tokens)   speed-up %.2f\n", ex1, (unsigned long long)t1,
-           ex0, (unsigned long long)t0, ex1 / ex0);
     double rss = rss_mib();
-    printf("  rss    %9.1f MiB peak, %.1f MiB above the %.1f MiB the process "
-           "had before loading\n", rss, rss - rss0, rss0);
+    if (!tsv)
+        printf("  rss    %9.1f MiB peak, %.1f MiB above the %.1f MiB the "
+               "process had before loading\n", rss, rss - rss0, rss0);
     return 0;
 }

@@ -8,7 +8,9 @@
 # committed) in F32, F16, Q8_0, Q4_0 and Q4_K, bench/native_bench prints
 # pp256 and tg64 tokens/s (with llama.cpp's figure and the ratio where
 # there is one), multiple-choice examples/s with and without prefix
-# sharing with the tokens each evaluated, and peak RSS.
+# sharing with the tokens each evaluated, and peak RSS. Then, when
+# LLAMA_BENCH names a llama-bench binary, llama.cpp and emerge side by side
+# on the same 134M files (bench/llamacpp_side_by_side.sh).
 # Threads: all online CPUs (EMERGE_BENCH_THREADS overrides).
 # The machine is shared: the load average is printed with the figures.
 set -u
@@ -58,5 +60,8 @@ done
 echo "-- emerge serve under concurrent clients (bench/serve_bench.sh)"
 EMERGE_BIN=./emerge DURATION=${EMERGE_BENCH_SERVE_S:-5} sh bench/serve_bench.sh \
     "$SHARED/fixtures/gguf/tiny-llama-f32.gguf" || echo "FAIL: serve bench"
+
+echo "-- llama.cpp side by side on the 134M files (bench/llamacpp_side_by_side.sh; needs LLAMA_BENCH)"
+sh bench/llamacpp_side_by_side.sh || echo "FAIL: side by side"
 
 echo "== load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
