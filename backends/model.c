@@ -60,6 +60,15 @@ struct model_scratch {
     int *pos, *vis, *seg;
 };
 
+/* A job's chunks per thread: more than one, so that when a thread is
+ * taken off its core for a while (the machine is shared) the others take
+ * its remaining chunks instead of waiting for it at the end of the job. */
+#define CHUNKS_PER_THREAD 4
+
+/* Prompts from this many rows on normalise their rows in a pool job;
+ * fewer rows cost less than the job's wake-up and wait. */
+#define NORM_PAR_ROWS 16
+
 /* ---------------------------------------------------------------- loading */
 
 static const char *arch_names[] = {"llama", "gpt2", "gptneox"};
@@ -533,18 +542,45 @@ static void layernorm(float *o, const float *x, const float *w,
         o[i] = o[i] * scale * w[i] + (b ? b[i] : 0.0f);
 }
 
-/* The block's input normalisation over T rows. */
+typedef struct norm_job {
+    const model *m;
+    float *o;
+    const float *x, *w, *b;
+    int T;
+} norm_job;
+
+static void norm_range(const norm_job *j, long t0, long t1)
+{
+    int E = j->m->hp.n_embd;
+    for (long t = t0; t < t1; t++) {
+        if (j->m->hp.arch == MODEL_LLAMA)
+            rmsnorm(j->o + (size_t)t * E, j->x + (size_t)t * E, j->w, E,
+                    j->m->hp.norm_eps);
+        else
+            layernorm(j->o + (size_t)t * E, j->x + (size_t)t * E, j->w, j->b,
+                      E, j->m->hp.norm_eps);
+    }
+}
+
+static void norm_chunk(void *arg, int c, int nc, int tid)
+{
+    norm_job *j = arg;
+    long lo, hi;
+    (void)tid;
+    pool_split(j->T, c, nc, 1, &lo, &hi);
+    norm_range(j, lo, hi);
+}
+
+/* The block's input normalisation over T rows (rows are independent). */
 static void norm_rows(const model *m, float *o, const float *x, int T,
                       const float *w, const float *b)
 {
-    int E = m->hp.n_embd;
-    for (int t = 0; t < T; t++) {
-        if (m->hp.arch == MODEL_LLAMA)
-            rmsnorm(o + (size_t)t * E, x + (size_t)t * E, w, E, m->hp.norm_eps);
-        else
-            layernorm(o + (size_t)t * E, x + (size_t)t * E, w, b, E,
-                      m->hp.norm_eps);
-    }
+    norm_job j = {m, o, x, w, b, T};
+    int nth = pool_size(m->pool);
+    if (T < NORM_PAR_ROWS || nth == 1)
+        norm_range(&j, 0, T);
+    else
+        pool_run_chunks(m->pool, norm_chunk, &j, nth * CHUNKS_PER_THREAD);
 }
 
 static void add_bias(float *x, int T, int n, const float *b)
@@ -556,9 +592,17 @@ static void add_bias(float *x, int T, int n, const float *b)
             x[(size_t)t * n + i] += b[i];
 }
 
-static void add_into(float *x, const float *y, size_t n)
+/* x += y, four at a time where SSE2 is there (gcc -O2 leaves this loop
+ * scalar: its cheap vectoriser takes no loop of unknown length). */
+static void add_into(float *restrict x, const float *restrict y, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+#if defined(__x86_64__)
+    for (; i + 4 <= n; i += 4)
+        _mm_storeu_ps(x + i, _mm_add_ps(_mm_loadu_ps(x + i),
+                                        _mm_loadu_ps(y + i)));
+#endif
+    for (; i < n; i++)
         x[i] += y[i];
 }
 
@@ -669,7 +713,10 @@ static void rope_table(const model *m, int T)
     }
 }
 
-/* Rotates the first n_rot dims of heads [h0, h1) of T rows of n_heads. */
+/* Rotates the first n_rot dims of heads [h0, h1) of T rows of n_heads:
+ * pairs (i, i + n_rot/2) for NEOX, else adjacent pairs, in two loops
+ * without a branch inside so the compiler can vectorise them (no FMA
+ * contraction in ISO C mode, so every value is as before). */
 static void rope_apply(const model *m, float *x, int T, int n_heads, int h0,
                        int h1)
 {
@@ -678,22 +725,24 @@ static void rope_apply(const model *m, float *x, int T, int n_heads, int h0,
         const float *cs = m->s->rope + (size_t)t * nr;
         for (int h = h0; h < h1; h++) {
             float *v = x + ((size_t)t * n_heads + h) * hd;
-            for (int i = 0; i < half; i++) {
-                int a = m->hp.rope_neox ? i : 2 * i;
-                int b = m->hp.rope_neox ? i + half : 2 * i + 1;
-                float c = cs[2 * i], s = cs[2 * i + 1];
-                float x0 = v[a], x1 = v[b];
-                v[a] = x0 * c - x1 * s;
-                v[b] = x0 * s + x1 * c;
+            if (m->hp.rope_neox) {
+                for (int i = 0; i < half; i++) {
+                    float c = cs[2 * i], s = cs[2 * i + 1];
+                    float x0 = v[i], x1 = v[i + half];
+                    v[i] = x0 * c - x1 * s;
+                    v[i + half] = x0 * s + x1 * c;
+                }
+            } else {
+                for (int i = 0; i < nr; i += 2) {
+                    float c = cs[i], s = cs[i + 1];
+                    float x0 = v[i], x1 = v[i + 1];
+                    v[i] = x0 * c - x1 * s;
+                    v[i + 1] = x0 * s + x1 * c;
+                }
             }
         }
     }
 }
-
-/* A job's chunks per thread: more than one, so that when a thread is
- * taken off its core for a while (the machine is shared) the others take
- * its remaining chunks instead of waiting for it at the end of the job. */
-#define CHUNKS_PER_THREAD 4
 
 /* Chunks for a product of n_out weight rows: CHUNKS_PER_THREAD per
  * thread, but at least 16 rows (one kernel tile) each. */
@@ -772,17 +821,13 @@ static void mm_post(const mm_job *j, int64_t lo, int64_t hi)
     for (int t = 0; t < j->T; t++) {
         float *o = j->out[0] + (size_t)t * n0 + lo;
         if (j->bias)
-            for (size_t i = 0; i < len; i++)
-                o[i] += j->bias[lo + (int64_t)i];
+            add_into(o, j->bias + lo, len);
         if (j->act == POST_SWIGLU)
             swiglu(j->m, o, j->out[1] + (size_t)t * n0 + lo, len);
         else if (j->act == POST_GELU)
             gelu(j->m, o, len);
-        if (j->resid) {
-            float *r = j->resid + (size_t)t * n0 + lo;
-            for (size_t i = 0; i < len; i++)
-                r[i] += o[i];
-        }
+        if (j->resid)
+            add_into(j->resid + (size_t)t * n0 + lo, o, len);
     }
 }
 
