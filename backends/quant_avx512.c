@@ -348,9 +348,15 @@ enum { RG = 16 };
  * lane RG_ROW[s], so slot s is given row RG_ROW[s]. */
 static const int RG_ROW[RG] = {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15};
 
-/* Slots a, b: 128-bit quarters [a lo8 folded to 4, a hi8, b lo8, b hi8]. */
-INL __m512i rg_l1(__m512i a, __m512i b)
+/* Slots a, b: 128-bit quarters [a's first block folded to 4 lanes, a's
+ * second, b's first, b's second]. The blocks' lanes are 0-7 and 8-15 of
+ * each input, or (il, the nibble types' interleaved layout) quarters 0, 2
+ * and 1, 3. */
+INL __m512i rg_l1(int il, __m512i a, __m512i b)
 {
+    if (il)
+        return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x44),
+                                _mm512_shuffle_i32x4(a, b, 0xEE));
     return _mm512_add_epi32(_mm512_shuffle_i32x4(a, b, 0x88),
                             _mm512_shuffle_i32x4(a, b, 0xDD));
 }
@@ -383,13 +389,13 @@ typedef struct {
     __m512i a, w[2], u, y[2];
 } rg_state;
 
-INL void rg_feed(rg_state *st, int s, __m512i v)
+INL void rg_feed(rg_state *st, int s, __m512i v, int il)
 {
     if (!(s & 1)) {
         st->a = v;
         return;
     }
-    st->w[(s >> 1) & 1] = rg_l1(st->a, v);
+    st->w[(s >> 1) & 1] = rg_l1(il, st->a, v);
     if ((s & 3) != 3)
         return;
     __m512i u = rg_l2(st->w[0], st->w[1]);
@@ -400,9 +406,13 @@ INL void rg_feed(rg_state *st, int s, __m512i v)
     st->y[s >> 3] = rg_l3(st->u, u);
 }
 
-/* Blocks b and b+1 (if two) of a Q8_0-family row as 64 unsigned bytes in
- * element order (as blk_u8 gives them); a missing second block reads as
- * anything (its sums are not used). */
+/* Blocks b and b+1 (if two) of a Q8_0-family row as 64 unsigned bytes:
+ * Q8_0 in element order (as blk_u8 gives them); the nibble types in
+ * quarters [b lo nibbles, b+1 lo, b hi, b+1 hi] (elements 0-15 of b, of
+ * b+1, then 16-31 of each), which two broadcast loads, a shift and a mask
+ * make with no shuffle (the activations are permuted to match, once per
+ * call and block pair). A missing second block reads as the first (its
+ * sums are not used). */
 INL __m512i q8_pair_q(ggml_type t, const char *row, int64_t b, int two)
 {
     if (t == GGML_Q8_0) {
@@ -418,20 +428,20 @@ INL __m512i q8_pair_q(ggml_type t, const char *row, int64_t b, int two)
     size_t oq = t == GGML_Q4_0 ? 2 : t == GGML_Q4_1 ? 4 : t == GGML_Q5_0 ? 6 : 8;
     size_t oh = t == GGML_Q5_0 ? 2 : 4;
     const char *x0 = row + b * bs, *x1 = two ? x0 + bs : x0;
-    __m128i v0 = _mm_loadu_si128((const __m128i *)(x0 + oq));
-    __m128i v1 = _mm_loadu_si128((const __m128i *)(x1 + oq));
-    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(v0), v1, 1);
-    __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(0x0F));
-    /* [b0 lo, b1 lo, b0 hi, b1 hi] -> [b0 lo, b0 hi, b1 lo, b1 hi] */
-    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-    __m512i q = _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
-    if (t == GGML_Q5_0 || t == GGML_Q5_1) {   /* fifth bits, element order */
+    const long long F4 = 0x0004000400040004;   /* shift the upper half by 4 */
+    __m512i z = _mm512_mask_broadcast_i32x4(
+        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x0 + oq))),
+        0xF0F0, _mm_loadu_si128((const __m128i *)(x1 + oq)));
+    __m512i q = _mm512_and_si512(
+        _mm512_srlv_epi16(z, _mm512_set_epi64(F4, F4, F4, F4, 0, 0, 0, 0)),
+        _mm512_set1_epi8(0x0F));
+    if (t == GGML_Q5_0 || t == GGML_Q5_1) {   /* fifth bits, same order */
         uint32_t h0, h1;
         memcpy(&h0, x0 + oh, 4);
         memcpy(&h1, x1 + oh, 4);
-        q = _mm512_or_si512(q, _mm512_maskz_mov_epi8(h0 | (uint64_t)h1 << 32,
-                                                     _mm512_set1_epi8(0x10)));
+        uint64_t bits = (h0 & 0xFFFFu) | (uint64_t)(h1 & 0xFFFFu) << 16 |
+                        (uint64_t)(h0 >> 16) << 32 | (uint64_t)(h1 >> 16) << 48;
+        q = _mm512_or_si512(q, _mm512_maskz_mov_epi8(bits, _mm512_set1_epi8(0x10)));
     }
     return q;
 }
@@ -458,6 +468,7 @@ INL void rg_q8(ggml_type t, int ra, const char *wg, const char *const *rp,
                int64_t ld, __mmask16 om)
 {
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    const int il = t != GGML_Q8_0;
     for (int64_t b = 0; b < nb; b += 2) {
         int two = b + 1 < nb;
         int64_t k = b * 32, lane = k / 4;
@@ -467,13 +478,17 @@ INL void rg_q8(ggml_type t, int ra, const char *wg, const char *const *rp,
         for (int r = 0; r < ra; r++) {
             xq[r] = _mm512_load_si512((const void *)(x[r].qs + k));
             xc[r] = _mm512_load_si512((const void *)(x[r].cv + lane));
+            if (il) {   /* quarters 0 2 1 3, as q8_pair_q's nibbles */
+                xq[r] = _mm512_shuffle_i64x2(xq[r], xq[r], _MM_SHUFFLE(3, 1, 2, 0));
+                xc[r] = _mm512_shuffle_i64x2(xc[r], xc[r], _MM_SHUFFLE(3, 1, 2, 0));
+            }
         }
 #pragma GCC unroll 16
         for (int s = 0; s < RG; s++) {
             __m512i q = q8_pair_q(t, rp[RG_ROW[s]], b, two);
 #pragma GCC unroll 2
             for (int r = 0; r < ra; r++)
-                rg_feed(&st[r], s, _mm512_dpbusd_epi32(xc[r], q, xq[r]));
+                rg_feed(&st[r], s, _mm512_dpbusd_epi32(xc[r], q, xq[r]), il);
         }
         __m512 d, m = _mm512_setzero_ps();
         q8_scales(t, wg, gidx, b, &d, &m);
@@ -772,7 +787,7 @@ INL void rg_k(int is_q6, int ra, const char *wg, const char *const *rp,
                 q4k_regs((const blk_q4_k *)blk, &k, idx);
 #pragma GCC unroll 2
             for (int r = 0; r < ra; r++)
-                rg_feed(&st[r], c, k_lanes(is_q6, &k, x[r] + s));
+                rg_feed(&st[r], c, k_lanes(is_q6, &k, x[r] + s), 0);
         }
         /* d (and dmin) of the 16 rows: Q4_K's d, dmin open the block;
          * Q6_K's d closes it (the gather reads the 4 bytes ending there) */
