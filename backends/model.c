@@ -52,6 +52,7 @@ struct model_scratch {
     float *ff1, *ff2;
     float *scores; /* [nth][n_batch][n_ctx] attention scores per thread */
     float *qh;     /* [nth][n_batch][head_dim] one head's queries */
+    float *vt;     /* [nth][head_dim][n_ctx rounded up to 16] V transposed */
     float *rope;   /* [n_batch][n_rot] cos/sin pairs */
     /* Per row of a chunk: its position (RoPE, learned positions) and the
      * cache slots it attends to: [0, vis) and [seg, its own slot]. A plain
@@ -64,6 +65,12 @@ struct model_scratch {
  * taken off its core for a while (the machine is shared) the others take
  * its remaining chunks instead of waiting for it at the end of the job. */
 #define CHUNKS_PER_THREAD 4
+
+/* Attention of this many rows of one head and more transposes V once
+ * for them all (contiguous loads for the V product); fewer rows - a
+ * decoded token - read V's rows as they are, which costs less than
+ * transposing the whole context for each token. */
+#define ATT_VT_ROWS 16
 
 /* Prompts from this many rows on normalise their rows in a pool job;
  * fewer rows cost less than the job's wake-up and wait. */
@@ -398,6 +405,8 @@ static void alloc_scratch(model *m)
     s->ff2 = em_malloc(sizeof(float) * B * F);
     s->scores = em_malloc(sizeof(float) * nth * B * (size_t)m->n_ctx);
     s->qh = em_malloc(sizeof(float) * nth * B * (size_t)h->head_dim);
+    s->vt = em_malloc(sizeof(float) * nth * (size_t)h->head_dim *
+                      (size_t)((m->n_ctx + 15) / 16 * 16));
     s->rope = em_malloc(sizeof(float) * B * (size_t)(h->n_rot ? h->n_rot : 1));
     s->pos = em_malloc(sizeof(int) * B);
     s->vis = em_malloc(sizeof(int) * B);
@@ -410,7 +419,8 @@ static void free_scratch(model_scratch *s)
     if (!s)
         return;
     float *all[] = {s->x, s->xb, s->xb2, s->qkv, s->q, s->k, s->v, s->att,
-                    s->tmp, s->tmp2, s->ff1, s->ff2, s->scores, s->qh, s->rope};
+                    s->tmp, s->tmp2, s->ff1, s->ff2, s->scores, s->qh, s->rope,
+                    s->vt};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         free(all[i]);
     free(s->pos);
@@ -996,8 +1006,8 @@ static void attend_v(const model *m, const float *p, const float *V, int n,
 
 #if defined(__x86_64__)
 /* The same sums with AVX-512 for head sizes that are multiples of 16,
- * straight from the cache rows (no transposed copy): for each block of
- * 16 output dims, accumulator R[l] collects, lane by lane, the products
+ * straight from the cache rows (no transposed copy), for the block of
+ * 16 output dims at d0: accumulator R[l] collects, lane by lane, the products
  * of the positions k = l mod 16 - register R[l] lane dd is exactly lane
  * l of llama.cpp's accumulator for dim dd, the same FMAs in the same
  * order - and the 16 accumulators are then added by halves (l + l+8,
@@ -1005,33 +1015,91 @@ static void attend_v(const model *m, const float *p, const float *V, int n,
  * past n contributed +0 there; skipping them changes no bit, since an
  * accumulator that starts at +0 never holds -0. */
 __attribute__((target("avx512f")))
-static void attend_v_avx512(const float *p, const float *V, int n, int nv,
-                            int seg, int hd, float *out)
+static void attend_v16_avx512(const float *p, const float *V, int n, int nv,
+                              int seg, int hd, int d0, float *out)
 {
-    for (int d0 = 0; d0 < hd; d0 += 16) {
-        __m512 R[16];
-        for (int l = 0; l < 16; l++)
-            R[l] = _mm512_setzero_ps();
-        for (int k0 = 0; k0 < n; k0 += 16) {
-            int cnt = n - k0 < 16 ? n - k0 : 16;
-            if (cnt == 16 && k0 + 16 <= nv) { /* common case: slots k */
-                const float *row = V + (size_t)k0 * hd + d0;
+    __m512 R[16];
+    for (int l = 0; l < 16; l++)
+        R[l] = _mm512_setzero_ps();
+    for (int k0 = 0; k0 < n; k0 += 16) {
+        int cnt = n - k0 < 16 ? n - k0 : 16;
+        if (cnt == 16 && k0 + 16 <= nv) { /* common case: slots k */
+            const float *row = V + (size_t)k0 * hd + d0;
 #pragma GCC unroll 16
-                for (int l = 0; l < 16; l++)
-                    R[l] = _mm512_fmadd_ps(_mm512_loadu_ps(row + (size_t)l * hd),
-                                           _mm512_set1_ps(p[k0 + l]), R[l]);
-                continue;
-            }
-            for (int l = 0; l < cnt; l++) {
-                const float *row = V + (size_t)att_slot(k0 + l, nv, seg) * hd;
-                R[l] = _mm512_fmadd_ps(_mm512_loadu_ps(row + d0),
+            for (int l = 0; l < 16; l++)
+                R[l] = _mm512_fmadd_ps(_mm512_loadu_ps(row + (size_t)l * hd),
                                        _mm512_set1_ps(p[k0 + l]), R[l]);
-            }
+            continue;
         }
-        for (int h = 8; h >= 1; h /= 2)
-            for (int l = 0; l < h; l++)
-                R[l] = _mm512_add_ps(R[l], R[l + h]);
-        _mm512_storeu_ps(out + d0, R[0]);
+        for (int l = 0; l < cnt; l++) {
+            const float *row = V + (size_t)att_slot(k0 + l, nv, seg) * hd;
+            R[l] = _mm512_fmadd_ps(_mm512_loadu_ps(row + d0),
+                                   _mm512_set1_ps(p[k0 + l]), R[l]);
+        }
+    }
+    for (int h = 8; h >= 1; h /= 2)
+        for (int l = 0; l < h; l++)
+            R[l] = _mm512_add_ps(R[l], R[l + h]);
+    _mm512_storeu_ps(out + d0, R[0]);
+}
+
+/* All T rows of one head (probabilities in rows of P, lds apart; outputs
+ * ldo apart) from V's rows as they are: for a few rows (decoding) this
+ * beats transposing V, which costs as much as the product itself for
+ * every token. Blocks of 16 dims outermost, so the part of V one block
+ * reads stays in L1 from row to row. */
+__attribute__((target("avx512f")))
+static void attend_v_avx512(const model *m, const float *P, int64_t lds,
+                            int T, int p0, const float *V, int hd, float *out,
+                            int64_t ldo)
+{
+    for (int d0 = 0; d0 < hd; d0 += 16)
+        for (int t = 0; t < T; t++) {
+            int nv = m->s->vis[t], seg = m->s->seg[t];
+            int n = nv + (p0 + t + 1 - seg);
+            attend_v16_avx512(P + (size_t)t * lds, V, n, nv, seg, hd, d0,
+                              out + (size_t)t * ldo);
+        }
+}
+
+/* For a prompt (many rows sharing one V) transposing V once per head and
+ * call pays: vt[d * ldk + slot] = V[slot][d] for the n slots, zero up to
+ * ldk (a multiple of 16). Into per-thread scratch. */
+static void transpose_v(const float *V, int n, int hd, int64_t ldk, float *vt)
+{
+    for (int d = 0; d < hd; d++) {
+        float *row = vt + (size_t)d * ldk;
+        for (int s = 0; s < n; s++)
+            row[s] = V[(size_t)s * hd + d];
+        for (int64_t s = n; s < ldk; s++)
+            row[s] = 0;
+    }
+}
+
+/* The same sums for a row whose positions are the cache slots 0..n-1,
+ * from vt: contiguous loads of 16 positions, eight output dims
+ * accumulating in registers, then each reduced in _mm512_reduce_add_ps's
+ * order - lane l of dim d's accumulator is lane d of R[l] above. */
+__attribute__((target("avx512f")))
+static void attend_vt_avx512(const float *p, const float *vt, int64_t ldk,
+                             int n, int hd, float *out)
+{
+    for (int d0 = 0; d0 < hd; d0 += 8) {
+        __m512 acc[8];
+        int nd = hd - d0 < 8 ? hd - d0 : 8;
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm512_setzero_ps();
+        for (int k0 = 0; k0 < n; k0 += 16) {
+            __mmask16 km = n - k0 >= 16 ? 0xffff
+                                        : (__mmask16)((1u << (n - k0)) - 1);
+            __m512 pv = _mm512_maskz_loadu_ps(km, p + k0);
+            for (int j = 0; j < nd; j++)
+                acc[j] = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(vt + (size_t)(d0 + j) * ldk + k0), pv,
+                    acc[j]);
+        }
+        for (int j = 0; j < nd; j++)
+            out[d0 + j] = _mm512_reduce_add_ps(acc[j]);
     }
 }
 #endif
@@ -1039,7 +1107,7 @@ static void attend_v_avx512(const float *p, const float *V, int n, int nv,
 /* All T rows of head h: scores for every key slot below p0+T in one
  * product, then per row the visible ones, softmax and the V sum. */
 static void attend_head(model *m, int il, int T, int p0, int h, float *S,
-                        float *qb)
+                        float *qb, float *vt)
 {
     int hd = m->hp.head_dim, E = m->hp.n_embd;
     int hk = h / (m->hp.n_head / m->hp.n_head_kv), n_keys = p0 + T;
@@ -1061,14 +1129,36 @@ static void attend_head(model *m, int il, int T, int p0, int h, float *S,
         for (int k = 0; k < n; k++) /* slot(k) >= k: in place is safe */
             sr[k] = sr[att_slot(k, nv, seg)] * scale;
         softmax_probs(m, sr, n);
-        float *out = m->s->att + (size_t)t * E + (size_t)h * hd;
+    }
+    float *out = m->s->att + (size_t)h * hd;
 #if defined(__x86_64__)
-        if (m->simd512 && hd % 16 == 0) {
-            attend_v_avx512(sr, V, n, nv, seg, hd, out);
-            continue;
+    if (m->simd512 && hd % 16 == 0 && T < ATT_VT_ROWS) {
+        attend_v_avx512(m, S, n_keys, T, p0, V, hd, out, E);
+        return;
+    }
+    if (m->simd512 && hd % 16 == 0) {
+        int64_t ldk = (n_keys + 15) / 16 * 16;
+        transpose_v(V, n_keys, hd, ldk, vt);
+        for (int t = 0; t < T; t++) {
+            int nv = m->s->vis[t], seg = m->s->seg[t];
+            int n = nv + (p0 + t + 1 - seg);
+            float *sr = S + (size_t)t * n_keys, *o = out + (size_t)t * E;
+            if (seg == nv) /* positions are the slots 0..n-1 */
+                attend_vt_avx512(sr, vt, ldk, n, hd, o);
+            else
+                for (int d0 = 0; d0 < hd; d0 += 16)
+                    attend_v16_avx512(sr, V, n, nv, seg, hd, d0, o);
         }
+        return;
+    }
+#else
+    (void)vt;
 #endif
-        attend_v(m, sr, V, n, nv, seg, out);
+    for (int t = 0; t < T; t++) {
+        int nv = m->s->vis[t], seg = m->s->seg[t];
+        int n = nv + (p0 + t + 1 - seg);
+        attend_v(m, S + (size_t)t * n_keys, V, n, nv, seg,
+                 out + (size_t)t * E);
     }
 }
 
@@ -1118,6 +1208,12 @@ static float *att_qbuf(const model *m, int tid)
 {
     return m->s->qh + (size_t)tid * (size_t)m->n_batch *
                           (size_t)m->hp.head_dim;
+}
+
+static float *att_vt(const model *m, int tid)
+{
+    return m->s->vt + (size_t)tid * (size_t)m->hp.head_dim *
+                          (size_t)((m->n_ctx + 15) / 16 * 16);
 }
 
 /* Q, K, V of KV head g (and its query heads) for the T rows, biased and
@@ -1174,7 +1270,7 @@ static void att_group_chunk(void *arg, int g, int ng, int tid)
     qkv_group(j, g);
     for (int h = g * G; h < (g + 1) * G; h++)
         attend_head(m, j->il, j->T, j->p0, h, att_scores(m, tid),
-                    att_qbuf(m, tid));
+                    att_qbuf(m, tid), att_vt(m, tid));
 }
 
 static void att_head_chunk(void *arg, int h, int nh, int tid)
@@ -1182,7 +1278,7 @@ static void att_head_chunk(void *arg, int h, int nh, int tid)
     att_job *j = arg;
     (void)nh;
     attend_head(j->m, j->il, j->T, j->p0, h, att_scores(j->m, tid),
-                att_qbuf(j->m, tid));
+                att_qbuf(j->m, tid), att_vt(j->m, tid));
 }
 
 static void attention_block(model *m, const model_layer *l, int il, int T,
