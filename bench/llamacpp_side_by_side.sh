@@ -21,7 +21,9 @@
 #
 # Environment: LLAMA_BENCH (required), SIDE_THREADS (default 2),
 # SIDE_REPS (3), SIDE_ROUNDS (1), SIDE_TYPES ("f32 f16 q8_0 q4_0 q4_k"),
-# BUILD (build).
+# BUILD (build), SIDE_DIR (where the llama134m-TYPE.gguf files are;
+# $BUILD/bench), NATIVE_BENCH (emerge's bench program; default
+# $BUILD/rel/bench/native_bench, built with make when not given).
 set -u
 if [ -z "${LLAMA_BENCH:-}" ]; then
     echo "side-by-side: skipped (set LLAMA_BENCH to a llama-bench binary)"
@@ -36,12 +38,14 @@ THREADS=${SIDE_THREADS:-2}
 REPS=${SIDE_REPS:-3}
 ROUNDS=${SIDE_ROUNDS:-1}
 TYPES=${SIDE_TYPES:-"f32 f16 q8_0 q4_0 q4_k"}
-BENCH=$BUILD/rel/bench/native_bench
-OUT=$BUILD/bench
+BENCH=${NATIVE_BENCH:-$BUILD/rel/bench/native_bench}
+OUT=${SIDE_DIR:-$BUILD/bench}
 TMP=$(mktemp -d) || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM
 
-make -s "$BENCH" emerge || exit 1
+if [ -z "${NATIVE_BENCH:-}" ]; then
+    make -s "$BENCH" emerge || exit 1
+fi
 mkdir -p "$OUT"
 
 # "pp tg" (avg_ts of the pp256 and tg64 tests) from llama-bench's JSON on
