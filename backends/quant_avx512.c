@@ -714,15 +714,17 @@ typedef struct {
     float d, dm;
 } kregs;
 
+/* Q4_K's values, 128 nibbles per load: q[2h] the low nibbles of bytes
+ * 64h..64h+63 (sub-blocks 4h and 4h+2), q[2h+1] the high ones (4h+1,
+ * 4h+3); the activations are arranged to match (k_acts). */
 INL void q4k_regs(const blk_q4_k *b, kregs *k, const __m512i *idx)
 {
-    const __m256i lo = _mm256_set1_epi8(0x0F);
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * j));
-        k->q[j] = _mm512_inserti64x4(
-            _mm512_castsi256_si512(_mm256_and_si256(v, lo)),
-            _mm256_and_si256(_mm256_srli_epi16(v, 4), lo), 1);
+    const __m512i lo = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m512i v = _mm512_loadu_si512((const void *)(b->qs + 64 * h));
+        k->q[2 * h] = _mm512_and_si512(v, lo);
+        k->q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo);
     }
     /* The 6-bit scales and mins, unpacked 4 bytes at a time. */
     uint32_t u[3];
@@ -769,8 +771,9 @@ INL void q6k_regs(const blk_q6_k *b, kregs *k, const __m512i *idx)
     k->dm = -k->d;
 }
 
-/* Permutation indices: Q4_K lane L of vector j takes scale 2j + L/16;
- * Q6_K takes scale 4j + L/8. */
+/* Permutation indices: Q4_K lane L of vector j takes the scale of
+ * sub-block {0, 1, 4, 5}[j] + 2 (L/16) (q4k_regs' order); Q6_K takes
+ * scale 4j + L/8. */
 INL void k_idx(int is_q6, __m512i *idx)
 {
     const __m512i lane = _mm512_set_epi16(
@@ -779,20 +782,38 @@ INL void k_idx(int is_q6, __m512i *idx)
     for (int j = 0; j < 4; j++)
         idx[j] = is_q6
             ? _mm512_add_epi16(_mm512_set1_epi16((short)(4 * j)), _mm512_srli_epi16(lane, 3))
-            : _mm512_add_epi16(_mm512_set1_epi16((short)(2 * j)), _mm512_srli_epi16(lane, 4));
+            : _mm512_add_epi16(_mm512_set1_epi16((short)((j & 1) + 4 * (j >> 1))),
+                               _mm512_slli_epi16(_mm512_srli_epi16(lane, 4), 1));
 }
 
 /* The 16 lanes one row and one activation row give for a super-block,
  * for the network: Q4_K lanes 0-7 the scaled sums (I_main), lanes 8-15
  * the mins term (I_min); Q6_K all 16 lanes parts of the one sum with the
  * -32 offset folded in (the bsums term, 32 * scale * bsum, subtracted). */
-INL __m512i k_lanes(int is_q6, const kregs *k, const blk_q8_k *xb)
+/* A super-block's activations in the order of the weight vectors:
+ * Q6_K element order; Q4_K sub-blocks [0 2] [1 3] [4 6] [5 7]. */
+INL void k_acts(int is_q6, const blk_q8_k *xb, __m512i *xa)
+{
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+        xa[j] = _mm512_loadu_si512((const void *)(xb->qs + 64 * j));
+    if (is_q6)
+        return;
+    __m512i a0 = xa[0], a1 = xa[1], a2 = xa[2], a3 = xa[3];
+    xa[0] = _mm512_shuffle_i64x2(a0, a1, 0x44);
+    xa[1] = _mm512_shuffle_i64x2(a0, a1, 0xEE);
+    xa[2] = _mm512_shuffle_i64x2(a2, a3, 0x44);
+    xa[3] = _mm512_shuffle_i64x2(a2, a3, 0xEE);
+}
+
+INL __m512i k_lanes(int is_q6, const kregs *k, const __m512i *xa,
+                    const blk_q8_k *xb)
 {
     __m512i isum = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++)
-        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(k->q[j],
-            _mm512_loadu_si512((const void *)(xb->qs + 64 * j))), k->sc[j]);
+        isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(k->q[j], xa[j]),
+                                   k->sc[j]);
     __m256i corr = _mm256_madd_epi16(k->coef,
         _mm256_loadu_si256((const __m256i *)xb->bsums));
     if (is_q6)
@@ -812,7 +833,11 @@ INL void rg_k(int is_q6, int ra, const rg_group *g, int64_t nsb,
     const size_t bs = is_q6 ? sizeof(blk_q6_k) : sizeof(blk_q4_k);
     for (int64_t s = 0; s < nsb; s++) {
         rg_state st[2];
+        __m512i xa[2][4];
         rg_prefetch(g, s, nsb);
+#pragma GCC unroll 2
+        for (int r = 0; r < ra; r++)
+            k_acts(is_q6, x[r] + s, xa[r]);
 #pragma GCC unroll 16
         for (int c = 0; c < RG; c++) {
             kregs k;
@@ -823,7 +848,7 @@ INL void rg_k(int is_q6, int ra, const rg_group *g, int64_t nsb,
                 q4k_regs((const blk_q4_k *)blk, &k, idx);
 #pragma GCC unroll 2
             for (int r = 0; r < ra; r++)
-                rg_feed(&st[r], c, k_lanes(is_q6, &k, x[r] + s), 0);
+                rg_feed(&st[r], c, k_lanes(is_q6, &k, xa[r], x[r] + s), 0);
         }
         /* d (and dmin) of the 16 rows: Q4_K's d, dmin open the block;
          * Q6_K's d closes it (the gather reads the 4 bytes ending there) */
