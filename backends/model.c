@@ -25,7 +25,15 @@
  *     block of 16 in float then in double. The F16 fixtures then agree
  *     bit for bit or nearly; test_model.c measures them.
  * All matrix products go through quant_act_prepare + quant_matmul_rows,
- * split by weight rows over the model's pool.
+ * split by weight rows into chunks that the pool's threads claim. A layer
+ * is four pool jobs (a decoded token waits for the slowest thread four
+ * times per layer, so each job does as much as it can without a wait):
+ * Q/K/V + RoPE + cache append + attention, one chunk per KV head; the
+ * output projection with its bias and residual add; gate and up with
+ * SwiGLU (or up with GELU); down with its residual add. The elementwise
+ * steps run on the rows the chunk computed, with the same operations in
+ * the same order as separate passes, so the numbers do not depend on the
+ * thread count or on which thread ran what.
  */
 #include "backends/model.h"
 
