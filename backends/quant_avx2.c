@@ -162,25 +162,67 @@ static T256 void unpack_q8_row(ggml_type t, const void *row, int64_t nb,
     }
 }
 
-static T256 float dot_q8(const int8_t *q, const float *d, const float *m,
-                         int hm, qa_q8_row x, int64_t nb)
+/* The scale products dx and sums sx of an activation row's blocks, one
+ * float per block (the prepared row spreads them over SIMD lanes). */
+static void act_scales(qa_q8_row x, int64_t nb, float *dx, float *sx)
 {
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi16(1);
-    float mins = 0;
     for (int64_t b = 0; b < nb; b++) {
-        __m256i wv = _mm256_loadu_si256((const __m256i *)(q + 32 * b));
-        __m256i av = _mm256_loadu_si256((const __m256i *)(x.qs + 32 * b));
-        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv),
-                                         _mm256_sign_epi8(av, wv));
-        __m256i s = _mm256_madd_epi16(p, ones);
         int64_t lane = (b / 2) * 16 + (b & 1) * 8;
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s),
-                              _mm256_set1_ps(d[b] * x.dv[lane]), acc);
-        if (hm)
-            mins += m[b] * x.sv[lane];
+        dx[b] = x.dv[lane];
+        sx[b] = x.sv[lane];
     }
-    return hsum8(acc) + mins;
+}
+
+/* The exact integer dot products of 8 blocks (cnt of them real), one per
+ * lane: the 8 lanes of each block's madd added by a hadd tree. */
+static T256 __m256i block_sums8(const int8_t *q, const int8_t *a, int cnt)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i p[8];
+    for (int j = 0; j < 8; j++) {
+        if (j >= cnt) {
+            p[j] = _mm256_setzero_si256();
+            continue;
+        }
+        __m256i wv = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
+        __m256i av = _mm256_loadu_si256((const __m256i *)(a + 32 * j));
+        p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv),
+                                                      _mm256_sign_epi8(av, wv)), ones);
+    }
+    __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]),
+                                   _mm256_hadd_epi32(p[2], p[3]));
+    __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]),
+                                   _mm256_hadd_epi32(p[6], p[7]));
+    /* h0 = [blocks 0-3 lanes 0-3 | blocks 0-3 lanes 4-7], h1 likewise */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
+                            _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+
+/* One output in the scalar kernels' order (quant.c), which is also
+ * llama.cpp's: per block sum + ((dw * dx) * I + m * sx), block after
+ * block; the products of 8 blocks are formed at once (the same IEEE
+ * operations per lane), their additions stay in order. So AVX2 gives the
+ * scalar result to the bit, whatever the number of rows. */
+static T256 float dot_q8(const int8_t *q, const float *d, const float *m,
+                         int hm, const int8_t *aq, const float *dx,
+                         const float *sx, int64_t nb)
+{
+    float sum = 0, t[8];
+    for (int64_t b = 0; b < nb; b += 8) {
+        int cnt = nb - b < 8 ? (int)(nb - b) : 8;
+        __m256i is = block_sums8(q + 32 * b, aq + 32 * b, cnt);
+        __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256 dv = _mm256_maskload_ps(d + b, lm), xv = _mm256_maskload_ps(dx + b, lm);
+        __m256 p = _mm256_mul_ps(_mm256_mul_ps(dv, xv), _mm256_cvtepi32_ps(is));
+        if (hm)
+            p = _mm256_add_ps(p, _mm256_mul_ps(_mm256_maskload_ps(m + b, lm),
+                                               _mm256_maskload_ps(sx + b, lm)));
+        _mm256_storeu_ps(t, p);
+        for (int j = 0; j < cnt; j++)
+            sum += t[j];
+    }
+    return sum;
 }
 
 static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
@@ -189,12 +231,15 @@ static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
 {
     int64_t nb = n / 32;
     int hm = t == GGML_Q4_1 || t == GGML_Q5_1;
-    int8_t *q = scratch((size_t)n + 2 * (size_t)nb * sizeof(float));
-    float *d = (float *)(q + n), *m = d + nb;
+    int8_t *q = scratch((size_t)n + (2 + 2 * (size_t)a->rows) * (size_t)nb * sizeof(float));
+    float *d = (float *)(q + n), *m = d + nb, *xs = m + nb;
+    for (int64_t r = 0; r < a->rows; r++)
+        act_scales(qa_q8_view(a, r), nb, xs + 2 * r * nb, xs + (2 * r + 1) * nb);
     for (int64_t i = i0; i < i1; i++) {
         unpack_q8_row(t, (const char *)w + (size_t)i * stride, nb, q, d, m);
         for (int64_t r = 0; r < a->rows; r++)
-            out[r * ld + i] = dot_q8(q, d, m, hm, qa_q8_view(a, r), nb);
+            out[r * ld + i] = dot_q8(q, d, m, hm, qa_q8_view(a, r).qs,
+                                     xs + 2 * r * nb, xs + (2 * r + 1) * nb, nb);
     }
     free(q);
 }
@@ -267,9 +312,20 @@ static T256 void unpack_k_row(int is_q6, const void *row, int64_t nsb,
     }
 }
 
-static T256 float dot_k(const ksb2 *w, const blk_q8_k *x, int64_t nsb)
+static T256 int hsum_i8(__m256i v)
 {
-    __m256 acc = _mm256_setzero_ps();
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* One output in the scalar kernels' order (as dot_q8): per super-block
+ * the exact integer sums, then sum + ((d * dx) * I - (dmin * dx) * I_min)
+ * (Q6_K: the -32 offset folded into I, no min term). */
+static T256 float dot_k(int is_q6, const ksb2 *w, const blk_q8_k *x, int64_t nsb)
+{
+    float sum = 0;
     for (int64_t s = 0; s < nsb; s++) {
         __m256i isum = _mm256_setzero_si256();
         for (int m = 0; m < 8; m++) {
@@ -283,12 +339,13 @@ static T256 float dot_k(const ksb2 *w, const blk_q8_k *x, int64_t nsb)
         __m256i cs = _mm256_madd_epi16(
             _mm256_loadu_si256((const __m256i *)w[s].coef),
             _mm256_loadu_si256((const __m256i *)x[s].bsums));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
-                              _mm256_set1_ps(w[s].d * x[s].d), acc);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(cs),
-                              _mm256_set1_ps(w[s].dm * x[s].d), acc);
+        int im = hsum_i8(isum), ic = hsum_i8(cs);
+        if (is_q6)
+            sum += w[s].d * x[s].d * (float)(im - ic);
+        else
+            sum += w[s].d * x[s].d * (float)im - -w[s].dm * x[s].d * (float)ic;
     }
-    return hsum8(acc);
+    return sum;
 }
 
 static T256 void gemm_k_family(int is_q6, const void *w, size_t stride,
@@ -300,7 +357,7 @@ static T256 void gemm_k_family(int is_q6, const void *w, size_t stride,
     for (int64_t i = i0; i < i1; i++) {
         unpack_k_row(is_q6, (const char *)w + (size_t)i * stride, nsb, buf);
         for (int64_t r = 0; r < a->rows; r++)
-            out[r * ld + i] = dot_k(buf, (const blk_q8_k *)ACT_ROW(a, r), nsb);
+            out[r * ld + i] = dot_k(is_q6, buf, (const blk_q8_k *)ACT_ROW(a, r), nsb);
     }
     free(buf);
 }
