@@ -4,7 +4,7 @@
  * builds without -march and runs only on CPUs that have the features.
  *
  * Quantised types, by the number of activation rows:
- *  - prompt processing (>= PANEL_MIN_ROWS_Q rows): weights repacked 32
+ *  - prompt processing (>= PANEL_MIN_ROWS_Q/K rows): weights repacked 32
  *    rows at a time into a panel whose vectors hold 16 rows' values at
  *    one k (see "Panel kernels" below); no horizontal sums, each weight
  *    vector used by 4 activation rows, one VNNI instruction = 64 MACs.
@@ -199,11 +199,13 @@ static T512 void tile_f_any(int wk, int ra, int cw, const void *const *w,
 #define ACT_ROW(a, r) ((const char *)(a)->data + (size_t)(r) * (a)->row_bytes)
 
 /* From this many activation rows on, the integer panel kernels (below)
- * beat the row groups (measured with a 2048 x 768 matrix on a loaded
- * 2-core machine). The float types have no panel: the tiles' per-lane
- * sums, which llama.cpp's F32/F16 products share, would not survive
- * one, and a panel won only from ~128 rows, and then by little. */
-enum { PANEL_MIN_ROWS_Q = 12 };
+ * beat the row groups (measured with a 2048 x 768 matrix, one thread:
+ * Q8_0/Q4_0 cross at 9-11 rows, Q4_K/Q6_K at 13-14). Both give the same
+ * bits, so this is a speed choice only. The float types have no panel:
+ * the tiles' per-lane sums, which llama.cpp's F32/F16 products share,
+ * would not survive one, and a panel won only from ~128 rows, and then
+ * by little. */
+enum { PANEL_MIN_ROWS_Q = 10, PANEL_MIN_ROWS_K = 14 };
 
 static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
                           int64_t n, const quant_act *a, int64_t i0,
@@ -891,7 +893,7 @@ static T512 void gemm_k_family(int is_q6, const void *w, size_t stride,
                                int64_t n, const quant_act *a, int64_t i0,
                                int64_t i1, float *out, int64_t ld)
 {
-    if (a->rows >= PANEL_MIN_ROWS_Q) {
+    if (a->rows >= PANEL_MIN_ROWS_K) {
         panel_k(is_q6, w, stride, n, a, i0, i1, out, ld);
         return;
     }

@@ -99,7 +99,7 @@ TEST(prefix_sharing_equals_alone)
  * the same order whatever the number of rows in a batch (test_quant's
  * row_count_independent), so prefix sharing equals scoring alone on the
  * best kernels the CPU has too. The contexts are long enough that a
- * request alone is one batch of 12+ rows (the AVX-512 panel kernels)
+ * request alone is one batch of ~20 rows (the AVX-512 panel kernels)
  * while its shared branch is 1-3 rows (the row groups); with kernels
  * that sum differently in the two, Q4_K differed by 0.06 here. */
 static const backend_ll_req mc_long[] = {
