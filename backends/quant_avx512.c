@@ -9,7 +9,7 @@
  *    one k (see "Panel kernels" below); no horizontal sums, each weight
  *    vector used by 4 activation rows, one VNNI instruction = 64 MACs.
  *  - fewer rows (decode): "row groups", 16 weight rows read as stored,
- *    one or two activation rows at a time.
+ *    up to 4 (Q8_0 family) or 2 (K-quants) activation rows at a time.
  * Both sum every output in the same order, the scalar kernels' (integer
  * block sums, then q8_step / k_step per block), so a result does not
  * depend on how many rows a call multiplies nor on the SIMD level.
@@ -200,12 +200,13 @@ static T512 void tile_f_any(int wk, int ra, int cw, const void *const *w,
 
 /* From this many activation rows on, the integer panel kernels (below)
  * beat the row groups (measured with a 2048 x 768 matrix, one thread:
- * Q8_0/Q4_0 cross at 9-11 rows, Q4_K/Q6_K at 13-14). Both give the same
+ * Q8_0/Q4_0 cross at 12-14 rows (Q5_1 at 10), Q4_K/Q6_K, whose row
+ * groups take 2 activation rows at a time, not 4, at 13-14). Both give the same
  * bits, so this is a speed choice only. The float types have no panel:
  * the tiles' per-lane sums, which llama.cpp's F32/F16 products share,
  * would not survive one, and a panel won only from ~128 rows, and then
  * by little. */
-enum { PANEL_MIN_ROWS_Q = 10, PANEL_MIN_ROWS_K = 14 };
+enum { PANEL_MIN_ROWS_Q = 12, PANEL_MIN_ROWS_K = 14 };
 
 static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
                           int64_t n, const quant_act *a, int64_t i0,
@@ -353,7 +354,7 @@ static inline int has_min(ggml_type t) { return t == GGML_Q4_1 || t == GGML_Q5_1
  * and one fma per block for 16 outputs. The network costs 44 shuffles
  * and adds per 16 rows, under 3 per row and block pair; the block scales
  * of the 16 rows come with one gather per block. */
-enum { RG = 16 };
+enum { RG = 16, RGA = 4 };   /* weight rows, activation rows at most */
 
 /* The network leaves the sums of the vector fed s-th (its slot s) in
  * lane RG_ROW[s], so slot s is given row RG_ROW[s]. */
@@ -515,20 +516,23 @@ INL void rg_prefetch(const rg_group *g, int64_t it, int64_t nit)
         _mm_prefetch(g->pf + o, _MM_HINT_T0);
 }
 
-/* out[r*ld + c] for the rows c of group g and ra = 1 or 2 activation
+/* out[r*ld + c] for the rows c of group g and ra (1 to RGA) activation
  * rows. */
 INL void rg_q8(ggml_type t, int ra, const rg_group *g, int64_t nb,
                const qa_q8_row *x, float *out, int64_t ld)
 {
-    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m512 acc[RGA];
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+        acc[r] = _mm512_setzero_ps();
     const int il = t != GGML_Q8_0;
     for (int64_t b = 0; b < nb; b += 2) {
         int two = b + 1 < nb;
         int64_t k = b * 32, lane = k / 4;
-        __m512i xq[2], xc[2];
-        rg_state st[2];
+        __m512i xq[RGA], xc[RGA];
+        rg_state st[RGA];
         rg_prefetch(g, b / 2, (nb + 1) / 2);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
             xq[r] = _mm512_load_si512((const void *)(x[r].qs + k));
             xc[r] = _mm512_load_si512((const void *)(x[r].cv + lane));
@@ -540,14 +544,14 @@ INL void rg_q8(ggml_type t, int ra, const rg_group *g, int64_t nb,
 #pragma GCC unroll 16
         for (int s = 0; s < RG; s++) {
             __m512i q = q8_pair_q(t, g->rp[RG_ROW[s]], b, two);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int r = 0; r < ra; r++)
                 rg_feed(&st[r], s, _mm512_dpbusd_epi32(xc[r], q, xq[r]), il);
         }
         __m512 d, m = _mm512_setzero_ps();
         q8_scales(t, g->wg, g->gidx, b, &d, &m);
-        __m512i lo[2], hi[2];
-#pragma GCC unroll 2
+        __m512i lo[RGA], hi[RGA];
+#pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
             rg_l4(st[r].y[0], st[r].y[1], &lo[r], &hi[r]);
             acc[r] = q8_step(acc[r], lo[r], d, _mm512_set1_ps(x[r].dv[lane]),
@@ -556,13 +560,13 @@ INL void rg_q8(ggml_type t, int ra, const rg_group *g, int64_t nb,
         if (!two)
             break;
         q8_scales(t, g->wg, g->gidx, b + 1, &d, &m);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
             acc[r] = q8_step(acc[r], hi[r], d, _mm512_set1_ps(x[r].dv[lane + 8]),
                              has_min(t), m, _mm512_set1_ps(x[r].sv[lane + 8]));
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < ra; r++)
         _mm512_mask_storeu_ps(out + r * ld, g->om, acc[r]);
 }
@@ -574,7 +578,9 @@ static T512 void rg_q8_any(ggml_type t, int ra, const rg_group *g,
 #define RQ(tt)                                                           \
     do {                                                                 \
         if (ra == 1) rg_q8(tt, 1, g, nb, x, out, ld);                    \
-        else rg_q8(tt, 2, g, nb, x, out, ld);                            \
+        else if (ra == 2) rg_q8(tt, 2, g, nb, x, out, ld);               \
+        else if (ra == 3) rg_q8(tt, 3, g, nb, x, out, ld);               \
+        else rg_q8(tt, 4, g, nb, x, out, ld);                            \
     } while (0)
     TYPE_SWITCH(t, RQ)
 #undef RQ
@@ -592,9 +598,9 @@ static T512 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
     for (int64_t i = i0; i < i1; i += RG) {
         rg_group g;
         rg_group_at(w, stride, i, i1, &g);
-        for (int64_t r = 0; r < a->rows; r += 2) {
-            int ra = a->rows - r < 2 ? 1 : 2;
-            qa_q8_row xr[2];
+        for (int64_t r = 0; r < a->rows; r += RGA) {
+            int ra = a->rows - r < RGA ? (int)(a->rows - r) : RGA;
+            qa_q8_row xr[RGA];
             for (int q = 0; q < ra; q++)
                 xr[q] = qa_q8_view(a, r + q);
             rg_q8_any(t, ra, &g, nb, xr, out + r * ld + i, ld);
