@@ -9,7 +9,7 @@
  *    one k (see "Panel kernels" below); no horizontal sums, each weight
  *    vector used by 4 activation rows, one VNNI instruction = 64 MACs.
  *  - fewer rows (decode): "row groups", 16 weight rows read as stored,
- *    up to 4 (Q8_0 family) or 2 (K-quants) activation rows at a time.
+ *    up to 4 activation rows at a time.
  * Both sum every output in the same order, the scalar kernels' (integer
  * block sums, then q8_step / k_step per block), so a result does not
  * depend on how many rows a call multiplies nor on the SIMD level.
@@ -38,8 +38,6 @@ static void *scratch(size_t n)
         abort();
     return p;
 }
-
-INL float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 /* The sums of v[0..cw) (cw <= 4) into out[0..cw), each added in the
  * order of _mm512_reduce_add_ps (halves: lane i + lane i+8, then i+4,
@@ -200,13 +198,12 @@ static T512 void tile_f_any(int wk, int ra, int cw, const void *const *w,
 
 /* From this many activation rows on, the integer panel kernels (below)
  * beat the row groups (measured with a 2048 x 768 matrix, one thread:
- * Q8_0/Q4_0 cross at 12-14 rows (Q5_1 at 10), Q4_K/Q6_K, whose row
- * groups take 2 activation rows at a time, not 4, at 13-14). Both give the same
- * bits, so this is a speed choice only. The float types have no panel:
- * the tiles' per-lane sums, which llama.cpp's F32/F16 products share,
- * would not survive one, and a panel won only from ~128 rows, and then
- * by little. */
-enum { PANEL_MIN_ROWS_Q = 12, PANEL_MIN_ROWS_K = 14 };
+ * Q8_0/Q4_0 cross at 12-14 rows (Q5_1 at 10), Q4_K/Q6_K at 16-18).
+ * Both give the same bits, so this is a speed choice only. The float
+ * types have no panel: the tiles' per-lane sums, which llama.cpp's
+ * F32/F16 products share, would not survive one, and a panel won only
+ * from ~128 rows, and then by little. */
+enum { PANEL_MIN_ROWS_Q = 12, PANEL_MIN_ROWS_K = 16 };
 
 static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
                           int64_t n, const quant_act *a, int64_t i0,
@@ -719,7 +716,6 @@ static T512 void unpack_q6_k(const blk_q6_k *b, int64_t nsb, ksb *o)
 typedef struct {
     __m512i q[4], sc[4];
     __m256i coef;
-    float d, dm;
 } kregs;
 
 /* Q4_K's values, 128 nibbles per load: q[2h] the low nibbles of bytes
@@ -750,8 +746,6 @@ INL void q4k_regs(const blk_q4_k *b, kregs *k, const __m512i *idx)
     k->coef = _mm256_permutexvar_epi16(
         _mm256_set_epi16(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0),
         _mm256_castsi128_si256(m16));
-    k->d = f16s(b->d);
-    k->dm = -f16s(b->dmin);
 }
 
 INL void q6k_regs(const blk_q6_k *b, kregs *k, const __m512i *idx)
@@ -775,8 +769,6 @@ INL void q6k_regs(const blk_q6_k *b, kregs *k, const __m512i *idx)
     for (int j = 0; j < 4; j++)
         k->sc[j] = _mm512_permutexvar_epi16(idx[j], sz);
     k->coef = _mm256_slli_epi16(s16, 5);
-    k->d = f16s(b->d);
-    k->dm = -k->d;
 }
 
 /* Permutation indices: Q4_K lane L of vector j takes the scale of
@@ -837,13 +829,16 @@ INL void rg_k(int is_q6, int ra, const rg_group *g, int64_t nsb,
               const blk_q8_k *const *x, float *out, int64_t ld,
               const __m512i *idx)
 {
-    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m512 acc[RGA];
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+        acc[r] = _mm512_setzero_ps();
     const size_t bs = is_q6 ? sizeof(blk_q6_k) : sizeof(blk_q4_k);
     for (int64_t s = 0; s < nsb; s++) {
-        rg_state st[2];
-        __m512i xa[2][4];
+        rg_state st[RGA];
+        __m512i xa[RGA][4];
         rg_prefetch(g, s, nsb);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int r = 0; r < ra; r++)
             k_acts(is_q6, x[r] + s, xa[r]);
 #pragma GCC unroll 16
@@ -854,7 +849,7 @@ INL void rg_k(int is_q6, int ra, const rg_group *g, int64_t nsb,
                 q6k_regs((const blk_q6_k *)blk, &k, idx);
             else
                 q4k_regs((const blk_q4_k *)blk, &k, idx);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int r = 0; r < ra; r++)
                 rg_feed(&st[r], c, k_lanes(is_q6, &k, xa[r], x[r] + s), 0);
         }
@@ -864,7 +859,7 @@ INL void rg_k(int is_q6, int ra, const rg_group *g, int64_t nsb,
         __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(
             is_q6 ? _mm512_srli_epi32(gd, 16) : gd));
         __m512 dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gd, 16)));
-#pragma GCC unroll 2
+#pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
             __m512i lo, hi;
             rg_l4(st[r].y[0], st[r].y[1], &lo, &hi);
@@ -875,7 +870,7 @@ INL void rg_k(int is_q6, int ra, const rg_group *g, int64_t nsb,
                 acc[r] = k_step(acc[r], lo, d, xd, 1, hi, dmin);
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < ra; r++)
         _mm512_mask_storeu_ps(out + r * ld, g->om, acc[r]);
 }
@@ -885,14 +880,18 @@ static T512 void rg_k_any(int is_q6, int ra, const rg_group *g, int64_t nsb,
 {
     __m512i idx[4];
     k_idx(is_q6, idx);
-    if (is_q6 && ra == 1)
-        rg_k(1, 1, g, nsb, x, out, ld, idx);
-    else if (is_q6)
-        rg_k(1, 2, g, nsb, x, out, ld, idx);
-    else if (ra == 1)
-        rg_k(0, 1, g, nsb, x, out, ld, idx);
+#define RK(q)                                                            \
+    do {                                                                 \
+        if (ra == 1) rg_k(q, 1, g, nsb, x, out, ld, idx);                \
+        else if (ra == 2) rg_k(q, 2, g, nsb, x, out, ld, idx);           \
+        else if (ra == 3) rg_k(q, 3, g, nsb, x, out, ld, idx);           \
+        else rg_k(q, 4, g, nsb, x, out, ld, idx);                        \
+    } while (0)
+    if (is_q6)
+        RK(1);
     else
-        rg_k(0, 2, g, nsb, x, out, ld, idx);
+        RK(0);
+#undef RK
 }
 
 static T512 void gemm_k_family(int is_q6, const void *w, size_t stride,
@@ -907,9 +906,9 @@ static T512 void gemm_k_family(int is_q6, const void *w, size_t stride,
     for (int64_t i = i0; i < i1; i += RG) {
         rg_group g;
         rg_group_at(w, stride, i, i1, &g);
-        for (int64_t r = 0; r < a->rows; r += 2) {
-            int ra = a->rows - r < 2 ? 1 : 2;
-            const blk_q8_k *xr[2];
+        for (int64_t r = 0; r < a->rows; r += RGA) {
+            int ra = a->rows - r < RGA ? (int)(a->rows - r) : RGA;
+            const blk_q8_k *xr[RGA];
             for (int q = 0; q < ra; q++)
                 xr[q] = (const blk_q8_k *)ACT_ROW(a, r + q);
             rg_k_any(is_q6, ra, &g, nsb, xr, out + r * ld + i, ld);
