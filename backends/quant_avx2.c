@@ -9,7 +9,9 @@
  * scales), then
  * dotted with every activation row. AVX2 has no VNNI, so the integer
  * dots use maddubs (u8 x s8 -> s16 pairs) followed by madd; operands are
- * arranged so the 16-bit pair sums cannot saturate. Activation
+ * arranged so the 16-bit pair sums cannot saturate. The quantised types
+ * add up their block products in the scalar kernels' order (see dot_q8),
+ * so their results are the scalar ones to the bit. Activation
  * preparation stays the portable one.
  */
 #include <immintrin.h>

@@ -3,8 +3,10 @@
  * (bit-exact against the F16C instruction and hand-picked edge cases),
  * quantise/dequantise error bounds per type, dequantisation of the shared
  * GGUF fixtures against their F32 source, SIMD kernels against the scalar
- * ones, and matmul against a dequantise-then-dot reference within the
- * error the 8-bit activations allow.
+ * ones (quantised: to the bit), every row of a batch against the row
+ * multiplied alone (to the bit, at every SIMD level and thread split),
+ * and matmul against a dequantise-then-dot reference within the error
+ * the 8-bit activations allow.
  */
 #include <pthread.h>
 #include <stdio.h>
