@@ -58,7 +58,10 @@ void quant_act_free(quant_act *a);
 /* out[r*ld_out + i] = dot(W row i, activation row r) for rows i in
  * [i0, i1) of W (n_in columns, row stride from the type) and every
  * activation row r. Single-threaded; the engine splits i0..i1 across
- * threads. */
+ * threads. Each result depends only on W row i and activation row r:
+ * not on how many activation rows the call multiplies, nor on i0/i1
+ * (prefix-shared scoring relies on it; tests/test_quant.c checks it to
+ * the bit). For quantised types it is also the same at every SIMD level. */
 void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
                        const quant_act *a, int64_t i0, int64_t i1,
                        float *out, int64_t ld_out);
