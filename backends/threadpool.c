@@ -191,14 +191,24 @@ int pool_size(const pool *p)
  * caller too and returns when every chunk is done. */
 static void run_job(pool *p, pool_chunk_fn cfn, pool_fn fn, void *arg, int n)
 {
-    /* No chunk of the previous job is claimable or running now, so no
-     * thread reads cfn/fn/arg while they change. */
+    /* Close the previous job first: a thread that loaded its state before
+     * it finished may still be about to compare-and-swap it, and it reads
+     * n_chunks after the state, so if n_chunks grew while the old state
+     * was still in place that swap would claim a chunk that does not
+     * exist, run it with the new job's fn/arg and count it in the new
+     * job's n_done (n_done = n + 1: the caller then waited forever; seen
+     * in `make demo`). A generation of its own whose chunk index is past
+     * any count makes every such swap fail. Then no chunk of the previous
+     * job is claimable or running, so nobody reads cfn/fn/arg while they
+     * change. */
+    uint32_t g = gen_of(atomic_load(&p->state)) + 1;
+    atomic_store(&p->state, (uint64_t)g << 32 | UINT32_MAX);
     p->cfn = cfn;
     p->fn = fn;
     p->arg = arg;
     atomic_store_explicit(&p->n_chunks, n, memory_order_relaxed);
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-    uint32_t g = gen_of(atomic_load(&p->state)) + 1;
+    g++;
     atomic_store(&p->state, (uint64_t)g << 32);
     if (atomic_load(&p->sleep_work)) {
         pthread_mutex_lock(&p->mu);

@@ -71,6 +71,39 @@ TEST(chunks_run_once_with_private_tids)
     }
 }
 
+/* Consecutive jobs whose chunk count grows (1 then 64, over and over): a
+ * thread still holding the state of a finished 1-chunk job must not claim
+ * "chunk 1" of it once the next job's count is published. That claim ran
+ * the next job's function on a chunk it never had and counted it in the
+ * next job's n_done, so the caller waited forever (found by `make demo`:
+ * decode's 1-row matmuls follow each other with different chunk counts).
+ * A regression shows as a wrong count, or as this test timing out. */
+TEST(growing_jobs_never_claim_stale_chunks)
+{
+    pool *p;
+    em_err err;
+    CHECK(pool_build(2, &p, &err) == 0);
+    chunk_job *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    a->n = 1;
+    b->n = MAX_CHUNKS;
+    int iters = 20000;
+    for (int it = 0; it < iters; it++) {
+        pool_run_chunks(p, count_chunk, a, a->n);
+        pool_run_chunks(p, count_chunk, b, b->n);
+    }
+    CHECK_INT(atomic_load(&a->count[0]), iters);
+    for (int c = 1; c < MAX_CHUNKS; c++)
+        if (atomic_load(&a->count[c]) != 0 || atomic_load(&b->count[c]) != iters) {
+            CHECK_INT(atomic_load(&a->count[c]), 0);
+            CHECK_INT(atomic_load(&b->count[c]), iters);
+            break;
+        }
+    CHECK_INT(atomic_load(&a->bad_n) + atomic_load(&b->bad_n), 0);
+    free(a);
+    free(b);
+    pool_free(p);
+}
+
 /* Pauses longer than the spin put the workers and the caller to sleep;
  * the next jobs must still be picked up and finished. */
 TEST(jobs_after_sleep)
@@ -132,6 +165,7 @@ int main(void)
 {
     RUN(chunks_run_once_with_private_tids);
     RUN(jobs_after_sleep);
+    RUN(growing_jobs_never_claim_stale_chunks);
     RUN(pool_run_is_one_chunk_per_thread);
     RUN(split_covers_range);
     return tl_summary();
