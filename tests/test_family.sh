@@ -42,8 +42,8 @@ score() {
     "$EMERGE" results --db "$tmp/$2.sqlite" --format csv 2>/dev/null |
         awk -F, '$0 ~ /target_logprob/ {print $0}' | head -1
 }
-small=$(score demo-d8l1-step2048.gguf small)
-large=$(score demo-d48l3-step2048.gguf large)
+small=$(score demo-d8l1-step4096.gguf small)
+large=$(score demo-d48l3-step4096.gguf large)
 ms=$(echo "$small" | cut -d, -f7) ml=$(echo "$large" | cut -d, -f7)
 if [ -n "$ms" ] && [ -n "$ml" ] && awk -v a="$ms" -v b="$ml" 'BEGIN { exit !(b > a + 1) }'; then
     ok "family_scores_through_native (2-digit answer log-prob $ms -> $ml)"

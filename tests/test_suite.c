@@ -99,29 +99,29 @@ TEST(arithmetic_prompts_and_answers)
     em_err err;
     const task_variant *cot = task_variant_find(t, "cot"),
                        *zs = task_variant_find(t, "zero_shot_cot");
-    /* Record 0 of the family's held-out file, 105+480 (the task is
+    /* Record 0 of the family's held-out file, 103+184 (the task is
      * shuffled; ids are record positions). */
     int e0 = 0;
     while (e0 < t->n_examples && strcmp(t->examples[e0].id, "0"))
         e0++;
     CHECK(e0 < t->n_examples);
     CHECK_INT(task_build_requests(t, task_variant_find(t, "standard"), e0, &r, &n, &err), 0);
-    CHECK_STR(r[0].prompt, "Q: What is 105+480?\nA: The answer is");
+    CHECK_STR(r[0].prompt, "Q: What is 103+184?\nA: The answer is");
     CHECK_INT(r[0].kind, TASK_REQ_GENERATE);
-    CHECK_STR(r[1].continuation, " 585");
+    CHECK_STR(r[1].continuation, " 287");
     task_requests_free(r, n);
     CHECK_INT(task_build_requests(t, cot, e0, &r, &n, &err), 0);
-    CHECK_STR(r[0].prompt, "Q: What is 105+480?\nA: Let's think step by step.");
+    CHECK_STR(r[0].prompt, "Q: What is 103+184?\nA: Let's think step by step.");
     CHECK_INT(r[0].max_tokens, 104);
     task_requests_free(r, n);
     /* Kojima's pass 1 is the same prompt: no trailing space is added. */
     CHECK_INT(task_build_requests(t, zs, e0, &r, &n, &err), 0);
-    CHECK_STR(r[0].prompt, "Q: What is 105+480?\nA: Let's think step by step.");
+    CHECK_STR(r[0].prompt, "Q: What is 103+184?\nA: Let's think step by step.");
     task_request p2;
-    CHECK_INT(task_build_second_pass(t, zs, e0, r[0].prompt, " 5+0=5, write 5 carry 0. "
-                                     "So the answer is 585", &p2, &err), 0);
-    CHECK_STR(p2.prompt, "Q: What is 105+480?\nA: Let's think step by step. 5+0=5, "
-                         "write 5 carry 0. So the answer is 585\nA: The answer is");
+    CHECK_INT(task_build_second_pass(t, zs, e0, r[0].prompt, " 3+4=7, write 7 carry 0. "
+                                     "So the answer is 287", &p2, &err), 0);
+    CHECK_STR(p2.prompt, "Q: What is 103+184?\nA: Let's think step by step. 3+4=7, "
+                         "write 7 carry 0. So the answer is 287\nTherefore, the answer is");
     free(p2.prompt);
     free(p2.continuation);
     task_requests_free(r, n);
@@ -191,7 +191,7 @@ TEST(retrieval_corpus_covers_heldout)
         return;
     }
     retr_index *ix = t->retrieval->index;
-    CHECK_INT(retr_count(ix), 960);
+    CHECK_INT(retr_count(ix), 480);
     int hits = 0, stated = 0, n_ex = t->n_examples;
     for (int ex = 0; ex < n_ex; ex++) {
         char *fact = expected_fact(&t->examples[ex]);
@@ -239,7 +239,7 @@ TEST(derived_data_in_sync)
                     break;
                 }
         }
-        CHECK_INT(want, 360);
+        CHECK_INT(want, 120);
         CHECK_INT(found, want);
         CHECK_INT(mc->n_examples, want);
     }

@@ -2,7 +2,7 @@
 bundled knowledge-base tasks (tasks/suite/kb_*.yaml).
 
 One fact per line, four per person (city, colour, pet, friend), in the
-first of the two phrasings the demo family was trained on, for all 240
+first of the two phrasings the demo family was trained on, for all 120
 people of the family's knowledge base. The people come from the family's
 own generator (tools/family/gen_data.py, fixed seed), so the corpus states
 exactly the facts the family saw as statements; nothing is copied by hand.

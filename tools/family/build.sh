@@ -26,7 +26,7 @@ then
 fi
 
 mkdir -p "$W"
-[ -f "$W/train.bin" ] || "$PY" gen_data.py "$W" "$OUT/heldout" 9000000
+[ -f "$W/train.bin" ] || "$PY" gen_data.py "$W" "$OUT/heldout" 17000000
 ./run_all.sh
 "$PY" export_gguf.py --all "$W" "$OUT"
 for f in "$OUT"/demo-*.gguf; do

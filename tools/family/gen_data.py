@@ -51,6 +51,9 @@ def add_direct(a, b):
     return add_question(a, b) + " The answer is %d" % (a + b)
 
 
+ZS_ANSWER = "\nTherefore, the answer is %d."
+
+
 def add_cot(a, b):
     return add_question(a, b) + " Let's think step by step. " + rationale(a, b)
 
@@ -79,7 +82,7 @@ COLOURS = ["red", "blue", "green", "yellow", "purple", "orange", "white",
            "black", "pink", "grey", "brown", "teal"]
 PETS = ["cat", "dog", "ferret", "parrot", "goat", "turtle", "rabbit", "owl",
         "snake", "hamster", "horse", "frog"]
-N_PEOPLE = 240
+N_PEOPLE = 120
 
 
 def make_people(rng):
@@ -111,6 +114,7 @@ QUESTIONS = {
     "pet": "What pet does %s have?",
     "friend": "Who is the friend of %s?",
 }
+HELD_ATTRS = ["city", "colour", "pet"]
 TWO_HOP = {
     "city": "Where does the friend of %s live?",
     "colour": "What is the favourite colour of the friend of %s?",
@@ -227,8 +231,19 @@ class Curriculum:
         self.people = make_people(rng)
         # Half the people are "QA-held-out": their facts appear in training
         # only as statements, their questions only in the held-out split.
+        # Two-hop questions: trained for the first half of the people, held
+        # out for the second half.
         self.qa_train = self.people[: N_PEOPLE // 2]
         self.qa_eval = self.people[N_PEOPLE // 2:]
+        # Recall: every person's facts are trained as statements, and as
+        # questions for all but one attribute (city, colour or pet in turn):
+        # that question is held out (kb_recall). Questions about the same
+        # person's other attributes teach the model to keep each person's
+        # facts where a question can reach them (Allen-Zhu & Li's "mixed
+        # training"); with questions only for other people, as in the first
+        # family, no size got past chance.
+        self.held_attr = {p["name"]: HELD_ATTRS[i % len(HELD_ATTRS)]
+                          for i, p in enumerate(self.people)}
         self.held_add = {nd: set(heldout_pairs(rng, nd, c))
                          for nd, c in ((1, 20), (2, 200), (3, 200))}
         combos = [(a, o, k) for a in ANIMALS for o in OBJECTS
@@ -247,33 +262,38 @@ class Curriculum:
         u = r.random()
         if u < 0.40:
             return "arith", self.arith_doc()
-        if u < 0.60:
+        if u < 0.64:
             return "facts", fact_doc(r, r.choice(self.people))
-        if u < 0.70:
-            p = r.choice(self.qa_train)
-            a = r.choice(list(QUESTIONS))
+        if u < 0.76:
+            p = r.choice(self.people)
+            a = r.choice([x for x in QUESTIONS
+                          if x != self.held_attr[p["name"]]])
             return "kb_qa", qa(QUESTIONS[a] % p["name"], p[a])
-        if u < 0.75:
+        if u < 0.81:
             p = r.choice(self.qa_train)
             a = r.choice(list(TWO_HOP))
             f = self.by_name(p["friend"])
             return "two_hop", qa(TWO_HOP[a] % p["name"], f[a])
-        if u < 0.83:
+        if u < 0.87:
             a, o, k = r.choice(self.story_train)
             b = r.choice([x for x in ANIMALS if x != a])
             return "story", story_doc(*story(a, o, b, k))
-        if u < 0.91:
+        if u < 0.93:
             return "proverb", "Proverb: " + r.choice(PROVERBS)
-        if u < 0.95:
+        if u < 0.97:
             s, w = r.choice(PLAIN), r.choice(ENDWORDS)
             return "repeat", repeat_prompt(s, w) + " " + w + "."
-        if u < 0.975:
+        if u < 0.99:
             while True:
                 q = nonsense_q(r)
                 if q not in self.nonsense_set:
                     return "nonsense", qa(q, NO_ANSWER)
-        p = r.choice(self.qa_train)
+        p = r.choice(self.city_known())
         return "answerable", qa(QUESTIONS["city"] % p["name"], p["city"])
+
+    def city_known(self):
+        """People whose city question is trained (not held out)."""
+        return [p for p in self.people if self.held_attr[p["name"]] != "city"]
 
     def by_name(self, n):
         if not hasattr(self, "_names"):
@@ -287,7 +307,13 @@ class Curriculum:
             a, b = operand(r, nd), operand(r, nd)
             if (a, b) not in self.held_add[nd]:
                 break
-        return add_cot(a, b) if r.random() < 0.5 else add_direct(a, b)
+        u = r.random()
+        if u < 0.5:
+            return add_direct(a, b)
+        # A third of the scratchpads go on to a second line in Kojima et
+        # al.'s answer-extraction phrase, so the family can do zero-shot
+        # chain of thought's second pass (rationale + "\n" + trigger).
+        return add_cot(a, b) + (ZS_ANSWER % (a + b) if u > 5 / 6 else "")
 
 
 def write_jsonl(path, rows):
@@ -309,11 +335,11 @@ def heldout(c, out):
                          "answer": str(a + b)})
         write_jsonl(os.path.join(out, "add_%dd.jsonl" % nd), rows)
     rows = []
-    for p in c.qa_eval:
-        for a in QUESTIONS:
-            rows.append({"input": "Q: %s\nA:" % (QUESTIONS[a] % p["name"]),
-                         "target": " " + p[a], "attribute": a,
-                         "choices": [" " + x for x in choices_for(a, p)]})
+    for p in c.people:
+        a = c.held_attr[p["name"]]
+        rows.append({"input": "Q: %s\nA:" % (QUESTIONS[a] % p["name"]),
+                     "target": " " + p[a], "attribute": a,
+                     "choices": [" " + x for x in choices_for(a, p)]})
     write_jsonl(os.path.join(out, "kb_recall.jsonl"), rows)
     rows = []
     for p in c.qa_eval:
@@ -350,7 +376,7 @@ def heldout(c, out):
     for q in c.nonsense_eval:
         rows.append({"input": "Q: %s\nA:" % q, "target": " " + NO_ANSWER,
                      "answerable": False})
-    for p in c.qa_train[:60]:
+    for p in c.city_known()[:60]:
         rows.append({"input": "Q: %s\nA:" % (QUESTIONS["city"] % p["name"]),
                      "target": " " + p["city"], "answerable": True})
     for r in rows:

@@ -24,7 +24,7 @@ def members(ev):
     return [r for r in rows if r["size"] in SIZES]
 
 
-def head(work):
+def head(work, used):
     st = json.load(open(os.path.join(work, "train_stats.json")))
     n = sum(st["docs"].values())
     mix = ", ".join("%s %.1f%%" % (k, 100.0 * v / n)
@@ -41,13 +41,13 @@ family.yaml`). Made by tools/family (see its README for every data format).
 - **Rebuild**: `make family` (installs python3-torch, python3-numpy, libopenblas0-pthread
   if missing; regenerates the data with seed %d, retrains, exports, checks, evaluates and
   rewrites this card). Training is resumable: rerunning continues from the last state.
-- **Data**: %d training tokens generated (the first 8,388,608 are used), %d documents.
+- **Data**: %d training tokens generated (the first %s are used), %d documents.
   Mix by documents: %s.
 - **Vocabulary**: %d tokens, one per character (SentencePiece-style `llama` vocabulary with
   byte fallback; `add_space_prefix` false, BOS prepended).
 - **Format**: GGUF v3, all tensors F32, tied embeddings (no `output.weight`), context 256.
 
-""" % (st["seed"], st["tokens"], n, mix, N_VOCAB)
+""" % (st["seed"], st["tokens"], format(used, ","), n, mix, N_VOCAB)
 
 
 def shapes():
@@ -113,7 +113,8 @@ def em_table(rows):
 def main():
     work, evp = sys.argv[1], sys.argv[2]
     rows = members(json.load(open(evp)))
-    sys.stdout.write(head(work) + shapes() + losses(rows) + em_table(rows))
+    used = max(r["tokens"] for r in rows)
+    sys.stdout.write(head(work, used) + shapes() + losses(rows) + em_table(rows))
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                          "card_notes.md")
     if os.path.exists(notes):
