@@ -360,6 +360,84 @@ TEST(sampler_distribution)
     sample_free(s);
 }
 
+/* The nucleus written the plain way: sort the whole vocabulary by (p desc,
+ * id asc), keep the shortest head reaching top_p, draw from it. */
+typedef struct ref_cand {
+    double p;
+    int32_t id;
+} ref_cand;
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const ref_cand *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p > y->p ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int32_t ref_topp(const float *lg, int n, double T, double top_p, uint64_t *rng)
+{
+    ref_cand *c = malloc((size_t)n * sizeof *c);
+    int best = sample_argmax(lg, n);
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        c[i].p = exp(((double)lg[i] - lg[best]) / T);
+        c[i].id = i;
+        sum += c[i].p;
+    }
+    qsort(c, (size_t)n, sizeof *c, ref_cmp);
+    double cum = 0, target = top_p * sum;
+    int k = 0;
+    while (k < n) {
+        cum += c[k++].p;
+        if (cum >= target)
+            break;
+    }
+    double r = em_rand01(rng) * cum, acc = 0;
+    int32_t got = c[k - 1].id;
+    for (int i = 0; i < k; i++) {
+        acc += c[i].p;
+        if (r < acc) {
+            got = c[i].id;
+            break;
+        }
+    }
+    free(c);
+    return got;
+}
+
+/* The sampler sorts only the tokens that can be in the nucleus; every draw
+ * must equal the whole-vocabulary sort's, for peaked and flat logits, with
+ * ties, at several temperatures and top_p values. */
+TEST(sampler_topp_equals_full_sort)
+{
+    enum { V = 5000 };
+    float *lg = malloc(V * sizeof *lg);
+    sampler *s = sample_build(V);
+    uint64_t gen = 11;
+    double tops[] = {0.1, 0.5, 0.9, 0.95, 0.999};
+    double temps[] = {0.3, 0.8, 1.0, 2.0};
+    int differ = 0;
+    for (int trial = 0; trial < 24; trial++) {
+        double scale = trial % 3 == 0 ? 0.1 : trial % 3 == 1 ? 2.0 : 8.0;
+        for (int i = 0; i < V; i++)
+            lg[i] = (float)(scale * (em_rand01(&gen) - 0.5));
+        if (trial % 4 == 0) /* ties */
+            for (int i = 0; i < V; i += 7)
+                lg[i] = lg[0];
+        for (int a = 0; a < 5; a++)
+            for (int b = 0; b < 4; b++) {
+                uint64_t r1 = 100 + (uint64_t)trial, r2 = r1;
+                for (int d = 0; d < 5; d++)
+                    differ += sample_next(s, lg, temps[b], tops[a], &r1) !=
+                              ref_topp(lg, V, temps[b], tops[a], &r2);
+            }
+    }
+    CHECK_INT(differ, 0);
+    sample_free(s);
+    free(lg);
+}
+
 static void expect_open_error(const char *path, const char *want)
 {
     backend_spec spec = {.name = "bad", .backend = "native", .path = (char *)path};
@@ -454,6 +532,7 @@ int main(void)
     RUN(stop_strings_and_max_tokens);
     RUN(seeded_sampling_reproducible);
     RUN(sampler_distribution);
+    RUN(sampler_topp_equals_full_sort);
     RUN(clear_errors);
     RUN(info_and_long_inputs);
     return tl_summary();
