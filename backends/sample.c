@@ -73,6 +73,20 @@ static int cand_cmp(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* cand[i] = (exp((logits[i] - mx) / T), i) for the whole vocabulary;
+ * returns the sum of the weights. */
+static double fill_cand(sample_cand *cand, const float *logits, int n,
+                        double mx, double T)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        cand[i].p = exp(((double)logits[i] - mx) / T);
+        cand[i].id = i;
+        sum += cand[i].p;
+    }
+    return sum;
+}
+
 /* The lower edge 2^-b of the first power-of-two bucket b (probabilities
  * relative to the largest, so in (0, 1]) at which the mass of buckets
  * 0..b reaches target; 0 when it never does. */
@@ -119,12 +133,8 @@ int32_t sample_next(sampler *s, const float *logits, double temperature,
     int32_t best = sample_argmax(logits, n);
     if (temperature <= 0)
         return best;
-    double mx = logits[best], sum = 0;
-    for (int i = 0; i < n; i++) {
-        s->cand[i].p = exp(((double)logits[i] - mx) / temperature);
-        s->cand[i].id = i;
-        sum += s->cand[i].p;
-    }
+    double mx = logits[best];
+    double sum = fill_cand(s->cand, logits, n, mx, temperature);
     int n_keep = n;
     if (top_p < 1.0) {
         /* Nucleus: sort by probability and keep the smallest head whose
@@ -146,10 +156,7 @@ int32_t sample_next(sampler *s, const float *logits, double temperature,
         n_keep = nucleus(s->cand, n_cand, target, &sum);
         if (n_keep < 0) {
             /* rounding left the kept mass a hair below target: sort all */
-            for (int i = 0; i < n; i++) {
-                s->cand[i].p = exp(((double)logits[i] - mx) / temperature);
-                s->cand[i].id = i;
-            }
+            fill_cand(s->cand, logits, n, mx, temperature);
             n_keep = nucleus(s->cand, n, target, &sum);
             if (n_keep < 0)
                 n_keep = n;
