@@ -28,7 +28,7 @@
     "avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,avx2,fma,f16c")))
 #define INL static inline __attribute__((always_inline)) T512
 
-enum { RA = 4, CW = 4 };
+enum { RA = 6, CW = 4 };
 
 /* Scratch for unpacked weights, released at the end of each call. */
 static void *scratch(size_t n)
@@ -123,16 +123,16 @@ INL void tile_f(int wk, int ra, int cw, const void *const *w,
                 const float *const *x, int64_t n, float *out, int64_t ld)
 {
     __m512 acc[RA][CW];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < ra; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < cw; c++)
             acc[r][c] = _mm512_setzero_ps();
     int64_t k = 0;
     const int es = wk == WK_F32 ? 4 : 2;   /* bytes per weight */
     for (; k + 16 <= n; k += 16) {
         __m512 wv[CW];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < cw; c++) {
             /* decode streams the weights once: fetch ahead (F16 and BF16
              * reached ~60% of the streaming bandwidth without; F32 gains nothing) */
@@ -140,10 +140,10 @@ INL void tile_f(int wk, int ra, int cw, const void *const *w,
                 _mm_prefetch((const char *)w[c] + k * es + PF_AHEAD, _MM_HINT_T0);
             wv[c] = load_w(wk, w[c], k, 0xFFFF);
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < ra; r++) {
             __m512 xv = _mm512_loadu_ps(x[r] + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int c = 0; c < cw; c++)
                 acc[r][c] = _mm512_fmadd_ps(wv[c], xv, acc[r][c]);
         }
@@ -151,18 +151,18 @@ INL void tile_f(int wk, int ra, int cw, const void *const *w,
     if (k < n) {
         __mmask16 m = (__mmask16)((1u << (n - k)) - 1);
         __m512 wv[CW];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < cw; c++)
             wv[c] = load_w(wk, w[c], k, m);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < ra; r++) {
             __m512 xv = _mm512_maskz_loadu_ps(m, x[r] + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int c = 0; c < cw; c++)
                 acc[r][c] = _mm512_fmadd_ps(wv[c], xv, acc[r][c]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < ra; r++)
         hsum4(acc[r], cw, out + r * ld);
 }
@@ -178,6 +178,10 @@ INL void tile_f(int wk, int ra, int cw, const void *const *w,
     case 27: F(3, 3); break; case 28: F(3, 4); break;                    \
     case 33: F(4, 1); break; case 34: F(4, 2); break;                    \
     case 35: F(4, 3); break; case 36: F(4, 4); break;                    \
+    case 41: F(5, 1); break; case 42: F(5, 2); break;                    \
+    case 43: F(5, 3); break; case 44: F(5, 4); break;                    \
+    case 49: F(6, 1); break; case 50: F(6, 2); break;                    \
+    case 51: F(6, 3); break; case 52: F(6, 4); break;                    \
     }
 
 static T512 void tile_f_any(int wk, int ra, int cw, const void *const *w,
