@@ -216,36 +216,15 @@ static T512 void panel_k(int is_q6, const void *w, size_t stride, int64_t n,
                          const quant_act *a, int64_t i0, int64_t i1,
                          float *out, int64_t ld);
 
-/* Converting F16/BF16 weights to F32 once per weight group pays off when
- * several activation rows reuse them. */
-static T512 void gemm_float_rows(int wk, const void *w, size_t stride,
-                                 int64_t n, const quant_act *a, int64_t r0,
-                                 int64_t r1, int64_t i0, int64_t i1,
-                                 float *out, int64_t ld);
-
-/* Activation rows are taken in blocks that stay in L2 (~256 KiB) while
- * every weight group of the range passes over them: without the blocks a
- * 256-row F32 prompt streams all its activations (2 MiB at n = 2048) from
- * L3 once per group of 4 weight rows. Each tile still computes whole dot
- * products, so the blocking changes no sum. */
-static T512 void gemm_float(int wk, const void *w, size_t stride, int64_t n,
-                            const quant_act *a, int64_t i0, int64_t i1,
-                            float *out, int64_t ld)
-{
-    int64_t blk = (256 * 1024) / ((int64_t)n * (int64_t)sizeof(float));
-    blk = blk < RA ? RA : blk / RA * RA;
-    for (int64_t r0 = 0; r0 < a->rows; r0 += blk) {
-        int64_t r1 = a->rows - r0 < blk ? a->rows : r0 + blk;
-        gemm_float_rows(wk, w, stride, n, a, r0, r1, i0, i1, out, ld);
-    }
-}
-
+/* Rows r0..r1 of the product. Converting F16/BF16 weights to F32 once per
+ * weight group (and row block) pays off when several of these activation
+ * rows reuse them. */
 static T512 void gemm_float_rows(int wk, const void *w, size_t stride,
                                  int64_t n, const quant_act *a, int64_t r0,
                                  int64_t r1, int64_t i0, int64_t i1,
                                  float *out, int64_t ld)
 {
-    int unpack = wk != WK_F32 && a->rows > RA;
+    int unpack = wk != WK_F32 && r1 - r0 > RA;
     float *buf = unpack ? scratch((size_t)CW * n * sizeof(float)) : NULL;
     for (int64_t i = i0; i < i1; i += CW) {
         int cw = i1 - i < CW ? (int)(i1 - i) : CW;
@@ -272,6 +251,23 @@ static T512 void gemm_float_rows(int wk, const void *w, size_t stride,
         }
     }
     free(buf);
+}
+
+/* Activation rows are taken in blocks that stay in L2 (~256 KiB) while
+ * every weight group of the range passes over them: without the blocks a
+ * 256-row F32 prompt streams all its activations (2 MiB at n = 2048) from
+ * L3 once per group of 4 weight rows. Each tile still computes whole dot
+ * products, so the blocking changes no sum. */
+static T512 void gemm_float(int wk, const void *w, size_t stride, int64_t n,
+                            const quant_act *a, int64_t i0, int64_t i1,
+                            float *out, int64_t ld)
+{
+    int64_t blk = (256 * 1024) / ((int64_t)n * (int64_t)sizeof(float));
+    blk = blk < RA ? RA : blk / RA * RA;
+    for (int64_t r0 = 0; r0 < a->rows; r0 += blk) {
+        int64_t r1 = a->rows - r0 < blk ? a->rows : r0 + blk;
+        gemm_float_rows(wk, w, stride, n, a, r0, r1, i0, i1, out, ld);
+    }
 }
 
 static T512 void gemm_f32(const void *w, size_t stride, int64_t n,
