@@ -24,10 +24,12 @@
  *     and SiLU with ggml's vector expf (exp16, exp_ggml), softmax sums per
  *     block of 16 in float then in double. The F16 fixtures then agree
  *     bit for bit or nearly; test_model.c measures them.
- * All matrix products go through quant_act_prepare + quant_matmul_rows,
- * split by weight rows into chunks that the pool's threads claim. A layer
+ * All matrix products go through quant_act_init/fill (activations
+ * prepared by all threads for prompts) + quant_matmul_rows, split by
+ * weight rows into chunks that the pool's threads claim. A layer
  * is four pool jobs (a decoded token waits for the slowest thread four
- * times per layer, so each job does as much as it can without a wait):
+ * times per layer, so each job does as much as it can without a wait;
+ * a prompt has one more before each, to prepare the activations):
  * Q/K/V + RoPE + cache append + attention, one chunk per KV head; the
  * output projection with its bias and residual add; gate and up with
  * SwiGLU (or up with GELU); down with its residual add. The elementwise
@@ -780,8 +782,31 @@ typedef struct mm_acts {
     int n;
 } mm_acts;
 
-static void acts_prepare(mm_acts *A, const model_mat *const *w, int n,
-                         const float *x, int T)
+/* Filling prepared activations (quantising, or packing for the float
+ * kernels) costs about as much as 2-3% of a prompt's products; from this
+ * many rows on, the pool's threads share it instead of one thread doing
+ * it while the others wait. */
+#define ACTS_PARALLEL_ROWS 32
+
+typedef struct acts_fill_job {
+    mm_acts *A;
+    const float *x;
+    int T;
+} acts_fill_job;
+
+static void acts_fill_chunk(void *arg, int c, int nc, int tid)
+{
+    acts_fill_job *j = arg;
+    long lo, hi;
+    (void)tid;
+    pool_split(j->T, c, nc, 1, &lo, &hi);
+    for (int k = 0; k < j->A->n; k++)
+        if (j->A->own[k])
+            quant_act_fill(j->A->a[k], j->x, lo, hi);
+}
+
+static void acts_prepare(model *m, mm_acts *A, const model_mat *const *w,
+                         int n, const float *x, int T)
 {
     A->n = n;
     for (int k = 0; k < n; k++) {
@@ -791,11 +816,17 @@ static void acts_prepare(mm_acts *A, const model_mat *const *w, int n,
             if (w[p]->type == w[k]->type && w[p]->n_in == w[k]->n_in)
                 A->a[k] = A->a[p];
         if (!A->a[k]) {
-            quant_act_prepare(&A->act[k], w[k]->type, x, T, w[k]->n_in);
+            quant_act_init(&A->act[k], w[k]->type, T, w[k]->n_in);
             A->own[k] = 1;
             A->a[k] = &A->act[k];
         }
     }
+    acts_fill_job j = {A, x, T};
+    int nth = pool_size(m->pool);
+    if (nth > 1 && T >= ACTS_PARALLEL_ROWS)
+        pool_run_chunks(m->pool, acts_fill_chunk, &j, nth * CHUNKS_PER_THREAD);
+    else
+        acts_fill_chunk(&j, 0, 1, 0);
 }
 
 static void acts_free(mm_acts *A)
@@ -878,7 +909,7 @@ static void matmul_post(model *m, const float *x, int T, int n,
         j.out[k] = out[k];
         rows = w[k]->n_out > rows ? w[k]->n_out : rows;
     }
-    acts_prepare(&j.acts, w, n, x, T);
+    acts_prepare(m, &j.acts, w, n, x, T);
     pool_run_chunks(m->pool, mm_chunk, &j, mm_chunks(m, rows));
     acts_free(&j.acts);
 }
@@ -1302,7 +1333,7 @@ static void attention_block(model *m, const model_layer *l, int il, int T,
     int is_fused = l->wqkv.data != NULL;
     att_job j = {.m = m, .l = l, .il = il, .T = T, .p0 = p0};
     if (h->n_head_kv >= pool_size(m->pool) && T < ATT_VT_ROWS) {
-        acts_prepare(&j.acts, is_fused ? fused : sep, is_fused ? 1 : 3,
+        acts_prepare(m, &j.acts, is_fused ? fused : sep, is_fused ? 1 : 3,
                      s->xb, T);
         pool_run_chunks(m->pool, att_group_chunk, &j, h->n_head_kv);
         acts_free(&j.acts);

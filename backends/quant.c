@@ -637,39 +637,107 @@ static void act_round_scalar(ggml_type t, const float *x, float *y, int64_t n)
 
 static const quant_kernels *kernels(void);
 
-void quant_act_prepare(quant_act *a, ggml_type wtype, const float *x,
-                       int64_t rows, int64_t n)
+static int is_float_type(ggml_type t)
 {
+    return t == GGML_F32 || t == GGML_F16 || t == GGML_BF16;
+}
+
+/* Row r of the packed layout (quant_impl.h): the row as the row layout
+ * would hold it (rounded for F16/BF16), scattered into its row group 16
+ * values at a time; the last segment's lanes past n are zero. */
+static void act_fill_packed(const quant_act *a, const quant_kernels *k,
+                            const float *xr, int64_t r, float *tmp)
+{
+    int64_t n = a->n, steps = qa_pack_steps(n);
+    if (a->wtype != GGML_F32) {
+        k->act_round(a->wtype, xr, tmp, n);
+        xr = tmp;
+    }
+    float *g = (float *)a->data + (r / QA_PACK_ROWS) * steps * QA_PACK_ROWS * 16 +
+               (r % QA_PACK_ROWS) * 16;
+    int64_t full = n / 16;
+    for (int64_t s = 0; s < full; s++)   /* a constant size: inlined */
+        memcpy(g + s * QA_PACK_ROWS * 16, xr + s * 16, 16 * sizeof(float));
+    if (full < steps) {
+        float *d = g + full * QA_PACK_ROWS * 16;
+        int64_t len = n - full * 16;
+        memcpy(d, xr + full * 16, (size_t)len * sizeof(float));
+        memset(d + len, 0, (size_t)(16 - len) * sizeof(float));
+    }
+}
+
+/* Row r of the row layout. */
+static void act_fill_row(const quant_act *a, const quant_kernels *k,
+                         const float *xr, int64_t r)
+{
+    char *dst = (char *)a->data + (size_t)r * a->row_bytes;
+    switch (a->wtype) {
+    case GGML_F16: case GGML_BF16:
+        k->act_round(a->wtype, xr, (float *)dst, a->n);
+        break;
+    case GGML_Q8_0: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q5_0:
+    case GGML_Q5_1:
+        k->act_q8_0(xr, a->n, qa_q8_k(a->wtype), qa_q8_view(a, r));
+        break;
+    case GGML_Q4_K: case GGML_Q6_K:
+        k->act_q8_k(xr, (blk_q8_k *)dst, a->n / QK_K);
+        break;
+    default:
+        memcpy(dst, xr, (size_t)a->n * sizeof(float));
+        break;
+    }
+}
+
+void quant_act_init(quant_act *a, ggml_type wtype, int64_t rows, int64_t n)
+{
+    const quant_kernels *k = kernels();
     a->wtype = wtype;
     a->n = n;
     a->rows = rows;
+    a->packed = is_float_type(wtype) && k->pack_min_rows &&
+                rows >= k->pack_min_rows;
+    if (a->packed) {
+        int64_t steps = qa_pack_steps(n);
+        int64_t groups = (rows + QA_PACK_ROWS - 1) / QA_PACK_ROWS;
+        size_t group = (size_t)steps * QA_PACK_ROWS * 16 * sizeof(float);
+        a->row_bytes = 0;
+        a->data = aligned_alloc(64, group * (size_t)groups);
+        if (!a->data)
+            abort();
+        /* the rows that pad the last group stay zero: zero that group
+         * now, its real rows are filled over it later */
+        memset((char *)a->data + group * (size_t)(groups - 1), 0, group);
+        return;
+    }
     /* Rows start on 64-byte boundaries so SIMD loads of a row never
      * straddle more cache lines than needed. */
     a->row_bytes = (act_row_bytes(wtype, n) + 63) / 64 * 64;
     a->data = aligned_alloc(64, a->row_bytes * (size_t)(rows ? rows : 1));
     if (!a->data)
         abort();
+}
+
+void quant_act_fill(quant_act *a, const float *x, int64_t r0, int64_t r1)
+{
     const quant_kernels *k = kernels();
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * n;
-        char *dst = (char *)a->data + (size_t)r * a->row_bytes;
-        float *f = (float *)dst;
-        switch (wtype) {
-        case GGML_F16: case GGML_BF16:
-            k->act_round(wtype, xr, f, n);
-            break;
-        case GGML_Q8_0: case GGML_Q4_0: case GGML_Q4_1: case GGML_Q5_0:
-        case GGML_Q5_1:
-            k->act_q8_0(xr, n, qa_q8_k(wtype), qa_q8_view(a, r));
-            break;
-        case GGML_Q4_K: case GGML_Q6_K:
-            k->act_q8_k(xr, (blk_q8_k *)dst, n / QK_K);
-            break;
-        default:
-            memcpy(f, xr, (size_t)n * sizeof(float));
-            break;
-        }
+    float *tmp = NULL;
+    if (a->packed && a->wtype != GGML_F32 && r0 < r1 &&
+        !(tmp = malloc((size_t)a->n * sizeof(float))))
+        abort();
+    for (int64_t r = r0; r < r1; r++) {
+        if (a->packed)
+            act_fill_packed(a, k, x + r * a->n, r, tmp);
+        else
+            act_fill_row(a, k, x + r * a->n, r);
     }
+    free(tmp);
+}
+
+void quant_act_prepare(quant_act *a, ggml_type wtype, const float *x,
+                       int64_t rows, int64_t n)
+{
+    quant_act_init(a, wtype, rows, n);
+    quant_act_fill(a, x, 0, rows);
 }
 
 void quant_act_free(quant_act *a)
@@ -860,7 +928,7 @@ SCALAR_GEMM(gemm_q5_1, dot_q5_family(GGML_Q5_1, wr, qa_q8_view(a, r), n))
 const quant_kernels quant_scalar_kernels = {
     "scalar", gemm_f32, gemm_f16, gemm_bf16, gemm_q8_0, gemm_q4_0,
     gemm_q4_k, gemm_q6_k, gemm_q4_1, gemm_q5_0, gemm_q5_1,
-    act_q8_0_scalar, quant_q8_k, act_round_scalar,
+    act_q8_0_scalar, quant_q8_k, act_round_scalar, 0, /* no packed layout */
 };
 
 /* ---------------------------------------------------------------- */
@@ -971,5 +1039,9 @@ void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
     if (!f || !stride || a->wtype != wtype || a->n != n_in || i1 <= i0 ||
         !a->rows)
         return;
+    /* Packed activations prepared before quant_set_simd switched to a
+     * level that cannot read them: a programming error, not bad input. */
+    if (a->packed && !k->pack_min_rows)
+        abort();
     f(w, stride, n_in, a, i0, i1, out, ld_out);
 }

@@ -49,10 +49,19 @@ typedef struct quant_act {
     int64_t rows;     /* number of activation rows (tokens) */
     void *data;       /* prepared activations, rows × row_bytes */
     size_t row_bytes;
+    int packed;       /* data holds the SIMD kernels' packed layout
+                       * (prompt-sized float products), not rows */
 } quant_act;
 
 void quant_act_prepare(quant_act *a, ggml_type wtype, const float *x,
                        int64_t rows, int64_t n);
+/* quant_act_prepare in two steps, so that threads can share the second:
+ * init allocates for rows x n (the data is not yet valid), fill prepares
+ * rows [r0, r1) from x (which points at row 0, n floats a row). Fills of
+ * disjoint row ranges may run at the same time; every row must be filled
+ * before the activations are used. */
+void quant_act_init(quant_act *a, ggml_type wtype, int64_t rows, int64_t n);
+void quant_act_fill(quant_act *a, const float *x, int64_t r0, int64_t r1);
 void quant_act_free(quant_act *a);
 
 /* out[r*ld_out + i] = dot(W row i, activation row r) for rows i in

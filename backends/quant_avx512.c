@@ -14,9 +14,11 @@
  * block sums, then q8_step / k_step per block), so a result does not
  * depend on how many rows a call multiplies nor on the SIMD level.
  *
- * Float types (F32/F16/BF16): RA x CW register tiles of dot products,
- * 16 lanes per output added up at the end in _mm512_reduce_add_ps's
- * order (llama.cpp's), the same for every tile shape.
+ * Float types (F32/F16/BF16): register tiles of dot products, 16 lanes
+ * per output added up at the end in _mm512_reduce_add_ps's order
+ * (llama.cpp's), the same for every tile shape: RA x CW tiles on rows as
+ * stored for few activation rows, 4 x 6 tiles on packed operands
+ * (quant_act.packed) for prompts.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -204,9 +206,9 @@ static T512 void tile_f_any(int wk, int ra, int cw, const void *const *w,
  * beat the row groups (measured with a 2048 x 768 matrix, one thread:
  * Q8_0/Q4_0 cross at 12-14 rows (Q5_1 at 10), Q4_K/Q6_K at 16-18).
  * Both give the same bits, so this is a speed choice only. The float
- * types have no panel: the tiles' per-lane sums, which llama.cpp's
- * F32/F16 products share, would not survive one, and a panel won only
- * from ~128 rows, and then by little. */
+ * types have no such panel (their tiles' per-lane sums, which llama.cpp's
+ * F32/F16 products share, would not survive one); they pack instead
+ * (gemm_float_packed, below), keeping the lanes. */
 enum { PANEL_MIN_ROWS_Q = 12, PANEL_MIN_ROWS_K = 16 };
 
 static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
@@ -253,6 +255,163 @@ static T512 void gemm_float_rows(int wk, const void *w, size_t stride,
     free(buf);
 }
 
+/* Prompt-sized float products (>= PACK_MIN_ROWS activation rows) run on
+ * packed operands: activation rows PA at a time and weight rows PW at a
+ * time, each interleaved by k-step (16 floats), so a tile reads two
+ * sequential streams instead of PA + PW rows a row-stride apart (at
+ * n = 2048 that stride is a multiple of 4 KiB and every row falls into
+ * the same L1 sets).
+ *  - The packed weights stay in L1 while the activation tiles stream
+ *    past them from L2; the tile is 4 activation x 6 weight rows because
+ *    the streamed operand then costs 4 loads per 24 FMAs (6 x 4 with
+ *    the activations streamed: 6, and ~12% slower).
+ *  - k is cut into blocks of PACK_K floats (6 weight rows x 4 KiB = 24 KiB)
+ *    so the weights still fit L1 at n = 2048; a tile's 24 accumulators
+ *    are stored between blocks and reloaded exactly, so every lane still
+ *    adds its products in k order.
+ *  - Tails are zero-padded: a padded lane adds 0 * 0, as tile_f's masked
+ *    loads do.
+ * So each output is the same sum, in the same order, as tile_f gives:
+ * the packing is a speed choice only (test_quant checks it to the bit). */
+enum { PA = QA_PACK_ROWS, PW = 6, PACK_K = 1024, PACK_MIN_ROWS = 16,
+       PART_TILES = 32, PACK_BLOCK_BYTES = 1024 * 1024 };
+
+/* Weight rows i..i+cw (padded to PW with zero rows), k-steps s0..s1. */
+INL void pack_w(int wk, const void *w, size_t stride, int64_t i, int cw,
+                int64_t n, int64_t s0, int64_t s1, float *wp)
+{
+    for (int c = 0; c < PW; c++) {
+        const void *row = (const char *)w + (size_t)(i + c) * stride;
+        for (int64_t s = s0; s < s1; s++) {
+            __m512 v = c < cw ? load_w(wk, row, s * 16,
+                                       lane_mask((int)(n - s * 16)))
+                              : _mm512_setzero_ps();
+            _mm512_store_ps(wp + ((s - s0) * PW + c) * 16, v);
+        }
+    }
+}
+
+/* k-steps [0, ks) of one PA x PW tile. The accumulators start at zero
+ * (part == NULL on the first k-block) or from part; they go back to part
+ * unless this is the last k-block, whose sums go to out (ra x cw). */
+INL void tile_packed(const float *wp, const float *xp, int64_t ks,
+                     float *part, int first, int last, int ra, int cw,
+                     float *out, int64_t ld)
+{
+    __m512 acc[PA][PW];
+#pragma GCC unroll 8
+    for (int r = 0; r < PA; r++)
+#pragma GCC unroll 8
+        for (int c = 0; c < PW; c++)
+            acc[r][c] = first ? _mm512_setzero_ps()
+                              : _mm512_load_ps(part + (r * PW + c) * 16);
+    for (int64_t s = 0; s < ks; s++) {
+        __m512 wv[PW];
+#pragma GCC unroll 8
+        for (int c = 0; c < PW; c++) {
+            wv[c] = _mm512_load_ps(wp + (s * PW + c) * 16);
+            /* in a register: gcc otherwise folds some of these loads
+             * into the FMAs, once per activation row (up to 28 loads
+             * per 24 FMAs instead of 10, ~15% slower) */
+            __asm__("" : "+v"(wv[c]));
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < PA; r++) {
+            __m512 xv = _mm512_load_ps(xp + (s * PA + r) * 16);
+#pragma GCC unroll 8
+            for (int c = 0; c < PW; c++)
+                acc[r][c] = _mm512_fmadd_ps(wv[c], xv, acc[r][c]);
+        }
+    }
+    if (!last) {
+#pragma GCC unroll 8
+        for (int r = 0; r < PA; r++)
+#pragma GCC unroll 8
+            for (int c = 0; c < PW; c++)
+                _mm512_store_ps(part + (r * PW + c) * 16, acc[r][c]);
+        return;
+    }
+    for (int r = 0; r < ra; r++) {
+        hsum4(acc[r], cw < 4 ? cw : 4, out + r * ld);
+        if (cw > 4)
+            hsum4(acc[r] + 4, cw - 4, out + r * ld + 4);
+    }
+}
+
+/* Part `part` of `parts` of the weight rows i..i+cw, k-steps s0..s1, into
+ * L2. Packing reads the weights from memory; without this those reads
+ * wait in pack_w (a sixth of the product's time in a 134M model, whose
+ * weights do not fit the cache), instead of overlapping the tiles of the
+ * panel before. */
+INL void prefetch_w(int wk, const void *w, size_t stride, int64_t i, int cw,
+                    int64_t s0, int64_t s1, int64_t part, int64_t parts)
+{
+    int64_t es = wk == WK_F32 ? 4 : 2, b0 = s0 * 16 * es, b1 = s1 * 16 * es;
+    int64_t lines = (b1 - b0 + 63) / 64, all = lines * cw;
+    for (int64_t f = part * all / parts; f < (part + 1) * all / parts; f++)
+        _mm_prefetch((const char *)w + (size_t)(i + f / lines) * stride + b0 +
+                         (f % lines) * 64, _MM_HINT_T1);
+}
+
+/* Rows r0..r1 of the product, their activations already packed at xp.
+ * Weight panels (PW rows x up to PACK_K columns) go in order i, then k;
+ * while one panel's tiles run, the next panel's weights are fetched. */
+static T512 void gemm_packed_rows(int wk, const void *w, size_t stride,
+                                  int64_t n, const float *xp, int64_t r0,
+                                  int64_t r1, int64_t i0, int64_t i1,
+                                  float *wp, float *part, float *out,
+                                  int64_t ld)
+{
+    int64_t steps = (n + 15) / 16, kstep = PACK_K / 16;
+    int64_t tiles = (r1 - r0 + PA - 1) / PA;
+    for (int64_t i = i0; i < i1; i += PW) {
+        int cw = i1 - i < PW ? (int)(i1 - i) : PW;
+        for (int64_t s0 = 0; s0 < steps; s0 += kstep) {
+            int64_t s1 = steps - s0 < kstep ? steps : s0 + kstep;
+            /* the panel after this one */
+            int64_t ni = s1 < steps ? i : i + PW, ns0 = s1 < steps ? s1 : 0;
+            int64_t ns1 = steps - ns0 < kstep ? steps : ns0 + kstep;
+            int ncw = i1 - ni < PW ? (int)(i1 - ni) : PW;
+            pack_w(wk, w, stride, i, cw, n, s0, s1, wp);
+            for (int64_t t = 0; t < tiles; t++) {
+                int64_t r = r0 + t * PA;
+                if (ni < i1)
+                    prefetch_w(wk, w, stride, ni, ncw, ns0, ns1, t, tiles);
+                tile_packed(wp, xp + ((r - r0) * steps + s0 * PA) * 16,
+                            s1 - s0, part + t * (PA * PW * 16), s0 == 0,
+                            s1 == steps, r1 - r < PA ? (int)(r1 - r) : PA,
+                            cw, out + r * ld + i, ld);
+            }
+        }
+    }
+}
+
+/* Activation rows go in blocks of about 1 MiB (half of L2) that stay
+ * there while the weights pass: each block packs the weights again, so
+ * larger blocks pack less often. */
+static T512 void gemm_float_packed(int wk, const void *w, size_t stride,
+                                   int64_t n, const quant_act *a, int64_t i0,
+                                   int64_t i1, float *out, int64_t ld)
+{
+    /* On the stack (72 KiB): the engine calls this once per chunk, and a
+     * heap block this size can be handed back to the kernel at each free
+     * and fault in again at the next call. */
+    _Alignas(64) float wp[PW * (PACK_K / 16) * 16];
+    _Alignas(64) float part[PART_TILES * PA * PW * 16];
+    int64_t steps = qa_pack_steps(n), all = (a->rows + PA - 1) / PA * PA;
+    int64_t blk = PACK_BLOCK_BYTES / (steps * 16 * (int64_t)sizeof(float));
+    blk = blk < PA ? PA : blk / PA * PA;
+    if (steps > PACK_K / 16 && blk > PART_TILES * PA)
+        blk = PART_TILES * PA;
+    blk = blk > all ? all : blk;
+    for (int64_t r0 = 0; r0 < a->rows; r0 += blk) {
+        int64_t r1 = a->rows - r0 < blk ? a->rows : r0 + blk;
+        const float *xp = (const float *)a->data + r0 * steps * 16;
+        gemm_packed_rows(wk, w, stride, n, xp, r0, r1, i0, i1, wp, part,
+                         out, ld);
+    }
+}
+
 /* Activation rows are taken in blocks that stay in L2 (~256 KiB) while
  * every weight group of the range passes over them: without the blocks a
  * 256-row F32 prompt streams all its activations (2 MiB at n = 2048) from
@@ -274,21 +433,30 @@ static T512 void gemm_f32(const void *w, size_t stride, int64_t n,
                           const quant_act *a, int64_t i0, int64_t i1,
                           float *out, int64_t ld)
 {
-    gemm_float(WK_F32, w, stride, n, a, i0, i1, out, ld);
+    if (a->packed)
+        gemm_float_packed(WK_F32, w, stride, n, a, i0, i1, out, ld);
+    else
+        gemm_float(WK_F32, w, stride, n, a, i0, i1, out, ld);
 }
 
 static T512 void gemm_f16(const void *w, size_t stride, int64_t n,
                           const quant_act *a, int64_t i0, int64_t i1,
                           float *out, int64_t ld)
 {
-    gemm_float(WK_F16, w, stride, n, a, i0, i1, out, ld);
+    if (a->packed)
+        gemm_float_packed(WK_F16, w, stride, n, a, i0, i1, out, ld);
+    else
+        gemm_float(WK_F16, w, stride, n, a, i0, i1, out, ld);
 }
 
 static T512 void gemm_bf16(const void *w, size_t stride, int64_t n,
                            const quant_act *a, int64_t i0, int64_t i1,
                            float *out, int64_t ld)
 {
-    gemm_float(WK_BF16, w, stride, n, a, i0, i1, out, ld);
+    if (a->packed)
+        gemm_float_packed(WK_BF16, w, stride, n, a, i0, i1, out, ld);
+    else
+        gemm_float(WK_BF16, w, stride, n, a, i0, i1, out, ld);
 }
 
 /* ================================================================ */
@@ -1372,6 +1540,7 @@ static T512 void act_round(ggml_type t, const float *x, float *y, int64_t n)
 void quant_avx512_kernels(quant_kernels *k)
 {
     k->f32 = gemm_f32;
+    k->pack_min_rows = PACK_MIN_ROWS;
     k->f16 = gemm_f16;
     k->bf16 = gemm_bf16;
     k->q8_0 = gemm_q8_0;

@@ -104,7 +104,19 @@ _Static_assert(sizeof(blk_q8_k) == 292, "q8_k layout");
  *                        llama.cpp's Q8_1 "s", for the
  *                        min term m * s of Q4_1/Q5_1; other lanes 0.
  *  Q4_K/Q6_K weights: ggml's Q8_K blocks (scale 127/amax per 256).
+ *
+ * Packed float activations (quant_act.packed; F32/F16/BF16 weights with
+ * at least quant_kernels.pack_min_rows rows, at SIMD levels whose float
+ * kernels read it): the rows above (rounded for F16/BF16), in groups of
+ * QA_PACK_ROWS, each group interleaved by k-steps of 16 values:
+ *   float index ((g * steps + s) * QA_PACK_ROWS + q) * 16 + l
+ * holds element 16 s + l of row g * QA_PACK_ROWS + q, steps = n / 16
+ * rounded up; rows past the last and elements past n are zero. A tile of
+ * QA_PACK_ROWS rows then reads one sequential stream.
  */
+enum { QA_PACK_ROWS = 4 };
+
+static inline int64_t qa_pack_steps(int64_t n) { return (n + 15) / 16; }
 static inline int64_t qa_npad(int64_t n) { return (n + 63) / 64 * 64; }
 
 /* K of the cv correction for a Q8_0-family weight type. */
@@ -150,6 +162,9 @@ typedef struct {
     quant_act_q8_0_fn act_q8_0;
     quant_act_q8_k_fn act_q8_k;
     quant_act_round_fn act_round;
+    /* From this many rows on, float activations are prepared packed
+     * (see above) for f32/f16/bf16; 0: this level reads rows only. */
+    int64_t pack_min_rows;
 } quant_kernels;
 
 extern const quant_kernels quant_scalar_kernels;

@@ -670,6 +670,75 @@ TEST(row_count_independent)
     CHECK(levels_run >= 1);
 }
 
+/* The packed float path (prompt-sized products at SIMD levels that have
+ * one): rows of k over the k-block (1024) with a tail (n % 16 != 0), a
+ * row count that is no multiple of the row group (4) and crosses a row
+ * block (~1 MiB of packed rows, 124 rows at n = 2100), weight rows that
+ * end in a part-filled panel of 6. Every row equals, to the bit, the row
+ * multiplied alone (which never packs). */
+TEST(packed_float_rows_match_alone)
+{
+    static const ggml_type types[] = {GGML_F32, GGML_F16, GGML_BF16};
+    const int64_t m = 13, n = 2100, rows = 130;
+    const int64_t whole[] = {0, m}, split[] = {0, 7, m};
+    for (int ti = 0; ti < 3; ti++) {
+        ggml_type t = types[ti];
+        float *deq;
+        void *w = make_weights(t, m, n, 900 + ti, &deq);
+        float *x = rand_vec(rows * n, 910 + ti, 1.0f);
+        float *got = mm_pieces(t, w, m, n, x, rows, ti == 1 ? split : whole,
+                               ti == 1 ? 3 : 2);
+        int bad = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            float *one = mm_pieces(t, w, m, n, x + r * n, 1, whole, 2);
+            for (int64_t i = 0; i < m; i++)
+                if (bits(got[r * m + i]) != bits(one[i]) && bad++ < 3)
+                    tl_fail(__FILE__, __LINE__,
+                            "%s row %lld column %lld: %.9g in the batch, %.9g alone",
+                            ggml_type_name(t), (long long)r, (long long)i,
+                            got[r * m + i], one[i]);
+            free(one);
+        }
+        CHECK_MSG(bad == 0, "%s: %d outputs differ", ggml_type_name(t), bad);
+        free(got);
+        free(x);
+        free(w);
+        free(deq);
+    }
+}
+
+/* quant_act_init + quant_act_fill over disjoint row ranges, in any order
+ * (as the engine's threads do), prepare what quant_act_prepare does, for
+ * the row layout and the packed one alike. */
+TEST(act_fill_in_parts)
+{
+    static const ggml_type types[] = {GGML_F32, GGML_F16, GGML_Q8_0,
+                                      GGML_Q4_K};
+    const int64_t n = 768;
+    static const int64_t counts[] = {3, 37};
+    float *x = rand_vec(37 * n, 55, 2.0f);
+    for (int ti = 0; ti < 4; ti++)
+        for (int ci = 0; ci < 2; ci++) {
+            int64_t rows = counts[ci];
+            quant_act ref, got;
+            quant_act_prepare(&ref, types[ti], x, rows, n);
+            quant_act_init(&got, types[ti], rows, n);
+            int64_t cut1 = rows / 3, cut2 = rows - 1;
+            quant_act_fill(&got, x, cut2, rows);
+            quant_act_fill(&got, x, 0, cut1);
+            quant_act_fill(&got, x, cut1, cut2);
+            CHECK_INT(got.packed, ref.packed);
+            size_t bytes = ref.packed
+                ? (size_t)((rows + 3) / 4) * ((n + 15) / 16) * 4 * 16 * sizeof(float)
+                : ref.row_bytes * (size_t)rows;
+            CHECK_MSG(!memcmp(ref.data, got.data, bytes), "%s, %lld rows: fill in parts differs",
+                      ggml_type_name(types[ti]), (long long)rows);
+            quant_act_free(&ref);
+            quant_act_free(&got);
+        }
+    free(x);
+}
+
 /* Activation preparation is bit-identical at every SIMD level: ties,
  * zero blocks, a negative extreme and values near F16/BF16 rounding. */
 TEST(act_prepare_identical)
@@ -787,6 +856,8 @@ int main(void)
     RUN(simd_matches_scalar);
     RUN(matmul_vs_dequantised_reference);
     RUN(row_count_independent);
+    RUN(packed_float_rows_match_alone);
+    RUN(act_fill_in_parts);
     RUN(act_prepare_identical);
     RUN(threads_split_rows);
     RUN(simd_name);
