@@ -90,6 +90,8 @@ typedef struct model {
     pool *pool;
     int n_ctx, n_batch, kv_f16;
     int simd512;              /* attention kernels may use AVX-512 */
+    int att_blocks;           /* prompt attention in row blocks through
+                                 the AVX-512 float kernels */
     ggml_type k_type;         /* GGML_F16 (llama.cpp's cache) or F32 */
     void *k_cache;            /* [n_layer][n_head_kv][n_ctx][head_dim] */
     float *v_cache;           /* same layout, F32 (F16 values unless
