@@ -942,6 +942,24 @@ static size_t kv_row(const model *m, int il, int hk, int slot)
 
 /* Appends T rows of K and V of KV heads [hk0, hk1) at slots p0.. of
  * layer il. */
+#if defined(__x86_64__)
+/* kv_store's rows for hd % 16 == 0 and the F16 cache: the F16C
+ * conversions round as quant_f32_to_f16 does (test_quant checks they
+ * agree to the bit), 16 values at a time. */
+__attribute__((target("avx512f,f16c")))
+static void kv_store_row_avx512(const float *k, const float *v, uint16_t *kr,
+                                float *vr, int hd)
+{
+    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    for (int d = 0; d < hd; d += 16) {
+        _mm256_storeu_si256((__m256i *)(kr + d),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(k + d), rn));
+        __m256i hv = _mm512_cvtps_ph(_mm512_loadu_ps(v + d), rn);
+        _mm512_storeu_ps(vr + d, _mm512_cvtph_ps(hv));
+    }
+}
+#endif
+
 static void kv_store(model *m, int il, int T, int p0, int hk0, int hk1)
 {
     int hd = m->hp.head_dim, HK = m->hp.n_head_kv;
@@ -952,6 +970,13 @@ static void kv_store(model *m, int il, int T, int p0, int hk0, int hk1)
             const float *k = m->s->k + (size_t)t * KV + (size_t)hk * hd;
             const float *v = m->s->v + (size_t)t * KV + (size_t)hk * hd;
             size_t r = kv_row(m, il, hk, p0 + t);
+#if defined(__x86_64__)
+            if (m->simd512 && m->kv_f16 && hd % 16 == 0) {
+                kv_store_row_avx512(k, v, (uint16_t *)m->k_cache + r,
+                                    m->v_cache + r, hd);
+                continue;
+            }
+#endif
             quant_quantize_row(m->k_type, k, (char *)m->k_cache + r * ks, hd);
             float *vr = m->v_cache + r;
             for (int d = 0; d < hd; d++)
@@ -1109,13 +1134,14 @@ static void attend_v_avx512(const model *m, const float *P, int64_t lds,
  * ldk (a multiple of 16). Into per-thread scratch. */
 static void transpose_v(const float *V, int n, int hd, int64_t ldk, float *vt)
 {
-    for (int d = 0; d < hd; d++) {
-        float *row = vt + (size_t)d * ldk;
-        for (int s = 0; s < n; s++)
-            row[s] = V[(size_t)s * hd + d];
+    /* slots outermost: V is read in order, and the hd rows of vt being
+     * written (one float each per slot) stay in L1 */
+    for (int s = 0; s < n; s++)
+        for (int d = 0; d < hd; d++)
+            vt[(size_t)d * ldk + s] = V[(size_t)s * hd + d];
+    for (int d = 0; d < hd; d++)
         for (int64_t s = n; s < ldk; s++)
-            row[s] = 0;
-    }
+            vt[(size_t)d * ldk + s] = 0;
 }
 
 /* The same sums for a row whose positions are the cache slots 0..n-1,
@@ -1172,6 +1198,8 @@ static void attend_head_blocks(model *m, int T, int p0, const char *K,
                                const float *qb, float *vt, float *out)
 {
     int hd = m->hp.head_dim, E = m->hp.n_embd;
+    int64_t ldk = (p0 + T + 15) / 16 * 16;
+    transpose_v(V, p0 + T, hd, ldk, vt); /* once: each block uses a prefix */
     for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
         int t1 = T - t0 < ATT_BLOCK ? T : t0 + ATT_BLOCK, rows = t1 - t0;
         int nk = p0 + t1, kb = (nk + 15) / 16 * 16;
@@ -1187,9 +1215,9 @@ static void attend_head_blocks(model *m, int T, int p0, const char *K,
             softmax_probs(m, sr, n);
             memset(sr + n, 0, sizeof(float) * (size_t)(kb - n));
         }
-        transpose_v(V, nk, hd, kb, vt);
         quant_act_prepare(&a, GGML_F32, S, rows, kb);
-        quant_matmul_rows(GGML_F32, vt, kb, &a, 0, hd, out + (size_t)t0 * E, E);
+        quant_matmul_rows_strided(GGML_F32, vt, kb, (size_t)ldk * sizeof(float),
+                                  &a, 0, hd, out + (size_t)t0 * E, E);
         quant_act_free(&a);
     }
 }

@@ -1016,6 +1016,14 @@ void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
                        const quant_act *a, int64_t i0, int64_t i1,
                        float *out, int64_t ld_out)
 {
+    quant_matmul_rows_strided(wtype, w, n_in, ggml_type_size(wtype, n_in), a,
+                              i0, i1, out, ld_out);
+}
+
+void quant_matmul_rows_strided(ggml_type wtype, const void *w, int64_t n_in,
+                               size_t stride, const quant_act *a, int64_t i0,
+                               int64_t i1, float *out, int64_t ld_out)
+{
     const quant_kernels *k = kernels();
     quant_gemm_fn f = NULL;
     switch (wtype) {
@@ -1031,13 +1039,13 @@ void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
     case GGML_Q5_1: f = k->q5_1; break;
     default: break;
     }
-    size_t stride = ggml_type_size(wtype, n_in);
     /* Misuse (activations prepared for another type or width, a row
-     * length that is not whole blocks) computes nothing: callers check
-     * shapes when they load a model, so this is a last guard, not an
-     * error path. */
-    if (!f || !stride || a->wtype != wtype || a->n != n_in || i1 <= i0 ||
-        !a->rows)
+     * length that is not whole blocks, rows that overlap) computes
+     * nothing: callers check shapes when they load a model, so this is a
+     * last guard, not an error path. */
+    size_t row = ggml_type_size(wtype, n_in);
+    if (!f || !row || stride < row || a->wtype != wtype || a->n != n_in ||
+        i1 <= i0 || !a->rows)
         return;
     /* Packed activations prepared before quant_set_simd switched to a
      * level that cannot read them: a programming error, not bad input. */

@@ -75,6 +75,12 @@ void quant_matmul_rows(ggml_type wtype, const void *w, int64_t n_in,
                        const quant_act *a, int64_t i0, int64_t i1,
                        float *out, int64_t ld_out);
 
+/* quant_matmul_rows with W's rows stride bytes apart (at least a row's
+ * size): the first n_in columns of a wider matrix. Same sums. */
+void quant_matmul_rows_strided(ggml_type wtype, const void *w, int64_t n_in,
+                               size_t stride, const quant_act *a, int64_t i0,
+                               int64_t i1, float *out, int64_t ld_out);
+
 /* Which kernel family runs ("avx512", "avx2", "scalar"); forced by
  * EMERGE_SIMD=scalar (or avx2) when set (tests compare them). */
 const char *quant_simd_name(void);

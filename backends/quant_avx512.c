@@ -348,9 +348,16 @@ INL void prefetch_w(int wk, const void *w, size_t stride, int64_t i, int cw,
 {
     int64_t es = wk == WK_F32 ? 4 : 2, b0 = s0 * 16 * es, b1 = s1 * 16 * es;
     int64_t lines = (b1 - b0 + 63) / 64, all = lines * cw;
-    for (int64_t f = part * all / parts; f < (part + 1) * all / parts; f++)
-        _mm_prefetch((const char *)w + (size_t)(i + f / lines) * stride + b0 +
-                         (f % lines) * 64, _MM_HINT_T1);
+    int64_t f = part * all / parts, end = (part + 1) * all / parts;
+    int64_t c = f / lines, l = f % lines;   /* no division per line */
+    for (; f < end; f++) {
+        _mm_prefetch((const char *)w + (size_t)(i + c) * stride + b0 + l * 64,
+                     _MM_HINT_T1);
+        if (++l == lines) {
+            l = 0;
+            c++;
+        }
+    }
 }
 
 /* Rows r0..r1 of the product, their activations already packed at xp.
