@@ -41,17 +41,14 @@ static void *scratch(size_t n)
     return p;
 }
 
-/* The sums of v[0..cw) (cw <= 4) into out[0..cw), each added in the
- * order of _mm512_reduce_add_ps (halves: lane i + lane i+8, then i+4,
- * i+2, i+1), which llama.cpp's tiled products use: a different order
- * changes last bits that its F16 roundings can turn into visible steps.
- * The four reductions share their shuffles (a transpose-and-add), and
- * each sum takes the same path whatever cw and its position are. */
-INL void hsum4(const __m512 *v, int cw, float *out)
+/* The sums of v0..v3, each added in the order of _mm512_reduce_add_ps
+ * (halves: lane i + lane i+8, then i+4, i+2, i+1), which llama.cpp's
+ * tiled products use: a different order changes last bits that its F16
+ * roundings can turn into visible steps. The four reductions share their
+ * shuffles (a transpose-and-add), and each sum takes the same path
+ * whatever its position. hsum4 stores the sums of v[0..cw) (cw <= 4). */
+INL __m128 hsum4_v(__m512 v0, __m512 v1, __m512 v2, __m512 v3)
 {
-    __m512 z = _mm512_setzero_ps();
-    __m512 v0 = v[0], v1 = cw > 1 ? v[1] : z, v2 = cw > 2 ? v[2] : z,
-           v3 = cw > 3 ? v[3] : z;
     /* 128-bit lanes [v0: L0+L2, L1+L3, v1: L0+L2, L1+L3], same for v2, v3 */
     __m512 a01 = _mm512_add_ps(_mm512_shuffle_f32x4(v0, v1, 0x44),
                                _mm512_shuffle_f32x4(v0, v1, 0xEE));
@@ -65,7 +62,15 @@ INL void hsum4(const __m512 *v, int cw, float *out)
     __m512 idx = _mm512_castsi512_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0,
                                                       0, 0, 0, 0, 0, 0, 0, 0));
     s = _mm512_permutexvar_ps(_mm512_castps_si512(idx), s);
-    _mm_mask_storeu_ps(out, (__mmask8)((1u << cw) - 1), _mm512_castps512_ps128(s));
+    return _mm512_castps512_ps128(s);
+}
+
+INL void hsum4(const __m512 *v, int cw, float *out)
+{
+    __m512 z = _mm512_setzero_ps();
+    __m128 s = hsum4_v(v[0], cw > 1 ? v[1] : z, cw > 2 ? v[2] : z,
+                       cw > 3 ? v[3] : z);
+    _mm_mask_storeu_ps(out, (__mmask8)((1u << cw) - 1), s);
 }
 
 INL float f16s(uint16_t h) { return _cvtsh_ss(h); }
@@ -298,37 +303,161 @@ INL void tile_packed(const float *wp, const float *xp, int64_t ks,
                      float *part, int first, int last, int ra, int cw,
                      float *out, int64_t ld)
 {
-    __m512 acc[PA][PW];
-#pragma GCC unroll 8
-    for (int r = 0; r < PA; r++)
-#pragma GCC unroll 8
-        for (int c = 0; c < PW; c++)
-            acc[r][c] = first ? _mm512_setzero_ps()
-                              : _mm512_load_ps(part + (r * PW + c) * 16);
-    for (int64_t s = 0; s < ks; s++) {
-        __m512 wv[PW];
-#pragma GCC unroll 8
-        for (int c = 0; c < PW; c++) {
-            wv[c] = _mm512_load_ps(wp + (s * PW + c) * 16);
-            /* in a register: gcc otherwise folds some of these loads
-             * into the FMAs, once per activation row (up to 28 loads
-             * per 24 FMAs instead of 10, ~15% slower) */
-            __asm__("" : "+v"(wv[c]));
+    /* The whole k loop in assembly: with intrinsics, gcc's register
+     * allocation of these 31 vectors changes with the code around it (it
+     * folded weight loads into the FMAs, or spilled an activation vector
+     * to the stack every step: 10-15% slower), and an asm statement cannot
+     * take 24 accumulators as operands. So the accumulators live in
+     * zmm0-23 from their start (zero, or part) to their end (part, or
+     * acc[] for the sums), the 6 weight vectors in zmm24-29 and the
+     * activation in zmm31: 10 loads and 24 FMAs a k-step, each
+     * acc[r][c] += w[c] * x[r] in k order, as tile_f does. */
+    _Static_assert(PA == 4 && PW == 6, "the assembly below is for 4 x 6 tiles");
+    _Alignas(64) __m512 acc[PA][PW];
+    float *dst = last ? (float *)acc : part;
+    __asm__ volatile(
+        "test %[first], %[first]\n\t"
+        "jz 2f\n\t"
+        "vpxord %%zmm0, %%zmm0, %%zmm0\n\t"
+        "vpxord %%zmm1, %%zmm1, %%zmm1\n\t"
+        "vpxord %%zmm2, %%zmm2, %%zmm2\n\t"
+        "vpxord %%zmm3, %%zmm3, %%zmm3\n\t"
+        "vpxord %%zmm4, %%zmm4, %%zmm4\n\t"
+        "vpxord %%zmm5, %%zmm5, %%zmm5\n\t"
+        "vpxord %%zmm6, %%zmm6, %%zmm6\n\t"
+        "vpxord %%zmm7, %%zmm7, %%zmm7\n\t"
+        "vpxord %%zmm8, %%zmm8, %%zmm8\n\t"
+        "vpxord %%zmm9, %%zmm9, %%zmm9\n\t"
+        "vpxord %%zmm10, %%zmm10, %%zmm10\n\t"
+        "vpxord %%zmm11, %%zmm11, %%zmm11\n\t"
+        "vpxord %%zmm12, %%zmm12, %%zmm12\n\t"
+        "vpxord %%zmm13, %%zmm13, %%zmm13\n\t"
+        "vpxord %%zmm14, %%zmm14, %%zmm14\n\t"
+        "vpxord %%zmm15, %%zmm15, %%zmm15\n\t"
+        "vpxord %%zmm16, %%zmm16, %%zmm16\n\t"
+        "vpxord %%zmm17, %%zmm17, %%zmm17\n\t"
+        "vpxord %%zmm18, %%zmm18, %%zmm18\n\t"
+        "vpxord %%zmm19, %%zmm19, %%zmm19\n\t"
+        "vpxord %%zmm20, %%zmm20, %%zmm20\n\t"
+        "vpxord %%zmm21, %%zmm21, %%zmm21\n\t"
+        "vpxord %%zmm22, %%zmm22, %%zmm22\n\t"
+        "vpxord %%zmm23, %%zmm23, %%zmm23\n\t"
+        "jmp 3f\n\t"
+        "2:\n\t"
+        "vmovaps 0(%[src]), %%zmm0\n\t"
+        "vmovaps 64(%[src]), %%zmm1\n\t"
+        "vmovaps 128(%[src]), %%zmm2\n\t"
+        "vmovaps 192(%[src]), %%zmm3\n\t"
+        "vmovaps 256(%[src]), %%zmm4\n\t"
+        "vmovaps 320(%[src]), %%zmm5\n\t"
+        "vmovaps 384(%[src]), %%zmm6\n\t"
+        "vmovaps 448(%[src]), %%zmm7\n\t"
+        "vmovaps 512(%[src]), %%zmm8\n\t"
+        "vmovaps 576(%[src]), %%zmm9\n\t"
+        "vmovaps 640(%[src]), %%zmm10\n\t"
+        "vmovaps 704(%[src]), %%zmm11\n\t"
+        "vmovaps 768(%[src]), %%zmm12\n\t"
+        "vmovaps 832(%[src]), %%zmm13\n\t"
+        "vmovaps 896(%[src]), %%zmm14\n\t"
+        "vmovaps 960(%[src]), %%zmm15\n\t"
+        "vmovaps 1024(%[src]), %%zmm16\n\t"
+        "vmovaps 1088(%[src]), %%zmm17\n\t"
+        "vmovaps 1152(%[src]), %%zmm18\n\t"
+        "vmovaps 1216(%[src]), %%zmm19\n\t"
+        "vmovaps 1280(%[src]), %%zmm20\n\t"
+        "vmovaps 1344(%[src]), %%zmm21\n\t"
+        "vmovaps 1408(%[src]), %%zmm22\n\t"
+        "vmovaps 1472(%[src]), %%zmm23\n\t"
+        "3:\n\t"
+        "test %[k], %[k]\n\t"
+        "jle 5f\n\t"
+        "4:\n\t"
+        "vmovaps 0(%[w]), %%zmm24\n\t"
+        "vmovaps 64(%[w]), %%zmm25\n\t"
+        "vmovaps 128(%[w]), %%zmm26\n\t"
+        "vmovaps 192(%[w]), %%zmm27\n\t"
+        "vmovaps 256(%[w]), %%zmm28\n\t"
+        "vmovaps 320(%[w]), %%zmm29\n\t"
+        "vmovaps 0(%[x]), %%zmm31\n\t"
+        "vfmadd231ps %%zmm24, %%zmm31, %%zmm0\n\t"
+        "vfmadd231ps %%zmm25, %%zmm31, %%zmm1\n\t"
+        "vfmadd231ps %%zmm26, %%zmm31, %%zmm2\n\t"
+        "vfmadd231ps %%zmm27, %%zmm31, %%zmm3\n\t"
+        "vfmadd231ps %%zmm28, %%zmm31, %%zmm4\n\t"
+        "vfmadd231ps %%zmm29, %%zmm31, %%zmm5\n\t"
+        "vmovaps 64(%[x]), %%zmm31\n\t"
+        "vfmadd231ps %%zmm24, %%zmm31, %%zmm6\n\t"
+        "vfmadd231ps %%zmm25, %%zmm31, %%zmm7\n\t"
+        "vfmadd231ps %%zmm26, %%zmm31, %%zmm8\n\t"
+        "vfmadd231ps %%zmm27, %%zmm31, %%zmm9\n\t"
+        "vfmadd231ps %%zmm28, %%zmm31, %%zmm10\n\t"
+        "vfmadd231ps %%zmm29, %%zmm31, %%zmm11\n\t"
+        "vmovaps 128(%[x]), %%zmm31\n\t"
+        "vfmadd231ps %%zmm24, %%zmm31, %%zmm12\n\t"
+        "vfmadd231ps %%zmm25, %%zmm31, %%zmm13\n\t"
+        "vfmadd231ps %%zmm26, %%zmm31, %%zmm14\n\t"
+        "vfmadd231ps %%zmm27, %%zmm31, %%zmm15\n\t"
+        "vfmadd231ps %%zmm28, %%zmm31, %%zmm16\n\t"
+        "vfmadd231ps %%zmm29, %%zmm31, %%zmm17\n\t"
+        "vmovaps 192(%[x]), %%zmm31\n\t"
+        "vfmadd231ps %%zmm24, %%zmm31, %%zmm18\n\t"
+        "vfmadd231ps %%zmm25, %%zmm31, %%zmm19\n\t"
+        "vfmadd231ps %%zmm26, %%zmm31, %%zmm20\n\t"
+        "vfmadd231ps %%zmm27, %%zmm31, %%zmm21\n\t"
+        "vfmadd231ps %%zmm28, %%zmm31, %%zmm22\n\t"
+        "vfmadd231ps %%zmm29, %%zmm31, %%zmm23\n\t"
+        "add $384, %[w]\n\t"
+        "add $256, %[x]\n\t"
+        "dec %[k]\n\t"
+        "jnz 4b\n\t"
+        "5:\n\t"
+        "vmovaps %%zmm0, 0(%[dst])\n\t"
+        "vmovaps %%zmm1, 64(%[dst])\n\t"
+        "vmovaps %%zmm2, 128(%[dst])\n\t"
+        "vmovaps %%zmm3, 192(%[dst])\n\t"
+        "vmovaps %%zmm4, 256(%[dst])\n\t"
+        "vmovaps %%zmm5, 320(%[dst])\n\t"
+        "vmovaps %%zmm6, 384(%[dst])\n\t"
+        "vmovaps %%zmm7, 448(%[dst])\n\t"
+        "vmovaps %%zmm8, 512(%[dst])\n\t"
+        "vmovaps %%zmm9, 576(%[dst])\n\t"
+        "vmovaps %%zmm10, 640(%[dst])\n\t"
+        "vmovaps %%zmm11, 704(%[dst])\n\t"
+        "vmovaps %%zmm12, 768(%[dst])\n\t"
+        "vmovaps %%zmm13, 832(%[dst])\n\t"
+        "vmovaps %%zmm14, 896(%[dst])\n\t"
+        "vmovaps %%zmm15, 960(%[dst])\n\t"
+        "vmovaps %%zmm16, 1024(%[dst])\n\t"
+        "vmovaps %%zmm17, 1088(%[dst])\n\t"
+        "vmovaps %%zmm18, 1152(%[dst])\n\t"
+        "vmovaps %%zmm19, 1216(%[dst])\n\t"
+        "vmovaps %%zmm20, 1280(%[dst])\n\t"
+        "vmovaps %%zmm21, 1344(%[dst])\n\t"
+        "vmovaps %%zmm22, 1408(%[dst])\n\t"
+        "vmovaps %%zmm23, 1472(%[dst])\n\t"
+        : [w] "+r"(wp), [x] "+r"(xp), [k] "+r"(ks)
+        : [first] "r"(first), [src] "r"(part), [dst] "r"(dst)
+        : "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7",
+          "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14",
+          "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21",
+          "zmm22", "zmm23", "zmm24", "zmm25", "zmm26", "zmm27", "zmm28",
+          "zmm29", "zmm31", "cc", "memory");
+    if (!last)
+        return;
+    if (ra == PA && cw == PW) {
+        /* a whole tile: its 24 sums in 6 reductions of 4 (rows 0-1 and
+         * 2-3 each as c0-3 | c4-5 of one row with c0-1 of the next | c2-5),
+         * instead of 8 half-empty ones */
+#pragma GCC unroll 2
+        for (int r = 0; r < PA; r += 2) {
+            float *o0 = out + r * ld, *o1 = o0 + ld;
+            _mm_storeu_ps(o0, hsum4_v(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
+            __m128 m = hsum4_v(acc[r][4], acc[r][5], acc[r + 1][0], acc[r + 1][1]);
+            _mm_storel_pi((__m64 *)(o0 + 4), m);
+            _mm_storeh_pi((__m64 *)o1, m);
+            _mm_storeu_ps(o1 + 2, hsum4_v(acc[r + 1][2], acc[r + 1][3],
+                                          acc[r + 1][4], acc[r + 1][5]));
         }
-#pragma GCC unroll 8
-        for (int r = 0; r < PA; r++) {
-            __m512 xv = _mm512_load_ps(xp + (s * PA + r) * 16);
-#pragma GCC unroll 8
-            for (int c = 0; c < PW; c++)
-                acc[r][c] = _mm512_fmadd_ps(wv[c], xv, acc[r][c]);
-        }
-    }
-    if (!last) {
-#pragma GCC unroll 8
-        for (int r = 0; r < PA; r++)
-#pragma GCC unroll 8
-            for (int c = 0; c < PW; c++)
-                _mm512_store_ps(part + (r * PW + c) * 16, acc[r][c]);
         return;
     }
     for (int r = 0; r < ra; r++) {
