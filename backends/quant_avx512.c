@@ -297,8 +297,8 @@ INL void pack_w(int wk, const void *w, size_t stride, int64_t i, int cw,
 }
 
 /* k-steps [0, ks) of one PA x PW tile. The accumulators start at zero
- * (part == NULL on the first k-block) or from part; they go back to part
- * unless this is the last k-block, whose sums go to out (ra x cw). */
+ * (first k-block) or from part; they go back to part unless this is the
+ * last k-block, whose sums go to out (ra x cw). */
 INL void tile_packed(const float *wp, const float *xp, int64_t ks,
                      float *part, int first, int last, int ra, int cw,
                      float *out, int64_t ld)
@@ -450,8 +450,10 @@ static T512 void gemm_packed_rows(int wk, const void *w, size_t stride,
                 int64_t r = r0 + t * PA;
                 if (ni < i1)
                     prefetch_w(wk, w, stride, ni, ncw, ns0, ns1, t, tiles);
+                /* partial sums only when k has more than one block */
+                float *pt = steps > kstep ? part + t * (PA * PW * 16) : part;
                 tile_packed(wp, xp + ((r - r0) * steps + s0 * PA) * 16,
-                            s1 - s0, part + t * (PA * PW * 16), s0 == 0,
+                            s1 - s0, pt, s0 == 0,
                             s1 == steps, r1 - r < PA ? (int)(r1 - r) : PA,
                             cw, out + r * ld + i, ld);
             }
