@@ -746,7 +746,7 @@ static void rope_table(const model *m, int T)
  * fma(x0, s, x1*c), the second product rounded first. The same here: a
  * last bit of Q or K can survive the F16 cache and an 8-bit activation
  * rounding to the logits (tiny-llama-q4_0 was 0.035 off the reference,
- * now 7.2e-7; /work/notes/parity_findings.md). fmaf is exact everywhere;
+ * now 7.2e-7; backends/PARITY.md). fmaf is exact everywhere;
  * the target("fma") copy lets the compiler emit the instruction. */
 static void rope_pairs(float *v, const float *cs, int nr)
 {

@@ -810,6 +810,14 @@ static float dot_q8_0(const blk_q8_0 *w, qa_q8_row a, int64_t n)
     return sum;
 }
 
+/* Q4_0 sums as llama.cpp's x86 kernels for Q4_0 do (ggml-cpu repack.cpp:
+ * the weights are repacked to block_q4_0x8 at load time on any AVX2
+ * machine when the row count is a multiple of 8, and both
+ * ggml_gemv_q4_0_8x8_q8_0 and ggml_gemm_q4_0_8x8_q8_0 accumulate
+ * acc = fma((float)I, dw * dx, acc) block after block): one rounding per
+ * block where Q8_0 has two. The product dw * dx of two F16 values is
+ * exact in float. Matches llama.cpp's Q4_0 products to the bit for 1 to
+ * 19 rows (backends/PARITY.md). */
 static float dot_q4_0(const blk_q4_0 *w, qa_q8_row a, int64_t n)
 {
     float sum = 0;
@@ -819,7 +827,8 @@ static float dot_q4_0(const blk_q4_0 *w, qa_q8_row a, int64_t n)
         for (int j = 0; j < 16; j++)
             s += ((w[b].qs[j] & 0xF) - 8) * q[j] +
                  ((w[b].qs[j] >> 4) - 8) * q[j + 16];
-        sum += f16(w[b].d) * a.dv[(b / 2) * 16 + (b & 1) * 8] * (float)s;
+        float dd = f16(w[b].d) * a.dv[(b / 2) * 16 + (b & 1) * 8];
+        sum = fmaf((float)s, dd, sum);
     }
     return sum;
 }

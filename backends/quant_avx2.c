@@ -15,6 +15,7 @@
  * preparation stays the portable one.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -200,9 +201,14 @@ static T256 __m256i block_sums8(const int8_t *q, const int8_t *a, int cnt)
                             _mm256_permute2x128_si256(h0, h1, 0x31));
 }
 
-/* One output in the scalar kernels' order (quant.c), which is also
- * llama.cpp's: per block sum + ((dw * dx) * I + m * sx), block after
- * block; the products of 8 blocks are formed at once (the same IEEE
+/* How dot_q8 adds a block: sum + (dw * dx) * I (HM_PLAIN: Q8_0, Q5_0),
+ * sum + ((dw * dx) * I + m * sx) (HM_MIN: Q4_1, Q5_1), or
+ * fma(I, dw * dx, sum) (HM_FUSED: Q4_0, as llama.cpp's repacked Q4_0
+ * kernels; see dot_q4_0 in quant.c). */
+enum { HM_PLAIN, HM_MIN, HM_FUSED };
+
+/* One output in the scalar kernels' order (quant.c): block after block
+ * as hm says; the products of 8 blocks are formed at once (the same IEEE
  * operations per lane), their additions stay in order. So AVX2 gives the
  * scalar result to the bit, whatever the number of rows. */
 static T256 float dot_q8(const int8_t *q, const float *d, const float *m,
@@ -216,8 +222,16 @@ static T256 float dot_q8(const int8_t *q, const float *d, const float *m,
         __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt),
             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         __m256 dv = _mm256_maskload_ps(d + b, lm), xv = _mm256_maskload_ps(dx + b, lm);
+        if (hm == HM_FUSED) {   /* Q4_0: sum = fma(I, dw * dx, sum) */
+            float f[8];
+            _mm256_storeu_ps(t, _mm256_mul_ps(dv, xv));
+            _mm256_storeu_ps(f, _mm256_cvtepi32_ps(is));
+            for (int j = 0; j < cnt; j++)
+                sum = fmaf(f[j], t[j], sum);
+            continue;
+        }
         __m256 p = _mm256_mul_ps(_mm256_mul_ps(dv, xv), _mm256_cvtepi32_ps(is));
-        if (hm)
+        if (hm == HM_MIN)
             p = _mm256_add_ps(p, _mm256_mul_ps(_mm256_maskload_ps(m + b, lm),
                                                _mm256_maskload_ps(sx + b, lm)));
         _mm256_storeu_ps(t, p);
@@ -232,7 +246,8 @@ static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
                                 int64_t i1, float *out, int64_t ld)
 {
     int64_t nb = n / 32;
-    int hm = t == GGML_Q4_1 || t == GGML_Q5_1;
+    int hm = t == GGML_Q4_1 || t == GGML_Q5_1 ? HM_MIN
+           : t == GGML_Q4_0 ? HM_FUSED : HM_PLAIN;
     int8_t *q = scratch((size_t)n + (2 + 2 * (size_t)a->rows) * (size_t)nb * sizeof(float));
     float *d = (float *)(q + n), *m = d + nb, *xs = m + nb;
     for (int64_t r = 0; r < a->rows; r++)

@@ -84,8 +84,10 @@ INL float f16s(uint16_t h) { return _cvtsh_ss(h); }
 INL __m512 q8_step(__m512 acc, __m512i isum, __m512 dw, __m512 dx, int hm,
                    __m512 mw, __m512 sx)
 {
+    if (hm == 2)   /* Q4_0: fma(I, dw * dx, acc), as quant.c's dot_q4_0 */
+        return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, dx), acc);
     __m512 t = _mm512_mul_ps(_mm512_mul_ps(dw, dx), _mm512_cvtepi32_ps(isum));
-    if (hm)
+    if (hm == 1)
         t = _mm512_add_ps(t, _mm512_mul_ps(mw, sx));
     return _mm512_add_ps(acc, t);
 }
@@ -587,6 +589,9 @@ INL __m256i blk_u8(ggml_type t, const void *row, int64_t b, float *d, float *m)
 
 static inline int has_min(ggml_type t) { return t == GGML_Q4_1 || t == GGML_Q5_1; }
 
+/* q8_step's mode: 1 with the min term (Q4_1/Q5_1), 2 fused (Q4_0), 0. */
+static inline int q8_mode(ggml_type t) { return has_min(t) ? 1 : t == GGML_Q4_0 ? 2 : 0; }
+
 /* Instantiated per type, so the type tests in the inline helpers fold
  * away. */
 #define TYPE_SWITCH(t, F)                                                \
@@ -818,7 +823,7 @@ INL void rg_q8(ggml_type t, int ra, const rg_group *g, int64_t nb,
         for (int r = 0; r < ra; r++) {
             rg_l4(st[r].y[0], st[r].y[1], &lo[r], &hi[r]);
             acc[r] = q8_step(acc[r], lo[r], d, _mm512_set1_ps(x[r].dv[lane]),
-                             has_min(t), m, _mm512_set1_ps(x[r].sv[lane]));
+                             q8_mode(t), m, _mm512_set1_ps(x[r].sv[lane]));
         }
         if (!two)
             break;
@@ -826,7 +831,7 @@ INL void rg_q8(ggml_type t, int ra, const rg_group *g, int64_t nb,
 #pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
             acc[r] = q8_step(acc[r], hi[r], d, _mm512_set1_ps(x[r].dv[lane + 8]),
-                             has_min(t), m, _mm512_set1_ps(x[r].sv[lane + 8]));
+                             q8_mode(t), m, _mm512_set1_ps(x[r].sv[lane + 8]));
         }
     }
 #pragma GCC unroll 4
@@ -1285,7 +1290,7 @@ INL void ptile_q8(int hm, int ra, const uint8_t *panel, const qa_q8_row *x,
         __m512 s0 = _mm512_load_ps((const float *)(pb + 1024));
         __m512 s1 = _mm512_load_ps((const float *)(pb + 1024 + 64));
         __m512 m0 = _mm512_setzero_ps(), m1 = m0;
-        if (hm) {
+        if (hm == 1) {
             m0 = _mm512_load_ps((const float *)(pb + 1152));
             m1 = _mm512_load_ps((const float *)(pb + 1152 + 64));
         }
@@ -1316,7 +1321,8 @@ static T512 void ptile_q8_any(int hm, int ra, const uint8_t *panel,
 {
 #define PQ(a)                                                            \
     do {                                                                 \
-        if (hm) ptile_q8(1, a, panel, x, nb, out, ld, nrows);            \
+        if (hm == 1) ptile_q8(1, a, panel, x, nb, out, ld, nrows);       \
+        else if (hm == 2) ptile_q8(2, a, panel, x, nb, out, ld, nrows);  \
         else ptile_q8(0, a, panel, x, nb, out, ld, nrows);               \
     } while (0)
     RA_SWITCH4(ra, PQ)
@@ -1338,7 +1344,7 @@ static T512 void panel_q8(ggml_type t, const void *w, size_t stride,
             qa_q8_row xr[PRI];
             for (int q = 0; q < ra; q++)
                 xr[q] = qa_q8_view(a, r + q);
-            ptile_q8_any(has_min(t), ra, panel, xr, nb, out + r * ld + i, ld,
+            ptile_q8_any(q8_mode(t), ra, panel, xr, nb, out + r * ld + i, ld,
                          nrows);
         }
     }

@@ -670,6 +670,96 @@ TEST(row_count_independent)
     CHECK(levels_run >= 1);
 }
 
+/* Issue 6 (parity): Q4_0 products sum as llama.cpp's x86 Q4_0 kernels
+ * (ggml-cpu repack.cpp, ggml_gemv/gemm_q4_0_8x8_q8_0, used on every AVX2
+ * machine for matrices of 8k rows): per block the exact integer dot
+ * product I of the weight nibbles - 8 and the Q8_0 activations, then
+ * acc = fma(I, dw * dx, acc) block after block, one rounding per block.
+ * The expected value is built here from the raw blocks; every SIMD level
+ * and kernel shape (1 row, row groups, panels from 12 rows) must give it
+ * to the bit. The unfused order (acc + (dw * dx) * I) differs in some
+ * outputs, so the check tells the two apart. */
+static float q4_0_llama_dot(const uint8_t *w, const uint8_t *x, int64_t n)
+{
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; b++, w += 18, x += 34) {
+        uint16_t dw, dx;
+        memcpy(&dw, w, 2);
+        memcpy(&dx, x, 2);
+        int I = 0;
+        for (int j = 0; j < 16; j++)
+            I += ((w[2 + j] & 0xF) - 8) * (int8_t)x[2 + j] +
+                 ((w[2 + j] >> 4) - 8) * (int8_t)x[2 + 16 + j];
+        acc = fmaf((float)I, quant_f16_to_f32(dw) * quant_f16_to_f32(dx), acc);
+    }
+    return acc;
+}
+
+static float q4_0_unfused_dot(const uint8_t *w, const uint8_t *x, int64_t n)
+{
+    float acc = 0;
+    for (int64_t b = 0; b < n / 32; b++, w += 18, x += 34) {
+        uint16_t dw, dx;
+        memcpy(&dw, w, 2);
+        memcpy(&dx, x, 2);
+        int I = 0;
+        for (int j = 0; j < 16; j++)
+            I += ((w[2 + j] & 0xF) - 8) * (int8_t)x[2 + j] +
+                 ((w[2 + j] >> 4) - 8) * (int8_t)x[2 + 16 + j];
+        acc += quant_f16_to_f32(dw) * quant_f16_to_f32(dx) * (float)I;
+    }
+    return acc;
+}
+
+TEST(q4_0_sums_as_llama_cpp)
+{
+    static const char *levels[] = {"scalar", "avx2", "avx512"};
+    static const int64_t ns[] = {64, 160, 768};
+    static const int rows_list[] = {1, 4, 13, 19};
+    const int64_t m = 37;
+    int levels_run = 0, unfused_differs = 0;
+    for (int c = 0; c < 3; c++) {
+        int64_t n = ns[c];
+        float *deq;
+        uint8_t *w = make_weights(GGML_Q4_0, m, n, 900 + c, &deq);
+        size_t ws = ggml_type_size(GGML_Q4_0, n), xs = ggml_type_size(GGML_Q8_0, n);
+        float *x = rand_vec(19 * n, 950 + c, 1.0f);
+        /* the activations as the kernels quantise them (llama.cpp's
+         * quantize_row_q8_0) */
+        uint8_t *xq = malloc(xs * 19);
+        for (int r = 0; r < 19; r++)
+            quant_quantize_row(GGML_Q8_0, x + r * n, xq + r * xs, n);
+        for (int l = 0; l < 3; l++) {
+            if (quant_set_simd(levels[l]))
+                continue;
+            levels_run += c == 0;
+            for (int k = 0; k < 4; k++) {
+                int rows = rows_list[k], bad = 0;
+                float *got = run_matmul(GGML_Q4_0, w, m, n, x, rows);
+                for (int r = 0; r < rows; r++)
+                    for (int64_t i = 0; i < m; i++) {
+                        float e = q4_0_llama_dot(w + i * ws, xq + r * xs, n);
+                        float g = got[r * (m + 3) + i];
+                        unfused_differs += bits(e) != bits(q4_0_unfused_dot(
+                                                          w + i * ws, xq + r * xs, n));
+                        if (bits(g) != bits(e) && bad++ < 3)
+                            tl_fail(__FILE__, __LINE__,
+                                    "%s Q4_0 n=%lld rows=%d [%d,%lld]: %.9g, llama.cpp's order %.9g",
+                                    levels[l], (long long)n, rows, r, (long long)i, g, e);
+                    }
+                free(got);
+            }
+        }
+        free(xq);
+        free(x);
+        free(w);
+        free(deq);
+    }
+    quant_set_simd(NULL);
+    CHECK(levels_run >= 1);
+    CHECK(unfused_differs > 0);
+}
+
 /* The packed float path (prompt-sized products at SIMD levels that have
  * one): rows of k over the k-block (1024) with a tail (n % 16 != 0), a
  * row count that is no multiple of the row group (4) and crosses a row
@@ -856,6 +946,7 @@ int main(void)
     RUN(simd_matches_scalar);
     RUN(matmul_vs_dequantised_reference);
     RUN(row_count_independent);
+    RUN(q4_0_sums_as_llama_cpp);
     RUN(packed_float_rows_match_alone);
     RUN(act_fill_in_parts);
     RUN(act_prepare_identical);
