@@ -70,7 +70,12 @@ INL void hsum4(const __m512 *v, int cw, float *out)
     __m512 z = _mm512_setzero_ps();
     __m128 s = hsum4_v(v[0], cw > 1 ? v[1] : z, cw > 2 ? v[2] : z,
                        cw > 3 ? v[3] : z);
-    _mm_mask_storeu_ps(out, (__mmask8)((1u << cw) - 1), s);
+    /* a 512-bit masked store: the 128-bit one (gcc makes it a masked
+     * vextractf32x4 to memory) faults on this machine when its masked-off
+     * lanes reach an unmapped page, e.g. an output row ending 4 bytes
+     * before one; the 512-bit form suppresses the fault as documented */
+    _mm512_mask_storeu_ps(out, (__mmask16)((1u << cw) - 1),
+                          _mm512_castps128_ps512(s));
 }
 
 INL float f16s(uint16_t h) { return _cvtsh_ss(h); }

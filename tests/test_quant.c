@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <immintrin.h>
 
 #include "backends/gguf.h"
@@ -797,6 +799,47 @@ TEST(packed_float_rows_match_alone)
     }
 }
 
+/* Outputs that end right before an unmapped page: the kernels' partial
+ * stores (1 to 5 columns of a tile) must touch only the columns they
+ * write. A 128-bit masked store (vextractf32x4 to memory) faulted here on
+ * its masked-off lanes; this test crashed with it. */
+TEST(partial_stores_stay_in_bounds)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, (size_t)page * 3, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(map != MAP_FAILED);
+    if (map == MAP_FAILED)
+        return;
+    CHECK_INT(mprotect(map + 2 * page, (size_t)page, PROT_NONE), 0);
+    static const ggml_type types[] = {GGML_F32, GGML_F16, GGML_Q8_0};
+    static const int rows_cases[] = {1, 3, 17};
+    const int64_t n = 256;
+    for (int ti = 0; ti < 3; ti++)
+        for (int64_t m = 1; m <= 5; m++)
+            for (int rc = 0; rc < 3; rc++) {
+                int64_t rows = rows_cases[rc];
+                float *deq;
+                void *w = make_weights(types[ti], m, n, 990 + m, &deq);
+                float *x = rand_vec(rows * n, 991 + rows, 1.0f);
+                float *out = (float *)(map + 2 * page) - rows * m;
+                quant_act a;
+                quant_act_prepare(&a, types[ti], x, rows, n);
+                quant_matmul_rows(types[ti], w, n, &a, 0, m, out, m);
+                float *ref = mm_pieces(types[ti], w, m, n, x, rows,
+                                       (const int64_t[]){0, m}, 2);
+                CHECK_MSG(!memcmp(out, ref, sizeof(float) * (size_t)(rows * m)),
+                          "%s m=%lld rows=%lld: output differs",
+                          ggml_type_name(types[ti]), (long long)m, (long long)rows);
+                quant_act_free(&a);
+                free(ref);
+                free(x);
+                free(w);
+                free(deq);
+            }
+    munmap(map, (size_t)page * 3);
+}
+
 /* quant_act_init + quant_act_fill over disjoint row ranges, in any order
  * (as the engine's threads do), prepare what quant_act_prepare does, for
  * the row layout and the packed one alike. */
@@ -949,6 +992,7 @@ int main(void)
     RUN(q4_0_sums_as_llama_cpp);
     RUN(packed_float_rows_match_alone);
     RUN(act_fill_in_parts);
+    RUN(partial_stores_stay_in_bounds);
     RUN(act_prepare_identical);
     RUN(threads_split_rows);
     RUN(simd_name);
