@@ -382,7 +382,10 @@ static void count_params(model *m)
 static float gelu_ref(float x)
 {
     const float c = 0.79788456080286535587989211986876f; /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(c * x * (1.0f + 0.044715f * x * x)));
+    /* 1 + a*x*x as fma(a*x, x, 1): ggml-cpu.c's table init is compiled
+     * with that contraction (vmulss, vfmadd213ss); rounded to F16, some
+     * table entries then land on the other side of a midpoint */
+    return 0.5f * x * (1.0f + tanhf(c * x * fmaf(0.044715f * x, x, 1.0f)));
 }
 
 static void build_gelu_table(model *m)
