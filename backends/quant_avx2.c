@@ -43,22 +43,6 @@ static inline T256 float hsum8(__m256 v)
 
 /* ---- F32 / F16 / BF16 ---------------------------------------------- */
 
-static T256 float dot_f32(const float *w, const float *x, int64_t n)
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (; k + 16 <= n; k += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
-    }
-    for (; k + 8 <= n; k += 8)
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
-    float s = hsum8(_mm256_add_ps(a0, a1));
-    for (; k < n; k++)
-        s += w[k] * x[k];
-    return s;
-}
-
 /* Weight row i as floats: F32 in place, F16/BF16 converted into buf. */
 static T256 const float *row_f32(ggml_type t, const void *row, int64_t n,
                                  float *buf)
@@ -78,15 +62,99 @@ static T256 const float *row_f32(ggml_type t, const void *row, int64_t n,
     return buf;
 }
 
+/* Dot products of ra activation rows x cw weight rows at once. Each
+ * output is summed in one order whatever the tile: lanes of k..k+7 and
+ * k+8..k+15 of each 16 in two accumulators, a last 8 into the first,
+ * hsum8 of their sum, then the scalar tail; so a result does not depend
+ * on how many rows a product has. One row pair at a time streamed 4
+ * loads per 2 FMAs; a 3 x 2 tile needs 10 per 12. */
+enum { FR = 3, FC = 2 };
+
+static inline __attribute__((always_inline)) T256 void
+tile_f32(int ra, int cw, const float *const *w, const float *const *x,
+         int64_t n, float *out, int64_t ld)
+{
+    __m256 lo[FR][FC], hi[FR][FC];
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            lo[r][c] = hi[r][c] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        __m256 wv[FC];
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            wv[c] = _mm256_loadu_ps(w[c] + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++) {
+            __m256 xv = _mm256_loadu_ps(x[r] + k);
+#pragma GCC unroll 4
+            for (int c = 0; c < cw; c++)
+                lo[r][c] = _mm256_fmadd_ps(wv[c], xv, lo[r][c]);
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++)
+            wv[c] = _mm256_loadu_ps(w[c] + k + 8);
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++) {
+            __m256 xv = _mm256_loadu_ps(x[r] + k + 8);
+#pragma GCC unroll 4
+            for (int c = 0; c < cw; c++)
+                hi[r][c] = _mm256_fmadd_ps(wv[c], xv, hi[r][c]);
+        }
+    }
+    for (; k + 8 <= n; k += 8)
+#pragma GCC unroll 4
+        for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+            for (int c = 0; c < cw; c++)
+                lo[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(w[c] + k),
+                                           _mm256_loadu_ps(x[r] + k), lo[r][c]);
+#pragma GCC unroll 4
+    for (int r = 0; r < ra; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < cw; c++) {
+            float sum = hsum8(_mm256_add_ps(lo[r][c], hi[r][c]));
+            for (int64_t j = k; j < n; j++)
+                sum += w[c][j] * x[r][j];
+            out[r * ld + c] = sum;
+        }
+}
+
+static T256 void tile_f32_any(int ra, int cw, const float *const *w,
+                              const float *const *x, int64_t n, float *out,
+                              int64_t ld)
+{
+    if (cw == 2) {
+        if (ra == 3) tile_f32(3, 2, w, x, n, out, ld);
+        else if (ra == 2) tile_f32(2, 2, w, x, n, out, ld);
+        else tile_f32(1, 2, w, x, n, out, ld);
+    } else {
+        if (ra == 3) tile_f32(3, 1, w, x, n, out, ld);
+        else if (ra == 2) tile_f32(2, 1, w, x, n, out, ld);
+        else tile_f32(1, 1, w, x, n, out, ld);
+    }
+}
+
 static T256 void gemm_float(ggml_type t, const void *w, size_t stride,
                             int64_t n, const quant_act *a, int64_t i0,
                             int64_t i1, float *out, int64_t ld)
 {
-    float *buf = scratch((size_t)n * sizeof(float));
-    for (int64_t i = i0; i < i1; i++) {
-        const float *wr = row_f32(t, (const char *)w + (size_t)i * stride, n, buf);
-        for (int64_t r = 0; r < a->rows; r++)
-            out[r * ld + i] = dot_f32(wr, (const float *)ACT_ROW(a, r), n);
+    float *buf = scratch((size_t)FC * n * sizeof(float));
+    for (int64_t i = i0; i < i1; i += FC) {
+        int cw = i1 - i < FC ? (int)(i1 - i) : FC;
+        const float *wr[FC];
+        for (int c = 0; c < cw; c++)
+            wr[c] = row_f32(t, (const char *)w + (size_t)(i + c) * stride, n,
+                            buf + (size_t)c * n);
+        for (int64_t r = 0; r < a->rows; r += FR) {
+            int ra = a->rows - r < FR ? (int)(a->rows - r) : FR;
+            const float *xr[FR];
+            for (int q = 0; q < ra; q++)
+                xr[q] = (const float *)ACT_ROW(a, r + q);
+            tile_f32_any(ra, cw, wr, xr, n, out + r * ld + i, ld);
+        }
     }
     free(buf);
 }
