@@ -62,6 +62,33 @@ static T256 const float *row_f32(ggml_type t, const void *row, int64_t n,
     return buf;
 }
 
+/* 8 weights from element k of a row of kind wk (0 F32, 1 F16, 2 BF16);
+ * the conversions are exact, so a converted row gives the same products. */
+enum { WK_F32, WK_F16, WK_BF16 };
+
+static inline __attribute__((always_inline)) T256 __m256
+load8(int wk, const void *row, int64_t k)
+{
+    if (wk == WK_F32)
+        return _mm256_loadu_ps((const float *)row + k);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + k));
+    if (wk == WK_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline T256 float load1(int wk, const void *row, int64_t k)
+{
+    if (wk == WK_F32)
+        return ((const float *)row)[k];
+    uint16_t h = ((const uint16_t *)row)[k];
+    return wk == WK_F16 ? quant_f16_to_f32(h) : quant_bf16_to_f32(h);
+}
+
+/* How far ahead (bytes) a single activation row's tiles prefetch the
+ * weights they stream (decode). */
+enum { PF_AHEAD = 4096 };
+
 /* Dot products of ra activation rows x cw weight rows at once. Each
  * output is summed in one order whatever the tile: lanes of k..k+7 and
  * k+8..k+15 of each 16 in two accumulators, a last 8 into the first,
@@ -71,9 +98,10 @@ static T256 const float *row_f32(ggml_type t, const void *row, int64_t n,
 enum { FR = 3, FC = 2 };
 
 static inline __attribute__((always_inline)) T256 void
-tile_f32(int ra, int cw, const float *const *w, const float *const *x,
+tile_f32(int wk, int ra, int cw, const void *const *w, const float *const *x,
          int64_t n, float *out, int64_t ld)
 {
+    const int es = wk == WK_F32 ? 4 : 2; /* bytes per weight */
     __m256 lo[FR][FC], hi[FR][FC];
 #pragma GCC unroll 4
     for (int r = 0; r < ra; r++)
@@ -84,8 +112,11 @@ tile_f32(int ra, int cw, const float *const *w, const float *const *x,
     for (; k + 16 <= n; k += 16) {
         __m256 wv[FC];
 #pragma GCC unroll 4
-        for (int c = 0; c < cw; c++)
-            wv[c] = _mm256_loadu_ps(w[c] + k);
+        for (int c = 0; c < cw; c++) {
+            if (ra == 1 && (k * es) % 64 == 0)
+                _mm_prefetch((const char *)w[c] + k * es + PF_AHEAD, _MM_HINT_T0);
+            wv[c] = load8(wk, w[c], k);
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
             __m256 xv = _mm256_loadu_ps(x[r] + k);
@@ -95,7 +126,7 @@ tile_f32(int ra, int cw, const float *const *w, const float *const *x,
         }
 #pragma GCC unroll 4
         for (int c = 0; c < cw; c++)
-            wv[c] = _mm256_loadu_ps(w[c] + k + 8);
+            wv[c] = load8(wk, w[c], k + 8);
 #pragma GCC unroll 4
         for (int r = 0; r < ra; r++) {
             __m256 xv = _mm256_loadu_ps(x[r] + k + 8);
@@ -109,7 +140,7 @@ tile_f32(int ra, int cw, const float *const *w, const float *const *x,
         for (int r = 0; r < ra; r++)
 #pragma GCC unroll 4
             for (int c = 0; c < cw; c++)
-                lo[r][c] = _mm256_fmadd_ps(_mm256_loadu_ps(w[c] + k),
+                lo[r][c] = _mm256_fmadd_ps(load8(wk, w[c], k),
                                            _mm256_loadu_ps(x[r] + k), lo[r][c]);
 #pragma GCC unroll 4
     for (int r = 0; r < ra; r++)
@@ -117,43 +148,58 @@ tile_f32(int ra, int cw, const float *const *w, const float *const *x,
         for (int c = 0; c < cw; c++) {
             float sum = hsum8(_mm256_add_ps(lo[r][c], hi[r][c]));
             for (int64_t j = k; j < n; j++)
-                sum += w[c][j] * x[r][j];
+                sum += load1(wk, w[c], j) * x[r][j];
             out[r * ld + c] = sum;
         }
 }
 
-static T256 void tile_f32_any(int ra, int cw, const float *const *w,
+static T256 void tile_f32_any(int wk, int ra, int cw, const void *const *w,
                               const float *const *x, int64_t n, float *out,
                               int64_t ld)
 {
-    if (cw == 2) {
-        if (ra == 3) tile_f32(3, 2, w, x, n, out, ld);
-        else if (ra == 2) tile_f32(2, 2, w, x, n, out, ld);
-        else tile_f32(1, 2, w, x, n, out, ld);
-    } else {
-        if (ra == 3) tile_f32(3, 1, w, x, n, out, ld);
-        else if (ra == 2) tile_f32(2, 1, w, x, n, out, ld);
-        else tile_f32(1, 1, w, x, n, out, ld);
-    }
+#define TF(k)                                                            \
+    do {                                                                 \
+        if (cw == 2) {                                                   \
+            if (ra == 3) tile_f32(k, 3, 2, w, x, n, out, ld);            \
+            else if (ra == 2) tile_f32(k, 2, 2, w, x, n, out, ld);       \
+            else tile_f32(k, 1, 2, w, x, n, out, ld);                    \
+        } else {                                                         \
+            if (ra == 3) tile_f32(k, 3, 1, w, x, n, out, ld);            \
+            else if (ra == 2) tile_f32(k, 2, 1, w, x, n, out, ld);       \
+            else tile_f32(k, 1, 1, w, x, n, out, ld);                    \
+        }                                                                \
+    } while (0)
+    if (wk == WK_F32) TF(WK_F32);
+    else if (wk == WK_F16) TF(WK_F16);
+    else TF(WK_BF16);
+#undef TF
 }
 
+/* F16/BF16 rows are converted to F32 once per pair of weight rows when
+ * more than one tile of activation rows reuses them (prompts); a single
+ * tile (decode) reads them as stored, which spares a pass over memory. */
 static T256 void gemm_float(ggml_type t, const void *w, size_t stride,
                             int64_t n, const quant_act *a, int64_t i0,
                             int64_t i1, float *out, int64_t ld)
 {
-    float *buf = scratch((size_t)FC * n * sizeof(float));
+    int wk = t == GGML_F32 ? WK_F32 : t == GGML_F16 ? WK_F16 : WK_BF16;
+    int convert = wk != WK_F32 && a->rows > FR;
+    float *buf = convert ? scratch((size_t)FC * n * sizeof(float)) : NULL;
     for (int64_t i = i0; i < i1; i += FC) {
         int cw = i1 - i < FC ? (int)(i1 - i) : FC;
-        const float *wr[FC];
-        for (int c = 0; c < cw; c++)
-            wr[c] = row_f32(t, (const char *)w + (size_t)(i + c) * stride, n,
-                            buf + (size_t)c * n);
+        const void *wr[FC];
+        for (int c = 0; c < cw; c++) {
+            wr[c] = (const char *)w + (size_t)(i + c) * stride;
+            if (convert)
+                wr[c] = row_f32(t, wr[c], n, buf + (size_t)c * n);
+        }
         for (int64_t r = 0; r < a->rows; r += FR) {
             int ra = a->rows - r < FR ? (int)(a->rows - r) : FR;
             const float *xr[FR];
             for (int q = 0; q < ra; q++)
                 xr[q] = (const float *)ACT_ROW(a, r + q);
-            tile_f32_any(ra, cw, wr, xr, n, out + r * ld + i, ld);
+            tile_f32_any(convert ? WK_F32 : wk, ra, cw, wr, xr, n,
+                         out + r * ld + i, ld);
         }
     }
     free(buf);
