@@ -231,51 +231,60 @@ static T256 void gemm_bf16(const void *w, size_t stride, int64_t n,
  * Q4_1/Q5_1: q as is) plus one float scale and min per block; the
  * product uses maddubs(|w|, sign(a, w)), which stays within int16 for
  * |w| <= 128. The min term of Q4_1/Q5_1 is m * (the activation's sum s). */
+/* Block b of a Q8_0-family row as 32 signed bytes, with its scale (and
+ * min, 0 for types without one) as stored (F16). */
+static inline __attribute__((always_inline)) T256 __m256i
+block_q8(ggml_type t, const void *row, int64_t b, uint16_t *dh, uint16_t *mh)
+{
+    const uint8_t *qs;
+    uint32_t h = 0;
+    int off = 0;
+    *mh = 0;
+    if (t == GGML_Q8_0) {
+        const blk_q8_0 *x = (const blk_q8_0 *)row + b;
+        *dh = x->d;
+        return _mm256_loadu_si256((const __m256i *)x->qs);
+    } else if (t == GGML_Q4_0) {
+        const blk_q4_0 *x = (const blk_q4_0 *)row + b;
+        qs = x->qs, *dh = x->d, off = 8;
+    } else if (t == GGML_Q4_1) {
+        const blk_q4_1 *x = (const blk_q4_1 *)row + b;
+        qs = x->qs, *dh = x->d, *mh = x->m;
+    } else if (t == GGML_Q5_0) {
+        const blk_q5_0 *x = (const blk_q5_0 *)row + b;
+        qs = x->qs, *dh = x->d, off = 16;
+        memcpy(&h, x->qh, 4);
+    } else {
+        const blk_q5_1 *x = (const blk_q5_1 *)row + b;
+        qs = x->qs, *dh = x->d, *mh = x->m;
+        memcpy(&h, x->qh, 4);
+    }
+    __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
+    __m256i s = _mm256_set_m128i(hi, lo);
+    if (t == GGML_Q5_0 || t == GGML_Q5_1) {
+        /* fifth bits: byte j takes bit j of h (bytes 0-7 from h's
+         * first byte, ...), then 0x10 where it is set */
+        __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h),
+            _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                              0x0101010101010101, 0x0000000000000000));
+        __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+        hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit),
+                              _mm256_set1_epi8(0x10));
+        s = _mm256_or_si256(s, hb);
+    }
+    return _mm256_sub_epi8(s, _mm256_set1_epi8((char)off));
+}
+
 static T256 void unpack_q8_row(ggml_type t, const void *row, int64_t nb,
                                int8_t *q, float *d, float *m)
 {
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *qs;
-        uint32_t h = 0;
-        int off = 0;
-        m[b] = 0;
-        if (t == GGML_Q8_0) {
-            const blk_q8_0 *x = (const blk_q8_0 *)row + b;
-            memcpy(q + 32 * b, x->qs, 32);
-            d[b] = _cvtsh_ss(x->d);
-            continue;
-        } else if (t == GGML_Q4_0) {
-            const blk_q4_0 *x = (const blk_q4_0 *)row + b;
-            qs = x->qs, d[b] = _cvtsh_ss(x->d), off = 8;
-        } else if (t == GGML_Q4_1) {
-            const blk_q4_1 *x = (const blk_q4_1 *)row + b;
-            qs = x->qs, d[b] = _cvtsh_ss(x->d), m[b] = _cvtsh_ss(x->m);
-        } else if (t == GGML_Q5_0) {
-            const blk_q5_0 *x = (const blk_q5_0 *)row + b;
-            qs = x->qs, d[b] = _cvtsh_ss(x->d), off = 16;
-            memcpy(&h, x->qh, 4);
-        } else {
-            const blk_q5_1 *x = (const blk_q5_1 *)row + b;
-            qs = x->qs, d[b] = _cvtsh_ss(x->d), m[b] = _cvtsh_ss(x->m);
-            memcpy(&h, x->qh, 4);
-        }
-        __m128i v = _mm_loadu_si128((const __m128i *)qs);
-        __m128i lo = _mm_and_si128(v, _mm_set1_epi8(0x0F));
-        __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), _mm_set1_epi8(0x0F));
-        __m256i s = _mm256_set_m128i(hi, lo);
-        if (t == GGML_Q5_0 || t == GGML_Q5_1) {
-            /* fifth bits: byte j takes bit j of h (bytes 0-7 from h's
-             * first byte, ...), then 0x10 where it is set */
-            __m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h),
-                _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                  0x0101010101010101, 0x0000000000000000));
-            __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-            hb = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit),
-                                  _mm256_set1_epi8(0x10));
-            s = _mm256_or_si256(s, hb);
-        }
-        s = _mm256_sub_epi8(s, _mm256_set1_epi8((char)off));
-        _mm256_storeu_si256((__m256i *)(q + 32 * b), s);
+        uint16_t dh, mh;
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), block_q8(t, row, b, &dh, &mh));
+        d[b] = _cvtsh_ss(dh);
+        m[b] = _cvtsh_ss(mh);
     }
 }
 
@@ -290,29 +299,39 @@ static void act_scales(qa_q8_row x, int64_t nb, float *dx, float *sx)
     }
 }
 
-/* The exact integer dot products of 8 blocks (cnt of them real), one per
- * lane: the 8 lanes of each block's madd added by a hadd tree. */
-static T256 __m256i block_sums8(const int8_t *q, const int8_t *a, int cnt)
+/* The exact integer dot product of 32 signed weight bytes and 32
+ * activation bytes, as 8 int32 lanes (to be added up). */
+static inline __attribute__((always_inline)) T256 __m256i
+dot32(__m256i wv, __m256i av)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256i p[8];
-    for (int j = 0; j < 8; j++) {
-        if (j >= cnt) {
-            p[j] = _mm256_setzero_si256();
-            continue;
-        }
-        __m256i wv = _mm256_loadu_si256((const __m256i *)(q + 32 * j));
-        __m256i av = _mm256_loadu_si256((const __m256i *)(a + 32 * j));
-        p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv),
-                                                      _mm256_sign_epi8(av, wv)), ones);
-    }
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wv, wv),
+                                                  _mm256_sign_epi8(av, wv)),
+                             _mm256_set1_epi16(1));
+}
+
+/* Lane j: the sum of p[j]'s 8 lanes (integers: exact in any order). */
+static inline __attribute__((always_inline)) T256 __m256i
+sums8(const __m256i *p)
+{
     __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]),
                                    _mm256_hadd_epi32(p[2], p[3]));
     __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]),
                                    _mm256_hadd_epi32(p[6], p[7]));
-    /* h0 = [blocks 0-3 lanes 0-3 | blocks 0-3 lanes 4-7], h1 likewise */
+    /* h0 = [p0-3 lanes 0-3 | p0-3 lanes 4-7], h1 likewise */
     return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
                             _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+
+/* The exact integer dot products of 8 blocks (cnt of them real), one per
+ * lane. */
+static T256 __m256i block_sums8(const int8_t *q, const int8_t *a, int cnt)
+{
+    __m256i p[8];
+    for (int j = 0; j < 8; j++)
+        p[j] = j < cnt ? dot32(_mm256_loadu_si256((const __m256i *)(q + 32 * j)),
+                               _mm256_loadu_si256((const __m256i *)(a + 32 * j)))
+                       : _mm256_setzero_si256();
+    return sums8(p);
 }
 
 /* How dot_q8 adds a block: sum + (dw * dx) * I (HM_PLAIN: Q8_0, Q5_0),
@@ -355,6 +374,74 @@ static T256 float dot_q8(const int8_t *q, const float *d, const float *m,
     return sum;
 }
 
+/* Decode (one or two activation rows): 8 weight rows at a time, read as
+ * stored, no scratch pass. Lane j of every vector belongs to weight row
+ * i + j: per block, the 8 rows' exact integer sums (sums8), then the
+ * float step of dot_q8 for all 8 at once, lane by lane the same IEEE
+ * operations in the same block order, so each output is dot_q8's to the
+ * bit. Each row is prefetched 1 KiB ahead every 4 blocks. */
+enum { RG8 = 8, RG8_MAX_ROWS = 2, RG8_PF = 1024 };
+
+static inline __attribute__((always_inline)) T256 void
+rg8_q8(ggml_type t, int hm, const void *w, size_t stride, int64_t i, int nr,
+       int64_t nb, const quant_act *a, int64_t r, float *out)
+{
+    qa_q8_row x = qa_q8_view(a, r);
+    const char *rows[RG8];
+    for (int j = 0; j < RG8; j++)
+        rows[j] = (const char *)w + (size_t)(i + (j < nr ? j : 0)) * stride;
+    size_t bs = stride / (size_t)nb;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i av = _mm256_loadu_si256((const __m256i *)(x.qs + 32 * b));
+        __m256i p[RG8];
+        uint16_t dh[RG8], mh[RG8];
+#pragma GCC unroll 8
+        for (int j = 0; j < RG8; j++) {
+            if ((b & 3) == 0)
+                _mm_prefetch(rows[j] + b * bs + RG8_PF, _MM_HINT_T0);
+            p[j] = dot32(block_q8(t, rows[j], b, &dh[j], &mh[j]), av);
+        }
+        __m256 is = _mm256_cvtepi32_ps(sums8(p));
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
+        int64_t lane = (b / 2) * 16 + (b & 1) * 8;
+        __m256 dd = _mm256_mul_ps(dw, _mm256_set1_ps(x.dv[lane]));
+        if (hm == HM_FUSED) {
+            acc = _mm256_fmadd_ps(is, dd, acc);
+            continue;
+        }
+        __m256 pv = _mm256_mul_ps(dd, is);
+        if (hm == HM_MIN)
+            pv = _mm256_add_ps(pv, _mm256_mul_ps(
+                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh)),
+                _mm256_set1_ps(x.sv[lane])));
+        acc = _mm256_add_ps(acc, pv);
+    }
+    float o[RG8];
+    _mm256_storeu_ps(o, acc);
+    memcpy(out, o, sizeof(float) * (size_t)nr);
+}
+
+static T256 void gemm_q8_rg8(ggml_type t, int hm, const void *w,
+                             size_t stride, int64_t n, const quant_act *a,
+                             int64_t i0, int64_t i1, float *out, int64_t ld)
+{
+    int64_t nb = n / 32;
+#define RG(tt)                                                           \
+    for (int64_t i = i0; i < i1; i += RG8)                               \
+        for (int64_t r = 0; r < a->rows; r++)                            \
+            rg8_q8(tt, hm, w, stride, i, i1 - i < RG8 ? (int)(i1 - i) : RG8, \
+                   nb, a, r, out + r * ld + i)
+    switch (t) {
+    case GGML_Q8_0: RG(GGML_Q8_0); break;
+    case GGML_Q4_0: RG(GGML_Q4_0); break;
+    case GGML_Q4_1: RG(GGML_Q4_1); break;
+    case GGML_Q5_0: RG(GGML_Q5_0); break;
+    default: RG(GGML_Q5_1); break;
+    }
+#undef RG
+}
+
 static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
                                 int64_t n, const quant_act *a, int64_t i0,
                                 int64_t i1, float *out, int64_t ld)
@@ -362,6 +449,10 @@ static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
     int64_t nb = n / 32;
     int hm = t == GGML_Q4_1 || t == GGML_Q5_1 ? HM_MIN
            : t == GGML_Q4_0 ? HM_FUSED : HM_PLAIN;
+    if (a->rows <= RG8_MAX_ROWS) {
+        gemm_q8_rg8(t, hm, w, stride, n, a, i0, i1, out, ld);
+        return;
+    }
     int8_t *q = scratch((size_t)n + (2 + 2 * (size_t)a->rows) * (size_t)nb * sizeof(float));
     float *d = (float *)(q + n), *m = d + nb, *xs = m + nb;
     for (int64_t r = 0; r < a->rows; r++)
