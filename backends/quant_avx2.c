@@ -3,16 +3,18 @@
  * (run-time dispatched from quant.c; every function carries a target
  * attribute, so the file builds without -march).
  *
- * Simpler than the AVX-512 kernels: each weight row is converted once
- * into a dot-friendly scratch form (F16/BF16 to F32; Q4_0/Q4_1/Q5_0/Q5_1
- * to signed bytes like Q8_0; K-quants to unsigned bytes with plain
- * scales), then
- * dotted with every activation row. AVX2 has no VNNI, so the integer
- * dots use maddubs (u8 x s8 -> s16 pairs) followed by madd; operands are
- * arranged so the 16-bit pair sums cannot saturate. The quantised types
- * add up their block products in the scalar kernels' order (see dot_q8),
- * so their results are the scalar ones to the bit. Activation
- * preparation stays the portable one.
+ * Simpler than the AVX-512 kernels. Float types: register tiles of 3
+ * activation x 2 weight rows over blocks of weight rows (F16/BF16
+ * converted once per block for prompts, in registers for decode).
+ * Q8_0-family types: 8 weight rows at a time, one SIMD lane per row, read
+ * as stored for decode and unpacked to signed bytes once per group for
+ * prompts. K-quants: each weight row converted once into a scratch form
+ * (unsigned bytes with plain scales), then dotted with every activation
+ * row. AVX2 has no VNNI, so the integer dots use maddubs (u8 x s8 -> s16
+ * pairs) followed by madd; operands are arranged so the 16-bit pair sums
+ * cannot saturate. The quantised types add up their block products in
+ * the scalar kernels' order (quant.c), so their results are the scalar
+ * ones to the bit. Activation preparation stays the portable one.
  */
 #include <immintrin.h>
 #include <math.h>
@@ -297,17 +299,6 @@ static T256 void unpack_q8_row(ggml_type t, const void *row, int64_t nb,
     }
 }
 
-/* The scale products dx and sums sx of an activation row's blocks, one
- * float per block (the prepared row spreads them over SIMD lanes). */
-static void act_scales(qa_q8_row x, int64_t nb, float *dx, float *sx)
-{
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t lane = (b / 2) * 16 + (b & 1) * 8;
-        dx[b] = x.dv[lane];
-        sx[b] = x.sv[lane];
-    }
-}
-
 /* The exact integer dot product of 32 signed weight bytes and 32
  * activation bytes, as 8 int32 lanes (to be added up). */
 static inline __attribute__((always_inline)) T256 __m256i
@@ -331,64 +322,20 @@ sums8(const __m256i *p)
                             _mm256_permute2x128_si256(h0, h1, 0x31));
 }
 
-/* The exact integer dot products of 8 blocks (cnt of them real), one per
- * lane. */
-static T256 __m256i block_sums8(const int8_t *q, const int8_t *a, int cnt)
-{
-    __m256i p[8];
-    for (int j = 0; j < 8; j++)
-        p[j] = j < cnt ? dot32(_mm256_loadu_si256((const __m256i *)(q + 32 * j)),
-                               _mm256_loadu_si256((const __m256i *)(a + 32 * j)))
-                       : _mm256_setzero_si256();
-    return sums8(p);
-}
-
-/* How dot_q8 adds a block: sum + (dw * dx) * I (HM_PLAIN: Q8_0, Q5_0),
+/* How a block is added, in the scalar kernels' order (quant.c):
+ * sum + (dw * dx) * I (HM_PLAIN: Q8_0, Q5_0),
  * sum + ((dw * dx) * I + m * sx) (HM_MIN: Q4_1, Q5_1), or
  * fma(I, dw * dx, sum) (HM_FUSED: Q4_0, as llama.cpp's repacked Q4_0
  * kernels; see dot_q4_0 in quant.c). */
 enum { HM_PLAIN, HM_MIN, HM_FUSED };
 
-/* One output in the scalar kernels' order (quant.c): block after block
- * as hm says; the products of 8 blocks are formed at once (the same IEEE
- * operations per lane), their additions stay in order. So AVX2 gives the
- * scalar result to the bit, whatever the number of rows. */
-static T256 float dot_q8(const int8_t *q, const float *d, const float *m,
-                         int hm, const int8_t *aq, const float *dx,
-                         const float *sx, int64_t nb)
-{
-    float sum = 0, t[8];
-    for (int64_t b = 0; b < nb; b += 8) {
-        int cnt = nb - b < 8 ? (int)(nb - b) : 8;
-        __m256i is = block_sums8(q + 32 * b, aq + 32 * b, cnt);
-        __m256i lm = _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 dv = _mm256_maskload_ps(d + b, lm), xv = _mm256_maskload_ps(dx + b, lm);
-        if (hm == HM_FUSED) {   /* Q4_0: sum = fma(I, dw * dx, sum) */
-            float f[8];
-            _mm256_storeu_ps(t, _mm256_mul_ps(dv, xv));
-            _mm256_storeu_ps(f, _mm256_cvtepi32_ps(is));
-            for (int j = 0; j < cnt; j++)
-                sum = fmaf(f[j], t[j], sum);
-            continue;
-        }
-        __m256 p = _mm256_mul_ps(_mm256_mul_ps(dv, xv), _mm256_cvtepi32_ps(is));
-        if (hm == HM_MIN)
-            p = _mm256_add_ps(p, _mm256_mul_ps(_mm256_maskload_ps(m + b, lm),
-                                               _mm256_maskload_ps(sx + b, lm)));
-        _mm256_storeu_ps(t, p);
-        for (int j = 0; j < cnt; j++)
-            sum += t[j];
-    }
-    return sum;
-}
-
 /* Decode (one or two activation rows): 8 weight rows at a time, read as
  * stored, no scratch pass. Lane j of every vector belongs to weight row
  * i + j: per block, the 8 rows' exact integer sums (sums8), then the
- * float step of dot_q8 for all 8 at once, lane by lane the same IEEE
- * operations in the same block order, so each output is dot_q8's to the
- * bit. Each row is prefetched 1 KiB ahead every 4 blocks. */
+ * float step (HM_*) for all 8 at once, lane by lane the same IEEE
+ * operations in the same block order as the scalar kernels, so each
+ * output is theirs to the bit. Each row is prefetched 1 KiB ahead every
+ * 4 blocks. */
 enum { RG8 = 8, RG8_MAX_ROWS = 2, RG8_PF = 1024 };
 
 static inline __attribute__((always_inline)) T256 void
@@ -451,6 +398,41 @@ static T256 void gemm_q8_rg8(ggml_type t, int hm, const void *w,
 #undef RG
 }
 
+/* rg8_q8's sums for a group of 8 weight rows already unpacked (prompts:
+ * each group is unpacked once and serves every activation row): q holds
+ * row j's signed bytes at q + j * n, dT and mT the scales and mins of
+ * block b for the 8 rows at [8 b .. 8 b + 8). The same float steps as
+ * rg8_q8. */
+static T256 void rg8_q8_unpacked(int hm, const int8_t *q, int64_t n,
+                                 const float *dT, const float *mT,
+                                 int64_t nb, qa_q8_row x, int nr, float *out)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i av = _mm256_loadu_si256((const __m256i *)(x.qs + 32 * b));
+        __m256i p[RG8];
+#pragma GCC unroll 8
+        for (int j = 0; j < RG8; j++)
+            p[j] = dot32(_mm256_loadu_si256((const __m256i *)(q + j * n + 32 * b)), av);
+        __m256 is = _mm256_cvtepi32_ps(sums8(p));
+        int64_t lane = (b / 2) * 16 + (b & 1) * 8;
+        __m256 dd = _mm256_mul_ps(_mm256_loadu_ps(dT + 8 * b),
+                                  _mm256_set1_ps(x.dv[lane]));
+        if (hm == HM_FUSED) {
+            acc = _mm256_fmadd_ps(is, dd, acc);
+            continue;
+        }
+        __m256 pv = _mm256_mul_ps(dd, is);
+        if (hm == HM_MIN)
+            pv = _mm256_add_ps(pv, _mm256_mul_ps(_mm256_loadu_ps(mT + 8 * b),
+                                                 _mm256_set1_ps(x.sv[lane])));
+        acc = _mm256_add_ps(acc, pv);
+    }
+    float o[RG8];
+    _mm256_storeu_ps(o, acc);
+    memcpy(out, o, sizeof(float) * (size_t)nr);
+}
+
 static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
                                 int64_t n, const quant_act *a, int64_t i0,
                                 int64_t i1, float *out, int64_t ld)
@@ -462,15 +444,26 @@ static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
         gemm_q8_rg8(t, hm, w, stride, n, a, i0, i1, out, ld);
         return;
     }
-    int8_t *q = scratch((size_t)n + (2 + 2 * (size_t)a->rows) * (size_t)nb * sizeof(float));
-    float *d = (float *)(q + n), *m = d + nb, *xs = m + nb;
-    for (int64_t r = 0; r < a->rows; r++)
-        act_scales(qa_q8_view(a, r), nb, xs + 2 * r * nb, xs + (2 * r + 1) * nb);
-    for (int64_t i = i0; i < i1; i++) {
-        unpack_q8_row(t, (const char *)w + (size_t)i * stride, nb, q, d, m);
+    /* 8 rows' bytes, then their scales and mins by block (dT, mT), then
+     * one row's scales and mins as unpack_q8_row writes them */
+    int8_t *q = scratch((size_t)RG8 * n + (2 * RG8 + 2) * (size_t)nb * sizeof(float));
+    float *dT = (float *)(q + RG8 * n), *mT = dT + RG8 * nb;
+    float *d = mT + RG8 * nb, *m = d + nb;
+    for (int64_t i = i0; i < i1; i += RG8) {
+        int nr = i1 - i < RG8 ? (int)(i1 - i) : RG8;
+        for (int j = 0; j < RG8; j++) {
+            /* rows past the end repeat the last one; their sums are dropped */
+            int64_t row = i + (j < nr ? j : nr - 1);
+            unpack_q8_row(t, (const char *)w + (size_t)row * stride, nb,
+                          q + j * n, d, m);
+            for (int64_t b = 0; b < nb; b++) {
+                dT[RG8 * b + j] = d[b];
+                mT[RG8 * b + j] = m[b];
+            }
+        }
         for (int64_t r = 0; r < a->rows; r++)
-            out[r * ld + i] = dot_q8(q, d, m, hm, qa_q8_view(a, r).qs,
-                                     xs + 2 * r * nb, xs + (2 * r + 1) * nb, nb);
+            rg8_q8_unpacked(hm, q, n, dT, mT, nb, qa_q8_view(a, r), nr,
+                            out + r * ld + i);
     }
     free(q);
 }
@@ -551,7 +544,7 @@ static T256 int hsum_i8(__m256i v)
     return _mm_cvtsi128_si32(s);
 }
 
-/* One output in the scalar kernels' order (as dot_q8): per super-block
+/* One output in the scalar kernels' order: per super-block
  * the exact integer sums, then sum + ((d * dx) * I - (dmin * dx) * I_min)
  * (Q6_K: the -32 offset folded into I, no min term). */
 static T256 float dot_k(int is_q6, const ksb2 *w, const blk_q8_k *x, int64_t nsb)
