@@ -536,40 +536,58 @@ static T256 void unpack_k_row(int is_q6, const void *row, int64_t nsb,
     }
 }
 
-static T256 int hsum_i8(__m256i v)
+/* A group of 8 weight rows, unpacked (row j's super-blocks at
+ * w + j * nsb), times one activation row: lane j of each vector belongs
+ * to row j. Per super-block the 8 rows' exact integer sums I and I_min
+ * (one hadd tree each), then the scalar kernels' float step for all 8
+ * lanes at once, in super-block order:
+ *   sum + ((d * dx) * I - (dmin * dx) * I_min)   (Q4_K; dm holds -dmin)
+ *   sum + (d * dx) * (I - I_min)                 (Q6_K: I_min is the
+ *                                                  -32 offset's share)
+ * so each output is the scalar one to the bit. dT and dmT hold d and dm
+ * of super-block s for the 8 rows at [8 s .. 8 s + 8). */
+static T256 void rg8_k(int is_q6, const ksb2 *w, int64_t nsb,
+                       const float *dT, const float *dmT,
+                       const blk_q8_k *x, int nr, float *out)
 {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
-/* One output in the scalar kernels' order: per super-block
- * the exact integer sums, then sum + ((d * dx) * I - (dmin * dx) * I_min)
- * (Q6_K: the -32 offset folded into I, no min term). */
-static T256 float dot_k(int is_q6, const ksb2 *w, const blk_q8_k *x, int64_t nsb)
-{
-    float sum = 0;
+    __m256 acc = _mm256_setzero_ps();
     for (int64_t s = 0; s < nsb; s++) {
-        __m256i isum = _mm256_setzero_si256();
-        for (int m = 0; m < 8; m++) {
-            __m256i p = _mm256_maddubs_epi16(
-                _mm256_loadu_si256((const __m256i *)(w[s].q + 32 * m)),
-                _mm256_loadu_si256((const __m256i *)(x[s].qs + 32 * m)));
-            __m256i sc = _mm256_set_m128i(_mm_set1_epi16(w[s].sc16[2 * m + 1]),
-                                          _mm_set1_epi16(w[s].sc16[2 * m]));
-            isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+        __m256i pm[RG8], pc[RG8];
+        __m256i bs = _mm256_loadu_si256((const __m256i *)x[s].bsums);
+        for (int j = 0; j < RG8; j++) {
+            const ksb2 *k = w + j * nsb + s;
+            __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int m = 0; m < 8; m++) {
+                __m256i p = _mm256_maddubs_epi16(
+                    _mm256_loadu_si256((const __m256i *)(k->q + 32 * m)),
+                    _mm256_loadu_si256((const __m256i *)(x[s].qs + 32 * m)));
+                __m256i sc = _mm256_set_m128i(_mm_set1_epi16(k->sc16[2 * m + 1]),
+                                              _mm_set1_epi16(k->sc16[2 * m]));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+            }
+            pm[j] = isum;
+            pc[j] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)k->coef), bs);
         }
-        __m256i cs = _mm256_madd_epi16(
-            _mm256_loadu_si256((const __m256i *)w[s].coef),
-            _mm256_loadu_si256((const __m256i *)x[s].bsums));
-        int im = hsum_i8(isum), ic = hsum_i8(cs);
-        if (is_q6)
-            sum += w[s].d * x[s].d * (float)(im - ic);
-        else
-            sum += w[s].d * x[s].d * (float)im - -w[s].dm * x[s].d * (float)ic;
+        __m256i im = sums8(pm), ic = sums8(pc);
+        __m256 dd = _mm256_mul_ps(_mm256_loadu_ps(dT + RG8 * s),
+                                  _mm256_set1_ps(x[s].d));
+        if (is_q6) {
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(dd,
+                      _mm256_cvtepi32_ps(_mm256_sub_epi32(im, ic))));
+            continue;
+        }
+        /* -dm (= dmin) by flipping the sign bit, as C's unary minus */
+        __m256 dmin = _mm256_xor_ps(_mm256_loadu_ps(dmT + RG8 * s),
+                                    _mm256_set1_ps(-0.0f));
+        __m256 t = _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(im)),
+                                 _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(x[s].d)),
+                                               _mm256_cvtepi32_ps(ic)));
+        acc = _mm256_add_ps(acc, t);
     }
-    return sum;
+    float o[RG8];
+    _mm256_storeu_ps(o, acc);
+    memcpy(out, o, sizeof(float) * (size_t)nr);
 }
 
 static T256 void gemm_k_family(int is_q6, const void *w, size_t stride,
@@ -577,13 +595,26 @@ static T256 void gemm_k_family(int is_q6, const void *w, size_t stride,
                                int64_t i1, float *out, int64_t ld)
 {
     int64_t nsb = n / QK_K;
-    ksb2 *buf = scratch((size_t)nsb * sizeof(ksb2));
-    for (int64_t i = i0; i < i1; i++) {
-        unpack_k_row(is_q6, (const char *)w + (size_t)i * stride, nsb, buf);
+    ksb2 *buf = scratch((size_t)RG8 * nsb * sizeof(ksb2));
+    float *dT = scratch((size_t)2 * RG8 * nsb * sizeof(float)), *dmT = dT + RG8 * nsb;
+    for (int64_t i = i0; i < i1; i += RG8) {
+        int nr = i1 - i < RG8 ? (int)(i1 - i) : RG8;
+        for (int j = 0; j < RG8; j++) {
+            /* rows past the end repeat the last one; their sums are dropped */
+            int64_t row = i + (j < nr ? j : nr - 1);
+            ksb2 *k = buf + j * nsb;
+            unpack_k_row(is_q6, (const char *)w + (size_t)row * stride, nsb, k);
+            for (int64_t s = 0; s < nsb; s++) {
+                dT[RG8 * s + j] = k[s].d;
+                dmT[RG8 * s + j] = k[s].dm;
+            }
+        }
         for (int64_t r = 0; r < a->rows; r++)
-            out[r * ld + i] = dot_k(is_q6, buf, (const blk_q8_k *)ACT_ROW(a, r), nsb);
+            rg8_k(is_q6, buf, nsb, dT, dmT, (const blk_q8_k *)ACT_ROW(a, r), nr,
+                  out + r * ld + i);
     }
     free(buf);
+    free(dT);
 }
 
 static T256 void gemm_q4_k(const void *w, size_t stride, int64_t n,
