@@ -681,7 +681,8 @@ TEST(row_count_independent)
  * and kernel shape (1 row, row groups, panels from 12 rows) must give it
  * to the bit. The unfused order (acc + (dw * dx) * I) differs in some
  * outputs, so the check tells the two apart. */
-static float q4_0_llama_dot(const uint8_t *w, const uint8_t *x, int64_t n)
+static float q4_0_dot(const uint8_t *w, const uint8_t *x, int64_t n,
+                      int fused)
 {
     float acc = 0;
     for (int64_t b = 0; b < n / 32; b++, w += 18, x += 34) {
@@ -692,23 +693,11 @@ static float q4_0_llama_dot(const uint8_t *w, const uint8_t *x, int64_t n)
         for (int j = 0; j < 16; j++)
             I += ((w[2 + j] & 0xF) - 8) * (int8_t)x[2 + j] +
                  ((w[2 + j] >> 4) - 8) * (int8_t)x[2 + 16 + j];
-        acc = fmaf((float)I, quant_f16_to_f32(dw) * quant_f16_to_f32(dx), acc);
-    }
-    return acc;
-}
-
-static float q4_0_unfused_dot(const uint8_t *w, const uint8_t *x, int64_t n)
-{
-    float acc = 0;
-    for (int64_t b = 0; b < n / 32; b++, w += 18, x += 34) {
-        uint16_t dw, dx;
-        memcpy(&dw, w, 2);
-        memcpy(&dx, x, 2);
-        int I = 0;
-        for (int j = 0; j < 16; j++)
-            I += ((w[2 + j] & 0xF) - 8) * (int8_t)x[2 + j] +
-                 ((w[2 + j] >> 4) - 8) * (int8_t)x[2 + 16 + j];
-        acc += quant_f16_to_f32(dw) * quant_f16_to_f32(dx) * (float)I;
+        float dd = quant_f16_to_f32(dw) * quant_f16_to_f32(dx);
+        if (fused)
+            acc = fmaf((float)I, dd, acc);
+        else
+            acc += dd * (float)I;
     }
     return acc;
 }
@@ -740,10 +729,10 @@ TEST(q4_0_sums_as_llama_cpp)
                 float *got = run_matmul(GGML_Q4_0, w, m, n, x, rows);
                 for (int r = 0; r < rows; r++)
                     for (int64_t i = 0; i < m; i++) {
-                        float e = q4_0_llama_dot(w + i * ws, xq + r * xs, n);
+                        float e = q4_0_dot(w + i * ws, xq + r * xs, n, 1);
                         float g = got[r * (m + 3) + i];
-                        unfused_differs += bits(e) != bits(q4_0_unfused_dot(
-                                                          w + i * ws, xq + r * xs, n));
+                        unfused_differs +=
+                            bits(e) != bits(q4_0_dot(w + i * ws, xq + r * xs, n, 0));
                         if (bits(g) != bits(e) && bad++ < 3)
                             tl_fail(__FILE__, __LINE__,
                                     "%s Q4_0 n=%lld rows=%d [%d,%lld]: %.9g, llama.cpp's order %.9g",
