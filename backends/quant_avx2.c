@@ -590,11 +590,82 @@ static T256 void rg8_k(int is_q6, const ksb2 *w, int64_t nsb,
     memcpy(out, o, sizeof(float) * (size_t)nr);
 }
 
+/* Q4_K decode (one or two activation rows): rg8_k's sums from the
+ * blocks as stored, no unpacking pass. The 6-bit scales and mins of the
+ * 8 sub-blocks come out of the 12 scale bytes with word operations
+ * (q4k_scale_min's arithmetic, 4 bytes at a time). Same integers and the
+ * same float steps as rg8_k, so the same bits. */
+static T256 void rg8_q4k_direct(const void *w, size_t stride, int64_t i,
+                                int nr, int64_t nsb, const blk_q8_k *x,
+                                float *out)
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t s = 0; s < nsb; s++) {
+        __m256i pm[RG8], pc[RG8];
+        float dv[RG8], dmv[RG8];
+        __m256i bs = _mm256_loadu_si256((const __m256i *)x[s].bsums);
+        for (int j = 0; j < RG8; j++) {
+            const blk_q4_k *b = (const blk_q4_k *)((const char *)w +
+                (size_t)(i + (j < nr ? j : nr - 1)) * stride) + s;
+            uint32_t a0, a1, a2, sc[2], mn[2];
+            memcpy(&a0, b->scales, 4);
+            memcpy(&a1, b->scales + 4, 4);
+            memcpy(&a2, b->scales + 8, 4);
+            sc[0] = a0 & 0x3f3f3f3f;
+            mn[0] = a1 & 0x3f3f3f3f;
+            sc[1] = (a2 & 0x0f0f0f0f) | ((a0 >> 2) & 0x30303030);
+            mn[1] = ((a2 >> 4) & 0x0f0f0f0f) | ((a1 >> 2) & 0x30303030);
+            const uint8_t *scb = (const uint8_t *)sc, *mnb = (const uint8_t *)mn;
+            __m256i isum = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+                __m256i ql = _mm256_and_si256(v, lo4);
+                __m256i qh = _mm256_and_si256(_mm256_srli_epi16(v, 4), lo4);
+                __m256i p0 = _mm256_maddubs_epi16(ql,
+                    _mm256_loadu_si256((const __m256i *)(x[s].qs + 64 * c)));
+                __m256i p1 = _mm256_maddubs_epi16(qh,
+                    _mm256_loadu_si256((const __m256i *)(x[s].qs + 64 * c + 32)));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p0,
+                           _mm256_set1_epi16((short)scb[2 * c])));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p1,
+                           _mm256_set1_epi16((short)scb[2 * c + 1])));
+            }
+            __m128i m8 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mnb));
+            __m256i coef = _mm256_set_m128i(_mm_unpackhi_epi16(m8, m8),
+                                            _mm_unpacklo_epi16(m8, m8));
+            pm[j] = isum;
+            pc[j] = _mm256_madd_epi16(coef, bs);
+            dv[j] = _cvtsh_ss(b->d);
+            dmv[j] = -_cvtsh_ss(b->dmin);
+        }
+        __m256i im = sums8(pm), ic = sums8(pc);
+        __m256 dd = _mm256_mul_ps(_mm256_loadu_ps(dv), _mm256_set1_ps(x[s].d));
+        __m256 dmin = _mm256_xor_ps(_mm256_loadu_ps(dmv), _mm256_set1_ps(-0.0f));
+        __m256 t = _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(im)),
+                                 _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(x[s].d)),
+                                               _mm256_cvtepi32_ps(ic)));
+        acc = _mm256_add_ps(acc, t);
+    }
+    float o[RG8];
+    _mm256_storeu_ps(o, acc);
+    memcpy(out, o, sizeof(float) * (size_t)nr);
+}
+
 static T256 void gemm_k_family(int is_q6, const void *w, size_t stride,
                                int64_t n, const quant_act *a, int64_t i0,
                                int64_t i1, float *out, int64_t ld)
 {
     int64_t nsb = n / QK_K;
+    if (!is_q6 && a->rows <= RG8_MAX_ROWS) {
+        for (int64_t i = i0; i < i1; i += RG8)
+            for (int64_t r = 0; r < a->rows; r++)
+                rg8_q4k_direct(w, stride, i, i1 - i < RG8 ? (int)(i1 - i) : RG8,
+                               nsb, (const blk_q8_k *)ACT_ROW(a, r),
+                               out + r * ld + i);
+        return;
+    }
     ksb2 *buf = scratch((size_t)RG8 * nsb * sizeof(ksb2));
     float *dT = scratch((size_t)2 * RG8 * nsb * sizeof(float)), *dmT = dT + RG8 * nsb;
     for (int64_t i = i0; i < i1; i += RG8) {
