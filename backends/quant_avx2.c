@@ -356,9 +356,33 @@ rg8_q8(ggml_type t, int hm, const void *w, size_t stride, int64_t i, int nr,
         for (int j = 0; j < RG8; j++) {
             if ((b & 3) == 0)
                 _mm_prefetch(rows[j] + b * bs + RG8_PF, _MM_HINT_T0);
+            if (t == GGML_Q4_0) {
+                /* the nibbles as they are (0..15, so maddubs needs no sign
+                 * trick); the -8 comes off the sum below, exactly */
+                const blk_q4_0 *q = (const blk_q4_0 *)rows[j] + b;
+                __m128i v = _mm_loadu_si128((const __m128i *)q->qs);
+                __m128i m4 = _mm_set1_epi8(0x0F);
+                __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4),
+                                             _mm_and_si128(v, m4));
+                dh[j] = q->d;
+                mh[j] = 0;
+                p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(u, av),
+                                         _mm256_set1_epi16(1));
+                continue;
+            }
             p[j] = dot32(block_q8(t, rows[j], b, &dh[j], &mh[j]), av);
         }
-        __m256 is = _mm256_cvtepi32_ps(sums8(p));
+        __m256i isum = sums8(p);
+        if (t == GGML_Q4_0) {   /* sum (q - 8) a = sum q a - 8 sum a */
+            __m256i sa = _mm256_madd_epi16(
+                _mm256_maddubs_epi16(_mm256_set1_epi8(1), av), _mm256_set1_epi16(1));
+            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(sa),
+                                      _mm256_extracti128_si256(sa, 1));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+            isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * _mm_cvtsi128_si32(h)));
+        }
+        __m256 is = _mm256_cvtepi32_ps(isum);
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
         int64_t lane = (b / 2) * 16 + (b & 1) * 8;
         __m256 dd = _mm256_mul_ps(dw, _mm256_set1_ps(x.dv[lane]));
