@@ -751,7 +751,8 @@ static void rope_table(const model *m, int T)
  * rounding to the logits (tiny-llama-q4_0 was 0.035 off the reference,
  * now 7.2e-7; backends/PARITY.md). fmaf is exact everywhere;
  * the target("fma") copy lets the compiler emit the instruction. */
-static void rope_pairs(float *v, const float *cs, int nr)
+static inline __attribute__((always_inline)) void
+rope_pairs_body(float *v, const float *cs, int nr)
 {
     for (int i = 0; i < nr; i += 2) {
         float c = cs[i], s = cs[i + 1], x0 = v[i], x1 = v[i + 1];
@@ -760,15 +761,16 @@ static void rope_pairs(float *v, const float *cs, int nr)
     }
 }
 
+static void rope_pairs(float *v, const float *cs, int nr)
+{
+    rope_pairs_body(v, cs, nr);
+}
+
 #if defined(__x86_64__)
 __attribute__((target("fma")))
 static void rope_pairs_fma(float *v, const float *cs, int nr)
 {
-    for (int i = 0; i < nr; i += 2) {
-        float c = cs[i], s = cs[i + 1], x0 = v[i], x1 = v[i + 1];
-        v[i] = fmaf(x0, c, -(x1 * s));
-        v[i + 1] = fmaf(x0, s, x1 * c);
-    }
+    rope_pairs_body(v, cs, nr);
 }
 #endif
 

@@ -329,6 +329,30 @@ sums8(const __m256i *p)
  * kernels; see dot_q4_0 in quant.c). */
 enum { HM_PLAIN, HM_MIN, HM_FUSED };
 
+/* acc (8 weight rows, a lane each) plus one block in the HM_* order:
+ * dd = dw * dx, is the exact block sums as floats, mw the mins (HM_MIN
+ * only) and sx the activation's sum term. */
+static inline __attribute__((always_inline)) T256 __m256
+q8_step8(int hm, __m256 acc, __m256 is, __m256 dd, __m256 mw, float sx)
+{
+    if (hm == HM_FUSED)
+        return _mm256_fmadd_ps(is, dd, acc);
+    __m256 pv = _mm256_mul_ps(dd, is);
+    if (hm == HM_MIN)
+        pv = _mm256_add_ps(pv, _mm256_mul_ps(mw, _mm256_set1_ps(sx)));
+    return _mm256_add_ps(acc, pv);
+}
+
+/* The first nr of 8 row sums to out (a plain copy: no masked store can
+ * touch memory past the last row). */
+static inline __attribute__((always_inline)) T256 void
+store_rows8(__m256 acc, float *out, int nr)
+{
+    float o[8];
+    _mm256_storeu_ps(o, acc);
+    memcpy(out, o, sizeof(float) * (size_t)nr);
+}
+
 /* Decode (one or two activation rows): 8 weight rows at a time, read as
  * stored, no scratch pass. Lane j of every vector belongs to weight row
  * i + j: per block, the 8 rows' exact integer sums (sums8), then the
@@ -386,20 +410,11 @@ rg8_q8(ggml_type t, int hm, const void *w, size_t stride, int64_t i, int nr,
         __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dh));
         int64_t lane = (b / 2) * 16 + (b & 1) * 8;
         __m256 dd = _mm256_mul_ps(dw, _mm256_set1_ps(x.dv[lane]));
-        if (hm == HM_FUSED) {
-            acc = _mm256_fmadd_ps(is, dd, acc);
-            continue;
-        }
-        __m256 pv = _mm256_mul_ps(dd, is);
-        if (hm == HM_MIN)
-            pv = _mm256_add_ps(pv, _mm256_mul_ps(
-                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh)),
-                _mm256_set1_ps(x.sv[lane])));
-        acc = _mm256_add_ps(acc, pv);
+        __m256 mw = hm == HM_MIN ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)mh))
+                                 : _mm256_setzero_ps();
+        acc = q8_step8(hm, acc, is, dd, mw, x.sv[lane]);
     }
-    float o[RG8];
-    _mm256_storeu_ps(o, acc);
-    memcpy(out, o, sizeof(float) * (size_t)nr);
+    store_rows8(acc, out, nr);
 }
 
 static T256 void gemm_q8_rg8(ggml_type t, int hm, const void *w,
@@ -442,19 +457,9 @@ static T256 void rg8_q8_unpacked(int hm, const int8_t *q, int64_t n,
         int64_t lane = (b / 2) * 16 + (b & 1) * 8;
         __m256 dd = _mm256_mul_ps(_mm256_loadu_ps(dT + 8 * b),
                                   _mm256_set1_ps(x.dv[lane]));
-        if (hm == HM_FUSED) {
-            acc = _mm256_fmadd_ps(is, dd, acc);
-            continue;
-        }
-        __m256 pv = _mm256_mul_ps(dd, is);
-        if (hm == HM_MIN)
-            pv = _mm256_add_ps(pv, _mm256_mul_ps(_mm256_loadu_ps(mT + 8 * b),
-                                                 _mm256_set1_ps(x.sv[lane])));
-        acc = _mm256_add_ps(acc, pv);
+        acc = q8_step8(hm, acc, is, dd, _mm256_loadu_ps(mT + 8 * b), x.sv[lane]);
     }
-    float o[RG8];
-    _mm256_storeu_ps(o, acc);
-    memcpy(out, o, sizeof(float) * (size_t)nr);
+    store_rows8(acc, out, nr);
 }
 
 static T256 void gemm_q8_family(ggml_type t, const void *w, size_t stride,
@@ -560,15 +565,32 @@ static T256 void unpack_k_row(int is_q6, const void *row, int64_t nsb,
     }
 }
 
+/* acc (8 weight rows, a lane each) plus one super-block in the scalar
+ * kernels' order: im and ic the exact sums I and I_min, dw the rows' d,
+ * dm their -dmin, xd the activation's scale:
+ *   sum + ((d * dx) * I - (dmin * dx) * I_min)   (Q4_K)
+ *   sum + (d * dx) * (I - I_min)                 (Q6_K: I_min is the
+ *                                                  -32 offset's share) */
+static inline __attribute__((always_inline)) T256 __m256
+k_step8(int is_q6, __m256 acc, __m256i im, __m256i ic, __m256 dw, __m256 dm,
+        float xd)
+{
+    __m256 dx = _mm256_set1_ps(xd), dd = _mm256_mul_ps(dw, dx);
+    if (is_q6)
+        return _mm256_add_ps(acc, _mm256_mul_ps(dd,
+                   _mm256_cvtepi32_ps(_mm256_sub_epi32(im, ic))));
+    /* -dm (= dmin) by flipping the sign bit, as C's unary minus */
+    __m256 dmin = _mm256_xor_ps(dm, _mm256_set1_ps(-0.0f));
+    return _mm256_add_ps(acc, _mm256_sub_ps(
+        _mm256_mul_ps(dd, _mm256_cvtepi32_ps(im)),
+        _mm256_mul_ps(_mm256_mul_ps(dmin, dx), _mm256_cvtepi32_ps(ic))));
+}
+
 /* A group of 8 weight rows, unpacked (row j's super-blocks at
  * w + j * nsb), times one activation row: lane j of each vector belongs
  * to row j. Per super-block the 8 rows' exact integer sums I and I_min
- * (one hadd tree each), then the scalar kernels' float step for all 8
- * lanes at once, in super-block order:
- *   sum + ((d * dx) * I - (dmin * dx) * I_min)   (Q4_K; dm holds -dmin)
- *   sum + (d * dx) * (I - I_min)                 (Q6_K: I_min is the
- *                                                  -32 offset's share)
- * so each output is the scalar one to the bit. dT and dmT hold d and dm
+ * (one hadd tree each), then k_step8 for all 8 lanes at once, in
+ * super-block order, so each output is the scalar one to the bit. dT and dmT hold d and dm
  * of super-block s for the 8 rows at [8 s .. 8 s + 8). */
 static T256 void rg8_k(int is_q6, const ksb2 *w, int64_t nsb,
                        const float *dT, const float *dmT,
@@ -593,25 +615,11 @@ static T256 void rg8_k(int is_q6, const ksb2 *w, int64_t nsb,
             pm[j] = isum;
             pc[j] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)k->coef), bs);
         }
-        __m256i im = sums8(pm), ic = sums8(pc);
-        __m256 dd = _mm256_mul_ps(_mm256_loadu_ps(dT + RG8 * s),
-                                  _mm256_set1_ps(x[s].d));
-        if (is_q6) {
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(dd,
-                      _mm256_cvtepi32_ps(_mm256_sub_epi32(im, ic))));
-            continue;
-        }
-        /* -dm (= dmin) by flipping the sign bit, as C's unary minus */
-        __m256 dmin = _mm256_xor_ps(_mm256_loadu_ps(dmT + RG8 * s),
-                                    _mm256_set1_ps(-0.0f));
-        __m256 t = _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(im)),
-                                 _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(x[s].d)),
-                                               _mm256_cvtepi32_ps(ic)));
-        acc = _mm256_add_ps(acc, t);
+        acc = k_step8(is_q6, acc, sums8(pm), sums8(pc),
+                      _mm256_loadu_ps(dT + RG8 * s),
+                      _mm256_loadu_ps(dmT + RG8 * s), x[s].d);
     }
-    float o[RG8];
-    _mm256_storeu_ps(o, acc);
-    memcpy(out, o, sizeof(float) * (size_t)nr);
+    store_rows8(acc, out, nr);
 }
 
 /* Q4_K decode (one or two activation rows): rg8_k's sums from the
@@ -664,17 +672,10 @@ static T256 void rg8_q4k_direct(const void *w, size_t stride, int64_t i,
             dv[j] = _cvtsh_ss(b->d);
             dmv[j] = -_cvtsh_ss(b->dmin);
         }
-        __m256i im = sums8(pm), ic = sums8(pc);
-        __m256 dd = _mm256_mul_ps(_mm256_loadu_ps(dv), _mm256_set1_ps(x[s].d));
-        __m256 dmin = _mm256_xor_ps(_mm256_loadu_ps(dmv), _mm256_set1_ps(-0.0f));
-        __m256 t = _mm256_sub_ps(_mm256_mul_ps(dd, _mm256_cvtepi32_ps(im)),
-                                 _mm256_mul_ps(_mm256_mul_ps(dmin, _mm256_set1_ps(x[s].d)),
-                                               _mm256_cvtepi32_ps(ic)));
-        acc = _mm256_add_ps(acc, t);
+        acc = k_step8(0, acc, sums8(pm), sums8(pc), _mm256_loadu_ps(dv),
+                      _mm256_loadu_ps(dmv), x[s].d);
     }
-    float o[RG8];
-    _mm256_storeu_ps(o, acc);
-    memcpy(out, o, sizeof(float) * (size_t)nr);
+    store_rows8(acc, out, nr);
 }
 
 static T256 void gemm_k_family(int is_q6, const void *w, size_t stride,
