@@ -739,10 +739,6 @@ static void rope_table(const model *m, int T)
     }
 }
 
-/* Rotates the first n_rot dims of heads [h0, h1) of T rows of n_heads:
- * pairs (i, i + n_rot/2) for NEOX, else adjacent pairs, in two loops
- * without a branch inside so the compiler can vectorise them (no FMA
- * contraction in ISO C mode, so every value is as before). */
 /* One head's rotated pairs (llama's adjacent layout). llama.cpp's compiled
  * RoPE (ggml-cpu's rotate_pairs: vmulps + vfmaddsub231ps) fuses each
  * pair: x0*c - x1*s as fma(x0, c, -(x1*s)) and x0*s + x1*c as
@@ -761,11 +757,6 @@ rope_pairs_body(float *v, const float *cs, int nr)
     }
 }
 
-static void rope_pairs(float *v, const float *cs, int nr)
-{
-    rope_pairs_body(v, cs, nr);
-}
-
 #if defined(__x86_64__)
 __attribute__((target("fma")))
 static void rope_pairs_fma(float *v, const float *cs, int nr)
@@ -774,6 +765,10 @@ static void rope_pairs_fma(float *v, const float *cs, int nr)
 }
 #endif
 
+/* Rotates the first n_rot dims of heads [h0, h1) of T rows of n_heads:
+ * pairs (i, i + n_rot/2) for NEOX (no FMA contraction in ISO C mode, so
+ * every value is as before; the gptneox fixture matches llama.cpp
+ * exactly), else adjacent pairs with rope_pairs_body's fused steps. */
 static void rope_apply(const model *m, float *x, int T, int n_heads, int h0,
                        int h1)
 {
@@ -796,7 +791,7 @@ static void rope_apply(const model *m, float *x, int T, int n_heads, int h0,
                     continue;
                 }
 #endif
-                rope_pairs(v, cs, nr);
+                rope_pairs_body(v, cs, nr);
             }
         }
     }

@@ -45,25 +45,6 @@ static inline T256 float hsum8(__m256 v)
 
 /* ---- F32 / F16 / BF16 ---------------------------------------------- */
 
-/* Weight row i as floats: F32 in place, F16/BF16 converted into buf. */
-static T256 const float *row_f32(ggml_type t, const void *row, int64_t n,
-                                 float *buf)
-{
-    if (t == GGML_F32)
-        return row;
-    const uint16_t *h = row;
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(h + k));
-        __m256 f = t == GGML_F16 ? _mm256_cvtph_ps(v) : _mm256_castsi256_ps(
-            _mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
-        _mm256_storeu_ps(buf + k, f);
-    }
-    for (; k < n; k++)
-        buf[k] = t == GGML_F16 ? quant_f16_to_f32(h[k]) : quant_bf16_to_f32(h[k]);
-    return buf;
-}
-
 /* 8 weights from element k of a row of kind wk (0 F32, 1 F16, 2 BF16);
  * the conversions are exact, so a converted row gives the same products. */
 enum { WK_F32, WK_F16, WK_BF16 };
@@ -85,6 +66,20 @@ static inline T256 float load1(int wk, const void *row, int64_t k)
         return ((const float *)row)[k];
     uint16_t h = ((const uint16_t *)row)[k];
     return wk == WK_F16 ? quant_f16_to_f32(h) : quant_bf16_to_f32(h);
+}
+
+/* Weight row i as floats: F32 in place, F16/BF16 converted into buf. */
+static T256 const float *row_f32(int wk, const void *row, int64_t n,
+                                 float *buf)
+{
+    if (wk == WK_F32)
+        return row;
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        _mm256_storeu_ps(buf + k, load8(wk, row, k));
+    for (; k < n; k++)
+        buf[k] = load1(wk, row, k);
+    return buf;
 }
 
 /* How far ahead (bytes) a single activation row's tiles prefetch the
@@ -200,7 +195,7 @@ static T256 void gemm_float(ggml_type t, const void *w, size_t stride,
         for (int c = 0; c < nbk; c++) {
             wr[c] = (const char *)w + (size_t)(ib + c) * stride;
             if (convert)
-                wr[c] = row_f32(t, wr[c], n, buf + (size_t)c * n);
+                wr[c] = row_f32(wk, wr[c], n, buf + (size_t)c * n);
         }
         for (int64_t r = 0; r < a->rows; r += FR) {
             int ra = a->rows - r < FR ? (int)(a->rows - r) : FR;

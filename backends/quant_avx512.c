@@ -442,7 +442,7 @@ static T512 void gemm_packed_rows(int wk, const void *w, size_t stride,
                                   float *wp, float *part, float *out,
                                   int64_t ld)
 {
-    int64_t steps = (n + 15) / 16, kstep = PACK_K / 16;
+    int64_t steps = qa_pack_steps(n), kstep = PACK_K / 16;
     int64_t tiles = (r1 - r0 + PA - 1) / PA;
     for (int64_t i = i0; i < i1; i += PW) {
         int cw = i1 - i < PW ? (int)(i1 - i) : PW;
@@ -494,15 +494,20 @@ static T512 void gemm_float_packed(int wk, const void *w, size_t stride,
     }
 }
 
-/* Activation rows are taken in blocks that stay in L2 (~256 KiB) while
- * every weight group of the range passes over them: without the blocks a
- * 256-row F32 prompt streams all its activations (2 MiB at n = 2048) from
- * L3 once per group of 4 weight rows. Each tile still computes whole dot
- * products, so the blocking changes no sum. */
+/* Packed activations (prompts) go to gemm_float_packed. Rows as stored
+ * (fewer than PACK_MIN_ROWS) are taken in blocks that stay in L2
+ * (~256 KiB) while every weight group of the range passes over them;
+ * with fewer than 16 rows there is more than one block only for rows
+ * wider than 4096. Each tile still computes whole dot products, so the
+ * blocking changes no sum. */
 static T512 void gemm_float(int wk, const void *w, size_t stride, int64_t n,
                             const quant_act *a, int64_t i0, int64_t i1,
                             float *out, int64_t ld)
 {
+    if (a->packed) {
+        gemm_float_packed(wk, w, stride, n, a, i0, i1, out, ld);
+        return;
+    }
     int64_t blk = (256 * 1024) / ((int64_t)n * (int64_t)sizeof(float));
     blk = blk < RA ? RA : blk / RA * RA;
     for (int64_t r0 = 0; r0 < a->rows; r0 += blk) {
@@ -515,30 +520,21 @@ static T512 void gemm_f32(const void *w, size_t stride, int64_t n,
                           const quant_act *a, int64_t i0, int64_t i1,
                           float *out, int64_t ld)
 {
-    if (a->packed)
-        gemm_float_packed(WK_F32, w, stride, n, a, i0, i1, out, ld);
-    else
-        gemm_float(WK_F32, w, stride, n, a, i0, i1, out, ld);
+    gemm_float(WK_F32, w, stride, n, a, i0, i1, out, ld);
 }
 
 static T512 void gemm_f16(const void *w, size_t stride, int64_t n,
                           const quant_act *a, int64_t i0, int64_t i1,
                           float *out, int64_t ld)
 {
-    if (a->packed)
-        gemm_float_packed(WK_F16, w, stride, n, a, i0, i1, out, ld);
-    else
-        gemm_float(WK_F16, w, stride, n, a, i0, i1, out, ld);
+    gemm_float(WK_F16, w, stride, n, a, i0, i1, out, ld);
 }
 
 static T512 void gemm_bf16(const void *w, size_t stride, int64_t n,
                            const quant_act *a, int64_t i0, int64_t i1,
                            float *out, int64_t ld)
 {
-    if (a->packed)
-        gemm_float_packed(WK_BF16, w, stride, n, a, i0, i1, out, ld);
-    else
-        gemm_float(WK_BF16, w, stride, n, a, i0, i1, out, ld);
+    gemm_float(WK_BF16, w, stride, n, a, i0, i1, out, ld);
 }
 
 /* ================================================================ */
