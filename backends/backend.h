@@ -64,6 +64,9 @@ typedef struct backend_ll_res {
     double logprob;   /* sum over the continuation's tokens */
     int n_tokens;     /* tokens in the continuation */
     int is_greedy;    /* every continuation token was the argmax */
+    int truncated;    /* context tokens dropped from the left so that the
+                         request fits the model's context (0: none). A
+                         backend that cannot tell reports 0. */
     int ok;           /* 0: this request failed, see error */
     char error[256];
 } backend_ll_res;
@@ -78,11 +81,23 @@ typedef struct backend_gen_req {
     uint64_t seed;
 } backend_gen_req;
 
+/* Why a generation ended. NONE when the backend does not say. */
+enum {
+    BACKEND_FINISH_NONE = 0,
+    BACKEND_FINISH_STOP,    /* a stop string or the end-of-sequence token */
+    BACKEND_FINISH_LENGTH,  /* max_tokens reached */
+    BACKEND_FINISH_CONTEXT, /* the model's context is full */
+};
+
 typedef struct backend_gen_res {
     char *text;            /* malloc'd; the output, stop string excluded */
     int n_tokens;          /* tokens generated */
-    float *token_logprobs; /* malloc'd, n_tokens entries, or NULL */
+    float *token_logprobs; /* malloc'd, n_tokens entries, or NULL when the
+                              backend has none (never fewer than n_tokens) */
     double sum_logprob;    /* sum of token_logprobs when present */
+    int truncated;         /* prompt tokens dropped from the left to fit
+                              the model's context (0: none) */
+    int finish;            /* BACKEND_FINISH_* */
     int ok;
     char error[256];
 } backend_gen_res;
