@@ -59,14 +59,14 @@ static int usage_exit(int parsed, void (*usage)(FILE *f))
 /* ---- plot ------------------------------------------------------------------ */
 
 typedef struct plot_args {
-    const char *db, *out;
+    const char *db, *out, *task_version;
     int axis_flops, png, svg;
 } plot_args;
 
 static void plot_usage(FILE *f)
 {
     fprintf(f, "usage: emerge plot --db RUNS.sqlite --out DIR [--axis params|flops]"
-               "\n                   [--format png|svg|both]\n"
+               "\n                   [--format png|svg|both] [--task-version [TASK=]N]\n"
                "Writes per task DIR/TASK-variants, TASK-metrics, TASK-choices "
                "(multiple choice)\nand DIR/overview, each as .png/.svg (gnuplot), "
                ".csv (the data) and .gp (the script).\n");
@@ -94,6 +94,8 @@ static int plot_parse(int argc, char **argv, plot_args *a)
             return 1;
         if ((v = cli_value(argc, argv, &i, "--db", &miss)))
             a->db = v;
+        else if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
+            a->task_version = v;
         else if ((v = cli_value(argc, argv, &i, "--out", &miss)))
             a->out = v;
         else if ((v = cli_value(argc, argv, &i, "--axis", &miss))) {
@@ -126,7 +128,7 @@ int cmd_plot(int argc, char **argv)
         return usage_exit(p, plot_usage);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.db, a.axis_flops, &d, &err) != 0) {
+    if (report_data_load(a.db, a.axis_flops, a.task_version, &d, &err) != 0) {
         fprintf(stderr, "emerge plot: %s\n", err.msg);
         return 2;
     }
@@ -150,14 +152,17 @@ int cmd_plot(int argc, char **argv)
 static void report_usage(FILE *f)
 {
     fprintf(f, "usage: emerge report --db RUNS.sqlite --out DIR [--axis params|flops]"
-               "\n                     [--examples N]\n"
+               "\n                     [--examples N] [--task-version [TASK=]N]\n"
                "Writes DIR/index.html (self-contained: inline SVG figures, no "
                "network),\nDIR/report.md and DIR/figures/ (PNG, SVG, CSV, .gp). "
-               "--examples: examples\nshown across scales per task (default 3).\n");
+               "--examples: examples\nshown across scales per task (default 3).\n"
+               "--task-version: the task versions shown (default: per task, the "
+               "one the latest\nrun used; N alone: every task that has version N)."
+               "\n");
 }
 
 typedef struct report_args {
-    const char *db, *out;
+    const char *db, *out, *task_version;
     int axis_flops, examples;
 } report_args;
 
@@ -173,6 +178,8 @@ static int report_parse(int argc, char **argv, report_args *a)
             return 1;
         if ((v = cli_value(argc, argv, &i, "--db", &miss)))
             a->db = v;
+        else if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
+            a->task_version = v;
         else if ((v = cli_value(argc, argv, &i, "--out", &miss)))
             a->out = v;
         else if ((v = cli_value(argc, argv, &i, "--axis", &miss))) {
@@ -219,7 +226,7 @@ int cmd_report(int argc, char **argv)
         return usage_exit(p, report_usage);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.db, a.axis_flops, &d, &err) != 0) {
+    if (report_data_load(a.db, a.axis_flops, a.task_version, &d, &err) != 0) {
         fprintf(stderr, "emerge report: %s\n", err.msg);
         return 2;
     }
@@ -242,7 +249,7 @@ int cmd_report(int argc, char **argv)
 /* ---- check ----------------------------------------------------------------- */
 
 typedef struct check_args {
-    const char *base, *db, *junit, *markdown;
+    const char *base, *db, *junit, *markdown, *task_version;
     report_check_opts o;
 } check_args;
 
@@ -251,6 +258,7 @@ static void check_usage(FILE *f)
     fprintf(f, "usage: emerge check --baseline BASE.sqlite --db NEW.sqlite\n"
                "                    [--tolerance T] [--level 0.95] [--junit FILE]"
                " [--markdown FILE]\n"
+               "                    [--task-version [TASK=]N]\n"
                "Compares the preferred score of every (task, variant, model) in "
                "both databases.\n"
                "A regression is a drop whose paired bootstrap CI (over the "
@@ -269,7 +277,9 @@ static int check_parse(int argc, char **argv, check_args *a)
         const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return 1;
-        if ((v = cli_value(argc, argv, &i, "--baseline", &miss)))
+        if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
+            a->task_version = v;
+        else if ((v = cli_value(argc, argv, &i, "--baseline", &miss)))
             a->base = v;
         else if ((v = cli_value(argc, argv, &i, "--db", &miss)))
             a->db = v;
@@ -325,6 +335,9 @@ int cmd_check(int argc, char **argv)
     int rc = 2;
     if (store_query_open(a.base, &qb, &err) == 0 &&
         store_query_open(a.db, &qn, &err) == 0 &&
+        store_query_select_versions(qb, a.task_version, &err) == 0 &&
+        store_query_select_versions(qn, a.task_version, &err) == 0 &&
+        store_query_version_notes(qn, stderr, &err) == 0 &&
         report_check_run(qb, qn, &a.o, &c, &err) == 0) {
         rc = check_outputs(&a, &c, &err) != 0 ? 2 : c.n_regressions ? 1 : 0;
         report_check_free(&c);

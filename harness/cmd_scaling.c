@@ -41,6 +41,7 @@ static void scaling_usage(FILE *f)
                "                      [--format table|csv|json|md] "
                "[--axis params|flops]\n"
                "                      [--task T] [--variant V] [--metric M]\n"
+               "                      [--task-version [TASK=]N]\n"
                "CSV columns (header row required): task,model,params,score"
                "[,lo,hi][,variant][,metric]\n"
                "  optional: flops or tokens, n, baseline, baseline_hi, low, "
@@ -55,7 +56,7 @@ static void scaling_usage(FILE *f)
 }
 
 typedef struct scaling_opts {
-    const char *db, *scores, *task, *variant, *metric;
+    const char *db, *scores, *task, *variant, *metric, *task_version;
     scaling_format fmt;
     int axis_flops;
     const char *cmp_a, *cmp_b;  /* --compare families */
@@ -127,6 +128,8 @@ static int scaling_parse(int argc, char **argv, scaling_opts *o)
             o->seed = (unsigned long long)seed;
         } else if ((v = opt_value(argc, argv, &i, "--db", &missing))) {
             o->db = v;
+        } else if ((v = opt_value(argc, argv, &i, "--task-version", &missing))) {
+            o->task_version = v;
         } else if ((v = opt_value(argc, argv, &i, "--scores", &missing))) {
             o->scores = v;
         } else if ((v = opt_value(argc, argv, &i, "--task", &missing))) {
@@ -175,13 +178,15 @@ static int load_series(const scaling_opts *o, scaling_series **s, int *n,
 {
     if (o->scores)
         return scaling_read_csv(o->scores, s, n, err);
-    /* Reading must not create an empty database where none was. */
-    if (access(o->db, F_OK))
-        return em_errorf(err, "%s: no such database", o->db);
+    /* Read-only: nothing is created, migrated or written. */
     store *st;
-    if (store_open(o->db, &st, err))
+    if (store_open_readonly(o->db, &st, err))
         return -1;
-    int rc = store_load_series(st, o->axis_flops, s, n, err);
+    int rc = store_select_versions(st, o->task_version, err);
+    if (rc == 0)
+        rc = store_version_notes(st, stderr, err);
+    if (rc == 0)
+        rc = store_load_series(st, o->axis_flops, s, n, err);
     store_close(st);
     return rc;
 }

@@ -6,18 +6,33 @@
  * ones), readers never block the writer, and the whole state of a sweep
  * is one file a user can inspect with any SQLite tool.
  *
- * Schema (user_version 2; version 1 lacked scores.config and
- * models.last_run, which migrate() adds):
+ * Schema (user_version 3; migrate() upgrades 1 and 2 in place, and only
+ * a writing command (a sweep, `emerge migrate`) does: readers open the
+ * file read-only and ask for the upgrade):
  *   runs      one row per invocation
  *   models    unique by identity (backend + file hash or options);
  *             last_run: the latest run that used it. Results show, per
  *             model name, only the identity used last (a retrained model
  *             keeps its name but its old scores stop being reported)
- *   tasks     unique by name; hash tells when the file changed
- *   examples  (task, example id) -> input, targets, order
+ *   tasks     one row per task VERSION: unique by (name, hash), the hash
+ *             covering what changes prompts or scoring. version counts
+ *             1, 2, ... per name; last_run: the latest run that used it.
+ *             A changed task is a new version with its own examples and
+ *             scores; the old version's rows stay until `emerge gc`.
+ *             Readers show, per name, the version used last (task_sel)
+ *   examples  (task version, example id) -> input, targets, order
  *   requests  unique by cache key; where it was first needed
- *   responses one per request: the latest attempt (ok or failed)
- *   scores    (model, task, variant, example, metric) -> value, answer
+ *   responses one per request: the latest attempt (ok or failed), with
+ *             the prompt tokens dropped to fit the context (truncated)
+ *             and why a generation ended (finish)
+ *   scores    (model, task version, variant, example, metric) -> value,
+ *             answer; truncated: prompt tokens the example's requests
+ *             lost to the context (the most of any), cut: its generations
+ *             that ended at max_tokens or a full context
+ *
+ * Every connection also has temp.task_sel, the task versions that the
+ * read queries see (store_select_versions): by default the one used last
+ * per name.
  */
 #include "harness/store.h"
 
@@ -26,6 +41,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "metrics/metric.h"
@@ -34,9 +50,18 @@
 struct store {
     sqlite3 *db;
     char *path;
+    int readonly;
+    int busy_ms, busy_waits;  /* the current wait, and every retry so far */
     sqlite3_stmt *lookup, *put_req, *get_req, *put_resp, *put_score, *has_score,
         *clear_scores;
 };
+
+#define TASKS_TABLE(name) \
+    "CREATE TABLE IF NOT EXISTS " name "(" \
+    " id INTEGER PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL," \
+    " path TEXT, preferred_metric TEXT, random_baseline REAL," \
+    " low_score REAL, high_score REAL, version INTEGER NOT NULL DEFAULT 1," \
+    " last_run INTEGER, UNIQUE(name, hash));"
 
 static const char *const schema =
     "CREATE TABLE IF NOT EXISTS runs("
@@ -46,10 +71,7 @@ static const char *const schema =
     " id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
     " backend TEXT NOT NULL, path TEXT, params REAL, tokens REAL, step REAL,"
     " spec TEXT, last_run INTEGER);"
-    "CREATE TABLE IF NOT EXISTS tasks("
-    " id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, hash TEXT NOT NULL,"
-    " path TEXT, preferred_metric TEXT, random_baseline REAL,"
-    " low_score REAL, high_score REAL);"
+    TASKS_TABLE("tasks")
     "CREATE TABLE IF NOT EXISTS examples("
     " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
     " example_id TEXT NOT NULL, idx INTEGER NOT NULL, input TEXT,"
@@ -64,12 +86,12 @@ static const char *const schema =
     " request_id INTEGER PRIMARY KEY REFERENCES requests(id) ON DELETE CASCADE,"
     " run_id INTEGER REFERENCES runs(id), ok INTEGER NOT NULL, output TEXT,"
     " logprob REAL, n_tokens INTEGER, is_greedy INTEGER, token_logprobs TEXT,"
-    " error TEXT, elapsed REAL);"
+    " error TEXT, elapsed REAL, truncated INTEGER, finish TEXT);"
     "CREATE TABLE IF NOT EXISTS scores("
     " model_id INTEGER NOT NULL REFERENCES models(id),"
     " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
     " variant TEXT NOT NULL, example_id TEXT NOT NULL, metric TEXT NOT NULL,"
-    " value REAL, answer TEXT, config TEXT,"
+    " value REAL, answer TEXT, config TEXT, truncated INTEGER, cut INTEGER,"
     " PRIMARY KEY(model_id, task_id, variant, example_id, metric));";
 
 static int db_error(store *s, em_err *err, const char *what)
@@ -121,8 +143,24 @@ static int has_tables(store *s)
 static const char *const upgrades[] = {
     "ALTER TABLE scores ADD COLUMN config TEXT;"
     "ALTER TABLE models ADD COLUMN last_run INTEGER;",
+    /* tasks was unique by name: rebuilt (foreign keys are off during a
+     * migration, so dropping it cascades nowhere). */
+    TASKS_TABLE("tasks_v3")
+    "INSERT INTO tasks_v3(id, name, hash, path, preferred_metric,"
+    " random_baseline, low_score, high_score, version)"
+    " SELECT id, name, hash, path, preferred_metric, random_baseline,"
+    " low_score, high_score, 1 FROM tasks;"
+    "DROP TABLE tasks;"
+    "ALTER TABLE tasks_v3 RENAME TO tasks;"
+    "ALTER TABLE responses ADD COLUMN truncated INTEGER;"
+    "ALTER TABLE responses ADD COLUMN finish TEXT;"
+    "ALTER TABLE scores ADD COLUMN truncated INTEGER;"
+    "ALTER TABLE scores ADD COLUMN cut INTEGER;",
 };
 
+/* Upgrades an older store in place, saying so. Foreign keys are off
+ * meanwhile (a table rebuild must not cascade) and the upgrade is one
+ * transaction: a kill leaves the old version intact. */
 static int migrate(store *s, em_err *err)
 {
     int v;
@@ -138,22 +176,31 @@ static int migrate(store *s, em_err *err)
                          "emerge schema version)", s->path);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", STORE_SCHEMA_VERSION);
-    if (exec(s, "BEGIN IMMEDIATE;", err) != 0)
+    if (exec(s, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE;", err) != 0)
         return -1;
-    int rc = v == 0 ? exec(s, schema, err) : 0;
+    int rc = user_version(s, &v, err); /* another process may have done it */
+    if (rc == 0 && v == 0)
+        rc = exec(s, schema, err);
     for (int i = v; rc == 0 && v > 0 && i < STORE_SCHEMA_VERSION; i++)
         rc = exec(s, upgrades[i - 1], err);
     if (rc != 0 || exec(s, sql, err) != 0) {
         store_rollback(s);
+        exec(s, "PRAGMA foreign_keys=ON;", err);
         return -1;
     }
-    return exec(s, "COMMIT;", err);
+    if (exec(s, "COMMIT; PRAGMA foreign_keys=ON;", err) != 0)
+        return -1;
+    if (v > 0 && v < STORE_SCHEMA_VERSION)
+        fprintf(stderr, "emerge: note: %s: upgraded the store from schema "
+                "version %d to %d\n", s->path, v, STORE_SCHEMA_VERSION);
+    return 0;
 }
 
 static int prepare_all(store *s, em_err *err)
 {
     return prepare(s, "SELECT r.ok, r.output, r.logprob, r.n_tokens, r.is_greedy,"
-                   " r.error, r.elapsed FROM requests q JOIN responses r"
+                   " r.error, r.elapsed, r.truncated, r.finish FROM requests q"
+                   " JOIN responses r"
                    " ON r.request_id = q.id WHERE q.key = ? AND r.ok = 1",
                    &s->lookup, err) ||
            prepare(s, "INSERT OR IGNORE INTO requests(key, kind, model_id,"
@@ -163,10 +210,11 @@ static int prepare_all(store *s, em_err *err)
            prepare(s, "SELECT id FROM requests WHERE key = ?", &s->get_req, err) ||
            prepare(s, "INSERT OR REPLACE INTO responses(request_id, run_id, ok,"
                    " output, logprob, n_tokens, is_greedy, token_logprobs, error,"
-                   " elapsed) VALUES(?,?,?,?,?,?,?,?,?,?)", &s->put_resp, err) ||
+                   " elapsed, truncated, finish) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                   &s->put_resp, err) ||
            prepare(s, "INSERT OR REPLACE INTO scores(model_id, task_id, variant,"
-                   " example_id, metric, value, answer, config)"
-                   " VALUES(?,?,?,?,?,?,?,?)",
+                   " example_id, metric, value, answer, config, truncated, cut)"
+                   " VALUES(?,?,?,?,?,?,?,?,?,?)",
                    &s->put_score, err) ||
            prepare(s, "SELECT 1 FROM scores WHERE model_id = ? AND task_id = ?"
                    " AND variant = ? AND example_id = ? AND config IS ? LIMIT 1",
@@ -174,6 +222,33 @@ static int prepare_all(store *s, em_err *err)
                    err) ||
            prepare(s, "DELETE FROM scores WHERE model_id = ? AND task_id = ?"
                    " AND variant = ? AND example_id = ?", &s->clear_scores, err);
+}
+
+/* How long a writer waits for another one's transaction before giving
+ * up, and when it says that it is waiting. Transactions are short (the
+ * sweep computes outside them), so a long wait means a stuck writer. */
+#define STORE_BUSY_NOTE_MS 5000
+#define STORE_BUSY_LIMIT_MS 120000
+
+/* sqlite3's busy handler: sleeps 1, 2, 4 ... 100 ms between tries, says
+ * once that it is waiting, gives up (SQLITE_BUSY: "database is locked")
+ * after STORE_BUSY_LIMIT_MS. */
+static int busy_wait(void *arg, int tries)
+{
+    store *s = arg;
+    if (tries == 0)
+        s->busy_ms = 0;
+    int ms = tries < 7 ? 1 << tries : 100;
+    if (s->busy_ms >= STORE_BUSY_LIMIT_MS)
+        return 0;
+    if (s->busy_ms < STORE_BUSY_NOTE_MS && s->busy_ms + ms >= STORE_BUSY_NOTE_MS)
+        fprintf(stderr, "emerge: note: %s: waiting for another process's "
+                "write transaction (gives up after %d s)\n", s->path,
+                STORE_BUSY_LIMIT_MS / 1000);
+    sqlite3_sleep(ms);
+    s->busy_ms += ms;
+    s->busy_waits++;
+    return 1;
 }
 
 int store_open(const char *path, store **out, em_err *err)
@@ -187,15 +262,98 @@ int store_open(const char *path, store **out, em_err *err)
         store_close(s);
         return -1;
     }
-    sqlite3_busy_timeout(s->db, 10000);
+    sqlite3_busy_handler(s->db, busy_wait, s);
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
              " PRAGMA foreign_keys=ON;", err) != 0 ||
-        migrate(s, err) != 0 || prepare_all(s, err) != 0) {
+        migrate(s, err) != 0 || prepare_all(s, err) != 0 ||
+        store_select_versions_db(s->db, s->path, NULL, err) != 0) {
         store_close(s);
         return -1;
     }
     *out = s;
     return 0;
+}
+
+/* The file: URI that opens path read-only. Without a -wal file beside it
+ * every committed page is in the main file, and "immutable" reads it
+ * without taking locks or creating the -wal/-shm files a read-only WAL
+ * connection would otherwise leave behind (a committed baseline must stay
+ * one file; a 0444 file in a 0555 directory or a read-only mount must
+ * work). With a -wal file (a store being written elsewhere) it is read
+ * normally, read-only. */
+static char *ro_uri(const char *path)
+{
+    em_buf b = {0};
+    em_buf_puts(&b, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (*p == '?' || *p == '#' || *p == '%' || *p < 0x20 || *p == 0x7F)
+            em_buf_printf(&b, "%%%02X", *p);
+        else
+            em_buf_putc(&b, (char)*p);
+    }
+    em_buf wal = {0};
+    em_buf_printf(&wal, "%s-wal", path);
+    struct stat sb;
+    if (stat(wal.s, &sb) != 0)
+        em_buf_puts(&b, "?immutable=1");
+    em_buf_free(&wal);
+    return em_buf_take(&b);
+}
+
+int store_sqlite_open_ro(const char *path, sqlite3 **db, em_err *err)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return em_errorf(err, "%s: no such database", path);
+    if (!S_ISREG(sb.st_mode))
+        return em_errorf(err, "%s: not a regular file", path);
+    char *uri = ro_uri(path);
+    int rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    free(uri);
+    if (rc != SQLITE_OK) {
+        em_errorf(err, "%s: cannot open database: %s", path,
+                  *db ? sqlite3_errmsg(*db) : "out of memory");
+        sqlite3_close(*db);
+        *db = NULL;
+        return -1;
+    }
+    sqlite3_busy_timeout(*db, STORE_BUSY_LIMIT_MS);
+    return 0;
+}
+
+int store_open_readonly(const char *path, store **out, em_err *err)
+{
+    store *s = em_calloc(1, sizeof *s);
+    s->path = em_strdup(path);
+    s->readonly = 1;
+    int v = 0;
+    if (store_sqlite_open_ro(path, &s->db, err) != 0 ||
+        user_version(s, &v, err) != 0) {
+        store_close(s);
+        return -1;
+    }
+    int rc = 0;
+    if (v == 0)
+        rc = em_errorf(err, "%s: not an emerge store (no emerge schema version)",
+                       path);
+    else if (v != STORE_SCHEMA_VERSION)
+        rc = em_errorf(err, "%s: schema version %d, this emerge reads version %d%s",
+                       path, v, STORE_SCHEMA_VERSION,
+                       v < STORE_SCHEMA_VERSION ? " (`emerge migrate --db FILE` "
+                       "upgrades it in place; reading commands never write)" : "");
+    if (rc == 0)
+        rc = store_select_versions_db(s->db, s->path, NULL, err);
+    if (rc != 0) {
+        store_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+int store_select_versions(store *s, const char *spec, em_err *err)
+{
+    return store_select_versions_db(s->db, s->path, spec, err);
 }
 
 void store_close(store *s)
@@ -214,7 +372,28 @@ void store_close(store *s)
     free(s);
 }
 
-int store_begin(store *s, em_err *err) { return exec(s, "BEGIN IMMEDIATE;", err); }
+int store_begin(store *s, em_err *err)
+{
+    if (s->readonly)
+        return em_errorf(err, "%s: opened read-only", s->path);
+    return exec(s, "BEGIN IMMEDIATE;", err);
+}
+
+int store_version_notes(store *s, FILE *f, em_err *err)
+{
+    return store_version_notes_db(s->db, f, err);
+}
+
+int store_gc(store *s, int dry_run, FILE *f, int *removed, em_err *err)
+{
+    if (store_begin(s, err) != 0)
+        return -1;
+    if (store_gc_db(s->db, s->path, dry_run, f, removed, err) != 0) {
+        store_rollback(s);
+        return -1;
+    }
+    return store_commit(s, err);
+}
 int store_commit(store *s, em_err *err) { return exec(s, "COMMIT;", err); }
 
 void store_rollback(store *s)
@@ -346,38 +525,41 @@ static int put_examples(store *s, const task *t, int64_t id, em_err *err)
     return rc;
 }
 
-/* Deletes what an older version of the task left behind. */
-static int forget_task_version(store *s, int64_t id, em_err *err)
-{
-    char sql[160];
-    snprintf(sql, sizeof sql, "DELETE FROM scores WHERE task_id = %lld;"
-             " DELETE FROM examples WHERE task_id = %lld;",
-             (long long)id, (long long)id);
-    return exec(s, sql, err);
-}
-
-int store_put_task(store *s, const task *t, int64_t *id, em_err *err)
+/* The id of (name, hash), or -1; *next: the version a new row would get. */
+static int find_version(store *s, const task *t, int64_t *id, int *next,
+                        em_err *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s, "SELECT id, hash FROM tasks WHERE name = ?", &st, err) != 0)
+    if (prepare(s, "SELECT (SELECT id FROM tasks WHERE name = ?1 AND hash = ?2),"
+                " (SELECT coalesce(max(version), 0) + 1 FROM tasks WHERE name = ?1)",
+                &st, err) != 0)
         return -1;
     bind_text(st, 1, t->name);
-    int64_t old = -1;
-    int changed = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        old = sqlite3_column_int64(st, 0);
-        changed = strcmp((const char *)sqlite3_column_text(st, 1), t->hash) != 0;
-    }
+    bind_text(st, 2, t->hash);
+    int rc = sqlite3_step(st);
+    *id = rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL
+              ? sqlite3_column_int64(st, 0) : -1;
+    *next = rc == SQLITE_ROW ? sqlite3_column_int(st, 1) : 1;
     sqlite3_finalize(st);
-    if (changed && forget_task_version(s, old, err) != 0)
+    return rc == SQLITE_ROW ? 0 : db_error(s, err, "reading tasks");
+}
+
+int store_put_task(store *s, const task *t, int64_t run_id, int64_t *id,
+                   em_err *err)
+{
+    int64_t old;
+    int next;
+    if (find_version(s, t, &old, &next, err) != 0)
         return -1;
+    sqlite3_stmt *st;
     if (prepare(s, "INSERT INTO tasks(name, hash, path, preferred_metric,"
-                " random_baseline, low_score, high_score) VALUES(?,?,?,?,?,?,?)"
-                " ON CONFLICT(name) DO UPDATE SET hash=excluded.hash,"
-                " path=excluded.path, preferred_metric=excluded.preferred_metric,"
+                " random_baseline, low_score, high_score, version, last_run)"
+                " VALUES(?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(name, hash) DO UPDATE SET path=excluded.path,"
+                " preferred_metric=excluded.preferred_metric,"
                 " random_baseline=excluded.random_baseline,"
-                " low_score=excluded.low_score, high_score=excluded.high_score",
-                &st, err) != 0)
+                " low_score=excluded.low_score, high_score=excluded.high_score,"
+                " last_run=excluded.last_run", &st, err) != 0)
         return -1;
     bind_text(st, 1, t->name);
     bind_text(st, 2, t->hash);
@@ -389,11 +571,17 @@ int store_put_task(store *s, const task *t, int64_t *id, em_err *err)
         sqlite3_bind_double(st, 5, t->random_baseline);
     sqlite3_bind_double(st, 6, t->low_score);
     sqlite3_bind_double(st, 7, t->high_score);
+    sqlite3_bind_int(st, 8, next);
+    sqlite3_bind_int64(st, 9, run_id);
     int rc = step_done(s, st, "storing task", err);
     sqlite3_finalize(st);
-    if (rc != 0 || id_of(s, "SELECT id FROM tasks WHERE name = ?", t->name, id, err))
+    if (rc != 0 || find_version(s, t, id, &next, err) != 0)
         return -1;
-    return put_examples(s, t, *id, err);
+    if (old < 0 && next > 2)
+        fprintf(stderr, "emerge: note: task %s changed (%s): stored as version "
+                "%d; the scores of earlier versions are kept\n", t->name,
+                t->path ? t->path : "", next - 1);
+    return old < 0 ? put_examples(s, t, *id, err) : 0;
 }
 
 /* ---- the response cache ------------------------------------------------ */
@@ -435,6 +623,22 @@ static char *col_dup(sqlite3_stmt *st, int i)
     return v ? em_strdup((const char *)v) : NULL;
 }
 
+static const char *const finish_names[] = {NULL, "stop", "length", "context"};
+
+static const char *finish_name(int f)
+{
+    return f > 0 && f < (int)(sizeof finish_names / sizeof *finish_names)
+               ? finish_names[f] : NULL;
+}
+
+static int finish_code(const char *name)
+{
+    for (int i = 1; name && i < (int)(sizeof finish_names / sizeof *finish_names); i++)
+        if (!strcmp(name, finish_names[i]))
+            return i;
+    return 0;
+}
+
 int store_lookup(store *s, const char *key, store_response *out, int *found,
                  em_err *err)
 {
@@ -451,6 +655,8 @@ int store_lookup(store *s, const char *key, store_response *out, int *found,
         out->is_greedy = sqlite3_column_int(st, 4);
         out->error = col_dup(st, 5);
         out->elapsed = sqlite3_column_double(st, 6);
+        out->truncated = sqlite3_column_int(st, 7);
+        out->finish = finish_code((const char *)sqlite3_column_text(st, 8));
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -507,6 +713,8 @@ int store_put_response(store *s, const store_request *rq,
     bind_text(st, 8, tl);
     bind_text(st, 9, rs->error);
     sqlite3_bind_double(st, 10, rs->elapsed);
+    sqlite3_bind_int(st, 11, rs->truncated);
+    bind_text(st, 12, finish_name(rs->finish));
     int rc = step_done(s, st, "storing response", err);
     free(tl);
     return rc;
@@ -523,6 +731,8 @@ int store_put_score(store *s, const store_score *sc, em_err *err)
     sqlite3_bind_double(st, 6, sc->value);
     bind_text(st, 7, sc->answer);
     bind_text(st, 8, sc->config);
+    sqlite3_bind_int(st, 9, sc->truncated);
+    sqlite3_bind_int(st, 10, sc->cut);
     return step_done(s, st, "storing score", err);
 }
 
@@ -573,7 +783,8 @@ int store_dump_scores(store *s, FILE *f, em_err *err)
     sqlite3_stmt *st;
     if (prepare(s, "SELECT m.name, t.name, s.variant, s.example_id, s.metric,"
                 " s.value, s.answer FROM scores s JOIN models m ON m.id ="
-                " s.model_id JOIN tasks t ON t.id = s.task_id ORDER BY m.params,"
+                " s.model_id JOIN tasks t ON t.id = s.task_id"
+                " JOIN temp.task_sel ts ON ts.id = t.id ORDER BY m.params,"
                 " m.tokens, m.step, m.name, t.name, s.variant, s.example_id,"
                 " s.metric", &st, err) != 0)
         return -1;
@@ -720,8 +931,10 @@ static void add_ece(row_acc *a, store_result like, const char *name,
 
 static const char *const results_sql =
     "SELECT t.name, s.variant, m.name, s.metric, s.value, m.params, m.tokens,"
-    " m.step, t.preferred_metric, t.random_baseline, t.low_score, t.high_score"
+    " m.step, t.preferred_metric, t.random_baseline, t.low_score, t.high_score,"
+    " coalesce(s.truncated, 0), coalesce(s.cut, 0)"
     " FROM scores s JOIN tasks t ON t.id = s.task_id"
+    " JOIN temp.task_sel ts ON ts.id = t.id"
     " JOIN models m ON m.id = s.model_id AND m.last_run IS (SELECT"
     " max(last_run) FROM models m2 WHERE m2.name = m.name)"
     " LEFT JOIN examples e ON e.task_id = s.task_id AND e.example_id = s.example_id"
@@ -778,6 +991,8 @@ int store_results(store *s, store_result **rows, int *n, em_err *err)
         }
         double v = sqlite3_column_double(st, 4);
         dvec_push(&vals, v);
+        cur->n_truncated += sqlite3_column_int(st, 12) > 0;
+        cur->n_cut += sqlite3_column_int(st, 13) > 0;
         if (!strcmp(cur->metric, "mc_confidence"))
             dvec_push(&conf, v);
         else if (!strcmp(cur->metric, "multiple_choice_grade"))

@@ -18,17 +18,50 @@
 #define EMERGE_STORE_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "harness/common.h"
 #include "harness/task.h"
 #include "metrics/scaling.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store store;
+typedef struct sqlite3 sqlite3;
 
+/* Opens (creating it if missing) a store for writing; an older schema is
+ * upgraded in place, with a note. A writer that finds the database busy
+ * waits for the other writer with backoff, says so after 5 s and gives up
+ * after 120 s. */
 int store_open(const char *path, store **out, em_err *err);
+/* Opens an existing store for the reading commands: nothing is created,
+ * migrated or written (no -wal/-shm files when none exist, so a 0444 file,
+ * a read-only mount or a rollback-journal store stay as they are). Only
+ * the reading functions below may be called on it. An older schema is an
+ * error that names `emerge migrate`. */
+int store_open_readonly(const char *path, store **out, em_err *err);
 void store_close(store *s);
+/* The raw read-only connection store_open_readonly makes (for
+ * store_query.c): judged by the caller. */
+int store_sqlite_open_ro(const char *path, sqlite3 **db, em_err *err);
+
+/* Task versions (store_version.c). The reading functions (store_results,
+ * store_load_series, store_dump_scores and store_query.h) see one version
+ * per task name: by default the one the latest run used; spec, a
+ * --task-version list "N" or "TASK=N,...", selects others (N alone: every
+ * task that has version N). NULL restores the default. */
+int store_select_versions(store *s, const char *spec, em_err *err);
+int store_select_versions_db(sqlite3 *db, const char *path, const char *spec,
+                             em_err *err);
+/* One note line on f per selected task that has other stored versions. */
+int store_version_notes(store *s, FILE *f, em_err *err);
+int store_version_notes_db(sqlite3 *db, FILE *f, em_err *err);
+/* Removes every superseded task version (not the one a name's latest run
+ * used) with its examples and scores, a line on f for each; dry_run only
+ * prints. Cached responses stay. *removed: versions listed. */
+int store_gc(store *s, int dry_run, FILE *f, int *removed, em_err *err);
+int store_gc_db(sqlite3 *db, const char *path, int dry_run, FILE *f,
+                int *removed, em_err *err);
 
 int store_begin(store *s, em_err *err);
 int store_commit(store *s, em_err *err);
@@ -52,10 +85,11 @@ typedef struct store_model {
 int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err);
 int store_set_model_params(store *s, int64_t id, double params, em_err *err);
 
-/* Inserts or updates the task (by name) and its examples. When the task's
- * hash changed since it was stored, its old examples and scores are
- * deleted: they described a different task. */
-int store_put_task(store *s, const task *t, int64_t *id, em_err *err);
+/* Inserts the task version (name, hash) with its examples, or marks a
+ * stored one as used by run_id. A new hash under a known name becomes the
+ * next version: the old versions keep their examples and scores. */
+int store_put_task(store *s, const task *t, int64_t run_id, int64_t *id,
+                   em_err *err);
 
 /* SHA-256 over the length-prefixed fields: the cache key. cont may be NULL. */
 void store_cache_key(const char *identity, const char *kind, const char *prompt,
@@ -80,6 +114,8 @@ typedef struct store_response {
     int n_token_logprobs;
     char *error;               /* malloc'd, or NULL */
     double elapsed;            /* seconds of backend time, amortised */
+    int truncated;             /* prompt tokens dropped to fit the context */
+    int finish;                /* BACKEND_FINISH_* of a generation, else 0 */
 } store_response;
 
 void store_response_clear(store_response *r);
@@ -99,6 +135,10 @@ typedef struct store_score {
     const char *answer;        /* extracted answer, or NULL */
     const char *config;        /* run settings that change scores
                                   ("greedy", or temperature and seed) */
+    int truncated;             /* prompt tokens the example's requests lost
+                                  to the context (the most of any) */
+    int cut;                   /* its generations that ended at max_tokens
+                                  or a full context */
 } store_score;
 
 int store_put_score(store *s, const store_score *sc, em_err *err);
@@ -124,6 +164,8 @@ typedef struct store_result {
     double normalized;         /* NAN unless metric is the preferred one */
     int preferred;
     double random_baseline, low_score, high_score;  /* from the task */
+    int n_truncated;           /* examples with a truncated prompt */
+    int n_cut;                 /* examples with a generation cut short */
 } store_result;
 
 /* Every (task, variant, model, metric) aggregate, sorted by task, variant,

@@ -1,11 +1,12 @@
 /*
  * store_query.c - read-only queries over a results database (reports).
  *
- * Why a second connection type next to store.c: store_open creates a
- * missing file and migrates an old one, which is right for a sweep and
- * wrong for a report or a CI check, where a typo in --baseline must be an
- * error rather than a fresh empty database. Here the file is opened with
- * SQLITE_OPEN_READONLY and judged before anything is read.
+ * Why a second connection type next to store.c: these queries serve the
+ * reports, which read per-example views the aggregating store functions
+ * do not keep. The file is opened as store_open_readonly opens it (never
+ * created, migrated or written; store_sqlite_open_ro) and judged before
+ * anything is read. Like every reader it sees one version per task
+ * (temp.task_sel, store_version.c).
  */
 #include "harness/store_query.h"
 
@@ -77,64 +78,36 @@ static int q_validate(store_query *q, em_err *err)
     if (v > STORE_SCHEMA_VERSION || (v < STORE_SCHEMA_VERSION && !missing))
         return em_errorf(err, "%s: schema version %d, this emerge reads version "
                          "%d%s", q->path, v, STORE_SCHEMA_VERSION,
-                         v < STORE_SCHEMA_VERSION ? " (`emerge results --db FILE` "
-                         "upgrades an older store in place)" : "");
+                         v < STORE_SCHEMA_VERSION ? " (`emerge migrate --db FILE` "
+                         "upgrades an older store in place; reading commands "
+                         "never write)" : "");
     if (missing)
         return em_errorf(err, "%s: not an emerge results database (%d of its "
                          "tables are missing)", q->path, missing);
     return 0;
 }
 
-/* The file: URI that opens path read-only. Without a -wal file beside
- * it every committed page is in the main file, and "immutable" reads it
- * without the -wal/-shm files a read-only WAL connection would otherwise
- * create and leave behind (a committed baseline must stay one file).
- * With a -wal file (a store still open elsewhere) it is read normally. */
-static char *open_uri(const char *path)
-{
-    em_buf b = {0};
-    em_buf_puts(&b, "file:");
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-        if (*p == '?' || *p == '#' || *p == '%' || *p < 0x20 || *p == 0x7F)
-            em_buf_printf(&b, "%%%02X", *p);
-        else
-            em_buf_putc(&b, (char)*p);
-    }
-    em_buf wal = {0};
-    em_buf_printf(&wal, "%s-wal", path);
-    struct stat sb;
-    if (stat(wal.s, &sb) != 0)
-        em_buf_puts(&b, "?immutable=1");
-    em_buf_free(&wal);
-    return em_buf_take(&b);
-}
-
 int store_query_open(const char *path, store_query **out, em_err *err)
 {
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return em_errorf(err, "%s: no such database", path);
-    if (!S_ISREG(sb.st_mode))
-        return em_errorf(err, "%s: not a regular file", path);
     store_query *q = em_calloc(1, sizeof *q);
     q->path = em_strdup(path);
-    char *uri = open_uri(path);
-    int orc = sqlite3_open_v2(uri, &q->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
-                              NULL);
-    free(uri);
-    if (orc != SQLITE_OK) {
-        em_errorf(err, "%s: cannot open database: %s", path,
-                  q->db ? sqlite3_errmsg(q->db) : "out of memory");
-        store_query_close(q);
-        return -1;
-    }
-    sqlite3_busy_timeout(q->db, 10000);
-    if (q_validate(q, err) != 0) {
+    if (store_sqlite_open_ro(path, &q->db, err) != 0 || q_validate(q, err) != 0 ||
+        store_select_versions_db(q->db, q->path, NULL, err) != 0) {
         store_query_close(q);
         return -1;
     }
     *out = q;
     return 0;
+}
+
+int store_query_select_versions(store_query *q, const char *spec, em_err *err)
+{
+    return store_select_versions_db(q->db, q->path, spec, err);
+}
+
+int store_query_version_notes(store_query *q, FILE *f, em_err *err)
+{
+    return store_version_notes_db(q->db, f, err);
 }
 
 void store_query_close(store_query *q)
@@ -203,7 +176,8 @@ int store_query_tasks(store_query *q, sq_task **out, int *n, em_err *err)
     sqlite3_stmt *st;
     if (q_prepare(q, "SELECT t.name, " PREFERRED_SQL ", t.random_baseline,"
                   " (SELECT count(*) FROM examples e WHERE e.task_id = t.id)"
-                  " FROM tasks t WHERE EXISTS(SELECT 1 FROM scores s"
+                  " FROM tasks t JOIN temp.task_sel ts ON ts.id = t.id"
+                  " WHERE EXISTS(SELECT 1 FROM scores s"
                   " WHERE s.task_id = t.id) ORDER BY t.name", &st, err) != 0)
         return -1;
     sq_task *t = NULL;
@@ -241,6 +215,7 @@ void store_query_tasks_free(sq_task *t, int n)
 static const char *const cells_sql =
     "SELECT t.name, s.variant, m.name, s.metric, m.params, s.example_id,"
     " s.value, m.id FROM scores s JOIN tasks t ON t.id = s.task_id"
+    " JOIN temp.task_sel ts ON ts.id = t.id"
     " JOIN models m ON m.id = s.model_id AND" LATEST_SQL
     " WHERE s.metric = " PREFERRED_SQL
     " ORDER BY t.name, s.variant, m.params, m.name, m.id, s.example_id";
@@ -331,6 +306,7 @@ static const char *const choices_sql =
     " r.continuation, e.targets, p.logprob"
     " FROM requests r JOIN responses p ON p.request_id = r.id AND p.ok = 1"
     " JOIN tasks t ON t.id = r.task_id"
+    " JOIN temp.task_sel ts ON ts.id = t.id"
     " JOIN models m ON m.id = r.model_id AND" LATEST_SQL
     " JOIN examples e ON e.task_id = r.task_id AND e.example_id = r.example_id"
     " WHERE r.kind = 'loglik' AND r.choice >= 0"
@@ -467,6 +443,7 @@ static const char *const outputs_sql =
     "  AND r.example_id = s.example_id AND r.kind = 'generate'"
     "  ORDER BY r.pass DESC LIMIT 1)"
     " FROM scores s JOIN tasks t ON t.id = s.task_id"
+    " JOIN temp.task_sel ts ON ts.id = t.id"
     " JOIN models m ON m.id = s.model_id AND" LATEST_SQL
     " WHERE t.name = ?1 AND s.variant = ?2 AND s.example_id = ?3"
     " AND s.metric = " PREFERRED_SQL
@@ -518,7 +495,8 @@ int store_query_example(store_query *q, const char *task, const char *example_id
 {
     sqlite3_stmt *st;
     if (q_prepare(q, "SELECT e.input, e.targets FROM examples e JOIN tasks t"
-                  " ON t.id = e.task_id WHERE t.name = ? AND e.example_id = ?",
+                  " ON t.id = e.task_id JOIN temp.task_sel ts ON ts.id = t.id"
+                  " WHERE t.name = ? AND e.example_id = ?",
                   &st, err) != 0)
         return -1;
     sqlite3_bind_text(st, 1, task, -1, SQLITE_TRANSIENT);

@@ -14,6 +14,8 @@
 #ifndef EMERGE_STORE_QUERY_H
 #define EMERGE_STORE_QUERY_H
 
+#include <stdio.h>
+
 #include "harness/common.h"
 
 typedef struct store_query store_query;
@@ -22,6 +24,10 @@ typedef struct store_query store_query;
  * STORE_SCHEMA_VERSION with the tables the queries use. */
 int store_query_open(const char *path, store_query **out, em_err *err);
 void store_query_close(store_query *q);
+/* Which task versions the queries see (store_select_versions), and the
+ * notes that say others exist (store_version_notes). */
+int store_query_select_versions(store_query *q, const char *spec, em_err *err);
+int store_query_version_notes(store_query *q, FILE *f, em_err *err);
 const char *store_query_path(const store_query *q);
 
 typedef struct sq_model {

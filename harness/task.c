@@ -1385,7 +1385,10 @@ int task_load(const char *path, task **out, em_err *err)
     if (!rc) {
         L.t = em_calloc(1, sizeof *L.t);
         L.t->path = em_strdup(path);
-        em_buf_put(&L.bytes, text, len);
+        /* The hash covers what the file says, not how: comments, layout
+         * and key order do not make a new task version (store.h). */
+        em_buf_puts(&L.bytes, "emerge task v2\n");
+        ydoc_canon(L.root, &L.bytes);
         rc = load_all(&L);
     }
     if (!rc)

@@ -221,6 +221,50 @@ void ydoc_free(ydoc_node *n)
     free(n);
 }
 
+/* Key order of mapping entries i and j (byte order of the key text). */
+static int canon_cmp(const ydoc_node *map, int i, int j)
+{
+    const ydoc_node *x = map->keys[i], *y = map->keys[j];
+    size_t n = x->len < y->len ? x->len : y->len;
+    int d = memcmp(x->str, y->str, n);
+    return d ? d : (x->len > y->len) - (x->len < y->len);
+}
+
+static void canon_scalar(const ydoc_node *n, em_buf *out)
+{
+    em_buf_printf(out, "%c%zu:", n->plain ? 'p' : 's', n->len);
+    em_buf_put(out, n->str, n->len);
+}
+
+void ydoc_canon(const ydoc_node *n, em_buf *out)
+{
+    if (!n) {
+        em_buf_puts(out, "~");
+        return;
+    }
+    if (n->kind == YDOC_SCALAR) {
+        canon_scalar(n, out);
+        return;
+    }
+    em_buf_printf(out, "%c%d[", n->kind == YDOC_SEQ ? 'q' : 'm', n->n);
+    int *order = em_malloc(sizeof *order * (size_t)(n->n + 1));
+    for (int i = 0; i < n->n; i++)
+        order[i] = i;
+    for (int i = 1; n->kind == YDOC_MAP && i < n->n; i++) { /* insertion */
+        int k = order[i], j = i;
+        for (; j > 0 && canon_cmp(n, order[j - 1], k) > 0; j--)
+            order[j] = order[j - 1];
+        order[j] = k;
+    }
+    for (int i = 0; i < n->n; i++) {
+        if (n->kind == YDOC_MAP)
+            canon_scalar(n->keys[order[i]], out);
+        ydoc_canon(n->items[order[i]], out);
+    }
+    free(order);
+    em_buf_putc(out, ']');
+}
+
 ydoc_node *ydoc_key(const ydoc_node *map, const char *key)
 {
     if (!map || map->kind != YDOC_MAP)

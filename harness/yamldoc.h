@@ -34,6 +34,13 @@ int ydoc_parse(const char *path, const char *text, size_t len,
                ydoc_node **out, em_err *err);
 void ydoc_free(ydoc_node *n);
 
+/* A canonical serialisation of n for hashing: what the document says, not
+ * how it is written. Comments, indentation, flow vs block style and the
+ * order of mapping keys leave it unchanged; any scalar's text (and whether
+ * it was quoted: `~` and "~" differ), a sequence's order or a key does
+ * change it. Appended to out. */
+void ydoc_canon(const ydoc_node *n, em_buf *out);
+
 /* The value under key in a mapping, or NULL. */
 ydoc_node *ydoc_get(const ydoc_node *map, const char *key);
 /* The key node of key in a mapping, or NULL (for positions). */

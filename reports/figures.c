@@ -4,9 +4,9 @@
  *
  * Why the series come from store_load_series rather than our own query:
  * the means and bootstrap CIs in the figures must be the ones `emerge
- * results` and `emerge scaling` print. The database is validated
- * read-only first (store_query_open), so store_open never creates or
- * migrates anything here.
+ * results` and `emerge scaling` print. Both connections are read-only
+ * (store_query_open, store_open_readonly): a report never creates,
+ * migrates or writes the database it reads.
  */
 #include "reports/figures.h"
 
@@ -23,7 +23,11 @@ static int query_all(const char *path, report_data *d, em_err *err)
     store_query *q;
     if (store_query_open(path, &q, err) != 0)
         return -1;
-    int rc = store_query_tasks(q, &d->tasks, &d->n_tasks, err);
+    int rc = store_query_select_versions(q, d->task_version, err);
+    if (rc == 0)
+        rc = store_query_version_notes(q, stderr, err);
+    if (rc == 0)
+        rc = store_query_tasks(q, &d->tasks, &d->n_tasks, err);
     if (rc == 0)
         rc = store_query_models(q, &d->models, &d->n_models, err);
     if (rc == 0)
@@ -35,9 +39,11 @@ static int query_all(const char *path, report_data *d, em_err *err)
 static int load_series(const char *path, report_data *d, em_err *err)
 {
     store *s;
-    if (store_open(path, &s, err) != 0)
+    if (store_open_readonly(path, &s, err) != 0)
         return -1;
-    int rc = store_load_series(s, d->axis_flops, &d->series, &d->n_series, err);
+    int rc = store_select_versions(s, d->task_version, err);
+    if (rc == 0)
+        rc = store_load_series(s, d->axis_flops, &d->series, &d->n_series, err);
     store_close(s);
     return rc;
 }
@@ -105,11 +111,12 @@ static int by_breakthroughness(const void *pa, const void *pb)
     return a - b;
 }
 
-int report_data_load(const char *db_path, int axis_flops, report_data *d,
-                     em_err *err)
+int report_data_load(const char *db_path, int axis_flops,
+                     const char *task_version, report_data *d, em_err *err)
 {
     memset(d, 0, sizeof *d);
     d->db_path = em_strdup(db_path);
+    d->task_version = task_version ? em_strdup(task_version) : NULL;
     d->axis_flops = axis_flops;
     if (query_all(db_path, d, err) != 0 || load_series(db_path, d, err) != 0) {
         report_data_free(d);
@@ -140,6 +147,7 @@ int report_data_load(const char *db_path, int axis_flops, report_data *d,
 
 void report_data_free(report_data *d)
 {
+    free(d->task_version);
     scaling_series_free(d->series, d->n_series);
     free(d->res);
     store_query_tasks_free(d->tasks, d->n_tasks);

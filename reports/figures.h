@@ -24,6 +24,7 @@
 
 typedef struct report_data {
     char *db_path;
+    char *task_version;         /* --task-version selection, or NULL */
     int axis_flops;
     scaling_series *series;
     scaling_result *res;        /* per series */
@@ -39,9 +40,12 @@ typedef struct report_data {
     int n_choices;
 } report_data;
 
-/* Reads everything from the database (validated read-only first). */
-int report_data_load(const char *db_path, int axis_flops, report_data *d,
-                     em_err *err);
+/* Reads everything from the database (read-only: nothing is created,
+ * migrated or written), at the task versions task_version selects (NULL:
+ * the current ones; see store_select_versions), noting on stderr which
+ * tasks have other versions. */
+int report_data_load(const char *db_path, int axis_flops,
+                     const char *task_version, report_data *d, em_err *err);
 void report_data_free(report_data *d);
 
 /* The x of a series point on the chosen axis. */

@@ -185,7 +185,9 @@ static int pick_examples(report_ctx *c, int per_task, em_err *err)
     if (store_query_open(c->d->db_path, &q, err) != 0)
         return -1;
     sq_cell *cells = NULL;
-    int n = 0, rc = store_query_cells(q, &cells, &n, err);
+    int n = 0, rc = store_query_select_versions(q, c->d->task_version, err);
+    if (rc == 0)
+        rc = store_query_cells(q, &cells, &n, err);
     for (int t = 0; rc == 0 && t < c->d->n_tasks; t++) {
         int m = c->d->main_series[t];
         if (m < 0)

@@ -1,6 +1,7 @@
 /* test_store.c - the SQLite store, family files, and the replay and
  * synthetic test backends (everything below the sweep loop). */
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,39 +205,112 @@ TEST(test_store_schema)
     free(db);
 }
 
-/* A version-1 file (no scores.config, no models.last_run) is upgraded. */
-TEST(test_store_migrates_v1)
+/* The schema of version 2 (emerge before task versions), as it was: the
+ * fixture for the upgrades. Version 1 lacked scores.config and
+ * models.last_run. */
+static const char v2_schema[] =
+    "CREATE TABLE runs(id INTEGER PRIMARY KEY, created TEXT NOT NULL, command TEXT,"
+    " seed INTEGER, version TEXT);"
+    "CREATE TABLE models(id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE,"
+    " name TEXT NOT NULL, backend TEXT NOT NULL, path TEXT, params REAL,"
+    " tokens REAL, step REAL, spec TEXT, last_run INTEGER);"
+    "CREATE TABLE tasks(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+    " hash TEXT NOT NULL, path TEXT, preferred_metric TEXT, random_baseline REAL,"
+    " low_score REAL, high_score REAL);"
+    "CREATE TABLE examples(task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE"
+    " CASCADE, example_id TEXT NOT NULL, idx INTEGER NOT NULL, input TEXT,"
+    " targets TEXT, PRIMARY KEY(task_id, example_id));"
+    "CREATE TABLE requests(id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,"
+    " kind TEXT NOT NULL, model_id INTEGER NOT NULL REFERENCES models(id),"
+    " task_id INTEGER REFERENCES tasks(id) ON DELETE SET NULL, variant TEXT,"
+    " example_id TEXT, pass INTEGER, choice INTEGER, prompt TEXT NOT NULL,"
+    " continuation TEXT, settings TEXT);"
+    "CREATE TABLE responses(request_id INTEGER PRIMARY KEY REFERENCES"
+    " requests(id) ON DELETE CASCADE, run_id INTEGER REFERENCES runs(id),"
+    " ok INTEGER NOT NULL, output TEXT, logprob REAL, n_tokens INTEGER,"
+    " is_greedy INTEGER, token_logprobs TEXT, error TEXT, elapsed REAL);"
+    "CREATE TABLE scores(model_id INTEGER NOT NULL REFERENCES models(id),"
+    " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
+    " variant TEXT NOT NULL, example_id TEXT NOT NULL, metric TEXT NOT NULL,"
+    " value REAL, answer TEXT, config TEXT,"
+    " PRIMARY KEY(model_id, task_id, variant, example_id, metric));"
+    "INSERT INTO models VALUES(1, 'I', 'm', 'synthetic', NULL, 1e6, 0, -1, '{}', 1);"
+    "INSERT INTO tasks VALUES(1, 'arith', 'h1', NULL, 'exact_match', 0, 0, 1);"
+    "INSERT INTO examples VALUES(1, 'e0', 0, '1+1', '[\"2\"]');"
+    "INSERT INTO scores VALUES(1, 1, 'standard', 'e0', 'exact_match', 1, '2',"
+    " 'greedy');";
+
+/* Writes an old store at db: version 2, or 1 (without the two columns). */
+static int write_old_store(const char *db, int version)
 {
-    char *db = new_db();
-    store *s = NULL;
-    em_err err = {{0}};
-    CHECK_INT(store_open(db, &s, &err), 0);
-    store_close(s);
-    char *out = NULL;
-    int rc = tl_sh(&out, "python3 -c \"import sqlite3; c=sqlite3.connect('%s');"
-                   " c.execute('ALTER TABLE scores DROP COLUMN config');"
-                   " c.execute('ALTER TABLE models DROP COLUMN last_run');"
-                   " c.execute('PRAGMA user_version=1'); c.commit()\" 2>&1", db);
-    free(out);
-    if (rc != 0) {
-        tl_skip("this SQLite cannot DROP COLUMN to make a version-1 file");
-        free(db);
-        return;
-    }
-    CHECK_INT(store_open(db, &s, &err), 0);
-    if (s) {
-        int64_t mid;
+    sqlite3 *h = NULL;
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", version);
+    int rc = sqlite3_open(db, &h) != SQLITE_OK ||
+             sqlite3_exec(h, v2_schema, NULL, NULL, NULL) != SQLITE_OK ||
+             (version == 1 &&
+              sqlite3_exec(h, "ALTER TABLE scores DROP COLUMN config;"
+                           "ALTER TABLE models DROP COLUMN last_run;", NULL, NULL,
+                           NULL) != SQLITE_OK) ||
+             sqlite3_exec(h, sql, NULL, NULL, NULL) != SQLITE_OK;
+    sqlite3_close(h);
+    return rc;
+}
+
+/* One integer a query on db gives (-1 on error). */
+static long long query_int(const char *db, const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_open(db, &h) == SQLITE_OK &&
+        sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+/* Version-1 and version-2 files are upgraded in place by a writer: their
+ * scores survive (each task becomes its version 1) and the foreign keys
+ * hold; a reader refuses them with the hint. */
+TEST(test_store_migrates_old)
+{
+    for (int version = 1; version <= 2; version++) {
+        char *db = new_db();
+        store *s = NULL;
+        em_err err = {{0}};
+        if (write_old_store(db, version) != 0) {
+            tl_skip("this SQLite cannot make a version-%d file", version);
+            free(db);
+            return;
+        }
+        CHECK_INT(store_open_readonly(db, &s, &err), -1);
+        CHECK_HAS(err.msg, "emerge migrate");
+        CHECK_INT(store_open(db, &s, &err), 0);
+        if (!s) {
+            tl_fail(__FILE__, __LINE__, "v%d: %s", version, err.msg);
+            free(db);
+            continue;
+        }
+        int64_t mid, n;
         store_model m = {"m", "synthetic", NULL, 1e6, 0, -1, "{}", "I", 3};
         CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
+        CHECK_INT(store_count(s, "scores", &n, &err), 0);
+        CHECK_INT(n, 1);
+        store_result *r = NULL;
+        int nr = 0;
+        CHECK_INT(store_results(s, &r, &nr, &err), 0);
+        CHECK_INT(nr, 1);
+        store_results_free(r, nr);
         store_close(s);
+        CHECK_INT(query_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        CHECK_INT(query_int(db, "SELECT last_run FROM models"), 3);
+        CHECK_INT(query_int(db, "SELECT version FROM tasks"), 1);
+        CHECK_INT(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+        free(db);
     }
-    out = NULL;
-    tl_sh(&out, "python3 -c \"import sqlite3; c=sqlite3.connect('%s');"
-                " print(c.execute('PRAGMA user_version').fetchone()[0],"
-                " c.execute('SELECT last_run FROM models').fetchone()[0])\"", db);
-    CHECK_HAS(out, "2 3");
-    free(out);
-    free(db);
 }
 
 TEST(test_cache_key)
@@ -311,7 +385,7 @@ TEST(test_store_cache)
     store_model m = {"m1", "synthetic", NULL, 1e6, 0, -1, "{}", "{\"id\":1}", 1};
     CHECK_INT(store_add_run(s, "x", 1, &run, &err), 0);
     CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
-    CHECK_INT(store_put_task(s, t, &tid, &err), 0);
+    CHECK_INT(store_put_task(s, t, run, &tid, &err), 0);
     store_request rq = {.kind = "generate", .model_id = mid, .task_id = tid,
                         .variant = "standard", .example_id = "e0", .pass = 1,
                         .choice = -2, .prompt = "Q: 1+1=", .settings = "{}"};
@@ -363,7 +437,7 @@ static void put(store *s, int64_t m, int64_t t, const char *metric,
     for (int i = 0; i < n; i++) {
         char id[16];
         snprintf(id, sizeof id, "e%d", i);
-        store_score sc = {m, t, "standard", id, metric, v[i], "x", "greedy"};
+        store_score sc = {m, t, "standard", id, metric, v[i], "x", "greedy", 0, 0};
         if (store_put_score(s, &sc, &err) != 0)
             tl_fail(__FILE__, __LINE__, "%s", err.msg);
     }
@@ -385,7 +459,7 @@ TEST(test_store_results_and_series)
     store_model ms = {"small", "synthetic", NULL, 1e6, 2e7, -1, "{}", "S", 1};
     store_put_model(s, &mb, &big, &err);
     store_put_model(s, &ms, &small, &err);
-    store_put_task(s, t, &tid, &err);
+    store_put_task(s, t, 1, &tid, &err);
     double vs[4] = {1, 0, 0, 0}, vb[4] = {1, 1, 1, 0};
     double conf[4] = {0.9, 0.9, 0.6, 0.6}, grade[4] = {1, 0, 1, 1};
     put(s, small, tid, "exact_match", vs, 4);
@@ -455,12 +529,39 @@ TEST(test_store_results_and_series)
     }
     store_results_free(r, n);
 
-    /* A changed task file invalidates its old scores. */
+    /* A changed task is a new version: the old scores stay, the readers
+     * follow the version the latest run used, --task-version selects the
+     * old one, and gc removes it explicitly. */
+    int64_t cnt_before, cnt;
+    store_count(s, "scores", &cnt_before, &err);
     task *t2 = fake_task("arith", "h2");
-    int64_t tid2;
-    CHECK_INT(store_put_task(s, t2, &tid2, &err), 0);
-    CHECK_INT(tid2, tid);
-    int64_t cnt;
+    int64_t tid2, tid_again;
+    CHECK_INT(store_put_task(s, t2, 6, &tid2, &err), 0);
+    CHECK(tid2 != tid);
+    store_count(s, "scores", &cnt, &err);
+    CHECK_INT(cnt, cnt_before);
+    CHECK_INT(store_select_versions(s, NULL, &err), 0);
+    CHECK_INT(store_results(s, &r, &n, &err), 0);
+    CHECK_INT(n, 0); /* version 2 has no scores yet */
+    store_results_free(r, n);
+    CHECK_INT(store_select_versions(s, "arith=1", &err), 0);
+    CHECK_INT(store_results(s, &r, &n, &err), 0);
+    CHECK_INT(n, 2);
+    store_results_free(r, n);
+    CHECK(store_select_versions(s, "arith=3", &err) != 0);
+    CHECK_HAS(err.msg, "has no version 3");
+    /* The same hash again is the same version. */
+    CHECK_INT(store_put_task(s, t2, 7, &tid_again, &err), 0);
+    CHECK_INT(tid_again, tid2);
+    char *gc_out = NULL;
+    size_t gc_len = 0;
+    FILE *gf = open_memstream(&gc_out, &gc_len);
+    int removed = 0;
+    CHECK_INT(store_gc(s, 0, gf, &removed, &err), 0);
+    fclose(gf);
+    CHECK_INT(removed, 1);
+    CHECK_HAS(gc_out, "removing task arith version 1");
+    free(gc_out);
     store_count(s, "scores", &cnt, &err);
     CHECK_INT(cnt, 0);
     fake_task_free(t2);
@@ -655,7 +756,7 @@ int main(void)
     RUN(test_family_errors);
     RUN(test_family_from_spec);
     RUN(test_store_schema);
-    RUN(test_store_migrates_v1);
+    RUN(test_store_migrates_old);
     RUN(test_cache_key);
     RUN(test_store_cache);
     RUN(test_store_results_and_series);
