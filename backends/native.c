@@ -55,6 +55,7 @@ typedef struct ll_item {
     int32_t *cont;
     int ncont;
     int idx;        /* position in the caller's arrays */
+    int dropped;    /* context tokens fit_context dropped */
 } ll_item;
 
 static void native_close(void *state)
@@ -128,6 +129,7 @@ static int fit_context(const native *nv, ll_item *it, em_err *err)
         memmove(it->ctx, it->ctx + over,
                 sizeof(int32_t) * (size_t)(it->nctx - over));
         it->nctx -= over;
+        it->dropped = over;
     }
     return 0;
 }
@@ -298,6 +300,8 @@ static int native_loglikelihood(void *state, const backend_ll_req *req,
     }
     qsort(order, (size_t)n_ok, sizeof *order, item_cmp);
     score_sorted(nv, order, n_ok, res);
+    for (int k = 0; k < n_ok; k++)
+        res[order[k]->idx].truncated = order[k]->dropped;
     for (int i = 0; i < n; i++) {
         free(items[i].ctx);
         free(items[i].cont);
@@ -310,8 +314,10 @@ static int native_loglikelihood(void *state, const backend_ll_req *req,
 /* ------------------------------------------------------------ generation */
 
 /* Runs the prompt, reusing the cached prefix; logits of its last token
- * into nv->ctx_lg. */
-static int run_prompt(native *nv, const char *prompt, em_err *err)
+ * into nv->ctx_lg. *dropped: prompt tokens left out to fit the context
+ * with room for max generated tokens (native_prompt_keep). */
+static int run_prompt(native *nv, const char *prompt, int max, int *dropped,
+                      em_err *err)
 {
     model *m = nv->m;
     int32_t *ids = NULL;
@@ -323,8 +329,9 @@ static int run_prompt(native *nv, const char *prompt, em_err *err)
         ids[0] = native_start_token(nv->tok);
         n = 1;
     }
-    int keep = n < m->n_ctx - 1 ? n : m->n_ctx - 1; /* room for a token */
+    int keep = native_prompt_keep(n, m->n_ctx, max);
     int32_t *p = ids + (n - keep);
+    *dropped = n - keep;
     int reuse = model_common_prefix(m, p, keep);
     if (reuse >= keep)
         reuse = keep - 1;
@@ -346,16 +353,19 @@ static int gen_one(native *nv, const backend_gen_req *rq, backend_gen_res *r,
     em_buf text = {0};
     float *lps = em_malloc(sizeof(float) * (size_t)max);
     int n = 0;
-    if (run_prompt(nv, rq->prompt ? rq->prompt : "", err))
+    if (run_prompt(nv, rq->prompt ? rq->prompt : "", max, &r->truncated, err))
         goto fail;
+    r->finish = BACKEND_FINISH_LENGTH; /* also max == 0 */
     while (n < max) {
         int32_t t = sample_next(nv->smp, nv->ctx_lg, rq->temperature,
                                 rq->top_p > 0 ? rq->top_p : 1.0, &rng);
+        r->finish = BACKEND_FINISH_STOP;
         if (t == tok_eos(nv->tok))
             break;
         lps[n++] = (float)sample_logprob(nv->ctx_lg, V, t);
         if (native_append_token(nv->tok, t, &text, rq->stop, rq->n_stop))
             break;
+        r->finish = n == max ? BACKEND_FINISH_LENGTH : BACKEND_FINISH_CONTEXT;
         if (n == max || m->n_past >= m->n_ctx)
             break;
         if (model_forward(m, &t, 1, 0, 1, nv->ctx_lg, err))

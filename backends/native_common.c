@@ -147,3 +147,13 @@ void native_fail_req(backend_ll_res *r, const char *msg)
     r->ok = 0;
     snprintf(r->error, sizeof r->error, "%.255s", msg);
 }
+
+int native_prompt_keep(int n, int n_ctx, int max_tokens)
+{
+    if (n <= n_ctx - 1)
+        return n;
+    int room = max_tokens < n_ctx / 2 ? max_tokens : n_ctx / 2;
+    if (room < 1)
+        room = 1;
+    return n_ctx - room;
+}

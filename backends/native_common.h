@@ -43,6 +43,15 @@ int native_encode_pair(const tokenizer *t, const char *context,
 int native_append_token(const tokenizer *t, int32_t id, em_buf *text,
                         const char *const *stop, int n_stop);
 
+/* How many of a prompt's n tokens a generation keeps (its last ones) to
+ * fit n_ctx: all of them when they leave room for one generated token;
+ * else n_ctx - room, room = min(max_tokens, n_ctx / 2) but at least 1, so
+ * that a prompt that overflows still leaves its answer room (a prompt
+ * that fits is never cut to make room: its generation may then end at
+ * the context, BACKEND_FINISH_CONTEXT). The caller reports n - keep as
+ * backend_gen_res.truncated. */
+int native_prompt_keep(int n, int n_ctx, int max_tokens);
+
 /* Marks one request failed with msg. */
 void native_fail_req(backend_ll_res *r, const char *msg);
 

@@ -17,6 +17,8 @@ int cmd_bleu(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_results(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
@@ -35,6 +37,8 @@ static const cli_command commands[] = {
     {"sweep", cmd_sweep, "evaluate tasks over a model family into a SQLite store"},
     {"run", cmd_run, "evaluate tasks on one model into a SQLite store"},
     {"results", cmd_results, "per task/variant/model/metric means, CIs, ECE"},
+    {"gc", cmd_gc, "remove superseded task versions (and their scores) from a store"},
+    {"migrate", cmd_migrate, "upgrade a store written by an older emerge in place"},
     {"plot", cmd_plot, "emergence figures (gnuplot PNG/SVG) with their data as CSV"},
     {"report", cmd_report, "self-contained HTML and Markdown report of a database"},
     {"check", cmd_check, "regressions against a baseline database (paired bootstrap)"},

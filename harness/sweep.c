@@ -220,7 +220,7 @@ static char *spec_json(const family_member *m)
 /* ---- items ------------------------------------------------------------------ */
 
 enum { SLOT_OPEN, SLOT_OK, SLOT_FAILED };
-enum { ITEM_ACTIVE, ITEM_DONE, ITEM_FAILED };
+enum { ITEM_ACTIVE, ITEM_DONE, ITEM_FAILED, ITEM_OVERFLOW };
 
 typedef struct slot {
     char key[65];
@@ -230,6 +230,7 @@ typedef struct slot {
     char *text;
     double logprob;
     int n_tokens, is_greedy;
+    int truncated, finish;  /* from the response (store_response) */
 } slot;
 
 typedef struct item {
@@ -240,6 +241,9 @@ typedef struct item {
     int n_reqs;
     int pass;
     int status;
+    int truncated;    /* prompt tokens lost to the context, most of any
+                         request of any pass */
+    int cut;          /* generations ended by max_tokens or the context */
 } item;
 
 typedef struct pair {
@@ -251,6 +255,10 @@ typedef struct pair {
     int chunk;        /* examples per batch */
     int drawn;        /* self-consistency: samples drawn (--max-samples) */
     char config[160]; /* run settings its scores depend on */
+    /* the model being run: */
+    long n_trunc;     /* requests whose prompt did not fit the context */
+    int max_trunc;    /* the most tokens one of them lost */
+    long n_cut;       /* generations ended by max_tokens or the context */
 } pair;
 
 typedef struct bentry {
@@ -291,6 +299,7 @@ typedef struct run_ctx {
     int n_items;
     progress *pb;
     long total, done;
+    char overflow_msg[512]; /* --on-overflow error: the first overflow */
 } run_ctx;
 
 static void slot_clear(slot *s)
@@ -519,6 +528,18 @@ static void warn_once(run_ctx *c, const pair *p, const char *metric, const char 
                 "computed: %s\n", p->t->name, p->v->name, metric, why);
 }
 
+/* Why metric m could not be computed on pair p: the metric's own reason,
+ * unless the variant is the cause (the note must say what is true: a
+ * native model does score log-probabilities). */
+static const char *why_not(const pair *p, const char *m, const char *reason)
+{
+    if (!strncmp(m, "target_logprob", 14) && p->v->kind == VARIANT_ZERO_SHOT_COT)
+        return "zero_shot_cot reads its answer from a second pass over the "
+               "model's own rationale, so there is no fixed prompt whose target "
+               "log-probability to score (the standard and cot variants have it)";
+    return reason;
+}
+
 typedef struct scored {
     metric_input in;
     char *answer;          /* stored with the scores */
@@ -602,7 +623,8 @@ static int put_metric(run_ctx *c, const item *it, const char *metric, double v,
 {
     const pair *p = &c->pairs[it->pair];
     store_score sc = {c->model_id, p->task_id, p->v->name,
-                      p->t->examples[it->ex].id, metric, v, answer, p->config};
+                      p->t->examples[it->ex].id, metric, v, answer, p->config,
+                      it->truncated, it->cut};
     return store_put_score(c->db, &sc, err);
 }
 
@@ -631,7 +653,7 @@ static int score_metrics(run_ctx *c, const item *it, scored *s, em_err *err)
             v = s->matched >= 0 && e->choice_scores ? e->choice_scores[s->matched]
                                                     : 0;
         } else if (metric_compute(m, &s->in, &v, &merr) != 0) {
-            warn_once(c, p, m, merr.msg);
+            warn_once(c, p, m, why_not(p, m, merr.msg));
             continue;
         }
         rc = put_metric(c, it, m, v, s->answer, err);
@@ -799,6 +821,54 @@ static int batch_add(batch *b, const char *key, int item, int req)
     return b->n++;
 }
 
+/* Counts what a response of slot s says about the context: a prompt
+ * that lost tokens to it, a generation it (or max_tokens) cut short. */
+static void note_slot(run_ctx *c, const item *it, slot *s, int truncated,
+                      int finish)
+{
+    pair *p = &c->pairs[it->pair];
+    s->truncated = truncated;
+    s->finish = finish;
+    if (truncated > 0) {
+        p->n_trunc++;
+        if (truncated > p->max_trunc)
+            p->max_trunc = truncated;
+        c->st->truncated++;
+    }
+    if (finish == BACKEND_FINISH_LENGTH || finish == BACKEND_FINISH_CONTEXT) {
+        p->n_cut++;
+        c->st->cut++;
+    }
+}
+
+/* A pass of it is answered: what its requests lost joins the item's. */
+static void pass_done(run_ctx *c, item *it)
+{
+    (void)c;
+    for (int r = 0; r < it->n_reqs; r++) {
+        const slot *s = &it->slots[r];
+        if (s->truncated > it->truncated)
+            it->truncated = s->truncated;
+        it->cut += s->finish == BACKEND_FINISH_LENGTH ||
+                   s->finish == BACKEND_FINISH_CONTEXT;
+    }
+}
+
+/* --on-overflow skip or error: the item is not scored. error keeps the
+ * first case to stop the sweep with once the batch is stored. */
+static void overflowed(run_ctx *c, item *it)
+{
+    const pair *p = &c->pairs[it->pair];
+    it->status = ITEM_OVERFLOW;
+    c->st->overflowed++;
+    if (c->o->on_overflow == SWEEP_OVERFLOW_ERROR && !c->overflow_msg[0])
+        snprintf(c->overflow_msg, sizeof c->overflow_msg,
+                 "task %s, variant %s, example %s: the prompt does not fit the "
+                 "model's context (%d tokens over); stopped by --on-overflow "
+                 "error (--on-overflow truncate scores such prompts truncated)",
+                 p->t->name, p->v->name, p->t->examples[it->ex].id, it->truncated);
+}
+
 /* Resolves what the cache can of item idx and adds its misses to b (or,
  * with b NULL, only finishes what is already answered). 0 or -1. */
 static int visit(run_ctx *c, int idx, batch *b, em_err *err)
@@ -822,6 +892,7 @@ static int visit(run_ctx *c, int idx, batch *b, em_err *err)
                 s->logprob = res.logprob;
                 s->n_tokens = res.n_tokens;
                 s->is_greedy = res.is_greedy;
+                note_slot(c, it, s, res.truncated, res.finish);
                 store_response_clear(&res);
                 c->st->cached++;
                 progress_tick(c);
@@ -837,9 +908,12 @@ static int visit(run_ctx *c, int idx, batch *b, em_err *err)
         }
         if (waiting)
             return 0;
+        pass_done(c, it);
         if (failed) {
             it->status = ITEM_FAILED;
             c->st->unscored++;
+        } else if (it->truncated > 0 && c->o->on_overflow != SWEEP_OVERFLOW_TRUNCATE) {
+            overflowed(c, it);
         } else if (it->pass == 1 &&
                    c->pairs[it->pair].v->kind == VARIANT_ZERO_SHOT_COT) {
             if (build_pass2(c, it, err) != 0)
@@ -942,21 +1016,45 @@ static int settle(run_ctx *c, const batch *b, int i, const store_response *res,
     record(c, first, b->e[i].req, res);
     if (!res->ok)
         c->st->failed++;
+    else if (r->kind == TASK_REQ_GENERATE && !res->token_logprobs)
+        c->st->no_logprobs++;
     for (int w = 0; w < b->nw; w++) {
         if (b->w[w].entry != i)
             continue;
-        slot *s = &c->items[b->w[w].item].slots[b->w[w].req];
+        item *it = &c->items[b->w[w].item];
+        slot *s = &it->slots[b->w[w].req];
         s->state = res->ok ? SLOT_OK : SLOT_FAILED;
         s->text = em_strdup(res->text);
         s->logprob = res->logprob;
         s->n_tokens = res->n_tokens;
         s->is_greedy = res->is_greedy;
+        if (res->ok)
+            note_slot(c, it, s, res->truncated, res->finish);
         progress_tick(c);
     }
     return 0;
 }
 
-static int run_loglik(run_ctx *c, const batch *b, em_err *err)
+/* A batch's answers, computed outside any transaction and stored after:
+ * res[i] answers batch entry i; its texts and log-probs are borrowed
+ * from gen (freed with it), its error strings owned. */
+typedef struct answers {
+    store_response *res;
+    backend_gen_res *gen;
+    int n_gen;
+} answers;
+
+static void answers_free(answers *a, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(a->res[i].error);
+    for (int k = 0; k < a->n_gen; k++)
+        backend_gen_res_clear(&a->gen[k]);
+    free(a->res);
+    free(a->gen);
+}
+
+static int run_loglik(run_ctx *c, const batch *b, answers *a, em_err *err)
 {
     int n = 0;
     for (int i = 0; i < b->n; i++)
@@ -976,21 +1074,19 @@ static int run_loglik(run_ctx *c, const batch *b, em_err *err)
     double t0 = em_now();
     int rc = backend_loglikelihood(c->be, rq, rs, n, err);
     double per = (em_now() - t0) / n;
-    for (int k = 0; rc == 0 && k < n; k++) {
-        store_response res = {.ok = rs[k].ok, .logprob = rs[k].logprob,
-                              .n_tokens = rs[k].n_tokens,
-                              .is_greedy = rs[k].is_greedy,
-                              .error = rs[k].ok ? NULL : rs[k].error,
-                              .elapsed = per};
-        rc = settle(c, b, which[k], &res, err);
-    }
+    for (int k = 0; rc == 0 && k < n; k++)
+        a->res[which[k]] = (store_response){
+            .ok = rs[k].ok, .logprob = rs[k].logprob, .n_tokens = rs[k].n_tokens,
+            .is_greedy = rs[k].is_greedy,
+            .error = rs[k].ok ? NULL : em_strdup(rs[k].error), .elapsed = per,
+            .truncated = rs[k].truncated};
     free(rq);
     free(rs);
     free(which);
     return rc;
 }
 
-static int run_generate(run_ctx *c, const batch *b, em_err *err)
+static int run_generate(run_ctx *c, const batch *b, answers *a, em_err *err)
 {
     int n = 0;
     for (int i = 0; i < b->n; i++)
@@ -998,7 +1094,8 @@ static int run_generate(run_ctx *c, const batch *b, em_err *err)
     if (n == 0)
         return 0;
     backend_gen_req *rq = em_calloc((size_t)n, sizeof *rq);
-    backend_gen_res *rs = em_calloc((size_t)n, sizeof *rs);
+    a->gen = em_calloc((size_t)n, sizeof *a->gen);
+    a->n_gen = n;
     int *which = em_calloc((size_t)n, sizeof *which);
     for (int i = 0, k = 0; i < b->n; i++) {
         const item *it = &c->items[b->e[i].item];
@@ -1009,54 +1106,69 @@ static int run_generate(run_ctx *c, const batch *b, em_err *err)
         which[k++] = i;
     }
     double t0 = em_now();
-    int rc = backend_generate(c->be, rq, rs, n, err);
+    int rc = backend_generate(c->be, rq, a->gen, n, err);
     double per = (em_now() - t0) / n;
     for (int k = 0; rc == 0 && k < n; k++) {
-        store_response res = {.ok = rs[k].ok, .text = rs[k].text,
-                              .logprob = rs[k].sum_logprob,
-                              .n_tokens = rs[k].n_tokens,
-                              .token_logprobs = rs[k].token_logprobs,
-                              .n_token_logprobs = rs[k].token_logprobs ? rs[k].n_tokens : 0,
-                              .error = rs[k].ok ? NULL : rs[k].error,
-                              .elapsed = per};
-        rc = settle(c, b, which[k], &res, err);
+        const backend_gen_res *g = &a->gen[k];
+        a->res[which[k]] = (store_response){
+            .ok = g->ok, .text = g->text, .logprob = g->sum_logprob,
+            .n_tokens = g->n_tokens, .token_logprobs = g->token_logprobs,
+            .n_token_logprobs = g->token_logprobs ? g->n_tokens : 0,
+            .error = g->ok ? NULL : em_strdup(g->error), .elapsed = per,
+            .truncated = g->truncated, .finish = g->finish};
     }
-    for (int k = 0; k < n; k++)
-        backend_gen_res_clear(&rs[k]);
     free(rq);
-    free(rs);
     free(which);
     return rc;
 }
 
-/* One round over the chunk: gather every request the cache cannot
- * answer, send them, store them and the scores they complete, all in one
- * transaction. *more is 0 when every item of the chunk is done. */
-static int round_once(run_ctx *c, batch *b, int *more, em_err *err)
+/* Commits the transaction when rc is 0, else rolls it back. */
+static int end_tx(run_ctx *c, int rc, em_err *err)
 {
-    b->n = b->nw = 0;
-    if (store_begin(c->db, err) != 0)
-        return -1;
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < c->n_items; i++)
-        rc = visit(c, i, b, err);
-    if (rc == 0 && b->n > 0) {
-        rc = ensure_open(c, err);
-        if (rc == 0)
-            rc = run_loglik(c, b, err);
-        if (rc == 0)
-            rc = run_generate(c, b, err);
-        c->st->sent += b->n;
-        for (int w = 0; rc == 0 && w < b->nw; w++)
-            rc = visit(c, b->w[w].item, NULL, err);
-    }
     if (rc == 0 && c->rec)
         fflush(c->rec);
     if (rc == 0)
         rc = store_commit(c->db, err);
     if (rc != 0)
         store_rollback(c->db);
+    return rc;
+}
+
+/* One round over the chunk. Three steps, so that no transaction is open
+ * while the model computes (a slow server must not lock the database for
+ * other sweeps): the cache lookups and the scores of what the cache
+ * completes (one short transaction), the backend calls for every miss,
+ * then their responses and the scores they complete (another). A kill
+ * between them loses at most the computed batch. *more is 0 when every
+ * item of the chunk is done. */
+static int round_once(run_ctx *c, batch *b, int *more, em_err *err)
+{
+    b->n = b->nw = 0;
+    int rc = store_begin(c->db, err);
+    for (int i = 0; rc == 0 && i < c->n_items; i++)
+        rc = visit(c, i, b, err);
+    rc = end_tx(c, rc, err);
     *more = b->n > 0;
+    if (rc != 0 || b->n == 0)
+        return rc;
+    answers a = {.res = em_calloc((size_t)b->n, sizeof *a.res)};
+    rc = ensure_open(c, err);
+    if (rc == 0)
+        rc = run_loglik(c, b, &a, err);
+    if (rc == 0)
+        rc = run_generate(c, b, &a, err);
+    c->st->sent += b->n;
+    if (rc != 0) { /* nothing to store: the sweep stops with err */
+        answers_free(&a, b->n);
+        return rc;
+    }
+    rc = store_begin(c->db, err);
+    for (int i = 0; rc == 0 && i < b->n; i++)
+        rc = settle(c, b, i, &a.res[i], err);
+    for (int w = 0; rc == 0 && w < b->nw; w++)
+        rc = visit(c, b->w[w].item, NULL, err);
+    rc = end_tx(c, rc, err);
+    answers_free(&a, b->n);
     return rc;
 }
 
@@ -1114,6 +1226,19 @@ static void free_items(run_ctx *c)
     c->n_items = 0;
 }
 
+/* Whether the sweep must stop after the round it just stored: a signal
+ * asked for it (sweep_opts.stop), or --on-overflow error met a prompt. */
+static int must_stop(run_ctx *c, em_err *err)
+{
+    if (c->overflow_msg[0])
+        return em_errorf(err, "%s", c->overflow_msg);
+    if (c->o->stop && *c->o->stop) {
+        c->st->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
 static int run_chunks(run_ctx *c, em_err *err)
 {
     batch b = {0};
@@ -1123,11 +1248,16 @@ static int run_chunks(run_ctx *c, em_err *err)
         for (int s = 0; rc == 0 && s < pp->n_ex; s += pp->chunk) {
             int end = s + pp->chunk < pp->n_ex ? s + pp->chunk : pp->n_ex;
             rc = build_chunk(c, p, s, end, err);
-            for (int more = 1; rc == 0 && more;)
+            for (int more = 1; rc == 0 && more;) {
                 rc = round_once(c, &b, &more, err);
+                if (rc == 0)
+                    rc = must_stop(c, err);
+            }
             free_items(c);
         }
     }
+    if (rc > 0) /* stopped by a signal: not an error */
+        rc = 0;
     free(b.e);
     free(b.w);
     return rc;
@@ -1146,6 +1276,32 @@ static int register_model(run_ctx *c, em_err *err)
     return rc;
 }
 
+/* Per task and variant of member m: the prompts that did not fit the
+ * context and the generations cut short, with what became of them. */
+static void report_context(const run_ctx *c, const family_member *m)
+{
+    static const char *const fate[] = {
+        "scored on the truncated prompts (marked in `emerge results`)",
+        "those examples left unscored (--on-overflow skip)",
+        "the sweep stopped (--on-overflow error)"};
+    char ctx[48] = "";
+    if (c->be && c->be->info.n_ctx > 0)
+        snprintf(ctx, sizeof ctx, " of %d tokens", c->be->info.n_ctx);
+    for (int p = 0; p < c->n_pairs; p++) {
+        const pair *pp = &c->pairs[p];
+        if (pp->n_trunc > 0)
+            fprintf(stderr, "emerge: %s: task %s, variant %s: %ld prompts did not "
+                    "fit the model's context%s (up to %d tokens dropped from the "
+                    "start): %s\n", m->spec.name, pp->t->name, pp->v->name,
+                    pp->n_trunc, ctx, pp->max_trunc, fate[c->o->on_overflow]);
+        if (pp->n_cut > 0)
+            fprintf(stderr, "emerge: %s: task %s, variant %s: %ld generations "
+                    "stopped at max_tokens or the end of the context before a "
+                    "stop string\n", m->spec.name, pp->t->name, pp->v->name,
+                    pp->n_cut);
+    }
+}
+
 static int run_model(run_ctx *c, int index, em_err *err)
 {
     const family_member *m = &c->o->fam->members[index];
@@ -1153,8 +1309,11 @@ static int run_model(run_ctx *c, int index, em_err *err)
     c->m = m;
     int rc = register_model(c, err);
     c->done = c->total = 0;
-    for (int p = 0; p < c->n_pairs; p++)
+    for (int p = 0; p < c->n_pairs; p++) {
         c->total += (long)c->pairs[p].n_ex * unit_cost(&c->pairs[p]);
+        c->pairs[p].n_trunc = c->pairs[p].n_cut = 0;
+        c->pairs[p].max_trunc = 0;
+    }
     if (rc == 0) {
         char label[96];
         snprintf(label, sizeof label, "%.80s %d/%d", m->spec.name, index + 1,
@@ -1164,6 +1323,8 @@ static int run_model(run_ctx *c, int index, em_err *err)
     }
     progress_free(c->pb);
     c->pb = NULL;
+    if (!c->o->quiet)
+        report_context(c, m);
     backend_close(c->be);
     c->be = NULL;
     free(c->identity);
@@ -1239,7 +1400,7 @@ static int load_pairs(run_ctx *c, task ***tasks, em_err *err)
                 return em_errorf(err, "%s: task name '%s' is also used by %s",
                                  t->path, t->name, (*tasks)[k]->path);
         int64_t id;
-        if (store_put_task(c->db, t, &id, err) != 0)
+        if (store_put_task(c->db, t, c->run_id, &id, err) != 0)
             return -1;
         for (int v = 0; v < nv; v++) {
             const task_variant *tv = find_variant(c, t, vnames[v]);
@@ -1280,9 +1441,11 @@ static void pair_settings(const run_ctx *c, pair *p)
              (unsigned long long)o->seed);
 }
 
-/* A variant a task cannot run (cot without rationales) is skipped with a
- * warning rather than stopping the whole sweep. The first example's
- * requests also size the pair's chunks. */
+/* A variant a task cannot run (cot without rationales, +scN on a
+ * log-likelihood task) is left out, named on stderr and counted
+ * (stats.missing: the sweep's exit status says it is incomplete) rather
+ * than stopping the rest. The first example's requests also size the
+ * pair's chunks. */
 static void drop_unbuildable(run_ctx *c)
 {
     int k = 0;
@@ -1293,8 +1456,9 @@ static void drop_unbuildable(run_ctx *c)
         em_err e;
         pair_settings(c, pp);
         if (pp->t->n_examples > 0 && pair_requests(pp, 0, &r, &n, &e) != 0) {
-            fprintf(stderr, "emerge: warning: skipping task %s, variant %s: %s\n",
-                    pp->t->name, pp->v->name, e.msg);
+            fprintf(stderr, "emerge: error: task %s, variant %s cannot be run, "
+                    "left out: %s\n", pp->t->name, pp->v->name, e.msg);
+            c->st->missing++;
             continue;
         }
         if (pp->t->n_examples > 0)
@@ -1340,7 +1504,10 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
         rc = em_errorf(err, "%s: cannot open for appending", o->record_path);
     if (rc == 0)
         drop_unbuildable(&c);
-    for (int i = 0; rc == 0 && i < o->fam->n_members; i++)
+    if (rc == 0 && c.n_pairs == 0)
+        rc = em_errorf(err, "nothing to run: none of the %ld requested task/"
+                       "variant pairs can be built", stats->missing);
+    for (int i = 0; rc == 0 && !stats->stopped && i < o->fam->n_members; i++)
         rc = run_model(&c, i, err);
     if (c.rec)
         fclose(c.rec);

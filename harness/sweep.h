@@ -7,7 +7,11 @@
  * from the store's cache when an ok response exists, otherwise sent to
  * the backend in batches. Each batch is stored in ONE transaction together
  * with the scores of the examples it completes, so a killed sweep resumes
- * where it stopped and ends with byte-identical scores. Units (model,
+ * where it stopped and ends with byte-identical scores. The backend
+ * computes outside any transaction: a batch's lookups (and the scores of
+ * examples the cache completes) are one short transaction, its responses
+ * and the scores they complete another, so concurrent sweeps into one
+ * database never wait on a model. Units (model,
  * task, variant, example) that already have scores are skipped without
  * rebuilding their requests, so a resumed run costs only what is left.
  *
@@ -18,6 +22,7 @@
 #ifndef EMERGE_SWEEP_H
 #define EMERGE_SWEEP_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "harness/common.h"
@@ -42,7 +47,18 @@ typedef struct sweep_opts {
     int quiet;              /* no progress bar or summary lines */
     int rescore;            /* recompute scores already stored (from the
                                cached responses: after a metric changed) */
+    int on_overflow;        /* SWEEP_OVERFLOW_*: a prompt longer than the
+                               model's context */
+    volatile sig_atomic_t *stop; /* set (by a signal handler) to stop after
+                               the batch in flight; NULL: never */
 } sweep_opts;
+
+/* What a sweep does with an example whose prompt did not fit the model's
+ * context (the backend dropped its oldest tokens): score it on the
+ * truncated prompt (stored, counted and marked in the results), leave it
+ * unscored (counted; the sweep exits 1), or stop the sweep with an error
+ * (after storing the batch). */
+enum { SWEEP_OVERFLOW_TRUNCATE, SWEEP_OVERFLOW_SKIP, SWEEP_OVERFLOW_ERROR };
 
 typedef struct sweep_stats {
     long requests;   /* requests the sweep needed (every self-consistency
@@ -55,6 +71,13 @@ typedef struct sweep_stats {
     long scored;     /* (model, task, variant, example) units scored */
     long unscored;   /* units left unscored because a request failed */
     long skipped;    /* units already scored by an earlier run */
+    long truncated;  /* requests whose prompt lost tokens to the context */
+    long cut;        /* generations ended by max_tokens or a full context */
+    long no_logprobs;/* ok generations the backend gave no log-probs for */
+    long overflowed; /* units left unscored by --on-overflow skip/error */
+    long missing;    /* requested (task, variant) pairs that could not be
+                        built (each named on stderr) */
+    int stopped;     /* a signal stopped the sweep between batches */
 } sweep_stats;
 
 int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err);

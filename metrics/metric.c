@@ -89,8 +89,9 @@ static int m_rougeL(const metric_input *in, double *out, em_err *err)
 static int m_target_logprob(const metric_input *in, double *out, em_err *err)
 {
     if (!in->has_target_logprob)
-        return em_errorf(err, "metric target_logprob needs the target "
-                              "log-probability (a scoring backend)");
+        return em_errorf(err, "metric target_logprob needs the target's "
+                              "log-probability, which this variant's requests "
+                              "do not include");
     *out = in->target_logprob;
     return 0;
 }
@@ -100,7 +101,8 @@ static int m_target_logprob_per_token(const metric_input *in, double *out,
 {
     if (!in->has_target_logprob)
         return em_errorf(err, "metric target_logprob_per_token needs the "
-                              "target log-probability (a scoring backend)");
+                              "target's log-probability, which this variant's "
+                              "requests do not include");
     if (in->target_tokens < 1)
         return em_errorf(err, "metric target_logprob_per_token: the target "
                               "has %d tokens", in->target_tokens);

@@ -119,6 +119,7 @@ void cuda_backend_stats(void *state, long *rows, int *batches)
 typedef struct ll_item {
     cuda_seq seq;
     int32_t *ctx, *cont;
+    int dropped;    /* context tokens left out to fit n_ctx */
 } ll_item;
 
 /* The shared lm-evaluation-harness split (native_common.c), then left
@@ -137,6 +138,7 @@ static int encode_pair(cuda_state *s, const char *context, const char *cont,
     if (over > 0) { /* left truncation of the context */
         memmove(it->ctx, it->ctx + over, sizeof(int32_t) * (size_t)(nctx - over));
         nctx -= over;
+        it->dropped = over;
     }
     it->seq.ctx = it->ctx;
     it->seq.nctx = nctx;
@@ -232,6 +234,8 @@ int cuda_backend_loglikelihood(void *state, const backend_ll_req *req,
     qsort(order, (size_t)n_ok, sizeof *order, seq_cmp);
     score_all(s, order, n_ok, res);
     for (int i = 0; i < n; i++) {
+        if (res[i].ok)
+            res[i].truncated = items[i].dropped;
         free(items[i].ctx);
         free(items[i].cont);
     }
@@ -258,7 +262,8 @@ static int gen_forward(cuda_state *s, const int32_t *toks, int from, int n,
     return 0;
 }
 
-static int run_prompt(cuda_state *s, const char *prompt, em_err *err)
+static int run_prompt(cuda_state *s, const char *prompt, int max, int *dropped,
+                      em_err *err)
 {
     int32_t *ids = NULL;
     int n = 0, n_ctx = s->m->n_ctx;
@@ -269,8 +274,9 @@ static int run_prompt(cuda_state *s, const char *prompt, em_err *err)
         ids[0] = native_start_token(s->tok);
         n = 1;
     }
-    int keep = n < n_ctx - 1 ? n : n_ctx - 1; /* room for a token */
+    int keep = native_prompt_keep(n, n_ctx, max);
     int32_t *p = ids + (n - keep);
+    *dropped = n - keep;
     int reuse = 0;
     while (reuse < keep && reuse < s->gen_n && s->gen_tok[reuse] == p[reuse])
         reuse++;
@@ -292,16 +298,19 @@ static int gen_one(cuda_state *s, const backend_gen_req *rq,
     em_buf text = {0};
     float *lps = em_malloc(sizeof(float) * (size_t)max);
     int n = 0;
-    if (run_prompt(s, rq->prompt ? rq->prompt : "", err))
+    if (run_prompt(s, rq->prompt ? rq->prompt : "", max, &r->truncated, err))
         goto fail;
+    r->finish = BACKEND_FINISH_LENGTH; /* also max == 0 */
     while (n < max) {
         int32_t t = sample_next(s->smp, s->lg, rq->temperature,
                                 rq->top_p > 0 ? rq->top_p : 1.0, &rng);
+        r->finish = BACKEND_FINISH_STOP;
         if (t == tok_eos(s->tok))
             break;
         lps[n++] = (float)sample_logprob(s->lg, V, t);
         if (native_append_token(s->tok, t, &text, rq->stop, rq->n_stop))
             break;
+        r->finish = n == max ? BACKEND_FINISH_LENGTH : BACKEND_FINISH_CONTEXT;
         if (n == max || s->gen_n >= n_ctx)
             break;
         s->gen_tok[s->gen_n] = t;
