@@ -170,12 +170,18 @@ static int is_int(const cJSON *v)
            fabs(v->valuedouble) < 9e18;
 }
 
-static char *error_json(const char *msg, const char *type)
+/* OpenAI's error shape; "code" is the HTTP status. */
+static char *error_json(unsigned status, const char *msg)
 {
+    const char *type = status == 404 ? "not_found_error"
+                     : status == 408 ? "timeout_error"
+                     : status == 413 || status == 431 ? "request_too_large"
+                     : status >= 500 ? "server_error" : "invalid_request_error";
     cJSON *o = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddNumberToObject(e, "code", status);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -200,42 +206,118 @@ static void req_free(sv_req *r)
 
 /* ------------------------------------------------------- request parsing */
 
-/* The seed exactly as written: cJSON keeps numbers as doubles, which
- * would round a 64-bit seed (and change every sample drawn from it). */
-static int raw_seed(const char *body, size_t len, uint64_t *out)
-{
-    const char *p = body, *end = body + len;
-    while ((p = memmem(p, (size_t)(end - p), "\"seed\"", 6))) {
-        const char *q = p + 6;
-        if (p > body && p[-1] == '\\') {
-            p = q;
-            continue;
-        }
-        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-            q++;
-        if (q < end && *q == ':') {
-            q++;
-            while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-                q++;
-            if (q < end && *q >= '0' && *q <= '9') {
-                char *e;
-                unsigned long long v = strtoull(q, &e, 10);
-                if (e < end && (*e == '.' || *e == 'e' || *e == 'E'))
-                    return -1;
-                *out = v;
-                return 0;
-            }
-            return -1;
-        }
-        p = q;
-    }
-    return -1;
-}
-
 static int bad(char *msg, size_t cap, const char *fmt, const char *field)
 {
     snprintf(msg, cap, fmt, field);
     return -1;
+}
+
+/* The raw text of the body's top-level members. cJSON keeps numbers as
+ * doubles, which would round a 64-bit seed (and change every sample drawn
+ * from it); the digits are read here instead. Only called on a body that
+ * cJSON has parsed, so strings and brackets are known to be well formed;
+ * whitespace is what cJSON skips (any byte <= 32). */
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (unsigned char)*p <= 32)
+        p++;
+    return p;
+}
+
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++)
+        if (*p == '\\')
+            p++;
+    return p < end ? p + 1 : end;
+}
+
+static const char *skip_value(const char *p, const char *end)
+{
+    if (p < end && *p == '"')
+        return skip_string(p, end);
+    if (p < end && (*p == '{' || *p == '[')) {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = skip_string(p, end);
+                continue;
+            }
+            depth += (*p == '{' || *p == '[') - (*p == '}' || *p == ']');
+            p++;
+            if (depth == 0)
+                break;
+        }
+        return p;
+    }
+    while (p < end && (unsigned char)*p > 32 && *p != ',' && *p != '}' &&
+           *p != ']')
+        p++;
+    return p;
+}
+
+/* Whether the JSON string k[0..n) (quotes included) spells key; escaped
+ * keys ("se\u0065d") are decoded by cJSON, as the parse did. */
+static int key_is(const char *k, size_t n, const char *key)
+{
+    if (!memchr(k, '\\', n))
+        return n == strlen(key) + 2 && !memcmp(k + 1, key, n - 2);
+    cJSON *j = cJSON_ParseWithLength(k, n);
+    int same = cJSON_IsString(j) && !strcmp(j->valuestring, key);
+    cJSON_Delete(j);
+    return same;
+}
+
+/* The first top-level member named key, as cJSON_GetObjectItem finds it:
+ * its value's text in [*val, *vend). Nested objects (a chat message's
+ * "seed") are skipped whole. */
+static int raw_member(const char *body, size_t len, const char *key,
+                      const char **val, const char **vend)
+{
+    const char *end = body + len, *p = body;
+    if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
+        p += 3; /* cJSON skips a UTF-8 byte order mark */
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return -1;
+    for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
+        const char *k = p;
+        p = skip_string(p, end);
+        int match = key_is(k, (size_t)(p - k), key);
+        p = skip_ws(skip_ws(p, end) + 1, end); /* past the ':' */
+        const char *v = p;
+        p = skip_value(p, end);
+        if (match) {
+            *val = v;
+            *vend = p;
+            return 0;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+    }
+    return -1;
+}
+
+/* seed: an integer in [0, 2^64 - 1] written with digits. Read from its
+ * text, exactly: as a double, 2^64 - 1 and 2^64 are the same number. */
+static int parse_seed(sv_req *r, const cJSON *v, const char *body, size_t len,
+                      char *msg, size_t cap)
+{
+    const char *a = NULL, *b = NULL;
+    uint64_t x = 0;
+    int ok = cJSON_IsNumber(v) && raw_member(body, len, "seed", &a, &b) == 0 &&
+             a < b;
+    for (const char *p = a; ok && p < b; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        ok = d <= 9 && x <= (UINT64_MAX - d) / 10;
+        x = x * 10 + d;
+    }
+    if (!ok)
+        return bad(msg, cap, "'%s' must be an integer in [0, "
+                   "18446744073709551615], written with digits", "seed");
+    r->seed = x;
+    return 0;
 }
 
 static int parse_stop(sv_req *r, const cJSON *v, char *msg, size_t cap)
@@ -292,14 +374,9 @@ static int parse_sampling(serve *s, sv_req *r, const char *body, size_t len,
         r->top_p = v->valuedouble;
     }
     r->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)r;
-    if ((v = get(j, "seed")) && !cJSON_IsNull(v)) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-            fabs(v->valuedouble) > 1.9e19)
-            return bad(msg, cap, "'%s' must be a 64-bit integer", "seed");
-        if (raw_seed(body, len, &r->seed)) /* negative: two's complement */
-            r->seed = v->valuedouble < 0 ? (uint64_t)(int64_t)v->valuedouble
-                                         : (uint64_t)v->valuedouble;
-    }
+    if ((v = get(j, "seed")) && !cJSON_IsNull(v) &&
+        parse_seed(r, v, body, len, msg, cap))
+        return -1;
     return parse_stop(r, get(j, "stop"), msg, cap);
 }
 
@@ -443,11 +520,16 @@ static sv_req *parse_request(serve *s, const char *body, size_t len, int chat,
     r->chat = chat;
     const char *end = NULL;
     r->json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    int rc;
+    int rc = -1;
+    const char *rest = r->json ? body + len : NULL;
+    while (r->json && end < rest && *end && strchr(" \t\r\n", *end))
+        end++; /* JSON's whitespace only */
     if (!r->json) {
         long at = end ? (long)(end - body) : 0;
         snprintf(msg, cap, "malformed JSON in the request body at byte %ld", at);
-        rc = -1;
+    } else if (end != rest) {
+        snprintf(msg, cap, "the request body has bytes after its JSON value, "
+                 "at byte %ld", (long)(end - body));
     } else if (!cJSON_IsObject(r->json)) {
         rc = bad(msg, cap, "the request body must be a JSON %s", "object");
     } else {
@@ -898,13 +980,9 @@ static enum MHD_Result reply(serve *s, struct MHD_Connection *c, unsigned status
 static enum MHD_Result reply_error(serve *s, struct MHD_Connection *c,
                                    unsigned status, const char *msg)
 {
-    const char *type = status == 400 ? "invalid_request_error"
-                     : status == 404 ? "not_found_error"
-                     : status == 413 ? "request_too_large"
-                     : status >= 500 ? "server_error" : "invalid_request_error";
     if (s->o.log)
         fprintf(stderr, "emerge serve: %u %s\n", status, msg);
-    return reply(s, c, status, error_json(msg, type));
+    return reply(s, c, status, error_json(status, msg));
 }
 
 static enum MHD_Result do_completion(serve *s, struct MHD_Connection *c,

@@ -388,6 +388,16 @@ TEST(test_errors)
         {"POST", "/v1/completions", "{\"prompt\":\"a\",\"logprobs\":9}", 400, "'logprobs'"},
         {"POST", "/v1/completions", "{\"prompt\":\"a\",\"stop\":3}", 400, "'stop'"},
         {"POST", "/v1/chat/completions", "{\"messages\":[]}", 400, "'messages'"},
+        /* Strict JSON: one value, then only whitespace. */
+        {"POST", "/v1/completions", "{\"prompt\":\"a\"} x", 400, "after its JSON value, at byte 15"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\"}{}", 400, "after its JSON value"},
+        /* Seeds: integers in [0, 2^64 - 1], exactly. */
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":18446744073709551616}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":1e30}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":-1}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":1.5}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":\"7\"}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"se\\u0065d\":-2}", 400, "'seed'"},
         {"GET", "/v1/completions", NULL, 405, "POST"},
         {"GET", "/v1/nothing", NULL, 404, "no route"},
     };
@@ -400,6 +410,9 @@ TEST(test_errors)
         const cJSON *t = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "type");
         CHECK_MSG(cJSON_IsString(m) && cJSON_IsString(t), "case %zu: %s", i, out);
         CHECK_HAS(cJSON_IsString(m) ? m->valuestring : out, cases[i].msg);
+        const cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code");
+        CHECK_MSG(cJSON_IsNumber(code) && code->valuedouble == cases[i].status,
+                  "case %zu: %s", i, out);
         cJSON_Delete(j);
         free(out);
     }
@@ -420,6 +433,68 @@ TEST(test_errors)
     CHECK_INT(http(serve_port(s), "GET", "/v1/models", NULL, &out), 200);
     CHECK_HAS(out, "\"id\":\"tiny-llama-f32.gguf\"");
     free(out);
+    serve_stop(s);
+    free(model);
+}
+
+/* The generated text of a chat answer (malloc'd), NULL unless a 200. */
+static char *chat_text(int port, const char *body)
+{
+    char *out, *text = NULL;
+    long st = http(port, "POST", "/v1/chat/completions", body, &out);
+    cJSON *j = cJSON_Parse(out);
+    const cJSON *c = cJSON_GetObjectItem(path(j, "choices", 0, "message"), "content");
+    if (st == 200 && cJSON_IsString(c))
+        text = em_strdup(c->valuestring);
+    else
+        fprintf(stderr, "HTTP %ld: %s\n", st, out);
+    cJSON_Delete(j);
+    free(out);
+    return text;
+}
+
+/* Top-level fields come from the top level: a "seed" inside a message
+ * (written before the real one) does not change the sampled text; seeds
+ * use all 64 bits. */
+TEST(test_seed_top_level_only)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    int port = serve_port(s);
+    const char *fmt = "{\"messages\":[{\"role\":\"user\",\"content\":"
+                      "\"Once upon a time\"%s}],\"seed\":%s,\"max_tokens\":16,"
+                      "\"temperature\":1.5}";
+    char body[512];
+    snprintf(body, sizeof body, fmt, "", "11");
+    char *a = chat_text(port, body);
+    snprintf(body, sizeof body, fmt, "", "99");
+    char *b = chat_text(port, body);
+    snprintf(body, sizeof body, fmt, ",\"seed\":99", "11");
+    char *a_inner_b = chat_text(port, body);
+    CHECK(a && b && a_inner_b);
+    /* Otherwise the check below could not tell the seeds apart. */
+    CHECK_MSG(a && b && strcmp(a, b), "seeds 11 and 99 gave the same text");
+    if (a && a_inner_b)
+        CHECK_STR(a_inner_b, a);
+    free(a);
+    free(b);
+    free(a_inner_b);
+    /* 2^64 - 1 and 2^64 - 2 are one double apart from nothing: read exactly. */
+    snprintf(body, sizeof body, fmt, "", "18446744073709551615");
+    a = chat_text(port, body);
+    snprintf(body, sizeof body, fmt, "", "18446744073709551614");
+    b = chat_text(port, body);
+    CHECK_MSG(a && b && strcmp(a, b), "seeds 2^64-1 and 2^64-2 gave the same text");
+    free(a);
+    free(b);
     serve_stop(s);
     free(model);
 }
@@ -591,6 +666,7 @@ int main(void)
     RUN(test_client_matches_native);
     RUN(test_echo_shape_lm_eval);
     RUN(test_errors);
+    RUN(test_seed_top_level_only);
     RUN(test_shared_prefix_branches);
     RUN(test_concurrent_clients_agree);
     int rc = tl_summary();
