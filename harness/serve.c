@@ -14,9 +14,16 @@
  * and reuse the KV cache), runs them, and wakes the waiting handlers,
  * which build their JSON answers.
  *
- * Errors come back as {"error": {"message", "type"}} with 400 for bad
- * requests (naming the field), 404/405 for wrong routes, 413 for a body
- * over the limit and 500 when the model failed.
+ * Errors come back as {"error": {"message", "type", "code"}} with 400 for
+ * bad requests (naming the field), 404/405 for wrong routes, 408 for a
+ * request that did not arrive in time, 413 for a body over the limit, 431
+ * for a head over SV_MAX_HEAD and 500 when the model failed. What MHD
+ * refuses before calling us keeps MHD's own body (README lists it).
+ *
+ * Against clients that hold connections without finishing a request:
+ * limits in all and per address (MHD), MHD's idle timeout, and a deadline
+ * per request enforced by a reaper thread (see sv_sock). A connection
+ * thread waiting for the model is not subject to either.
  */
 #include "harness/serve.h"
 
