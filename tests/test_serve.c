@@ -931,7 +931,8 @@ TEST(test_too_large_as_json)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         em_buf_free(&req);
-        em_buf_puts(&req, "POST /v1/completions HTTP/1.1\r\nHost: x\r\n");
+        em_buf_puts(&req, "POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                    "Connection: close\r\n");
         if (cases[i].head) {
             em_buf_puts(&req, "X-Big: ");
             for (int k = 0; k < cases[i].head; k++)
@@ -960,7 +961,7 @@ TEST(test_too_large_as_json)
     }
     em_buf_free(&req);
     em_buf out = {0};
-    const char *v2 = "GET /health HTTP/2.0\r\nHost: x\r\n\r\n";
+    const char *v2 = "GET /health HTTP/2.0\r\nHost: x\r\nConnection: close\r\n\r\n";
     CHECK_INT(raw_request(serve_port(s), v2, strlen(v2), &out), 505);
     em_buf_free(&out);
     check_answers_fast(serve_port(s), "after");
