@@ -34,7 +34,12 @@ static void usage(FILE *f)
         "  --max-body B    largest request body in bytes (default 1048576)\n"
         "  --max-tokens N  largest max_tokens a request may ask (default 1024)\n"
         "  --max-prompts N prompts per request (default 64)\n"
-        "  --max-conns N   concurrent connections (default 64)\n"
+        "  --max-conns N   concurrent connections (default 512)\n"
+        "  --max-per-ip N  concurrent connections from one client address\n"
+        "                  (default 64; over it a connection is closed at once)\n"
+        "  --timeout S     seconds a connection may sit idle and a request may take\n"
+        "                  to arrive whole, headers and body; a late request gets\n"
+        "                  a 408; the model's time is not counted (default 10)\n"
         "  --name NAME     model id shown by /v1/models (default: file name)\n"
         "  --log           one line per failed request on stderr\n"
         "  --stats         print request and token counts when stopping\n");
@@ -104,6 +109,12 @@ static int parse_args(int argc, char **argv, serve_opts *o, int *stats)
         } else if (!strcmp(a, "--max-conns")) {
             if (int_arg(a, v, 1, 1 << 16, &n)) return -1;
             o->max_conns = (int)n;
+        } else if (!strcmp(a, "--max-per-ip")) {
+            if (int_arg(a, v, 1, 1 << 16, &n)) return -1;
+            o->max_per_ip = (int)n;
+        } else if (!strcmp(a, "--timeout")) {
+            if (int_arg(a, v, 1, 3600, &n)) return -1;
+            o->timeout = (int)n;
         } else {
             fprintf(stderr, "emerge serve: unknown option '%s'\n", a);
             usage(stderr);

@@ -14,9 +14,16 @@
  * and reuse the KV cache), runs them, and wakes the waiting handlers,
  * which build their JSON answers.
  *
- * Errors come back as {"error": {"message", "type"}} with 400 for bad
- * requests (naming the field), 404/405 for wrong routes, 413 for a body
- * over the limit and 500 when the model failed.
+ * Errors come back as {"error": {"message", "type", "code"}} with 400 for
+ * bad requests (naming the field), 404/405 for wrong routes, 408 for a
+ * request that did not arrive in time, 413 for a body over the limit, 431
+ * for a head over SV_MAX_HEAD and 500 when the model failed. What MHD
+ * refuses before calling us keeps MHD's own body (README lists it).
+ *
+ * Against clients that hold connections without finishing a request:
+ * limits in all and per address (MHD), MHD's idle timeout, and a deadline
+ * per request enforced by a reaper thread (see sv_sock). A connection
+ * thread waiting for the model is not subject to either.
  */
 #include "harness/serve.h"
 
@@ -28,6 +35,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -35,6 +43,7 @@
 #include "backends/native_score.h"
 
 #define SV_MAX_STOP 16
+#define SV_MAX_HEAD 16384         /* request line + headers, bytes */
 
 typedef struct sv_item {
     int32_t *toks;
@@ -79,14 +88,36 @@ struct serve {
     serve_stats st;
     int port;
     long next_id;
+    /* The request deadline (see sv_sock): open connections, guarded by
+     * sock_mu, and the thread that enforces it. */
+    pthread_mutex_t sock_mu;
+    pthread_cond_t reap_cv;
+    struct sv_sock *socks;
+    int reaper_stop;
+    pthread_t reaper;
 };
 
-/* Per-connection state: the body read so far. */
+/* Per-request state: the body read so far. */
 typedef struct sv_conn {
     em_buf body;
+    int seen;                    /* the handler has had its first call */
     int too_big;
     int replied;
 } sv_conn;
+
+/* One open socket (MHD's socket context). MHD's idle timeout cannot stop
+ * a client that sends one byte a second, so each socket also has a
+ * deadline: --timeout seconds from being opened, or from its previous
+ * answer, to deliver a whole request. The reaper thread closes sockets
+ * past it: with a JSON 408 when a request line has arrived, silently when
+ * nothing has (an idle keep-alive connection, which is what MHD's idle
+ * timeout does too). */
+typedef struct sv_sock {
+    int fd;
+    uint64_t deadline_ms;        /* monotonic; 0: none (being answered) */
+    int partial;                 /* a request line has arrived */
+    struct sv_sock *prev, *next;
+} sv_sock;
 
 /* ------------------------------------------------------------- helpers */
 
@@ -170,12 +201,18 @@ static int is_int(const cJSON *v)
            fabs(v->valuedouble) < 9e18;
 }
 
-static char *error_json(const char *msg, const char *type)
+/* OpenAI's error shape; "code" is the HTTP status. */
+static char *error_json(unsigned status, const char *msg)
 {
+    const char *type = status == 404 ? "not_found_error"
+                     : status == 408 ? "timeout_error"
+                     : status == 413 || status == 431 ? "request_too_large"
+                     : status >= 500 ? "server_error" : "invalid_request_error";
     cJSON *o = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddNumberToObject(e, "code", status);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -200,42 +237,118 @@ static void req_free(sv_req *r)
 
 /* ------------------------------------------------------- request parsing */
 
-/* The seed exactly as written: cJSON keeps numbers as doubles, which
- * would round a 64-bit seed (and change every sample drawn from it). */
-static int raw_seed(const char *body, size_t len, uint64_t *out)
-{
-    const char *p = body, *end = body + len;
-    while ((p = memmem(p, (size_t)(end - p), "\"seed\"", 6))) {
-        const char *q = p + 6;
-        if (p > body && p[-1] == '\\') {
-            p = q;
-            continue;
-        }
-        while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-            q++;
-        if (q < end && *q == ':') {
-            q++;
-            while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-                q++;
-            if (q < end && *q >= '0' && *q <= '9') {
-                char *e;
-                unsigned long long v = strtoull(q, &e, 10);
-                if (e < end && (*e == '.' || *e == 'e' || *e == 'E'))
-                    return -1;
-                *out = v;
-                return 0;
-            }
-            return -1;
-        }
-        p = q;
-    }
-    return -1;
-}
-
 static int bad(char *msg, size_t cap, const char *fmt, const char *field)
 {
     snprintf(msg, cap, fmt, field);
     return -1;
+}
+
+/* The raw text of the body's top-level members. cJSON keeps numbers as
+ * doubles, which would round a 64-bit seed (and change every sample drawn
+ * from it); the digits are read here instead. Only called on a body that
+ * cJSON has parsed, so strings and brackets are known to be well formed;
+ * whitespace is what cJSON skips (any byte <= 32). */
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (unsigned char)*p <= 32)
+        p++;
+    return p;
+}
+
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++)
+        if (*p == '\\')
+            p++;
+    return p < end ? p + 1 : end;
+}
+
+static const char *skip_value(const char *p, const char *end)
+{
+    if (p < end && *p == '"')
+        return skip_string(p, end);
+    if (p < end && (*p == '{' || *p == '[')) {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = skip_string(p, end);
+                continue;
+            }
+            depth += (*p == '{' || *p == '[') - (*p == '}' || *p == ']');
+            p++;
+            if (depth == 0)
+                break;
+        }
+        return p;
+    }
+    while (p < end && (unsigned char)*p > 32 && *p != ',' && *p != '}' &&
+           *p != ']')
+        p++;
+    return p;
+}
+
+/* Whether the JSON string k[0..n) (quotes included) spells key; escaped
+ * keys ("se\u0065d") are decoded by cJSON, as the parse did. */
+static int key_is(const char *k, size_t n, const char *key)
+{
+    if (!memchr(k, '\\', n))
+        return n == strlen(key) + 2 && !memcmp(k + 1, key, n - 2);
+    cJSON *j = cJSON_ParseWithLength(k, n);
+    int same = cJSON_IsString(j) && !strcmp(j->valuestring, key);
+    cJSON_Delete(j);
+    return same;
+}
+
+/* The first top-level member named key, as cJSON_GetObjectItem finds it:
+ * its value's text in [*val, *vend). Nested objects (a chat message's
+ * "seed") are skipped whole. */
+static int raw_member(const char *body, size_t len, const char *key,
+                      const char **val, const char **vend)
+{
+    const char *end = body + len, *p = body;
+    if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
+        p += 3; /* cJSON skips a UTF-8 byte order mark */
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{')
+        return -1;
+    for (p = skip_ws(p + 1, end); p < end && *p == '"';) {
+        const char *k = p;
+        p = skip_string(p, end);
+        int match = key_is(k, (size_t)(p - k), key);
+        p = skip_ws(skip_ws(p, end) + 1, end); /* past the ':' */
+        const char *v = p;
+        p = skip_value(p, end);
+        if (match) {
+            *val = v;
+            *vend = p;
+            return 0;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+    }
+    return -1;
+}
+
+/* seed: an integer in [0, 2^64 - 1] written with digits. Read from its
+ * text, exactly: as a double, 2^64 - 1 and 2^64 are the same number. */
+static int parse_seed(sv_req *r, const cJSON *v, const char *body, size_t len,
+                      char *msg, size_t cap)
+{
+    const char *a = NULL, *b = NULL;
+    uint64_t x = 0;
+    int ok = cJSON_IsNumber(v) && raw_member(body, len, "seed", &a, &b) == 0 &&
+             a < b;
+    for (const char *p = a; ok && p < b; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        ok = d <= 9 && x <= (UINT64_MAX - d) / 10;
+        x = x * 10 + d;
+    }
+    if (!ok)
+        return bad(msg, cap, "'%s' must be an integer in [0, "
+                   "18446744073709551615], written with digits", "seed");
+    r->seed = x;
+    return 0;
 }
 
 static int parse_stop(sv_req *r, const cJSON *v, char *msg, size_t cap)
@@ -292,14 +405,9 @@ static int parse_sampling(serve *s, sv_req *r, const char *body, size_t len,
         r->top_p = v->valuedouble;
     }
     r->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)r;
-    if ((v = get(j, "seed")) && !cJSON_IsNull(v)) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-            fabs(v->valuedouble) > 1.9e19)
-            return bad(msg, cap, "'%s' must be a 64-bit integer", "seed");
-        if (raw_seed(body, len, &r->seed)) /* negative: two's complement */
-            r->seed = v->valuedouble < 0 ? (uint64_t)(int64_t)v->valuedouble
-                                         : (uint64_t)v->valuedouble;
-    }
+    if ((v = get(j, "seed")) && !cJSON_IsNull(v) &&
+        parse_seed(r, v, body, len, msg, cap))
+        return -1;
     return parse_stop(r, get(j, "stop"), msg, cap);
 }
 
@@ -443,11 +551,16 @@ static sv_req *parse_request(serve *s, const char *body, size_t len, int chat,
     r->chat = chat;
     const char *end = NULL;
     r->json = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    int rc;
+    int rc = -1;
+    const char *rest = r->json ? body + len : NULL;
+    while (r->json && end < rest && *end && strchr(" \t\r\n", *end))
+        end++; /* JSON's whitespace only */
     if (!r->json) {
         long at = end ? (long)(end - body) : 0;
         snprintf(msg, cap, "malformed JSON in the request body at byte %ld", at);
-        rc = -1;
+    } else if (end != rest) {
+        snprintf(msg, cap, "the request body has bytes after its JSON value, "
+                 "at byte %ld", (long)(end - body));
     } else if (!cJSON_IsObject(r->json)) {
         rc = bad(msg, cap, "the request body must be a JSON %s", "object");
     } else {
@@ -878,11 +991,162 @@ static char *models_json(const serve *s)
     return str;
 }
 
+/* ------------------------------------------------- the request deadline */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static sv_sock *sock_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Sets the deadline of c's socket (0: none); partial as sock says. */
+static void sock_set(serve *s, struct MHD_Connection *c, uint64_t deadline_ms,
+                     int partial)
+{
+    sv_sock *k = sock_of(c);
+    if (!k)
+        return;
+    pthread_mutex_lock(&s->sock_mu);
+    k->deadline_ms = deadline_ms;
+    k->partial = partial;
+    pthread_mutex_unlock(&s->sock_mu);
+}
+
+static uint64_t sock_deadline(const serve *s)
+{
+    return now_ms() + (uint64_t)s->o.timeout * 1000;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: keeps the list of open sockets. MHD calls
+ * CLOSED before it closes the descriptor, so the reaper, under sock_mu,
+ * never touches a descriptor that has been closed (or reused). */
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    serve *s = cls;
+    sv_sock *k = *ctx;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k = em_calloc(1, sizeof *k);
+        k->fd = ci ? ci->connect_fd : -1;
+        k->deadline_ms = k->fd >= 0 ? sock_deadline(s) : 0;
+        pthread_mutex_lock(&s->sock_mu);
+        k->next = s->socks;
+        if (s->socks)
+            s->socks->prev = k;
+        s->socks = k;
+        pthread_mutex_unlock(&s->sock_mu);
+        *ctx = k;
+    } else if (k) {
+        pthread_mutex_lock(&s->sock_mu);
+        if (k->prev)
+            k->prev->next = k->next;
+        else
+            s->socks = k->next;
+        if (k->next)
+            k->next->prev = k->prev;
+        pthread_mutex_unlock(&s->sock_mu);
+        free(k);
+        *ctx = NULL;
+    }
+}
+
+/* Closes a socket past its deadline; called with sock_mu held. The
+ * connection's thread is only reading (a socket being answered has no
+ * deadline), so the 408 cannot mix with another answer; shutdown() wakes
+ * that thread, which sees the end of the stream and closes as usual. */
+static void sock_expire(serve *s, sv_sock *k)
+{
+    k->deadline_ms = 0;
+    if (k->partial) {
+        char msg[128], head[256];
+        snprintf(msg, sizeof msg, "the request did not arrive whole within "
+                 "%d s (--timeout)", s->o.timeout);
+        char *json = error_json(408, msg);
+        int n = snprintf(head, sizeof head, "HTTP/1.1 408 Request Timeout\r\n"
+                         "Content-Type: application/json\r\nContent-Length: "
+                         "%zu\r\nConnection: close\r\n\r\n", strlen(json));
+        if (send(k->fd, head, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n)
+            (void)!send(k->fd, json, strlen(json), MSG_DONTWAIT | MSG_NOSIGNAL);
+        free(json);
+        if (s->o.log)
+            fprintf(stderr, "emerge serve: 408 %s\n", msg);
+    }
+    shutdown(k->fd, SHUT_RDWR);
+}
+
+static void *reaper_main(void *arg)
+{
+    serve *s = arg;
+    pthread_mutex_lock(&s->sock_mu);
+    while (!s->reaper_stop) {
+        uint64_t now = now_ms();
+        long expired = 0;
+        for (sv_sock *k = s->socks; k; k = k->next)
+            if (k->deadline_ms && k->deadline_ms <= now) {
+                expired += k->partial;
+                sock_expire(s, k);
+            }
+        if (expired) {
+            pthread_mutex_lock(&s->mu);
+            s->st.requests += expired;
+            s->st.errors += expired;
+            pthread_mutex_unlock(&s->mu);
+        }
+        /* A quarter second: the deadline is a bound, not a timer. */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 250000000;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&s->reap_cv, &s->sock_mu, &ts);
+    }
+    pthread_mutex_unlock(&s->sock_mu);
+    return NULL;
+}
+
+static int reaper_start(serve *s)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->reap_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->sock_mu, NULL);
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) == 0)
+        return 0;
+    pthread_cond_destroy(&s->reap_cv);
+    pthread_mutex_destroy(&s->sock_mu);
+    return -1;
+}
+
+/* After the daemon has stopped: every socket is closed by then. */
+static void reaper_stop(serve *s)
+{
+    pthread_mutex_lock(&s->sock_mu);
+    s->reaper_stop = 1;
+    pthread_cond_signal(&s->reap_cv);
+    pthread_mutex_unlock(&s->sock_mu);
+    pthread_join(s->reaper, NULL);
+    pthread_cond_destroy(&s->reap_cv);
+    pthread_mutex_destroy(&s->sock_mu);
+}
+
 /* ---------------------------------------------------------------- HTTP */
 
 static enum MHD_Result reply(serve *s, struct MHD_Connection *c, unsigned status,
                              char *json)
 {
+    sock_set(s, c, 0, 0); /* answering: the reaper must not write too */
     struct MHD_Response *resp = MHD_create_response_from_buffer(
         strlen(json), json, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json");
@@ -898,13 +1162,9 @@ static enum MHD_Result reply(serve *s, struct MHD_Connection *c, unsigned status
 static enum MHD_Result reply_error(serve *s, struct MHD_Connection *c,
                                    unsigned status, const char *msg)
 {
-    const char *type = status == 400 ? "invalid_request_error"
-                     : status == 404 ? "not_found_error"
-                     : status == 413 ? "request_too_large"
-                     : status >= 500 ? "server_error" : "invalid_request_error";
     if (s->o.log)
         fprintf(stderr, "emerge serve: %u %s\n", status, msg);
-    return reply(s, c, status, error_json(msg, type));
+    return reply(s, c, status, error_json(status, msg));
 }
 
 static enum MHD_Result do_completion(serve *s, struct MHD_Connection *c,
@@ -915,7 +1175,13 @@ static enum MHD_Result do_completion(serve *s, struct MHD_Connection *c,
                               chat, msg, sizeof msg);
     if (!r)
         return reply_error(s, c, 400, msg);
+    /* Waiting for the model is not idleness: MHD would close the
+     * connection once the answer is queued if the wait took longer than
+     * its timeout. Switching the timeout off and on restarts its clock. */
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     submit(s, r);
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)s->o.timeout);
     for (int i = 0; i < r->n_items; i++)
         if (r->items[i].failed) {
             snprintf(msg, sizeof msg, "prompt %d: %s", i, r->items[i].error);
@@ -933,6 +1199,37 @@ static int route_is(const char *url, const char *path)
     return !strcmp(url, path) || (!strncmp(url, "/v1", 3) && !strcmp(url + 3, path));
 }
 
+static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* The first call of a request: checks that need only the head. */
+static enum MHD_Result on_head(serve *s, struct MHD_Connection *c,
+                               const char *url, sv_conn *cn)
+{
+    size_t head = strlen(url);
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_len, &head);
+    if (head > SV_MAX_HEAD) {
+        cn->replied = 1;
+        char msg[128];
+        snprintf(msg, sizeof msg, "the request line and headers are over %d "
+                 "bytes", SV_MAX_HEAD);
+        return reply_error(s, c, 431, msg);
+    }
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
+        cn->replied = 1;
+        return reply_error(s, c, 413, "request body over the server's "
+                           "--max-body limit");
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *up,
@@ -941,16 +1238,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     (void)version;
     serve *s = cls;
     sv_conn *cn = *con_cls;
-    if (!cn) {
-        cn = *con_cls = em_calloc(1, sizeof *cn);
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
-            cn->replied = 1;
-            return reply_error(s, c, 413, "request body over the server's "
-                               "--max-body limit");
-        }
-        return MHD_YES;
+    if (!cn->seen) {
+        cn->seen = 1;
+        return on_head(s, c, url, cn);
     }
     if (*up_size) {
         if (!cn->replied && cn->body.len + *up_size <= s->o.max_body)
@@ -963,6 +1253,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     if (cn->replied)
         return MHD_YES;
     cn->replied = 1;
+    sock_set(s, c, 0, 0); /* all here: no deadline while it is answered */
     if (cn->too_big)
         return reply_error(s, c, 413, "request body over the server's "
                            "--max-body limit");
@@ -984,13 +1275,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return reply_error(s, c, 404, msg);
 }
 
+/* MHD_OPTION_URI_LOG_CALLBACK: a request line has arrived. Its state is
+ * made here (the handler's *con_cls), so that on_completed frees it
+ * whether or not MHD ever calls the handler. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    serve *s = cls;
+    (void)uri;
+    sv_sock *k = sock_of(c);
+    if (k) {
+        pthread_mutex_lock(&s->sock_mu);
+        k->partial = k->deadline_ms != 0;
+        pthread_mutex_unlock(&s->sock_mu);
+    }
+    return em_calloc(1, sizeof(sv_conn));
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
+    serve *s = cls;
     (void)toe;
     sv_conn *cn = *con_cls;
+    /* Keep-alive: the next request has --timeout seconds from now. */
+    sock_set(s, c, sock_deadline(s), 0);
     if (!cn)
         return;
     em_buf_free(&cn->body);
@@ -1029,10 +1337,19 @@ static int start_http(serve *s, em_err *err)
         return -1;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_AUTO | (ipv6 ? MHD_USE_IPv6 : 0);
+    /* The per-address limit keeps one client from taking every slot; the
+     * memory limit leaves room above SV_MAX_HEAD, so that a head a little
+     * too large gets emerge's JSON 431 rather than MHD's own page. */
     s->d = MHD_start_daemon(flags, (uint16_t)s->o.port, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->o.max_conns,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)s->o.max_per_ip,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->o.timeout,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            (size_t)SV_MAX_HEAD * 4,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_END);
     if (!s->d)
@@ -1053,20 +1370,54 @@ static void model_name(serve *s)
     s->name = em_strdup(n);
 }
 
+static void set_defaults(serve_opts *o)
+{
+    if (!o->max_body)
+        o->max_body = 1 << 20;
+    if (o->max_tokens <= 0)
+        o->max_tokens = 1024;
+    if (o->max_prompts <= 0)
+        o->max_prompts = 64;
+    if (o->max_conns <= 0)
+        o->max_conns = 512;
+    if (o->max_per_ip <= 0)
+        o->max_per_ip = 64;
+    if (o->timeout <= 0)
+        o->timeout = 10;
+}
+
+/* Each connection holds a descriptor: past the process's limit, accept()
+ * would fail and the listen queue stall instead of the limit holding. */
+static int check_fds(const serve_opts *o, em_err *err)
+{
+    struct rlimit rl;
+    rlim_t need = (rlim_t)o->max_conns + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < need)
+        return em_errorf(err, "--max-conns %d needs about %llu open files; this "
+                         "process may open %llu (raise it with ulimit -n, or "
+                         "lower --max-conns)", o->max_conns,
+                         (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+    return 0;
+}
+
+static void stop_worker(serve *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->worker, NULL);
+}
+
 int serve_start(const serve_opts *o, serve **out, em_err *err)
 {
     serve *s = em_calloc(1, sizeof *s);
     s->o = *o;
-    if (!s->o.max_body)
-        s->o.max_body = 1 << 20;
-    if (s->o.max_tokens <= 0)
-        s->o.max_tokens = 1024;
-    if (s->o.max_prompts <= 0)
-        s->o.max_prompts = 64;
-    if (s->o.max_conns <= 0)
-        s->o.max_conns = 64;
+    set_defaults(&s->o);
     model_opts mo = {.n_threads = o->threads, .n_ctx = o->n_ctx};
-    if (native_scorer_build(o->model_path, &mo, &s->ns, err)) {
+    if (check_fds(&s->o, err) ||
+        native_scorer_build(o->model_path, &mo, &s->ns, err)) {
         free(s);
         return -1;
     }
@@ -1078,15 +1429,17 @@ int serve_start(const serve_opts *o, serve **out, em_err *err)
         em_errorf(err, "cannot start the model worker thread");
         goto fail_worker;
     }
+    if (reaper_start(s) != 0) {
+        em_errorf(err, "cannot start the request deadline thread");
+        goto fail_reaper;
+    }
     if (start_http(s, err) == 0) {
         *out = s;
         return 0;
     }
-    pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
-    pthread_cond_signal(&s->work_cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->worker, NULL);
+    reaper_stop(s);
+fail_reaper:
+    stop_worker(s);
 fail_worker:
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
@@ -1116,11 +1469,8 @@ void serve_stop(serve *s)
     /* Connection threads wait on the worker, so the worker runs until
      * the daemon (and every connection) is gone. */
     MHD_stop_daemon(s->d);
-    pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
-    pthread_cond_signal(&s->work_cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->worker, NULL);
+    reaper_stop(s);
+    stop_worker(s);
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);

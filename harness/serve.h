@@ -11,8 +11,10 @@
  *   POST /v1/chat/completions  the messages' contents joined by newlines
  *                              as a plain prompt (no chat template)
  *   GET  /v1/models, GET /health
- * Limits: request body (max_body), prompts per request, prompt tokens
- * (the context), max_tokens.
+ * Limits: request body (max_body), request head (16 KiB), prompts per
+ * request, prompt tokens (the context), max_tokens; connections (in all
+ * and per client address) and the time a request may take to arrive, so
+ * that silent or slow clients cannot take the server from others.
  *
  * The model worker takes every request waiting at once and runs their
  * prompts sorted by token ids, so prompts sharing a prefix (the choices
@@ -37,7 +39,12 @@ typedef struct serve_opts {
     size_t max_body;        /* bytes, 0: 1 MiB */
     int max_tokens;         /* largest max_tokens accepted, 0: 1024 */
     int max_prompts;        /* prompts per request, 0: 64 */
-    int max_conns;          /* concurrent connections, 0: 64 */
+    int max_conns;          /* concurrent connections, 0: 512 */
+    int max_per_ip;         /* concurrent connections from one address, 0: 64 */
+    int timeout;            /* seconds, 0: 10: idle connections are closed,
+                             * and a request must arrive whole (headers and
+                             * body) within it; waiting for the model is
+                             * not counted */
     int log;                /* 1: one line per request on stderr */
 } serve_opts;
 

@@ -5,12 +5,17 @@
  * requests get 400/404/405/413 with JSON error bodies; answers do not
  * depend on what else is in flight (prefix reuse across requests). */
 #include <cjson/cJSON.h>
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "backends/backend.h"
 #include "backends/model.h"
@@ -388,6 +393,16 @@ TEST(test_errors)
         {"POST", "/v1/completions", "{\"prompt\":\"a\",\"logprobs\":9}", 400, "'logprobs'"},
         {"POST", "/v1/completions", "{\"prompt\":\"a\",\"stop\":3}", 400, "'stop'"},
         {"POST", "/v1/chat/completions", "{\"messages\":[]}", 400, "'messages'"},
+        /* Strict JSON: one value, then only whitespace. */
+        {"POST", "/v1/completions", "{\"prompt\":\"a\"} x", 400, "after its JSON value, at byte 15"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\"}{}", 400, "after its JSON value"},
+        /* Seeds: integers in [0, 2^64 - 1], exactly. */
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":18446744073709551616}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":1e30}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":-1}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":1.5}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"seed\":\"7\"}", 400, "'seed'"},
+        {"POST", "/v1/completions", "{\"prompt\":\"a\",\"se\\u0065d\":-2}", 400, "'seed'"},
         {"GET", "/v1/completions", NULL, 405, "POST"},
         {"GET", "/v1/nothing", NULL, 404, "no route"},
     };
@@ -400,6 +415,9 @@ TEST(test_errors)
         const cJSON *t = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "type");
         CHECK_MSG(cJSON_IsString(m) && cJSON_IsString(t), "case %zu: %s", i, out);
         CHECK_HAS(cJSON_IsString(m) ? m->valuestring : out, cases[i].msg);
+        const cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code");
+        CHECK_MSG(cJSON_IsNumber(code) && code->valuedouble == cases[i].status,
+                  "case %zu: %s", i, out);
         cJSON_Delete(j);
         free(out);
     }
@@ -420,6 +438,68 @@ TEST(test_errors)
     CHECK_INT(http(serve_port(s), "GET", "/v1/models", NULL, &out), 200);
     CHECK_HAS(out, "\"id\":\"tiny-llama-f32.gguf\"");
     free(out);
+    serve_stop(s);
+    free(model);
+}
+
+/* The generated text of a chat answer (malloc'd), NULL unless a 200. */
+static char *chat_text(int port, const char *body)
+{
+    char *out, *text = NULL;
+    long st = http(port, "POST", "/v1/chat/completions", body, &out);
+    cJSON *j = cJSON_Parse(out);
+    const cJSON *c = cJSON_GetObjectItem(path(j, "choices", 0, "message"), "content");
+    if (st == 200 && cJSON_IsString(c))
+        text = em_strdup(c->valuestring);
+    else
+        fprintf(stderr, "HTTP %ld: %s\n", st, out);
+    cJSON_Delete(j);
+    free(out);
+    return text;
+}
+
+/* Top-level fields come from the top level: a "seed" inside a message
+ * (written before the real one) does not change the sampled text; seeds
+ * use all 64 bits. */
+TEST(test_seed_top_level_only)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    int port = serve_port(s);
+    const char *fmt = "{\"messages\":[{\"role\":\"user\",\"content\":"
+                      "\"Once upon a time\"%s}],\"seed\":%s,\"max_tokens\":16,"
+                      "\"temperature\":1.5}";
+    char body[512];
+    snprintf(body, sizeof body, fmt, "", "11");
+    char *a = chat_text(port, body);
+    snprintf(body, sizeof body, fmt, "", "99");
+    char *b = chat_text(port, body);
+    snprintf(body, sizeof body, fmt, ",\"seed\":99", "11");
+    char *a_inner_b = chat_text(port, body);
+    CHECK(a && b && a_inner_b);
+    /* Otherwise the check below could not tell the seeds apart. */
+    CHECK_MSG(a && b && strcmp(a, b), "seeds 11 and 99 gave the same text");
+    if (a && a_inner_b)
+        CHECK_STR(a_inner_b, a);
+    free(a);
+    free(b);
+    free(a_inner_b);
+    /* 2^64 - 1 and 2^64 - 2 are one double apart from nothing: read exactly. */
+    snprintf(body, sizeof body, fmt, "", "18446744073709551615");
+    a = chat_text(port, body);
+    snprintf(body, sizeof body, fmt, "", "18446744073709551614");
+    b = chat_text(port, body);
+    CHECK_MSG(a && b && strcmp(a, b), "seeds 2^64-1 and 2^64-2 gave the same text");
+    free(a);
+    free(b);
     serve_stop(s);
     free(model);
 }
@@ -584,6 +664,311 @@ TEST(test_concurrent_clients_agree)
     free(model);
 }
 
+/* ---- hostile clients ------------------------------------------------------ */
+
+/* A TCP connection to the server from the loopback address src: tests
+ * stand several clients on 127.0.0.2, 127.0.0.3, ... (Linux routes all of
+ * 127.0.0.0/8 to lo), since the server limits connections per address. */
+static int tcp_from(const char *src, int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    inet_pton(AF_INET, src, &a.sin_addr);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        a.sin_port = htons((uint16_t)port);
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+            return fd;
+    }
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+/* Whether the server closes fd (end of stream or reset) within wait_ms;
+ * what it sends before is appended to out when given. */
+static int closed_within(int fd, int wait_ms, em_buf *out)
+{
+    double end = em_now() + wait_ms / 1000.0;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        double left = (end - em_now()) * 1000;
+        if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0)
+            return 0;
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return 1;
+        if (out)
+            em_buf_put(out, buf, (size_t)n);
+    }
+}
+
+/* Sends a raw request from 127.0.0.1 and reads the answer until the
+ * server closes; returns the status (-1 without one). */
+static long raw_request(int port, const char *req, size_t n, em_buf *out)
+{
+    int fd = tcp_from("127.0.0.1", port);
+    long st = -1;
+    if (fd < 0)
+        return -1;
+    for (size_t off = 0; off < n;) {
+        ssize_t k = send(fd, req + off, n - off, MSG_NOSIGNAL);
+        if (k <= 0)
+            break;
+        off += (size_t)k;
+    }
+    closed_within(fd, 10000, out);
+    close(fd);
+    if (out->s && sscanf(out->s, "HTTP/1.%*d %ld", &st) != 1)
+        st = -1;
+    return st;
+}
+
+/* The JSON body of a raw answer, or NULL. */
+static cJSON *raw_json(const em_buf *b)
+{
+    const char *p = b->s ? strstr(b->s, "\r\n\r\n") : NULL;
+    return p ? cJSON_Parse(p + 4) : NULL;
+}
+
+/* /health and a scoring request, each answered (200) within a second. */
+static void check_answers_fast(int port, const char *when)
+{
+    char *out;
+    double t0 = em_now();
+    long st = http(port, "GET", "/health", NULL, &out);
+    double t1 = em_now();
+    CHECK_MSG(st == 200 && t1 - t0 < 1.0, "%s: /health: HTTP %ld after %.2f s",
+              when, st, t1 - t0);
+    free(out);
+    st = http(port, "POST", "/v1/completions", "{\"prompt\":\"The cat sat\","
+              "\"max_tokens\":0,\"echo\":true,\"logprobs\":1}", &out);
+    double t2 = em_now();
+    CHECK_MSG(st == 200 && t2 - t1 < 1.0, "%s: scoring: HTTP %ld after %.2f s",
+              when, st, t2 - t1);
+    free(out);
+}
+
+/* 70 sockets that send nothing and 100 that send a header byte a second
+ * (default limits: 512 connections, 64 per address) do not keep /health
+ * or a scoring request from answering within a second. */
+TEST(test_idle_and_slow_clients_do_not_lock_out)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err);
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    enum { NIDLE = 70, NSLOW = 100, N = NIDLE + NSLOW };
+    static const char drip[] = "POST /v1/completions HTTP/1.1\r\nHost: x\r\n";
+    int fd[N], port = serve_port(s), opened = 0;
+    for (int i = 0; i < N; i++) {
+        char src[32];
+        snprintf(src, sizeof src, "127.0.0.%d", 2 + i % 3); /* <= 57 each */
+        fd[i] = tcp_from(src, port);
+        opened += fd[i] >= 0;
+        if (fd[i] >= 0 && i >= NIDLE)
+            (void)!send(fd[i], drip, 1, MSG_NOSIGNAL);
+    }
+    CHECK_INT(opened, N);
+    usleep(300000); /* the server has accepted them all by now */
+    for (int round = 1; round <= 3; round++) {
+        double t0 = em_now();
+        char when[32];
+        snprintf(when, sizeof when, "round %d", round);
+        check_answers_fast(port, when);
+        for (int i = NIDLE; i < N; i++)
+            if (fd[i] >= 0)
+                (void)!send(fd[i], drip + round, 1, MSG_NOSIGNAL);
+        double left = 1.0 - (em_now() - t0);
+        if (left > 0)
+            usleep((useconds_t)(left * 1e6));
+    }
+    /* They were held open all along, not turned away. */
+    int open_now = 0;
+    for (int i = 0; i < N; i++)
+        open_now += fd[i] >= 0 && !closed_within(fd[i], 0, NULL);
+    CHECK_INT(open_now, N);
+    for (int i = 0; i < N; i++)
+        if (fd[i] >= 0)
+            close(fd[i]);
+    serve_stop(s);
+    free(model);
+}
+
+/* One address gets --max-per-ip connections; the others from it are
+ * closed at once, and other addresses are still served. */
+TEST(test_per_ip_limit)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve_opts o = {.model_path = model, .threads = 2, .max_per_ip = 4};
+    serve *s = NULL;
+    CHECK_MSG(serve_start(&o, &s, &err) == 0, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    enum { N = 10 };
+    int fd[N], closed = 0;
+    for (int i = 0; i < N; i++)
+        fd[i] = tcp_from("127.0.0.5", serve_port(s));
+    usleep(300000);
+    for (int i = 0; i < N; i++)
+        closed += fd[i] < 0 || closed_within(fd[i], 100, NULL);
+    CHECK_INT(closed, N - 4);
+    check_answers_fast(serve_port(s), "per-ip");
+    for (int i = 0; i < N; i++)
+        if (fd[i] >= 0)
+            close(fd[i]);
+    serve_stop(s);
+    free(model);
+}
+
+typedef struct long_gen {
+    int port;
+    long status;
+    double seconds;
+} long_gen;
+
+static void *long_gen_main(void *arg)
+{
+    long_gen *g = arg;
+    char *out;
+    double t0 = em_now();
+    g->status = http(g->port, "POST", "/v1/completions", "{\"prompt\":\"Once\","
+                     "\"max_tokens\":500,\"temperature\":1,\"seed\":5}", &out);
+    g->seconds = em_now() - t0;
+    free(out);
+    return NULL;
+}
+
+/* --timeout 1: a socket that sends nothing is closed, one that sends a
+ * byte every 0.2 s after its request line gets a JSON 408 and is closed,
+ * both within about a second; a generation that takes longer than that
+ * is still answered (waiting for the model is not idleness). */
+TEST(test_request_deadline)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve_opts o = {.model_path = model, .threads = 2, .timeout = 1};
+    serve *s = NULL;
+    CHECK_MSG(serve_start(&o, &s, &err) == 0, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    int port = serve_port(s);
+    long_gen g = {.port = port};
+    pthread_t th;
+    pthread_create(&th, NULL, long_gen_main, &g);
+    int silent = tcp_from("127.0.0.2", port), slow = tcp_from("127.0.0.3", port);
+    CHECK(silent >= 0 && slow >= 0);
+    (void)!send(slow, "GET /health HTTP/1.1\r\nX-Slow: ", 31, MSG_NOSIGNAL);
+    double t0 = em_now(), t_silent = 0, t_slow = 0;
+    em_buf got = {0};
+    while (em_now() - t0 < 4 && (!t_silent || !t_slow)) {
+        if (!t_silent && closed_within(silent, 0, NULL))
+            t_silent = em_now() - t0;
+        if (!t_slow && closed_within(slow, 0, &got))
+            t_slow = em_now() - t0;
+        if (!t_slow)
+            (void)!send(slow, "x", 1, MSG_NOSIGNAL);
+        usleep(200000);
+    }
+    CHECK_MSG(t_silent > 0.5 && t_silent < 2.5, "silent socket closed after %.2f s "
+              "(0: not in 4 s)", t_silent);
+    CHECK_MSG(t_slow > 0.5 && t_slow < 2.5, "slow socket closed after %.2f s "
+              "(0: not in 4 s)", t_slow);
+    CHECK_MSG(got.s && !strncmp(got.s, "HTTP/1.1 408", 12), "%s", got.s ? got.s : "");
+    cJSON *j = raw_json(&got);
+    const cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code");
+    CHECK_MSG(cJSON_IsNumber(code) && code->valuedouble == 408, "%s", got.s ? got.s : "");
+    cJSON_Delete(j);
+    em_buf_free(&got);
+    close(silent);
+    close(slow);
+    pthread_join(th, NULL);
+    CHECK_MSG(g.status == 200, "generation: HTTP %ld after %.2f s", g.status, g.seconds);
+    CHECK_MSG(g.seconds > 1.5, "the generation took %.2f s: too short to show "
+              "that it outlives --timeout 1", g.seconds);
+    serve_stop(s);
+    free(model);
+}
+
+/* Too large requests come back as JSON where emerge sees them first; the
+ * ones MHD refuses before emerge sees the request keep MHD's own page
+ * (README: a head beyond MHD's memory, a chunk size or Content-Length
+ * beyond 64 bits, an HTTP version other than 1.x), and the server goes on. */
+TEST(test_too_large_as_json)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err); /* --max-body 4096 */
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    if (!s) {
+        free(model);
+        return;
+    }
+    em_buf req = {0};
+    struct { int head, chunk; long status; int json; } cases[] = {
+        {20000, 0, 431, 1},   /* over emerge's 16 KiB head */
+        {0, 8192, 413, 1},    /* a chunked body over --max-body */
+        {200000, 0, 431, 0},  /* over MHD's connection memory */
+        {0, -1, 413, 0},      /* a chunk size beyond 64 bits */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        em_buf_free(&req);
+        em_buf_puts(&req, "POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                    "Connection: close\r\n");
+        if (cases[i].head) {
+            em_buf_puts(&req, "X-Big: ");
+            for (int k = 0; k < cases[i].head; k++)
+                em_buf_putc(&req, 'a');
+            em_buf_puts(&req, "\r\nContent-Length: 2\r\n\r\n{}");
+        } else {
+            em_buf_puts(&req, "Transfer-Encoding: chunked\r\n\r\n");
+            if (cases[i].chunk > 0) {
+                em_buf_printf(&req, "%x\r\n", cases[i].chunk);
+                for (int k = 0; k < cases[i].chunk; k++)
+                    em_buf_putc(&req, ' ');
+                em_buf_puts(&req, "\r\n0\r\n\r\n");
+            } else {
+                em_buf_puts(&req, "1ffffffffffffffff\r\n");
+            }
+        }
+        em_buf out = {0};
+        long st = raw_request(serve_port(s), req.s, req.len, &out);
+        CHECK_MSG(st == cases[i].status, "case %zu: %.300s", i, out.s ? out.s : "");
+        cJSON *j = raw_json(&out);
+        const cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code");
+        CHECK_MSG((cJSON_IsNumber(code) && code->valuedouble == st) == cases[i].json,
+                  "case %zu: %.300s", i, out.s ? out.s : "");
+        cJSON_Delete(j);
+        em_buf_free(&out);
+    }
+    em_buf_free(&req);
+    em_buf out = {0};
+    const char *v2 = "GET /health HTTP/2.0\r\nHost: x\r\nConnection: close\r\n\r\n";
+    CHECK_INT(raw_request(serve_port(s), v2, strlen(v2), &out), 505);
+    em_buf_free(&out);
+    check_answers_fast(serve_port(s), "after");
+    serve_stop(s);
+    free(model);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -591,8 +976,13 @@ int main(void)
     RUN(test_client_matches_native);
     RUN(test_echo_shape_lm_eval);
     RUN(test_errors);
+    RUN(test_seed_top_level_only);
     RUN(test_shared_prefix_branches);
     RUN(test_concurrent_clients_agree);
+    RUN(test_idle_and_slow_clients_do_not_lock_out);
+    RUN(test_per_ip_limit);
+    RUN(test_request_deadline);
+    RUN(test_too_large_as_json);
     int rc = tl_summary();
     curl_global_cleanup();
     return rc;

@@ -1,8 +1,10 @@
 #!/bin/sh
 # test_serve.sh - `emerge serve` as a process: it listens on loopback
 # (--port 0 prints the port it got), answers /health, /v1/models and
-# completions, rejects malformed JSON with a 400 and a JSON error body,
-# refuses bad command lines, and stops cleanly on SIGTERM.
+# completions, rejects malformed JSON, trailing bytes and out-of-range
+# seeds with a 400 and a JSON error body, refuses bad command lines
+# (--timeout, --max-per-ip included), and stops cleanly on SIGTERM.
+# Hostile clients (idle, slow, many per address) are tests/test_serve.c's.
 #
 # Uses the ASan emerge binary ($EMERGE_BIN), curl and the shared fixture
 # model; every server started here is stopped by the EXIT trap.
@@ -35,10 +37,16 @@ check() { # name, condition result (0 = ok), detail
 check serve_cli_no_model "$([ $rc -eq 2 ] && grep -q usage "$tmp/o"; echo $?)" "rc $rc"
 "$BIN" serve "$MODEL" --port 70000 >"$tmp/o" 2>&1; rc=$?
 check serve_cli_bad_port "$([ $rc -eq 2 ] && grep -q -- "--port" "$tmp/o"; echo $?)" "rc $rc"
+"$BIN" serve "$MODEL" --timeout 0 >"$tmp/o" 2>&1; rc=$?
+check serve_cli_bad_timeout "$([ $rc -eq 2 ] && grep -q -- "--timeout needs an integer in \[1, 3600\]" "$tmp/o"; echo $?)" "rc $rc: $(cat "$tmp/o")"
+"$BIN" serve "$MODEL" --max-per-ip x >"$tmp/o" 2>&1; rc=$?
+check serve_cli_bad_per_ip "$([ $rc -eq 2 ] && grep -q -- "--max-per-ip" "$tmp/o"; echo $?)" "rc $rc: $(cat "$tmp/o")"
+"$BIN" serve --help >"$tmp/o" 2>&1; rc=$?
+check serve_cli_help "$([ $rc -eq 0 ] && grep -q -- "--timeout S" "$tmp/o" && grep -q -- "--max-per-ip N" "$tmp/o"; echo $?)" "rc $rc"
 "$BIN" serve "$tmp/none.gguf" --port 0 >"$tmp/o" 2>&1; rc=$?
 check serve_cli_no_file "$([ $rc -eq 2 ] && grep -q none.gguf "$tmp/o"; echo $?)" "rc $rc: $(cat "$tmp/o")"
 
-"$BIN" serve "$MODEL" --port 0 --threads 1 --max-body 2000 --stats 2>"$tmp/err" &
+"$BIN" serve "$MODEL" --port 0 --threads 1 --max-body 2000 --timeout 5 --max-per-ip 8 --stats 2>"$tmp/err" &
 pid=$!
 port=
 i=0
@@ -65,7 +73,11 @@ code=$(curl -s -o "$tmp/body" -w '%{http_code}' -d '{"prompt": "x",' "$url/v1/co
 check serve_cli_malformed "$([ "$code" = 400 ] && grep -q '"type":"invalid_request_error"' "$tmp/body"; echo $?)" "$code $(cat "$tmp/body")"
 big=$(head -c 3000 /dev/zero | tr '\0' a)
 code=$(curl -s -o "$tmp/body" -w '%{http_code}' -d "{\"prompt\":\"$big\"}" "$url/v1/completions")
-check serve_cli_max_body "$([ "$code" = 413 ]; echo $?)" "$code $(cat "$tmp/body")"
+check serve_cli_max_body "$([ "$code" = 413 ] && grep -q '"code":413' "$tmp/body"; echo $?)" "$code $(cat "$tmp/body")"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -d '{"prompt":"x","seed":18446744073709551616}' "$url/v1/completions")
+check serve_cli_seed_range "$([ "$code" = 400 ] && grep -q "'seed' must be an integer" "$tmp/body"; echo $?)" "$code $(cat "$tmp/body")"
+code=$(curl -s -o "$tmp/body" -w '%{http_code}' -d '{"prompt":"x"} trailing' "$url/v1/completions")
+check serve_cli_trailing "$([ "$code" = 400 ] && grep -q "bytes after its JSON value" "$tmp/body"; echo $?)" "$code $(cat "$tmp/body")"
 
 kill -TERM "$pid"
 i=0
@@ -75,6 +87,6 @@ if kill -0 "$pid" 2>/dev/null; then
 else
     wait "$pid"; rc=$?
     pid=
-    check serve_cli_sigterm "$([ $rc -eq 0 ] && grep -q "5 requests (2 errors)" "$tmp/err"; echo $?)" "rc $rc: $(tail -2 "$tmp/err")"
+    check serve_cli_sigterm "$([ $rc -eq 0 ] && grep -q "7 requests (4 errors)" "$tmp/err"; echo $?)" "rc $rc: $(tail -2 "$tmp/err")"
 fi
 exit $fail
