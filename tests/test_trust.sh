@@ -9,6 +9,7 @@
 #                          model and task, marked in results; skip/error
 #   unbuildable_variant    a requested variant that cannot be built: exit 1,
 #                          nothing buildable at all: exit 2
+#   notes_only_when_true   the target_logprob note names the real cause
 #   readonly_readers       results/scaling/plot/report/check on a 0444 file in
 #                          a 0555 directory (as another user) and on a
 #                          rollback-journal store: no -wal/-shm, same bytes,
@@ -127,6 +128,23 @@ if [ $u_rc -eq 1 ] && grep -q "task sweep-mc, variant cot cannot be run" "$tmp/u
     pass unbuildable_variant
 else
     fail unbuildable_variant "rc $u_rc/$u2_rc: $(head -3 "$tmp/u.err") | $(tail -2 "$tmp/u2.err")"
+fi
+
+# ---- notes say what is true -----------------------------------------------------
+# target_logprob on a native model: scored for standard and cot (no note),
+# and for zero_shot_cot the note names the variant, not the backend.
+"$BIN" run --model models/family/demo-d8l1-step512.gguf \
+    --tasks tests/data/tasks/sweep-arith.yaml --limit 2 --variants standard,cot \
+    --db "$tmp/n.sqlite" 2>"$tmp/n1.err"
+"$BIN" run --model models/family/demo-d8l1-step512.gguf \
+    --tasks tests/data/tasks/sweep-arith.yaml --limit 2 --variants zero_shot_cot \
+    --db "$tmp/n.sqlite" 2>"$tmp/n2.err"
+if ! grep -q "not computed" "$tmp/n1.err" &&
+   grep -q "metric target_logprob not computed: zero_shot_cot reads its answer from a second pass" "$tmp/n2.err" &&
+   ! grep -q "scoring backend" "$tmp/n2.err"; then
+    pass notes_only_when_true
+else
+    fail notes_only_when_true "$(grep note "$tmp/n1.err" "$tmp/n2.err" | head -3)"
 fi
 
 # ---- read-only readers --------------------------------------------------------
