@@ -556,6 +556,23 @@ static int al_close(aligner *a, const char *next, size_t n)
     return ends;
 }
 
+static void al_init(aligner *a, const char *p, size_t len, size_t bound,
+                    int n, char *msg, size_t cap)
+{
+    *a = (aligner){.p = p, .len = len, .bound = bound, .n = n, .run_tok = -1,
+                   .msg = msg, .cap = cap};
+    a->at = em_calloc((size_t)n + 1, sizeof *a->at);
+    a->run_idx = em_malloc(sizeof(int) * ((size_t)n + 1));
+    for (int k = 0; k < n; k++)
+        a->run_idx[k] = -1;
+}
+
+static void al_free(aligner *a)
+{
+    free(a->at);
+    free(a->run_idx);
+}
+
 /* Quotes up to 16 bytes of s for a message, escaping what JSON would. */
 static const char *quote(const char *s, size_t n, char out[80])
 {
@@ -629,12 +646,11 @@ static int al_token(aligner *a, int k, const char *t)
  * server says the prompt has (-1: unknown, then the prompt ends where the
  * tokens first reach its end). Returns the prompt's tokens (the rest were
  * generated after it), or -1 with msg. */
-static int echo_align(aligner *a, const cJSON *tokens, int n_prompt)
+static int echo_align(aligner *a, const char *const *texts, int n_prompt)
 {
     int k = 0;
-    const cJSON *t = tokens->child;
-    for (; k < a->n && (n_prompt < 0 || k < n_prompt); k++, t = t->next) {
-        const char *s = t->valuestring;
+    for (; k < a->n && (n_prompt < 0 || k < n_prompt); k++) {
+        const char *s = texts[k];
         int rc;
         if (k == 0 && *s && is_start_text(s) && strncmp(a->p, s, strlen(s)))
             rc = 0; /* "<s>": conditions, spells no text */
@@ -800,19 +816,18 @@ static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
     int n;
     if (ll_arrays(choice0(json, "logprobs"), arr, &n, msg, cap))
         return -1;
-    aligner a = {.p = c->prompt[i], .len = strlen(c->prompt[i]),
-                 .bound = c->bound[i], .n = n, .run_tok = -1, .msg = msg,
-                 .cap = cap};
-    a.at = em_calloc((size_t)n + 1, sizeof *a.at);
-    a.run_idx = em_malloc(sizeof(int) * ((size_t)n + 1));
-    for (int k = 0; k < n; k++)
-        a.run_idx[k] = -1;
+    aligner a;
+    const char **texts = em_malloc(sizeof(char *) * ((size_t)n + 1));
+    const cJSON *t = arr[0]->child;
+    for (int k = 0; k < n; k++, t = t->next)
+        texts[k] = t->valuestring;
+    al_init(&a, c->prompt[i], strlen(c->prompt[i]), c->bound[i], n, msg, cap);
     int up = usage_count(json, "prompt_tokens");
-    int np = echo_align(&a, arr[0], up <= n ? up : -1);
+    int np = echo_align(&a, texts, up <= n ? up : -1);
     int rc = np < 0 || ll_counts(json, n, np, c->max_tokens, msg, cap) ||
              ll_sum(&a, arr, np, &c->res[i], msg, cap) ? -1 : 0;
-    free(a.at);
-    free(a.run_idx);
+    al_free(&a);
+    free(texts);
     return rc;
 }
 
@@ -887,30 +902,112 @@ static void cut_stop(char *text, const backend_gen_req *rq)
         *cut = '\0';
 }
 
-/* Token log-probs: completions give logprobs.token_logprobs, chat gives
- * logprobs.content[].logprob. Absent or partial: none at all. */
-static void take_token_logprobs(const cJSON *lp, int chat, backend_gen_res *r)
+/* Why the server stopped. OpenAI says "stop" or "length"; TGI's
+ * "eos_token" and "stop_sequence" are its words for "stop". A server that
+ * says nothing, or something else ("content_filter"), gives NONE. */
+static int finish_of(const cJSON *fr)
 {
-    const cJSON *arr = get(lp, chat ? "content" : "token_logprobs");
-    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
-    if (n == 0)
-        return;
-    float *v = em_malloc(sizeof(float) * (size_t)n);
-    int k = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, arr) {
-        const cJSON *x = chat ? get(e, "logprob") : e;
-        if (!cJSON_IsNumber(x)) {
-            free(v);
-            return;
-        }
-        v[k++] = (float)x->valuedouble;
+    const char *s = cJSON_IsString(fr) ? fr->valuestring : "";
+    if (!strcmp(s, "stop") || !strcmp(s, "eos_token") ||
+        !strcmp(s, "stop_sequence"))
+        return BACKEND_FINISH_STOP;
+    if (!strcmp(s, "length"))
+        return BACKEND_FINISH_LENGTH;
+    return BACKEND_FINISH_NONE;
+}
+
+/* Generation log-probs as the server sent them: completions'
+ * logprobs.token_logprobs (with logprobs.tokens), or the logprobs.content[]
+ * entries {token, logprob} of chat and of llama.cpp's completions. */
+typedef struct gen_lp {
+    float *v;            /* NULL: the server sent none */
+    const char **texts;  /* the tokens' texts, NULL when it sent none */
+    int n;
+    const char *where;   /* which field, for messages */
+} gen_lp;
+
+static int gen_lp_read(const cJSON *lp, gen_lp *g, char *msg, size_t cap)
+{
+    const cJSON *legacy = get(lp, "token_logprobs"), *content = get(lp, "content");
+    const cJSON *arr = cJSON_IsArray(legacy) ? legacy : content;
+    const cJSON *toks = cJSON_IsArray(legacy) ? get(lp, "tokens") : NULL;
+    if (!cJSON_IsArray(arr))
+        return 0; /* none at all: absent, not a failure */
+    g->where = arr == legacy ? "logprobs.token_logprobs" : "logprobs.content[].logprob";
+    g->n = cJSON_GetArraySize(arr);
+    if (cJSON_IsArray(toks) && cJSON_GetArraySize(toks) != g->n) {
+        snprintf(msg, cap, "the server sent %d logprobs.tokens but %d "
+                 "logprobs.token_logprobs", cJSON_GetArraySize(toks), g->n);
+        return -1;
     }
-    r->token_logprobs = v;
-    r->n_tokens = n;
-    r->sum_logprob = 0;
-    for (int i = 0; i < n; i++)
-        r->sum_logprob += v[i];
+    g->v = em_malloc(sizeof(float) * ((size_t)g->n + 1));
+    g->texts = em_calloc((size_t)g->n + 1, sizeof(char *));
+    int all_texts = 1;
+    const cJSON *e = arr->child, *t = cJSON_IsArray(toks) ? toks->child : NULL;
+    for (int k = 0; k < g->n; k++, e = e->next, t = t ? t->next : NULL) {
+        const cJSON *x = arr == legacy ? e : get(e, "logprob");
+        const cJSON *s = arr == legacy ? t : get(e, "token");
+        if (!cJSON_IsNumber(x)) {
+            snprintf(msg, cap, "the server's %s has no number for generated "
+                     "token %d: its log-probs do not cover the generation",
+                     g->where, k);
+            return -1;
+        }
+        g->v[k] = (float)x->valuedouble;
+        g->texts[k] = cJSON_IsString(s) ? s->valuestring : NULL;
+        all_texts &= g->texts[k] != NULL;
+    }
+    if (!all_texts) { /* texts for every token or for none */
+        free(g->texts);
+        g->texts = NULL;
+    }
+    return 0;
+}
+
+static void gen_lp_free(gen_lp *g)
+{
+    free(g->v);
+    free(g->texts);
+}
+
+/* Whether the tokens' texts spell exactly text (U+FFFD pieces allowed, as
+ * for an echo). */
+static int texts_spell(const char *const *texts, int n, const char *text)
+{
+    char msg[256];
+    aligner a;
+    size_t len = strlen(text);
+    al_init(&a, text, len, len, n, msg, sizeof msg);
+    int ok = echo_align(&a, texts, n) == n;
+    al_free(&a);
+    return ok;
+}
+
+/* The log-probs cover every generated token: as many as the server says
+ * it generated (usage.completion_tokens, else the log-probs are the
+ * count). llama.cpp leaves out the tokens of a stop string it matched, and
+ * the string too: fewer log-probs are accepted after a stop when their
+ * texts spell the whole text the server returned, and n_tokens counts the
+ * tokens behind that text. */
+static int gen_cover(const cJSON *json, gen_lp *g, const char *text,
+                     int finish, backend_gen_res *r, char *msg, size_t cap)
+{
+    int uc = usage_count(json, "completion_tokens");
+    int want = uc >= 0 ? uc : g->n;
+    if (g->n == want || (g->n < want && finish == BACKEND_FINISH_STOP &&
+                         g->texts && texts_spell(g->texts, g->n, text))) {
+        r->n_tokens = g->n;
+        r->sum_logprob = 0;
+        for (int k = 0; k < g->n; k++)
+            r->sum_logprob += g->v[k];
+        r->token_logprobs = g->v;
+        g->v = NULL; /* r owns it now */
+        return 0;
+    }
+    snprintf(msg, cap, "the server sent %d generation log-prob%s (%s) for %d "
+             "generated tokens (usage.completion_tokens): they do not cover "
+             "the generation", g->n, g->n == 1 ? "" : "s", g->where, want);
+    return -1;
 }
 
 /* emerge serve sends the exact bytes of a text that is not valid UTF-8
@@ -940,26 +1037,28 @@ static int take_gen(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
 {
     gen_ctx *c = vctx;
     backend_gen_res *r = &c->res[i];
-    const cJSON *text;
-    if (c->chat) {
-        const cJSON *m = choice0(json, "message");
-        text = get(m, "content");
-    } else {
-        text = choice0(json, "text");
-    }
+    const cJSON *text = c->chat ? get(choice0(json, "message"), "content")
+                                : choice0(json, "text");
     if (!cJSON_IsString(text)) {
         snprintf(msg, cap, "the answer has no choices[0].%s string",
                  c->chat ? "message.content" : "text");
         return -1;
     }
+    r->finish = finish_of(choice0(json, "finish_reason"));
+    r->truncated = 0; /* a server does not say */
+    int uc = usage_count(json, "completion_tokens");
+    r->n_tokens = uc >= 0 ? uc : 0;
+    gen_lp g = {0};
+    int rc = gen_lp_read(choice0(json, "logprobs"), &g, msg, cap);
+    if (rc == 0 && g.v)
+        rc = gen_cover(json, &g, text->valuestring, r->finish, r, msg, cap);
+    gen_lp_free(&g);
+    if (rc)
+        return -1;
     r->text = raw_text(choice0(json, "emerge_text_hex"));
     if (!r->text)
         r->text = em_strdup(text->valuestring);
     cut_stop(r->text, &c->req[i]);
-    const cJSON *usage = get(get(json, "usage"), "completion_tokens");
-    if (cJSON_IsNumber(usage))
-        r->n_tokens = (int)usage->valuedouble;
-    take_token_logprobs(choice0(json, "logprobs"), c->chat, r);
     return 0;
 }
 
