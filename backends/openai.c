@@ -621,6 +621,8 @@ static int al_token(aligner *a, int k, const char *t)
         if (rc == 1 && i == 0)
             return 1;
         if (rc == 0 && a->pos + m <= a->len && !memcmp(a->p + a->pos, t + i, m)) {
+            if (i == 0)
+                a->at[k] = a->pos; /* text after a run starts where it ends */
             a->pos += m;
             i += m;
             continue;
