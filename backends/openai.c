@@ -573,11 +573,14 @@ static void al_free(aligner *a)
     free(a->run_idx);
 }
 
-/* Quotes up to 16 bytes of s for a message, escaping what JSON would. */
+/* Quotes up to 16 bytes of s for a message, whole characters only,
+ * control characters, quotes and backslashes escaped. */
 static const char *quote(const char *s, size_t n, char out[80])
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n && i < 16 && s[i]; i++) {
+    size_t o = 0, stop = 0;
+    while (stop < n && stop + char_len(s + stop, n - stop) <= 16)
+        stop += char_len(s + stop, n - stop);
+    for (size_t i = 0; i < stop && s[i]; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == '"' || c == '\\')
             o += (size_t)snprintf(out + o, 80 - o, "\\x%02x", c);
