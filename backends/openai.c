@@ -7,12 +7,18 @@
  *
  * Log-likelihood: POST /completions with prompt = context + continuation,
  * echo, max_tokens 0 and logprobs 1. The server answers every prompt token
- * with its text offset and log-prob; the continuation's tokens are those
- * whose offset lies at or after the end of the context. As the native
- * backend (and lm-evaluation-harness) do, trailing whitespace of the
- * context moves to the continuation first, so " Paris" is one token of the
- * continuation rather than a space left dangling in the context. Offsets
- * count Unicode code points, as OpenAI's (Python) servers do.
+ * with its text and log-prob; the continuation's tokens are those that
+ * start at or after the end of the context. As the native backend (and
+ * lm-evaluation-harness) do, trailing whitespace of the context moves to
+ * the continuation first, so " Paris" is one token of the continuation
+ * rather than a space left dangling in the context. Where each token
+ * starts comes from the token texts, which must spell the whole prompt
+ * (see echo alignment below): an answer whose tokens stop short, skip or
+ * change text fails the request instead of scoring fewer tokens.
+ *
+ * Generation: log-probs, when the server sends any, must cover every
+ * generated token; none at all is fine (token_logprobs NULL), a few is a
+ * failed request.
  *
  * Retries: HTTP 429 and 5xx, timeouts, refused and reset connections, and
  * bodies that are not JSON (a cut transfer) are retried with exponential
@@ -401,17 +407,10 @@ static char *print_body(cJSON *o)
 typedef struct ll_ctx {
     const backend_ll_req *req;
     backend_ll_res *res;
-    long *bound;      /* code points before the continuation */
-    long *end;        /* code points in the whole prompt */
+    char **prompt;    /* context + continuation, as sent */
+    size_t *bound;    /* bytes of the prompt before the continuation */
+    int max_tokens;   /* tokens the server may generate after the echo */
 } ll_ctx;
-
-static long count_cp(const char *s, size_t n)
-{
-    long c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
-}
 
 static size_t ctx_trimmed(const char *ctx)
 {
@@ -447,52 +446,350 @@ static double top_value(const cJSON *top)
     return best;
 }
 
-/* Whether prompt token k is a start token rather than text: servers show
+/* Whether a token text is a start token rather than text: servers show
  * BOS as "" (emerge serve) or as "<s>"-like markup (llama.cpp, vLLM). */
-static int is_start_token(const cJSON *lp, int k)
+static int is_start_text(const char *s)
 {
-    const cJSON *t = cJSON_GetArrayItem(get(lp, "tokens"), k);
-    if (!cJSON_IsString(t))
-        return 0;
-    const char *s = t->valuestring;
     size_t n = strlen(s);
     return n == 0 || (n >= 3 && s[0] == '<' && s[n - 1] == '>' && !strchr(s, ' '));
 }
 
-static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
+static long count_cp(const char *s, size_t n)
 {
-    ll_ctx *c = vctx;
-    const cJSON *lp = choice0(json, "logprobs");
-    const cJSON *off = get(lp, "text_offset"), *tl = get(lp, "token_logprobs"),
-                *top = get(lp, "top_logprobs");
-    if (!cJSON_IsArray(off) || !cJSON_IsArray(tl) || !cJSON_IsArray(top)) {
-        snprintf(msg, cap, "the server returned no prompt log-probs (choices[0]."
-                 "logprobs with text_offset, token_logprobs, top_logprobs for "
-                 "echo=true, logprobs=1): it cannot score log-likelihoods");
+    long c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* Bytes of the UTF-8 character at s (1 for a stray byte), at most n. */
+static size_t char_len(const char *s, size_t n)
+{
+    unsigned char c = (unsigned char)s[0];
+    size_t m = c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    return m < n ? m : n;
+}
+
+#define FFFD "\xEF\xBF\xBD" /* U+FFFD, what a piece of a character shows */
+
+/*
+ * Echo alignment: which bytes of the prompt each echoed token stands for,
+ * found from the token texts rather than text_offset. Servers disagree on
+ * offsets: OpenAI and emerge serve give each token's position in the
+ * prompt; vLLM adds up the lengths of the token texts, so its offsets
+ * count a "<s>" start token and one U+FFFD per piece of a character that
+ * a tokenizer split (each piece decodes to U+FFFD on its own). Token texts
+ * are the one thing all of them agree on: concatenated, they spell the
+ * prompt, except that a split character shows as U+FFFD in every piece.
+ *
+ * So a token matches the prompt byte for byte, except that a run of
+ * U+FFFD (across tokens) stands for whole multi-byte characters: at least
+ * one character and at least one byte per U+FFFD, ending where the next
+ * real text of the tokens follows. With one U+FFFD per byte (emerge serve;
+ * Python's decoder on one-byte pieces) every piece's position is exact;
+ * with fewer the pieces' positions inside the run are unknown, which is
+ * harmless unless the continuation starts inside the run: that request
+ * fails rather than guessing which pieces are the continuation's.
+ */
+typedef struct aligner {
+    const char *p;     /* the prompt */
+    size_t len, pos;   /* its length, and where the tokens have reached */
+    size_t bound;      /* the continuation's first byte */
+    size_t *at;        /* out: where token k starts, bytes */
+    int *run_idx;      /* U+FFFD of the run before token k's start, or -1 */
+    int n;             /* tokens */
+    size_t run_start;  /* the open run of U+FFFD: where it starts, */
+    int run_n, run_tok;/* how many, and the first token that starts in it */
+    char *msg;
+    size_t cap;
+} aligner;
+
+/* Closes the open run: the first character boundary e past run_start with
+ * >= run_n bytes, <= run_n characters, all multi-byte, where `next` (the
+ * next real text, n bytes) follows; NULL next: the tokens ended, the run
+ * takes what it can of the prompt's end. 1: no such e, but the run can
+ * end the prompt (next is then text after the prompt); -1: msg says. */
+static int al_close(aligner *a, const char *next, size_t n)
+{
+    if (a->run_n == 0)
+        return 0;
+    size_t s = a->run_start, e = s, best = 0;
+    int chars = 0;
+    while (e < a->len && (unsigned char)a->p[e] >= 0x80 && chars < a->run_n) {
+        e += char_len(a->p + e, a->len - e);
+        chars++;
+        if (e - s < (size_t)a->run_n)
+            continue;
+        best = e;
+        if (next && e + n <= a->len && !memcmp(a->p + e, next, n))
+            break;
+    }
+    int ends = best == a->len;
+    if (best && next && (best + n > a->len || memcmp(a->p + best, next, n))) {
+        if (!ends)
+            best = 0;
+    } else {
+        ends = 0;
+    }
+    if (!best) {
+        snprintf(a->msg, a->cap, "the server's echoed tokens show %d U+FFFD "
+                 "at byte %zu of the prompt, where the prompt has no split "
+                 "multi-byte character for them", a->run_n, s);
         return -1;
     }
-    int n = cJSON_GetArraySize(off);
-    if (cJSON_GetArraySize(tl) != n || cJSON_GetArraySize(top) != n) {
-        snprintf(msg, cap, "logprobs arrays of different lengths");
+    int exact = best - s == (size_t)a->run_n;
+    if (!exact && s < a->bound && a->bound < best) {
+        snprintf(a->msg, a->cap, "the server's echoed tokens split the "
+                 "characters at bytes %zu-%zu of the prompt into U+FFFD pieces "
+                 "across the continuation's start (byte %zu): cannot tell "
+                 "which pieces are the continuation's", s, best, a->bound);
         return -1;
     }
-    double sum = 0;
-    int ntok = 0, greedy = 1, k = 0;
-    const cJSON *o = off->child, *t = tl->child, *p = top->child;
-    for (; k < n; k++, o = o->next, t = t->next, p = p->next) {
-        if (!cJSON_IsNumber(o)) {
-            snprintf(msg, cap, "text_offset[%d] is not a number", k);
+    for (int k = a->run_tok; k >= 0 && k < a->n && a->run_idx[k] >= 0; k++) {
+        size_t o = (size_t)a->run_idx[k];
+        a->at[k] = s + (o < best - s ? o : best - s - 1);
+        a->run_idx[k] = -1;
+    }
+    a->pos = best;
+    a->run_n = 0;
+    a->run_tok = -1;
+    return ends;
+}
+
+static void al_init(aligner *a, const char *p, size_t len, size_t bound,
+                    int n, char *msg, size_t cap)
+{
+    *a = (aligner){.p = p, .len = len, .bound = bound, .n = n, .run_tok = -1,
+                   .msg = msg, .cap = cap};
+    a->at = em_calloc((size_t)n + 1, sizeof *a->at);
+    a->run_idx = em_malloc(sizeof(int) * ((size_t)n + 1));
+    for (int k = 0; k < n; k++)
+        a->run_idx[k] = -1;
+}
+
+static void al_free(aligner *a)
+{
+    free(a->at);
+    free(a->run_idx);
+}
+
+/* Quotes up to 16 bytes of s for a message, whole characters only,
+ * control characters, quotes and backslashes escaped. */
+static const char *quote(const char *s, size_t n, char out[80])
+{
+    size_t o = 0, stop = 0;
+    while (stop < n && stop + char_len(s + stop, n - stop) <= 16)
+        stop += char_len(s + stop, n - stop);
+    for (size_t i = 0; i < stop && s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == '"' || c == '\\')
+            o += (size_t)snprintf(out + o, 80 - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Matches token k's text t at the prompt; 1 when the prompt ended before
+ * the token (it is generated text), -1 with msg when it does not match. */
+static int al_token(aligner *a, int k, const char *t)
+{
+    a->at[k] = a->pos;
+    if (a->run_n > 0) {
+        a->run_idx[k] = a->run_n;
+        if (a->run_tok < 0)
+            a->run_tok = k;
+    } else if (a->pos == a->len && *t) {
+        return 1;
+    }
+    size_t n = strlen(t);
+    for (size_t i = 0; i < n;) {
+        size_t m = char_len(t + i, n - i);
+        int piece = m == 3 && !memcmp(t + i, FFFD, 3) &&
+                    (a->run_n > 0 || a->pos + 3 > a->len ||
+                     memcmp(a->p + a->pos, FFFD, 3));
+        if (piece) {
+            if (a->run_n == 0) {
+                a->run_start = a->pos;
+                a->run_tok = i == 0 ? k : -1; /* the tokens starting in it */
+                if (i == 0)
+                    a->run_idx[k] = 0;
+            }
+            a->run_n++;
+            i += m;
+            continue;
+        }
+        int rc = al_close(a, t + i, m);
+        if (rc == 1 && i == 0)
+            return 1;
+        if (rc == 0 && a->pos + m <= a->len && !memcmp(a->p + a->pos, t + i, m)) {
+            if (i == 0)
+                a->at[k] = a->pos; /* text after a run starts where it ends */
+            a->pos += m;
+            i += m;
+            continue;
+        }
+        if (rc < 0)
+            return -1;
+        char q1[80], q2[80];
+        if (a->pos == a->len)
+            snprintf(a->msg, a->cap, "the server's echoed token %d \"%s\" "
+                     "runs past the end of the prompt (byte %zu)", k,
+                     quote(t, n, q1), a->len);
+        else
+            snprintf(a->msg, a->cap, "the server's echoed token %d \"%s\" "
+                     "does not match the prompt at byte %zu (\"%s\")", k,
+                     quote(t, n, q1), a->pos,
+                     quote(a->p + a->pos, a->len - a->pos, q2));
+        return -1;
+    }
+    return 0;
+}
+
+/* Aligns the echoed tokens with the prompt. n_prompt: how many tokens the
+ * server says the prompt has (-1: unknown, then the prompt ends where the
+ * tokens first reach its end). Returns the prompt's tokens (the rest were
+ * generated after it), or -1 with msg. */
+static int echo_align(aligner *a, const char *const *texts, int n_prompt)
+{
+    int k = 0;
+    for (; k < a->n && (n_prompt < 0 || k < n_prompt); k++) {
+        const char *s = texts[k];
+        int rc;
+        if (k == 0 && *s && is_start_text(s) && strncmp(a->p, s, strlen(s)))
+            rc = 0; /* "<s>": conditions, spells no text */
+        else
+            rc = al_token(a, k, s);
+        if (rc < 0)
+            return -1;
+        if (rc == 1)
+            break;
+    }
+    if (al_close(a, NULL, 0) < 0)
+        return -1;
+    if (a->pos < a->len) {
+        char q[80];
+        snprintf(a->msg, a->cap, "the server's echoed tokens end at byte %zu "
+                 "of %zu: the last %zu bytes of the prompt (\"%s\") have no "
+                 "log-prob", a->pos, a->len, a->len - a->pos,
+                 quote(a->p + a->pos, a->len - a->pos, q));
+        return -1;
+    }
+    return k;
+}
+
+/* text_offset: integers, never decreasing, never ahead of the text that
+ * the tokens before them spell (vLLM's offsets are exactly that sum; true
+ * positions are at most it, a split character shows as several U+FFFD). */
+static int check_offsets(const cJSON *off, const cJSON *tokens, char *msg,
+                         size_t cap)
+{
+    double first = 0, prev = 0, spelled = 0;
+    const cJSON *o = off->child, *t = tokens->child;
+    for (int k = 0; o && t; k++, o = o->next, t = t->next) {
+        double v = o->valuedouble;
+        if (!cJSON_IsNumber(o) || v < 0 || v != floor(v) || v > 1e15) {
+            snprintf(msg, cap, "the server's text_offset[%d] is not an offset", k);
             return -1;
         }
-        long at = (long)o->valuedouble;
-        if (at < c->bound[i] || at >= c->end[i])
-            continue; /* context, or a generated token after the prompt */
-        if (k == 0 && !cJSON_IsNumber(t) && is_start_token(lp, 0))
+        if (k == 0)
+            first = prev = v;
+        if (v < prev || v > first + spelled) {
+            snprintf(msg, cap, "the server's text_offset[%d] = %.0f does not "
+                     "follow its tokens (the one before is %.0f, the tokens "
+                     "before it spell %.0f characters from %.0f)", k, v, prev,
+                     spelled, first);
+            return -1;
+        }
+        prev = v;
+        spelled += (double)count_cp(t->valuestring, strlen(t->valuestring));
+    }
+    return 0;
+}
+
+/* The four parallel arrays of an echo, checked for shape; n their length. */
+static int ll_arrays(const cJSON *lp, const cJSON *arr[4], int *n, char *msg,
+                     size_t cap)
+{
+    static const char *const name[4] = {"tokens", "token_logprobs",
+                                        "top_logprobs", "text_offset"};
+    for (int j = 0; j < 4; j++)
+        if (!cJSON_IsArray(arr[j] = get(lp, name[j]))) {
+            snprintf(msg, cap, "the server returned no prompt log-probs "
+                     "(choices[0].logprobs with tokens, token_logprobs, "
+                     "top_logprobs, text_offset for echo=true, logprobs=1; "
+                     "%s is missing): it cannot score log-likelihoods", name[j]);
+            return -1;
+        }
+    *n = cJSON_GetArraySize(arr[0]);
+    for (int j = 1; j < 4; j++)
+        if (cJSON_GetArraySize(arr[j]) != *n) {
+            snprintf(msg, cap, "the server's logprobs arrays differ in length: "
+                     "%d tokens, %d %s", *n, cJSON_GetArraySize(arr[j]), name[j]);
+            return -1;
+        }
+    int k = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, arr[0]) {
+        if (!cJSON_IsString(t)) {
+            snprintf(msg, cap, "the server's logprobs.tokens[%d] is not a string", k);
+            return -1;
+        }
+        k++;
+    }
+    return check_offsets(arr[3], arr[0], msg, cap);
+}
+
+/* usage.NAME when the server sent a count, else -1. */
+static int usage_count(const cJSON *json, const char *name)
+{
+    const cJSON *v = get(get(json, "usage"), name);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9
+               ? (int)v->valuedouble : -1;
+}
+
+/* The counts agree: the prompt's tokens and the generated ones make up
+ * the echo (usage when the server sent it, else at most max_tokens). */
+static int ll_counts(const cJSON *json, int n, int n_prompt, int max_tokens,
+                     char *msg, size_t cap)
+{
+    int up = usage_count(json, "prompt_tokens");
+    int uc = usage_count(json, "completion_tokens");
+    if (up >= 0 && up != n_prompt) {
+        snprintf(msg, cap, "the server's usage.prompt_tokens is %d but its "
+                 "echoed tokens spell the prompt in %d", up, n_prompt);
+        return -1;
+    }
+    if (uc >= 0 ? n - n_prompt != uc : n - n_prompt > max_tokens) {
+        snprintf(msg, cap, "the server echoed %d tokens after the prompt's %d "
+                 "but generated %d (usage.completion_tokens %s, max_tokens %d)",
+                 n - n_prompt, n_prompt, uc >= 0 ? uc : max_tokens,
+                 uc >= 0 ? "says so" : "absent", max_tokens);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sums the continuation's tokens: those that start at or after the
+ * boundary and inside the prompt. A token that starts in the context and
+ * reaches into the continuation counts for the context (the text_offset
+ * rule this backend always used). */
+static int ll_sum(const aligner *a, const cJSON *arr[4], int n_prompt,
+                  backend_ll_res *r, char *msg, size_t cap)
+{
+    double sum = 0;
+    int ntok = 0, greedy = 1;
+    const cJSON *s = arr[0]->child, *t = arr[1]->child, *p = arr[2]->child;
+    for (int k = 0; k < n_prompt; k++, s = s->next, t = t->next, p = p->next) {
+        if (a->at[k] < a->bound || a->at[k] >= a->len)
+            continue;
+        if (k == 0 && !cJSON_IsNumber(t) && is_start_text(s->valuestring))
             continue; /* BOS of an empty context: it conditions, not scored */
         if (!cJSON_IsNumber(t)) {
             snprintf(msg, cap, "the server gave no log-prob for prompt token "
-                     "%d (offset %ld, in the continuation)%s: it cannot score "
-                     "this request", k, at, k == 0 ? "; an empty context "
+                     "%d (byte %zu, in the continuation)%s: it cannot score "
+                     "this request", k, a->at[k], k == 0 ? "; an empty context "
                      "needs a model with a BOS token" : "");
             return -1;
         }
@@ -506,16 +803,37 @@ static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
         greedy &= t->valuedouble >= best;
         ntok++;
     }
-    if (ntok == 0 && c->end[i] > c->bound[i]) {
+    if (ntok == 0 && a->len > a->bound) {
         snprintf(msg, cap, "the server echoed no tokens of the continuation "
                  "(does it support echo=true?)");
         return -1;
     }
-    backend_ll_res *r = &c->res[i];
     r->logprob = sum;
     r->n_tokens = ntok;
     r->is_greedy = greedy;
     return 0;
+}
+
+static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
+{
+    ll_ctx *c = vctx;
+    const cJSON *arr[4];
+    int n;
+    if (ll_arrays(choice0(json, "logprobs"), arr, &n, msg, cap))
+        return -1;
+    aligner a;
+    const char **texts = em_malloc(sizeof(char *) * ((size_t)n + 1));
+    const cJSON *t = arr[0]->child;
+    for (int k = 0; k < n; k++, t = t->next)
+        texts[k] = t->valuestring;
+    al_init(&a, c->prompt[i], strlen(c->prompt[i]), c->bound[i], n, msg, cap);
+    int up = usage_count(json, "prompt_tokens");
+    int np = echo_align(&a, texts, up <= n ? up : -1);
+    int rc = np < 0 || ll_counts(json, n, np, c->max_tokens, msg, cap) ||
+             ll_sum(&a, arr, np, &c->res[i], msg, cap) ? -1 : 0;
+    al_free(&a);
+    free(texts);
+    return rc;
 }
 
 static char *ll_body(const oa *o, const char *prompt)
@@ -538,30 +856,30 @@ static int openai_loglikelihood(void *state, const backend_ll_req *req,
     if (n <= 0)
         return 0;
     oa_job *jobs = em_calloc((size_t)n, sizeof *jobs);
-    ll_ctx c = {req, res, em_calloc((size_t)n, sizeof(long)),
-                em_calloc((size_t)n, sizeof(long))};
+    ll_ctx c = {req, res, em_calloc((size_t)n, sizeof(char *)),
+                em_calloc((size_t)n, sizeof(size_t)), o->ll_max_tokens};
     for (int i = 0; i < n; i++) {
         const char *ctx = req[i].context ? req[i].context : "";
         const char *cont = req[i].continuation ? req[i].continuation : "";
-        size_t keep = ctx_trimmed(ctx);
         em_buf p = {0};
         em_buf_puts(&p, ctx);
         em_buf_puts(&p, cont);
-        c.bound[i] = count_cp(ctx, keep);
-        c.end[i] = count_cp(p.s, p.len);
-        jobs[i].body = ll_body(o, p.s);
+        c.bound[i] = ctx_trimmed(ctx);
+        c.prompt[i] = p.s ? em_buf_take(&p) : em_strdup("");
+        jobs[i].body = ll_body(o, c.prompt[i]);
         jobs[i].url = o->url_compl;
-        em_buf_free(&p);
     }
     oa_run(o, jobs, n, take_ll, &c);
     for (int i = 0; i < n; i++) {
         res[i].ok = jobs[i].ok;
+        res[i].truncated = 0; /* a server does not say */
         if (!jobs[i].ok)
             snprintf(res[i].error, sizeof res[i].error, "%s", jobs[i].error);
+        free(c.prompt[i]);
     }
     jobs_free(jobs, n);
+    free(c.prompt);
     free(c.bound);
-    free(c.end);
     return 0;
 }
 
@@ -589,30 +907,112 @@ static void cut_stop(char *text, const backend_gen_req *rq)
         *cut = '\0';
 }
 
-/* Token log-probs: completions give logprobs.token_logprobs, chat gives
- * logprobs.content[].logprob. Absent or partial: none at all. */
-static void take_token_logprobs(const cJSON *lp, int chat, backend_gen_res *r)
+/* Why the server stopped. OpenAI says "stop" or "length"; TGI's
+ * "eos_token" and "stop_sequence" are its words for "stop". A server that
+ * says nothing, or something else ("content_filter"), gives NONE. */
+static int finish_of(const cJSON *fr)
 {
-    const cJSON *arr = get(lp, chat ? "content" : "token_logprobs");
-    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
-    if (n == 0)
-        return;
-    float *v = em_malloc(sizeof(float) * (size_t)n);
-    int k = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, arr) {
-        const cJSON *x = chat ? get(e, "logprob") : e;
-        if (!cJSON_IsNumber(x)) {
-            free(v);
-            return;
-        }
-        v[k++] = (float)x->valuedouble;
+    const char *s = cJSON_IsString(fr) ? fr->valuestring : "";
+    if (!strcmp(s, "stop") || !strcmp(s, "eos_token") ||
+        !strcmp(s, "stop_sequence"))
+        return BACKEND_FINISH_STOP;
+    if (!strcmp(s, "length"))
+        return BACKEND_FINISH_LENGTH;
+    return BACKEND_FINISH_NONE;
+}
+
+/* Generation log-probs as the server sent them: completions'
+ * logprobs.token_logprobs (with logprobs.tokens), or the logprobs.content[]
+ * entries {token, logprob} of chat and of llama.cpp's completions. */
+typedef struct gen_lp {
+    float *v;            /* NULL: the server sent none */
+    const char **texts;  /* the tokens' texts, NULL when it sent none */
+    int n;
+    const char *where;   /* which field, for messages */
+} gen_lp;
+
+static int gen_lp_read(const cJSON *lp, gen_lp *g, char *msg, size_t cap)
+{
+    const cJSON *legacy = get(lp, "token_logprobs"), *content = get(lp, "content");
+    const cJSON *arr = cJSON_IsArray(legacy) ? legacy : content;
+    const cJSON *toks = cJSON_IsArray(legacy) ? get(lp, "tokens") : NULL;
+    if (!cJSON_IsArray(arr))
+        return 0; /* none at all: absent, not a failure */
+    g->where = arr == legacy ? "logprobs.token_logprobs" : "logprobs.content[].logprob";
+    g->n = cJSON_GetArraySize(arr);
+    if (cJSON_IsArray(toks) && cJSON_GetArraySize(toks) != g->n) {
+        snprintf(msg, cap, "the server sent %d logprobs.tokens but %d "
+                 "logprobs.token_logprobs", cJSON_GetArraySize(toks), g->n);
+        return -1;
     }
-    r->token_logprobs = v;
-    r->n_tokens = n;
-    r->sum_logprob = 0;
-    for (int i = 0; i < n; i++)
-        r->sum_logprob += v[i];
+    g->v = em_malloc(sizeof(float) * ((size_t)g->n + 1));
+    g->texts = em_calloc((size_t)g->n + 1, sizeof(char *));
+    int all_texts = 1;
+    const cJSON *e = arr->child, *t = cJSON_IsArray(toks) ? toks->child : NULL;
+    for (int k = 0; k < g->n; k++, e = e->next, t = t ? t->next : NULL) {
+        const cJSON *x = arr == legacy ? e : get(e, "logprob");
+        const cJSON *s = arr == legacy ? t : get(e, "token");
+        if (!cJSON_IsNumber(x)) {
+            snprintf(msg, cap, "the server's %s has no number for generated "
+                     "token %d: its log-probs do not cover the generation",
+                     g->where, k);
+            return -1;
+        }
+        g->v[k] = (float)x->valuedouble;
+        g->texts[k] = cJSON_IsString(s) ? s->valuestring : NULL;
+        all_texts &= g->texts[k] != NULL;
+    }
+    if (!all_texts) { /* texts for every token or for none */
+        free(g->texts);
+        g->texts = NULL;
+    }
+    return 0;
+}
+
+static void gen_lp_free(gen_lp *g)
+{
+    free(g->v);
+    free(g->texts);
+}
+
+/* Whether the tokens' texts spell exactly text (U+FFFD pieces allowed, as
+ * for an echo). */
+static int texts_spell(const char *const *texts, int n, const char *text)
+{
+    char msg[256];
+    aligner a;
+    size_t len = strlen(text);
+    al_init(&a, text, len, len, n, msg, sizeof msg);
+    int ok = echo_align(&a, texts, n) == n;
+    al_free(&a);
+    return ok;
+}
+
+/* The log-probs cover every generated token: as many as the server says
+ * it generated (usage.completion_tokens, else the log-probs are the
+ * count). llama.cpp leaves out the tokens of a stop string it matched, and
+ * the string too: fewer log-probs are accepted after a stop when their
+ * texts spell the whole text the server returned, and n_tokens counts the
+ * tokens behind that text. */
+static int gen_cover(const cJSON *json, gen_lp *g, const char *text,
+                     int finish, backend_gen_res *r, char *msg, size_t cap)
+{
+    int uc = usage_count(json, "completion_tokens");
+    int want = uc >= 0 ? uc : g->n;
+    if (g->n == want || (g->n < want && finish == BACKEND_FINISH_STOP &&
+                         g->texts && texts_spell(g->texts, g->n, text))) {
+        r->n_tokens = g->n;
+        r->sum_logprob = 0;
+        for (int k = 0; k < g->n; k++)
+            r->sum_logprob += g->v[k];
+        r->token_logprobs = g->v;
+        g->v = NULL; /* r owns it now */
+        return 0;
+    }
+    snprintf(msg, cap, "the server sent %d generation log-prob%s (%s) for %d "
+             "generated tokens (usage.completion_tokens): they do not cover "
+             "the generation", g->n, g->n == 1 ? "" : "s", g->where, want);
+    return -1;
 }
 
 /* emerge serve sends the exact bytes of a text that is not valid UTF-8
@@ -642,26 +1042,28 @@ static int take_gen(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
 {
     gen_ctx *c = vctx;
     backend_gen_res *r = &c->res[i];
-    const cJSON *text;
-    if (c->chat) {
-        const cJSON *m = choice0(json, "message");
-        text = get(m, "content");
-    } else {
-        text = choice0(json, "text");
-    }
+    const cJSON *text = c->chat ? get(choice0(json, "message"), "content")
+                                : choice0(json, "text");
     if (!cJSON_IsString(text)) {
         snprintf(msg, cap, "the answer has no choices[0].%s string",
                  c->chat ? "message.content" : "text");
         return -1;
     }
+    r->finish = finish_of(choice0(json, "finish_reason"));
+    r->truncated = 0; /* a server does not say */
+    int uc = usage_count(json, "completion_tokens");
+    r->n_tokens = uc >= 0 ? uc : 0;
+    gen_lp g = {0};
+    int rc = gen_lp_read(choice0(json, "logprobs"), &g, msg, cap);
+    if (rc == 0 && g.v)
+        rc = gen_cover(json, &g, text->valuestring, r->finish, r, msg, cap);
+    gen_lp_free(&g);
+    if (rc)
+        return -1;
     r->text = raw_text(choice0(json, "emerge_text_hex"));
     if (!r->text)
         r->text = em_strdup(text->valuestring);
     cut_stop(r->text, &c->req[i]);
-    const cJSON *usage = get(get(json, "usage"), "completion_tokens");
-    if (cJSON_IsNumber(usage))
-        r->n_tokens = (int)usage->valuedouble;
-    take_token_logprobs(choice0(json, "logprobs"), c->chat, r);
     return 0;
 }
 

@@ -21,7 +21,17 @@
  *
  * Log-likelihoods need a server that echoes prompt log-probs (echo=true,
  * logprobs=1); one that does not makes those requests fail with a message
- * saying so, never a made-up number.
+ * saying so, never a made-up number. An echo is scored only when its token
+ * texts spell the whole prompt we sent (a "<s>"-like start token first,
+ * and U+FFFD pieces of a split character, as vLLM and emerge serve show
+ * them, are accepted), text_offset never decreases nor runs ahead of the
+ * token texts, and usage's token counts (when sent) agree; anything else
+ * fails the request with what the server's answer lacked.
+ *
+ * Generations: log-probs (logprobs.token_logprobs or logprobs.content[])
+ * must cover usage.completion_tokens; none at all is accepted as absent
+ * (token_logprobs NULL). finish_reason fills res.finish; res.truncated is
+ * 0, a server does not say.
  */
 #ifndef EMERGE_OPENAI_H
 #define EMERGE_OPENAI_H

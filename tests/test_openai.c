@@ -36,6 +36,13 @@ typedef enum fault_mode {
     FAULT_429_ONCE,  /* first request 429 with Retry-After: 1 */
     FAULT_ALWAYS_500,
     FAULT_NO_LOGPROBS, /* a server that cannot echo prompt log-probs */
+    FAULT_ECHO_SHORT,  /* echoed tokens stop one token before the end */
+    FAULT_ECHO_VLLM,   /* vLLM's shape: "<s>" first, a multi-byte character
+                          split into U+FFFD pieces, offsets that add up
+                          the token texts */
+    FAULT_GEN_SHORT,   /* 1 generation log-prob for 2 tokens */
+    FAULT_GEN_NONE,    /* no generation log-probs at all */
+    FAULT_GEN_CONTENT, /* completions with logprobs.content[] (llama.cpp) */
 } fault_mode;
 
 typedef struct fsrv {
@@ -127,9 +134,106 @@ static char *fake_echo(const char *prompt)
     return s;
 }
 
+/* vLLM's echo: a "<s>" token, one token per ASCII character, and each
+ * multi-byte character in two pieces (all its bytes but the last, then
+ * the last), each of which decodes to one U+FFFD; the offsets add up the
+ * token texts' lengths in code points. A piece's log-prob is fake_lp of
+ * its last byte. */
+static char *fake_echo_vllm(const char *prompt)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
+    cJSON_AddStringToObject(c, "text", prompt);
+    cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
+    cJSON *tk = cJSON_AddArrayToObject(lp, "tokens"),
+          *tl = cJSON_AddArrayToObject(lp, "token_logprobs"),
+          *top = cJSON_AddArrayToObject(lp, "top_logprobs"),
+          *off = cJSON_AddArrayToObject(lp, "text_offset");
+    cJSON_AddItemToArray(tk, cJSON_CreateString("<s>"));
+    cJSON_AddItemToArray(tl, cJSON_CreateNull());
+    cJSON_AddItemToArray(top, cJSON_CreateNull());
+    cJSON_AddItemToArray(off, cJSON_CreateNumber(0));
+    int at = 3; /* "<s>" */
+    for (size_t i = 0; prompt[i];) {
+        unsigned char b = (unsigned char)prompt[i];
+        size_t m = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        size_t cut[2] = {m == 1 ? 1 : m - 1, 1};
+        for (int p = 0; p < (m == 1 ? 1 : 2); i += cut[p], p++) {
+            char t[2] = {prompt[i], 0};
+            const char *text = m == 1 ? t : "\xEF\xBF\xBD";
+            unsigned char last = (unsigned char)prompt[i + cut[p] - 1];
+            cJSON_AddItemToArray(tk, cJSON_CreateString(text));
+            cJSON_AddItemToArray(tl, cJSON_CreateNumber(fake_lp(last)));
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "~", fake_lp(last) + 0.5);
+            cJSON_AddItemToArray(top, e);
+            cJSON_AddItemToArray(off, cJSON_CreateNumber(at));
+            at += 1; /* each token text is one code point here */
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* The echo less its last token, all four arrays alike. */
+static char *fake_echo_short(const char *prompt)
+{
+    char *full = fake_echo(prompt);
+    cJSON *o = cJSON_Parse(full);
+    free(full);
+    cJSON *lp = cJSON_GetObjectItem(cJSON_GetArrayItem(
+        cJSON_GetObjectItem(o, "choices"), 0), "logprobs");
+    const char *names[] = {"tokens", "token_logprobs", "top_logprobs",
+                           "text_offset"};
+    for (int j = 0; j < 4; j++) {
+        cJSON *a = cJSON_GetObjectItem(lp, names[j]);
+        cJSON_DeleteItemFromArray(a, cJSON_GetArraySize(a) - 1);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Generation log-probs for two tokens " 1" and "0\nQ: more" in the
+ * server's mode: both in logprobs.token_logprobs (the default), one only,
+ * none, or as logprobs.content[] entries. */
+static void fake_gen_logprobs(cJSON *c, fault_mode mode)
+{
+    const double v[2] = {-0.5, -0.25};
+    const char *t[2] = {" 1", "0\nQ: more"};
+    if (mode == FAULT_GEN_NONE) {
+        cJSON_AddNullToObject(c, "logprobs");
+        return;
+    }
+    cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
+    if (mode == FAULT_GEN_CONTENT) {
+        cJSON *ct = cJSON_AddArrayToObject(lp, "content");
+        for (int k = 0; k < 2; k++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "token", t[k]);
+            cJSON_AddNumberToObject(e, "logprob", v[k]);
+            cJSON_AddItemToArray(ct, e);
+        }
+        return;
+    }
+    cJSON *tl = cJSON_AddArrayToObject(lp, "token_logprobs");
+    for (int k = 0; k < (mode == FAULT_GEN_SHORT ? 1 : 2); k++)
+        cJSON_AddItemToArray(tl, cJSON_CreateNumber(v[k]));
+}
+
+/* What each mode says about why the generation ended. */
+static const char *fake_finish(fault_mode mode)
+{
+    return mode == FAULT_GEN_CONTENT ? "length"
+           : mode == FAULT_GEN_NONE  ? "content_filter"
+                                     : "stop";
+}
+
 /* Generation: the sum of the digits in the prompt's last line, then a
  * newline the client must cut (the tasks stop at "\n"). */
-static char *fake_gen(const char *prompt, int chat)
+static char *fake_gen(const char *prompt, int chat, fault_mode mode)
 {
     const char *line = strrchr(prompt, 'Q');
     int sum = 0;
@@ -145,11 +249,9 @@ static char *fake_gen(const char *prompt, int chat)
         cJSON_AddStringToObject(m, "content", text);
     } else {
         cJSON_AddStringToObject(c, "text", text);
-        cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
-        cJSON *tl = cJSON_AddArrayToObject(lp, "token_logprobs");
-        cJSON_AddItemToArray(tl, cJSON_CreateNumber(-0.5));
-        cJSON_AddItemToArray(tl, cJSON_CreateNumber(-0.25));
+        fake_gen_logprobs(c, mode);
     }
+    cJSON_AddStringToObject(c, "finish_reason", fake_finish(mode));
     cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "usage"),
                             "completion_tokens", 2);
     char *s = cJSON_PrintUnformatted(o);
@@ -166,12 +268,14 @@ static void answer_ok(fsrv *s, int fd, const char *body)
     if (cJSON_IsTrue(cJSON_GetObjectItem(j, "echo")) && cJSON_IsString(p))
         out = s->mode == FAULT_NO_LOGPROBS
                   ? em_strdup("{\"choices\":[{\"text\":\"x\",\"logprobs\":null}]}")
-                  : fake_echo(p->valuestring);
+              : s->mode == FAULT_ECHO_SHORT ? fake_echo_short(p->valuestring)
+              : s->mode == FAULT_ECHO_VLLM  ? fake_echo_vllm(p->valuestring)
+                                            : fake_echo(p->valuestring);
     else if (cJSON_IsString(p))
-        out = fake_gen(p->valuestring, 0);
+        out = fake_gen(p->valuestring, 0, s->mode);
     else if (cJSON_IsArray(msgs))
         out = fake_gen(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "content")
-                           ->valuestring, 1);
+                           ->valuestring, 1, s->mode);
     else
         out = em_strdup("{\"error\":{\"message\":\"bad request\"}}");
     respond(fd, strstr(out, "\"error\"") ? 400 : 200, "", out);
@@ -434,6 +538,119 @@ TEST(test_generate_cuts_stop)
         backend_close(b);
     }
     fsrv_stop(s);
+}
+
+/* A server whose echo stops one token early: every request fails, with a
+ * message that says where the echo ended; none is scored over one token
+ * fewer. */
+TEST(test_short_echo_fails)
+{
+    fsrv *s = fsrv_start(FAULT_ECHO_SHORT);
+    em_err err = {{0}};
+    backend *b = open_on(s, "", &err);
+    CHECK_MSG(b != NULL, "%s", err.msg);
+    if (b) {
+        backend_ll_req rq[5] = {{"Q: 2+2=\nA:", " 4"}, {"The sky is ", "blue"},
+                                {"x", "12ab"}, {"a", "b"}, {"Paris is in", " France"}};
+        backend_ll_res rs[5];
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 5, &err), 0);
+        for (int i = 0; i < 5; i++) {
+            CHECK_MSG(!rs[i].ok, "%d scored %g over %d tokens", i,
+                      rs[i].logprob, rs[i].n_tokens);
+            CHECK_HAS(rs[i].error, "echoed tokens end at byte");
+            CHECK_HAS(rs[i].error, "have no log-prob");
+        }
+        CHECK_HAS(rs[4].error, "end at byte 17 of 18: the last 1 bytes of "
+                  "the prompt (\"e\")");
+        CHECK_INT(s->count, 5); /* final, not retried */
+        backend_close(b);
+    }
+    fsrv_stop(s);
+}
+
+/* vLLM's echo: "<s>" counted in the offsets, split characters shown as
+ * U+FFFD pieces, offsets that add up token texts. The token texts place
+ * each piece: the scores are those of the continuation's pieces. */
+TEST(test_vllm_echo_with_split_characters)
+{
+    fsrv *s = fsrv_start(FAULT_ECHO_VLLM);
+    em_err err = {{0}};
+    backend *b = open_on(s, "", &err);
+    CHECK_MSG(b != NULL, "%s", err.msg);
+    if (b) {
+        /* "é" is 2 bytes (one U+FFFD per byte), "中" and "文" 3 bytes in 2
+         * pieces (fewer U+FFFD than bytes). */
+        backend_ll_req rq[3] = {{"Le café", " 中文 ok"}, {"中文", " é"},
+                                {"Le 中", "文"}};
+        backend_ll_res rs[3];
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 3, &err), 0);
+        /* The continuation's tokens and the last byte of each. */
+        const unsigned char last0[] = {' ', 0xb8, 0xad, 0x96, 0x87, ' ', 'o', 'k'};
+        const unsigned char last1[] = {' ', 0xc3, 0xa9};
+        double e0 = 0, e1 = 0;
+        for (size_t k = 0; k < sizeof last0; k++)
+            e0 += fake_lp(last0[k]);
+        for (size_t k = 0; k < sizeof last1; k++)
+            e1 += fake_lp(last1[k]);
+        CHECK_MSG(rs[0].ok, "%s", rs[0].error);
+        CHECK_NEAR(rs[0].logprob, e0, 1e-12);
+        CHECK_INT(rs[0].n_tokens, 8);
+        CHECK_MSG(rs[1].ok, "%s", rs[1].error);
+        CHECK_NEAR(rs[1].logprob, e1, 1e-12);
+        CHECK_INT(rs[1].n_tokens, 3);
+        /* "中" and "文" both split, the boundary between them: which piece
+         * is whose cannot be told from 4 U+FFFD for 6 bytes. */
+        CHECK_INT(rs[2].ok, 0);
+        CHECK_HAS(rs[2].error, "cannot tell which pieces are the continuation's");
+        backend_close(b);
+    }
+    fsrv_stop(s);
+}
+
+/* Generation log-probs: 1 for 2 tokens fails; none at all is ok and
+ * absent; llama.cpp's content[] shape on /completions is read; the
+ * finish reason comes through. */
+TEST(test_generation_logprob_coverage)
+{
+    const fault_mode modes[] = {FAULT_NONE, FAULT_GEN_SHORT, FAULT_GEN_NONE,
+                                FAULT_GEN_CONTENT};
+    const int finish[] = {BACKEND_FINISH_STOP, 0, BACKEND_FINISH_NONE,
+                          BACKEND_FINISH_LENGTH};
+    for (int m = 0; m < 4; m++) {
+        fsrv *s = fsrv_start(modes[m]);
+        em_err err = {{0}};
+        backend *b = open_on(s, "", &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b) {
+            fsrv_stop(s);
+            continue;
+        }
+        const char *stop[] = {"\n"};
+        backend_gen_req rq = {"Q: What is 12 + 34?\nA:", stop, 1, 8, 0, 1, 7};
+        backend_gen_res rs = {0};
+        CHECK_INT(backend_generate(b, &rq, &rs, 1, &err), 0);
+        if (modes[m] == FAULT_GEN_SHORT) {
+            CHECK_MSG(!rs.ok, "scored with %d tokens", rs.n_tokens);
+            CHECK_HAS(rs.error, "the server sent 1 generation log-prob "
+                      "(logprobs.token_logprobs) for 2 generated tokens");
+            CHECK(rs.token_logprobs == NULL && rs.text == NULL);
+        } else {
+            CHECK_MSG(rs.ok, "mode %d: %s", m, rs.error);
+            CHECK_STR(rs.text, " 10");
+            CHECK_INT(rs.n_tokens, 2);
+            CHECK_INT(rs.finish, finish[m]);
+            CHECK_INT(rs.truncated, 0);
+            if (modes[m] == FAULT_GEN_NONE) {
+                CHECK(rs.token_logprobs == NULL);
+            } else {
+                CHECK(rs.token_logprobs != NULL);
+                CHECK_NEAR(rs.sum_logprob, -0.75, 1e-9);
+            }
+        }
+        backend_gen_res_clear(&rs);
+        backend_close(b);
+        fsrv_stop(s);
+    }
 }
 
 TEST(test_retry_after_honoured)
@@ -700,6 +917,9 @@ int main(void)
 {
     RUN(test_loglik_from_echo);
     RUN(test_generate_cuts_stop);
+    RUN(test_short_echo_fails);
+    RUN(test_vllm_echo_with_split_characters);
+    RUN(test_generation_logprob_coverage);
     RUN(test_retry_after_honoured);
     RUN(test_final_failure_is_failed);
     RUN(test_server_without_prompt_logprobs);
