@@ -113,7 +113,9 @@ static int cache_key(const char *path, char **key, em_err *err)
 int identity_file_sha256(const char *path, store *cache, char hex[65],
                          em_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO given as a model must fail below, not hang
+     * here; reads of a regular file ignore the flag. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return em_errorf(err, "%s: cannot open model: %s", path, strerror(errno));
     struct stat st;

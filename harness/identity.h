@@ -26,25 +26,33 @@
  * so databases made before keep their caches.
  *
  * A directory model (e.g. a Hugging Face checkpoint: *.safetensors
- * shards, config and tokenizer *.json, tokenizer.model, *.gguf) is
- * identified by dir_sha256, the SHA-256 of the manifest
+ * shards, config and tokenizer *.json, tokenizer.model, merges.txt,
+ * *.gguf) is identified by dir_sha256, the SHA-256 of the manifest
  *   "<sha256 of file>  <path relative to the directory>\n"
- * over every regular file under it (subdirectories included, symbolic
- * links followed), sorted bytewise by relative path - the output of
- *   find -L . -type f | sed 's|^\./||' | LC_ALL=C sort | xargs sha256sum
- * run in the directory, piped to sha256sum. Left out, and named in a
- * note on stderr each time: entries whose name begins with '.' (.git/,
- * the hub's .cache/, .gitattributes) and documentation (README*,
- * LICENSE*, LICENCE*, NOTICE*, *.md), which do not change what the
- * model computes. Anything else that is not a regular file or directory
- * is an error, not skipped.
+ * over EVERY regular file under it, whatever its extension
+ * (subdirectories included, symbolic links followed), sorted bytewise by
+ * relative path: what `LC_ALL=C sort`ed relative names fed to
+ * `xargs sha256sum` print, piped to sha256sum (tests/test_identity.c
+ * checks this against coreutils). Left out, and named in a note on
+ * stderr each time: entries whose name begins with '.' (.git/, the hub's
+ * .cache/, .gitattributes) and documentation (README*, LICENSE*,
+ * LICENCE*, NOTICE*, *.md), which do not change what the model
+ * computes. Anything that is neither a regular file nor a directory is
+ * an error, never skipped; so is a directory with no files.
  *
- * Hashing streams the file through libcrypto's SHA-256 in 8 MiB reads,
+ * Hashing streams each file through libcrypto's SHA-256 in 8 MiB reads,
  * so no file has to fit in memory; one that takes over a second says so
- * on stderr. Digests are cached in the results database
- * (store_file_hash_get/put) by path, size, mtime, ctime, inode and
- * device, so a re-run does not hash again; a rewrite changes ctime,
- * which nothing can set back, so it always misses.
+ * on stderr, and one that changes while being read is an error. Digests
+ * are cached in the results database (store_file_hash_get/put) under the
+ * file's real path, size, mtime and ctime (nanoseconds), inode and
+ * device, so a re-run does not hash again; a rewrite changes ctime, which
+ * nothing can set back, so it always misses. A file changed less than a
+ * second before it was hashed is not cached (a rewrite within the same
+ * coarse timestamp tick could leave every field as it was).
+ *
+ * Before this module, only files up to 512 MiB were hashed (larger ones
+ * were path + size + mtime) and the cuda backends used the path: those
+ * models get new identities, and their old cached answers are not used.
  */
 #ifndef EMERGE_IDENTITY_H
 #define EMERGE_IDENTITY_H

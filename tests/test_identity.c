@@ -374,6 +374,9 @@ TEST(test_errors)
     CHECK(mkfifo(fifo, 0644) == 0);
     CHECK_INT(identity_of_model(&spec, NULL, &id, &err), -1);
     CHECK_HAS(err.msg, "weights.pipe");
+    spec.path = fifo; /* not opened for reading, which would wait */
+    CHECK_INT(identity_of_model(&spec, NULL, &id, &err), -1);
+    CHECK_HAS(err.msg, "not a regular file");
     /* Backends that are not local files keep their path or URL. */
     backend_spec api = {"m", "openai", "http://localhost:8000/v1", 0, 0, NULL, 0};
     CHECK_INT(identity_of_model(&api, NULL, &id, &err), 0);
