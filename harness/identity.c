@@ -15,8 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Reads of 8 MiB: large enough that the per-call cost vanishes against
- * hashing, small enough to stay in the CPU caches' neighbourhood. */
+/* Reads of 8 MiB: the per-call cost vanishes against hashing, and the
+ * buffer is small next to any model. Measured on a 1 GB file in the page
+ * cache, 4-16 MiB reads were equally fast and mmap about half as fast
+ * (page faults). */
 #define IDENTITY_CHUNK (8u << 20)
 /* A hash that takes longer than this gets a note on stderr, so a user
  * knows why start-up waits. */
