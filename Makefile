@@ -21,7 +21,8 @@ ASAN_CFLAGS = $(CSTD) -O1 -g $(WARN) -fno-strict-aliasing \
               -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
 ASAN_LDFLAGS = -fsanitize=address,undefined
-LDLIBS   = -lcjson -lyaml -lpcre2-8 -lsqlite3 -lcurl -lmicrohttpd -lm -lpthread
+LDLIBS   = -lcjson -lyaml -lpcre2-8 -lsqlite3 -lcurl -lmicrohttpd -lcrypto -lm \
+           -lpthread
 
 LIB_SRC  := $(filter-out harness/main.c, \
             $(wildcard harness/*.c metrics/*.c backends/*.c reports/*.c))
@@ -93,7 +94,7 @@ FUZZ_SRC     = tests/fuzz_gguf.c backends/gguf.c harness/common.c
 
 $(BUILD)/fuzz/fuzz_gguf: $(FUZZ_SRC) backends/gguf.h harness/common.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) -lm
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) -lcrypto -lm
 
 .PHONY: fuzz
 fuzz: $(BUILD)/fuzz/fuzz_gguf emerge
@@ -179,11 +180,12 @@ $(BUILD)/cuda-plugin/common.o: harness/common.c | $(DEPS_OK)
 	$(CC) $(CUDA_PLUGIN_CFLAGS) -c $< -o $@
 
 # -z defs: the plugin must resolve everything itself (cudart, cuBLAS,
-# libc), never against the program that loads it.
+# libc; libcrypto for common.c's SHA-256), never against the program that
+# loads it.
 $(CUDA_PLUGIN): $(CUDA_PLUGIN_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -Wl,-z,defs -o $@ $^ -L$(CUDA_HOME)/lib64 \
-	    -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lm
+	    -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lcrypto -lm
 
 # Order-only: the programs do not link the plugin, they load it.
 emerge $(BUILD)/asan/emerge $(BUILD)/asan/tests/test_cuda \

@@ -2,8 +2,9 @@
  * common.h - the few things every emerge module shares.
  *
  * Owns: the error convention (int status + em_err message), a growable
- * string buffer, checked allocation, whole-file reading and the lookup of
- * the shared reference directory ($EMERGE_SHARED, default ../shared).
+ * string buffer, checked allocation, whole-file reading, SHA-256 and the
+ * lookup of the shared reference directory ($EMERGE_SHARED, default
+ * ../shared).
  *
  * Error convention (as in SQLite/Redis): functions that can fail return
  * 0 on success and -1 on failure, and write a human-readable message into
@@ -76,8 +77,15 @@ uint64_t em_splitmix64(uint64_t *state);
 /* Uniform double in [0,1) from a SplitMix64 state. */
 double em_rand01(uint64_t *state);
 
-/* SHA-256 of a buffer as 64 lowercase hex digits plus NUL. */
+/* SHA-256 (libcrypto) of a buffer as 64 lowercase hex digits plus NUL. */
 void em_sha256_hex(const void *data, size_t n, char out[65]);
+/* The same digest over input given in pieces (files too big for memory):
+ * new, any number of updates, then final, which writes the hex digest and
+ * frees h. */
+typedef struct em_sha256 em_sha256;
+em_sha256 *em_sha256_new(void);
+void em_sha256_update(em_sha256 *h, const void *data, size_t n);
+void em_sha256_final(em_sha256 *h, char out[65]);
 
 /* Monotonic seconds, for progress bars and benchmarks. */
 double em_now(void);

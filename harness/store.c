@@ -1143,3 +1143,83 @@ int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
     *n = ns;
     return 0;
 }
+
+/* ---- file hash cache (for identity.c) -------------------------------------
+ *
+ * A model's identity is the SHA-256 of its files (identity.h); hashing a
+ * multi-gigabyte file takes seconds, so the digest is kept, keyed by all
+ * that stat() says a rewrite changes: path, size, mtime and ctime (with
+ * nanoseconds), inode and device. ctime cannot be set from user space
+ * (cp -p, rsync -t and touch restore mtime only), so a file rewritten in
+ * place always misses. The table is created by these functions on first
+ * use, outside the versioned schema: it is a cache, and losing it costs
+ * only a re-hash.
+ */
+
+static int file_hashes_table(store *s, em_err *err)
+{
+    return exec(s, "CREATE TABLE IF NOT EXISTS file_hashes("
+                " path TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+                " mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
+                " inode INTEGER NOT NULL, device INTEGER NOT NULL,"
+                " sha256 TEXT NOT NULL, hashed TEXT NOT NULL);", err);
+}
+
+/* Binds (path, size, mtime_ns, ctime_ns, inode, device) to ?1..?6. Inode
+ * and device numbers are unsigned; their bits go in as they are. */
+static void bind_file_stat(sqlite3_stmt *q, const char *path, const struct stat *st)
+{
+    bind_text(q, 1, path);
+    sqlite3_bind_int64(q, 2, (sqlite3_int64)st->st_size);
+    sqlite3_bind_int64(q, 3, (sqlite3_int64)st->st_mtim.tv_sec * 1000000000 +
+                                 st->st_mtim.tv_nsec);
+    sqlite3_bind_int64(q, 4, (sqlite3_int64)st->st_ctim.tv_sec * 1000000000 +
+                                 st->st_ctim.tv_nsec);
+    sqlite3_bind_int64(q, 5, (sqlite3_int64)st->st_ino);
+    sqlite3_bind_int64(q, 6, (sqlite3_int64)st->st_dev);
+}
+
+int store_file_hash_get(store *s, const char *path, const struct stat *st,
+                        char hex[65], int *found, em_err *err)
+{
+    sqlite3_stmt *q;
+    *found = 0;
+    if (file_hashes_table(s, err) != 0 ||
+        prepare(s, "SELECT sha256 FROM file_hashes WHERE path = ?1 AND size = ?2"
+                " AND mtime_ns = ?3 AND ctime_ns = ?4 AND inode = ?5"
+                " AND device = ?6", &q, err) != 0)
+        return -1;
+    bind_file_stat(q, path, st);
+    int rc = sqlite3_step(q), ret = 0;
+    if (rc == SQLITE_ROW) {
+        const char *v = (const char *)sqlite3_column_text(q, 0);
+        if (v && strlen(v) == 64) {
+            memcpy(hex, v, 65);
+            *found = 1;
+        } else {
+            ret = em_errorf(err, "%s: file_hashes: the row for %s holds no "
+                            "SHA-256", s->path, path);
+        }
+    } else if (rc != SQLITE_DONE) {
+        ret = db_error(s, err, "reading file_hashes");
+    }
+    sqlite3_finalize(q);
+    return ret;
+}
+
+int store_file_hash_put(store *s, const char *path, const struct stat *st,
+                        const char hex[65], em_err *err)
+{
+    sqlite3_stmt *q;
+    if (file_hashes_table(s, err) != 0 ||
+        prepare(s, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns,"
+                " ctime_ns, inode, device, sha256, hashed) VALUES(?1, ?2, ?3,"
+                " ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
+                &q, err) != 0)
+        return -1;
+    bind_file_stat(q, path, st);
+    sqlite3_bind_text(q, 7, hex, 64, SQLITE_TRANSIENT);
+    int rc = step_done(s, q, "writing file_hashes", err);
+    sqlite3_finalize(q);
+    return rc;
+}

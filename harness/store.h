@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "harness/common.h"
 #include "harness/task.h"
@@ -193,5 +194,14 @@ int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
 
 /* Count of rows in a table (tests and progress). */
 int store_count(store *s, const char *table, int64_t *n, em_err *err);
+
+/* The file hash cache of identity.c (table file_hashes, created on first
+ * use): the SHA-256 recorded for the file at path when it had exactly
+ * st's size, mtime and ctime (nanoseconds), inode and device; *found is 0
+ * when there is none. put records one, replacing any older one for path. */
+int store_file_hash_get(store *s, const char *path, const struct stat *st,
+                        char hex[65], int *found, em_err *err);
+int store_file_hash_put(store *s, const char *path, const struct stat *st,
+                        const char hex[65], em_err *err);
 
 #endif

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 
 #include "backends/backend.h"
+#include "harness/identity.h"
 #include "harness/progress.h"
 #include "harness/store.h"
 #include "harness/task.h"
@@ -132,69 +133,9 @@ int sweep_expand_tasks(const char *list, char ***paths, int *n, em_err *err)
     return rc;
 }
 
-/* ---- model identity -------------------------------------------------------- */
+/* ---- the model row --------------------------------------------------------- */
 
-/* Model files hash their bytes (a retrained model is a different model);
- * beyond this size the path, size and mtime stand in, to keep start-up
- * fast for multi-gigabyte files. */
-#define IDENTITY_HASH_LIMIT (512L << 20)
-
-static void identity_file(cJSON *o, const char *path, em_err *err)
-{
-    struct stat st;
-    if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-        cJSON_AddStringToObject(o, "path", path ? path : "");
-        return;
-    }
-    if (st.st_size <= IDENTITY_HASH_LIMIT) {
-        char *data;
-        size_t len;
-        if (em_read_file(path, &data, &len, err) == 0) {
-            char hex[65];
-            em_sha256_hex(data, len, hex);
-            free(data);
-            cJSON_AddStringToObject(o, "sha256", hex);
-            return;
-        }
-    }
-    char buf[96];
-    snprintf(buf, sizeof buf, "%lld@%lld", (long long)st.st_size,
-             (long long)st.st_mtime);
-    cJSON_AddStringToObject(o, "path", path);
-    cJSON_AddStringToObject(o, "stat", buf);
-}
-
-char *sweep_model_identity(const backend_spec *spec, em_err *err)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "backend", spec->backend);
-    if (spec->n_params > 0)
-        cJSON_AddNumberToObject(o, "params", spec->n_params);
-    if (!strcmp(spec->backend, "native"))
-        identity_file(o, spec->path, err);
-    else if (spec->path)
-        cJSON_AddStringToObject(o, "path", spec->path);
-    /* Options sorted by key so their order in the file does not matter. */
-    int *idx = em_malloc(sizeof *idx * (size_t)(spec->n_opts + 1));
-    for (int i = 0; i < spec->n_opts; i++) {
-        int j = i;
-        while (j > 0 && strcmp(spec->opts[idx[j - 1]].key, spec->opts[i].key) > 0) {
-            idx[j] = idx[j - 1];
-            j--;
-        }
-        idx[j] = i;
-    }
-    cJSON *opts = cJSON_AddObjectToObject(o, "opts");
-    for (int i = 0; i < spec->n_opts; i++)
-        if (strcmp(spec->opts[idx[i]].key, "threads"))
-            cJSON_AddStringToObject(opts, spec->opts[idx[i]].key,
-                                    spec->opts[idx[i]].value);
-    free(idx);
-    char *s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
+/* The member as the family file gives it, for the models table. */
 static char *spec_json(const family_member *m)
 {
     cJSON *o = cJSON_CreateObject();
@@ -1266,7 +1207,8 @@ static int run_chunks(run_ctx *c, em_err *err)
 static int register_model(run_ctx *c, em_err *err)
 {
     const family_member *m = c->m;
-    c->identity = sweep_model_identity(&m->spec, err);
+    if (identity_of_model(&m->spec, c->db, &c->identity, err) != 0)
+        return -1;
     char *js = spec_json(m);
     store_model sm = {m->spec.name, m->spec.backend, m->spec.path,
                       m->spec.n_params, m->spec.n_tokens, m->step, js,

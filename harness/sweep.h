@@ -94,9 +94,4 @@ int sweep_json_is_data(const char *path);
 /* Splits "a,b,c" into a malloc'd list. */
 void sweep_split(const char *list, char ***out, int *n);
 
-/* The string that identifies a model's outputs for the cache: backend,
- * parameter count and options (not `threads`), plus for model files read
- * by the native backend the SHA-256 of the file, else the path. */
-char *sweep_model_identity(const backend_spec *spec, em_err *err);
-
 #endif

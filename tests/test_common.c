@@ -37,6 +37,35 @@ TEST(test_sha256)
     const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     em_sha256_hex(m, strlen(m), h);
     CHECK_STR(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1" );
+    /* 112 bytes: the padding spills into a third block. */
+    const char *m2 = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmn"
+                     "hijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu";
+    em_sha256_hex(m2, strlen(m2), h);
+    CHECK_STR(h, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+}
+
+/* FIPS 180-2's million 'a's, in one piece and streamed in pieces of
+ * awkward sizes (as model files are streamed): the same digest. */
+TEST(test_sha256_streamed)
+{
+    const char *want = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+    size_t n = 1000000;
+    char *a = malloc(n);
+    memset(a, 'a', n);
+    char h[65];
+    em_sha256_hex(a, n, h);
+    CHECK_STR(h, want);
+    em_sha256 *s = em_sha256_new();
+    size_t piece[] = {0, 1, 63, 64, 65, 4095, 100003};
+    size_t off = 0;
+    for (int i = 0; off < n; i = (i + 1) % 7) {
+        size_t k = piece[i] < n - off ? piece[i] : n - off;
+        em_sha256_update(s, a + off, k);
+        off += k;
+    }
+    em_sha256_final(s, h);
+    CHECK_STR(h, want);
+    free(a);
 }
 
 TEST(test_rand)
@@ -53,6 +82,7 @@ int main(void)
     RUN(test_buf);
     RUN(test_errors);
     RUN(test_sha256);
+    RUN(test_sha256_streamed);
     RUN(test_rand);
     return tl_summary();
 }

@@ -20,7 +20,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
     skip valgrind_gguf "valgrind not installed"
 elif ! ${CC:-cc} -std=c11 -O1 -g -I. -D_GNU_SOURCE -o "$tmp/test_gguf" \
         tests/test_gguf.c tests/testlib.c backends/gguf.c harness/common.c \
-        -lm >"$tmp/cc.log" 2>&1; then
+        -lcrypto -lm >"$tmp/cc.log" 2>&1; then
     fail valgrind_gguf "build failed: $(head -3 "$tmp/cc.log" | tr '\n' ' ')"
 elif valgrind -q --error-exitcode=1 --leak-check=full \
         --errors-for-leak-kinds=definite,indirect "$tmp/test_gguf" \

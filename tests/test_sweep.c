@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "harness/family.h"
+#include "harness/identity.h"
 #include "harness/store.h"
 #include "harness/sweep.h"
 #include "tests/testlib.h"
@@ -399,10 +400,12 @@ TEST(test_model_identity)
     backend_spec a = {"a", "synthetic", NULL, 1e6, 0, o1, 2};
     backend_spec b = {"b", "synthetic", NULL, 1e6, 0, o2, 2};
     em_err err;
-    char *ia = sweep_model_identity(&a, &err), *ib = sweep_model_identity(&b, &err);
+    char *ia, *ib, *ic;
+    CHECK_INT(identity_of_model(&a, NULL, &ia, &err), 0);
+    CHECK_INT(identity_of_model(&b, NULL, &ib, &err), 0);
     CHECK_STR(ia, ib); /* option order and threads do not matter */
     b.n_params = 1e7;
-    char *ic = sweep_model_identity(&b, &err);
+    CHECK_INT(identity_of_model(&b, NULL, &ic, &err), 0);
     CHECK(strcmp(ia, ic) != 0);
     /* native models are identified by their bytes. */
     char *dir = tl_tmpdir();
@@ -411,12 +414,13 @@ TEST(test_model_identity)
     fputs("weights-1", f);
     fclose(f);
     backend_spec n = {"n", "native", p, 0, 0, NULL, 0};
-    char *i1 = sweep_model_identity(&n, &err);
+    char *i1, *i2;
+    CHECK_INT(identity_of_model(&n, NULL, &i1, &err), 0);
     CHECK_HAS(i1, "sha256");
     f = fopen(p, "w");
     fputs("weights-2", f);
     fclose(f);
-    char *i2 = sweep_model_identity(&n, &err);
+    CHECK_INT(identity_of_model(&n, NULL, &i2, &err), 0);
     CHECK(strcmp(i1, i2) != 0);
     free(i1);
     free(i2);
@@ -425,6 +429,36 @@ TEST(test_model_identity)
     free(ia);
     free(ib);
     free(ic);
+}
+
+/* The sweep identifies a native model by its bytes and keeps the hash in
+ * its database, so the next run does not read the file again. */
+TEST(test_sweep_caches_model_hash)
+{
+    char *fixture = tl_shared("fixtures/gguf/tiny-llama-q4_0.gguf");
+    if (!fixture)
+        return;
+    char *dir = tl_tmpdir(), *db = path_in(dir, "r.sqlite");
+    sweep_stats st;
+    em_err err;
+    run_cfg c = {.tasks = MC, .model = fixture, .db = db, .limit = 2};
+    CHECK_MSG(sweep(&c, &st, &err) == 0, "%s", err.msg);
+    char hex[65] = "";
+    CHECK_INT(identity_file_sha256(fixture, NULL, hex, &err), 0);
+    em_buf q = {0};
+    em_buf_printf(&q, "SELECT count(*) FROM models WHERE identity LIKE "
+                  "'%%\"sha256\":\"%s\"%%'", hex);
+    CHECK_INT(sql_int(db, q.s), 1);
+    em_buf_reset(&q);
+    em_buf_printf(&q, "SELECT count(*) FROM file_hashes WHERE sha256 = '%s'", hex);
+    CHECK_INT(sql_int(db, q.s), 1);
+    CHECK_INT(sweep(&c, &st, &err), 0);
+    CHECK_INT(st.sent, 0);
+    CHECK_INT(sql_int(db, "SELECT count(*) FROM file_hashes"), 1);
+    em_buf_free(&q);
+    free(db);
+    free(dir);
+    free(fixture);
 }
 
 int main(void)
@@ -436,5 +470,6 @@ int main(void)
     RUN(test_sampling_seeds);
     RUN(test_sweep_errors);
     RUN(test_model_identity);
+    RUN(test_sweep_caches_model_hash);
     return tl_summary();
 }

@@ -28,7 +28,7 @@ for src in harness/common.c harness/yamldoc.c harness/template.c harness/task.c 
     objs="$objs $obj"
 done
 ar rcs "$dir/lib.a" $objs
-libs="-lcjson -lyaml -lpcre2-8 -lsqlite3 -lcurl -lm -lpthread"
+libs="-lcjson -lyaml -lpcre2-8 -lsqlite3 -lcurl -lcrypto -lm -lpthread"
 # Should the metrics grow dependencies elsewhere, fall back to the whole
 # release library (slower: it may have to be built first).
 if ! $CC $flags -o "$dir/test_task" tests/test_task.c tests/testlib.c "$dir/lib.a" \

@@ -4,7 +4,7 @@
 #   check-test  exit 1 when a package needed by the tests is missing
 #   install     apt-get install whatever is missing (build + test)
 set -u
-BUILD_PKGS="gcc make libcjson-dev libyaml-dev libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev"
+BUILD_PKGS="gcc make libcjson-dev libyaml-dev libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev"
 TEST_PKGS="python3 python3-nltk gnuplot-nox valgrind clang libclang-rt-14-dev chromium"
 
 missing() {
