@@ -310,13 +310,14 @@ static int sweep_main(int argc, char **argv, int single)
         o.fam = fam;
         catch_stop_signals(1);
         rc = sweep_run(&o, &st, &err);
-        catch_stop_signals(0);
     }
     int status = 2;
     if (rc != 0)
         fprintf(stderr, "emerge %s: %s\n", argv[0], err.msg);
     else
         status = sweep_summary(&st, a.db, a.quiet);
+    /* Only now: a signal after the last batch must not cut the summary. */
+    catch_stop_signals(0);
     free(cmdline);
     sweep_free_list(o.task_paths, o.n_tasks);
     sweep_free_list(o.variants, o.n_variants);

@@ -1132,6 +1132,7 @@ int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
         p->hi = r->hi;
         p->n = r->n;
         p->step = r->step;
+        p->n_truncated = r->n_truncated;
     }
     for (int i = 0; i < ns; i++) {
         series_sort(&ss[i], axis_flops);

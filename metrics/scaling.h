@@ -20,6 +20,7 @@ typedef struct scaling_point {
     double lo, hi;   /* bootstrap 95% CI of the raw score */
     int n;           /* examples */
     double step;     /* training step of a checkpoint; <= 0: not given */
+    int n_truncated; /* examples scored on prompts cut to fit the context */
 } scaling_point;
 
 typedef struct scaling_series {

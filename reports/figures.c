@@ -479,3 +479,12 @@ int report_figures(const report_data *d, report_fig **out, int *n)
     *n = k;
     return 0;
 }
+
+int report_any_truncated(const report_data *d)
+{
+    for (int i = 0; i < d->n_series; i++)
+        for (int j = 0; j < d->series[i].n; j++)
+            if (d->series[i].pts[j].n_truncated > 0)
+                return 1;
+    return 0;
+}

@@ -48,6 +48,9 @@ int report_data_load(const char *db_path, int axis_flops,
                      const char *task_version, report_data *d, em_err *err);
 void report_data_free(report_data *d);
 
+/* 1 when some point of some series was scored on truncated prompts. */
+int report_any_truncated(const report_data *d);
+
 /* The x of a series point on the chosen axis. */
 double report_axis_x(const report_data *d, const scaling_point *p);
 const char *report_axis_label(const report_data *d);

@@ -178,8 +178,9 @@ static void scores_table(em_buf *b, const report_data *d)
                 const scaling_point *p = point_of(s, d->models[m].name);
                 em_buf_puts(b, "<td class=\"num\">");
                 if (p)
-                    em_buf_printf(b, "%.3f<br><small>[%.3f, %.3f]</small>",
-                                  p->score, p->lo, p->hi);
+                    em_buf_printf(b, "%.3f%s<br><small>[%.3f, %.3f]</small>",
+                                  p->score, p->n_truncated ? " *" : "", p->lo,
+                                  p->hi);
                 else
                     em_buf_puts(b, "&#8211;");
                 em_buf_puts(b, "</td>");
@@ -188,6 +189,10 @@ static void scores_table(em_buf *b, const report_data *d)
         }
     }
     em_buf_puts(b, "</table></div>\n");
+    if (report_any_truncated(d))
+        em_buf_puts(b, "<p><small>* scored in part on prompts cut to fit the "
+                    "model's context (<code>emerge results</code> counts them)"
+                    "</small></p>\n");
 }
 
 static void scaling_table(em_buf *b, const report_data *d)

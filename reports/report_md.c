@@ -94,12 +94,16 @@ static void tables(em_buf *b, const report_data *d)
                 if (!strcmp(s->pts[j].model, d->models[m].name))
                     p = &s->pts[j];
             if (p)
-                em_buf_printf(b, " %.3f [%.3f, %.3f] |", p->score, p->lo, p->hi);
+                em_buf_printf(b, " %.3f [%.3f, %.3f]%s |", p->score, p->lo, p->hi,
+                              p->n_truncated ? " *" : "");
             else
                 em_buf_puts(b, " - |");
         }
         em_buf_putc(b, '\n');
     }
+    if (report_any_truncated(d))
+        em_buf_puts(b, "\n\\* scored in part on prompts cut to fit the model's "
+                    "context (`emerge results` counts them)\n");
 }
 
 static void scaling(em_buf *b, const report_data *d)

@@ -41,14 +41,14 @@ static scaling_series series(const char *metric, scaling_point *p, int n)
  * at 10^6.5, 0.5 at 10^7, 0.7 at 10^7.5: ratios 31.6, 100, 316 and a
  * geometric mean of exactly 100. */
 static scaling_point pa[] = {
-    {(char *)"a-10m", 1e7, 0, 0.5, 0.4, 0.6, 100, 0},
-    {(char *)"a-1m", 1e6, 0, 0.1, 0.05, 0.15, 100, 0}, /* order does not matter */
-    {(char *)"a-100m", 1e8, 0, 0.9, 0.85, 0.95, 100, 0}};
+    {(char *)"a-10m", 1e7, 0, 0.5, 0.4, 0.6, 100, 0, 0},
+    {(char *)"a-1m", 1e6, 0, 0.1, 0.05, 0.15, 100, 0, 0}, /* order does not matter */
+    {(char *)"a-100m", 1e8, 0, 0.9, 0.85, 0.95, 100, 0, 0}};
 static scaling_point pb[] = {
-    {(char *)"b-10m", 1e7, 0, 0.1, 0.05, 0.15, 100, 0},
-    {(char *)"b-100m", 1e8, 0, 0.3, 0.2, 0.4, 100, 0},
-    {(char *)"b-1b", 1e9, 0, 0.5, 0.4, 0.6, 100, 0},
-    {(char *)"b-10b", 1e10, 0, 0.7, 0.6, 0.8, 100, 0}};
+    {(char *)"b-10m", 1e7, 0, 0.1, 0.05, 0.15, 100, 0, 0},
+    {(char *)"b-100m", 1e8, 0, 0.3, 0.2, 0.4, 100, 0, 0},
+    {(char *)"b-1b", 1e9, 0, 0.5, 0.4, 0.6, 100, 0, 0},
+    {(char *)"b-10b", 1e10, 0, 0.7, 0.6, 0.8, 100, 0, 0}};
 
 TEST(hand_worked_ratios)
 {
@@ -101,8 +101,8 @@ TEST(bootstrap_ci)
     compare_result_clear(&r2);
 
     /* Models with no uncertainty: a degenerate interval at the estimate. */
-    scaling_point qa[] = {{(char *)"x", 1e6, 0, 0, 0, 0, 1, 0}, {(char *)"y", 1e8, 0, 1, 1, 1, 1, 0}};
-    scaling_point qb[] = {{(char *)"z", 1e9, 0, 0.5, 0.5, 0.5, 1, 0}};
+    scaling_point qa[] = {{(char *)"x", 1e6, 0, 0, 0, 0, 1, 0, 0}, {(char *)"y", 1e8, 0, 1, 1, 1, 1, 0, 0}};
+    scaling_point qb[] = {{(char *)"z", 1e9, 0, 0.5, 0.5, 0.5, 1, 0, 0}};
     scaling_series sa = series("exact_match", qa, 2), sb = series("exact_match", qb, 1);
     compare_curves(&sa, &sb, 500, 1, &r);
     CHECK_NEAR(r.m[0].a_params, 1e7, 1e-3);
@@ -116,10 +116,10 @@ TEST(lower_is_better_and_checkpoints)
 {
     /* brier_score falls as models improve: A reaches B's 0.25 halfway
      * between 0.3 (1M) and 0.2 (10M). */
-    scaling_point qa[] = {{(char *)"a1", 1e6, 0, 0.3, 0.3, 0.3, 1, 0},
-                          {(char *)"a2", 1e7, 0, 0.2, 0.2, 0.2, 1, 0},
-                          {(char *)"a3", 1e8, 0, 0.1, 0.1, 0.1, 1, 0}};
-    scaling_point qb[] = {{(char *)"b1", 1e8, 0, 0.25, 0.25, 0.25, 1, 0}};
+    scaling_point qa[] = {{(char *)"a1", 1e6, 0, 0.3, 0.3, 0.3, 1, 0, 0},
+                          {(char *)"a2", 1e7, 0, 0.2, 0.2, 0.2, 1, 0, 0},
+                          {(char *)"a3", 1e8, 0, 0.1, 0.1, 0.1, 1, 0, 0}};
+    scaling_point qb[] = {{(char *)"b1", 1e8, 0, 0.25, 0.25, 0.25, 1, 0, 0}};
     scaling_series a = series("brier_score", qa, 3), b = series("brier_score", qb, 1);
     compare_result r;
     compare_curves(&a, &b, 0, 1, &r);
@@ -128,10 +128,10 @@ TEST(lower_is_better_and_checkpoints)
     compare_result_clear(&r);
 
     /* Checkpoints of one size: the most trained (largest flops) counts. */
-    scaling_point ca[] = {{(char *)"a-1m-s1", 1e6, 1e12, 0.9, 0.9, 0.9, 1, 0},
-                          {(char *)"a-1m-s4", 1e6, 4e12, 0.0, 0.0, 0.0, 1, 0},
-                          {(char *)"a-10m", 1e7, 4e13, 1.0, 1.0, 1.0, 1, 0}};
-    scaling_point cb[] = {{(char *)"b", 1e9, 0, 0.5, 0.5, 0.5, 1, 0}};
+    scaling_point ca[] = {{(char *)"a-1m-s1", 1e6, 1e12, 0.9, 0.9, 0.9, 1, 0, 0},
+                          {(char *)"a-1m-s4", 1e6, 4e12, 0.0, 0.0, 0.0, 1, 0, 0},
+                          {(char *)"a-10m", 1e7, 4e13, 1.0, 1.0, 1.0, 1, 0, 0}};
+    scaling_point cb[] = {{(char *)"b", 1e9, 0, 0.5, 0.5, 0.5, 1, 0, 0}};
     a = series("exact_match", ca, 3);
     b = series("exact_match", cb, 1);
     compare_curves(&a, &b, 0, 1, &r);
@@ -142,10 +142,10 @@ TEST(lower_is_better_and_checkpoints)
 
 TEST(split_families)
 {
-    scaling_point p[] = {{(char *)"fam-1m", 1e6, 0, 0.1, NAN, NAN, 1, 0},
-                         {(char *)"fam-big-1m", 1e6, 0, 0.2, NAN, NAN, 1, 0},
-                         {(char *)"other", 1e6, 0, 0.3, NAN, NAN, 1, 0},
-                         {(char *)"fam-10m", 1e7, 0, 0.4, NAN, NAN, 1, 0}};
+    scaling_point p[] = {{(char *)"fam-1m", 1e6, 0, 0.1, NAN, NAN, 1, 0, 0},
+                         {(char *)"fam-big-1m", 1e6, 0, 0.2, NAN, NAN, 1, 0, 0},
+                         {(char *)"other", 1e6, 0, 0.3, NAN, NAN, 1, 0, 0},
+                         {(char *)"fam-10m", 1e7, 0, 0.4, NAN, NAN, 1, 0, 0}};
     scaling_series s = series("exact_match", p, 4);
     compare_group *g;
     int n;
@@ -223,12 +223,12 @@ TEST(csv_families)
 
 TEST(variants)
 {
-    scaling_point ps[] = {{(char *)"m1", 1e6, 0, 0.0, NAN, NAN, 1, 0},
-                          {(char *)"m2", 1e7, 0, 0.2, NAN, NAN, 1, 0},
-                          {(char *)"m3", 1e8, 0, 0.6, NAN, NAN, 1, 0}};
-    scaling_point pr[] = {{(char *)"m1", 1e6, 0, 0.2, NAN, NAN, 1, 0},
-                          {(char *)"m2", 1e7, 0, 0.6, NAN, NAN, 1, 0},
-                          {(char *)"m3", 1e8, 0, 0.8, NAN, NAN, 1, 0}};
+    scaling_point ps[] = {{(char *)"m1", 1e6, 0, 0.0, NAN, NAN, 1, 0, 0},
+                          {(char *)"m2", 1e7, 0, 0.2, NAN, NAN, 1, 0, 0},
+                          {(char *)"m3", 1e8, 0, 0.6, NAN, NAN, 1, 0, 0}};
+    scaling_point pr[] = {{(char *)"m1", 1e6, 0, 0.2, NAN, NAN, 1, 0, 0},
+                          {(char *)"m2", 1e7, 0, 0.6, NAN, NAN, 1, 0, 0},
+                          {(char *)"m3", 1e8, 0, 0.8, NAN, NAN, 1, 0, 0}};
     scaling_series s[2] = {series("exact_match", ps, 3), series("exact_match", pr, 3)};
     s[1].variant = (char *)"retrieval";
     compare_group *g;

@@ -6,7 +6,8 @@
 #   task_template_edit     a real edit is a new version; the old scores stay,
 #                          --task-version shows them, gc removes them by name
 #   context_overflow       prompts longer than the context are counted per
-#                          model and task, marked in results; skip/error
+#                          model and task, marked in results and the report;
+#                          skip/error
 #   unbuildable_variant    a requested variant that cannot be built: exit 1,
 #                          nothing buildable at all: exit 2
 #   notes_only_when_true   the target_logprob note names the real cause
@@ -98,6 +99,7 @@ EOF
 o_rc=$?
 "$BIN" results --db "$tmp/o.sqlite" >"$tmp/o.table" 2>&1
 "$BIN" results --db "$tmp/o.sqlite" --format csv >"$tmp/o.csv" 2>&1
+"$BIN" report --db "$tmp/o.sqlite" --out "$tmp/orep" >/dev/null 2>&1
 "$BIN" run --model "$model" --tasks "$tmp/long.yaml" --db "$tmp/o2.sqlite" \
     --on-overflow skip --quiet 2>"$tmp/o2.err"
 skip_rc=$?
@@ -107,6 +109,7 @@ err_rc=$?
 if [ $o_rc -eq 0 ] &&
    grep -q "long-prompts, variant standard: 2 prompts did not fit the model's context" "$tmp/o.err" &&
    grep -q " 3\*+ " "$tmp/o.table" && grep -q ",2,3$" "$tmp/o.csv" &&
+   grep -q '\] \* |' "$tmp/orep/report.md" && grep -q 'cut to fit' "$tmp/orep/index.html" &&
    [ $skip_rc -eq 1 ] && grep -q "2 examples left unscored" "$tmp/o2.err" &&
    [ $err_rc -eq 2 ] && grep -q "does not fit the model's context" "$tmp/o3.err"; then
     pass context_overflow
@@ -188,7 +191,7 @@ chmod 755 "$ro"
 
 # ---- SIGTERM mid-sweep -----------------------------------------------------------
 sargs="--tasks tests/data/tasks/sweep-arith.yaml,tests/data/tasks/sweep-mc.yaml
-       --models $fam --variants standard,zero_shot_cot --batch 4"
+       --models $fam --variants standard,zero_shot_cot --batch 1"
 # shellcheck disable=SC2086
 "$BIN" sweep $sargs --db "$tmp/s_ref.sqlite" --quiet 2>/dev/null
 "$BIN" results --db "$tmp/s_ref.sqlite" --per-example >"$tmp/s_ref.dump" 2>/dev/null
