@@ -29,6 +29,7 @@
  *             answer; truncated: prompt tokens the example's requests
  *             lost to the context (the most of any), cut: its generations
  *             that ended at max_tokens or a full context
+ *   file_hashes  a model file's SHA-256 by path and stat (identity.c)
  *
  * Every connection also has temp.task_sel, the task versions that the
  * read queries see (store_select_versions): by default the one used last
@@ -51,10 +52,18 @@ struct store {
     sqlite3 *db;
     char *path;
     int readonly;
-    int busy_ms, busy_waits;  /* the current wait, and every retry so far */
+    int busy_ms;              /* how long the current wait has lasted */
     sqlite3_stmt *lookup, *put_req, *get_req, *put_resp, *put_score, *has_score,
         *clear_scores;
 };
+
+/* identity.c's cache of model-file digests (store_file_hash_get). */
+#define FILE_HASHES_TABLE \
+    "CREATE TABLE IF NOT EXISTS file_hashes(" \
+    " path TEXT PRIMARY KEY, size INTEGER NOT NULL," \
+    " mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL," \
+    " inode INTEGER NOT NULL, device INTEGER NOT NULL," \
+    " sha256 TEXT NOT NULL, hashed TEXT NOT NULL);"
 
 #define TASKS_TABLE(name) \
     "CREATE TABLE IF NOT EXISTS " name "(" \
@@ -92,22 +101,28 @@ static const char *const schema =
     " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
     " variant TEXT NOT NULL, example_id TEXT NOT NULL, metric TEXT NOT NULL,"
     " value REAL, answer TEXT, config TEXT, truncated INTEGER, cut INTEGER,"
-    " PRIMARY KEY(model_id, task_id, variant, example_id, metric));";
+    " PRIMARY KEY(model_id, task_id, variant, example_id, metric));"
+    FILE_HASHES_TABLE;
 
 static int db_error(store *s, em_err *err, const char *what)
 {
     return em_errorf(err, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static int exec(store *s, const char *sql, em_err *err)
+int store_sqlite_exec(sqlite3 *db, const char *path, const char *sql, em_err *err)
 {
     char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        em_errorf(err, "%s: %s", s->path, msg ? msg : "sqlite error");
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        em_errorf(err, "%s: %s", path, msg ? msg : "sqlite error");
         sqlite3_free(msg);
         return -1;
     }
     return 0;
+}
+
+static int exec(store *s, const char *sql, em_err *err)
+{
+    return store_sqlite_exec(s->db, s->path, sql, err);
 }
 
 static int prepare(store *s, const char *sql, sqlite3_stmt **st, em_err *err)
@@ -155,7 +170,8 @@ static const char *const upgrades[] = {
     "ALTER TABLE responses ADD COLUMN truncated INTEGER;"
     "ALTER TABLE responses ADD COLUMN finish TEXT;"
     "ALTER TABLE scores ADD COLUMN truncated INTEGER;"
-    "ALTER TABLE scores ADD COLUMN cut INTEGER;",
+    "ALTER TABLE scores ADD COLUMN cut INTEGER;"
+    FILE_HASHES_TABLE,
 };
 
 /* Upgrades an older store in place, saying so. Foreign keys are off
@@ -247,7 +263,6 @@ static int busy_wait(void *arg, int tries)
                 STORE_BUSY_LIMIT_MS / 1000);
     sqlite3_sleep(ms);
     s->busy_ms += ms;
-    s->busy_waits++;
     return 1;
 }
 
@@ -300,6 +315,43 @@ static char *ro_uri(const char *path)
     return em_buf_take(&b);
 }
 
+/* The verdict on what a file opened read-only is: an emerge store of our
+ * version with every table the reading queries use. */
+static int ro_validate(sqlite3 *db, const char *path, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return em_errorf(err, "%s: not an SQLite database (%s)", path,
+                         sqlite3_errmsg(db));
+    int rc = sqlite3_step(st);
+    int v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return em_errorf(err, "%s: not an SQLite database (%s)", path,
+                         sqlite3_errmsg(db));
+    static const char *const tables[] = {"models", "tasks", "examples",
+                                         "requests", "responses", "scores"};
+    int missing = 0;
+    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
+        if (sqlite3_table_column_metadata(db, NULL, tables[i], NULL, NULL,
+                                          NULL, NULL, NULL, NULL) != SQLITE_OK)
+            missing++;
+    }
+    if (missing == (int)(sizeof tables / sizeof *tables))
+        return em_errorf(err, "%s: not an emerge results database (no models, "
+                         "tasks or scores tables)", path);
+    if (v > STORE_SCHEMA_VERSION || (v < STORE_SCHEMA_VERSION && !missing))
+        return em_errorf(err, "%s: schema version %d, this emerge reads version "
+                         "%d%s", path, v, STORE_SCHEMA_VERSION,
+                         v < STORE_SCHEMA_VERSION ? " (`emerge migrate --db FILE` "
+                         "upgrades an older store in place; reading commands "
+                         "never write)" : "");
+    if (missing)
+        return em_errorf(err, "%s: not an emerge results database (%d of its "
+                         "tables are missing)", path, missing);
+    return 0;
+}
+
 int store_sqlite_open_ro(const char *path, sqlite3 **db, em_err *err)
 {
     struct stat sb;
@@ -318,6 +370,12 @@ int store_sqlite_open_ro(const char *path, sqlite3 **db, em_err *err)
         return -1;
     }
     sqlite3_busy_timeout(*db, STORE_BUSY_LIMIT_MS);
+    if (ro_validate(*db, path, err) != 0 ||
+        store_select_versions_db(*db, path, NULL, err) != 0) {
+        sqlite3_close(*db);
+        *db = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -326,24 +384,7 @@ int store_open_readonly(const char *path, store **out, em_err *err)
     store *s = em_calloc(1, sizeof *s);
     s->path = em_strdup(path);
     s->readonly = 1;
-    int v = 0;
-    if (store_sqlite_open_ro(path, &s->db, err) != 0 ||
-        user_version(s, &v, err) != 0) {
-        store_close(s);
-        return -1;
-    }
-    int rc = 0;
-    if (v == 0)
-        rc = em_errorf(err, "%s: not an emerge store (no emerge schema version)",
-                       path);
-    else if (v != STORE_SCHEMA_VERSION)
-        rc = em_errorf(err, "%s: schema version %d, this emerge reads version %d%s",
-                       path, v, STORE_SCHEMA_VERSION,
-                       v < STORE_SCHEMA_VERSION ? " (`emerge migrate --db FILE` "
-                       "upgrades it in place; reading commands never write)" : "");
-    if (rc == 0)
-        rc = store_select_versions_db(s->db, s->path, NULL, err);
-    if (rc != 0) {
+    if (store_sqlite_open_ro(path, &s->db, err) != 0) {
         store_close(s);
         return -1;
     }
@@ -525,7 +566,7 @@ static int put_examples(store *s, const task *t, int64_t id, em_err *err)
     return rc;
 }
 
-/* The id of (name, hash), or -1; *next: the version a new row would get. */
+/* The id of (name, hash), or -1; *next: the version a new row gets. */
 static int find_version(store *s, const task *t, int64_t *id, int *next,
                         em_err *err)
 {
@@ -575,13 +616,18 @@ int store_put_task(store *s, const task *t, int64_t run_id, int64_t *id,
     sqlite3_bind_int64(st, 9, run_id);
     int rc = step_done(s, st, "storing task", err);
     sqlite3_finalize(st);
-    if (rc != 0 || find_version(s, t, id, &next, err) != 0)
+    if (rc != 0)
         return -1;
-    if (old < 0 && next > 2)
+    if (old >= 0) { /* a known version: its examples are stored */
+        *id = old;
+        return 0;
+    }
+    *id = sqlite3_last_insert_rowid(s->db);
+    if (next > 1)
         fprintf(stderr, "emerge: note: task %s changed (%s): stored as version "
                 "%d; the scores of earlier versions are kept\n", t->name,
-                t->path ? t->path : "", next - 1);
-    return old < 0 ? put_examples(s, t, *id, err) : 0;
+                t->path ? t->path : "", next);
+    return put_examples(s, t, *id, err);
 }
 
 /* ---- the response cache ------------------------------------------------ */
@@ -1152,19 +1198,8 @@ int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
  * that stat() says a rewrite changes: path, size, mtime and ctime (with
  * nanoseconds), inode and device. ctime cannot be set from user space
  * (cp -p, rsync -t and touch restore mtime only), so a file rewritten in
- * place always misses. The table is created by these functions on first
- * use, outside the versioned schema: it is a cache, and losing it costs
- * only a re-hash.
+ * place always misses. Losing a row costs only a re-hash.
  */
-
-static int file_hashes_table(store *s, em_err *err)
-{
-    return exec(s, "CREATE TABLE IF NOT EXISTS file_hashes("
-                " path TEXT PRIMARY KEY, size INTEGER NOT NULL,"
-                " mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,"
-                " inode INTEGER NOT NULL, device INTEGER NOT NULL,"
-                " sha256 TEXT NOT NULL, hashed TEXT NOT NULL);", err);
-}
 
 /* Binds (path, size, mtime_ns, ctime_ns, inode, device) to ?1..?6. Inode
  * and device numbers are unsigned; their bits go in as they are. */
@@ -1185,8 +1220,7 @@ int store_file_hash_get(store *s, const char *path, const struct stat *st,
 {
     sqlite3_stmt *q;
     *found = 0;
-    if (file_hashes_table(s, err) != 0 ||
-        prepare(s, "SELECT sha256 FROM file_hashes WHERE path = ?1 AND size = ?2"
+    if (prepare(s, "SELECT sha256 FROM file_hashes WHERE path = ?1 AND size = ?2"
                 " AND mtime_ns = ?3 AND ctime_ns = ?4 AND inode = ?5"
                 " AND device = ?6", &q, err) != 0)
         return -1;
@@ -1212,8 +1246,7 @@ int store_file_hash_put(store *s, const char *path, const struct stat *st,
                         const char hex[65], em_err *err)
 {
     sqlite3_stmt *q;
-    if (file_hashes_table(s, err) != 0 ||
-        prepare(s, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns,"
+    if (prepare(s, "INSERT OR REPLACE INTO file_hashes(path, size, mtime_ns,"
                 " ctime_ns, inode, device, sha256, hashed) VALUES(?1, ?2, ?3,"
                 " ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%SZ','now'))",
                 &q, err) != 0)

@@ -42,9 +42,13 @@ int store_open(const char *path, store **out, em_err *err);
  * error that names `emerge migrate`. */
 int store_open_readonly(const char *path, store **out, em_err *err);
 void store_close(store *s);
-/* The raw read-only connection store_open_readonly makes (for
- * store_query.c): judged by the caller. */
+/* The read-only connection store_open_readonly makes, shared with
+ * store_query.c: opened (immutable when no -wal exists), judged (missing,
+ * not SQLite, not an emerge store, another schema version: each its own
+ * error) and set to the default task versions. */
 int store_sqlite_open_ro(const char *path, sqlite3 **db, em_err *err);
+/* sqlite3_exec with the error as "PATH: message". */
+int store_sqlite_exec(sqlite3 *db, const char *path, const char *sql, em_err *err);
 
 /* Task versions (store_version.c). The reading functions (store_results,
  * store_load_series, store_dump_scores and store_query.h) see one version
@@ -195,8 +199,7 @@ int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
 /* Count of rows in a table (tests and progress). */
 int store_count(store *s, const char *table, int64_t *n, em_err *err);
 
-/* The file hash cache of identity.c (table file_hashes, created on first
- * use): the SHA-256 recorded for the file at path when it had exactly
+/* The file hash cache of identity.c (table file_hashes): the SHA-256 recorded for the file at path when it had exactly
  * st's size, mtime and ctime (nanoseconds), inode and device; *found is 0
  * when there is none. put records one, replacing any older one for path. */
 int store_file_hash_get(store *s, const char *path, const struct stat *st,

@@ -16,7 +16,6 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "harness/store.h"
 
@@ -50,49 +49,11 @@ static const char *col_str(sqlite3_stmt *st, int i)
     return t ? (const char *)t : "";
 }
 
-/* The verdict on what the file is: an emerge store of our version with
- * every table the queries below read. */
-static int q_validate(store_query *q, em_err *err)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return em_errorf(err, "%s: not an SQLite database (%s)", q->path,
-                         sqlite3_errmsg(q->db));
-    int rc = sqlite3_step(st);
-    int v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return em_errorf(err, "%s: not an SQLite database (%s)", q->path,
-                         sqlite3_errmsg(q->db));
-    static const char *const tables[] = {"models", "tasks", "examples",
-                                         "requests", "responses", "scores"};
-    int missing = 0;
-    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
-        if (sqlite3_table_column_metadata(q->db, NULL, tables[i], NULL, NULL,
-                                          NULL, NULL, NULL, NULL) != SQLITE_OK)
-            missing++;
-    }
-    if (missing == (int)(sizeof tables / sizeof *tables))
-        return em_errorf(err, "%s: not an emerge results database (no models, "
-                         "tasks or scores tables)", q->path);
-    if (v > STORE_SCHEMA_VERSION || (v < STORE_SCHEMA_VERSION && !missing))
-        return em_errorf(err, "%s: schema version %d, this emerge reads version "
-                         "%d%s", q->path, v, STORE_SCHEMA_VERSION,
-                         v < STORE_SCHEMA_VERSION ? " (`emerge migrate --db FILE` "
-                         "upgrades an older store in place; reading commands "
-                         "never write)" : "");
-    if (missing)
-        return em_errorf(err, "%s: not an emerge results database (%d of its "
-                         "tables are missing)", q->path, missing);
-    return 0;
-}
-
 int store_query_open(const char *path, store_query **out, em_err *err)
 {
     store_query *q = em_calloc(1, sizeof *q);
     q->path = em_strdup(path);
-    if (store_sqlite_open_ro(path, &q->db, err) != 0 || q_validate(q, err) != 0 ||
-        store_select_versions_db(q->db, q->path, NULL, err) != 0) {
+    if (store_sqlite_open_ro(path, &q->db, err) != 0) {
         store_query_close(q);
         return -1;
     }

@@ -22,17 +22,6 @@
     "(SELECT t2.id FROM tasks t2 WHERE t2.name = t.name" \
     " ORDER BY coalesce(t2.last_run, 0) DESC, t2.id DESC LIMIT 1)"
 
-static int sv_exec(sqlite3 *db, const char *path, const char *sql, em_err *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        em_errorf(err, "%s: %s", path, msg ? msg : "sqlite error");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
 /* Runs sql with ?1 = name (or NULL) and ?2 = version; *changes receives
  * the rows it inserted or deleted. */
 static int sv_run(sqlite3 *db, const char *path, const char *sql,
@@ -85,7 +74,7 @@ static int select_one(sqlite3 *db, const char *path, const char *part,
 int store_select_versions_db(sqlite3 *db, const char *path, const char *spec,
                              em_err *err)
 {
-    if (sv_exec(db, path,
+    if (store_sqlite_exec(db, path,
                 "CREATE TEMP TABLE IF NOT EXISTS task_pick(name TEXT PRIMARY KEY,"
                 " version INTEGER NOT NULL);"
                 "DELETE FROM temp.task_pick;"
@@ -161,6 +150,6 @@ int store_gc_db(sqlite3 *db, const char *path, int dry_run, FILE *f,
         return 0;
     /* examples and scores cascade; requests keep their cached responses
      * (task_id set to NULL): they are still answers of that model. */
-    return sv_exec(db, path, "DELETE FROM tasks WHERE id IN (SELECT t.id"
+    return store_sqlite_exec(db, path, "DELETE FROM tasks WHERE id IN (SELECT t.id"
                    SUPERSEDED_SQL ");", err);
 }

@@ -782,10 +782,23 @@ static void note_slot(run_ctx *c, const item *it, slot *s, int truncated,
     }
 }
 
-/* A pass of it is answered: what its requests lost joins the item's. */
-static void pass_done(run_ctx *c, item *it)
+/* Slot s of item it gets response res (the text is copied); an ok one is
+ * counted by note_slot. */
+static void fill_slot(run_ctx *c, const item *it, slot *s,
+                      const store_response *res)
 {
-    (void)c;
+    s->state = res->ok ? SLOT_OK : SLOT_FAILED;
+    s->text = em_strdup(res->text);
+    s->logprob = res->logprob;
+    s->n_tokens = res->n_tokens;
+    s->is_greedy = res->is_greedy;
+    if (res->ok)
+        note_slot(c, it, s, res->truncated, res->finish);
+}
+
+/* A pass of it is answered: what its requests lost joins the item's. */
+static void pass_done(item *it)
+{
     for (int r = 0; r < it->n_reqs; r++) {
         const slot *s = &it->slots[r];
         if (s->truncated > it->truncated)
@@ -827,13 +840,7 @@ static int visit(run_ctx *c, int idx, batch *b, em_err *err)
             if (store_lookup(c->db, s->key, &res, &found, err) != 0)
                 return -1;
             if (found) {
-                s->state = SLOT_OK;
-                s->text = res.text;
-                res.text = NULL;
-                s->logprob = res.logprob;
-                s->n_tokens = res.n_tokens;
-                s->is_greedy = res.is_greedy;
-                note_slot(c, it, s, res.truncated, res.finish);
+                fill_slot(c, it, s, &res);
                 store_response_clear(&res);
                 c->st->cached++;
                 progress_tick(c);
@@ -849,7 +856,7 @@ static int visit(run_ctx *c, int idx, batch *b, em_err *err)
         }
         if (waiting)
             return 0;
-        pass_done(c, it);
+        pass_done(it);
         if (failed) {
             it->status = ITEM_FAILED;
             c->st->unscored++;
@@ -962,15 +969,8 @@ static int settle(run_ctx *c, const batch *b, int i, const store_response *res,
     for (int w = 0; w < b->nw; w++) {
         if (b->w[w].entry != i)
             continue;
-        item *it = &c->items[b->w[w].item];
-        slot *s = &it->slots[b->w[w].req];
-        s->state = res->ok ? SLOT_OK : SLOT_FAILED;
-        s->text = em_strdup(res->text);
-        s->logprob = res->logprob;
-        s->n_tokens = res->n_tokens;
-        s->is_greedy = res->is_greedy;
-        if (res->ok)
-            note_slot(c, it, s, res->truncated, res->finish);
+        const item *it = &c->items[b->w[w].item];
+        fill_slot(c, it, &it->slots[b->w[w].req], res);
         progress_tick(c);
     }
     return 0;
