@@ -23,7 +23,7 @@
     " ORDER BY coalesce(t2.last_run, 0) DESC, t2.id DESC LIMIT 1)"
 
 /* Runs sql with ?1 = name (or NULL) and ?2 = version; *changes receives
- * the rows it inserted or deleted. */
+ * the rows it inserted. */
 static int sv_run(sqlite3 *db, const char *path, const char *sql,
                   const char *name, long version, int *changes, em_err *err)
 {
@@ -38,8 +38,7 @@ static int sv_run(sqlite3 *db, const char *path, const char *sql,
     if (rc != SQLITE_DONE)
         return em_errorf(err, "%s: selecting task versions: %s", path,
                          sqlite3_errmsg(db));
-    if (changes)
-        *changes = sqlite3_changes(db);
+    *changes = sqlite3_changes(db);
     return 0;
 }
 
