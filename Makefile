@@ -6,10 +6,30 @@
 #   make bench      benchmarks (figures and ratios against a reference)
 #   make deps       install missing Debian packages (apt-get)
 #
-# Every .c under harness/ metrics/ backends/ reports/ goes into
-# libemerge.a (harness/main.c is the CLI). Each tests/test_*.c is its own
-# test program linked against the ASan library; tests/test_*.sh are shell
-# tests run against the ASan ./emerge.
+# Every .c in the LAYERS folders goes into libemerge.a (harness/cli/main.c
+# is the program). Each tests/test_*.c is its own test program linked
+# against the ASan library; tests/test_*.sh are shell tests run against the
+# ASan ./emerge.
+#
+# LAYERS is the floor plan, bottom first. A file may include headers from
+# its own folder and from folders listed before it, never after it, and no
+# two files use each other (tests/test_layers.sh checks both, on the
+# includes and on the symbols each object file defines and uses). bench/
+# and tests/ stand above every layer.
+#   base                 utilities every layer uses: errors, strings, files,
+#                        hashing, YAML helpers, UTF-8, CSV, progress line
+#   backends/engine      the native inference engine: GGUF, tokenizers, the
+#                        forward pass, quantised kernels, sampler, scoring
+#   backends/engine/cuda the same engine on NVIDIA GPUs (the plugin's side)
+#   backends             the backend interface and its adapters: native,
+#                        cuda, openai (HTTP), replay, synthetic
+#   metrics              scores of one response, statistics over stored
+#                        results (read-only store queries), scaling metrics
+#   reports              plots, report.md/index.html, regression checks
+#   harness              the evaluation domain: tasks, templates, families,
+#                        retrieval, sweeps, the SQLite store, model identity
+#   harness/serve        the HTTP server (a client of the backend interface)
+#   harness/cli          the command line: main and one cmd_*.c per command
 
 CC      ?= cc
 BUILD   ?= build
@@ -24,8 +44,11 @@ ASAN_LDFLAGS = -fsanitize=address,undefined
 LDLIBS   = -lcjson -lyaml -lpcre2-8 -lsqlite3 -lcurl -lmicrohttpd -lcrypto -lm \
            -lpthread
 
-LIB_SRC  := $(filter-out harness/main.c, \
-            $(wildcard harness/*.c metrics/*.c backends/*.c reports/*.c))
+LAYERS   := base backends/engine backends/engine/cuda backends metrics \
+            reports harness harness/serve harness/cli
+# cuda_gpu.c calls cudart: it goes only into the plugin.
+LIB_SRC  := $(filter-out harness/cli/main.c backends/engine/cuda/cuda_gpu.c, \
+            $(foreach d,$(LAYERS),$(wildcard $(d)/*.c)))
 TEST_SRC := $(wildcard tests/test_*.c)
 
 REL_OBJ  := $(LIB_SRC:%.c=$(BUILD)/rel/%.o)
@@ -52,16 +75,18 @@ $(BUILD)/asan/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/rel/libemerge.a: $(REL_OBJ)
-	rm -f $@ && ar rcs $@ $^
+# The Makefile is a prerequisite: a file moved between layers changes the
+# member list without making any object newer than the archive.
+$(BUILD)/rel/libemerge.a: $(REL_OBJ) Makefile
+	rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
-$(BUILD)/asan/libemerge.a: $(ASAN_OBJ)
-	rm -f $@ && ar rcs $@ $^
+$(BUILD)/asan/libemerge.a: $(ASAN_OBJ) Makefile
+	rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
-emerge: $(BUILD)/rel/harness/main.o $(BUILD)/rel/libemerge.a
+emerge: $(BUILD)/rel/harness/cli/main.o $(BUILD)/rel/libemerge.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/asan/emerge: $(BUILD)/asan/harness/main.o $(BUILD)/asan/libemerge.a
+$(BUILD)/asan/emerge: $(BUILD)/asan/harness/cli/main.o $(BUILD)/asan/libemerge.a
 	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/asan/tests/testlib.o $(BUILD)/asan/libemerge.a
@@ -81,7 +106,7 @@ bench: emerge
 clean:
 	rm -rf $(BUILD) emerge
 
--include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/asan/tests/*.d $(BUILD)/rel/harness/main.d $(BUILD)/asan/harness/main.d
+-include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/asan/tests/*.d $(BUILD)/rel/harness/cli/main.d $(BUILD)/asan/harness/cli/main.d
 
 # ---- fuzzing the GGUF reader (owner: gguf) ---------------------------
 #   make fuzz          libFuzzer on the reader for FUZZ_TIME seconds
@@ -90,9 +115,9 @@ FUZZ_CC     ?= clang
 FUZZ_TIME   ?= 600
 FUZZ_CFLAGS  = $(CSTD) -O1 -g $(WARN) -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined
-FUZZ_SRC     = tests/fuzz_gguf.c backends/gguf.c harness/common.c
+FUZZ_SRC     = tests/fuzz_gguf.c backends/engine/gguf.c base/common.c
 
-$(BUILD)/fuzz/fuzz_gguf: $(FUZZ_SRC) backends/gguf.h harness/common.h
+$(BUILD)/fuzz/fuzz_gguf: $(FUZZ_SRC) backends/engine/gguf.h base/common.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) -lcrypto -lm
 
@@ -128,13 +153,13 @@ family:
 #   backend's C code (packing, engine, backend, the CPU emulation of the
 #   device, and cuda_load.c, which registers "cuda" and dlopens the plugin)
 #   is built either way, and tests/test_cuda_host.c checks it without a
-#   GPU. When on, everything that calls cudart/cuBLAS (backends/cuda/*.cu
+#   GPU. When on, everything that calls cudart/cuBLAS (backends/engine/cuda/*.cu
 #   by nvcc, sm_90 code plus compute_80 PTX; cuda_gpu.c; a private copy of
-#   harness/common.c; all -fPIC, symbols hidden but the entry point) goes
+#   base/common.c; all -fPIC, symbols hidden but the entry point) goes
 #   into the plugin $(BUILD)/rel/libemerge_cuda.so, linked against cudart
 #   and cuBLAS with an rpath. `make`/`make emerge`, `make asan` and the
 #   programs that use it build the plugin first; `make CUDA=0` removes it.
-#   How programs find it: backends/cuda/cuda_plugin.h, backends/cuda/README.md.
+#   How programs find it: backends/engine/cuda/cuda_plugin.h, backends/engine/cuda/README.md.
 #   make bench-cuda  GPU prompt/decode tokens/s, bandwidth, cuBLAS ratio
 #                    (prints why and exits 0 without a GPU or plugin)
 CUDA      ?= auto
@@ -155,27 +180,23 @@ NVCC_FLAGS  = -std=c++17 -O2 -I. $(CUDA_ARCH) \
               -Xcompiler -Wall,-Wextra,-Werror,-fPIC,-fvisibility=hidden
 CUDA_PLUGIN := $(BUILD)/rel/libemerge_cuda.so
 
-CUDA_ALWAYS := $(filter-out backends/cuda/cuda_gpu.c,$(wildcard backends/cuda/*.c))
-$(BUILD)/rel/libemerge.a: $(CUDA_ALWAYS:%.c=$(BUILD)/rel/%.o)
-$(BUILD)/asan/libemerge.a: $(CUDA_ALWAYS:%.c=$(BUILD)/asan/%.o)
--include $(foreach v,rel asan,$(CUDA_ALWAYS:%.c=$(BUILD)/$(v)/%.d))
 
 ifeq ($(CUDA_ON),1)
-CUDA_PLUGIN_OBJ := $(patsubst backends/cuda/%.cu,$(BUILD)/cuda-plugin/%.o,\
-                     $(wildcard backends/cuda/*.cu)) \
+CUDA_PLUGIN_OBJ := $(patsubst backends/engine/cuda/%.cu,$(BUILD)/cuda-plugin/%.o,\
+                     $(wildcard backends/engine/cuda/*.cu)) \
                    $(BUILD)/cuda-plugin/cuda_gpu.o $(BUILD)/cuda-plugin/common.o
 CUDA_PLUGIN_CFLAGS = $(CPPFLAGS) -I$(CUDA_HOME)/include $(REL_CFLAGS) \
                      -fPIC -fvisibility=hidden -MMD -MP
 
-$(BUILD)/cuda-plugin/%.o: backends/cuda/%.cu $(wildcard backends/cuda/*.h) | $(DEPS_OK)
+$(BUILD)/cuda-plugin/%.o: backends/engine/cuda/%.cu $(wildcard backends/engine/cuda/*.h) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CUDA_NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-$(BUILD)/cuda-plugin/cuda_gpu.o: backends/cuda/cuda_gpu.c | $(DEPS_OK)
+$(BUILD)/cuda-plugin/cuda_gpu.o: backends/engine/cuda/cuda_gpu.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CUDA_PLUGIN_CFLAGS) -c $< -o $@
 
-$(BUILD)/cuda-plugin/common.o: harness/common.c | $(DEPS_OK)
+$(BUILD)/cuda-plugin/common.o: base/common.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CUDA_PLUGIN_CFLAGS) -c $< -o $@
 
@@ -216,3 +237,8 @@ DEMO_LIMIT ?= 60
 demo: emerge
 	@command -v gnuplot >/dev/null 2>&1 || sh tools/deps.sh install
 	DEMO_LIMIT=$(DEMO_LIMIT) sh tasks/suite/demo.sh
+
+# the floor plan, for tests/test_layers.sh
+.PHONY: layers
+layers:
+	@echo $(LAYERS)

@@ -18,7 +18,7 @@
 #ifndef EMERGE_BACKEND_H
 #define EMERGE_BACKEND_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 typedef struct backend_opt {
     char *key;

@@ -33,10 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/model.h"
+#include "backends/engine/model.h"
 #include "backends/native_common.h"
-#include "backends/sample.h"
-#include "backends/tokenizer.h"
+#include "backends/engine/sample.h"
+#include "backends/engine/tokenizer.h"
 
 typedef struct native {
     model *m;

@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 #include "backends/backend.h"
-#include "backends/model.h"
-#include "backends/tokenizer.h"
+#include "backends/engine/model.h"
+#include "backends/engine/tokenizer.h"
 
 /* *out = option key of sp as an integer in [lo, hi], or def when absent. */
 int native_opt_int(const backend_spec *sp, const char *key, int def, int lo,

@@ -26,10 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 
-#include "backends/cuda/cuda_backend.h"
-#include "backends/cuda/cuda_engine.h"
+#include "backends/cuda_backend.h"
+#include "backends/engine/cuda/cuda_engine.h"
 
 typedef struct bench_opts {
     int big, device, emulate;

@@ -33,10 +33,10 @@
 #include <time.h>
 
 #include "backends/backend.h"
-#include "backends/model.h"
+#include "backends/engine/model.h"
 #include "backends/native.h"
-#include "backends/quant.h"
-#include "harness/common.h"
+#include "backends/engine/quant.h"
+#include "base/common.h"
 
 #define REPS_DEFAULT 2 /* pp and tg; multiple choice runs once */
 #define REPS_MAX 100

@@ -32,9 +32,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "backends/gguf.h"
-#include "backends/quant.h"
-#include "harness/common.h"
+#include "backends/engine/gguf.h"
+#include "backends/engine/quant.h"
+#include "base/common.h"
 
 static double cpu_now(void)
 {

@@ -24,7 +24,7 @@
 #define EMERGE_FAMILY_H
 
 #include "backends/backend.h"
-#include "harness/common.h"
+#include "base/common.h"
 
 typedef struct family_member {
     backend_spec spec;  /* all strings owned by the family */

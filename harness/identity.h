@@ -58,7 +58,7 @@
 #define EMERGE_IDENTITY_H
 
 #include "backends/backend.h"
-#include "harness/common.h"
+#include "base/common.h"
 #include "harness/store.h"
 
 /* The identity of a model (malloc'd into *out). cache may be NULL: then

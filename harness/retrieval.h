@@ -18,7 +18,7 @@
 #ifndef EMERGE_RETRIEVAL_H
 #define EMERGE_RETRIEVAL_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 typedef struct retr_index retr_index;
 

@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "harness/task.h"
 #include "metrics/scaling.h"
 

@@ -36,7 +36,7 @@
 
 #include "backends/backend.h"
 #include "harness/identity.h"
-#include "harness/progress.h"
+#include "base/progress.h"
 #include "harness/store.h"
 #include "harness/task.h"
 #include "harness/task_bigbench.h"

@@ -25,7 +25,7 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "harness/family.h"
 
 typedef struct sweep_opts {

@@ -20,7 +20,7 @@
 #include "harness/retrieval.h"
 #include "harness/task_bigbench.h"
 #include "harness/template.h"
-#include "harness/yamldoc.h"
+#include "base/yamldoc.h"
 #include "metrics/metric.h"
 
 /* Record roles and the keys a `fields:` map may name. */

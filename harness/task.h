@@ -15,7 +15,7 @@
 #ifndef EMERGE_TASK_H
 #define EMERGE_TASK_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 typedef enum task_type {
     TASK_GENERATE,

@@ -38,7 +38,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "harness/yamldoc.h"
+#include "base/yamldoc.h"
 #include "metrics/metric.h"
 
 /* BIG-bench's answer regex when a task gives neither output_regex nor

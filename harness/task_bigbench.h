@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "harness/task.h"
 
 /* 1 when task_load should hand path to this module (*.json, and *.py so

@@ -12,7 +12,7 @@
 #ifndef EMERGE_TEMPLATE_H
 #define EMERGE_TEMPLATE_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 /* Returns the text of placeholder name, or NULL when name is unknown. */
 typedef const char *(*tmpl_lookup)(void *ctx, const char *name);

@@ -28,7 +28,7 @@
 
 #include <stdio.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "metrics/scaling.h"
 
 /* A curve: one series (task, variant, metric) restricted to one family. */

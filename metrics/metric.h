@@ -16,7 +16,7 @@
 #ifndef EMERGE_METRIC_H
 #define EMERGE_METRIC_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 /* Everything a metric may look at for one example. Unused parts are NULL/0. */
 typedef struct metric_input {

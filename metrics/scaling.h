@@ -10,7 +10,7 @@
 #define EMERGE_SCALING_H
 
 #include <stdio.h>
-#include "harness/common.h"
+#include "base/common.h"
 
 typedef struct scaling_point {
     char *model;

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/cuda/cuda_engine.h"
-#include "backends/sample.h"
-#include "harness/common.h"
+#include "backends/engine/cuda/cuda_engine.h"
+#include "backends/engine/sample.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
 /* One prompt's ids and where its rows start in the logits file. */

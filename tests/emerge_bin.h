@@ -11,7 +11,7 @@
 
 #include <stdlib.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
 static char *private_bin;   /* a copy: a rebuild mid-test must not break us */

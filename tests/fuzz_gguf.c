@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/gguf.h"
+#include "backends/engine/gguf.h"
 
 static void fail(const char *what)
 {

@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "harness/store.h"
-#include "harness/store_query.h"
+#include "metrics/store_query.h"
 #include "reports/check.h"
 #include "tests/emerge_bin.h"
 #include "tests/testlib.h"

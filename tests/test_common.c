@@ -1,7 +1,7 @@
 /* test_common.c - buffers, errors, hashing, SHA-256. */
 #include <stdlib.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
 TEST(test_buf)

@@ -26,10 +26,10 @@
 #include <string.h>
 
 #include "backends/backend.h"
-#include "harness/common.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
-#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda_backend.h"
 #include "tests/cuda_refcheck.h"
 
 #ifdef __SANITIZE_ADDRESS__

@@ -2,7 +2,7 @@
  * test_cuda_host.c - the CUDA backend's arithmetic and logic on the CPU.
  *
  * Runs in every build (no GPU, no CUDA needed): the __host__ __device__
- * functions of backends/cuda/cuda_math.h against the CPU engine's own
+ * functions of backends/engine/cuda/cuda_math.h against the CPU engine's own
  * (quant.c's F16/BF16 conversion and dequantisation, sample.c's
  * log-softmax and argmax, model.c's norm/RoPE/softmax formulas), the
  * packing of requests into batches, and the whole cuda backend run on
@@ -15,13 +15,13 @@
 #include <string.h>
 
 #include "backends/backend.h"
-#include "backends/cuda/cuda_backend.h"
-#include "backends/cuda/cuda_math.h"
-#include "backends/cuda/cuda_plan.h"
-#include "backends/gguf.h"
-#include "backends/quant.h"
-#include "backends/sample.h"
-#include "harness/common.h"
+#include "backends/cuda_backend.h"
+#include "backends/engine/cuda/cuda_math.h"
+#include "backends/engine/cuda/cuda_plan.h"
+#include "backends/engine/gguf.h"
+#include "backends/engine/quant.h"
+#include "backends/engine/sample.h"
+#include "base/common.h"
 #include "tests/cuda_refcheck.h"
 #include "tests/testlib.h"
 

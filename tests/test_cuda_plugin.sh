@@ -1,6 +1,6 @@
 #!/bin/sh
 # test_cuda_plugin.sh - the CUDA runtime is a dlopen'd plugin
-# (libemerge_cuda.so, backends/cuda/cuda_load.c), not a link dependency:
+# (libemerge_cuda.so, backends/cuda_load.c), not a link dependency:
 #   - the emerge binary and the test programs link no libcudart/libcublas;
 #   - every way the plugin can be missing or wrong is a clear message, not
 #     a crash: EMERGE_CUDA_PLUGIN naming a missing file (the message names

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/gguf.h"
-#include "harness/common.h"
+#include "backends/engine/gguf.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
 /* Expected facts about each shared fixture (from shared/README.md and

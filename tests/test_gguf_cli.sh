@@ -19,7 +19,7 @@ has() { grep -qF -- "$2" "$1"; }
 if ! command -v valgrind >/dev/null 2>&1; then
     skip valgrind_gguf "valgrind not installed"
 elif ! ${CC:-cc} -std=c11 -O1 -g -I. -D_GNU_SOURCE -o "$tmp/test_gguf" \
-        tests/test_gguf.c tests/testlib.c backends/gguf.c harness/common.c \
+        tests/test_gguf.c tests/testlib.c backends/engine/gguf.c base/common.c \
         -lcrypto -lm >"$tmp/cc.log" 2>&1; then
     fail valgrind_gguf "build failed: $(head -3 "$tmp/cc.log" | tr '\n' ' ')"
 elif valgrind -q --error-exitcode=1 --leak-check=full \

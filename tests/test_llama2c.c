@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/gguf.h"
-#include "backends/llama2c.h"
-#include "backends/model.h"
-#include "backends/quant.h"
-#include "harness/common.h"
+#include "backends/engine/gguf.h"
+#include "backends/engine/llama2c.h"
+#include "backends/engine/model.h"
+#include "backends/engine/quant.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
 typedef struct ck {

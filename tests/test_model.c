@@ -18,9 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backends/model.h"
-#include "backends/quant.h"
-#include "harness/common.h"
+#include "backends/engine/model.h"
+#include "backends/engine/quant.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
 typedef struct fixture {
@@ -42,7 +42,7 @@ typedef struct fixture {
  * (one fma per block) and meets the F32 bound (7.2e-7 at every level);
  * Q8_0 too (9.5e-7), although its order is not llama.cpp's lanes yet; the
  * K-quant bounds are the measured maxima with a margin: Q4_K 0.318, Q6_K
- * 0.302 (backends/PARITY.md says why). */
+ * 0.302 (backends/engine/PARITY.md says why). */
 static const fixture fixtures[] = {
     {"tiny-llama-f32", 1e-3},
     {"tiny-llama-f16", 1e-3},

@@ -11,13 +11,13 @@
 #include <string.h>
 
 #include "backends/backend.h"
-#include "backends/gguf.h"
-#include "backends/model.h"
+#include "backends/engine/gguf.h"
+#include "backends/engine/model.h"
 #include "backends/native.h"
-#include "backends/quant.h"
-#include "backends/sample.h"
-#include "backends/tokenizer.h"
-#include "harness/common.h"
+#include "backends/engine/quant.h"
+#include "backends/engine/sample.h"
+#include "backends/engine/tokenizer.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
 static backend *open_native(const char *fixture, const char *share)

@@ -16,9 +16,9 @@
 #include <unistd.h>
 #include <immintrin.h>
 
-#include "backends/gguf.h"
-#include "backends/quant.h"
-#include "harness/common.h"
+#include "backends/engine/gguf.h"
+#include "backends/engine/quant.h"
+#include "base/common.h"
 #include "tests/testlib.h"
 
 static uint32_t bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 #include "reports/escape.h"
 #include "reports/figures.h"
 #include "reports/plot.h"

@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
-#include "backends/model.h"
-#include "backends/sample.h"
-#include "backends/tokenizer.h"
+#include "backends/engine/model.h"
+#include "backends/engine/sample.h"
+#include "backends/engine/tokenizer.h"
 #include "harness/family.h"
-#include "harness/serve.h"
+#include "harness/serve/serve.h"
 #include "harness/sweep.h"
 #include "tests/testlib.h"
 

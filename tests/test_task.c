@@ -10,7 +10,7 @@
 
 #include "harness/task.h"
 #include "harness/template.h"
-#include "harness/yamldoc.h"
+#include "base/yamldoc.h"
 #include "tests/testlib.h"
 
 #define GOOD "tests/data/tasks/good/"

@@ -1,5 +1,5 @@
 /*
- * test_threadpool.c - the native engine's thread pool (backends/threadpool.c):
+ * test_threadpool.c - the native engine's thread pool (backends/engine/threadpool.c):
  * every chunk of every job runs exactly once, thread ids are in range and
  * never run two chunks at the same time, jobs of any chunk count (fewer or
  * more than the threads) complete, and waits that go to sleep (a pause
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "backends/threadpool.h"
+#include "backends/engine/threadpool.h"
 #include "tests/testlib.h"
 
 #define MAX_CHUNKS 64

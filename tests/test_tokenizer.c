@@ -10,10 +10,10 @@
 
 #include <cjson/cJSON.h>
 
-#include "backends/gguf.h"
-#include "backends/tokenizer.h"
-#include "backends/tokenizer_int.h"   /* spm_pairs: chunking on/off */
-#include "harness/common.h"
+#include "backends/engine/gguf.h"
+#include "backends/engine/tokenizer.h"
+#include "backends/engine/tokenizer_int.h"   /* spm_pairs: chunking on/off */
+#include "base/common.h"
 #include "tests/testlib.h"
 
 #define SEP "\n__ggml_vocab_test__\n"

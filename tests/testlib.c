@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 
 static int n_pass, n_fail, n_skip;
 static int cur_failed, cur_skipped;

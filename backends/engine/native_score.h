@@ -1,0 +1,72 @@
+/*
+ * native_score.h - per-token prompt scores and step-wise generation on one
+ * GGUF model, for `emerge serve`.
+ *
+ * Owns: a model + tokenizer + sampler bundle (native_scorer) that answers
+ * what an OpenAI completions server must: the log-prob of every prompt
+ * token given the ones before it with the most likely tokens at that
+ * position (echo + logprobs), and the next-token logits for generation.
+ * It only uses model.h's public API; the cached prefix of one prompt is
+ * reused by the next (per-position scores are kept with the cache), which
+ * is what makes the choices of a multiple-choice question cheap.
+ *
+ * Not thread-safe: one caller at a time (the server's model worker).
+ */
+#ifndef EMERGE_NATIVE_SCORE_H
+#define EMERGE_NATIVE_SCORE_H
+
+#include <stdint.h>
+
+#include "backends/engine/model.h"
+#include "backends/engine/tokenizer.h"
+
+#define NATIVE_SCORE_TOPK 5
+
+/* What the model said at one position about the token there. */
+typedef struct native_score_pos {
+    double logprob;                       /* log P(token | before) */
+    int32_t top_id[NATIVE_SCORE_TOPK];    /* most likely first; ties: low id */
+    double top_lp[NATIVE_SCORE_TOPK];
+} native_score_pos;
+
+typedef struct native_scorer native_scorer;
+
+int native_scorer_build(const char *path, const model_opts *o,
+                        native_scorer **out, em_err *err);
+void native_scorer_free(native_scorer *s);
+
+const model *native_scorer_model(const native_scorer *s);
+const tokenizer *native_scorer_tok(const native_scorer *s);
+
+/* The token that stands for an empty prompt: BOS, else EOS. */
+int32_t native_scorer_start(const native_scorer *s);
+
+/* Runs toks[0..n) (n <= n_ctx), reusing the cached prefix, and leaves the
+ * logits after the last token for native_scorer_sample(). When info is
+ * not NULL, info[i] is filled for 1 <= i < n (info[0] is untouched: the
+ * first token has nothing before it). */
+int native_scorer_prompt(native_scorer *s, const int32_t *toks, int n,
+                         native_score_pos *info, em_err *err);
+
+/* Scores nb continuations of the prompt last run by native_scorer_prompt
+ * in shared forward passes (model_forward_branches: the weights are read
+ * once for all of them): info[b][k] for tails[b][k], given the prompt and
+ * tails[b][0..k). The cache is left holding the prompt. Fails when a tail
+ * is longer than NATIVE_SCORE_MAX_TAIL tokens or the context is too full;
+ * the caller then scores those prompts one by one. */
+#define NATIVE_SCORE_MAX_TAIL 32
+int native_scorer_branches(native_scorer *s, const int32_t *const *tails,
+                           const int *n_tail, int nb,
+                           native_score_pos *const *info, em_err *err);
+
+/* The next token from the current logits (see sample_next()), and what
+ * the model said about it (info may be NULL). */
+int32_t native_scorer_sample(native_scorer *s, double temperature,
+                             double top_p, uint64_t *rng,
+                             native_score_pos *info);
+
+/* Appends tok to the cache and computes the logits after it. Fails when
+ * the context is full. */
+int native_scorer_push(native_scorer *s, int32_t tok, em_err *err);
+
+#endif

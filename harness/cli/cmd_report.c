@@ -1,0 +1,350 @@
+/*
+ * cmd_report.c - `emerge plot`, `emerge report` and `emerge check`.
+ *
+ *   emerge plot --db RUNS.sqlite --out DIR [--axis params|flops]
+ *               [--format png|svg|both]
+ *       emergence figures through gnuplot, each with its data as CSV
+ *   emerge report --db RUNS.sqlite --out DIR [--axis params|flops]
+ *       self-contained index.html (inline SVG figures) and report.md
+ *   emerge check --baseline BASE.sqlite --db NEW.sqlite [--tolerance T]
+ *               [--level 0.95] [--junit FILE] [--markdown FILE]
+ *       paired-bootstrap regression check: exit 0 pass, 1 regression,
+ *       2 error
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness/cli/cli.h"
+#include "harness/cli/cliargs.h"
+#include "metrics/store_query.h"
+#include "reports/check.h"
+#include "reports/figures.h"
+#include "reports/plot.h"
+#include "reports/report.h"
+
+int cmd_plot(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+/* A finite number from an option value, or -1 with a message. */
+static int opt_number(const char *cmd, const char *name, const char *v,
+                      double *out)
+{
+    double d;
+    if (cli_double(v, &d) || d != d) {
+        fprintf(stderr, "emerge %s: %s: '%s' is not a number\n", cmd, name, v);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* The end of every option chain here: an option without its value, or one
+ * this command does not know. Returns -1 (bad usage). */
+static int bad_option(const char *cmd, const char *arg, int missing)
+{
+    fprintf(stderr, missing ? "emerge %s: %s needs a value\n"
+                            : "emerge %s: unknown option '%s'\n", cmd, arg);
+    return -1;
+}
+
+/* After a parse returned nonzero: usage to stdout and exit 0 for --help
+ * (parsed > 0), to stderr and exit 2 for bad usage. */
+static int usage_exit(int parsed, void (*usage)(FILE *f))
+{
+    usage(parsed > 0 ? stdout : stderr);
+    return parsed > 0 ? 0 : 2;
+}
+
+/* ---- plot ------------------------------------------------------------------ */
+
+typedef struct plot_args {
+    const char *db, *out, *task_version;
+    int axis_flops, png, svg;
+} plot_args;
+
+static void plot_usage(FILE *f)
+{
+    fprintf(f, "usage: emerge plot --db RUNS.sqlite --out DIR [--axis params|flops]"
+               "\n                   [--format png|svg|both] [--task-version [TASK=]N]\n"
+               "Writes per task DIR/TASK-variants, TASK-metrics, TASK-choices "
+               "(multiple choice)\nand DIR/overview, each as .png/.svg (gnuplot), "
+               ".csv (the data) and .gp (the script).\n");
+}
+
+/* Shared by plot and report: --axis. */
+static int parse_axis(const char *cmd, const char *v, int *flops)
+{
+    if (!strcmp(v, "params") || !strcmp(v, "flops")) {
+        *flops = !strcmp(v, "flops");
+        return 0;
+    }
+    fprintf(stderr, "emerge %s: --axis must be params or flops, not '%s'\n", cmd, v);
+    return -1;
+}
+
+static int plot_parse(int argc, char **argv, plot_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->png = 1;
+    for (int i = 1; i < argc; i++) {
+        int miss = 0;
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+        if ((v = cli_value(argc, argv, &i, "--db", &miss)))
+            a->db = v;
+        else if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
+            a->task_version = v;
+        else if ((v = cli_value(argc, argv, &i, "--out", &miss)))
+            a->out = v;
+        else if ((v = cli_value(argc, argv, &i, "--axis", &miss))) {
+            if (parse_axis("plot", v, &a->axis_flops) != 0)
+                return -1;
+        } else if ((v = cli_value(argc, argv, &i, "--format", &miss))) {
+            a->png = !strcmp(v, "png") || !strcmp(v, "both");
+            a->svg = !strcmp(v, "svg") || !strcmp(v, "both");
+            if (!a->png && !a->svg) {
+                fprintf(stderr, "emerge plot: --format must be png, svg or both, "
+                        "not '%s'\n", v);
+                return -1;
+            }
+        } else {
+            return bad_option("plot", argv[i], miss);
+        }
+    }
+    if (!a->db || !a->out) {
+        fprintf(stderr, "emerge plot: --db and --out are required\n");
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_plot(int argc, char **argv)
+{
+    plot_args a;
+    int p = plot_parse(argc, argv, &a);
+    if (p != 0)
+        return usage_exit(p, plot_usage);
+    em_err err = {{0}};
+    report_data d;
+    if (report_data_load(a.db, a.axis_flops, a.task_version, &d, &err) != 0) {
+        fprintf(stderr, "emerge plot: %s\n", err.msg);
+        return 2;
+    }
+    report_fig *figs;
+    int n;
+    report_figures(&d, &figs, &n);
+    int rc = report_plot_write(figs, n, a.out, a.png, a.svg, &err);
+    if (rc != 0)
+        fprintf(stderr, "emerge plot: %s\n", err.msg);
+    else
+        printf("%d figures in %s/\n", n, a.out);
+    for (int i = 0; i < n; i++)
+        report_fig_free(&figs[i]);
+    free(figs);
+    report_data_free(&d);
+    return rc ? 2 : 0;
+}
+
+/* ---- report ---------------------------------------------------------------- */
+
+static void report_usage(FILE *f)
+{
+    fprintf(f, "usage: emerge report --db RUNS.sqlite --out DIR [--axis params|flops]"
+               "\n                     [--examples N] [--task-version [TASK=]N]\n"
+               "Writes DIR/index.html (self-contained: inline SVG figures, no "
+               "network),\nDIR/report.md and DIR/figures/ (PNG, SVG, CSV, .gp). "
+               "--examples: examples\nshown across scales per task (default 3).\n"
+               "--task-version: the task versions shown (default: per task, the "
+               "one the latest\nrun used; N alone: every task that has version N)."
+               "\n");
+}
+
+typedef struct report_args {
+    const char *db, *out, *task_version;
+    int axis_flops, examples;
+} report_args;
+
+static int report_parse(int argc, char **argv, report_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->examples = 3;
+    for (int i = 1; i < argc; i++) {
+        int miss = 0;
+        const char *v;
+        double x;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+        if ((v = cli_value(argc, argv, &i, "--db", &miss)))
+            a->db = v;
+        else if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
+            a->task_version = v;
+        else if ((v = cli_value(argc, argv, &i, "--out", &miss)))
+            a->out = v;
+        else if ((v = cli_value(argc, argv, &i, "--axis", &miss))) {
+            if (parse_axis("report", v, &a->axis_flops) != 0)
+                return -1;
+        } else if ((v = cli_value(argc, argv, &i, "--examples", &miss))) {
+            if (opt_number("report", "--examples", v, &x) != 0)
+                return -1;
+            if (x < 0 || x > 100 || x != (int)x) {
+                fprintf(stderr, "emerge report: --examples must be an integer "
+                        "from 0 to 100\n");
+                return -1;
+            }
+            a->examples = (int)x;
+        } else {
+            return bad_option("report", argv[i], miss);
+        }
+    }
+    if (!a->db || !a->out) {
+        fprintf(stderr, "emerge report: --db and --out are required\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int report_files(const report_args *a, const report_ctx *c, em_err *err)
+{
+    em_buf p = {0};
+    em_buf_printf(&p, "%s/index.html", a->out);
+    int rc = report_html_write(c, p.s, err);
+    em_buf_reset(&p);
+    em_buf_printf(&p, "%s/report.md", a->out);
+    if (rc == 0)
+        rc = report_md_write(c, p.s, err);
+    em_buf_free(&p);
+    return rc;
+}
+
+int cmd_report(int argc, char **argv)
+{
+    report_args a;
+    int p = report_parse(argc, argv, &a);
+    if (p != 0)
+        return usage_exit(p, report_usage);
+    em_err err = {{0}};
+    report_data d;
+    if (report_data_load(a.db, a.axis_flops, a.task_version, &d, &err) != 0) {
+        fprintf(stderr, "emerge report: %s\n", err.msg);
+        return 2;
+    }
+    report_ctx c;
+    int rc = report_build(&d, a.out, a.examples, &c, &err);
+    if (rc == 0) {
+        if (c.figures_note)
+            fprintf(stderr, "emerge report: warning: %s\n", c.figures_note);
+        rc = report_files(&a, &c, &err);
+        report_ctx_free(&c);
+    }
+    if (rc != 0)
+        fprintf(stderr, "emerge report: %s\n", err.msg);
+    else
+        printf("%s/index.html, %s/report.md\n", a.out, a.out);
+    report_data_free(&d);
+    return rc ? 2 : 0;
+}
+
+/* ---- check ----------------------------------------------------------------- */
+
+typedef struct check_args {
+    const char *base, *db, *junit, *markdown, *task_version;
+    report_check_opts o;
+} check_args;
+
+static void check_usage(FILE *f)
+{
+    fprintf(f, "usage: emerge check --baseline BASE.sqlite --db NEW.sqlite\n"
+               "                    [--tolerance T] [--level 0.95] [--junit FILE]"
+               " [--markdown FILE]\n"
+               "                    [--task-version [TASK=]N]\n"
+               "Compares the preferred score of every (task, variant, model) in "
+               "both databases.\n"
+               "A regression is a drop whose paired bootstrap CI (over the "
+               "shared example ids)\nlies below 0 at --level and that is larger "
+               "than --tolerance (absolute).\n"
+               "Exit status: 0 no regression, 1 regression, 2 error.\n");
+}
+
+/* 0 parsed, 1 --help, -1 bad usage (message printed). */
+static int check_parse(int argc, char **argv, check_args *a)
+{
+    memset(a, 0, sizeof *a);
+    report_check_defaults(&a->o);
+    for (int i = 1; i < argc; i++) {
+        int miss = 0;
+        const char *v;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+            return 1;
+        if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
+            a->task_version = v;
+        else if ((v = cli_value(argc, argv, &i, "--baseline", &miss)))
+            a->base = v;
+        else if ((v = cli_value(argc, argv, &i, "--db", &miss)))
+            a->db = v;
+        else if ((v = cli_value(argc, argv, &i, "--junit", &miss)))
+            a->junit = v;
+        else if ((v = cli_value(argc, argv, &i, "--markdown", &miss)))
+            a->markdown = v;
+        else if ((v = cli_value(argc, argv, &i, "--tolerance", &miss))) {
+            if (opt_number("check", "--tolerance", v, &a->o.tolerance) != 0)
+                return -1;
+            if (a->o.tolerance < 0) {
+                fprintf(stderr, "emerge check: --tolerance must be >= 0\n");
+                return -1;
+            }
+        } else if ((v = cli_value(argc, argv, &i, "--level", &miss))) {
+            if (opt_number("check", "--level", v, &a->o.level) != 0)
+                return -1;
+            if (!(a->o.level > 0 && a->o.level < 1)) {
+                fprintf(stderr, "emerge check: --level must be between 0 and 1 "
+                        "(e.g. 0.95)\n");
+                return -1;
+            }
+        } else {
+            return bad_option("check", argv[i], miss);
+        }
+    }
+    if (!a->base || !a->db) {
+        fprintf(stderr, "emerge check: --baseline and --db are required\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_outputs(const check_args *a, const report_check *c, em_err *err)
+{
+    report_check_print(stdout, c, &a->o);
+    if (a->junit && report_junit_write(a->junit, c, &a->o, err) != 0)
+        return -1;
+    if (a->markdown && report_check_markdown(a->markdown, c, &a->o, err) != 0)
+        return -1;
+    return 0;
+}
+
+int cmd_check(int argc, char **argv)
+{
+    check_args a;
+    int p = check_parse(argc, argv, &a);
+    if (p != 0)
+        return usage_exit(p, check_usage);
+    em_err err = {{0}};
+    store_query *qb = NULL, *qn = NULL;
+    report_check c = {0};
+    int rc = 2;
+    if (store_query_open(a.base, &qb, &err) == 0 &&
+        store_query_open(a.db, &qn, &err) == 0 &&
+        store_query_select_versions(qb, a.task_version, &err) == 0 &&
+        store_query_select_versions(qn, a.task_version, &err) == 0 &&
+        store_query_version_notes(qn, stderr, &err) == 0 &&
+        report_check_run(qb, qn, &a.o, &c, &err) == 0) {
+        rc = check_outputs(&a, &c, &err) != 0 ? 2 : c.n_regressions ? 1 : 0;
+        report_check_free(&c);
+    }
+    if (rc == 2)
+        fprintf(stderr, "emerge check: %s\n", err.msg);
+    store_query_close(qb);
+    store_query_close(qn);
+    return rc;
+}
