@@ -1,5 +1,6 @@
 /*
- * store.c - the SQLite store: schema, response cache, scores, results.
+ * store.c - the SQLite store's write side: schema and migrations, runs,
+ * models, task versions and `emerge gc`, the response cache, scores.
  *
  * Why SQLite in WAL mode with synchronous=NORMAL: a committed transaction
  * survives the process being killed (only a power loss can undo the last
@@ -31,9 +32,9 @@
  *             that ended at max_tokens or a full context
  *   file_hashes  a model file's SHA-256 by path and stat (identity.c)
  *
- * Every connection also has temp.task_sel, the task versions that the
- * read queries see (store_select_versions): by default the one used last
- * per name.
+ * This file is the write side. The readers (metrics/store_query.c,
+ * metrics/results.c) open the file read-only through metrics/store_db.c,
+ * which also says which task version each of them sees.
  */
 #include "harness/store.h"
 
@@ -45,13 +46,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "metrics/metric.h"
-#include "metrics/vote.h"
-
 struct store {
     sqlite3 *db;
     char *path;
-    int readonly;
     int busy_ms;              /* how long the current wait has lasted */
     sqlite3_stmt *lookup, *put_req, *get_req, *put_resp, *put_score, *has_score,
         *clear_scores;
@@ -109,20 +106,9 @@ static int db_error(store *s, em_err *err, const char *what)
     return em_errorf(err, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-int store_sqlite_exec(sqlite3 *db, const char *path, const char *sql, em_err *err)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        em_errorf(err, "%s: %s", path, msg ? msg : "sqlite error");
-        sqlite3_free(msg);
-        return -1;
-    }
-    return 0;
-}
-
 static int exec(store *s, const char *sql, em_err *err)
 {
-    return store_sqlite_exec(s->db, s->path, sql, err);
+    return store_db_exec(s->db, s->path, sql, err);
 }
 
 static int prepare(store *s, const char *sql, sqlite3_stmt **st, em_err *err)
@@ -244,7 +230,6 @@ static int prepare_all(store *s, em_err *err)
  * up, and when it says that it is waiting. Transactions are short (the
  * sweep computes outside them), so a long wait means a stuck writer. */
 #define STORE_BUSY_NOTE_MS 5000
-#define STORE_BUSY_LIMIT_MS 120000
 
 /* sqlite3's busy handler: sleeps 1, 2, 4 ... 100 ms between tries, says
  * once that it is waiting, gives up (SQLITE_BUSY: "database is locked")
@@ -280,121 +265,12 @@ int store_open(const char *path, store **out, em_err *err)
     sqlite3_busy_handler(s->db, busy_wait, s);
     if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
              " PRAGMA foreign_keys=ON;", err) != 0 ||
-        migrate(s, err) != 0 || prepare_all(s, err) != 0 ||
-        store_select_versions_db(s->db, s->path, NULL, err) != 0) {
+        migrate(s, err) != 0 || prepare_all(s, err) != 0) {
         store_close(s);
         return -1;
     }
     *out = s;
     return 0;
-}
-
-/* The file: URI that opens path read-only. Without a -wal file beside it
- * every committed page is in the main file, and "immutable" reads it
- * without taking locks or creating the -wal/-shm files a read-only WAL
- * connection would otherwise leave behind (a committed baseline must stay
- * one file; a 0444 file in a 0555 directory or a read-only mount must
- * work). With a -wal file (a store being written elsewhere) it is read
- * normally, read-only. */
-static char *ro_uri(const char *path)
-{
-    em_buf b = {0};
-    em_buf_puts(&b, "file:");
-    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-        if (*p == '?' || *p == '#' || *p == '%' || *p < 0x20 || *p == 0x7F)
-            em_buf_printf(&b, "%%%02X", *p);
-        else
-            em_buf_putc(&b, (char)*p);
-    }
-    em_buf wal = {0};
-    em_buf_printf(&wal, "%s-wal", path);
-    struct stat sb;
-    if (stat(wal.s, &sb) != 0)
-        em_buf_puts(&b, "?immutable=1");
-    em_buf_free(&wal);
-    return em_buf_take(&b);
-}
-
-/* The verdict on what a file opened read-only is: an emerge store of our
- * version with every table the reading queries use. */
-static int ro_validate(sqlite3 *db, const char *path, em_err *err)
-{
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return em_errorf(err, "%s: not an SQLite database (%s)", path,
-                         sqlite3_errmsg(db));
-    int rc = sqlite3_step(st);
-    int v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    if (rc != SQLITE_ROW)
-        return em_errorf(err, "%s: not an SQLite database (%s)", path,
-                         sqlite3_errmsg(db));
-    static const char *const tables[] = {"models", "tasks", "examples",
-                                         "requests", "responses", "scores"};
-    int missing = 0;
-    for (size_t i = 0; i < sizeof tables / sizeof *tables; i++) {
-        if (sqlite3_table_column_metadata(db, NULL, tables[i], NULL, NULL,
-                                          NULL, NULL, NULL, NULL) != SQLITE_OK)
-            missing++;
-    }
-    if (missing == (int)(sizeof tables / sizeof *tables))
-        return em_errorf(err, "%s: not an emerge results database (no models, "
-                         "tasks or scores tables)", path);
-    if (v > STORE_SCHEMA_VERSION || (v < STORE_SCHEMA_VERSION && !missing))
-        return em_errorf(err, "%s: schema version %d, this emerge reads version "
-                         "%d%s", path, v, STORE_SCHEMA_VERSION,
-                         v < STORE_SCHEMA_VERSION ? " (`emerge migrate --db FILE` "
-                         "upgrades an older store in place; reading commands "
-                         "never write)" : "");
-    if (missing)
-        return em_errorf(err, "%s: not an emerge results database (%d of its "
-                         "tables are missing)", path, missing);
-    return 0;
-}
-
-int store_sqlite_open_ro(const char *path, sqlite3 **db, em_err *err)
-{
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return em_errorf(err, "%s: no such database", path);
-    if (!S_ISREG(sb.st_mode))
-        return em_errorf(err, "%s: not a regular file", path);
-    char *uri = ro_uri(path);
-    int rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
-    free(uri);
-    if (rc != SQLITE_OK) {
-        em_errorf(err, "%s: cannot open database: %s", path,
-                  *db ? sqlite3_errmsg(*db) : "out of memory");
-        sqlite3_close(*db);
-        *db = NULL;
-        return -1;
-    }
-    sqlite3_busy_timeout(*db, STORE_BUSY_LIMIT_MS);
-    if (ro_validate(*db, path, err) != 0 ||
-        store_select_versions_db(*db, path, NULL, err) != 0) {
-        sqlite3_close(*db);
-        *db = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-int store_open_readonly(const char *path, store **out, em_err *err)
-{
-    store *s = em_calloc(1, sizeof *s);
-    s->path = em_strdup(path);
-    s->readonly = 1;
-    if (store_sqlite_open_ro(path, &s->db, err) != 0) {
-        store_close(s);
-        return -1;
-    }
-    *out = s;
-    return 0;
-}
-
-int store_select_versions(store *s, const char *spec, em_err *err)
-{
-    return store_select_versions_db(s->db, s->path, spec, err);
 }
 
 void store_close(store *s)
@@ -415,32 +291,60 @@ void store_close(store *s)
 
 int store_begin(store *s, em_err *err)
 {
-    if (s->readonly)
-        return em_errorf(err, "%s: opened read-only", s->path);
     return exec(s, "BEGIN IMMEDIATE;", err);
 }
 
-int store_version_notes(store *s, FILE *f, em_err *err)
-{
-    return store_version_notes_db(s->db, f, err);
-}
-
-int store_gc(store *s, int dry_run, FILE *f, int *removed, em_err *err)
-{
-    if (store_begin(s, err) != 0)
-        return -1;
-    if (store_gc_db(s->db, s->path, dry_run, f, removed, err) != 0) {
-        store_rollback(s);
-        return -1;
-    }
-    return store_commit(s, err);
-}
 int store_commit(store *s, em_err *err) { return exec(s, "COMMIT;", err); }
 
 void store_rollback(store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK;", NULL, NULL, NULL);
+}
+
+/* ---- task versions: `emerge gc` (store_db.c says what a version is) -- */
+
+/* Superseded versions: every task row that is not its name's current one. */
+#define SUPERSEDED_SQL \
+    " FROM tasks t WHERE t.id <> " STORE_DB_CURRENT_TASK
+
+/* Lists (and unless dry_run deletes) the superseded task versions. */
+static int gc_versions(store *s, int dry_run, FILE *f, int *removed, em_err *err)
+{
+    sqlite3_stmt *st;
+    *removed = 0;
+    if (prepare(s,
+            "SELECT t.name, t.version, substr(t.hash, 1, 12),"
+            " (SELECT count(*) FROM examples e WHERE e.task_id = t.id),"
+            " (SELECT count(*) FROM scores s WHERE s.task_id = t.id)"
+            SUPERSEDED_SQL " ORDER BY t.name, t.version", &st, err) != 0)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        fprintf(f, "%s task %s version %d (hash %s...): %d examples, %d scores\n",
+                dry_run ? "would remove" : "removing",
+                sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
+                sqlite3_column_text(st, 2), sqlite3_column_int(st, 3),
+                sqlite3_column_int(st, 4));
+        (*removed)++;
+    }
+    sqlite3_finalize(st);
+    if (dry_run || *removed == 0)
+        return 0;
+    /* examples and scores cascade; requests keep their cached responses
+     * (task_id set to NULL): they are still answers of that model. */
+    return exec(s, "DELETE FROM tasks WHERE id IN (SELECT t.id"
+                   SUPERSEDED_SQL ");", err);
+}
+
+int store_gc(store *s, int dry_run, FILE *f, int *removed, em_err *err)
+{
+    if (store_begin(s, err) != 0)
+        return -1;
+    if (gc_versions(s, dry_run, f, removed, err) != 0) {
+        store_rollback(s);
+        return -1;
+    }
+    return store_commit(s, err);
 }
 
 /* Binds text or NULL. */
@@ -663,12 +567,6 @@ void store_response_clear(store_response *r)
     memset(r, 0, sizeof *r);
 }
 
-static char *col_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *v = sqlite3_column_text(st, i);
-    return v ? em_strdup((const char *)v) : NULL;
-}
-
 static const char *const finish_names[] = {NULL, "stop", "length", "context"};
 
 static const char *finish_name(int f)
@@ -695,11 +593,11 @@ int store_lookup(store *s, const char *key, store_response *out, int *found,
     if (*found) {
         memset(out, 0, sizeof *out);
         out->ok = sqlite3_column_int(st, 0);
-        out->text = col_dup(st, 1);
+        out->text = store_db_col_dup(st, 1);
         out->logprob = sqlite3_column_double(st, 2);
         out->n_tokens = sqlite3_column_int(st, 3);
         out->is_greedy = sqlite3_column_int(st, 4);
-        out->error = col_dup(st, 5);
+        out->error = store_db_col_dup(st, 5);
         out->elapsed = sqlite3_column_double(st, 6);
         out->truncated = sqlite3_column_int(st, 7);
         out->finish = finish_code((const char *)sqlite3_column_text(st, 8));
@@ -821,373 +719,6 @@ int store_count(store *s, const char *table, int64_t *n, em_err *err)
         return -1;
     *n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    return 0;
-}
-
-int store_dump_scores(store *s, FILE *f, em_err *err)
-{
-    sqlite3_stmt *st;
-    if (prepare(s, "SELECT m.name, t.name, s.variant, s.example_id, s.metric,"
-                " s.value, s.answer FROM scores s JOIN models m ON m.id ="
-                " s.model_id JOIN tasks t ON t.id = s.task_id"
-                " JOIN temp.task_sel ts ON ts.id = t.id ORDER BY m.params,"
-                " m.tokens, m.step, m.name, t.name, s.variant, s.example_id,"
-                " s.metric", &st, err) != 0)
-        return -1;
-    fprintf(f, "model,task,variant,example,metric,value,answer\n");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *ans = (const char *)sqlite3_column_text(st, 6);
-        fprintf(f, "%s,%s,%s,%s,%s,%.17g,\"", sqlite3_column_text(st, 0),
-                sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
-                sqlite3_column_text(st, 3), sqlite3_column_text(st, 4),
-                sqlite3_column_double(st, 5));
-        for (const char *c = ans ? ans : ""; *c; c++)
-            fputs(*c == '"' ? "\"\"" : *c == '\n' ? "\\n" : (char[2]){*c, 0}, f);
-        fputs("\"\n", f);
-    }
-    sqlite3_finalize(st);
-    return 0;
-}
-
-/* ---- aggregation --------------------------------------------------------- */
-
-typedef struct row_acc {
-    store_result *rows;
-    int n, cap;
-} row_acc;
-
-static store_result *acc_push(row_acc *a)
-{
-    if (a->n == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 32;
-        a->rows = em_realloc(a->rows, sizeof *a->rows * (size_t)a->cap);
-    }
-    store_result *r = &a->rows[a->n++];
-    memset(r, 0, sizeof *r);
-    return r;
-}
-
-void store_results_free(store_result *rows, int n)
-{
-    for (int i = 0; i < n; i++) {
-        free(rows[i].task);
-        free(rows[i].variant);
-        free(rows[i].model);
-        free(rows[i].metric);
-    }
-    free(rows);
-}
-
-/* The group a score row belongs to, as columns 0..5 of the query below. */
-static int same_group(sqlite3_stmt *st, const store_result *r, int with_metric)
-{
-    return !strcmp((const char *)sqlite3_column_text(st, 0), r->task) &&
-           !strcmp((const char *)sqlite3_column_text(st, 1), r->variant) &&
-           !strcmp((const char *)sqlite3_column_text(st, 2), r->model) &&
-           (!with_metric || !strcmp((const char *)sqlite3_column_text(st, 3), r->metric));
-}
-
-static uint64_t group_seed(const store_result *r)
-{
-    uint64_t h = em_hash64(r->task, strlen(r->task), 0);
-    h = em_hash64(r->variant, strlen(r->variant), h);
-    h = em_hash64(r->model, strlen(r->model), h);
-    return em_hash64(r->metric, strlen(r->metric), h);
-}
-
-static void finish_group(store_result *r, const double *v, int n)
-{
-    metric_summary sum;
-    metric_bootstrap(v, n, 1000, 0.95, group_seed(r), &sum);
-    r->mean = sum.mean;
-    r->lo = sum.lo;
-    r->hi = sum.hi;
-    r->n = n;
-    r->normalized = NAN;
-    if (r->preferred)
-        r->normalized = r->high_score != r->low_score
-                            ? metric_normalize(r->mean, r->low_score, r->high_score)
-                            : r->mean;
-}
-
-static void start_group(sqlite3_stmt *st, store_result *r)
-{
-    r->task = col_dup(st, 0);
-    r->variant = col_dup(st, 1);
-    r->model = col_dup(st, 2);
-    r->metric = col_dup(st, 3);
-    r->params = sqlite3_column_double(st, 5);
-    r->tokens = sqlite3_column_double(st, 6);
-    r->step = sqlite3_column_double(st, 7);
-    const unsigned char *pm = sqlite3_column_text(st, 8);
-    r->preferred = pm && !strcmp((const char *)pm, r->metric);
-    r->random_baseline = sqlite3_column_type(st, 9) == SQLITE_NULL
-                             ? NAN : sqlite3_column_double(st, 9);
-    r->low_score = sqlite3_column_double(st, 10);
-    r->high_score = sqlite3_column_double(st, 11);
-}
-
-/* A derived row (no CI) of the group like belongs to. like is a copy:
- * acc_push may move the array it came from. */
-static store_result *push_derived(row_acc *a, const store_result *like,
-                                  const char *metric, double mean, int n)
-{
-    store_result *r = acc_push(a);
-    r->task = em_strdup(like->task);
-    r->variant = em_strdup(like->variant);
-    r->model = em_strdup(like->model);
-    r->metric = em_strdup(metric);
-    r->params = like->params;
-    r->tokens = like->tokens;
-    r->step = like->step;
-    r->mean = mean;
-    r->lo = r->hi = r->normalized = NAN;
-    r->random_baseline = NAN;
-    r->n = n;
-    return r;
-}
-
-/* Appends an ECE row after a model's metrics: confidence against
- * correctness (grade > 0.5). "ece": mc_confidence against
- * multiple_choice_grade; "sc_ece": self-consistency agreement against
- * sc_correct, followed by the calibration curve, one "sc_calib_LO-HI" row
- * per non-empty agreement bin (mean = accuracy there, n = examples). */
-static void add_ece(row_acc *a, store_result like, const char *name,
-                    const double *conf, const double *grade, int n)
-{
-    if (n == 0)
-        return;
-    double *correct = em_malloc(sizeof *correct * (size_t)n);
-    for (int i = 0; i < n; i++)
-        correct[i] = grade[i] > 0.5;
-    push_derived(a, &like, name, metric_ece(conf, correct, n, 10), n);
-    if (!strcmp(name, "sc_ece")) {
-        int count[10];
-        double acc[10];
-        vote_calibration(conf, correct, n, 10, count, acc);
-        for (int b = 0; b < 10; b++) {
-            char m[32];
-            snprintf(m, sizeof m, "sc_calib_%.1f-%.1f", b / 10.0, (b + 1) / 10.0);
-            if (count[b])
-                push_derived(a, &like, m, acc[b], count[b]);
-        }
-    }
-    free(correct);
-}
-
-static const char *const results_sql =
-    "SELECT t.name, s.variant, m.name, s.metric, s.value, m.params, m.tokens,"
-    " m.step, t.preferred_metric, t.random_baseline, t.low_score, t.high_score,"
-    " coalesce(s.truncated, 0), coalesce(s.cut, 0)"
-    " FROM scores s JOIN tasks t ON t.id = s.task_id"
-    " JOIN temp.task_sel ts ON ts.id = t.id"
-    " JOIN models m ON m.id = s.model_id AND m.last_run IS (SELECT"
-    " max(last_run) FROM models m2 WHERE m2.name = m.name)"
-    " LEFT JOIN examples e ON e.task_id = s.task_id AND e.example_id = s.example_id"
-    " ORDER BY t.name, s.variant, m.params, m.tokens, m.step, m.name, s.metric,"
-    " e.idx, s.example_id";
-
-typedef struct dvec {
-    double *v;
-    int n, cap;
-} dvec;
-
-static void dvec_push(dvec *d, double x)
-{
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 64;
-        d->v = em_realloc(d->v, sizeof *d->v * (size_t)d->cap);
-    }
-    d->v[d->n++] = x;
-}
-
-/* The ECE rows of a finished (task, variant, model) group; the vectors
- * are in example order (the query sorts metric, then example), so equal
- * lengths pair them up. */
-static void add_eces(row_acc *a, const store_result *cur, dvec *conf, dvec *grade,
-                     dvec *agree, dvec *sc_ok)
-{
-    store_result like = *cur;
-    add_ece(a, like, "ece", conf->v, grade->v, conf->n == grade->n ? conf->n : 0);
-    add_ece(a, like, "sc_ece", agree->v, sc_ok->v,
-            agree->n == sc_ok->n ? agree->n : 0);
-    conf->n = grade->n = agree->n = sc_ok->n = 0;
-}
-
-int store_results(store *s, store_result **rows, int *n, em_err *err)
-{
-    sqlite3_stmt *st;
-    if (prepare(s, results_sql, &st, err) != 0)
-        return -1;
-    row_acc a = {0};
-    dvec vals = {0}, conf = {0}, grade = {0}, agree = {0}, sc_ok = {0};
-    store_result *cur = NULL;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cur && !same_group(st, cur, 1)) {
-            finish_group(cur, vals.v, vals.n);
-            vals.n = 0;
-            if (!same_group(st, cur, 0)) {
-                add_eces(&a, cur, &conf, &grade, &agree, &sc_ok);
-            }
-        }
-        if (!cur || vals.n == 0) {
-            cur = acc_push(&a);
-            start_group(st, cur);
-        }
-        double v = sqlite3_column_double(st, 4);
-        dvec_push(&vals, v);
-        cur->n_truncated += sqlite3_column_int(st, 12) > 0;
-        cur->n_cut += sqlite3_column_int(st, 13) > 0;
-        if (!strcmp(cur->metric, "mc_confidence"))
-            dvec_push(&conf, v);
-        else if (!strcmp(cur->metric, "multiple_choice_grade"))
-            dvec_push(&grade, v);
-        else if (!strcmp(cur->metric, "sc_agreement"))
-            dvec_push(&agree, v);
-        else if (!strcmp(cur->metric, "sc_correct"))
-            dvec_push(&sc_ok, v);
-    }
-    if (cur) {
-        finish_group(cur, vals.v, vals.n);
-        add_eces(&a, cur, &conf, &grade, &agree, &sc_ok);
-    }
-    sqlite3_finalize(st);
-    free(vals.v);
-    free(conf.v);
-    free(grade.v);
-    free(agree.v);
-    free(sc_ok.v);
-    if (rc != SQLITE_DONE) {
-        store_results_free(a.rows, a.n);
-        return db_error(s, err, "reading scores");
-    }
-    *rows = a.rows;
-    *n = a.n;
-    return 0;
-}
-
-/* ---- scaling series ------------------------------------------------------ */
-
-static double axis_of(const store_result *r, int axis_flops)
-{
-    return axis_flops ? 6 * r->params * r->tokens : r->params;
-}
-
-static int series_find(scaling_series *ss, int n, const store_result *r)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(ss[i].task, r->task) && !strcmp(ss[i].variant, r->variant) &&
-            !strcmp(ss[i].metric, r->metric))
-            return i;
-    return -1;
-}
-
-static void series_init(scaling_series *s, const store_result *r)
-{
-    memset(s, 0, sizeof *s);
-    s->task = em_strdup(r->task);
-    s->variant = em_strdup(r->variant);
-    s->metric = em_strdup(r->metric);
-    s->random_baseline = r->preferred ? r->random_baseline : NAN;
-    s->random_hi = NAN;
-    s->low_score = r->preferred ? r->low_score : 0;
-    s->high_score = r->preferred ? r->high_score : 0;
-    /* ECE falls as a model improves: normalised as 100 (1 - ece), so the
-     * scaling analysis sees a rising curve for better calibration. */
-    if (!strcmp(r->metric, "sc_ece")) {
-        s->low_score = 1;
-        s->high_score = 0;
-    }
-}
-
-static void series_sort(scaling_series *s, int axis_flops)
-{
-    for (int i = 1; i < s->n; i++) {
-        scaling_point p = s->pts[i];
-        double key = axis_flops ? p.flops : p.params;
-        int j = i;
-        while (j > 0 && (axis_flops ? s->pts[j - 1].flops : s->pts[j - 1].params) > key) {
-            s->pts[j] = s->pts[j - 1];
-            j--;
-        }
-        s->pts[j] = p;
-    }
-}
-
-/* On the parameter axis a family with several checkpoints per size (the
- * demo family, Pythia) would put several points at one x; the reading
- * "score vs. size" means each size fully trained, so of the points that
- * are declared checkpoints (a `step` in the family file) and share a
- * parameter count, keep the most-trained (most compute; ties: the first).
- * Models without a step are never merged: two families may well have
- * members of one size. Every checkpoint stays on the flops axis.
- * Expects s sorted by params. */
-static void series_keep_most_trained(scaling_series *s)
-{
-    int out = 0;
-    for (int i = 0; i < s->n; i++) {
-        scaling_point *p = &s->pts[i];
-        int k = -1;
-        for (int j = out - 1; p->step > 0 && j >= 0 &&
-                              s->pts[j].params == p->params; j--)
-            if (s->pts[j].step > 0)
-                k = j;
-        if (k < 0) {
-            s->pts[out++] = *p;
-        } else if (p->flops > s->pts[k].flops) {
-            free(s->pts[k].model);
-            s->pts[k] = *p;
-        } else {
-            free(p->model);
-        }
-    }
-    s->n = out;
-}
-
-int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
-                      em_err *err)
-{
-    store_result *rows;
-    int nr;
-    if (store_results(s, &rows, &nr, err) != 0)
-        return -1;
-    scaling_series *ss = NULL;
-    int ns = 0;
-    for (int i = 0; i < nr; i++) {
-        const store_result *r = &rows[i];
-        if (!strcmp(r->metric, "ece") || !strcmp(r->metric, "mc_confidence") ||
-            !strncmp(r->metric, "sc_calib_", 9))
-            continue;
-        if (axis_flops && !(axis_of(r, 1) > 0))
-            continue;
-        int k = series_find(ss, ns, r);
-        if (k < 0) {
-            ss = em_realloc(ss, sizeof *ss * (size_t)(ns + 1));
-            series_init(&ss[ns], r);
-            k = ns++;
-        }
-        scaling_series *se = &ss[k];
-        se->pts = em_realloc(se->pts, sizeof *se->pts * (size_t)(se->n + 1));
-        scaling_point *p = &se->pts[se->n++];
-        p->model = em_strdup(r->model);
-        p->params = r->params;
-        p->flops = r->tokens > 0 ? 6 * r->params * r->tokens : 0;
-        p->score = r->mean;
-        p->lo = r->lo;
-        p->hi = r->hi;
-        p->n = r->n;
-        p->step = r->step;
-        p->n_truncated = r->n_truncated;
-    }
-    for (int i = 0; i < ns; i++) {
-        series_sort(&ss[i], axis_flops);
-        if (!axis_flops)
-            series_keep_most_trained(&ss[i]);
-    }
-    store_results_free(rows, nr);
-    *out = ss;
-    *n = ns;
     return 0;
 }
 

@@ -4,8 +4,9 @@
  *
  * Owns: the schema (versioned with PRAGMA user_version), the response
  * cache keyed by SHA-256 of (model identity, kind, prompt, continuation,
- * settings), per-example scores, and their aggregation into result rows
- * (mean, bootstrap CI, normalised score, ECE) and scaling series.
+ * settings) and per-example scores: the write side. What the scores add
+ * up to (result rows, scaling series) is metrics/results.h, read through
+ * the read-only metrics/store_query.h.
  *
  * The database is opened in WAL mode with foreign keys on. The sweep
  * wraps each batch of responses and the scores they complete in ONE
@@ -23,50 +24,21 @@
 
 #include "base/common.h"
 #include "harness/task.h"
-#include "metrics/scaling.h"
-
-#define STORE_SCHEMA_VERSION 3
+#include "metrics/store_db.h"
 
 typedef struct store store;
-typedef struct sqlite3 sqlite3;
 
 /* Opens (creating it if missing) a store for writing; an older schema is
  * upgraded in place, with a note. A writer that finds the database busy
  * waits for the other writer with backoff, says so after 5 s and gives up
  * after 120 s. */
 int store_open(const char *path, store **out, em_err *err);
-/* Opens an existing store for the reading commands: nothing is created,
- * migrated or written (no -wal/-shm files when none exist, so a 0444 file,
- * a read-only mount or a rollback-journal store stay as they are). Only
- * the reading functions below may be called on it. An older schema is an
- * error that names `emerge migrate`. */
-int store_open_readonly(const char *path, store **out, em_err *err);
 void store_close(store *s);
-/* The read-only connection store_open_readonly makes, shared with
- * store_query.c: opened (immutable when no -wal exists), judged (missing,
- * not SQLite, not an emerge store, another schema version: each its own
- * error) and set to the default task versions. */
-int store_sqlite_open_ro(const char *path, sqlite3 **db, em_err *err);
-/* sqlite3_exec with the error as "PATH: message". */
-int store_sqlite_exec(sqlite3 *db, const char *path, const char *sql, em_err *err);
 
-/* Task versions (store_version.c). The reading functions (store_results,
- * store_load_series, store_dump_scores and store_query.h) see one version
- * per task name: by default the one the latest run used; spec, a
- * --task-version list "N" or "TASK=N,...", selects others (N alone: every
- * task that has version N). NULL restores the default. */
-int store_select_versions(store *s, const char *spec, em_err *err);
-int store_select_versions_db(sqlite3 *db, const char *path, const char *spec,
-                             em_err *err);
-/* One note line on f per selected task that has other stored versions. */
-int store_version_notes(store *s, FILE *f, em_err *err);
-int store_version_notes_db(sqlite3 *db, FILE *f, em_err *err);
 /* Removes every superseded task version (not the one a name's latest run
- * used) with its examples and scores, a line on f for each; dry_run only
- * prints. Cached responses stay. *removed: versions listed. */
+ * used, store_db.h) with its examples and scores, a line on f for each;
+ * dry_run only prints. Cached responses stay. *removed: versions listed. */
 int store_gc(store *s, int dry_run, FILE *f, int *removed, em_err *err);
-int store_gc_db(sqlite3 *db, const char *path, int dry_run, FILE *f,
-                int *removed, em_err *err);
 
 int store_begin(store *s, em_err *err);
 int store_commit(store *s, em_err *err);
@@ -159,42 +131,6 @@ int store_clear_scores(store *s, int64_t model_id, int64_t task_id,
 int store_has_scores(store *s, int64_t model_id, int64_t task_id,
                      const char *variant, const char *example_id,
                      const char *config, int *yes, em_err *err);
-
-/* One row of `emerge results`. */
-typedef struct store_result {
-    char *task, *variant, *model, *metric;
-    double params, tokens, step;
-    double mean, lo, hi;       /* lo/hi NAN when there is no CI (ece) */
-    int n;
-    double normalized;         /* NAN unless metric is the preferred one */
-    int preferred;
-    double random_baseline, low_score, high_score;  /* from the task */
-    int n_truncated;           /* examples with a truncated prompt */
-    int n_cut;                 /* examples with a generation cut short */
-} store_result;
-
-/* Every (task, variant, model, metric) aggregate, sorted by task, variant,
- * model size and metric; bootstrap: 1000 resamples, 95%, seeded by the
- * names. Multiple-choice groups get an extra "ece" row (10 bins);
- * self-consistency groups (sc_agreement and sc_correct scores) an
- * "sc_ece" row and one "sc_calib_LO-HI" row per non-empty agreement bin
- * (mean = accuracy in the bin, n = examples). Derived rows have no CI. */
-int store_results(store *s, store_result **rows, int *n, em_err *err);
-void store_results_free(store_result *rows, int n);
-
-/* Writes every stored score, one CSV line per (model, task, variant,
- * example, metric), values with 17 significant digits: for comparing
- * runs byte for byte. */
-int store_dump_scores(store *s, FILE *f, em_err *err);
-
-/* One series per task x variant x metric, the models sorted by params (or
- * by training flops 6*N*D with axis_flops; models without a token count
- * are left out then; on the params axis, of several checkpoints of one
- * size only the most-trained is kept), score = mean, lo/hi = bootstrap CI, random baseline
- * and normalisation from the task for its preferred metric.
- * Free with scaling_series_free. */
-int store_load_series(store *s, int axis_flops, scaling_series **out, int *n,
-                      em_err *err);
 
 /* Count of rows in a table (tests and progress). */
 int store_count(store *s, const char *table, int64_t *n, em_err *err);

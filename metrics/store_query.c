@@ -1,12 +1,12 @@
 /*
  * store_query.c - read-only queries over a results database (reports).
  *
- * Why a second connection type next to store.c: these queries serve the
- * reports, which read per-example views the aggregating store functions
- * do not keep. The file is opened as store_open_readonly opens it (never
- * created, migrated or written; store_sqlite_open_ro) and judged before
- * anything is read. Like every reader it sees one version per task
- * (temp.task_sel, store_version.c).
+ * Why a connection type apart from harness/store.c: every reading command
+ * (results, scaling, plot, report, check) goes through this one, so none
+ * of them can create, migrate or write a file. The file is opened
+ * read-only (store_db_open_ro) and judged before anything is read. Like
+ * every reader it sees one version per task (temp.task_sel, store_db.c).
+ * The aggregates over these rows are results.c.
  */
 #include "metrics/store_query.h"
 
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness/store.h"
+#include "metrics/store_db.h"
 
 struct store_query {
     sqlite3 *db;
@@ -37,12 +37,6 @@ static int q_prepare(store_query *q, const char *sql, sqlite3_stmt **st,
     return 0;
 }
 
-static char *col_dup(sqlite3_stmt *st, int i)
-{
-    const unsigned char *t = sqlite3_column_text(st, i);
-    return t ? em_strdup((const char *)t) : NULL;
-}
-
 static const char *col_str(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
@@ -53,7 +47,7 @@ int store_query_open(const char *path, store_query **out, em_err *err)
 {
     store_query *q = em_calloc(1, sizeof *q);
     q->path = em_strdup(path);
-    if (store_sqlite_open_ro(path, &q->db, err) != 0) {
+    if (store_db_open_ro(path, &q->db, err) != 0) {
         store_query_close(q);
         return -1;
     }
@@ -63,13 +57,15 @@ int store_query_open(const char *path, store_query **out, em_err *err)
 
 int store_query_select_versions(store_query *q, const char *spec, em_err *err)
 {
-    return store_select_versions_db(q->db, q->path, spec, err);
+    return store_db_select_versions(q->db, q->path, spec, err);
 }
 
 int store_query_version_notes(store_query *q, FILE *f, em_err *err)
 {
-    return store_version_notes_db(q->db, f, err);
+    return store_db_version_notes(q->db, f, err);
 }
+
+sqlite3 *store_query_db(store_query *q) { return q->db; }
 
 void store_query_close(store_query *q)
 {
@@ -105,8 +101,8 @@ int store_query_models(store_query *q, sq_model **out, int *n, em_err *err)
     int k = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         m = em_realloc(m, sizeof *m * (size_t)(k + 1));
-        m[k].name = col_dup(st, 0);
-        m[k].backend = col_dup(st, 1);
+        m[k].name = store_db_col_dup(st, 0);
+        m[k].backend = store_db_col_dup(st, 1);
         m[k].params = sqlite3_column_double(st, 2);
         m[k].tokens = sqlite3_column_double(st, 3);
         k++;
@@ -145,8 +141,8 @@ int store_query_tasks(store_query *q, sq_task **out, int *n, em_err *err)
     int k = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         t = em_realloc(t, sizeof *t * (size_t)(k + 1));
-        t[k].name = col_dup(st, 0);
-        t[k].preferred = col_dup(st, 1);
+        t[k].name = store_db_col_dup(st, 0);
+        t[k].preferred = store_db_col_dup(st, 1);
         t[k].random_baseline = sqlite3_column_type(st, 2) == SQLITE_NULL
                                    ? NAN : sqlite3_column_double(st, 2);
         t[k].n_examples = sqlite3_column_int(st, 3);
@@ -202,10 +198,10 @@ int store_query_cells(store_query *q, sq_cell **out, int *n, em_err *err)
             c = em_realloc(c, sizeof *c * (size_t)(k + 1));
             sq_cell *x = &c[k++];
             memset(x, 0, sizeof *x);
-            x->task = col_dup(st, 0);
-            x->variant = col_dup(st, 1);
-            x->model = col_dup(st, 2);
-            x->metric = col_dup(st, 3);
+            x->task = store_db_col_dup(st, 0);
+            x->variant = store_db_col_dup(st, 1);
+            x->model = store_db_col_dup(st, 2);
+            x->metric = store_db_col_dup(st, 3);
             x->params = sqlite3_column_double(st, 4);
             cur_mid = mid;
             cap = 0;
@@ -216,7 +212,7 @@ int store_query_cells(store_query *q, sq_cell **out, int *n, em_err *err)
             x->ids = em_realloc(x->ids, sizeof *x->ids * (size_t)cap);
             x->v = em_realloc(x->v, sizeof *x->v * (size_t)cap);
         }
-        x->ids[x->n] = col_dup(st, 5);
+        x->ids[x->n] = store_db_col_dup(st, 5);
         x->v[x->n++] = sqlite3_column_double(st, 6);
     }
     sqlite3_finalize(st);
@@ -348,16 +344,16 @@ int store_query_choices(store_query *q, sq_choice **out, int *n, em_err *err)
             c = em_realloc(c, sizeof *c * (size_t)(k + 1));
             sq_choice *x = &c[k++];
             memset(x, 0, sizeof *x);
-            x->task = col_dup(st, 0);
-            x->variant = col_dup(st, 1);
-            x->model = col_dup(st, 2);
+            x->task = store_db_col_dup(st, 0);
+            x->variant = store_db_col_dup(st, 1);
+            x->model = store_db_col_dup(st, 2);
             x->params = sqlite3_column_double(st, 3);
             cur_mid = mid;
         } else if (strcmp(col_str(st, 5), cur_ex)) {
             choice_flush_example(&a, &c[k - 1]);
         }
         free(cur_ex);
-        cur_ex = col_dup(st, 5);
+        cur_ex = store_db_col_dup(st, 5);
         double lp = sqlite3_column_double(st, 8);
         if (is_target(col_str(st, 6), col_str(st, 7))) {
             a.ex_c += lp;
@@ -424,11 +420,11 @@ int store_query_outputs(store_query *q, const char *task, const char *variant,
     int k = 0, rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         o = em_realloc(o, sizeof *o * (size_t)(k + 1));
-        o[k].model = col_dup(st, 0);
+        o[k].model = store_db_col_dup(st, 0);
         o[k].params = sqlite3_column_double(st, 1);
         o[k].value = sqlite3_column_double(st, 2);
-        o[k].answer = col_dup(st, 3);
-        o[k].output = col_dup(st, 4);
+        o[k].answer = store_db_col_dup(st, 3);
+        o[k].output = store_db_col_dup(st, 4);
         k++;
     }
     sqlite3_finalize(st);
@@ -465,8 +461,8 @@ int store_query_example(store_query *q, const char *task, const char *example_id
     *input = *targets = NULL;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        *input = col_dup(st, 0);
-        *targets = col_dup(st, 1);
+        *input = store_db_col_dup(st, 0);
+        *targets = store_db_col_dup(st, 1);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)

@@ -1,10 +1,11 @@
 /*
- * store_query.h - read-only queries over a results database, for the
- * reports (plots, HTML/Markdown report, `emerge check`).
+ * store_query.h - read-only queries over a results database, for every
+ * reading command (results, scaling, plots, HTML/Markdown report,
+ * `emerge check`).
  *
  * Owns: opening a store strictly read-only with a clear verdict on what the
  * file is (missing, not SQLite, not an emerge store, another schema
- * version), and the per-example views that store_results() aggregates
+ * version), and the per-example views that results_load() aggregates
  * away: preferred scores by example id (the paired bootstrap of `emerge
  * check` and the "same example across scales" section), per-choice
  * log-likelihoods of multiple-choice tasks, and each model's output for
@@ -24,11 +25,14 @@ typedef struct store_query store_query;
  * STORE_SCHEMA_VERSION with the tables the queries use. */
 int store_query_open(const char *path, store_query **out, em_err *err);
 void store_query_close(store_query *q);
-/* Which task versions the queries see (store_select_versions), and the
- * notes that say others exist (store_version_notes). */
+/* Which task versions the queries see (store_db_select_versions), and
+ * the notes that say others exist (store_db_version_notes). */
 int store_query_select_versions(store_query *q, const char *spec, em_err *err);
 int store_query_version_notes(store_query *q, FILE *f, em_err *err);
 const char *store_query_path(const store_query *q);
+/* The connection, for the other reading modules (results.c). */
+typedef struct sqlite3 sqlite3;
+sqlite3 *store_query_db(store_query *q);
 
 typedef struct sq_model {
     char *name, *backend;

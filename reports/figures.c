@@ -2,11 +2,11 @@
  * figures.c - report_data from a results database, and the emergence
  * figures built from it (see figures.h for the set).
  *
- * Why the series come from store_load_series rather than our own query:
+ * Why the series come from results_series rather than our own query:
  * the means and bootstrap CIs in the figures must be the ones `emerge
- * results` and `emerge scaling` print. Both connections are read-only
- * (store_query_open, store_open_readonly): a report never creates,
- * migrates or writes the database it reads.
+ * results` and `emerge scaling` print. The connection is read-only
+ * (store_query_open): a report never creates, migrates or writes the
+ * database it reads.
  */
 #include "reports/figures.h"
 
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness/store.h"
 #include "metrics/metric.h"
+#include "metrics/results.h"
 #include "reports/escape.h"
 
 static int query_all(const char *path, report_data *d, em_err *err)
@@ -32,19 +32,9 @@ static int query_all(const char *path, report_data *d, em_err *err)
         rc = store_query_models(q, &d->models, &d->n_models, err);
     if (rc == 0)
         rc = store_query_choices(q, &d->choices, &d->n_choices, err);
-    store_query_close(q);
-    return rc;
-}
-
-static int load_series(const char *path, report_data *d, em_err *err)
-{
-    store *s;
-    if (store_open_readonly(path, &s, err) != 0)
-        return -1;
-    int rc = store_select_versions(s, d->task_version, err);
     if (rc == 0)
-        rc = store_load_series(s, d->axis_flops, &d->series, &d->n_series, err);
-    store_close(s);
+        rc = results_series(q, d->axis_flops, &d->series, &d->n_series, err);
+    store_query_close(q);
     return rc;
 }
 
@@ -118,7 +108,7 @@ int report_data_load(const char *db_path, int axis_flops,
     d->db_path = em_strdup(db_path);
     d->task_version = task_version ? em_strdup(task_version) : NULL;
     d->axis_flops = axis_flops;
-    if (query_all(db_path, d, err) != 0 || load_series(db_path, d, err) != 0) {
+    if (query_all(db_path, d, err) != 0) {
         report_data_free(d);
         return -1;
     }

@@ -22,6 +22,7 @@
 #include "backends/openai.h"
 #include "harness/family.h"
 #include "harness/store.h"
+#include "metrics/results.h"
 #include "harness/sweep.h"
 #include "tests/testlib.h"
 
@@ -837,16 +838,16 @@ static int sweep_on(int port, const char *db, sweep_stats *st, em_err *err)
 
 static char *dump(const char *db)
 {
-    store *s;
+    store_query *q;
     em_err err;
-    if (store_open(db, &s, &err) != 0)
+    if (store_query_open(db, &q, &err) != 0)
         return em_strdup(err.msg);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    store_dump_scores(s, f, &err);
+    results_dump_scores(q, f, &err);
     fclose(f);
-    store_close(s);
+    store_query_close(q);
     return buf;
 }
 

@@ -11,6 +11,7 @@
 
 #include "harness/family.h"
 #include "harness/store.h"
+#include "metrics/results.h"
 #include "harness/sweep.h"
 #include "harness/task.h"
 #include "tests/testlib.h"
@@ -215,11 +216,11 @@ TEST(pass_at_k_and_agreement_consistent)
     CHECK(sql_num(db, "SELECT min(value) FROM scores WHERE metric = 'sc_agreement'")
           >= 2.0 / 6 - 1e-12);
     /* Results carry the agreement ECE and its calibration bins. */
-    store *s;
-    store_result *rows;
+    store_query *q;
+    result_row *rows;
     int n, ece = 0, bins = 0, bin_n = 0;
-    CHECK_INT(store_open(db, &s, &err), 0);
-    CHECK_INT(store_results(s, &rows, &n, &err), 0);
+    CHECK_INT(store_query_open(db, &q, &err), 0);
+    CHECK_INT(results_load(q, &rows, &n, &err), 0);
     for (int i = 0; i < n; i++) {
         ece += !strcmp(rows[i].metric, "sc_ece") && rows[i].mean >= 0 &&
                rows[i].mean <= 1 && rows[i].n == 30;
@@ -231,16 +232,16 @@ TEST(pass_at_k_and_agreement_consistent)
     CHECK_INT(ece, 1);
     CHECK(bins >= 2);
     CHECK_INT(bin_n, 30);
-    store_results_free(rows, n);
+    results_free(rows, n);
     scaling_series *ss;
     int ns, found = 0;
-    CHECK_INT(store_load_series(s, 0, &ss, &ns, &err), 0);
+    CHECK_INT(results_series(q, 0, &ss, &ns, &err), 0);
     for (int i = 0; i < ns; i++)
         found += !strcmp(ss[i].metric, "sc_agreement") || !strcmp(ss[i].metric, "pass@1") ||
                  !strcmp(ss[i].metric, "sc_ece");
     CHECK_INT(found, 3);
     scaling_series_free(ss, ns);
-    store_close(s);
+    store_query_close(q);
     free(db);
     free(dir);
 }

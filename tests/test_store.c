@@ -10,6 +10,7 @@
 #include "harness/family.h"
 #include "harness/store.h"
 #include "metrics/metric.h"
+#include "metrics/results.h"
 #include "tests/testlib.h"
 
 static char *path_in(const char *dir, const char *name)
@@ -258,6 +259,24 @@ static int write_old_store(const char *db, int version)
 }
 
 /* One integer a query on db gives (-1 on error). */
+/* The readers' view of db: result rows (or, with series, the scaling
+ * series) through a read-only connection beside the writer, task
+ * versions selected by spec (NULL: the default). */
+static int read_rows(const char *db, const char *spec, result_row **r, int *n,
+                     scaling_series **ss, int *ns, em_err *err)
+{
+    store_query *q;
+    if (store_query_open(db, &q, err) != 0)
+        return -1;
+    int rc = store_query_select_versions(q, spec, err);
+    if (rc == 0 && r)
+        rc = results_load(q, r, n, err);
+    if (rc == 0 && ss)
+        rc = results_series(q, 0, ss, ns, err);
+    store_query_close(q);
+    return rc;
+}
+
 static long long query_int(const char *db, const char *sql)
 {
     sqlite3 *h = NULL;
@@ -286,7 +305,8 @@ TEST(test_store_migrates_old)
             free(db);
             return;
         }
-        CHECK_INT(store_open_readonly(db, &s, &err), -1);
+        store_query *q = NULL;
+        CHECK_INT(store_query_open(db, &q, &err), -1);
         CHECK_HAS(err.msg, "emerge migrate");
         CHECK_INT(store_open(db, &s, &err), 0);
         if (!s) {
@@ -299,11 +319,11 @@ TEST(test_store_migrates_old)
         CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
         CHECK_INT(store_count(s, "scores", &n, &err), 0);
         CHECK_INT(n, 1);
-        store_result *r = NULL;
+        result_row *r = NULL;
         int nr = 0;
-        CHECK_INT(store_results(s, &r, &nr, &err), 0);
+        CHECK_INT(read_rows(db, NULL, &r, &nr, NULL, NULL, &err), 0);
         CHECK_INT(nr, 1);
-        store_results_free(r, nr);
+        results_free(r, nr);
         store_close(s);
         CHECK_INT(query_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
         CHECK_INT(query_int(db, "SELECT last_run FROM models"), 3);
@@ -466,9 +486,9 @@ TEST(test_store_results_and_series)
     put(s, big, tid, "exact_match", vb, 4);
     put(s, big, tid, "mc_confidence", conf, 4);
     put(s, big, tid, "multiple_choice_grade", grade, 4);
-    store_result *r = NULL;
+    result_row *r = NULL;
     int n = 0;
-    CHECK_INT(store_results(s, &r, &n, &err), 0);
+    CHECK_INT(read_rows(db, NULL, &r, &n, NULL, NULL, &err), 0);
     /* small/exact_match, big/{exact_match, mc_confidence, mcg}, big/ece */
     CHECK_INT(n, 5);
     if (n == 5) {
@@ -488,17 +508,17 @@ TEST(test_store_results_and_series)
         CHECK_NEAR(r[4].mean, 0.4, 1e-9);
         CHECK(isnan(r[4].lo));
         /* Deterministic bootstrap: same numbers the second time. */
-        store_result *r2;
+        result_row *r2;
         int n2;
-        CHECK_INT(store_results(s, &r2, &n2, &err), 0);
+        CHECK_INT(read_rows(db, NULL, &r2, &n2, NULL, NULL, &err), 0);
         CHECK(r2[1].lo == r[1].lo && r2[1].hi == r[1].hi);
-        store_results_free(r2, n2);
+        results_free(r2, n2);
     }
-    store_results_free(r, n);
+    results_free(r, n);
 
     scaling_series *ss = NULL;
     int ns = 0;
-    CHECK_INT(store_load_series(s, 0, &ss, &ns, &err), 0);
+    CHECK_INT(read_rows(db, NULL, NULL, NULL, &ss, &ns, &err), 0);
     CHECK_INT(ns, 2); /* exact_match, multiple_choice_grade */
     if (ns == 2) {
         CHECK_STR(ss[0].task, "arith");
@@ -521,13 +541,13 @@ TEST(test_store_results_and_series)
     CHECK(big2 != big);
     double vb2[4] = {0, 0, 0, 0};
     put(s, big2, tid, "exact_match", vb2, 4);
-    CHECK_INT(store_results(s, &r, &n, &err), 0);
+    CHECK_INT(read_rows(db, NULL, &r, &n, NULL, NULL, &err), 0);
     CHECK_INT(n, 2);
     if (n == 2) {
         CHECK_STR(r[1].model, "big");
         CHECK_NEAR(r[1].mean, 0, 0);
     }
-    store_results_free(r, n);
+    results_free(r, n);
 
     /* A changed task is a new version: the old scores stay, the readers
      * follow the version the latest run used, --task-version selects the
@@ -540,15 +560,13 @@ TEST(test_store_results_and_series)
     CHECK(tid2 != tid);
     store_count(s, "scores", &cnt, &err);
     CHECK_INT(cnt, cnt_before);
-    CHECK_INT(store_select_versions(s, NULL, &err), 0);
-    CHECK_INT(store_results(s, &r, &n, &err), 0);
+    CHECK_INT(read_rows(db, NULL, &r, &n, NULL, NULL, &err), 0);
     CHECK_INT(n, 0); /* version 2 has no scores yet */
-    store_results_free(r, n);
-    CHECK_INT(store_select_versions(s, "arith=1", &err), 0);
-    CHECK_INT(store_results(s, &r, &n, &err), 0);
+    results_free(r, n);
+    CHECK_INT(read_rows(db, "arith=1", &r, &n, NULL, NULL, &err), 0);
     CHECK_INT(n, 2);
-    store_results_free(r, n);
-    CHECK(store_select_versions(s, "arith=3", &err) != 0);
+    results_free(r, n);
+    CHECK(read_rows(db, "arith=3", &r, &n, NULL, NULL, &err) != 0);
     CHECK_HAS(err.msg, "has no version 3");
     /* The same hash again is the same version. */
     CHECK_INT(store_put_task(s, t2, 7, &tid_again, &err), 0);

@@ -11,6 +11,7 @@
 #include "harness/family.h"
 #include "harness/identity.h"
 #include "harness/store.h"
+#include "metrics/results.h"
 #include "harness/sweep.h"
 #include "tests/testlib.h"
 
@@ -62,16 +63,16 @@ static int sweep(const run_cfg *c, sweep_stats *st, em_err *err)
 
 static char *dump(const char *db)
 {
-    store *s;
+    store_query *q;
     em_err err;
-    if (store_open(db, &s, &err) != 0)
+    if (store_query_open(db, &q, &err) != 0)
         return em_strdup(err.msg);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    store_dump_scores(s, f, &err);
+    results_dump_scores(q, f, &err);
     fclose(f);
-    store_close(s);
+    store_query_close(q);
     return buf;
 }
 
@@ -109,11 +110,11 @@ TEST(test_sweep_follows_ground_truth)
     CHECK_INT(st.sent, st.requests);
     CHECK_INT(st.scored, 6 * 200);
     CHECK_INT(st.unscored, 0);
-    store *s;
-    store_result *r = NULL;
+    store_query *q;
+    result_row *r = NULL;
     int n = 0;
-    CHECK_INT(store_open(db, &s, &err), 0);
-    CHECK_INT(store_results(s, &r, &n, &err), 0);
+    CHECK_INT(store_query_open(db, &q, &err), 0);
+    CHECK_INT(results_load(q, &r, &n, &err), 0);
     int checked = 0;
     for (int i = 0; i < n; i++) {
         double p = logistic_p(r[i].params, 1e8, 4);
@@ -129,11 +130,11 @@ TEST(test_sweep_follows_ground_truth)
         }
     }
     CHECK_INT(checked, 6);
-    store_results_free(r, n);
+    results_free(r, n);
     /* The scaling series: one per metric, sorted by params. */
     scaling_series *ss;
     int ns;
-    CHECK_INT(store_load_series(s, 0, &ss, &ns, &err), 0);
+    CHECK_INT(results_series(q, 0, &ss, &ns, &err), 0);
     CHECK_INT(ns, 2);
     if (ns > 0) {
         CHECK_INT(ss[0].n, 6);
@@ -142,7 +143,7 @@ TEST(test_sweep_follows_ground_truth)
         CHECK(ss[0].pts[5].score > ss[0].pts[0].score);
     }
     scaling_series_free(ss, ns);
-    store_close(s);
+    store_query_close(q);
     free(db);
     free(dir);
 }

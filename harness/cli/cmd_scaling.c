@@ -23,7 +23,7 @@
 
 #include "harness/cli/cli.h"
 #include "harness/cli/cliargs.h"
-#include "harness/store.h"
+#include "metrics/results.h"
 #include "metrics/compare.h"
 #include "metrics/metric.h"
 #include "metrics/scaling.h"
@@ -179,15 +179,15 @@ static int load_series(const scaling_opts *o, scaling_series **s, int *n,
     if (o->scores)
         return scaling_read_csv(o->scores, s, n, err);
     /* Read-only: nothing is created, migrated or written. */
-    store *st;
-    if (store_open_readonly(o->db, &st, err))
+    store_query *q;
+    if (store_query_open(o->db, &q, err))
         return -1;
-    int rc = store_select_versions(st, o->task_version, err);
+    int rc = store_query_select_versions(q, o->task_version, err);
     if (rc == 0)
-        rc = store_version_notes(st, stderr, err);
+        rc = store_query_version_notes(q, stderr, err);
     if (rc == 0)
-        rc = store_load_series(st, o->axis_flops, s, n, err);
-    store_close(st);
+        rc = results_series(q, o->axis_flops, s, n, err);
+    store_query_close(q);
     return rc;
 }
 
