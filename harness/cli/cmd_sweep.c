@@ -11,10 +11,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/csv.h"
 #include "harness/cli/cliargs.h"
 #include "harness/family.h"
 #include "harness/store.h"
 #include "harness/sweep.h"
+#include "metrics/results.h"
 
 int cmd_sweep(int argc, char **argv);
 int cmd_run(int argc, char **argv);
@@ -109,7 +111,7 @@ typedef struct row_filter {
     const char *task, *variant, *model, *metric;
 } row_filter;
 
-static int keep_row(const row_filter *f, const store_result *r)
+static int keep_row(const row_filter *f, const result_row *r)
 {
     return (!f->task || !strcmp(f->task, r->task)) &&
            (!f->variant || !strcmp(f->variant, r->variant)) &&
@@ -118,7 +120,7 @@ static int keep_row(const row_filter *f, const store_result *r)
 }
 
 /* Drops the rows the filter rejects, keeping order. */
-static int filter_rows(const row_filter *f, store_result *r, int n)
+static int filter_rows(const row_filter *f, result_row *r, int n)
 {
     int k = 0;
     for (int i = 0; i < n; i++) {
@@ -336,30 +338,18 @@ static void num_or_blank(FILE *f, double v, const char *fmt)
         fprintf(f, fmt, v);
 }
 
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++)
-        fputs(*s == '"' ? "\"\"" : (char[2]){*s, 0}, f);
-    fputc('"', f);
-}
-
-static void print_csv(FILE *f, const store_result *r, int n)
+static void print_csv(FILE *f, const result_row *r, int n)
 {
     fprintf(f, "task,variant,model,params,tokens,metric,mean,lo,hi,n,normalized,"
             "truncated,cut\n");
     for (int i = 0; i < n; i++) {
-        csv_field(f, r[i].task);
+        csv_field_file(f, r[i].task);
         fputc(',', f);
-        csv_field(f, r[i].variant);
+        csv_field_file(f, r[i].variant);
         fputc(',', f);
-        csv_field(f, r[i].model);
+        csv_field_file(f, r[i].model);
         fprintf(f, ",%.6g,%.6g,", r[i].params, r[i].tokens);
-        csv_field(f, r[i].metric);
+        csv_field_file(f, r[i].metric);
         fprintf(f, ",%.6f,", r[i].mean);
         num_or_blank(f, r[i].lo, "%.6f");
         fputc(',', f);
@@ -370,7 +360,7 @@ static void print_csv(FILE *f, const store_result *r, int n)
     }
 }
 
-static void print_table(FILE *f, const store_result *r, int n)
+static void print_table(FILE *f, const result_row *r, int n)
 {
     fprintf(f, "%-24s %-14s %-18s %10s %-26s %9s %21s %7s %8s\n", "task",
             "variant", "model", "params", "metric", "mean", "95% CI", "n", "norm");
@@ -402,7 +392,7 @@ static void add_num(cJSON *o, const char *k, double v)
         cJSON_AddNumberToObject(o, k, v);
 }
 
-static void print_json(FILE *f, const store_result *r, int n)
+static void print_json(FILE *f, const result_row *r, int n)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < n; i++) {
@@ -429,12 +419,12 @@ static void print_json(FILE *f, const store_result *r, int n)
     cJSON_Delete(a);
 }
 
-static int print_results(store *s, const row_filter *flt, const char *format,
-                         em_err *err)
+static int print_results(store_query *q, const row_filter *flt,
+                         const char *format, em_err *err)
 {
-    store_result *rows;
+    result_row *rows;
     int n;
-    if (store_results(s, &rows, &n, err) != 0)
+    if (results_load(q, &rows, &n, err) != 0)
         return -1;
     n = filter_rows(flt, rows, n);
     if (!strcmp(format, "csv"))
@@ -443,7 +433,7 @@ static int print_results(store *s, const row_filter *flt, const char *format,
         print_json(stdout, rows, n);
     else
         print_table(stdout, rows, n);
-    store_results_free(rows, n);
+    results_free(rows, n);
     return 0;
 }
 
@@ -490,18 +480,18 @@ int cmd_results(int argc, char **argv)
         return 2;
     }
     em_err err = {{0}};
-    store *s;
-    if (store_open_readonly(db, &s, &err) != 0) {
+    store_query *q;
+    if (store_query_open(db, &q, &err) != 0) {
         fprintf(stderr, "emerge results: %s\n", err.msg);
         return 2;
     }
-    int rc = store_select_versions(s, task_version, &err);
+    int rc = store_query_select_versions(q, task_version, &err);
     if (rc == 0)
-        rc = store_version_notes(s, stderr, &err);
+        rc = store_query_version_notes(q, stderr, &err);
     if (rc == 0)
-        rc = per_example ? store_dump_scores(s, stdout, &err)
-                         : print_results(s, &flt, format, &err);
-    store_close(s);
+        rc = per_example ? results_dump_scores(q, stdout, &err)
+                         : print_results(q, &flt, format, &err);
+    store_query_close(q);
     if (rc != 0) {
         fprintf(stderr, "emerge results: %s\n", err.msg);
         return 2;
