@@ -36,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
+
 #define OA_MAX_BODY (64u << 20) /* a larger answer is an error, not OOM */
 
 typedef struct oa {
@@ -454,19 +456,10 @@ static int is_start_text(const char *s)
     return n == 0 || (n >= 3 && s[0] == '<' && s[n - 1] == '>' && !strchr(s, ' '));
 }
 
-static long count_cp(const char *s, size_t n)
-{
-    long c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
-}
-
 /* Bytes of the UTF-8 character at s (1 for a stray byte), at most n. */
 static size_t char_len(const char *s, size_t n)
 {
-    unsigned char c = (unsigned char)s[0];
-    size_t m = c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    size_t m = utf8_lead_len((unsigned char)s[0]);
     return m < n ? m : n;
 }
 
@@ -703,7 +696,7 @@ static int check_offsets(const cJSON *off, const cJSON *tokens, char *msg,
             return -1;
         }
         prev = v;
-        spelled += (double)count_cp(t->valuestring, strlen(t->valuestring));
+        spelled += (double)utf8_count(t->valuestring, strlen(t->valuestring));
     }
     return 0;
 }

@@ -10,25 +10,10 @@
 #include "reports/escape.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
-static int utf8_len(const unsigned char *s)
-{
-    int n = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2
-          : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
-    if (n == 2 && s[0] < 0xC2)
-        return 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0)))
-        return 0;
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || s[0] > 0xF4 ||
-                   (s[0] == 0xF4 && s[1] >= 0x90)))
-        return 0;
-    return n;
-}
+#include "base/utf8.h"
 
 void report_xml_escape(em_buf *b, const char *s)
 {
@@ -47,13 +32,13 @@ void report_xml_escape(em_buf *b, const char *s)
             p++;
             continue;
         }
-        int n = utf8_len(p);
+        size_t n = utf8_valid_len((const char *)p, SIZE_MAX);
         if (!n) {
             em_buf_puts(b, "\xEF\xBF\xBD");
             p++;
             continue;
         }
-        em_buf_put(b, (const char *)p, (size_t)n);
+        em_buf_put(b, (const char *)p, n);
         p += n;
     }
 }
@@ -87,22 +72,6 @@ void report_md_escape(em_buf *b, const char *s, size_t max)
     }
 }
 
-void report_csv_field(em_buf *b, const char *s)
-{
-    s = s ? s : "";
-    if (!strpbrk(s, ",\"\r\n")) {
-        em_buf_puts(b, s);
-        return;
-    }
-    em_buf_putc(b, '"');
-    for (; *s; s++) {
-        if (*s == '"')
-            em_buf_putc(b, '"');
-        em_buf_putc(b, *s);
-    }
-    em_buf_putc(b, '"');
-}
-
 char *report_file_name(const char *s)
 {
     char *o = em_strdup(s && *s ? s : "_");
@@ -112,11 +81,4 @@ char *report_file_name(const char *s)
     if (o[0] == '.')
         o[0] = '_';
     return o;
-}
-
-size_t report_utf8_cut(const char *s, size_t max)
-{
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
-        max--;
-    return max;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "reports/escape.h"
 #include "reports/report.h"
 
@@ -45,7 +46,7 @@ static void esc_cut(em_buf *b, const char *s, size_t max)
         esc(b, s);
         return;
     }
-    max = report_utf8_cut(s, max);
+    max = utf8_cut(s, max);
     char *cut = em_strndup(s, max);
     esc(b, cut);
     free(cut);

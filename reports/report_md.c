@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "reports/escape.h"
 #include "reports/report.h"
 
@@ -36,7 +37,7 @@ static void fenced(em_buf *b, const char *s, size_t max)
     em_buf_puts(b, "text\n");
     size_t len = s ? strlen(s) : 0;
     if (len > max) {
-        max = report_utf8_cut(s, max);
+        max = utf8_cut(s, max);
         em_buf_put(b, s, max);
         em_buf_printf(b, "\n... (%zu more bytes)", len - max);
     } else if (s) {

@@ -1,7 +1,7 @@
 /*
  * tokenizer.c - building a tokenizer from GGUF metadata, splitting text
- * around user-defined tokens, decoding ids, and the small data structures
- * the SPM and BPE halves share (hash, priority queue, id list, UTF-8).
+ * around user-defined tokens, and decoding ids. The tables the SPM and
+ * BPE halves share are tokenizer_vocab.c; UTF-8 is base/utf8.c.
  *
  * Owns: struct tokenizer and its one free path (tok_free). The model-
  * specific encoders live in tokenizer_spm.c and tokenizer_bpe.c.
@@ -17,224 +17,6 @@
 #include <string.h>
 
 #include "backends/engine/tokenizer_int.h"
-
-/* ------------------------------------------------------------ small bits */
-
-void tok_ids_push(tok_ids *a, int32_t id)
-{
-    if (a->n == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 64;
-        a->v = em_realloc(a->v, (size_t)a->cap * sizeof *a->v);
-    }
-    a->v[a->n++] = id;
-}
-
-/* Heap order: a before b when a has the higher key, or the same key and
- * the smaller left index (llama.cpp's comparators for both models). */
-static int pair_before(const tok_pair *a, const tok_pair *b)
-{
-    return a->key > b->key || (a->key == b->key && a->left < b->left);
-}
-
-void tok_heap_push(tok_heap *h, tok_pair p)
-{
-    if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 64;
-        h->v = em_realloc(h->v, h->cap * sizeof *h->v);
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!pair_before(&p, &h->v[up]))
-            break;
-        h->v[i] = h->v[up];
-        i = up;
-    }
-    h->v[i] = p;
-}
-
-tok_pair tok_heap_pop(tok_heap *h)
-{
-    tok_pair top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && pair_before(&h->v[c + 1], &h->v[c]))
-            c++;
-        if (!pair_before(&h->v[c], &last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n)
-        h->v[i] = last;
-    return top;
-}
-
-size_t tok_utf8_len(unsigned char lead)
-{
-    static const unsigned char len[16] = {1, 1, 1, 1, 1, 1, 1, 1,
-                                          1, 1, 1, 1, 2, 2, 3, 4};
-    return len[lead >> 4];
-}
-
-static int is_cont(const char *s, size_t n, size_t i)
-{
-    return i < n && ((unsigned char)s[i] & 0xC0) == 0x80;
-}
-
-/* llama.cpp's unicode_cpt_from_utf8: no overlong or surrogate checks,
- * only structure; a broken sequence costs one byte and yields U+FFFD. */
-uint32_t tok_utf8_next(const char *s, size_t n, size_t *i)
-{
-    const unsigned char *u = (const unsigned char *)s + *i;
-    size_t k = *i;
-    if (!(u[0] & 0x80)) {
-        *i += 1;
-        return u[0];
-    }
-    if ((u[0] & 0x40) && !(u[0] & 0x20) && is_cont(s, n, k + 1)) {
-        *i += 2;
-        return ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
-    }
-    if ((u[0] & 0x60) == 0x60 && !(u[0] & 0x10) && is_cont(s, n, k + 1) &&
-        is_cont(s, n, k + 2)) {
-        *i += 3;
-        return ((uint32_t)(u[0] & 0x0F) << 12) |
-               ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
-    }
-    if ((u[0] & 0x70) == 0x70 && !(u[0] & 0x08) && is_cont(s, n, k + 1) &&
-        is_cont(s, n, k + 2) && is_cont(s, n, k + 3)) {
-        *i += 4;
-        return ((uint32_t)(u[0] & 0x07) << 18) |
-               ((uint32_t)(u[1] & 0x3F) << 12) |
-               ((uint32_t)(u[2] & 0x3F) << 6) | (u[3] & 0x3F);
-    }
-    *i += 1;
-    return 0xFFFD;
-}
-
-int tok_utf8_put(uint32_t c, char out[4])
-{
-    if (c > 0x10FFFF)
-        c = 0xFFFD;
-    if (c < 0x80) {
-        out[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        out[0] = (char)(0xC0 | (c >> 6));
-        out[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        out[0] = (char)(0xE0 | (c >> 12));
-        out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (c >> 18));
-    out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
-/* ------------------------------------------------------------ hash maps */
-
-static uint32_t map_cap_for(int n)
-{
-    uint32_t cap = 16;
-    while (cap < (uint32_t)n * 2u)
-        cap <<= 1;
-    return cap;
-}
-
-static void map_init(tok_map *m, int n)
-{
-    uint32_t cap = map_cap_for(n);
-    m->slot = em_malloc(cap * sizeof *m->slot);
-    memset(m->slot, 0xFF, cap * sizeof *m->slot);   /* all -1 */
-    m->mask = cap - 1;
-}
-
-static uint64_t str_hash(const char *s, size_t n)
-{
-    return em_hash64(s, n, 0x746f6b);
-}
-
-static uint64_t pair_hash(const char *a, size_t na, const char *b, size_t nb)
-{
-    return em_hash64(b, nb, em_hash64(a, na, 0x6d7267 + na));
-}
-
-int32_t tok_lookup(const tokenizer *t, const char *s, size_t n)
-{
-    uint32_t i = (uint32_t)str_hash(s, n) & t->vocab.mask;
-    for (;; i = (i + 1) & t->vocab.mask) {
-        int32_t id = t->vocab.slot[i];
-        if (id < 0)
-            return -1;
-        if (t->text_len[id] == n && !memcmp(t->text + t->text_off[id], s, n))
-            return id;
-    }
-}
-
-/* Adds id under its text unless the text is already there: the first
- * of duplicate tokens wins, as with llama.cpp's token_to_id.emplace. */
-static void vocab_add(tokenizer *t, int32_t id)
-{
-    const char *s = t->text + t->text_off[id];
-    size_t n = t->text_len[id];
-    uint32_t i = (uint32_t)str_hash(s, n) & t->vocab.mask;
-    for (;; i = (i + 1) & t->vocab.mask) {
-        int32_t o = t->vocab.slot[i];
-        if (o < 0) {
-            t->vocab.slot[i] = id;
-            return;
-        }
-        if (t->text_len[o] == n && !memcmp(t->text + t->text_off[o], s, n))
-            return;
-    }
-}
-
-int32_t tok_merge_rank(const tokenizer *t, const char *a, size_t na,
-                       const char *b, size_t nb)
-{
-    if (!t->n_merges)
-        return -1;
-    uint32_t i = (uint32_t)pair_hash(a, na, b, nb) & t->merges.mask;
-    for (;; i = (i + 1) & t->merges.mask) {
-        int32_t r = t->merges.slot[i];
-        if (r < 0)
-            return -1;
-        const char *m = t->mtext + t->m_off[r];
-        if (t->m_left[r] == na && t->m_right[r] == nb && !memcmp(m, a, na) &&
-            !memcmp(m + na + 1, b, nb))
-            return r;
-    }
-}
-
-/* First rank wins on duplicate merges (llama.cpp's bpe_ranks.emplace). */
-static void merge_add(tokenizer *t, int32_t r)
-{
-    const char *m = t->mtext + t->m_off[r];
-    size_t na = t->m_left[r], nb = t->m_right[r];
-    uint32_t i = (uint32_t)pair_hash(m, na, m + na + 1, nb) & t->merges.mask;
-    for (;; i = (i + 1) & t->merges.mask) {
-        int32_t o = t->merges.slot[i];
-        if (o < 0) {
-            t->merges.slot[i] = r;
-            return;
-        }
-        const char *p = t->mtext + t->m_off[o];
-        if (t->m_left[o] == na && t->m_right[o] == nb && !memcmp(p, m, na) &&
-            !memcmp(p + na + 1, m + na + 1, nb))
-            return;
-    }
-}
 
 /* ------------------------------------------------------------- metadata */
 
@@ -300,9 +82,9 @@ static int load_tokens(tokenizer *t, const gguf_file *g, em_err *err)
         }
     }
     t->text = b.s ? em_buf_take(&b) : em_strdup("");
-    map_init(&t->vocab, t->n_vocab);
+    tok_map_init(&t->vocab, t->n_vocab);
     for (int i = 0; i < t->n_vocab; i++)
-        vocab_add(t, i);
+        tok_vocab_add(t, i);
     return 0;
 }
 
@@ -381,9 +163,9 @@ static int load_merges(tokenizer *t, const gguf_file *g, em_err *err)
         }
     }
     t->mtext = b.s ? em_buf_take(&b) : em_strdup("");
-    map_init(&t->merges, t->n_merges);
+    tok_map_init(&t->merges, t->n_merges);
     for (int i = 0; i < t->n_merges; i++)
-        merge_add(t, i);
+        tok_merge_add(t, i);
     return 0;
 }
 
@@ -519,7 +301,7 @@ static void piece_of(const tokenizer *t, int32_t id, em_buf *b)
          * prints an [UNK_BYTE_..] marker instead). */
         for (size_t i = 0; i < n;) {
             size_t at = i;
-            uint32_t c = tok_utf8_next(s, n, &i);
+            uint32_t c = utf8_next_lenient(s, n, &i);
             int byte = tok_cpt_to_byte(c);
             if (byte >= 0)
                 em_buf_putc(b, (char)byte);
@@ -558,7 +340,7 @@ static void build_byte_tokens(tokenizer *t)
                 id = tok_lookup(t, buf, 1);
             }
         } else {
-            int n = tok_utf8_put(tok_byte_to_cpt((uint8_t)c), buf);
+            int n = utf8_put(tok_byte_to_cpt((uint8_t)c), buf);
             id = tok_lookup(t, buf, (size_t)n);
         }
         t->byte_tok[c] = id;

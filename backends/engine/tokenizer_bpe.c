@@ -4,8 +4,7 @@
  *
  * Owns: the pre-tokenizer (a list of PCRE2 regexes chosen by
  * tokenizer.ggml.pre, each splitting the pieces the previous one left,
- * matches and the gaps between them alike), GPT-2's byte -> code point
- * alphabet, the merge loop (lowest merge rank first, ties leftmost) and a
+ * matches and the gaps between them alike), the merge loop (lowest merge rank first, ties leftmost) and a
  * per-word cache.
  *
  * The regexes are llama.cpp's, written for PCRE2 so that they select
@@ -25,39 +24,6 @@
 #include <pcre2.h>
 
 #include "backends/engine/tokenizer_int.h"
-
-/* ------------------------------------------------------ byte alphabet */
-
-/* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for
- * themselves, the other 68 bytes for U+0100 onwards, in byte order. */
-static uint32_t byte_cpt[256];
-static int16_t cpt_byte[324];
-static pthread_once_t alphabet_once = PTHREAD_ONCE_INIT;
-
-static void alphabet_init(void)
-{
-    uint32_t next = 256;
-    for (int c = 0; c < 324; c++)
-        cpt_byte[c] = -1;
-    for (int b = 0; b < 256; b++) {
-        int printable = (b >= 0x21 && b <= 0x7E) ||
-                        (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-        byte_cpt[b] = printable ? (uint32_t)b : next++;
-        cpt_byte[byte_cpt[b]] = (int16_t)b;
-    }
-}
-
-uint32_t tok_byte_to_cpt(uint8_t b)
-{
-    pthread_once(&alphabet_once, alphabet_init);
-    return byte_cpt[b];
-}
-
-int tok_cpt_to_byte(uint32_t cpt)
-{
-    pthread_once(&alphabet_once, alphabet_init);
-    return cpt < 324 ? cpt_byte[cpt] : -1;
-}
 
 /* ------------------------------------------------------ pre-tokenizers */
 
@@ -272,7 +238,7 @@ static void text_cp_build(text_cp *tc, const char *s, size_t n)
     tc->cp = em_malloc((n + 1) * sizeof *tc->cp);
     tc->n = 0;
     for (size_t i = 0; i < n;)
-        tc->cp[tc->n++] = tok_utf8_next(s, n, &i);
+        tc->cp[tc->n++] = utf8_next_lenient(s, n, &i);
     tc->s = em_malloc(4 * tc->n + 1);
     tc->off = em_malloc((tc->n + 1) * sizeof *tc->off);
     size_t k = 0;
@@ -281,7 +247,7 @@ static void text_cp_build(text_cp *tc, const char *s, size_t n)
         if ((c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF)
             c = 0xFFFD;
         tc->off[i] = k;
-        k += (size_t)tok_utf8_put(c, tc->s + k);
+        k += (size_t)utf8_put(c, tc->s + k);
     }
     tc->off[tc->n] = k;
     tc->at = em_malloc((k + 1) * sizeof *tc->at);
@@ -417,7 +383,7 @@ static void bpe_merge_word(bpe_word *b, const char *w, size_t n,
         b->sym = em_realloc(b->sym, n * sizeof *b->sym);
     }
     for (size_t off = 0; off < n;) {
-        size_t cl = tok_utf8_len((unsigned char)w[off]);
+        size_t cl = utf8_lead_len((unsigned char)w[off]);
         if (cl > n - off)
             cl = n - off;
         b->sym[b->n_sym] = (tok_sym){(uint32_t)off, (uint32_t)cl,
@@ -464,10 +430,10 @@ static void encode_word(const text_cp *tc, size_t start, size_t len,
     em_buf_reset(w);
     for (size_t i = start; i < start + len; i++) {
         char u[4];
-        int nu = tok_utf8_put(tc->cp[i], u);
+        int nu = utf8_put(tc->cp[i], u);
         for (int k = 0; k < nu; k++) {
             char e[4];
-            int ne = tok_utf8_put(tok_byte_to_cpt((uint8_t)u[k]), e);
+            int ne = utf8_put(tok_byte_to_cpt((uint8_t)u[k]), e);
             em_buf_put(w, e, (size_t)ne);
         }
     }

@@ -1,7 +1,8 @@
 /*
- * tokenizer_int.h - what tokenizer.c, tokenizer_spm.c and tokenizer_bpe.c
- * share: the tokenizer struct, the vocabulary hash, the merge priority
- * queue and the growable id list. Not for use outside the tokenizer.
+ * tokenizer_int.h - what tokenizer.c, tokenizer_spm.c, tokenizer_bpe.c and
+ * tokenizer_vocab.c share: the tokenizer struct, the vocabulary hash, the
+ * merge priority queue and the growable id list. Not for use outside the
+ * tokenizer.
  */
 #ifndef EMERGE_TOKENIZER_INT_H
 #define EMERGE_TOKENIZER_INT_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "backends/engine/tokenizer.h"
+#include "base/utf8.h"
 
 /* tokenizer.ggml.token_type values (as llama.cpp's llama_token_type). */
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4,
@@ -105,6 +107,12 @@ struct tokenizer {
     bpe_cache *cache;
 };
 
+/* The hash maps (tokenizer_vocab.c): tok_map_init sizes one for n keys;
+ * tok_vocab_add / tok_merge_add insert a token / merge (the first of
+ * duplicates wins, as in llama.cpp). */
+void tok_map_init(tok_map *m, int n);
+void tok_vocab_add(tokenizer *t, int32_t id);
+void tok_merge_add(tokenizer *t, int32_t r);
 /* Vocabulary lookup: id of the token whose text is s[0..n), or -1. */
 int32_t tok_lookup(const tokenizer *t, const char *s, size_t n);
 /* Rank of the merge (a, b), or -1. */
@@ -125,17 +133,9 @@ void tok_spm_init(tokenizer *t);
  * byte tables, the word cache. */
 int tok_bpe_init(tokenizer *t, em_err *err);
 void tok_bpe_free(tokenizer *t);
-/* GPT-2's byte-level alphabet: the code point standing for byte b, and
+/* GPT-2's byte-level alphabet (tokenizer_vocab.c): the code point standing for byte b, and
  * the byte a code point stands for (-1 if none). */
 uint32_t tok_byte_to_cpt(uint8_t b);
 int tok_cpt_to_byte(uint32_t cpt);
-
-/* UTF-8 helpers with llama.cpp's exact leniency. */
-size_t tok_utf8_len(unsigned char lead);
-/* Decodes one code point at s[*i] (advancing *i); an invalid sequence
- * gives U+FFFD and advances one byte, as llama.cpp does. */
-uint32_t tok_utf8_next(const char *s, size_t n, size_t *i);
-/* Encodes cpt (<= 0x10FFFF; anything else as U+FFFD); returns length. */
-int tok_utf8_put(uint32_t cpt, char out[4]);
 
 #endif

@@ -104,7 +104,7 @@ void tok_spm_init(tokenizer *t)
         const char *s = t->text + t->text_off[id];
         size_t n = t->text_len[id], prev = 0, prev_len = 0;
         for (size_t off = 0; off < n;) {
-            size_t cl = tok_utf8_len((unsigned char)s[off]);
+            size_t cl = utf8_lead_len((unsigned char)s[off]);
             if (cl > n - off)
                 cl = n - off;
             if (off)
@@ -226,7 +226,7 @@ int tok_spm_fragment(const tokenizer *t, const char *s, size_t n,
     }
     p.sym = em_malloc(len * sizeof *p.sym);
     for (size_t off = 0; off < len;) {
-        size_t cl = tok_utf8_len((unsigned char)p.s[off]);
+        size_t cl = utf8_lead_len((unsigned char)p.s[off]);
         if (cl > len - off)
             cl = len - off;
         p.sym[p.n_sym] = (tok_sym){(uint32_t)off, (uint32_t)cl,
