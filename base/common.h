@@ -77,6 +77,9 @@ uint64_t em_splitmix64(uint64_t *state);
 /* Uniform double in [0,1) from a SplitMix64 state. */
 double em_rand01(uint64_t *state);
 
+/* qsort comparator for doubles, ascending (NaN compares equal to all). */
+int em_cmp_double(const void *a, const void *b);
+
 /* SHA-256 (libcrypto) of a buffer as 64 lowercase hex digits plus NUL. */
 void em_sha256_hex(const void *data, size_t n, char out[65]);
 /* The same digest over input given in pieces (files too big for memory):

@@ -9,12 +9,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Quantile q of sorted v[0..n) with linear interpolation between order
  * statistics (numpy's default), so small n_boot still gives smooth ends. */
 static double quantile_sorted(const double *v, int n, double q)
@@ -56,7 +50,7 @@ void metric_bootstrap(const double *v, int n, int n_boot, double level,
         }
         means[b] = s / n;
     }
-    qsort(means, (size_t)n_boot, sizeof(double), cmp_double);
+    qsort(means, (size_t)n_boot, sizeof(double), em_cmp_double);
     double tail = (1 - level) / 2;
     out->lo = quantile_sorted(means, n_boot, tail);
     out->hi = quantile_sorted(means, n_boot, 1 - tail);

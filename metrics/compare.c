@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/csv.h"
+
 /* ---- groups ----------------------------------------------------------- */
 
 static void series_clear(scaling_series *s)
@@ -204,12 +206,6 @@ static double draw(uint64_t *st, double y, double lo, double hi)
     return y + z * (z < 0 ? (y - lo) : (hi - y)) / 1.959963984540054;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank 2.5% and 97.5% quantiles of the non-NaN values of v
  * (infinities allowed; v is reordered). NAN when there are none. */
 static void ci95(double *v, int n, double *lo, double *hi)
@@ -221,7 +217,7 @@ static void ci95(double *v, int n, double *lo, double *hi)
     *lo = *hi = NAN;
     if (!m)
         return;
-    qsort(v, (size_t)m, sizeof *v, cmp_double);
+    qsort(v, (size_t)m, sizeof *v, em_cmp_double);
     int a = (int)ceil(0.025 * m) - 1, b = (int)ceil(0.975 * m) - 1;
     *lo = v[a < 0 ? 0 : a];
     *hi = v[b >= m ? m - 1 : b];
@@ -487,16 +483,6 @@ static void print_table(FILE *f, const compare_result *r)
     }
 }
 
-static void csv_num(FILE *f, double v)
-{
-    if (isnan(v))
-        fputs(",", f);
-    else if (isinf(v))
-        fprintf(f, ",%sinf", v < 0 ? "-" : "");
-    else
-        fprintf(f, ",%.10g", v);
-}
-
 static void print_csv_row(FILE *f, const compare_result *r, const char *model,
                           double bp, double bs, double ap, double alo, double ahi,
                           int censor, double ra, double rlo, double rhi)
@@ -505,17 +491,17 @@ static void print_csv_row(FILE *f, const compare_result *r, const char *model,
     for (int i = 0; i < 6; i++) {
         if (i)
             fputc(',', f);
-        scaling_csv_field(f, txt[i]);
+        csv_field_file(f, txt[i]);
     }
-    csv_num(f, bp);
-    csv_num(f, bs);
-    csv_num(f, ap);
-    csv_num(f, alo);
-    csv_num(f, ahi);
+    csv_num_file(f, bp, 10);
+    csv_num_file(f, bs, 10);
+    csv_num_file(f, ap, 10);
+    csv_num_file(f, alo, 10);
+    csv_num_file(f, ahi, 10);
     fprintf(f, ",%d", censor);
-    csv_num(f, ra);
-    csv_num(f, rlo);
-    csv_num(f, rhi);
+    csv_num_file(f, ra, 10);
+    csv_num_file(f, rlo, 10);
+    csv_num_file(f, rhi, 10);
     fputc('\n', f);
 }
 
@@ -542,5 +528,24 @@ int compare_print(FILE *f, const compare_result *r, int n, scaling_format fmt,
     }
     if (ferror(f))
         return em_errorf(err, "write error");
+    return 0;
+}
+
+int compare_read_csv(const char *path, compare_group **out, int *n, em_err *err)
+{
+    scaling_series *s;
+    char **fam;
+    *out = NULL;
+    *n = 0;
+    if (scaling_read_csv_families(path, &s, &fam, n, err) != 0)
+        return -1;
+    if (*n)
+        *out = em_calloc((size_t)*n, sizeof **out);
+    for (int i = 0; i < *n; i++) {
+        (*out)[i].s = s[i];
+        (*out)[i].family = fam[i];
+    }
+    free(s);
+    free(fam);
     return 0;
 }

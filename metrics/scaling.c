@@ -50,12 +50,6 @@ double scaling_range(const double *y, int n)
     return hi > lo ? r : -r;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Squared steps d_i^2 = (y[i+1] - y[i])^2; n-1 values, malloc'd. */
 static double *squared_steps(const double *y, int n)
 {
@@ -90,7 +84,7 @@ double scaling_breakthroughness(const double *y, int n, int *is_inf)
         return 0;
     int m = n - 1;
     double *d = squared_steps(y, n);
-    qsort(d, (size_t)m, sizeof(double), cmp_double);
+    qsort(d, (size_t)m, sizeof(double), em_cmp_double);
     double med = m % 2 ? d[m / 2] : (d[m / 2 - 1] + d[m / 2]) / 2;
     free(d);
     if (med == 0) {

@@ -81,13 +81,15 @@ typedef enum scaling_format {
 
 int scaling_print(FILE *f, const scaling_series *s, int n, int axis_flops,
                   scaling_format fmt, em_err *err);
-/* s as one CSV field: quoted (quotes doubled) when it holds a comma, quote
- * or line break; NULL as empty. Shared by the scaling and compare CSVs. */
-void scaling_csv_field(FILE *f, const char *s);
 /* Reads task,model,params,score[,lo,hi] CSV into series (one per task,
  * variant and metric; see metrics/README.md for the optional columns). */
 int scaling_read_csv(const char *path, scaling_series **out, int *n,
                      em_err *err);
+/* The same with an optional `family` column: one series per (task,
+ * variant, metric, family); (*families)[i] is series i's family (malloc'd),
+ * or NULL when the file has no such column. Free each and the array. */
+int scaling_read_csv_families(const char *path, scaling_series **out,
+                              char ***families, int *n, em_err *err);
 void scaling_series_free(scaling_series *s, int n);
 
 #endif

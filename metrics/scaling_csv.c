@@ -2,16 +2,18 @@
  * scaling_csv.c - scores by model size from a CSV file (`emerge scaling
  * --scores`), for results that did not come from emerge's store.
  *
- * Owns: scaling_read_csv. The first row names the columns, in any order:
+ * Owns: scaling_read_csv and scaling_read_csv_families (for comparing
+ * families, compare_read_csv). The first row names the columns, in any
+ * order:
  *   required  task, model, params, score
  *   optional  lo, hi (together: the score's CI), variant, metric,
  *             flops (or tokens, giving flops = 6*params*tokens), n,
  *             baseline, baseline_hi (random baseline and its upper CI),
  *             low, high (normalisation range of the score)
- * Fields may be double-quoted ("" inside quotes is a quote). Rows are
- * grouped into one series per (task, variant, metric) in order of first
- * appearance; series-wide values (baseline, low, high) come from the
- * first row that gives them. Every error names file:line:column and field.
+ * and, for scaling_read_csv_families, family. Fields follow RFC 4180
+ * (base/csv.c). Rows are grouped into one series per (task, variant,
+ * metric[, family]) in order of first appearance; series-wide values
+ * (baseline, low, high) come from the first row that gives them. Every error names file:line:column and field.
  */
 #include "metrics/scaling.h"
 
@@ -20,112 +22,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/csv.h"
+
 enum {
     COL_TASK, COL_MODEL, COL_PARAMS, COL_SCORE, COL_LO, COL_HI, COL_VARIANT,
     COL_METRIC, COL_FLOPS, COL_TOKENS, COL_N, COL_BASELINE, COL_BASELINE_HI,
-    COL_LOW, COL_HIGH, N_COLS
+    COL_LOW, COL_HIGH, COL_FAMILY, N_COLS
 };
 
 static const char *col_names[N_COLS] = {
     "task", "model", "params", "score", "lo", "hi", "variant", "metric",
-    "flops", "tokens", "n", "baseline", "baseline_hi", "low", "high",
+    "flops", "tokens", "n", "baseline", "baseline_hi", "low", "high", "family",
 };
-
-typedef struct csv_row {
-    char **f;   /* field texts, owned */
-    int *col;   /* 1-based column of each field's first character */
-    int n, cap;
-    int line;   /* line where the row starts */
-} csv_row;
-
-static void row_clear(csv_row *r)
-{
-    for (int i = 0; i < r->n; i++)
-        free(r->f[i]);
-    r->n = 0;
-}
-
-static void row_free(csv_row *r)
-{
-    row_clear(r);
-    free(r->f);
-    free(r->col);
-}
-
-static void row_push(csv_row *r, em_buf *b, int col)
-{
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 16;
-        r->f = em_realloc(r->f, sizeof(char *) * (size_t)r->cap);
-        r->col = em_realloc(r->col, sizeof(int) * (size_t)r->cap);
-    }
-    r->f[r->n] = em_buf_take(b);
-    r->col[r->n++] = col;
-}
-
-/* Reads one record at *pp into r. Returns 1 for a row, 0 at the end of
- * the text, -1 on a malformed quote. Blank lines are skipped. */
-static int csv_next(const char **pp, int *line, csv_row *r, const char *path,
-                    em_err *err)
-{
-    const char *p = *pp;
-    while (*p == '\n' || *p == '\r') { /* blank lines */
-        if (*p == '\n')
-            (*line)++;
-        p++;
-    }
-    if (!*p) {
-        *pp = p;
-        return 0;
-    }
-    row_clear(r);
-    r->line = *line;
-    const char *line_start = p;
-    em_buf b = {0};
-    for (;;) {
-        int col = (int)(p - line_start) + 1;
-        em_buf_puts(&b, "");
-        if (*p == '"') {
-            int qline = *line;
-            for (p++;; p++) {
-                if (!*p) {
-                    em_buf_free(&b);
-                    return em_errorf(err, "%s:%d:%d: unterminated quoted "
-                                          "field", path, qline, col);
-                }
-                if (*p == '"' && p[1] == '"') {
-                    em_buf_putc(&b, '"');
-                    p++;
-                } else if (*p == '"') {
-                    p++;
-                    break;
-                } else {
-                    if (*p == '\n') {
-                        (*line)++;
-                        line_start = p + 1;
-                    }
-                    em_buf_putc(&b, *p);
-                }
-            }
-        }
-        while (*p && *p != ',' && *p != '\n' && !(*p == '\r' && p[1] == '\n'))
-            em_buf_putc(&b, *p++);
-        row_push(r, &b, col);
-        if (*p == ',') {
-            p++;
-            continue;
-        }
-        if (*p == '\r')
-            p++;
-        if (*p == '\n') {
-            p++;
-            (*line)++;
-        }
-        break;
-    }
-    *pp = p;
-    return 1;
-}
 
 /* Field text without surrounding spaces (in place). */
 static char *trim(char *s)
@@ -138,28 +46,29 @@ static char *trim(char *s)
     return s;
 }
 
-/* Maps header columns to COL_* ids; map[i] = -1 never happens (unknown
- * columns are an error, so typos are caught). */
-static int read_header(csv_row *h, const char *path, int *map, int *where,
+/* Where each COL_* is in the header (-1: absent); an unknown column is an
+ * error, so typos are caught. family is known only when families is set. */
+static int read_header(csv_row *h, const char *path, int families, int *where,
                        em_err *err)
 {
+    int known = families ? N_COLS : COL_FAMILY;
     for (int c = 0; c < N_COLS; c++)
         where[c] = -1;
     for (int i = 0; i < h->n; i++) {
         char *name = trim(h->f[i]);
         int c = 0;
-        while (c < N_COLS && strcmp(col_names[c], name))
+        while (c < known && strcmp(col_names[c], name))
             c++;
-        if (c == N_COLS)
+        if (c == known)
             return em_errorf(err, "%s:%d:%d: unknown column '%s' (known: task, "
                              "model, params, score, lo, hi, variant, metric, "
                              "flops, tokens, n, baseline, baseline_hi, low, "
-                             "high)", path, h->line, h->col[i], name);
+                             "high%s)", path, h->line, h->col[i], name,
+                             families ? ", family" : "");
         if (where[c] >= 0)
             return em_errorf(err, "%s:%d:%d: column '%s' appears twice", path,
                              h->line, h->col[i], name);
         where[c] = i;
-        map[i] = c;
     }
     for (int c = COL_TASK; c <= COL_SCORE; c++)
         if (where[c] < 0)
@@ -220,28 +129,47 @@ static int field_text(const row_ctx *x, int c, int required, em_err *err)
     return 0;
 }
 
-/* The series for (task, variant, metric), added when new. */
-static scaling_series *series_for(scaling_series **v, int *n, int *cap,
-                                  const char *task, const char *variant,
-                                  const char *metric)
+/* The series read so far, with what the reader keeps beside each. */
+typedef struct series_extra {
+    int cap;                     /* capacity of pts */
+    int has_low, has_high, has_base, has_base_hi;
+    char *family;                /* the family column's value, or NULL */
+} series_extra;
+
+typedef struct series_set {
+    scaling_series *v;
+    series_extra *ex;
+    int n, cap;
+} series_set;
+
+/* The series for the row's (task, variant, metric, family), added when
+ * new. */
+static int series_for(series_set *set, const row_ctx *x)
 {
-    for (int i = 0; i < *n; i++) {
-        scaling_series *s = &(*v)[i];
+    const char *task = field(x, COL_TASK), *variant = field(x, COL_VARIANT),
+               *metric = field(x, COL_METRIC), *family = field(x, COL_FAMILY);
+    for (int i = 0; i < set->n; i++) {
+        const scaling_series *s = &set->v[i];
+        const char *f = set->ex[i].family;
         if (!strcmp(s->task, task) && !strcmp(s->variant, variant) &&
-            !strcmp(s->metric, metric))
-            return s;
+            !strcmp(s->metric, metric) && !strcmp(f ? f : "", family))
+            return i;
     }
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 8;
-        *v = em_realloc(*v, sizeof(scaling_series) * (size_t)*cap);
+    if (set->n == set->cap) {
+        set->cap = set->cap ? set->cap * 2 : 8;
+        set->v = em_realloc(set->v, sizeof *set->v * (size_t)set->cap);
+        set->ex = em_realloc(set->ex, sizeof *set->ex * (size_t)set->cap);
     }
-    scaling_series *s = &(*v)[(*n)++];
+    scaling_series *s = &set->v[set->n];
     memset(s, 0, sizeof *s);
+    memset(&set->ex[set->n], 0, sizeof *set->ex);
     s->task = em_strdup(task);
     s->variant = em_strdup(variant);
     s->metric = em_strdup(metric);
     s->random_baseline = s->random_hi = NAN;
-    return s;
+    if (x->where[COL_FAMILY] >= 0)
+        set->ex[set->n].family = em_strdup(family);
+    return set->n++;
 }
 
 /* Series-wide values: the first row that gives one sets it. */
@@ -253,42 +181,43 @@ static void set_once(double *dst, double v, int *given)
     }
 }
 
-typedef struct series_extra {
-    int cap;                     /* capacity of pts */
-    int has_low, has_high, has_base, has_base_hi;
-} series_extra;
-
-static int add_row(const row_ctx *x, scaling_series **v, series_extra **ex,
-                   int *n, int *cap, em_err *err)
-{
+/* The row's numbers, checked. */
+typedef struct row_nums {
     double params, score, lo, hi, flops, tokens, cnt, base, base_hi, low, high;
+} row_nums;
+
+static int read_nums(const row_ctx *x, row_nums *v, em_err *err)
+{
     if (field_text(x, COL_TASK, 1, err) || field_text(x, COL_MODEL, 1, err) ||
-        field_num(x, COL_PARAMS, 1, &params, err) ||
-        field_num(x, COL_SCORE, 1, &score, err) ||
-        field_num(x, COL_LO, 0, &lo, err) || field_num(x, COL_HI, 0, &hi, err) ||
-        field_num(x, COL_FLOPS, 0, &flops, err) ||
-        field_num(x, COL_TOKENS, 0, &tokens, err) ||
-        field_num(x, COL_N, 0, &cnt, err) ||
-        field_num(x, COL_BASELINE, 0, &base, err) ||
-        field_num(x, COL_BASELINE_HI, 0, &base_hi, err) ||
-        field_num(x, COL_LOW, 0, &low, err) ||
-        field_num(x, COL_HIGH, 0, &high, err))
+        field_num(x, COL_PARAMS, 1, &v->params, err) ||
+        field_num(x, COL_SCORE, 1, &v->score, err) ||
+        field_num(x, COL_LO, 0, &v->lo, err) || field_num(x, COL_HI, 0, &v->hi, err) ||
+        field_num(x, COL_FLOPS, 0, &v->flops, err) ||
+        field_num(x, COL_TOKENS, 0, &v->tokens, err) ||
+        field_num(x, COL_N, 0, &v->cnt, err) ||
+        field_num(x, COL_BASELINE, 0, &v->base, err) ||
+        field_num(x, COL_BASELINE_HI, 0, &v->base_hi, err) ||
+        field_num(x, COL_LOW, 0, &v->low, err) ||
+        field_num(x, COL_HIGH, 0, &v->high, err))
         return -1;
-    if (params <= 0)
+    if (v->params <= 0)
         return em_errorf(err, "%s:%d:%d: field 'params': %g is not a positive "
                          "parameter count", x->path, x->r->line,
-                         field_col(x, COL_PARAMS), params);
-    if (isnan(lo) != isnan(hi) || (!isnan(lo) && lo > hi))
+                         field_col(x, COL_PARAMS), v->params);
+    if (isnan(v->lo) != isnan(v->hi) || (!isnan(v->lo) && v->lo > v->hi))
         return em_errorf(err, "%s:%d:%d: fields 'lo'/'hi': need both, with "
                          "lo <= hi", x->path, x->r->line, field_col(x, COL_LO));
-    int old_cap = *cap;
-    scaling_series *s = series_for(v, n, cap, field(x, COL_TASK),
-                                   field(x, COL_VARIANT), field(x, COL_METRIC));
-    if (*cap != old_cap)
-        *ex = em_realloc(*ex, sizeof(series_extra) * (size_t)*cap);
-    series_extra *e = &(*ex)[s - *v];
-    if (s->n == 0 && s->pts == NULL)
-        memset(e, 0, sizeof *e);
+    return 0;
+}
+
+static int add_row(const row_ctx *x, series_set *set, em_err *err)
+{
+    row_nums v;
+    if (read_nums(x, &v, err) != 0)
+        return -1;
+    int k = series_for(set, x);
+    scaling_series *s = &set->v[k];
+    series_extra *e = &set->ex[k];
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->pts[i].model, field(x, COL_MODEL)))
             return em_errorf(err, "%s:%d:%d: field 'model': '%s' appears twice "
@@ -300,17 +229,19 @@ static int add_row(const row_ctx *x, scaling_series **v, series_extra **ex,
     }
     scaling_point *p = &s->pts[s->n++];
     p->model = em_strdup(field(x, COL_MODEL));
-    p->params = params;
-    p->flops = !isnan(flops) ? flops : !isnan(tokens) ? 6 * params * tokens : 0;
-    p->score = score;
-    p->lo = lo;
-    p->hi = hi;
-    p->n = isnan(cnt) ? 0 : (int)cnt;
+    p->params = v.params;
+    p->flops = !isnan(v.flops) ? v.flops
+             : !isnan(v.tokens) ? 6 * v.params * v.tokens : 0;
+    p->score = v.score;
+    p->lo = v.lo;
+    p->hi = v.hi;
+    p->n = isnan(v.cnt) ? 0 : (int)v.cnt;
     p->step = 0;
-    set_once(&s->random_baseline, base, &e->has_base);
-    set_once(&s->random_hi, base_hi, &e->has_base_hi);
-    set_once(&s->low_score, low, &e->has_low);
-    set_once(&s->high_score, high, &e->has_high);
+    p->n_truncated = 0;
+    set_once(&s->random_baseline, v.base, &e->has_base);
+    set_once(&s->random_hi, v.base_hi, &e->has_base_hi);
+    set_once(&s->low_score, v.low, &e->has_low);
+    set_once(&s->high_score, v.high, &e->has_high);
     return 0;
 }
 
@@ -327,21 +258,19 @@ static void sort_by_params(scaling_series *s)
     }
 }
 
-static int parse_rows(const char *path, const char *text, scaling_series **v,
-                      int *n, em_err *err)
+static int parse_rows(const char *path, const char *text, int families,
+                      series_set *set, em_err *err)
 {
     csv_row r = {0};
-    int line = 1, cap = 0, rc, *map = NULL, where[N_COLS];
-    series_extra *ex = NULL;
+    int line = 1, rc, where[N_COLS];
     const char *p = text;
     rc = csv_next(&p, &line, &r, path, err);
     if (rc == 0)
         rc = em_errorf(err, "%s: empty file (expected a header row: "
-                       "task,model,params,score)", path);
-    if (rc > 0) {
-        map = em_malloc(sizeof(int) * (size_t)r.n);
-        rc = read_header(&r, path, map, where, err) ? -1 : 1;
-    }
+                       "task,model,params,score%s)", path,
+                       families ? "[,family]" : "");
+    if (rc > 0)
+        rc = read_header(&r, path, families, where, err) ? -1 : 1;
     int ncols = r.n, rows = 0;
     while (rc > 0 && (rc = csv_next(&p, &line, &r, path, err)) > 0) {
         if (r.n != ncols) {
@@ -350,42 +279,58 @@ static int parse_rows(const char *path, const char *text, scaling_series **v,
             break;
         }
         row_ctx x = {path, &r, where};
-        if (add_row(&x, v, &ex, n, &cap, err))
+        if (add_row(&x, set, err))
             rc = -1;
         rows++;
     }
     if (rc == 0 && rows == 0)
         rc = em_errorf(err, "%s: no data rows after the header", path);
-    free(ex);
-    free(map);
-    row_free(&r);
+    csv_row_free(&r);
     return rc < 0 ? -1 : 0;
 }
 
-int scaling_read_csv(const char *path, scaling_series **out, int *n,
-                     em_err *err)
+int scaling_read_csv_families(const char *path, scaling_series **out,
+                              char ***families, int *n, em_err *err)
 {
     char *text;
     size_t len;
     *out = NULL;
     *n = 0;
+    if (families)
+        *families = NULL;
     if (em_read_file(path, &text, &len, err))
         return -1;
     if (memchr(text, '\0', len)) {
         free(text);
         return em_errorf(err, "%s: binary data (NUL byte) in a CSV file", path);
     }
-    scaling_series *v = NULL;
-    int nv = 0;
-    int rc = parse_rows(path, text, &v, &nv, err);
+    series_set set = {0};
+    int rc = parse_rows(path, text, families != NULL, &set, err);
     free(text);
+    char **fam = families && set.n ? em_calloc((size_t)set.n, sizeof *fam) : NULL;
+    for (int i = 0; i < set.n; i++) {
+        if (fam && rc == 0)
+            fam[i] = set.ex[i].family;
+        else
+            free(set.ex[i].family);
+    }
+    free(set.ex);
     if (rc) {
-        scaling_series_free(v, nv);
+        free(fam);
+        scaling_series_free(set.v, set.n);
         return -1;
     }
-    for (int i = 0; i < nv; i++)
-        sort_by_params(&v[i]);
-    *out = v;
-    *n = nv;
+    for (int i = 0; i < set.n; i++)
+        sort_by_params(&set.v[i]);
+    *out = set.v;
+    *n = set.n;
+    if (families)
+        *families = fam;
     return 0;
+}
+
+int scaling_read_csv(const char *path, scaling_series **out, int *n,
+                     em_err *err)
+{
+    return scaling_read_csv_families(path, out, NULL, n, err);
 }

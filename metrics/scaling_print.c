@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/csv.h"
 #include "metrics/metric.h"
 
 /* 70M, 1.4B, 6.9B, 12B: what people call model sizes. */
@@ -139,30 +140,6 @@ static void print_md(FILE *f, const scaling_series *s, int axis_flops)
             r.linearity, b, e, r.slope, flags_text(&r));
 }
 
-void scaling_csv_field(FILE *f, const char *s)
-{
-    s = s ? s : "";
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static void csv_num(FILE *f, double v)
-{
-    if (isnan(v))
-        fputc(',', f);
-    else
-        fprintf(f, ",%.17g", v);
-}
-
 static void print_csv_series(FILE *f, const scaling_series *s, int axis_flops)
 {
     scaling_result r;
@@ -176,20 +153,20 @@ static void print_csv_series(FILE *f, const scaling_series *s, int axis_flops)
     int *ord = scaling_axis_order(s, axis_flops);
     for (int i = 0; i < s->n; i++) {
         const scaling_point *p = &s->pts[ord[i]];
-        scaling_csv_field(f, s->task);
+        csv_field_file(f, s->task);
         fputc(',', f);
-        scaling_csv_field(f, s->variant);
+        csv_field_file(f, s->variant);
         fputc(',', f);
-        scaling_csv_field(f, s->metric);
+        csv_field_file(f, s->metric);
         fputc(',', f);
-        scaling_csv_field(f, p->model);
-        csv_num(f, p->params);
-        csv_num(f, p->flops);
-        csv_num(f, p->score);
-        csv_num(f, p->lo);
-        csv_num(f, p->hi);
+        csv_field_file(f, p->model);
+        csv_num_file(f, p->params, 17);
+        csv_num_file(f, p->flops, 17);
+        csv_num_file(f, p->score, 17);
+        csv_num_file(f, p->lo, 17);
+        csv_num_file(f, p->hi, 17);
         fprintf(f, ",%d", p->n);
-        csv_num(f, norm(s, p->score));
+        csv_num_file(f, norm(s, p->score), 17);
         fprintf(f, ",%.17g,%s,%s,%d,%d,%.17g\n", r.linearity, b, e, r.inverse,
                 r.u_shape, r.slope);
     }

@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/csv.h"
 #include "reports/escape.h"
 
 static const char *const palette[] = {"#1f77b4", "#d95f02", "#1b9e77", "#7570b3",
@@ -136,43 +137,36 @@ void report_fig_free(report_fig *f)
 
 /* ---- CSV ------------------------------------------------------------------- */
 
-static void csv_num(em_buf *b, double v)
-{
-    em_buf_putc(b, ',');
-    if (isfinite(v))
-        em_buf_printf(b, "%.17g", v);
-}
-
 static void csv_fig(const report_fig *f, const char *panel, em_buf *b)
 {
     for (int i = 0; i < f->n_lines; i++) {
         const report_line *l = &f->lines[i];
         for (int j = 0; j < l->n; j++) {
-            report_csv_field(b, panel);
+            csv_field(b, panel);
             em_buf_putc(b, ',');
-            report_csv_field(b, l->title);
+            csv_field(b, l->title);
             em_buf_putc(b, ',');
-            report_csv_field(b, l->labels[j]);
-            csv_num(b, l->x[j]);
-            csv_num(b, l->y[j]);
-            csv_num(b, l->lo[j]);
-            csv_num(b, l->hi[j]);
+            csv_field(b, l->labels[j]);
+            csv_num(b, l->x[j], 17);
+            csv_num(b, l->y[j], 17);
+            csv_num(b, l->lo[j], 17);
+            csv_num(b, l->hi[j], 17);
             em_buf_putc(b, '\n');
         }
     }
     if (isfinite(f->baseline)) {
-        report_csv_field(b, panel);
+        csv_field(b, panel);
         em_buf_puts(b, ",random baseline,");
-        csv_num(b, NAN);
-        csv_num(b, f->baseline);
+        csv_num(b, NAN, 17);
+        csv_num(b, f->baseline, 17);
         em_buf_puts(b, ",,\n");
     }
     for (int i = 0; i < f->n_marks; i++) {
-        report_csv_field(b, panel);
+        csv_field(b, panel);
         em_buf_putc(b, ',');
-        report_csv_field(b, f->mark_titles[i]);
+        csv_field(b, f->mark_titles[i]);
         em_buf_putc(b, ',');
-        csv_num(b, f->marks[i]);
+        csv_num(b, f->marks[i], 17);
         em_buf_puts(b, ",,,\n");
     }
 }

@@ -213,7 +213,7 @@ TEST(csv_families)
     free(path);
     path = write_csv("task,model,params,score\nt,a,1e6,0.5\nt,b,ten,0.5\n");
     CHECK_INT(compare_read_csv(path, &g, &n, &err), -1);
-    CHECK_HAS(err.msg, "s.csv:3:5: field 'params': 'ten' is not a number");
+    CHECK_HAS(err.msg, "s.csv:3:5: field 'params': 'ten' is not a finite number");
     free(path);
     path = write_csv("task,model,score\nt,a,0.5\n");
     CHECK_INT(compare_read_csv(path, &g, &n, &err), -1);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "base/common.h"
+#include "base/csv.h"
 #include "reports/escape.h"
 #include "reports/figures.h"
 #include "reports/plot.h"
@@ -87,9 +88,9 @@ TEST(test_escape)
     report_md_escape(&b, "abcdefgh", 4);
     CHECK_STR(b.s, "abcd...");
     em_buf_reset(&b);
-    report_csv_field(&b, "plain");
+    csv_field(&b, "plain");
     em_buf_putc(&b, ',');
-    report_csv_field(&b, "a,\"b\"\nc");
+    csv_field(&b, "a,\"b\"\nc");
     CHECK_STR(b.s, "plain,\"a,\"\"b\"\"\nc\"");
     em_buf_free(&b);
     char *f = report_file_name("../x y/é");

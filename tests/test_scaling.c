@@ -549,6 +549,9 @@ TEST(test_csv_errors)
     CSV_ERROR("task,model,params,score,lo,hi\nt,m,1e9,0.5,0.6,0.4\n", "lo <= hi");
     CSV_ERROR("task,model,params,score\n\n,m,1e9,0.5\n", ":3:1: field 'task' is empty");
     CSV_ERROR("task,model,params,score\r\nt,m,1e9,nan\r\n", "'nan' is not a finite");
+    CSV_ERROR("task,model,params,score\nt,\"m\"x,1e9,0.5\n", ":2:6: text after a quoted field");
+    CSV_ERROR("task,model,params,score\nt,m\r,1e9,0.5\n", ":2:4: carriage return without");
+    CSV_ERROR("task,model,params,score,family\nt,m,1e9,0.5,A\n", "unknown column 'family'");
     scaling_series *s;
     int n;
     em_err e;
