@@ -60,9 +60,16 @@ static int no_operands(const cli_cmd *c, int argc, char **argv, int first,
 
 /* ---- plot ------------------------------------------------------------------ */
 
-typedef struct plot_args {
+/* What plot and report both take: the database, the output directory,
+ * the task versions and the axis. */
+typedef struct fig_args {
     const char *db, *out, *task_version;
-    int axis_flops, png, svg;
+    int axis_flops;
+} fig_args;
+
+typedef struct plot_args {
+    fig_args f;
+    int png, svg;
 } plot_args;
 
 static const char plot_help[] =
@@ -72,10 +79,12 @@ static const char plot_help[] =
     "(multiple choice)\nand DIR/overview, each as .png/.svg (gnuplot), "
     ".csv (the data) and .gp (the script).\n";
 
+/* The options of fig_args (below). */
+#define FIG_OPTIONS OPTION("db", OPT_DB), OPTION("out", OPT_OUT), \
+    OPTION("task-version", OPT_TASK_VERSION), OPTION("axis", OPT_AXIS)
+
 static const cli_cmd plot_cmd = {"plot", plot_help, (const struct option[]){
-    OPTION("db", OPT_DB), OPTION("out", OPT_OUT),
-    OPTION("task-version", OPT_TASK_VERSION), OPTION("axis", OPT_AXIS),
-    OPTION("format", OPT_FORMAT), {0}}, 0};
+    FIG_OPTIONS, OPTION("format", OPT_FORMAT), {0}}, 0};
 
 /* Shared by plot and report: --axis. */
 static int parse_axis(const char *cmd, const char *v, int *flops)
@@ -88,9 +97,10 @@ static int parse_axis(const char *cmd, const char *v, int *flops)
     return -1;
 }
 
-static int plot_opt(void *ctx, int key, const char *v)
+/* One of fig_args' options: 0 taken, -1 bad value (message printed),
+ * 1 not one of them. */
+static int fig_opt(const char *cmd, fig_args *a, int key, const char *v)
 {
-    plot_args *a = ctx;
     if (key == OPT_DB)
         a->db = v;
     else if (key == OPT_TASK_VERSION)
@@ -98,15 +108,33 @@ static int plot_opt(void *ctx, int key, const char *v)
     else if (key == OPT_OUT)
         a->out = v;
     else if (key == OPT_AXIS)
-        return parse_axis("plot", v, &a->axis_flops);
-    else {
-        a->png = !strcmp(v, "png") || !strcmp(v, "both");
-        a->svg = !strcmp(v, "svg") || !strcmp(v, "both");
-        if (!a->png && !a->svg) {
-            fprintf(stderr, "emerge plot: --format must be png, svg or both, "
-                    "not '%s'\n", v);
-            return -1;
-        }
+        return parse_axis(cmd, v, &a->axis_flops);
+    else
+        return 1;
+    return 0;
+}
+
+/* cli_parse for plot and report, then no operands and --db, --out. */
+static int fig_parse(const cli_cmd *c, int argc, char **argv, cli_opt_fn fn,
+                     void *ctx, const fig_args *f)
+{
+    int first, p = cli_parse(c, argc, argv, fn, ctx, &first);
+    return p ? p : no_operands(c, argc, argv, first, f->db && f->out,
+                               "--db and --out");
+}
+
+static int plot_opt(void *ctx, int key, const char *v)
+{
+    plot_args *a = ctx;
+    int rc = fig_opt("plot", &a->f, key, v);
+    if (rc <= 0)
+        return rc;
+    a->png = !strcmp(v, "png") || !strcmp(v, "both");
+    a->svg = !strcmp(v, "svg") || !strcmp(v, "both");
+    if (!a->png && !a->svg) {
+        fprintf(stderr, "emerge plot: --format must be png, svg or both, "
+                "not '%s'\n", v);
+        return -1;
     }
     return 0;
 }
@@ -115,9 +143,7 @@ static int plot_parse(int argc, char **argv, plot_args *a)
 {
     memset(a, 0, sizeof *a);
     a->png = 1;
-    int first, p = cli_parse(&plot_cmd, argc, argv, plot_opt, a, &first);
-    return p ? p : no_operands(&plot_cmd, argc, argv, first, a->db && a->out,
-                               "--db and --out");
+    return fig_parse(&plot_cmd, argc, argv, plot_opt, a, &a->f);
 }
 
 int cmd_plot(int argc, char **argv)
@@ -128,18 +154,18 @@ int cmd_plot(int argc, char **argv)
         return cli_exit(p);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.db, a.axis_flops, a.task_version, &d, &err) != 0) {
+    if (report_data_load(a.f.db, a.f.axis_flops, a.f.task_version, &d, &err) != 0) {
         fprintf(stderr, "emerge plot: %s\n", err.msg);
         return 2;
     }
     report_fig *figs;
     int n;
     report_figures(&d, &figs, &n);
-    int rc = report_plot_write(figs, n, a.out, a.png, a.svg, &err);
+    int rc = report_plot_write(figs, n, a.f.out, a.png, a.svg, &err);
     if (rc != 0)
         fprintf(stderr, "emerge plot: %s\n", err.msg);
     else
-        printf("%d figures in %s/\n", n, a.out);
+        printf("%d figures in %s/\n", n, a.f.out);
     for (int i = 0; i < n; i++)
         report_fig_free(&figs[i]);
     free(figs);
@@ -160,35 +186,28 @@ static const char report_help[] =
     "\n";
 
 static const cli_cmd report_cmd = {"report", report_help, (const struct option[]){
-    OPTION("db", OPT_DB), OPTION("out", OPT_OUT),
-    OPTION("task-version", OPT_TASK_VERSION), OPTION("axis", OPT_AXIS),
-    OPTION("examples", OPT_EXAMPLES), {0}}, 0};
+    FIG_OPTIONS, OPTION("examples", OPT_EXAMPLES), {0}}, 0};
 
 typedef struct report_args {
-    const char *db, *out, *task_version;
-    int axis_flops, examples;
+    fig_args f;
+    int examples;
 } report_args;
 
 static int report_opt(void *ctx, int key, const char *v)
 {
     report_args *a = ctx;
     double x;
-    if (key == OPT_DB)
-        a->db = v;
-    else if (key == OPT_TASK_VERSION)
-        a->task_version = v;
-    else if (key == OPT_OUT)
-        a->out = v;
-    else if (key == OPT_AXIS)
-        return parse_axis("report", v, &a->axis_flops);
-    else if (opt_number("report", "--examples", v, &x) != 0)
+    int rc = fig_opt("report", &a->f, key, v);
+    if (rc <= 0)
+        return rc;
+    if (opt_number("report", "--examples", v, &x) != 0)
         return -1;
-    else if (x < 0 || x > 100 || x != (int)x) {
+    if (x < 0 || x > 100 || x != (int)x) {
         fprintf(stderr, "emerge report: --examples must be an integer "
                 "from 0 to 100\n");
         return -1;
-    } else
-        a->examples = (int)x;
+    }
+    a->examples = (int)x;
     return 0;
 }
 
@@ -196,18 +215,16 @@ static int report_parse(int argc, char **argv, report_args *a)
 {
     memset(a, 0, sizeof *a);
     a->examples = 3;
-    int first, p = cli_parse(&report_cmd, argc, argv, report_opt, a, &first);
-    return p ? p : no_operands(&report_cmd, argc, argv, first, a->db && a->out,
-                               "--db and --out");
+    return fig_parse(&report_cmd, argc, argv, report_opt, a, &a->f);
 }
 
 static int report_files(const report_args *a, const report_ctx *c, em_err *err)
 {
     em_buf p = {0};
-    em_buf_printf(&p, "%s/index.html", a->out);
+    em_buf_printf(&p, "%s/index.html", a->f.out);
     int rc = report_html_write(c, p.s, err);
     em_buf_reset(&p);
-    em_buf_printf(&p, "%s/report.md", a->out);
+    em_buf_printf(&p, "%s/report.md", a->f.out);
     if (rc == 0)
         rc = report_md_write(c, p.s, err);
     em_buf_free(&p);
@@ -222,12 +239,12 @@ int cmd_report(int argc, char **argv)
         return cli_exit(p);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.db, a.axis_flops, a.task_version, &d, &err) != 0) {
+    if (report_data_load(a.f.db, a.f.axis_flops, a.f.task_version, &d, &err) != 0) {
         fprintf(stderr, "emerge report: %s\n", err.msg);
         return 2;
     }
     report_ctx c;
-    int rc = report_build(&d, a.out, a.examples, &c, &err);
+    int rc = report_build(&d, a.f.out, a.examples, &c, &err);
     if (rc == 0) {
         if (c.figures_note)
             fprintf(stderr, "emerge report: warning: %s\n", c.figures_note);
@@ -237,7 +254,7 @@ int cmd_report(int argc, char **argv)
     if (rc != 0)
         fprintf(stderr, "emerge report: %s\n", err.msg);
     else
-        printf("%s/index.html, %s/report.md\n", a.out, a.out);
+        printf("%s/index.html, %s/report.md\n", a.f.out, a.f.out);
     report_data_free(&d);
     return rc ? 2 : 0;
 }
