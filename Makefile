@@ -102,13 +102,13 @@ $(BUILD)/asan/%.o: %.c | $(DEPS_OK)
 # runs.version). Outside a git checkout: a VERSION file, else "unknown".
 EMERGE_COMMIT := $(shell [ -e .git ] && git describe --always --dirty \
                    --abbrev=12 2>/dev/null | tr -cd '0-9A-Za-z._+-')
-EMERGE_COMMIT := $(or $(EMERGE_COMMIT),$(shell tr -cd '0-9A-Za-z._+-' \
-                   <VERSION 2>/dev/null),unknown)
+EMERGE_COMMIT := $(or $(EMERGE_COMMIT),$(shell [ -f VERSION ] && \
+                   tr -cd '0-9A-Za-z._+-' <VERSION),unknown)
 $(BUILD)/commit: FORCE
 	$(call em_stamp,$@,$(EMERGE_COMMIT))
 VERSION_OBJ := $(BUILD)/rel/base/version.o $(BUILD)/asan/base/version.o
 $(VERSION_OBJ): $(BUILD)/commit
-$(VERSION_OBJ): EM_CPPFLAGS += -DEMERGE_COMMIT='"$(EMERGE_COMMIT)"'
+$(VERSION_OBJ): private EM_CPPFLAGS += -DEMERGE_COMMIT='"$(EMERGE_COMMIT)"'
 
 # The Makefile is a prerequisite: a file moved between layers changes the
 # member list without making any object newer than the archive.
