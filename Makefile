@@ -1,10 +1,20 @@
 # emerge - Makefile
 #
-#   make            build ./emerge (release, -O2)
+#   make            build ./emerge (release, -O2); never installs packages:
+#                   when one is missing it names it and says `make deps`
 #   make test       install missing packages, build the ASan+UBSan variant,
 #                   run every test; last line "N passed, N failed"
 #   make bench      benchmarks (figures and ratios against a reference)
 #   make deps       install missing Debian packages (apt-get)
+#   make man        build/emerge.1 from the help texts (help2man)
+#   make install    PREFIX (/usr/local) and DESTDIR: bin/emerge, the CUDA
+#                   plugin (when built) in lib/emerge/, the man page and
+#                   the bash completion; `make uninstall` removes them
+#
+# CFLAGS, CPPFLAGS and LDFLAGS from the command line or the environment are
+# added after the release build's own (a packager's hardening flags); the
+# ASan build used by the tests keeps its own. ./emerge --version names the
+# source commit (git describe, else a VERSION file, else "unknown").
 #
 # Every .c in the LAYERS folders goes into libemerge.a (harness/cli/main.c
 # is the program). Each tests/test_*.c is its own test program linked
@@ -34,7 +44,7 @@
 CC      ?= cc
 BUILD   ?= build
 WARN     = -Wall -Wextra -Werror
-CPPFLAGS = -I. -D_GNU_SOURCE -DPCRE2_CODE_UNIT_WIDTH=8
+EM_CPPFLAGS = -I. -D_GNU_SOURCE -DPCRE2_CODE_UNIT_WIDTH=8
 CSTD     = -std=c11
 REL_CFLAGS  = $(CSTD) -O2 -g $(WARN) -fno-strict-aliasing
 ASAN_CFLAGS = $(CSTD) -O1 -g $(WARN) -fno-strict-aliasing \
@@ -63,17 +73,42 @@ all: emerge
 deps:
 	sh tools/deps.sh install
 
+# Only checks: installing is `make deps` (or `make test`/`make demo`).
 $(DEPS_OK): tools/deps.sh
-	@sh tools/deps.sh check || sh tools/deps.sh install
+	@sh tools/deps.sh check
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/rel/%.o: %.c | $(DEPS_OK)
+# $(call em_stamp,FILE,TEXT): FILE holds TEXT, rewritten only when TEXT
+# changes, so what depends on FILE rebuilds exactly then.
+em_stamp = @mkdir -p $(dir $1); printf '%s\n' '$2' >$1.tmp; \
+           if cmp -s $1.tmp $1; then rm -f $1.tmp; else mv $1.tmp $1; fi
+.PHONY: FORCE
+FORCE:
+
+# The release objects rebuild when the flags a packager adds change.
+REL_FLAGS = $(EM_CPPFLAGS) $(CPPFLAGS) $(REL_CFLAGS) $(CFLAGS)
+$(BUILD)/rel/flags: FORCE
+	$(call em_stamp,$@,$(REL_FLAGS))
+
+$(BUILD)/rel/%.o: %.c $(BUILD)/rel/flags | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(REL_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(REL_FLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/asan/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(EM_CPPFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+
+# The source commit, for base/version.c only (em_version(): --version and
+# runs.version). Outside a git checkout: a VERSION file, else "unknown".
+EMERGE_COMMIT := $(shell [ -e .git ] && git describe --always --dirty \
+                   --abbrev=12 2>/dev/null | tr -cd '0-9A-Za-z._+-')
+EMERGE_COMMIT := $(or $(EMERGE_COMMIT),$(shell [ -f VERSION ] && \
+                   tr -cd '0-9A-Za-z._+-' <VERSION),unknown)
+$(BUILD)/commit: FORCE
+	$(call em_stamp,$@,$(EMERGE_COMMIT))
+VERSION_OBJ := $(BUILD)/rel/base/version.o $(BUILD)/asan/base/version.o
+$(VERSION_OBJ): $(BUILD)/commit
+$(VERSION_OBJ): private EM_CPPFLAGS += -DEMERGE_COMMIT='"$(EMERGE_COMMIT)"'
 
 # The Makefile is a prerequisite: a file moved between layers changes the
 # member list without making any object newer than the archive.
@@ -84,7 +119,7 @@ $(BUILD)/asan/libemerge.a: $(ASAN_OBJ) Makefile
 	rm -f $@ && ar rcs $@ $(filter %.o,$^)
 
 emerge: $(BUILD)/rel/harness/cli/main.o $(BUILD)/rel/libemerge.a
-	$(CC) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/asan/emerge: $(BUILD)/asan/harness/cli/main.o $(BUILD)/asan/libemerge.a
 	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -95,8 +130,9 @@ $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/asan/tests/testlib.o $(B
 asan: $(BUILD)/asan/emerge $(TESTS)
 tests: asan
 
-test: $(DEPS_OK)
-	sh tools/deps.sh check-test || sh tools/deps.sh install
+test:
+	sh tools/deps.sh check && sh tools/deps.sh check-test || \
+	    sh tools/deps.sh install
 	$(MAKE) asan
 	EMERGE_BIN=$(BUILD)/asan/emerge sh tests/run.sh $(BUILD)/asan/tests
 
@@ -105,6 +141,47 @@ bench: emerge
 
 clean:
 	rm -rf $(BUILD) emerge
+
+# ---- man page, install (owner: cli) -----------------------------------
+#   EMERGE is the program documented and installed (tests/test_cli.sh
+#   points it at the ASan build so that it never compiles a release build);
+#   MANPAGE where its man page goes.
+EMERGE  ?= emerge
+MANPAGE ?= $(BUILD)/emerge.1
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(PREFIX)/bin
+LIBDIR   = $(PREFIX)/lib/emerge
+MANDIR   = $(PREFIX)/share/man/man1
+COMPDIR  = $(PREFIX)/share/bash-completion/completions
+COMPLETION = harness/cli/emerge.bash
+
+.PHONY: man install uninstall
+man: $(MANPAGE)
+
+# help2man reads `emerge --help` and `--version`; the COMMANDS section is
+# every command's own --help (tools/man-include.sh).
+$(MANPAGE): $(EMERGE) tools/man-include.sh
+	@command -v help2man >/dev/null || { echo "emerge: missing package: \
+	    help2man (run 'make deps')" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	sh tools/man-include.sh $(abspath $(EMERGE)) >$@.h2m
+	help2man --no-info --no-discard-stderr --include=$@.h2m \
+	    --name="evaluate language-model task suites across model scales" \
+	    --output=$@.tmp $(abspath $(EMERGE)) && mv $@.tmp $@
+
+install: $(EMERGE) $(MANPAGE) $(if $(filter 1,$(CUDA_ON)),$(CUDA_PLUGIN))
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(COMPDIR)
+	install -m 755 $(EMERGE) $(DESTDIR)$(BINDIR)/emerge
+	install -m 644 $(MANPAGE) $(DESTDIR)$(MANDIR)/emerge.1
+	install -m 644 $(COMPLETION) $(DESTDIR)$(COMPDIR)/emerge
+	if [ -f $(CUDA_PLUGIN) ]; then install -d $(DESTDIR)$(LIBDIR) && \
+	    install -m 755 $(CUDA_PLUGIN) $(DESTDIR)$(LIBDIR)/; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/emerge $(DESTDIR)$(MANDIR)/emerge.1 \
+	    $(DESTDIR)$(COMPDIR)/emerge $(DESTDIR)$(LIBDIR)/libemerge_cuda.so
+	-rmdir $(DESTDIR)$(LIBDIR) 2>/dev/null
 
 -include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d) $(BUILD)/asan/tests/*.d $(BUILD)/rel/harness/cli/main.d $(BUILD)/asan/harness/cli/main.d
 
@@ -119,7 +196,7 @@ FUZZ_SRC     = tests/fuzz_gguf.c backends/engine/gguf.c base/common.c
 
 $(BUILD)/fuzz/fuzz_gguf: $(FUZZ_SRC) backends/engine/gguf.h base/common.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) -lcrypto -lm
+	$(FUZZ_CC) $(EM_CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) -lcrypto -lm
 
 .PHONY: fuzz
 fuzz: $(BUILD)/fuzz/fuzz_gguf emerge
@@ -185,7 +262,7 @@ ifeq ($(CUDA_ON),1)
 CUDA_PLUGIN_OBJ := $(patsubst backends/engine/cuda/%.cu,$(BUILD)/cuda-plugin/%.o,\
                      $(wildcard backends/engine/cuda/*.cu)) \
                    $(BUILD)/cuda-plugin/cuda_gpu.o $(BUILD)/cuda-plugin/common.o
-CUDA_PLUGIN_CFLAGS = $(CPPFLAGS) -I$(CUDA_HOME)/include $(REL_CFLAGS) \
+CUDA_PLUGIN_CFLAGS = $(EM_CPPFLAGS) $(CPPFLAGS) -I$(CUDA_HOME)/include $(REL_CFLAGS) $(CFLAGS) \
                      -fPIC -fvisibility=hidden -MMD -MP
 
 $(BUILD)/cuda-plugin/%.o: backends/engine/cuda/%.cu $(wildcard backends/engine/cuda/*.h) | $(DEPS_OK)
@@ -205,7 +282,7 @@ $(BUILD)/cuda-plugin/common.o: base/common.c | $(DEPS_OK)
 # loads it.
 $(CUDA_PLUGIN): $(CUDA_PLUGIN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-z,defs -o $@ $^ -L$(CUDA_HOME)/lib64 \
+	$(CC) $(LDFLAGS) -shared -Wl,-z,defs -o $@ $^ -L$(CUDA_HOME)/lib64 \
 	    -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++ -lcrypto -lm
 
 # Order-only: the programs do not link the plugin, they load it.
@@ -234,8 +311,10 @@ bench-cuda: $(BUILD)/rel/bench/cuda_bench emerge
 #                 (default 60; 0 = all), see tasks/suite/demo.sh.
 DEMO_LIMIT ?= 60
 .PHONY: demo
-demo: emerge
+demo:
+	@sh tools/deps.sh check || sh tools/deps.sh install
 	@command -v gnuplot >/dev/null 2>&1 || sh tools/deps.sh install
+	$(MAKE) emerge
 	DEMO_LIMIT=$(DEMO_LIMIT) sh tasks/suite/demo.sh
 
 # the floor plan, for tests/test_layers.sh

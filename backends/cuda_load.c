@@ -93,10 +93,13 @@ static int search(em_err *err)
         return rc;
     }
     /* Where the Makefile puts it relative to the programs it builds:
-     * ./emerge, build/asan/emerge, build/<v>/tests/ and build/rel/bench/
-     * (levels up from the program's directory, then a subdirectory). */
+     * ./emerge, build/asan/emerge, build/<v>/tests/ and build/rel/bench/,
+     * and where `make install` puts it: PREFIX/bin/emerge finds
+     * PREFIX/lib/emerge/ (levels up from the program's directory, then a
+     * subdirectory). */
     static const struct { int up; const char *sub; } where[] = {
         {0, ""}, {0, "/build/rel"}, {1, "/rel"}, {2, "/rel"},
+        {1, "/lib/emerge"},
     };
     char dir[PATH_MAX], path[PATH_MAX + 64];
     if (exe_dir(dir, sizeof dir, err))

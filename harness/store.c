@@ -46,6 +46,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "base/version.h"
+
 struct store {
     sqlite3 *db;
     char *path;
@@ -378,7 +380,7 @@ int store_add_run(store *s, const char *command, uint64_t seed, int64_t *id,
         return -1;
     bind_text(st, 1, command);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)seed);
-    bind_text(st, 3, "emerge 0.1");
+    bind_text(st, 3, em_version());   /* release and source commit */
     int rc = step_done(s, st, "adding run", err);
     sqlite3_finalize(st);
     *id = sqlite3_last_insert_rowid(s->db);

@@ -108,7 +108,7 @@ mkdir -p "$tmp/a/b/bin"
 cp "$emerge" "$tmp/a/b/bin/emerge"
 "$tmp/a/b/bin/emerge" models --devices >"$tmp/o" 2>&1
 rc=$?
-if [ $rc -eq 0 ] && grep -q "not found (searched $tmp/a/b/bin/libemerge_cuda.so, $tmp/a/b/bin/build/rel/libemerge_cuda.so, $tmp/a/b/rel/libemerge_cuda.so, $tmp/a/rel/libemerge_cuda.so; build with nvcc: make CUDA=1" "$tmp/o"; then
+if [ $rc -eq 0 ] && grep -q "not found (searched $tmp/a/b/bin/libemerge_cuda.so, $tmp/a/b/bin/build/rel/libemerge_cuda.so, $tmp/a/b/rel/libemerge_cuda.so, $tmp/a/rel/libemerge_cuda.so, $tmp/a/b/lib/emerge/libemerge_cuda.so; build with nvcc: make CUDA=1" "$tmp/o"; then
     pass plugin_search_not_found
 else fail plugin_search_not_found "rc $rc: $(head -c 500 "$tmp/o")"; fi
 

@@ -1,11 +1,12 @@
 #!/bin/sh
 # tools/deps.sh - the Debian packages emerge needs, checked and installed.
 #   check       exit 1 when a package needed to build is missing
-#   check-test  exit 1 when a package needed by the tests is missing
+#   check-test  exit 1 when a package needed by the tests (or by `make man`:
+#               help2man) is missing
 #   install     apt-get install whatever is missing (build + test)
 set -u
 BUILD_PKGS="gcc make libcjson-dev libyaml-dev libpcre2-dev libsqlite3-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev"
-TEST_PKGS="python3 python3-nltk gnuplot-nox valgrind clang libclang-rt-14-dev chromium"
+TEST_PKGS="python3 python3-nltk gnuplot-nox valgrind clang libclang-rt-14-dev chromium help2man groff-base"
 
 missing() {
     for p in "$@"; do

@@ -17,6 +17,7 @@
 #include "backends/engine/llama2c.h"
 #include "backends/engine/quant.h"
 #include "harness/cli/cli.h"
+#include "harness/cli/cliargs.h"
 #include "base/common.h"
 
 int cmd_inspect(int argc, char **argv);
@@ -154,25 +155,36 @@ static int inspect_one(const char *path, size_t items)
     return 0;
 }
 
+static const char inspect_help[] =
+    "usage: emerge inspect [--items N] FILE.gguf...\n"
+    "Prints the GGUF version, every metadata key (arrays: type, length,\n"
+    "first N items, default 5), every tensor and the parameter count.\n";
+
+enum { OPT_ITEMS = 256, OPT_TYPE, OPT_VOCAB, OPT_SEED, OPT_NUM };
+
+static int inspect_opt(void *ctx, int key, const char *v)
+{
+    long n;
+    (void)key;
+    if (cli_long(v, &n) || n < 0) {
+        fprintf(stderr, "emerge inspect: --items wants an integer >= 0, got "
+                "'%s'\n", v);
+        return -1;
+    }
+    *(size_t *)ctx = (size_t)n;
+    return 0;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
+    const cli_cmd cmd = {"inspect", inspect_help, (const struct option[]){
+        {"items", required_argument, NULL, OPT_ITEMS}, {0}}, 0};
     size_t items = 5;
-    int i = 1, rc = 0;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--items") && i + 1 < argc) {
-            items = (size_t)strtoul(argv[++i], NULL, 10);
-        } else {
-            fprintf(stderr, "usage: emerge inspect [--items N] FILE.gguf...\n"
-                    "Prints the GGUF version, every metadata key (arrays: "
-                    "type, length,\nfirst N items, default 5), every tensor "
-                    "and the parameter count.\n");
-            return strcmp(argv[i], "--help") && strcmp(argv[i], "-h") ? 2 : 0;
-        }
-    }
-    if (i == argc) {
-        fprintf(stderr, "usage: emerge inspect [--items N] FILE.gguf...\n");
-        return 2;
-    }
+    int i, rc = 0, p = cli_parse(&cmd, argc, argv, inspect_opt, &items, &i);
+    if (p)
+        return cli_exit(p);
+    if (i == argc)
+        return cli_usage_error(&cmd, 1, "no file given");
     for (; i < argc; i++) {
         if (inspect_one(argv[i], items))
             rc = 2;
@@ -201,47 +213,52 @@ static int parse_type(const char *s, ggml_type *t)
 }
 
 
-static void convert_usage(FILE *f)
+static const char convert_help[] =
+    "usage: emerge convert llama2c MODEL.bin TOKENIZER.bin -o "
+    "OUT.gguf [--type T]\n\nConverts a llama2.c checkpoint (legacy "
+    "format) and its tokenizer.bin to a\nllama-architecture GGUF "
+    "file that emerge and llama.cpp load. --type stores the\n"
+    "weight matrices as f32 (default, exact), f16, bf16, q8_0, q4_0, "
+    "q4_k or q6_k;\nnorms stay F32.\n";
+
+static const cli_cmd convert_cmd = {"convert", convert_help, (const struct option[]){
+    {"output", required_argument, NULL, 'o'},
+    {"type", required_argument, NULL, OPT_TYPE}, {0}}, 0};
+
+typedef struct convert_args {
+    const char *out;
+    ggml_type type;
+} convert_args;
+
+static int convert_opt(void *ctx, int key, const char *v)
 {
-    fprintf(f, "usage: emerge convert llama2c MODEL.bin TOKENIZER.bin -o "
-            "OUT.gguf [--type T]\n\nConverts a llama2.c checkpoint (legacy "
-            "format) and its tokenizer.bin to a\nllama-architecture GGUF "
-            "file that emerge and llama.cpp load. --type stores the\n"
-            "weight matrices as f32 (default, exact), f16, bf16, q8_0, q4_0, "
-            "q4_k or q6_k;\nnorms stay F32.\n");
+    convert_args *a = ctx;
+    if (key == 'o')
+        a->out = v;
+    else if (parse_type(v, &a->type)) {
+        fprintf(stderr, "emerge convert: unknown --type '%s'\n", v);
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_convert(int argc, char **argv)
 {
-    const char *pos[3] = {NULL, NULL, NULL}, *out = NULL;
-    ggml_type type = GGML_F32;
-    int n = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--type") && i + 1 < argc) {
-            if (parse_type(argv[++i], &type)) {
-                fprintf(stderr, "emerge convert: unknown --type '%s'\n",
-                        argv[i]);
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            convert_usage(stdout);
-            return 0;
-        } else if (argv[i][0] == '-' || n == 3) {
-            convert_usage(stderr);
-            return 2;
-        } else {
-            pos[n++] = argv[i];
-        }
-    }
-    if (n != 3 || !out || strcmp(pos[0], "llama2c")) {
-        if (n >= 1 && strcmp(pos[0], "llama2c"))
-            fprintf(stderr, "emerge convert: unknown source format '%s' "
-                    "(known: llama2c)\n", pos[0]);
-        convert_usage(stderr);
-        return 2;
-    }
+    convert_args a = {NULL, GGML_F32};
+    int i, p = cli_parse(&convert_cmd, argc, argv, convert_opt, &a, &i);
+    if (p)
+        return cli_exit(p);
+    char **pos = argv + i;
+    int n = argc - i;
+    if (n >= 1 && strcmp(pos[0], "llama2c"))
+        return cli_usage_error(&convert_cmd, 1, "unknown source format '%s' "
+                               "(known: llama2c)", pos[0]);
+    if (n != 3 || !a.out)
+        return cli_usage_error(&convert_cmd, 1, n != 3 ? "llama2c wants "
+                               "MODEL.bin and TOKENIZER.bin" : "-o OUT.gguf "
+                               "is required");
+    const char *out = a.out;
+    ggml_type type = a.type;
     llama2c_config c;
     em_err err;
     if (llama2c_convert(pos[1], pos[2], out, type, &c, &err)) {
@@ -265,9 +282,7 @@ typedef struct mk_opts {
     ggml_type type;
 } mk_opts;
 
-static void mkmodel_usage(FILE *f)
-{
-    fprintf(f,
+static const char mkmodel_help[] =
         "usage: emerge mkmodel -o OUT.gguf [options]\n"
         "\n"
         "Writes a llama-architecture GGUF with random weights (std 0.02,\n"
@@ -282,8 +297,7 @@ static void mkmodel_usage(FILE *f)
         "                  [$EMERGE_SHARED/refs/tokenizer/ggml-vocab-llama-spm.gguf]\n"
         "  --n-vocab N     instead, a synthetic SentencePiece vocabulary of N\n"
         "                  tokens (>= 259: <unk> <s> </s>, 256 bytes, words)\n"
-        "  --seed S        [1]\n");
-}
+        "  --seed S        [1]\n";
 
 static int parse_long(const char *opt, const char *s, long *out)
 {
@@ -298,47 +312,59 @@ static int parse_long(const char *opt, const char *s, long *out)
     return 0;
 }
 
-/* 0 ok, 1 --help, 2 usage error. */
+/* The numeric shape options: their val is OPT_NUM + index in mk_nums. */
+static const char *const mk_nums[] = {"n-embd", "n-layer", "n-head",
+    "n-head-kv", "n-ff", "ctx", "n-vocab"};
+
+static long *mk_num(mk_opts *o, int k)
+{
+    long *const v[] = {&o->n_embd, &o->n_layer, &o->n_head, &o->n_head_kv,
+                       &o->n_ff, &o->n_ctx, &o->n_vocab};
+    return v[k];
+}
+
+static int mk_opt(void *ctx, int key, const char *v)
+{
+    mk_opts *o = ctx;
+    char flag[32];
+    if (key == 'o')
+        o->out = v;
+    else if (key == OPT_VOCAB)
+        o->vocab_path = v;
+    else if (key == OPT_SEED)
+        o->seed = strtoull(v, NULL, 10);
+    else if (key == OPT_TYPE && !parse_type(v, &o->type))
+        o->type_name = v;
+    else if (key == OPT_TYPE) {
+        fprintf(stderr, "emerge mkmodel: bad option --type %s\n", v);
+        return -1;
+    } else {
+        snprintf(flag, sizeof flag, "--%s", mk_nums[key - OPT_NUM]);
+        return parse_long(flag, v, mk_num(o, key - OPT_NUM));
+    }
+    return 0;
+}
+
+/* CLI_OK, CLI_HELP or CLI_BAD. */
 static int mk_parse(int argc, char **argv, mk_opts *o)
 {
-    struct { const char *name; long *v; } nums[] = {
-        {"--n-embd", &o->n_embd}, {"--n-layer", &o->n_layer},
-        {"--n-head", &o->n_head}, {"--n-head-kv", &o->n_head_kv},
-        {"--n-ff", &o->n_ff}, {"--ctx", &o->n_ctx}, {"--n-vocab", &o->n_vocab},
-    };
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
-            return 1;
-        if (!v) {
-            fprintf(stderr, "emerge mkmodel: unknown option or missing "
-                    "value: %s\n", a);
-            return 2;
-        }
-        i++;
-        int done = 0;
-        for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !done; k++)
-            if (!strcmp(a, nums[k].name)) {
-                if (parse_long(a, v, nums[k].v))
-                    return 2;
-                done = 1;
-            }
-        if (done)
-            continue;
-        if (!strcmp(a, "-o"))
-            o->out = v;
-        else if (!strcmp(a, "--vocab"))
-            o->vocab_path = v;
-        else if (!strcmp(a, "--seed"))
-            o->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--type") && !parse_type(v, &o->type))
-            o->type_name = v;
-        else {
-            fprintf(stderr, "emerge mkmodel: bad option %s %s\n", a, v);
-            return 2;
-        }
-    }
-    return o->out ? 0 : 2;
+    struct option opts[8 + sizeof mk_nums / sizeof mk_nums[0]] = {
+        {"output", required_argument, NULL, 'o'},
+        {"vocab", required_argument, NULL, OPT_VOCAB},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"type", required_argument, NULL, OPT_TYPE}};
+    for (size_t k = 0; k < sizeof mk_nums / sizeof mk_nums[0]; k++)
+        opts[4 + k] = (struct option){mk_nums[k], required_argument, NULL,
+                                      OPT_NUM + (int)k};
+    const cli_cmd cmd = {"mkmodel", mkmodel_help, opts, 0};
+    int first, p = cli_parse(&cmd, argc, argv, mk_opt, o, &first);
+    if (p)
+        return p;
+    if (first < argc)
+        return cli_usage_error(&cmd, 0, "unexpected argument '%s'", argv[first]);
+    if (!o->out)
+        return cli_usage_error(&cmd, 1, "-o OUT.gguf is required");
+    return CLI_OK;
 }
 
 static int mk_check_shape(const mk_opts *o, em_err *err)
@@ -525,10 +551,8 @@ int cmd_mkmodel(int argc, char **argv)
     mk_opts o = {NULL, NULL, "f32", 768, 12, 12, 0, 2048, 2048, 0, 1,
                  GGML_F32};
     int p = mk_parse(argc, argv, &o);
-    if (p) {
-        mkmodel_usage(p == 1 ? stdout : stderr);
-        return p == 1 ? 0 : 2;
-    }
+    if (p)
+        return cli_exit(p);
     em_err err;
     double t0 = em_now();
     if (mkmodel(&o, &err)) {

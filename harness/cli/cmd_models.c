@@ -16,15 +16,35 @@
 #include "backends/backend.h"
 #include "backends/cuda_backend.h"
 #include "harness/cli/cli.h"
+#include "harness/cli/cliargs.h"
 
-static void usage(FILE *f)
+static const char models_help[] =
+    "usage: emerge models --devices | --plugin | --backends\n"
+    "  --devices   list CUDA devices (for `backend: cuda` with "
+    "`device: cuda:N`)\n"
+    "  --plugin    the CUDA plugin this emerge loads "
+    "(EMERGE_CUDA_PLUGIN overrides the search)\n"
+    "  --backends  list the backends this build registers\n";
+
+enum { OPT_DEVICES = 256, OPT_PLUGIN, OPT_BACKENDS };
+
+static const cli_cmd models_cmd = {"models", models_help, (const struct option[]){
+    {"devices", no_argument, NULL, OPT_DEVICES},
+    {"plugin", no_argument, NULL, OPT_PLUGIN},
+    {"backends", no_argument, NULL, OPT_BACKENDS}, {0}}, 0};
+
+/* The one question asked; a second is a usage error. */
+static int pick(void *ctx, int key, const char *v)
 {
-    fprintf(f, "usage: emerge models --devices | --plugin | --backends\n"
-               "  --devices   list CUDA devices (for `backend: cuda` with "
-               "`device: cuda:N`)\n"
-               "  --plugin    the CUDA plugin this emerge loads "
-               "(EMERGE_CUDA_PLUGIN overrides the search)\n"
-               "  --backends  list the backends this build registers\n");
+    (void)v;
+    int *what = ctx;
+    if (*what) {
+        fprintf(stderr, "emerge models: one of --devices, --plugin and "
+                "--backends at a time\n");
+        return -1;
+    }
+    *what = key;
+    return 0;
 }
 
 static int list_devices(void)
@@ -65,21 +85,26 @@ static int show_plugin(void)
     return 0;
 }
 
+static int list_backends(void)
+{
+    for (const char *const *n = backend_names(); *n; n++)
+        printf("%s\n", *n);
+    return 0;
+}
+
 int cmd_models(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "--devices"))
+    int what = 0, first, p = cli_parse(&models_cmd, argc, argv, pick, &what, &first);
+    if (p)
+        return cli_exit(p);
+    if (first < argc)
+        return cli_usage_error(&models_cmd, 1, "unexpected argument '%s'",
+                               argv[first]);
+    if (what == OPT_DEVICES)
         return list_devices();
-    if (argc == 2 && !strcmp(argv[1], "--plugin"))
+    if (what == OPT_PLUGIN)
         return show_plugin();
-    if (argc == 2 && !strcmp(argv[1], "--backends")) {
-        for (const char *const *n = backend_names(); *n; n++)
-            printf("%s\n", *n);
-        return 0;
-    }
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        usage(stdout);
-        return 0;
-    }
-    usage(stderr);
-    return 2;
+    if (what == OPT_BACKENDS)
+        return list_backends();
+    return cli_usage_error(&models_cmd, 1, "say what to list");
 }

@@ -39,38 +39,52 @@ static int opt_number(const char *cmd, const char *name, const char *v,
     return 0;
 }
 
-/* The end of every option chain here: an option without its value, or one
- * this command does not know. Returns -1 (bad usage). */
-static int bad_option(const char *cmd, const char *arg, int missing)
-{
-    fprintf(stderr, missing ? "emerge %s: %s needs a value\n"
-                            : "emerge %s: unknown option '%s'\n", cmd, arg);
-    return -1;
-}
+/* Options shared by plot, report and check (each takes some). */
+enum { OPT_DB = 256, OPT_OUT, OPT_TASK_VERSION, OPT_AXIS, OPT_FORMAT,
+       OPT_EXAMPLES, OPT_BASELINE, OPT_JUNIT, OPT_MARKDOWN, OPT_TOLERANCE,
+       OPT_LEVEL };
 
-/* After a parse returned nonzero: usage to stdout and exit 0 for --help
- * (parsed > 0), to stderr and exit 2 for bad usage. */
-static int usage_exit(int parsed, void (*usage)(FILE *f))
+#define OPTION(name, key) {name, required_argument, NULL, key}
+
+/* None of these commands takes operands; each has required options.
+ * CLI_OK or CLI_BAD. */
+static int no_operands(const cli_cmd *c, int argc, char **argv, int first,
+                       int have_required, const char *required)
 {
-    usage(parsed > 0 ? stdout : stderr);
-    return parsed > 0 ? 0 : 2;
+    if (first < argc)
+        return cli_usage_error(c, 0, "unexpected argument '%s'", argv[first]);
+    if (!have_required)
+        return cli_usage_error(c, 1, "%s are required", required);
+    return CLI_OK;
 }
 
 /* ---- plot ------------------------------------------------------------------ */
 
-typedef struct plot_args {
+/* What plot and report both take: the database, the output directory,
+ * the task versions and the axis. */
+typedef struct fig_args {
     const char *db, *out, *task_version;
-    int axis_flops, png, svg;
+    int axis_flops;
+} fig_args;
+
+typedef struct plot_args {
+    fig_args f;
+    int png, svg;
 } plot_args;
 
-static void plot_usage(FILE *f)
-{
-    fprintf(f, "usage: emerge plot --db RUNS.sqlite --out DIR [--axis params|flops]"
-               "\n                   [--format png|svg|both] [--task-version [TASK=]N]\n"
-               "Writes per task DIR/TASK-variants, TASK-metrics, TASK-choices "
-               "(multiple choice)\nand DIR/overview, each as .png/.svg (gnuplot), "
-               ".csv (the data) and .gp (the script).\n");
-}
+static const char plot_help[] =
+    "usage: emerge plot --db RUNS.sqlite --out DIR [--axis params|flops]\n"
+    "                   [--format png|svg|both] [--task-version [TASK=]N]\n"
+    "Writes per task DIR/TASK-variants, TASK-metrics, TASK-choices "
+    "(multiple choice)\nand DIR/overview, each as .png/.svg (gnuplot), "
+    ".csv (the data) and .gp (the script).\n";
+
+/* The options of fig_args (below). */
+#define FIG_OPTIONS OPTION("db", OPT_DB), OPTION("out", OPT_OUT), \
+    OPTION("task-version", OPT_TASK_VERSION), OPTION("axis", OPT_AXIS)
+
+static const cli_cmd plot_cmd = {"plot", plot_help, (const struct option[]){
+    FIG_OPTIONS, OPTION("format", OPT_FORMAT), {0}}, 0};
 
 /* Shared by plot and report: --axis. */
 static int parse_axis(const char *cmd, const char *v, int *flops)
@@ -83,41 +97,53 @@ static int parse_axis(const char *cmd, const char *v, int *flops)
     return -1;
 }
 
+/* One of fig_args' options: 0 taken, -1 bad value (message printed),
+ * 1 not one of them. */
+static int fig_opt(const char *cmd, fig_args *a, int key, const char *v)
+{
+    if (key == OPT_DB)
+        a->db = v;
+    else if (key == OPT_TASK_VERSION)
+        a->task_version = v;
+    else if (key == OPT_OUT)
+        a->out = v;
+    else if (key == OPT_AXIS)
+        return parse_axis(cmd, v, &a->axis_flops);
+    else
+        return 1;
+    return 0;
+}
+
+/* cli_parse for plot and report, then no operands and --db, --out. */
+static int fig_parse(const cli_cmd *c, int argc, char **argv, cli_opt_fn fn,
+                     void *ctx, const fig_args *f)
+{
+    int first, p = cli_parse(c, argc, argv, fn, ctx, &first);
+    return p ? p : no_operands(c, argc, argv, first, f->db && f->out,
+                               "--db and --out");
+}
+
+static int plot_opt(void *ctx, int key, const char *v)
+{
+    plot_args *a = ctx;
+    int rc = fig_opt("plot", &a->f, key, v);
+    if (rc <= 0)
+        return rc;
+    a->png = !strcmp(v, "png") || !strcmp(v, "both");
+    a->svg = !strcmp(v, "svg") || !strcmp(v, "both");
+    if (!a->png && !a->svg) {
+        fprintf(stderr, "emerge plot: --format must be png, svg or both, "
+                "not '%s'\n", v);
+        return -1;
+    }
+    return 0;
+}
+
 static int plot_parse(int argc, char **argv, plot_args *a)
 {
     memset(a, 0, sizeof *a);
     a->png = 1;
-    for (int i = 1; i < argc; i++) {
-        int miss = 0;
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 1;
-        if ((v = cli_value(argc, argv, &i, "--db", &miss)))
-            a->db = v;
-        else if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
-            a->task_version = v;
-        else if ((v = cli_value(argc, argv, &i, "--out", &miss)))
-            a->out = v;
-        else if ((v = cli_value(argc, argv, &i, "--axis", &miss))) {
-            if (parse_axis("plot", v, &a->axis_flops) != 0)
-                return -1;
-        } else if ((v = cli_value(argc, argv, &i, "--format", &miss))) {
-            a->png = !strcmp(v, "png") || !strcmp(v, "both");
-            a->svg = !strcmp(v, "svg") || !strcmp(v, "both");
-            if (!a->png && !a->svg) {
-                fprintf(stderr, "emerge plot: --format must be png, svg or both, "
-                        "not '%s'\n", v);
-                return -1;
-            }
-        } else {
-            return bad_option("plot", argv[i], miss);
-        }
-    }
-    if (!a->db || !a->out) {
-        fprintf(stderr, "emerge plot: --db and --out are required\n");
-        return -1;
-    }
-    return 0;
+    return fig_parse(&plot_cmd, argc, argv, plot_opt, a, &a->f);
 }
 
 int cmd_plot(int argc, char **argv)
@@ -125,21 +151,21 @@ int cmd_plot(int argc, char **argv)
     plot_args a;
     int p = plot_parse(argc, argv, &a);
     if (p != 0)
-        return usage_exit(p, plot_usage);
+        return cli_exit(p);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.db, a.axis_flops, a.task_version, &d, &err) != 0) {
+    if (report_data_load(a.f.db, a.f.axis_flops, a.f.task_version, &d, &err) != 0) {
         fprintf(stderr, "emerge plot: %s\n", err.msg);
         return 2;
     }
     report_fig *figs;
     int n;
     report_figures(&d, &figs, &n);
-    int rc = report_plot_write(figs, n, a.out, a.png, a.svg, &err);
+    int rc = report_plot_write(figs, n, a.f.out, a.png, a.svg, &err);
     if (rc != 0)
         fprintf(stderr, "emerge plot: %s\n", err.msg);
     else
-        printf("%d figures in %s/\n", n, a.out);
+        printf("%d figures in %s/\n", n, a.f.out);
     for (int i = 0; i < n; i++)
         report_fig_free(&figs[i]);
     free(figs);
@@ -149,69 +175,56 @@ int cmd_plot(int argc, char **argv)
 
 /* ---- report ---------------------------------------------------------------- */
 
-static void report_usage(FILE *f)
-{
-    fprintf(f, "usage: emerge report --db RUNS.sqlite --out DIR [--axis params|flops]"
-               "\n                     [--examples N] [--task-version [TASK=]N]\n"
-               "Writes DIR/index.html (self-contained: inline SVG figures, no "
-               "network),\nDIR/report.md and DIR/figures/ (PNG, SVG, CSV, .gp). "
-               "--examples: examples\nshown across scales per task (default 3).\n"
-               "--task-version: the task versions shown (default: per task, the "
-               "one the latest\nrun used; N alone: every task that has version N)."
-               "\n");
-}
+static const char report_help[] =
+    "usage: emerge report --db RUNS.sqlite --out DIR [--axis params|flops]"
+    "\n                     [--examples N] [--task-version [TASK=]N]\n"
+    "Writes DIR/index.html (self-contained: inline SVG figures, no "
+    "network),\nDIR/report.md and DIR/figures/ (PNG, SVG, CSV, .gp). "
+    "--examples: examples\nshown across scales per task (default 3).\n"
+    "--task-version: the task versions shown (default: per task, the "
+    "one the latest\nrun used; N alone: every task that has version N)."
+    "\n";
+
+static const cli_cmd report_cmd = {"report", report_help, (const struct option[]){
+    FIG_OPTIONS, OPTION("examples", OPT_EXAMPLES), {0}}, 0};
 
 typedef struct report_args {
-    const char *db, *out, *task_version;
-    int axis_flops, examples;
+    fig_args f;
+    int examples;
 } report_args;
+
+static int report_opt(void *ctx, int key, const char *v)
+{
+    report_args *a = ctx;
+    double x;
+    int rc = fig_opt("report", &a->f, key, v);
+    if (rc <= 0)
+        return rc;
+    if (opt_number("report", "--examples", v, &x) != 0)
+        return -1;
+    if (x < 0 || x > 100 || x != (int)x) {
+        fprintf(stderr, "emerge report: --examples must be an integer "
+                "from 0 to 100\n");
+        return -1;
+    }
+    a->examples = (int)x;
+    return 0;
+}
 
 static int report_parse(int argc, char **argv, report_args *a)
 {
     memset(a, 0, sizeof *a);
     a->examples = 3;
-    for (int i = 1; i < argc; i++) {
-        int miss = 0;
-        const char *v;
-        double x;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 1;
-        if ((v = cli_value(argc, argv, &i, "--db", &miss)))
-            a->db = v;
-        else if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
-            a->task_version = v;
-        else if ((v = cli_value(argc, argv, &i, "--out", &miss)))
-            a->out = v;
-        else if ((v = cli_value(argc, argv, &i, "--axis", &miss))) {
-            if (parse_axis("report", v, &a->axis_flops) != 0)
-                return -1;
-        } else if ((v = cli_value(argc, argv, &i, "--examples", &miss))) {
-            if (opt_number("report", "--examples", v, &x) != 0)
-                return -1;
-            if (x < 0 || x > 100 || x != (int)x) {
-                fprintf(stderr, "emerge report: --examples must be an integer "
-                        "from 0 to 100\n");
-                return -1;
-            }
-            a->examples = (int)x;
-        } else {
-            return bad_option("report", argv[i], miss);
-        }
-    }
-    if (!a->db || !a->out) {
-        fprintf(stderr, "emerge report: --db and --out are required\n");
-        return -1;
-    }
-    return 0;
+    return fig_parse(&report_cmd, argc, argv, report_opt, a, &a->f);
 }
 
 static int report_files(const report_args *a, const report_ctx *c, em_err *err)
 {
     em_buf p = {0};
-    em_buf_printf(&p, "%s/index.html", a->out);
+    em_buf_printf(&p, "%s/index.html", a->f.out);
     int rc = report_html_write(c, p.s, err);
     em_buf_reset(&p);
-    em_buf_printf(&p, "%s/report.md", a->out);
+    em_buf_printf(&p, "%s/report.md", a->f.out);
     if (rc == 0)
         rc = report_md_write(c, p.s, err);
     em_buf_free(&p);
@@ -223,15 +236,15 @@ int cmd_report(int argc, char **argv)
     report_args a;
     int p = report_parse(argc, argv, &a);
     if (p != 0)
-        return usage_exit(p, report_usage);
+        return cli_exit(p);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.db, a.axis_flops, a.task_version, &d, &err) != 0) {
+    if (report_data_load(a.f.db, a.f.axis_flops, a.f.task_version, &d, &err) != 0) {
         fprintf(stderr, "emerge report: %s\n", err.msg);
         return 2;
     }
     report_ctx c;
-    int rc = report_build(&d, a.out, a.examples, &c, &err);
+    int rc = report_build(&d, a.f.out, a.examples, &c, &err);
     if (rc == 0) {
         if (c.figures_note)
             fprintf(stderr, "emerge report: warning: %s\n", c.figures_note);
@@ -241,7 +254,7 @@ int cmd_report(int argc, char **argv)
     if (rc != 0)
         fprintf(stderr, "emerge report: %s\n", err.msg);
     else
-        printf("%s/index.html, %s/report.md\n", a.out, a.out);
+        printf("%s/index.html, %s/report.md\n", a.f.out, a.f.out);
     report_data_free(&d);
     return rc ? 2 : 0;
 }
@@ -253,64 +266,66 @@ typedef struct check_args {
     report_check_opts o;
 } check_args;
 
-static void check_usage(FILE *f)
+static const char check_help[] =
+    "usage: emerge check --baseline BASE.sqlite --db NEW.sqlite\n"
+    "                    [--tolerance T] [--level 0.95] [--junit FILE]"
+    " [--markdown FILE]\n"
+    "                    [--task-version [TASK=]N]\n"
+    "Compares the preferred score of every (task, variant, model) in "
+    "both databases.\n"
+    "A regression is a drop whose paired bootstrap CI (over the "
+    "shared example ids)\nlies below 0 at --level and that is larger "
+    "than --tolerance (absolute).\n"
+    "Exit status: 0 no regression, 1 regression, 2 error.\n";
+
+static const cli_cmd check_cmd = {"check", check_help, (const struct option[]){
+    OPTION("baseline", OPT_BASELINE), OPTION("db", OPT_DB),
+    OPTION("task-version", OPT_TASK_VERSION), OPTION("junit", OPT_JUNIT),
+    OPTION("markdown", OPT_MARKDOWN), OPTION("tolerance", OPT_TOLERANCE),
+    OPTION("level", OPT_LEVEL), {0}}, 0};
+
+static int check_number(check_args *a, int key, const char *v)
 {
-    fprintf(f, "usage: emerge check --baseline BASE.sqlite --db NEW.sqlite\n"
-               "                    [--tolerance T] [--level 0.95] [--junit FILE]"
-               " [--markdown FILE]\n"
-               "                    [--task-version [TASK=]N]\n"
-               "Compares the preferred score of every (task, variant, model) in "
-               "both databases.\n"
-               "A regression is a drop whose paired bootstrap CI (over the "
-               "shared example ids)\nlies below 0 at --level and that is larger "
-               "than --tolerance (absolute).\n"
-               "Exit status: 0 no regression, 1 regression, 2 error.\n");
+    if (key == OPT_TOLERANCE) {
+        if (opt_number("check", "--tolerance", v, &a->o.tolerance) != 0)
+            return -1;
+        if (a->o.tolerance < 0) {
+            fprintf(stderr, "emerge check: --tolerance must be >= 0\n");
+            return -1;
+        }
+        return 0;
+    }
+    if (opt_number("check", "--level", v, &a->o.level) != 0)
+        return -1;
+    if (!(a->o.level > 0 && a->o.level < 1)) {
+        fprintf(stderr, "emerge check: --level must be between 0 and 1 "
+                "(e.g. 0.95)\n");
+        return -1;
+    }
+    return 0;
 }
 
-/* 0 parsed, 1 --help, -1 bad usage (message printed). */
+static int check_opt(void *ctx, int key, const char *v)
+{
+    check_args *a = ctx;
+    switch (key) {
+    case OPT_TASK_VERSION: a->task_version = v; return 0;
+    case OPT_BASELINE: a->base = v; return 0;
+    case OPT_DB: a->db = v; return 0;
+    case OPT_JUNIT: a->junit = v; return 0;
+    case OPT_MARKDOWN: a->markdown = v; return 0;
+    }
+    return check_number(a, key, v);
+}
+
+/* CLI_OK parsed, CLI_HELP, CLI_BAD (message printed). */
 static int check_parse(int argc, char **argv, check_args *a)
 {
     memset(a, 0, sizeof *a);
     report_check_defaults(&a->o);
-    for (int i = 1; i < argc; i++) {
-        int miss = 0;
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 1;
-        if ((v = cli_value(argc, argv, &i, "--task-version", &miss)))
-            a->task_version = v;
-        else if ((v = cli_value(argc, argv, &i, "--baseline", &miss)))
-            a->base = v;
-        else if ((v = cli_value(argc, argv, &i, "--db", &miss)))
-            a->db = v;
-        else if ((v = cli_value(argc, argv, &i, "--junit", &miss)))
-            a->junit = v;
-        else if ((v = cli_value(argc, argv, &i, "--markdown", &miss)))
-            a->markdown = v;
-        else if ((v = cli_value(argc, argv, &i, "--tolerance", &miss))) {
-            if (opt_number("check", "--tolerance", v, &a->o.tolerance) != 0)
-                return -1;
-            if (a->o.tolerance < 0) {
-                fprintf(stderr, "emerge check: --tolerance must be >= 0\n");
-                return -1;
-            }
-        } else if ((v = cli_value(argc, argv, &i, "--level", &miss))) {
-            if (opt_number("check", "--level", v, &a->o.level) != 0)
-                return -1;
-            if (!(a->o.level > 0 && a->o.level < 1)) {
-                fprintf(stderr, "emerge check: --level must be between 0 and 1 "
-                        "(e.g. 0.95)\n");
-                return -1;
-            }
-        } else {
-            return bad_option("check", argv[i], miss);
-        }
-    }
-    if (!a->base || !a->db) {
-        fprintf(stderr, "emerge check: --baseline and --db are required\n");
-        return -1;
-    }
-    return 0;
+    int first, p = cli_parse(&check_cmd, argc, argv, check_opt, a, &first);
+    return p ? p : no_operands(&check_cmd, argc, argv, first, a->base && a->db,
+                               "--baseline and --db");
 }
 
 static int check_outputs(const check_args *a, const report_check *c, em_err *err)
@@ -328,7 +343,7 @@ int cmd_check(int argc, char **argv)
     check_args a;
     int p = check_parse(argc, argv, &a);
     if (p != 0)
-        return usage_exit(p, check_usage);
+        return cli_exit(p);
     em_err err = {{0}};
     store_query *qb = NULL, *qn = NULL;
     report_check c = {0};

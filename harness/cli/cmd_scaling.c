@@ -31,29 +31,38 @@
 int cmd_scaling(int argc, char **argv);
 int cmd_bleu(int argc, char **argv);
 
-/* "--name value" or "--name=value": harness/cli/cliargs.h's cli_value, under
- * the name the parsers below were written with. */
-#define opt_value cli_value
+static const char scaling_help[] =
+    "usage: emerge scaling (--db RUNS.sqlite | --scores FILE.csv)\n"
+    "                      [--format table|csv|json|md] "
+    "[--axis params|flops]\n"
+    "                      [--task T] [--variant V] [--metric M]\n"
+    "                      [--task-version [TASK=]N]\n"
+    "CSV columns (header row required): task,model,params,score"
+    "[,lo,hi][,variant][,metric]\n"
+    "  optional: flops or tokens, n, baseline, baseline_hi, low, "
+    "high\n"
+    "cross-family matching scale (table or csv):\n"
+    "  --compare FAMILY_A FAMILY_B   models named FAMILY_A... vs "
+    "FAMILY_B... (or a\n"
+    "                                'family' column in --scores)\n"
+    "  --compare-variants A,B        e.g. retrieval,standard or "
+    "cot,standard\n"
+    "  --replicates N (bootstrap, default 1000)  --seed N (default 1)\n";
 
-static void scaling_usage(FILE *f)
-{
-    fprintf(f, "usage: emerge scaling (--db RUNS.sqlite | --scores FILE.csv)\n"
-               "                      [--format table|csv|json|md] "
-               "[--axis params|flops]\n"
-               "                      [--task T] [--variant V] [--metric M]\n"
-               "                      [--task-version [TASK=]N]\n"
-               "CSV columns (header row required): task,model,params,score"
-               "[,lo,hi][,variant][,metric]\n"
-               "  optional: flops or tokens, n, baseline, baseline_hi, low, "
-               "high\n"
-               "cross-family matching scale (table or csv):\n"
-               "  --compare FAMILY_A FAMILY_B   models named FAMILY_A... vs "
-               "FAMILY_B... (or a\n"
-               "                                'family' column in --scores)\n"
-               "  --compare-variants A,B        e.g. retrieval,standard or "
-               "cot,standard\n"
-               "  --replicates N (bootstrap, default 1000)  --seed N (default 1)\n");
-}
+enum { OPT_COMPARE = 256, OPT_COMPARE_VARIANTS, OPT_REPLICATES, OPT_SEED,
+       OPT_DB, OPT_TASK_VERSION, OPT_SCORES, OPT_TASK, OPT_VARIANT, OPT_METRIC,
+       OPT_FORMAT, OPT_AXIS, OPT_REFS };
+
+#define OPTION(name, key) {name, required_argument, NULL, key}
+
+static const cli_cmd scaling_cmd = {"scaling", scaling_help, (const struct option[]){
+    OPTION("compare", OPT_COMPARE),
+    OPTION("compare-variants", OPT_COMPARE_VARIANTS),
+    OPTION("replicates", OPT_REPLICATES), OPTION("seed", OPT_SEED),
+    OPTION("db", OPT_DB), OPTION("task-version", OPT_TASK_VERSION),
+    OPTION("scores", OPT_SCORES), OPTION("task", OPT_TASK),
+    OPTION("variant", OPT_VARIANT), OPTION("metric", OPT_METRIC),
+    OPTION("format", OPT_FORMAT), OPTION("axis", OPT_AXIS), {0}}, 0};
 
 typedef struct scaling_opts {
     const char *db, *scores, *task, *variant, *metric, *task_version;
@@ -89,88 +98,106 @@ static int parse_count(const char *v, const char *name, long max, long *out)
     return 0;
 }
 
-/* 0 ok, 1 help printed, -1 error printed. */
+/* The options that only name something. */
+static int scaling_str(scaling_opts *o, int key, const char *v)
+{
+    switch (key) {
+    case OPT_DB: o->db = v; break;
+    case OPT_TASK_VERSION: o->task_version = v; break;
+    case OPT_SCORES: o->scores = v; break;
+    case OPT_TASK: o->task = v; break;
+    case OPT_VARIANT: o->variant = v; break;
+    default: o->metric = v; break;
+    }
+    return 0;
+}
+
+/* What scaling_opt works on: the options, and the words being parsed
+ * for --compare's second value. */
+typedef struct scaling_ctx {
+    scaling_opts *o;
+    int argc;
+    char **argv;
+} scaling_ctx;
+
+/* --compare A B: the second family is the word after A (getopt_long
+ * gives an option one value; optind is the next word). */
+static int parse_compare(scaling_ctx *c, const char *v)
+{
+    if (optind >= c->argc) {
+        fprintf(stderr, "emerge scaling: --compare needs two family names\n");
+        return -1;
+    }
+    c->o->cmp_a = v;
+    c->o->cmp_b = c->argv[optind++];
+    return 0;
+}
+
+static int parse_pair(scaling_opts *o, const char *v)
+{
+    const char *comma = strchr(v, ',');
+    if (!comma || comma == v || !comma[1] || strchr(comma + 1, ',')) {
+        fprintf(stderr, "emerge scaling: --compare-variants wants A,B "
+                        "(e.g. retrieval,standard), got '%s'\n", v);
+        return -1;
+    }
+    o->cmp_variants = v;
+    return 0;
+}
+
+static int scaling_opt(void *ctx, int key, const char *v)
+{
+    scaling_opts *o = ((scaling_ctx *)ctx)->o;
+    long seed;
+    switch (key) {
+    case OPT_COMPARE: return parse_compare(ctx, v);
+    case OPT_COMPARE_VARIANTS: return parse_pair(o, v);
+    case OPT_REPLICATES:
+        return parse_count(v, "--replicates", 1000000, &o->replicates);
+    case OPT_SEED:
+        if (parse_count(v, "--seed", 0x7fffffffL, &seed))
+            return -1;
+        o->seed = (unsigned long long)seed;
+        return 0;
+    case OPT_FORMAT:
+        if (parse_format(v, &o->fmt) == 0)
+            return 0;
+        fprintf(stderr, "emerge scaling: unknown format '%s' (table, "
+                        "csv, json, md)\n", v);
+        return -1;
+    case OPT_AXIS:
+        if (strcmp(v, "params") && strcmp(v, "flops")) {
+            fprintf(stderr, "emerge scaling: unknown axis '%s' (params, "
+                            "flops)\n", v);
+            return -1;
+        }
+        o->axis_flops = !strcmp(v, "flops");
+        return 0;
+    }
+    return scaling_str(o, key, v);
+}
+
+/* CLI_OK, CLI_HELP (help printed) or CLI_BAD (error printed). */
 static int scaling_parse(int argc, char **argv, scaling_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->fmt = SCALING_TABLE;
     o->replicates = 1000;
     o->seed = 1;
-    for (int i = 1; i < argc; i++) {
-        int missing = 0;
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            scaling_usage(stdout);
-            return 1;
-        } else if (!strcmp(argv[i], "--compare")) {
-            if (i + 2 >= argc) {
-                fprintf(stderr, "emerge scaling: --compare needs two family "
-                                "names\n");
-                return -1;
-            }
-            o->cmp_a = argv[++i];
-            o->cmp_b = argv[++i];
-        } else if ((v = opt_value(argc, argv, &i, "--compare-variants", &missing))) {
-            const char *comma = strchr(v, ',');
-            if (!comma || comma == v || !comma[1] || strchr(comma + 1, ',')) {
-                fprintf(stderr, "emerge scaling: --compare-variants wants A,B "
-                                "(e.g. retrieval,standard), got '%s'\n", v);
-                return -1;
-            }
-            o->cmp_variants = v;
-        } else if ((v = opt_value(argc, argv, &i, "--replicates", &missing))) {
-            if (parse_count(v, "--replicates", 1000000, &o->replicates))
-                return -1;
-        } else if ((v = opt_value(argc, argv, &i, "--seed", &missing))) {
-            long seed;
-            if (parse_count(v, "--seed", 0x7fffffffL, &seed))
-                return -1;
-            o->seed = (unsigned long long)seed;
-        } else if ((v = opt_value(argc, argv, &i, "--db", &missing))) {
-            o->db = v;
-        } else if ((v = opt_value(argc, argv, &i, "--task-version", &missing))) {
-            o->task_version = v;
-        } else if ((v = opt_value(argc, argv, &i, "--scores", &missing))) {
-            o->scores = v;
-        } else if ((v = opt_value(argc, argv, &i, "--task", &missing))) {
-            o->task = v;
-        } else if ((v = opt_value(argc, argv, &i, "--variant", &missing))) {
-            o->variant = v;
-        } else if ((v = opt_value(argc, argv, &i, "--metric", &missing))) {
-            o->metric = v;
-        } else if ((v = opt_value(argc, argv, &i, "--format", &missing))) {
-            if (parse_format(v, &o->fmt)) {
-                fprintf(stderr, "emerge scaling: unknown format '%s' (table, "
-                                "csv, json, md)\n", v);
-                return -1;
-            }
-        } else if ((v = opt_value(argc, argv, &i, "--axis", &missing))) {
-            if (strcmp(v, "params") && strcmp(v, "flops")) {
-                fprintf(stderr, "emerge scaling: unknown axis '%s' (params, "
-                                "flops)\n", v);
-                return -1;
-            }
-            o->axis_flops = !strcmp(v, "flops");
-        } else {
-            fprintf(stderr, "emerge scaling: %s '%s'\n",
-                    missing ? "missing value for" : "unknown argument",
-                    argv[i]);
-            scaling_usage(stderr);
-            return -1;
-        }
-    }
-    if (!o->db == !o->scores) {
-        fprintf(stderr, "emerge scaling: give exactly one of --db and "
-                        "--scores\n");
-        scaling_usage(stderr);
-        return -1;
-    }
-    if (o->cmp_a && o->cmp_variants) {
-        fprintf(stderr, "emerge scaling: give one of --compare and "
-                        "--compare-variants\n");
-        return -1;
-    }
-    return 0;
+    scaling_ctx c = {o, argc, argv};
+    int first, p = cli_parse(&scaling_cmd, argc, argv, scaling_opt, &c, &first);
+    if (p)
+        return p;
+    if (first < argc)
+        return cli_usage_error(&scaling_cmd, 0, "unexpected argument '%s'",
+                               argv[first]);
+    if (!o->db == !o->scores)
+        return cli_usage_error(&scaling_cmd, 1, "give exactly one of --db and "
+                               "--scores");
+    if (o->cmp_a && o->cmp_variants)
+        return cli_usage_error(&scaling_cmd, 0, "give one of --compare and "
+                               "--compare-variants");
+    return CLI_OK;
 }
 
 static int load_series(const scaling_opts *o, scaling_series **s, int *n,
@@ -314,7 +341,7 @@ int cmd_scaling(int argc, char **argv)
     scaling_opts o;
     int rc = scaling_parse(argc, argv, &o);
     if (rc)
-        return rc > 0 ? 0 : 2;
+        return cli_exit(rc);
     if (o.cmp_a || o.cmp_variants)
         return run_compare(&o);
     scaling_series *s;
@@ -387,12 +414,30 @@ static void lines_free(lines *l)
     free(l->v);
 }
 
-static void bleu_usage(FILE *f)
+static const char bleu_help[] =
+    "usage: emerge bleu REF [REF...] HYP [--score-only]\n"
+    "       emerge bleu --refs REF1,REF2,... HYP [--score-only]\n"
+    "corpus BLEU (sacrebleu defaults: 13a, exp smoothing); one "
+    "segment per line\n"
+    "  -b, --score-only  print only the score\n";
+
+static const cli_cmd bleu_cmd = {"bleu", bleu_help, (const struct option[]){
+    {"score-only", no_argument, NULL, 'b'},
+    OPTION("refs", OPT_REFS), {0}}, 0};
+
+typedef struct bleu_args {
+    int score_only;
+    const char *refs;   /* --refs (the last one given) */
+} bleu_args;
+
+static int bleu_opt(void *ctx, int key, const char *v)
 {
-    fprintf(f, "usage: emerge bleu REF [REF...] HYP [--score-only]\n"
-               "       emerge bleu --refs REF1,REF2,... HYP [--score-only]\n"
-               "corpus BLEU (sacrebleu defaults: 13a, exp smoothing); one "
-               "segment per line\n");
+    bleu_args *a = ctx;
+    if (key == 'b')
+        a->score_only = 1;
+    else
+        a->refs = v;
+    return 0;
 }
 
 /* Splits a comma-separated list onto paths[] (pointing into s). */
@@ -452,42 +497,21 @@ static int bleu_files(char **refs, int n_refs, const char *hyp,
 
 int cmd_bleu(int argc, char **argv)
 {
-    char **files = em_calloc((size_t)argc + 64, sizeof(char *));
-    char *refs_arg = NULL;
-    int n = 0, score_only = 0, n_refs = 0, rc = 0;
-    for (int i = 1; i < argc; i++) {
-        int missing = 0;
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            bleu_usage(stdout);
-            free(files);
-            return 0;
-        } else if (!strcmp(argv[i], "--score-only") || !strcmp(argv[i], "-b")) {
-            score_only = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--refs", &missing))) {
-            free(refs_arg);
-            refs_arg = em_strdup(v);
-        } else if (missing || (argv[i][0] == '-' && argv[i][1])) {
-            fprintf(stderr, "emerge bleu: %s '%s'\n",
-                    missing ? "missing value for" : "unknown option", argv[i]);
-            rc = 2;
-        } else {
-            files[n++] = argv[i];
-        }
-    }
+    bleu_args a = {0, NULL};
+    int first, p = cli_parse(&bleu_cmd, argc, argv, bleu_opt, &a, &first);
+    if (p)
+        return cli_exit(p);
+    char **files = argv + first, *refs_arg = a.refs ? em_strdup(a.refs) : NULL;
+    int n = argc - first, score_only = a.score_only, n_refs = 0, rc = 0;
     /* Positional files are REF... HYP; --refs adds references before. */
     char **all = em_calloc((size_t)argc + 64, sizeof(char *));
     if (refs_arg)
         n_refs = split_refs(refs_arg, all, 64);
     for (int i = 0; i + 1 < n; i++)
         all[n_refs++] = files[i];
-    if (!rc && (n < 1 || n_refs < 1)) {
-        fprintf(stderr, "emerge bleu: need at least one reference file and "
-                        "a hypothesis file\n");
-        rc = 2;
-    }
-    if (rc) {
-        bleu_usage(stderr);
+    if (n < 1 || n_refs < 1) {
+        rc = cli_usage_error(&bleu_cmd, 1, "need at least one reference file "
+                             "and a hypothesis file");
     } else {
         metric_bleu b;
         em_err err;
@@ -499,7 +523,6 @@ int cmd_bleu(int argc, char **argv)
         }
     }
     free(all);
-    free(files);
     free(refs_arg);
     return rc;
 }

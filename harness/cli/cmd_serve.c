@@ -12,14 +12,13 @@
 #include <string.h>
 
 #include "harness/cli/cli.h"
+#include "harness/cli/cliargs.h"
 #include "base/common.h"
 #include "harness/serve/serve.h"
 
 int cmd_serve(int argc, char **argv);
 
-static void usage(FILE *f)
-{
-    fprintf(f,
+static const char serve_help[] =
         "usage: emerge serve MODEL.gguf [options]\n"
         "\n"
         "Serves the model over HTTP with OpenAI's API: POST /v1/completions\n"
@@ -42,103 +41,112 @@ static void usage(FILE *f)
         "                  a 408; the model's time is not counted (default 10)\n"
         "  --name NAME     model id shown by /v1/models (default: file name)\n"
         "  --log           one line per failed request on stderr\n"
-        "  --stats         print request and token counts when stopping\n");
-}
+        "  --stats         print request and token counts when stopping\n";
 
-static int int_arg(const char *flag, const char *v, long lo, long hi, long *out)
+enum { OPT_HOST = 256, OPT_NAME, OPT_PORT, OPT_THREADS, OPT_CTX, OPT_MAX_BODY,
+       OPT_MAX_TOKENS, OPT_MAX_PROMPTS, OPT_MAX_CONNS, OPT_MAX_PER_IP,
+       OPT_TIMEOUT, OPT_LOG, OPT_STATS };
+
+static const cli_cmd serve_cmd = {"serve", serve_help, (const struct option[]){
+    {"host", required_argument, NULL, OPT_HOST},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"ctx", required_argument, NULL, OPT_CTX},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
+    {"max-prompts", required_argument, NULL, OPT_MAX_PROMPTS},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"max-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"log", no_argument, NULL, OPT_LOG},
+    {"stats", no_argument, NULL, OPT_STATS}, {0}}, 0};
+
+/* The integer options: their range and where the value goes. */
+typedef struct int_opt {
+    int key;
+    const char *flag;
+    long lo, hi;
+} int_opt;
+
+static const int_opt int_opts[] = {
+    {OPT_PORT, "--port", 0, 65535}, {OPT_THREADS, "--threads", 0, 256},
+    {OPT_CTX, "--ctx", 0, 1 << 20}, {OPT_MAX_BODY, "--max-body", 64, 1L << 30},
+    {OPT_MAX_TOKENS, "--max-tokens", 1, 1 << 20},
+    {OPT_MAX_PROMPTS, "--max-prompts", 1, 1 << 16},
+    {OPT_MAX_CONNS, "--max-conns", 1, 1 << 16},
+    {OPT_MAX_PER_IP, "--max-per-ip", 1, 1 << 16},
+    {OPT_TIMEOUT, "--timeout", 1, 3600},
+};
+
+typedef struct serve_args {
+    serve_opts *o;
+    int *stats;
+} serve_args;
+
+static void set_int(serve_opts *o, int key, long n)
 {
-    char *end;
-    long n = v ? strtol(v, &end, 10) : 0;
-    if (!v || end == v || *end || n < lo || n > hi) {
-        fprintf(stderr, "emerge serve: %s needs an integer in [%ld, %ld], got "
-                "'%s'\n", flag, lo, hi, v ? v : "");
-        return -1;
+    switch (key) {
+    case OPT_PORT: o->port = (int)n; break;
+    case OPT_THREADS: o->threads = (int)n; break;
+    case OPT_CTX: o->n_ctx = (int)n; break;
+    case OPT_MAX_BODY: o->max_body = (size_t)n; break;
+    case OPT_MAX_TOKENS: o->max_tokens = (int)n; break;
+    case OPT_MAX_PROMPTS: o->max_prompts = (int)n; break;
+    case OPT_MAX_CONNS: o->max_conns = (int)n; break;
+    case OPT_MAX_PER_IP: o->max_per_ip = (int)n; break;
+    default: o->timeout = (int)n; break;
     }
-    *out = n;
-    return 0;
 }
 
-static int parse_args(int argc, char **argv, serve_opts *o, int *stats)
+static int serve_opt(void *ctx, int key, const char *v)
 {
-    o->port = 8080;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    serve_args *a = ctx;
+    if (key == OPT_HOST || key == OPT_NAME)
+        *(key == OPT_HOST ? &a->o->host : &a->o->model_name) = v;
+    else if (key == OPT_LOG)
+        a->o->log = 1;
+    else if (key == OPT_STATS)
+        *a->stats = 1;
+    for (size_t k = 0; k < sizeof int_opts / sizeof int_opts[0]; k++) {
+        const int_opt *io = &int_opts[k];
         long n;
-        if (!strcmp(a, "--log")) {
-            o->log = 1;
+        if (io->key != key)
             continue;
-        }
-        if (!strcmp(a, "--stats")) {
-            *stats = 1;
-            continue;
-        }
-        if (a[0] != '-') {
-            if (o->model_path) {
-                fprintf(stderr, "emerge serve: one model only ('%s' and '%s')\n",
-                        o->model_path, a);
-                return -1;
-            }
-            o->model_path = a;
-            continue;
-        }
-        i++;
-        if (!strcmp(a, "--host") || !strcmp(a, "--name")) {
-            if (!v) {
-                fprintf(stderr, "emerge serve: %s needs a value\n", a);
-                return -1;
-            }
-            *(a[2] == 'h' ? &o->host : &o->model_name) = v;
-        } else if (!strcmp(a, "--port")) {
-            if (int_arg(a, v, 0, 65535, &n)) return -1;
-            o->port = (int)n;
-        } else if (!strcmp(a, "--threads")) {
-            if (int_arg(a, v, 0, 256, &n)) return -1;
-            o->threads = (int)n;
-        } else if (!strcmp(a, "--ctx")) {
-            if (int_arg(a, v, 0, 1 << 20, &n)) return -1;
-            o->n_ctx = (int)n;
-        } else if (!strcmp(a, "--max-body")) {
-            if (int_arg(a, v, 64, 1L << 30, &n)) return -1;
-            o->max_body = (size_t)n;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (int_arg(a, v, 1, 1 << 20, &n)) return -1;
-            o->max_tokens = (int)n;
-        } else if (!strcmp(a, "--max-prompts")) {
-            if (int_arg(a, v, 1, 1 << 16, &n)) return -1;
-            o->max_prompts = (int)n;
-        } else if (!strcmp(a, "--max-conns")) {
-            if (int_arg(a, v, 1, 1 << 16, &n)) return -1;
-            o->max_conns = (int)n;
-        } else if (!strcmp(a, "--max-per-ip")) {
-            if (int_arg(a, v, 1, 1 << 16, &n)) return -1;
-            o->max_per_ip = (int)n;
-        } else if (!strcmp(a, "--timeout")) {
-            if (int_arg(a, v, 1, 3600, &n)) return -1;
-            o->timeout = (int)n;
-        } else {
-            fprintf(stderr, "emerge serve: unknown option '%s'\n", a);
-            usage(stderr);
+        if (cli_long(v, &n) || n < io->lo || n > io->hi) {
+            fprintf(stderr, "emerge serve: %s needs an integer in [%ld, %ld], "
+                    "got '%s'\n", io->flag, io->lo, io->hi, v);
             return -1;
         }
-    }
-    if (!o->model_path) {
-        usage(stderr);
-        return -1;
+        set_int(a->o, key, n);
     }
     return 0;
+}
+
+/* CLI_OK with o filled in, else what cli_parse ended in. */
+static int parse_args(int argc, char **argv, serve_opts *o, int *stats)
+{
+    serve_args a = {o, stats};
+    int first;
+    o->port = 8080;
+    int p = cli_parse(&serve_cmd, argc, argv, serve_opt, &a, &first);
+    if (p)
+        return p;
+    if (first == argc)
+        return cli_usage_error(&serve_cmd, 1, "no model given");
+    if (first + 1 < argc)
+        return cli_usage_error(&serve_cmd, 0, "one model only ('%s' and '%s')",
+                               argv[first], argv[first + 1]);
+    o->model_path = argv[first];
+    return CLI_OK;
 }
 
 int cmd_serve(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
     serve_opts o = {0};
-    int stats = 0;
-    if (parse_args(argc, argv, &o, &stats))
-        return 2;
+    int stats = 0, p = parse_args(argc, argv, &o, &stats);
+    if (p)
+        return cli_exit(p);
     /* Blocked before any thread starts, so every thread inherits the mask
      * and the signals wait for sigwait() below. */
     sigset_t set;

@@ -136,25 +136,13 @@ static int filter_rows(const row_filter *f, result_row *r, int n)
     return k;
 }
 
-/* cli_value, saying here which option lacks its value (and setting *bad). */
-static const char *opt_value(int argc, char **argv, int *i, const char *name,
-                             int *bad)
-{
-    int missing = 0;
-    const char *v = cli_value(argc, argv, i, name, &missing);
-    if (missing) {
-        fprintf(stderr, "emerge: %s needs a value\n", name);
-        *bad = 1;
-    }
-    return v;
-}
-
-static int parse_long(const char *name, const char *v, long min, long *out)
+static int parse_long(const char *cmd, const char *name, const char *v,
+                      long min, long *out)
 {
     long x;
     if (cli_long(v, &x) || x < min) {
-        fprintf(stderr, "emerge: %s must be an integer >= %ld, got '%s'\n",
-                name, min, v);
+        fprintf(stderr, "emerge %s: %s must be an integer >= %ld, got '%s'\n",
+                cmd, name, min, v);
         return -1;
     }
     *out = x;
@@ -171,55 +159,69 @@ static char *join_args(int argc, char **argv)
 }
 
 typedef struct sweep_args {
+    const char *cmd;    /* "sweep" or "run", for messages */
     const char *tasks, *models, *model, *variants, *db, *record;
     long seed, limit, batch, max_samples;
     double temperature;
     int quiet, rescore, on_overflow;
 } sweep_args;
 
-static int parse_one(int argc, char **argv, int *i, sweep_args *a, int *bad)
+enum { OPT_TASKS = 256, OPT_MODELS, OPT_MODEL, OPT_VARIANTS, OPT_DB,
+       OPT_RECORD, OPT_ON_OVERFLOW, OPT_SEED, OPT_LIMIT, OPT_MAX_SAMPLES,
+       OPT_BATCH, OPT_TEMPERATURE, OPT_RESCORE };
+
+/* sweep and run take the same options (run's --model, sweep's --models). */
+static const struct option sweep_options[] = {
+    {"tasks", required_argument, NULL, OPT_TASKS},
+    {"models", required_argument, NULL, OPT_MODELS},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"variants", required_argument, NULL, OPT_VARIANTS},
+    {"db", required_argument, NULL, OPT_DB},
+    {"record", required_argument, NULL, OPT_RECORD},
+    {"on-overflow", required_argument, NULL, OPT_ON_OVERFLOW},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"max-samples", required_argument, NULL, OPT_MAX_SAMPLES},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"temperature", required_argument, NULL, OPT_TEMPERATURE},
+    {"quiet", no_argument, NULL, 'q'},
+    {"rescore", no_argument, NULL, OPT_RESCORE}, {0}};
+
+static int parse_overflow(sweep_args *a, const char *v)
 {
-    const char *v;
-    long x;
-    if ((v = opt_value(argc, argv, i, "--tasks", bad))) a->tasks = v;
-    else if ((v = opt_value(argc, argv, i, "--models", bad))) a->models = v;
-    else if ((v = opt_value(argc, argv, i, "--model", bad))) a->model = v;
-    else if ((v = opt_value(argc, argv, i, "--variants", bad))) a->variants = v;
-    else if ((v = opt_value(argc, argv, i, "--db", bad))) a->db = v;
-    else if ((v = opt_value(argc, argv, i, "--record", bad))) a->record = v;
-    else if ((v = opt_value(argc, argv, i, "--on-overflow", bad))) {
-        static const char *const names[] = {"truncate", "skip", "error"};
-        for (a->on_overflow = 0; a->on_overflow < 3; a->on_overflow++)
-            if (!strcmp(v, names[a->on_overflow]))
-                return 0;
-        fprintf(stderr, "emerge: --on-overflow must be truncate, skip or error, "
-                "got '%s'\n", v);
+    static const char *const names[] = {"truncate", "skip", "error"};
+    for (a->on_overflow = 0; a->on_overflow < 3; a->on_overflow++)
+        if (!strcmp(v, names[a->on_overflow]))
+            return 0;
+    fprintf(stderr, "emerge %s: --on-overflow must be truncate, skip or error, "
+            "got '%s'\n", a->cmd, v);
+    return -1;
+}
+
+static int sweep_opt(void *ctx, int key, const char *v)
+{
+    sweep_args *a = ctx;
+    switch (key) {
+    case OPT_TASKS: a->tasks = v; return 0;
+    case OPT_MODELS: a->models = v; return 0;
+    case OPT_MODEL: a->model = v; return 0;
+    case OPT_VARIANTS: a->variants = v; return 0;
+    case OPT_DB: a->db = v; return 0;
+    case OPT_RECORD: a->record = v; return 0;
+    case OPT_ON_OVERFLOW: return parse_overflow(a, v);
+    case OPT_SEED: return parse_long(a->cmd, "--seed", v, 0, &a->seed);
+    case OPT_LIMIT: return parse_long(a->cmd, "--limit", v, 0, &a->limit);
+    case OPT_MAX_SAMPLES:
+        return parse_long(a->cmd, "--max-samples", v, 1, &a->max_samples);
+    case OPT_BATCH: return parse_long(a->cmd, "--batch", v, 1, &a->batch);
+    case 'q': a->quiet = 1; return 0;
+    case OPT_RESCORE: a->rescore = 1; return 0;
+    }
+    if (cli_double(v, &a->temperature) || a->temperature < 0) {
+        fprintf(stderr, "emerge %s: --temperature must be a number >= 0\n", a->cmd);
         return -1;
     }
-    else if ((v = opt_value(argc, argv, i, "--seed", bad)))
-        return parse_long("--seed", v, 0, &a->seed);
-    else if ((v = opt_value(argc, argv, i, "--limit", bad)))
-        return parse_long("--limit", v, 0, &a->limit);
-    else if ((v = opt_value(argc, argv, i, "--max-samples", bad)))
-        return parse_long("--max-samples", v, 1, &a->max_samples);
-    else if ((v = opt_value(argc, argv, i, "--batch", bad))) {
-        if (parse_long("--batch", v, 1, &x) != 0)
-            return -1;
-        a->batch = x;
-    } else if ((v = opt_value(argc, argv, i, "--temperature", bad))) {
-        if (cli_double(v, &a->temperature) || a->temperature < 0) {
-            fprintf(stderr, "emerge: --temperature must be a number >= 0\n");
-            return -1;
-        }
-    } else if (!strcmp(argv[*i], "--quiet") || !strcmp(argv[*i], "-q"))
-        a->quiet = 1;
-    else if (!strcmp(argv[*i], "--rescore"))
-        a->rescore = 1;
-    else if (!*bad) {
-        fprintf(stderr, "emerge: %s: unknown option '%s'\n", argv[0], argv[*i]);
-        return -1;
-    }
-    return *bad ? -1 : 0;
+    return 0;
 }
 
 /* The signal that asked the sweep to stop (0: none). The handler only
@@ -275,22 +277,17 @@ static int sweep_summary(const sweep_stats *st, const char *db, int quiet)
 
 static int sweep_main(int argc, char **argv, int single)
 {
-    sweep_args a = {.seed = 1234, .batch = 32};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(sweep_usage, stdout);
-            return 0;
-        }
-        int bad = 0;
-        if (parse_one(argc, argv, &i, &a, &bad) != 0)
-            return 2;
-    }
+    const cli_cmd cmd = {single ? "run" : "sweep", sweep_usage, sweep_options, 0};
+    sweep_args a = {.cmd = cmd.name, .seed = 1234, .batch = 32};
+    int first, p = cli_parse(&cmd, argc, argv, sweep_opt, &a, &first);
+    if (p)
+        return cli_exit(p);
+    if (first < argc)
+        return cli_usage_error(&cmd, 0, "unexpected argument '%s'", argv[first]);
     const char *models = single ? a.model : a.models;
-    if (!a.tasks || !models || !a.db) {
-        fprintf(stderr, "emerge %s: --tasks, %s and --db are required\n%s",
-                argv[0], single ? "--model" : "--models", sweep_usage);
-        return 2;
-    }
+    if (!a.tasks || !models || !a.db)
+        return cli_usage_error(&cmd, 1, "--tasks, %s and --db are required",
+                               single ? "--model" : "--models");
     em_err err = {{0}};
     family *fam = NULL;
     sweep_opts o = {.db_path = a.db, .seed = (uint64_t)a.seed, .limit = (int)a.limit,
@@ -437,48 +434,67 @@ static int print_results(store_query *q, const row_filter *flt,
     return 0;
 }
 
+typedef struct results_args {
+    const char *db, *format, *task_version;
+    int per_example;
+    row_filter flt;
+} results_args;
+
+enum { OPT_FORMAT = 300, OPT_TASK_VERSION, OPT_TASK, OPT_VARIANT, OPT_METRIC,
+       OPT_PER_EXAMPLE };
+
+static const cli_cmd results_cmd = {"results", results_usage, (const struct option[]){
+    {"db", required_argument, NULL, OPT_DB},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"task-version", required_argument, NULL, OPT_TASK_VERSION},
+    {"task", required_argument, NULL, OPT_TASK},
+    {"variant", required_argument, NULL, OPT_VARIANT},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"metric", required_argument, NULL, OPT_METRIC},
+    {"per-example", no_argument, NULL, OPT_PER_EXAMPLE}, {0}}, 0};
+
+static int results_opt(void *ctx, int key, const char *v)
+{
+    results_args *a = ctx;
+    switch (key) {
+    case OPT_DB: a->db = v; break;
+    case OPT_FORMAT: a->format = v; break;
+    case OPT_TASK_VERSION: a->task_version = v; break;
+    case OPT_TASK: a->flt.task = v; break;
+    case OPT_VARIANT: a->flt.variant = v; break;
+    case OPT_MODEL: a->flt.model = v; break;
+    case OPT_METRIC: a->flt.metric = v; break;
+    default: a->per_example = 1; break;
+    }
+    return 0;
+}
+
+static int results_parse(int argc, char **argv, results_args *a)
+{
+    int first, p = cli_parse(&results_cmd, argc, argv, results_opt, a, &first);
+    if (p)
+        return p;
+    if (first < argc)
+        return cli_usage_error(&results_cmd, 0, "unexpected argument '%s'",
+                               argv[first]);
+    if (!a->db)
+        return cli_usage_error(&results_cmd, 1, "--db is required");
+    if (strcmp(a->format, "table") && strcmp(a->format, "csv") &&
+        strcmp(a->format, "json"))
+        return cli_usage_error(&results_cmd, 0, "--format must be table, csv "
+                               "or json, got '%s'", a->format);
+    return CLI_OK;
+}
+
 int cmd_results(int argc, char **argv)
 {
-    const char *db = NULL, *format = "table", *task_version = NULL;
-    int per_example = 0;
-    row_filter flt = {0};
-    for (int i = 1; i < argc; i++) {
-        int bad = 0;
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(results_usage, stdout);
-            return 0;
-        } else if ((v = opt_value(argc, argv, &i, "--db", &bad))) {
-            db = v;
-        } else if ((v = opt_value(argc, argv, &i, "--format", &bad))) {
-            format = v;
-        } else if ((v = opt_value(argc, argv, &i, "--task-version", &bad))) {
-            task_version = v;
-        } else if ((v = opt_value(argc, argv, &i, "--task", &bad))) {
-            flt.task = v;
-        } else if ((v = opt_value(argc, argv, &i, "--variant", &bad))) {
-            flt.variant = v;
-        } else if ((v = opt_value(argc, argv, &i, "--model", &bad))) {
-            flt.model = v;
-        } else if ((v = opt_value(argc, argv, &i, "--metric", &bad))) {
-            flt.metric = v;
-        } else if (!strcmp(argv[i], "--per-example")) {
-            per_example = 1;
-        } else {
-            if (!bad)
-                fprintf(stderr, "emerge results: unknown option '%s'\n", argv[i]);
-            return 2;
-        }
-    }
-    if (!db) {
-        fprintf(stderr, "emerge results: --db is required\n%s", results_usage);
-        return 2;
-    }
-    if (strcmp(format, "table") && strcmp(format, "csv") && strcmp(format, "json")) {
-        fprintf(stderr, "emerge results: --format must be table, csv or json, "
-                "got '%s'\n", format);
-        return 2;
-    }
+    results_args a = {.format = "table"};
+    int p = results_parse(argc, argv, &a);
+    if (p)
+        return cli_exit(p);
+    const char *db = a.db, *format = a.format, *task_version = a.task_version;
+    int per_example = a.per_example;
+    row_filter flt = a.flt;
     em_err err = {{0}};
     store_query *q;
     if (store_query_open(db, &q, &err) != 0) {
@@ -501,31 +517,30 @@ int cmd_results(int argc, char **argv)
 
 /* ---- gc, migrate -------------------------------------------------------- */
 
-/* --db FILE and the flags named in flags ("--dry-run"); 0, 1 help, 2 bad. */
-static int db_args(int argc, char **argv, const char *usage, const char **db,
-                   int *flag, const char *flag_name)
+enum { OPT_DRY_RUN = 320 };
+
+static int db_opt(void *ctx, int key, const char *v)
 {
-    for (int i = 1; i < argc; i++) {
-        int bad = 0;
-        const char *v;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 1;
-        } else if ((v = opt_value(argc, argv, &i, "--db", &bad))) {
-            *db = v;
-        } else if (flag_name && !strcmp(argv[i], flag_name)) {
-            *flag = 1;
-        } else {
-            if (!bad)
-                fprintf(stderr, "emerge %s: unknown option '%s'\n", argv[0], argv[i]);
-            return 2;
-        }
-    }
-    if (!*db) {
-        fprintf(stderr, "emerge %s: --db is required\n%s", argv[0], usage);
-        return 2;
-    }
+    const char **db = ctx;
+    if (key == OPT_DB)
+        *db = v;
+    else
+        db[1] = "";     /* --dry-run: any non-NULL */
     return 0;
+}
+
+/* --db FILE (required) and --dry-run where c has it: db[0] the file,
+ * db[1] non-NULL for --dry-run. CLI_OK, CLI_HELP or CLI_BAD. */
+static int db_args(const cli_cmd *c, int argc, char **argv, const char *db[2])
+{
+    int first, p = cli_parse(c, argc, argv, db_opt, db, &first);
+    if (p)
+        return p;
+    if (first < argc)
+        return cli_usage_error(c, 0, "unexpected argument '%s'", argv[first]);
+    if (!db[0])
+        return cli_usage_error(c, 1, "--db is required");
+    return CLI_OK;
 }
 
 /* A writing command on an existing store: never creates one. */
@@ -545,10 +560,15 @@ static int open_existing(const char *cmd, const char *db, store **s, em_err *err
 
 int cmd_gc(int argc, char **argv)
 {
-    const char *db = NULL;
-    int dry = 0, p = db_args(argc, argv, gc_usage, &db, &dry, "--dry-run");
+    const cli_cmd cmd = {"gc", gc_usage, (const struct option[]){
+        {"db", required_argument, NULL, OPT_DB},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN}, {0}}, 0};
+    const char *args[2] = {NULL, NULL};
+    int p = db_args(&cmd, argc, argv, args);
     if (p)
-        return p == 1 ? 0 : 2;
+        return cli_exit(p);
+    const char *db = args[0];
+    int dry = args[1] != NULL;
     em_err err = {{0}};
     store *s;
     if (open_existing("gc", db, &s, &err) != 0)
@@ -566,10 +586,13 @@ int cmd_gc(int argc, char **argv)
 
 int cmd_migrate(int argc, char **argv)
 {
-    const char *db = NULL;
-    int p = db_args(argc, argv, migrate_usage, &db, NULL, NULL);
+    const cli_cmd cmd = {"migrate", migrate_usage, (const struct option[]){
+        {"db", required_argument, NULL, OPT_DB}, {0}}, 0};
+    const char *args[2] = {NULL, NULL};
+    int p = db_args(&cmd, argc, argv, args);
     if (p)
-        return p == 1 ? 0 : 2;
+        return cli_exit(p);
+    const char *db = args[0];
     em_err err = {{0}};
     store *s;
     if (open_existing("migrate", db, &s, &err) != 0)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "harness/cli/cli.h"
+#include "harness/cli/cliargs.h"
 #include "harness/task.h"
 #include "harness/sweep.h"
 #include "harness/task_bigbench.h"
@@ -22,22 +23,42 @@ int cmd_tasks(int argc, char **argv);
 
 static const char *const type_label[] = {"generate", "multiple_choice", "target_logprob"};
 
-static void tasks_usage(FILE *f)
-{
-    fprintf(f, "usage: emerge tasks validate FILE...\n"
-               "       emerge tasks list [DIR]            (default DIR: tasks)\n"
-               "       emerge tasks show FILE [--variant V] [--example N] "
-               "[--rationale TEXT]\n");
-}
+static const char tasks_help[] =
+    "usage: emerge tasks validate FILE...\n"
+    "       emerge tasks list [DIR]            (default DIR: tasks)\n"
+    "       emerge tasks show FILE [--variant V] [--example N] "
+    "[--rationale TEXT]\n"
+    "\n"
+    "validate  loads each task file as a sweep would; exit 0 when all load,\n"
+    "          2 otherwise (each error names its file, line and field)\n"
+    "list      every task of DIR: name, type, examples, variants\n"
+    "show      the requests one variant builds for one example, byte for\n"
+    "          byte between marker lines (the prompts exactly as sent):\n"
+    "  --variant V       the variant (default standard)\n"
+    "  --example N       the example's index (default 0)\n"
+    "  --rationale TEXT  the pass-1 output a zero_shot_cot variant's second\n"
+    "                    pass is shown with\n";
+
+/* The three actions share the help text (one per command), each under
+ * its own name in messages. */
+static const cli_cmd tasks_cmd = {"tasks", tasks_help, NULL, 1};
+static const cli_cmd validate_cmd = {"tasks validate", tasks_help, NULL, 0};
+static const cli_cmd list_cmd = {"tasks list", tasks_help, NULL, 0};
+enum { OPT_VARIANT = 256, OPT_EXAMPLE, OPT_RATIONALE };   /* long only */
+static const cli_cmd show_cmd = {"tasks show", tasks_help, (const struct option[]){
+    {"variant", required_argument, NULL, OPT_VARIANT},
+    {"example", required_argument, NULL, OPT_EXAMPLE},
+    {"rationale", required_argument, NULL, OPT_RATIONALE}, {0}}, 0};
 
 static int tasks_validate(int argc, char **argv)
 {
-    if (argc < 1) {
-        tasks_usage(stderr);
-        return 2;
-    }
+    int i, p = cli_parse(&validate_cmd, argc, argv, NULL, NULL, &i);
+    if (p)
+        return cli_exit(p);
+    if (i == argc)
+        return cli_usage_error(&validate_cmd, 1, "no task file given");
     int bad = 0;
-    for (int i = 0; i < argc; i++) {
+    for (; i < argc; i++) {
         task *t;
         em_err err;
         if (task_load(argv[i], &t, &err)) {
@@ -58,7 +79,12 @@ static int tasks_validate(int argc, char **argv)
  * variant shows its sample count: "voted(sc5)". */
 static int tasks_list(int argc, char **argv)
 {
-    const char *dir = argc > 0 ? argv[0] : "tasks";
+    int i, p = cli_parse(&list_cmd, argc, argv, NULL, NULL, &i);
+    if (p)
+        return cli_exit(p);
+    if (argc - i > 1)
+        return cli_usage_error(&list_cmd, 1, "one directory at a time");
+    const char *dir = i < argc ? argv[i] : "tasks";
     char **paths;
     int n;
     em_err err;
@@ -68,7 +94,7 @@ static int tasks_list(int argc, char **argv)
     }
     int bad = 0;
     printf("%-24s %-16s %8s  %s\n", "name", "type", "examples", "variants");
-    for (int i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
         task *t;
         if (sweep_json_is_data(paths[i])) {
             /* a YAML task's data, noted on stderr */
@@ -142,33 +168,36 @@ static int show_one(const task *t, const task_variant *v, int ex, const char *ra
     return rc;
 }
 
+typedef struct show_args {
+    const char *vname, *rationale;
+    long ex;
+} show_args;
+
+static int show_opt(void *ctx, int key, const char *v)
+{
+    show_args *a = ctx;
+    if (key == OPT_VARIANT)
+        a->vname = v;
+    else if (key == OPT_RATIONALE)
+        a->rationale = v;
+    else if (cli_long(v, &a->ex) || a->ex < 0) {
+        fprintf(stderr, "emerge tasks show: --example needs an index >= 0\n");
+        return -1;
+    }
+    return 0;
+}
+
 static int tasks_show(int argc, char **argv)
 {
-    const char *file = NULL, *vname = "standard", *rationale = " <pass-1 output>";
-    long ex = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--variant") && i + 1 < argc) {
-            vname = argv[++i];
-        } else if (!strcmp(argv[i], "--example") && i + 1 < argc) {
-            char *end;
-            ex = strtol(argv[++i], &end, 10);
-            if (*end || ex < 0) {
-                fprintf(stderr, "emerge tasks show: --example needs an index >= 0\n");
-                return 2;
-            }
-        } else if (!strcmp(argv[i], "--rationale") && i + 1 < argc) {
-            rationale = argv[++i];
-        } else if (argv[i][0] != '-' && !file) {
-            file = argv[i];
-        } else {
-            tasks_usage(stderr);
-            return 2;
-        }
-    }
-    if (!file) {
-        tasks_usage(stderr);
-        return 2;
-    }
+    show_args a = {"standard", " <pass-1 output>", 0};
+    int i, p = cli_parse(&show_cmd, argc, argv, show_opt, &a, &i);
+    if (p)
+        return cli_exit(p);
+    if (argc - i != 1)
+        return cli_usage_error(&show_cmd, 1, i == argc ? "no task file given"
+                               : "one task file at a time");
+    const char *file = argv[i], *vname = a.vname, *rationale = a.rationale;
+    long ex = a.ex;
     task *t;
     em_err err;
     if (task_load(file, &t, &err)) {
@@ -190,17 +219,17 @@ static int tasks_show(int argc, char **argv)
 
 int cmd_tasks(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        tasks_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "validate"))
-        return tasks_validate(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "list"))
-        return tasks_list(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "show"))
-        return tasks_show(argc - 2, argv + 2);
-    fprintf(stderr, "emerge tasks: unknown action '%s'\n", argv[1]);
-    tasks_usage(stderr);
-    return 2;
+    int i, p = cli_parse(&tasks_cmd, argc, argv, NULL, NULL, &i);
+    if (p)
+        return cli_exit(p);
+    if (i == argc)
+        return cli_usage_error(&tasks_cmd, 1, "no action given");
+    /* Each action parses its own words: argv[i] is its argv[0]. */
+    if (!strcmp(argv[i], "validate"))
+        return tasks_validate(argc - i, argv + i);
+    if (!strcmp(argv[i], "list"))
+        return tasks_list(argc - i, argv + i);
+    if (!strcmp(argv[i], "show"))
+        return tasks_show(argc - i, argv + i);
+    return cli_usage_error(&tasks_cmd, 1, "unknown action '%s'", argv[i]);
 }

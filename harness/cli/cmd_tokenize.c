@@ -12,13 +12,12 @@
 #include "backends/engine/gguf.h"
 #include "backends/engine/tokenizer.h"
 #include "harness/cli/cli.h"
+#include "harness/cli/cliargs.h"
 #include "base/common.h"
 
 int cmd_tokenize(int argc, char **argv);
 
-static void usage(FILE *f)
-{
-    fprintf(f,
+static const char tokenize_help[] =
         "usage: emerge tokenize [options] MODEL.gguf [TEXT]\n"
         "\n"
         "Tokenises TEXT (or --file) with the model's vocabulary, exactly as\n"
@@ -27,11 +26,19 @@ static void usage(FILE *f)
         "\n"
         "options:\n"
         "  --file F      read the text from file F ('-' for stdin)\n"
-        "  -e            interpret \\n \\t \\\\ escapes in TEXT\n"
+        "  -e, --escapes interpret \\n \\t \\\\ escapes in TEXT\n"
         "  --no-special  do not add BOS/EOS even if the vocabulary asks\n"
         "  --ids         print only the ids, on one line\n"
-        "  --bench       time encoding: the text as given, then repeated to 4 MB\n");
-}
+        "  --bench       time encoding: the text as given, then repeated to 4 MB\n";
+
+enum { OPT_FILE = 256, OPT_NO_SPECIAL, OPT_IDS, OPT_BENCH };
+
+static const cli_cmd tokenize_cmd = {"tokenize", tokenize_help, (const struct option[]){
+    {"file", required_argument, NULL, OPT_FILE},
+    {"escapes", no_argument, NULL, 'e'},
+    {"no-special", no_argument, NULL, OPT_NO_SPECIAL},
+    {"ids", no_argument, NULL, OPT_IDS},
+    {"bench", no_argument, NULL, OPT_BENCH}, {0}}, 0};
 
 /* Prints s[0..n) in double quotes with control bytes escaped; UTF-8 is
  * printed as is. */
@@ -160,41 +167,36 @@ typedef struct opts {
     int escapes, special, only_ids, bench;
 } opts;
 
+static int tokenize_opt(void *ctx, int key, const char *v)
+{
+    opts *o = ctx;
+    switch (key) {
+    case OPT_FILE: o->file = v; break;
+    case 'e': o->escapes = 1; break;
+    case OPT_NO_SPECIAL: o->special = 0; break;
+    case OPT_IDS: o->only_ids = 1; break;
+    default: o->bench = 1; break;
+    }
+    return 0;
+}
+
+/* CLI_OK, CLI_HELP or CLI_BAD. */
 static int parse(int argc, char **argv, opts *o)
 {
     *o = (opts){.special = 1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 1;
-        } else if (!strcmp(a, "--file") && i + 1 < argc) {
-            o->file = argv[++i];
-        } else if (!strcmp(a, "-e")) {
-            o->escapes = 1;
-        } else if (!strcmp(a, "--no-special")) {
-            o->special = 0;
-        } else if (!strcmp(a, "--ids")) {
-            o->only_ids = 1;
-        } else if (!strcmp(a, "--bench")) {
-            o->bench = 1;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "emerge tokenize: unknown option '%s'\n", a);
-            return -1;
-        } else if (!o->model) {
-            o->model = a;
-        } else if (!o->text) {
-            o->text = a;
-        } else {
-            fprintf(stderr, "emerge tokenize: unexpected argument '%s'\n", a);
-            return -1;
-        }
-    }
-    if (!o->model || (!o->text == !o->file)) {
-        usage(stderr);
-        return -1;
-    }
-    return 0;
+    int i, p = cli_parse(&tokenize_cmd, argc, argv, tokenize_opt, o, &i);
+    if (p)
+        return p;
+    if (argc - i > 2)
+        return cli_usage_error(&tokenize_cmd, 0, "unexpected argument '%s'",
+                               argv[i + 2]);
+    o->model = i < argc ? argv[i] : NULL;
+    o->text = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!o->model || (!o->text == !o->file))
+        return cli_usage_error(&tokenize_cmd, 1, !o->model ? "no model given"
+                               : o->file ? "TEXT and --file: give one"
+                               : "no text given (TEXT or --file)");
+    return CLI_OK;
 }
 
 static int load_text(const opts *o, char **text, size_t *len, em_err *err)
@@ -218,7 +220,7 @@ int cmd_tokenize(int argc, char **argv)
     opts o;
     int rc = parse(argc, argv, &o);
     if (rc)
-        return rc > 0 ? 0 : 2;
+        return cli_exit(rc);
     em_err err;
     gguf_file *g = NULL;
     tokenizer *t = NULL;

@@ -67,6 +67,7 @@ typedef const cuda_plugin *(*cuda_plugin_entry_fn)(int abi_version);
  *   3. D/build/rel/libemerge_cuda.so   (./emerge in the repository root)
  *   4. D/../rel/libemerge_cuda.so      (build/asan/emerge)
  *   5. D/../../rel/libemerge_cuda.so   (programs in build/<v>/tests, build/rel/bench)
+ *   6. D/../lib/emerge/libemerge_cuda.so  (installed: PREFIX/bin/emerge)
  * A failure is not remembered, so a later call searches again. *path (if
  * not NULL) gets the file that was loaded. */
 int cuda_plugin_load(const cuda_plugin **out, const char **path, em_err *err);
