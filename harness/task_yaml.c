@@ -48,6 +48,22 @@ static const char *const norm_names[] = {
 /* ------------------------------------------------------------------ */
 /* Top level: metadata, fields, data                                  */
 
+/* The index in names of the scalar n, or an error saying what it must be
+ * (must_be) and, when one is near, which name was meant. */
+static int name_index(loader *L, const ydoc_node *n, const char *const *names,
+                      const char *must_be, int *out)
+{
+    for (int i = 0; names[i]; i++)
+        if (n->kind == YDOC_SCALAR && !strcmp(n->str, names[i])) {
+            *out = i;
+            return 0;
+        }
+    const char *s = n->kind == YDOC_SCALAR ? ydoc_suggest(n->str, names) : NULL;
+    return em_errorf(L->err, "%s:%d:%d: %s, got '%s'%s%s%s", L->path, n->line, n->col,
+                     must_be, n->kind == YDOC_SCALAR ? n->str : ydoc_kind_name(n->kind),
+                     s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+}
+
 static int load_meta(loader *L)
 {
     task *t = L->t;
@@ -67,16 +83,12 @@ static int load_meta(loader *L)
     t->type = TASK_GENERATE;
     if (!ty)
         return 0;
-    for (int i = 0; type_names[i]; i++)
-        if (ty->kind == YDOC_SCALAR && !strcmp(ty->str, type_names[i])) {
-            t->type = (task_type)i;
-            return 0;
-        }
-    const char *s = ty->kind == YDOC_SCALAR ? ydoc_suggest(ty->str, type_names) : NULL;
-    return em_errorf(L->err, "%s:%d:%d: 'type' must be one of generate, multiple_choice, "
-                     "target_logprob, got '%s'%s%s%s", L->path, ty->line, ty->col,
-                     ty->kind == YDOC_SCALAR ? ty->str : ydoc_kind_name(ty->kind),
-                     s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+    int i;
+    if (name_index(L, ty, type_names, "'type' must be one of generate, "
+                   "multiple_choice, target_logprob", &i))
+        return -1;
+    t->type = (task_type)i;
+    return 0;
 }
 
 
@@ -552,16 +564,12 @@ static int variant_kind(loader *L, const ydoc_node *vn, task_variant_kind *kind)
     const ydoc_node *k = ydoc_get(vn, "kind");
     if (!k)
         return 0;
-    for (int i = 0; kind_names[i]; i++)
-        if (k->kind == YDOC_SCALAR && !strcmp(k->str, kind_names[i])) {
-            *kind = (task_variant_kind)i;
-            return 0;
-        }
-    const char *s = k->kind == YDOC_SCALAR ? ydoc_suggest(k->str, kind_names) : NULL;
-    return em_errorf(L->err, "%s:%d:%d: variant 'kind' must be standard, cot or "
-                     "zero_shot_cot, got '%s'%s%s%s", L->path, k->line, k->col,
-                     k->kind == YDOC_SCALAR ? k->str : ydoc_kind_name(k->kind),
-                     s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+    int i;
+    if (name_index(L, k, kind_names, "variant 'kind' must be standard, cot or "
+                   "zero_shot_cot", &i))
+        return -1;
+    *kind = (task_variant_kind)i;
+    return 0;
 }
 
 /* self_consistency: {samples: N, temperature: T, top_p: P} on a variant.
