@@ -86,12 +86,6 @@ void task_free(task *t)
     free(t);
 }
 
-int task_has_suffix(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 /* ------------------------------------------------------------------ */
 /* Variants                                                           */
 
@@ -126,4 +120,13 @@ int task_count_rationales(const task *t)
     for (int i = 0; i < n; i++)
         have += pool[i].rationale != NULL;
     return have;
+}
+
+/* ------------------------------------------------------------------ */
+/* Small helpers (for task_data.c and task_bigbench.c)                */
+
+int task_has_suffix(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
 }

@@ -43,10 +43,8 @@ static const char *const retrieval_keys[] = {
 static const char *const norm_names[] = {
     "strip", "case", "punctuation", "articles", "number", NULL};
 
-
-
 /* ------------------------------------------------------------------ */
-/* Top level: metadata, fields, data                                  */
+/* Top level: metadata                                               */
 
 /* The index in names of the scalar n, or an error saying what it must be
  * (must_be) and, when one is near, which name was meant. */
@@ -90,7 +88,6 @@ static int load_meta(loader *L)
     t->type = (task_type)i;
     return 0;
 }
-
 
 /* ------------------------------------------------------------------ */
 /* Template validation                                                */
@@ -689,7 +686,8 @@ static int load_variants(loader *L)
     t->n_variants = 3;
     if (t->retrieval) {
         t->variants = em_realloc(t->variants, 4 * sizeof *t->variants);
-        task_variant_defaults(&t->variants[t->n_variants++], "retrieval", VARIANT_RETRIEVAL);
+        task_variant_defaults(&t->variants[t->n_variants++], "retrieval",
+                              VARIANT_RETRIEVAL);
     }
     const ydoc_node *vs = ydoc_get(L->root, "variants");
     if (!vs)
@@ -713,7 +711,7 @@ static int load_variants(loader *L)
 }
 
 /* ------------------------------------------------------------------ */
-/* task_load                                                          */
+/* task_load_yaml                                                     */
 
 static int load_all(loader *L)
 {
@@ -729,6 +727,7 @@ static int load_all(loader *L)
         return -1;
     return 0;
 }
+
 /* Loads the YAML task file at path (task_load hands it every path that
  * is not BIG-bench JSON). */
 int task_load_yaml(const char *path, task **out, em_err *err)
