@@ -164,7 +164,7 @@ static int replicate(task_request **reqs, int *n_reqs, int n, em_err *err)
 
 /* The pass-1 requests of example ex of pair p. */
 int sweep_pair_requests(const pair *p, int ex, task_request **reqs, int *n,
-                         em_err *err)
+                        em_err *err)
 {
     if (task_build_requests(p->t, p->v, ex, reqs, n, err) != 0)
         return -1;
@@ -225,7 +225,7 @@ int sweep_item_pass2(run_ctx *c, item *it, em_err *err)
 
 /* What the backend is asked for request req of item it. */
 void sweep_gen_request(const run_ctx *c, const item *it, int req,
-                        backend_gen_req *out)
+                       backend_gen_req *out)
 {
     const task *t = c->plan.pairs[it->pair].t;
     const task_request *r = &it->reqs[req];

@@ -405,7 +405,7 @@ static int load_json(loader *L, const char *file, const char *text, size_t len,
 
 /* Reads the data file named by node (a path relative to the task file). */
 int task_data_file(loader *L, const ydoc_node *node, const char *key,
-                          const char *prefix, task_example **v, int *n)
+                   const char *prefix, task_example **v, int *n)
 {
     if (node->kind != YDOC_SCALAR || !node->len)
         return em_errorf(L->err, "%s:%d:%d: '%s' must be a file name (.jsonl or .json)",
@@ -435,7 +435,7 @@ int task_data_file(loader *L, const ydoc_node *node, const char *key,
 }
 
 int task_data_inline(loader *L, const ydoc_node *list, const char *key,
-                       const char *prefix, task_example **v, int *n)
+                     const char *prefix, task_example **v, int *n)
 {
     if (list->kind != YDOC_SEQ)
         return em_errorf(L->err, "%s:%d:%d: '%s' must be a list of mappings, got %s",

@@ -211,7 +211,7 @@ static char *example_template(const task *t, const task_variant *v)
 
 /* instruction + exemplars + the example's own prompt (first pass). */
 int task_build_prompt(const task *t, const task_variant *v, int ex, em_buf *out,
-                        em_err *err)
+                      em_err *err)
 {
     int *idx, k;
     /* A cot variant without exemplars must carry its own prompt (a model
