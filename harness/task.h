@@ -5,7 +5,10 @@
  * Owns: loading task files (YAML, see tasks/README.md) into struct task,
  * validating them with file:line:column errors, rendering the requests an
  * example needs under a variant, and extracting/normalising answers.
- * It does not talk to models or the store (harness/sweep.c does).
+ * It does not talk to models or the store (harness/sweep.c does). One
+ * file per concern (task.c, task_data.c, task_yaml.c, task_bigbench.c,
+ * task_load.c, task_prompt.c, task_request.c, task_answer.c): task_int.h
+ * says which owns what.
  *
  * Variants: every task runs as "standard", "cot" (few-shot exemplars that
  * carry a rationale), "zero_shot_cot" (two passes, Kojima et al. 2022) and

@@ -3,10 +3,11 @@
  *
  * Both formats are turned into an ordinary struct task, so few-shot
  * selection, variants, request building and answer extraction stay in
- * task.c. What BIG-bench needs beyond the YAML schema is expressed with
- * three task fields: `prefix` (task_prefix, put before everything),
- * `few_shot.fixed` (BBH's exemplars are one fixed, ordered prompt) and
- * `output_stop` (BIG-bench keeps the stop string when it truncates).
+ * task_prompt.c, task_request.c and task_answer.c. What BIG-bench needs
+ * beyond the YAML schema is expressed with three task fields: `prefix`
+ * (task_prefix, put before everything), `few_shot.fixed` (BBH's exemplars
+ * are one fixed, ordered prompt) and `output_stop` (BIG-bench keeps the
+ * stop string when it truncates).
  *
  * BIG-bench's prompt for an example (bigbench/api/json_task.py):
  *
@@ -18,7 +19,7 @@
  *
  * The query of every example is built once at load into the record field
  * `bb_prompt`; the task template is "{{bb_prompt}}" and the exemplar
- * template "{{bb_prompt}}{{target}}", so task.c assembles exactly that.
+ * template "{{bb_prompt}}{{target}}", so task_prompt.c assembles exactly that.
  * Choices are listed in the order numpy's RandomState(42) permutes their
  * sorted texts, drawn in example order, as json_task.py's format_fn does.
  *
@@ -39,6 +40,7 @@
 #include <sys/stat.h>
 
 #include "base/yamldoc.h"
+#include "harness/task_int.h"
 #include "metrics/metric.h"
 
 /* BIG-bench's answer regex when a task gives neither output_regex nor
@@ -113,28 +115,15 @@ void bb_rng_shuffle(bb_rng *r, int *v, int n)
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                      */
 
-static int has_suffix(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 int task_bigbench_path(const char *path)
 {
-    return has_suffix(path, ".json") || has_suffix(path, ".py");
+    return task_has_suffix(path, ".json") || task_has_suffix(path, ".py");
 }
 
 static void strs_push(char ***v, int *n, char *s)
 {
     *v = em_realloc(*v, (size_t)(*n + 1) * sizeof **v);
     (*v)[(*n)++] = s;
-}
-
-static void strs_free(char **v, int n)
-{
-    for (int i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 /* The file name without directory and extension (malloc'd). */
@@ -396,7 +385,7 @@ static void metric_add(task *t, const char *m)
 }
 
 /* Maps BIG-bench metrics onto emerge's and decides the task type. */
-static int load_metrics(bb *L)
+static int bb_load_metrics(bb *L)
 {
     task *t = L->t;
     char **names;
@@ -417,7 +406,7 @@ static int load_metrics(bb *L)
         for (int j = 0; j < 3 && m->em[j]; j++)
             metric_add(t, m->em[j]);
     }
-    strs_free(names, n);
+    task_strs_free(names, n);
     if (rc)
         return -1;
     t->type = (kinds & (1 << M_MC)) ? TASK_MULTIPLE_CHOICE
@@ -425,7 +414,7 @@ static int load_metrics(bb *L)
     return 0;
 }
 
-static int load_preferred(bb *L)
+static int bb_load_preferred(bb *L)
 {
     task *t = L->t;
     char *p = NULL;
@@ -563,7 +552,7 @@ static int example_keys_ok(bb *L, const cJSON *r)
 
 static int example_fields(bb *L, bb_fmt *f, const cJSON *r, task_example *e);
 
-static int load_example(bb *L, bb_fmt *f, int idx, const cJSON *r, task_example *e)
+static int bb_load_example(bb *L, bb_fmt *f, int idx, const cJSON *r, task_example *e)
 {
     /* e->where is cheap (no line): locating an item scans the file, which
      * is only worth it for the message of an actual error. */
@@ -614,7 +603,7 @@ static int example_fields(bb *L, bb_fmt *f, const cJSON *r, task_example *e)
         return em_errorf(L->err, "missing field 'target' (or 'target_scores')");
     }
     if (L->t->type != TASK_MULTIPLE_CHOICE && e->n_choices) {
-        strs_free(e->choices, e->n_choices);
+        task_strs_free(e->choices, e->n_choices);
         free(e->choice_scores);
         e->choices = NULL;
         e->choice_scores = NULL;
@@ -669,7 +658,7 @@ static char *mark_duplicates(const cJSON *list, int n)
     return dup;
 }
 
-static int load_examples(bb *L)
+static int bb_load_examples(bb *L)
 {
     task *t = L->t;
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(L->root, "examples"), *r;
@@ -701,7 +690,7 @@ static int load_examples(bb *L)
             continue;
         }
         /* Counted before loading so that task_free frees a partial one. */
-        rc = load_example(L, &f, i++, r, &t->examples[t->n_examples++]);
+        rc = bb_load_example(L, &f, i++, r, &t->examples[t->n_examples++]);
     }
     free(dup);
     free(f.input_prefix);
@@ -756,7 +745,7 @@ static void baseline(task *t)
     t->high_score = !strcmp(t->preferred_metric, "bleu") ? 100 : 1;
 }
 
-static int load_answer(bb *L)
+static int bb_load_answer(bb *L)
 {
     task *t = L->t;
     char *re = NULL, *stop = NULL;
@@ -781,7 +770,7 @@ static int load_answer(bb *L)
     return rc;
 }
 
-static int load_bigbench(bb *L)
+static int bb_load_task(bb *L)
 {
     task *t = L->t;
     if (check_keys(L) || get_str(L, "name", &t->name) ||
@@ -792,7 +781,8 @@ static int load_bigbench(bb *L)
         return em_errorf(L->err, "%s: missing required field 'name'", at(L, NULL, -1));
     if (!*t->name)
         return em_errorf(L->err, "%s: field 'name' must not be empty", at(L, "name", -1));
-    if (load_metrics(L) || load_preferred(L) || load_examples(L) || load_answer(L))
+    if (bb_load_metrics(L) || bb_load_preferred(L) || bb_load_examples(L) ||
+        bb_load_answer(L))
         return -1;
     char *prefix = NULL;
     if (get_str(L, "task_prefix", &prefix) ||
@@ -838,9 +828,9 @@ typedef struct bbh_prompt {
 static void bbh_prompt_free(bbh_prompt *p)
 {
     free(p->description);
-    strs_free(p->q, p->n);
-    strs_free(p->a, p->n);
-    strs_free(p->final, p->n);
+    task_strs_free(p->q, p->n);
+    task_strs_free(p->a, p->n);
+    task_strs_free(p->final, p->n);
 }
 
 /* The final answer of a chain-of-thought exemplar: what follows the last
@@ -1069,7 +1059,7 @@ static int load_json_task(const char *path, const char *prompt_path, task **out,
     if (!rc) {
         L.t = em_calloc(1, sizeof *L.t);
         L.t->path = em_strdup(path);
-        rc = bbh ? bbh_task(&L, ppath, ptext) : load_bigbench(&L);
+        rc = bbh ? bbh_task(&L, ppath, ptext) : bb_load_task(&L);
     }
     if (!rc) {
         /* The hash covers every byte the prompts come from. */
@@ -1093,7 +1083,7 @@ static int load_json_task(const char *path, const char *prompt_path, task **out,
 int task_load_bigbench(const char *path, task **out, em_err *err)
 {
     *out = NULL;
-    if (has_suffix(path, ".py"))
+    if (task_has_suffix(path, ".py"))
         return em_errorf(err, "%s: programmatic BIG-bench tasks (task.py) are not "
                          "supported; only JSON tasks (task.json) load", path);
     return load_json_task(path, NULL, out, err);
@@ -1110,8 +1100,8 @@ int task_load_bbh(const char *json_path, const char *prompt_path, task **out,
 
 static int is_task_file(const char *name)
 {
-    return has_suffix(name, ".yaml") || has_suffix(name, ".yml") ||
-           has_suffix(name, ".json");
+    return task_has_suffix(name, ".yaml") || task_has_suffix(name, ".yml") ||
+           task_has_suffix(name, ".json");
 }
 
 static int is_file(const char *path)

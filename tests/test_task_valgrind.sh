@@ -18,8 +18,8 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/emerge-vg-XXXXXX") || { echo "FAIL $name: mktem
 trap 'rm -rf "$dir"' EXIT
 flags="-I. -D_GNU_SOURCE -DPCRE2_CODE_UNIT_WIDTH=8 -std=c11 -O1 -g -Wall -Wextra -Werror"
 objs=""
-for src in base/common.c base/yamldoc.c harness/template.c harness/task.c \
-           harness/task_bigbench.c metrics/*.c; do
+for src in base/common.c base/yamldoc.c harness/template.c harness/task*.c \
+           metrics/*.c; do
     obj="$dir/$(echo "$src" | tr / _).o"
     if ! $CC $flags -c "$src" -o "$obj" 2>"$dir/cc.log"; then
         echo "FAIL $name: cannot compile $src: $(head -3 "$dir/cc.log")"
