@@ -7,7 +7,7 @@
  * .jsonl: one object per line with a "text" field and optional "title"),
  * indexing it in an in-memory SQLite FTS5 table (porter-stemmed unicode61
  * tokens, BM25 ranking), and the top-k search. A task builds its index
- * once at load (harness/task.c), so every prompt of a sweep reuses it.
+ * once at load (harness/task_yaml.c), so every prompt of a sweep reuses it.
  *
  * Queries are free text: the words (letters and digits) are quoted and
  * OR-ed, so nothing in an input can be read as FTS5 query syntax; single
