@@ -21,8 +21,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "harness/common.h"
-#include "harness/store_query.h"
+#include "base/common.h"
+#include "metrics/store_query.h"
 
 typedef struct report_check_opts {
     double tolerance;      /* default 0 */

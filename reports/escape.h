@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "harness/common.h"
+#include "base/common.h"
 
 /* & < > " ' as entities; C0 controls other than tab/newline, DEL and
  * invalid UTF-8 become U+FFFD (they are not allowed in XML 1.0, and a

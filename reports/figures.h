@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-#include "harness/store_query.h"
+#include "metrics/store_query.h"
 #include "metrics/scaling.h"
 #include "reports/plot.h"
 

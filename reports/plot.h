@@ -10,7 +10,7 @@
 #ifndef EMERGE_REPORT_PLOT_H
 #define EMERGE_REPORT_PLOT_H
 
-#include "harness/common.h"
+#include "base/common.h"
 
 typedef struct report_line {
     char *title;

@@ -10,7 +10,7 @@
 #ifndef EMERGE_REPORT_REPORT_H
 #define EMERGE_REPORT_REPORT_H
 
-#include "harness/store_query.h"
+#include "metrics/store_query.h"
 #include "reports/figures.h"
 #include "reports/plot.h"
 
