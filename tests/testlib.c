@@ -72,9 +72,58 @@ char *tl_shared(const char *rel)
     if (em_is_ci())
         tl_fail(__FILE__, __LINE__, "shared file missing under CI: %s", p);
     else
-        tl_skip("shared file missing: %s (set EMERGE_SHARED)", p);
+        tl_skip("needs ../shared: %s missing (set EMERGE_SHARED)", p);
     free(p);
     return NULL;
+}
+
+/* tests/data/REL, or tests/data/REL.gz unpacked once into a directory of
+ * this process (removed at exit). */
+static char *gz_dir;
+
+static void gz_dir_remove(void)
+{
+    if (gz_dir) {
+        tl_sh(NULL, "rm -rf '%s'", gz_dir);
+        free(gz_dir);
+    }
+}
+
+char *tl_data(const char *rel)
+{
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "tests/data/%s", rel);
+    if (stat(p, &st) == 0)
+        return em_strdup(p);
+    snprintf(p, sizeof p, "tests/data/%s.gz", rel);
+    if (stat(p, &st) != 0)
+        return NULL;
+    if (!gz_dir) {
+        const char *base = getenv("TMPDIR");
+        char tmpl[4096];
+        snprintf(tmpl, sizeof tmpl, "%s/emerge-test-data-XXXXXX",
+                 base && *base ? base : "/tmp");
+        if (!mkdtemp(tmpl))
+            return NULL;
+        gz_dir = em_strdup(tmpl);
+        atexit(gz_dir_remove);
+    }
+    const char *slash = strrchr(rel, '/');
+    char out[4096];
+    snprintf(out, sizeof out, "%s/%s", gz_dir, slash ? slash + 1 : rel);
+    if (stat(out, &st) != 0 &&
+        tl_sh(NULL, "gzip -dc '%s' > '%s'", p, out) != 0) {
+        tl_fail(__FILE__, __LINE__, "cannot unpack %s", p);
+        return NULL;
+    }
+    return em_strdup(out);
+}
+
+char *tl_data_or_shared(const char *data_rel, const char *shared_rel)
+{
+    char *p = tl_data(data_rel);
+    return p ? p : tl_shared(shared_rel);
 }
 
 char *tl_tmpdir(void)

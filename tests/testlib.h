@@ -9,7 +9,10 @@
  *
  * Shared reference files: tl_shared("refs/...") returns the path, or NULL
  * after marking the test skipped - or failed when CI=true, where a missing
- * shared file is an error, never a skip.
+ * shared file is an error, never a skip. The skip reads "needs ../shared:
+ * PATH missing", which tests/run.sh counts and explains at the end.
+ * References small enough to ship live in tests/data (tl_data; see
+ * tests/data/README.md): tests prefer them and fall back to ../shared.
  */
 #ifndef EMERGE_TESTLIB_H
 #define EMERGE_TESTLIB_H
@@ -28,6 +31,12 @@ void tl_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Path under $EMERGE_SHARED (malloc'd) if the file exists; else NULL and
  * the running test is skipped (failed under CI=true). */
 char *tl_shared(const char *rel);
+/* A file shipped in tests/data (path relative to the repository root,
+ * where the tests run): tests/data/REL, or tests/data/REL.gz unpacked into
+ * a temporary directory; NULL if neither exists (no skip). */
+char *tl_data(const char *rel);
+/* tl_data(data_rel) if shipped, else tl_shared(shared_rel). */
+char *tl_data_or_shared(const char *data_rel, const char *shared_rel);
 /* A fresh empty directory under $TMPDIR for this test (malloc'd). */
 char *tl_tmpdir(void);
 /* Runs a shell command, returns its exit status; output into *out if not
