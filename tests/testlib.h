@@ -37,6 +37,12 @@ char *tl_shared(const char *rel);
 char *tl_data(const char *rel);
 /* tl_data(data_rel) if shipped, else tl_shared(shared_rel). */
 char *tl_data_or_shared(const char *data_rel, const char *shared_rel);
+/* A parity fixture by name ("tiny-llama-f32"): the small-vocabulary copy
+ * in tests/data/parity if shipped, else ../shared/fixtures/gguf/NAME.gguf. */
+char *tl_fixture(const char *name);
+/* `$EMERGE_BIN mkmodel -o DIR/FILE ARGS` once per process (a temporary
+ * DIR removed at exit): a random-weight model made at test time. */
+char *tl_mkmodel(const char *file, const char *args);
 /* A fresh empty directory under $TMPDIR for this test (malloc'd). */
 char *tl_tmpdir(void);
 /* Runs a shell command, returns its exit status; output into *out if not
