@@ -25,11 +25,7 @@ static backend *open_native(const char *fixture, const char *share)
 {
     /* The shipped small-vocabulary copies of the parity fixtures; the
      * Q6_K one is not shipped: a model of its shape made here. */
-    char *path = strcmp(fixture, "wide-llama-q6_k")
-        ? tl_fixture(fixture)
-        : tl_mkmodel("wide-q6_k.gguf", "--type q6_k --n-embd 256 --n-layer 2 "
-                     "--n-head 4 --n-head-kv 1 --n-ff 768 --ctx 512 "
-                     "--n-vocab 512");
+    char *path = tl_engine_fixture(fixture);
     if (!path)
         return NULL;
     backend_opt opts[2] = {{"threads", "2"}, {"prefix_sharing", (char *)share}};

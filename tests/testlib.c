@@ -141,6 +141,15 @@ char *tl_fixture(const char *name)
     return tl_data_or_shared(d, s);
 }
 
+char *tl_engine_fixture(const char *name)
+{
+    if (!strcmp(name, "wide-llama-q6_k"))
+        return tl_mkmodel("wide-q6_k.gguf", "--type q6_k --n-embd 256 "
+                          "--n-layer 2 --n-head 4 --n-head-kv 1 --n-ff 768 "
+                          "--ctx 512 --n-vocab 512");
+    return tl_fixture(name);
+}
+
 char *tl_mkmodel(const char *file, const char *args)
 {
     const char *dir = data_dir();

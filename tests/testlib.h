@@ -40,6 +40,10 @@ char *tl_data_or_shared(const char *data_rel, const char *shared_rel);
 /* A parity fixture by name ("tiny-llama-f32"): the small-vocabulary copy
  * in tests/data/parity if shipped, else ../shared/fixtures/gguf/NAME.gguf. */
 char *tl_fixture(const char *name);
+/* For tests of engine behaviour (not parity): tl_fixture(name), but for
+ * "wide-llama-q6_k", which is not shipped, a model of the same shape and
+ * type made by `emerge mkmodel` (random weights, 512-token vocabulary). */
+char *tl_engine_fixture(const char *name);
 /* `$EMERGE_BIN mkmodel -o DIR/FILE ARGS` once per process (a temporary
  * DIR removed at exit): a random-weight model made at test time. */
 char *tl_mkmodel(const char *file, const char *args);
