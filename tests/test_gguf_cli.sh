@@ -79,9 +79,12 @@ done
 
 # the default vocabulary is ../shared's llama-spm file; the same file is
 # shipped in tests/data/tokenizer: without ../shared, --vocab names it
+# (gzipped there: unpacked into $tmp)
 vocab=
-[ -f "$shared/refs/tokenizer/ggml-vocab-llama-spm.gguf" ] ||
-    vocab="--vocab tests/data/tokenizer/ggml-vocab-llama-spm.gguf"
+if [ ! -f "$shared/refs/tokenizer/ggml-vocab-llama-spm.gguf" ]; then
+    gzip -dc tests/data/tokenizer/ggml-vocab-llama-spm.gguf.gz >"$tmp/spm.gguf"
+    vocab="--vocab $tmp/spm.gguf"
+fi
 if EMERGE_SHARED=$shared "$emerge" mkmodel -o "$tmp/v.gguf" --n-embd 32 \
         --n-layer 1 --n-head 2 --n-ff 32 $vocab >/dev/null 2>&1 &&
      "$emerge" inspect "$tmp/v.gguf" >"$tmp/out" 2>&1 &&

@@ -77,8 +77,8 @@ static void show_ids(em_buf *b, const int32_t *ids, int n)
 }
 
 /* llama.cpp's vocab test file ggml-vocab-NAME.gguf + suffix: shipped in
- * tests/data/tokenizer (llama-spm, gpt-2, gpt-neox; the GGUF of the last
- * two gzipped), else ../shared/refs/tokenizer. */
+ * tests/data/tokenizer (llama-spm, gpt-2, gpt-neox; the GGUFs gzipped,
+ * unpacked by tl_data), else ../shared/refs/tokenizer. */
 static char *vocab_path(const char *name, const char *suffix)
 {
     char d[160], s[160];
