@@ -192,13 +192,11 @@ static void engine_vs_llamacpp(int shipped)
     }
 }
 
+/* The shipped fixtures, then wide-llama-q6_k from ../shared (the test
+ * skips without it, after checking the others). */
 TEST(engine_matches_llamacpp_reference)
 {
     engine_vs_llamacpp(1);
-}
-
-TEST(engine_matches_llamacpp_reference_unshipped)
-{
     engine_vs_llamacpp(0);
 }
 
@@ -302,7 +300,6 @@ int main(void)
 {
     RUN(loglik_matches_cpu_and_emulation);
     RUN(engine_matches_llamacpp_reference);
-    RUN(engine_matches_llamacpp_reference_unshipped);
     RUN(batch_size_does_not_change_scores);
     RUN(greedy_generation_matches_cpu);
     RUN(bad_device_is_an_error);
