@@ -578,9 +578,11 @@ static double ref_tolerance(const char *name)
  * (../shared). */
 static void engine_vs_llamacpp(int shipped)
 {
+    int n = 0;
     for (size_t f = 0; f < N_FIXTURES; f++) {
         if (ref_shipped(fixtures[f]) != shipped)
             continue;
+        n++;
         double tol = ref_tolerance(fixtures[f]);
         double w = ref_check(fixtures[f], cuda_host_ops_build(),
                              cuda_host_ops_free);
@@ -590,6 +592,7 @@ static void engine_vs_llamacpp(int shipped)
                fixtures[f], w, tol);
         CHECK_MSG(w <= tol, "%s: %.3g", fixtures[f], w);
     }
+    CHECK_INT(n, shipped ? 7 : 1); /* wide-llama-q6_k is not shipped */
 }
 
 TEST(engine_matches_llamacpp_reference)

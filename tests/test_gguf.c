@@ -31,7 +31,7 @@ static const fixture fixtures[] = {
 
 /* shipped: the small-vocabulary copy in tests/data/parity (n_vocab from
  * its reference json), else the ../shared file. */
-static void check_fixture(const fixture *f, int shipped)
+static int check_fixture(const fixture *f, int shipped)
 {
     char rel[128];
     fixture fc = *f;
@@ -43,7 +43,7 @@ static void check_fixture(const fixture *f, int shipped)
         size_t len;
         em_err err;
         if (!j)
-            return; /* not shipped */
+            return 0; /* not shipped */
         CHECK_INT(em_read_file(j, &text, &len, &err), 0);
         const char *nv = text ? strstr(text, "\"n_vocab\":") : NULL;
         CHECK(nv != NULL);
@@ -59,14 +59,14 @@ static void check_fixture(const fixture *f, int shipped)
         path = tl_shared(rel);
     }
     if (!path)
-        return;
+        return 0;
     gguf_file *g;
     em_err err;
     int rc = gguf_open(path, &g, &err);
     CHECK_MSG(rc == 0, "%s: %s", f->file, err.msg);
     free(path);
     if (rc)
-        return;
+        return 0;
     CHECK_INT(g->version, 3);
     CHECK_INT(g->alignment, 32);
     CHECK_INT(g->n_tensors, f->n_tensors);
@@ -110,6 +110,7 @@ static void check_fixture(const fixture *f, int shipped)
     CHECK(gguf_find_tensor(g, "no.such.tensor") == NULL);
     CHECK(gguf_find_kv(g, "no.such.key") == NULL);
     gguf_close(g);
+    return 1;
 }
 
 TEST(test_fixtures_open)
@@ -120,8 +121,10 @@ TEST(test_fixtures_open)
 
 TEST(test_shipped_fixtures_open)
 {
+    int n = 0;
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
-        check_fixture(&fixtures[i], 1);
+        n += check_fixture(&fixtures[i], 1);
+    CHECK_INT(n, 7); /* all but wide-llama-q6_k */
 }
 
 /* tests/data/SHA256SUMS lists every shipped reference file, and they are

@@ -172,7 +172,7 @@ TEST(vocab_falcon) { check_vocab("falcon"); }
  * the full vocab file of the same tokenizer (llama.cpp's vocab test
  * files, tests/data/tokenizer) and its ids mapped back through kept_ids.
  * shipped: 1 for the shipped fixtures, 0 for the others (../shared). */
-static void check_logits(const char *model, int shipped)
+static int check_logits(const char *model, int shipped)
 {
     char rel[160];
     char *jpath, *gpath;
@@ -180,7 +180,7 @@ static void check_logits(const char *model, int shipped)
     jpath = tl_data(rel);
     if ((jpath != NULL) != shipped) {
         free(jpath);
-        return;
+        return 0;
     }
     if (shipped) {
         gpath = vocab_path(strstr(model, "gptneox") ? "gpt-neox"
@@ -240,6 +240,7 @@ done:
     free(js);
     free(jpath);
     free(gpath);
+    return 1;
 }
 
 TEST(logits_prompts)
@@ -249,8 +250,10 @@ TEST(logits_prompts)
         "tiny-llama-q4_0", "wide-llama-q4_k", "wide-llama-q6_k",
         "tiny-gpt2-f16", "tiny-gptneox-f16",
     };
+    int n = 0;
     for (size_t i = 0; i < sizeof models / sizeof *models; i++)
-        check_logits(models[i], 1);
+        n += check_logits(models[i], 1);
+    CHECK_INT(n, 7); /* the shipped ones */
 }
 
 /* The fixtures not shipped (wide-llama-q6_k), from ../shared. */
