@@ -4,6 +4,10 @@
  * them) through a cuda_engine on some device operations and compares the
  * log-probability of every next token with llama.cpp's logits.
  *
+ * The references are the small-vocabulary copies shipped in
+ * tests/data/parity where there is one (ref_shipped), else the full ones
+ * of ../shared.
+ *
  * A header of static functions (tests are single-file programs): the
  * reference loader, and ref_check(), which returns the worst per-token
  * difference or -1 when the files are missing (test skipped).
@@ -27,14 +31,32 @@ typedef struct ref_prompt {
     int n, offset;
 } ref_prompt;
 
+/* Whether tests/data/parity has fixture name with its reference. */
+static int ref_shipped(const char *name)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "parity/%s.json", name);
+    char *p = tl_data(rel);
+    free(p);
+    return p != NULL;
+}
+
 static int ref_prompts(const char *name, ref_prompt **out, int *n_out,
                        float **logits, int *n_vocab)
 {
     char rel[256];
-    snprintf(rel, sizeof rel, "refs/logits/logits-%s.json", name);
-    char *jpath = tl_shared(rel);
-    snprintf(rel, sizeof rel, "refs/logits/logits-%s.f32", name);
-    char *fpath = jpath ? tl_shared(rel) : NULL;
+    char *jpath, *fpath;
+    if (ref_shipped(name)) {
+        snprintf(rel, sizeof rel, "parity/%s.json", name);
+        jpath = tl_data(rel);
+        snprintf(rel, sizeof rel, "parity/%s.f32", name);
+        fpath = tl_data(rel);
+    } else {
+        snprintf(rel, sizeof rel, "refs/logits/logits-%s.json", name);
+        jpath = tl_shared(rel);
+        snprintf(rel, sizeof rel, "refs/logits/logits-%s.f32", name);
+        fpath = jpath ? tl_shared(rel) : NULL;
+    }
     char *text = NULL, *bin = NULL;
     size_t tlen, blen;
     em_err err;
@@ -74,9 +96,7 @@ out:
 static double ref_check(const char *name, cuda_ops *ops,
                         void (*free_ops)(cuda_ops *))
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", name);
-    char *path = tl_shared(rel);
+    char *path = tl_fixture(name); /* shipped if its reference is */
     ref_prompt *pr = NULL;
     int np = 0, V = 0;
     float *ref = NULL;

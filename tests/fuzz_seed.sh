@@ -12,9 +12,10 @@ dir=$1
 emerge=${2:-./emerge}
 shared=${EMERGE_SHARED:-../shared}
 mkdir -p "$dir"
-for f in "$shared"/fixtures/gguf/*.gguf "$shared"/refs/tokenizer/*.gguf; do
+for f in tests/data/parity/*.gguf tests/data/tokenizer/*.gguf \
+         "$shared"/fixtures/gguf/*.gguf "$shared"/refs/tokenizer/*.gguf; do
     [ -f "$f" ] || continue
-    b=$(basename "$f" .gguf)
+    b=$(basename "$(dirname "$f")")-$(basename "$f" .gguf)
     head -c 1024 "$f" >"$dir/$b.1k"
     head -c 16384 "$f" >"$dir/$b.16k"
 done

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <unistd.h>
 
 #include "harness/task.h"
 #include "harness/task_bigbench.h"
@@ -575,17 +576,14 @@ static const char *const bbh_tasks[] = {
 
 /* The published prompt body: the cot-prompt file without its first two
  * lines (canary, -----). */
-static char *bbh_body(const char *name)
+static char *bbh_body(const char *root, const char *name)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tasks/bbh/cot-prompts/%s.txt", name);
-    char *path = tl_shared(rel), *text = NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cot-prompts/%s.txt", root, name);
+    char *text = NULL;
     size_t len;
     em_err err = {{0}};
-    if (!path)
-        return NULL;
-    CHECK(em_read_file(path, &text, &len, &err) == 0);
-    free(path);
+    CHECK_MSG(em_read_file(path, &text, &len, &err) == 0, "%s", err.msg);
     if (!text)
         return NULL;
     char *nl = strchr(text, '\n');
@@ -631,17 +629,20 @@ static char *answer_only(const char *body)
     return out;
 }
 
-TEST(test_bbh_all_load_and_prompts)
+/* Every BBH task under root/bbh (n of them) loads, and its prompts are
+ * the published ones. */
+static void bbh_all_load_and_prompts(const char *root, int n)
 {
-    char *dir = tl_shared("tasks/bbh/bbh");
-    if (!dir)
-        return;
+    char dir[2048];
+    snprintf(dir, sizeof dir, "%.2000s/bbh", root);
     int seen = 0;
     for (int k = 0; bbh_tasks[k]; k++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.json", dir, bbh_tasks[k]);
+        if (access(path, F_OK) != 0)
+            continue;
         task *t = load(path);
-        char *body = bbh_body(bbh_tasks[k]);
+        char *body = bbh_body(root, bbh_tasks[k]);
         if (!t || !body) {
             task_free(t);
             free(body);
@@ -681,7 +682,7 @@ TEST(test_bbh_all_load_and_prompts)
         free(body);
         task_free(t);
     }
-    CHECK_INT(seen, 9);
+    CHECK_INT(seen, n);
     /* and nothing else sits in the directory unloaded */
     DIR *d = opendir(dir);
     int files = 0;
@@ -689,13 +690,27 @@ TEST(test_bbh_all_load_and_prompts)
         files += strstr(e->d_name, ".json") != NULL;
     if (d)
         closedir(d);
-    CHECK_INT(files, 9);
-    free(dir);
+    CHECK_INT(files, n);
+}
+
+/* The three tasks shipped in tests/data/bbh. */
+TEST(test_bbh_shipped_load_and_prompts)
+{
+    bbh_all_load_and_prompts("tests/data/bbh", 3);
+}
+
+/* All nine (../shared). */
+TEST(test_bbh_all_load_and_prompts)
+{
+    char *root = tl_shared("tasks/bbh");
+    if (root)
+        bbh_all_load_and_prompts(root, 9);
+    free(root);
 }
 
 TEST(test_bbh_answer_only_exemplars)
 {
-    char *path = tl_shared("tasks/bbh/bbh/boolean_expressions.json");
+    char *path = tl_data_or_shared("bbh/bbh/boolean_expressions.json", "tasks/bbh/bbh/boolean_expressions.json");
     if (!path)
         return;
     task *t = load(path);
@@ -713,7 +728,7 @@ TEST(test_bbh_answer_only_exemplars)
 
 TEST(test_bbh_answer_extraction)
 {
-    char *path = tl_shared("tasks/bbh/bbh/date_understanding.json");
+    char *path = tl_data_or_shared("bbh/bbh/date_understanding.json", "tasks/bbh/bbh/date_understanding.json");
     if (!path)
         return;
     task *t = load(path);
@@ -755,8 +770,8 @@ TEST(test_bbh_answer_extraction)
 
 TEST(test_bbh_prompt_lookup)
 {
-    char *src = tl_shared("tasks/bbh/bbh/navigate.json");
-    char *cot = tl_shared("tasks/bbh/cot-prompts/navigate.txt");
+    char *src = tl_data_or_shared("bbh/bbh/navigate.json", "tasks/bbh/bbh/navigate.json");
+    char *cot = tl_data_or_shared("bbh/cot-prompts/navigate.txt", "tasks/bbh/cot-prompts/navigate.txt");
     char *dir = tl_tmpdir();
     if (!src || !cot || !dir) {
         free(src);
@@ -833,6 +848,7 @@ int main(void)
     RUN(test_bigbench_errors);
     RUN(test_list_dir);
     RUN(test_mutated_files);
+    RUN(test_bbh_shipped_load_and_prompts);
     RUN(test_bbh_all_load_and_prompts);
     RUN(test_bbh_answer_only_exemplars);
     RUN(test_bbh_answer_extraction);

@@ -22,37 +22,42 @@ else
     echo "FAIL bigbench_validate: $(grep -v ': ok' "$tmp/v.out" | head -3)"
 fi
 
-# BBH (shared data, never copied into the repository)
+# BBH: three tasks shipped in tests/data/bbh (with their canaries; see
+# tests/data/README.md), all nine in ../shared
 shared=${EMERGE_SHARED:-../shared}
-bbh=$shared/tasks/bbh
-if [ ! -d "$bbh/bbh" ]; then
-    if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then
-        echo "FAIL bigbench_bbh_cli: $bbh missing under CI"
-    else
-        echo "SKIP bigbench_bbh_cli: $bbh missing (set EMERGE_SHARED)"
-    fi
+bbh=tests/data/bbh
+ok=1
+"$BIN" tasks validate "$bbh"/bbh/*.json >"$tmp/b.out" 2>&1 || ok=0
+[ "$(grep -c ': ok' "$tmp/b.out")" -eq 3 ] || ok=0
+# the published prompt: the cot file without its first two lines, then
+# "\n\nQ: " + input + "\nA: Let's think step by step."
+"$BIN" tasks show "$bbh/bbh/navigate.json" --variant cot --example 0 \
+    >"$tmp/show.out" 2>&1 || ok=0
+sed -n '3,$p' "$tmp/show.out" | sed '$d' >"$tmp/got.txt"
+input=$(sed -n 's/^{"canary": "[^"]*", "examples": \[{"input": "\([^"]*\)".*/\1/p' \
+    "$bbh/bbh/navigate.json")
+{ tail -n +3 "$bbh/cot-prompts/navigate.txt"; printf '\n\nQ: %b\nA: Let'"'"'s think step by step.\n' "$input"; } >"$tmp/want.txt"
+if [ -z "$input" ]; then
+    ok=0
+    echo "  (could not read example 0's input)"
+fi
+cmp -s "$tmp/got.txt" "$tmp/want.txt" || { ok=0; diff "$tmp/want.txt" "$tmp/got.txt" | head -5; }
+if [ $ok -eq 1 ]; then
+    echo "PASS bigbench_bbh_cli (3 shipped BBH tasks validate; navigate's cot prompt is byte-identical)"
 else
-    ok=1
-    "$BIN" tasks validate "$bbh"/bbh/*.json >"$tmp/b.out" 2>&1 || ok=0
-    [ "$(grep -c ': ok' "$tmp/b.out")" -eq 9 ] || ok=0
-    # the published prompt: the cot file without its first two lines, then
-    # "\n\nQ: " + input + "\nA: Let's think step by step."
-    "$BIN" tasks show "$bbh/bbh/navigate.json" --variant cot --example 0 \
-        >"$tmp/show.out" 2>&1 || ok=0
-    sed -n '3,$p' "$tmp/show.out" | sed '$d' >"$tmp/got.txt"
-    input=$(sed -n 's/^{"canary": "[^"]*", "examples": \[{"input": "\([^"]*\)".*/\1/p' \
-        "$bbh/bbh/navigate.json")
-    { tail -n +3 "$bbh/cot-prompts/navigate.txt"; printf '\n\nQ: %b\nA: Let'"'"'s think step by step.\n' "$input"; } >"$tmp/want.txt"
-    if [ -z "$input" ]; then
-        ok=0
-        echo "  (could not read example 0's input)"
-    fi
-    cmp -s "$tmp/got.txt" "$tmp/want.txt" || { ok=0; diff "$tmp/want.txt" "$tmp/got.txt" | head -5; }
-    if [ $ok -eq 1 ]; then
-        echo "PASS bigbench_bbh_cli (9 BBH tasks validate; navigate's cot prompt is byte-identical)"
+    echo "FAIL bigbench_bbh_cli: $(grep -v ': ok' "$tmp/b.out" | head -3)"
+fi
+if [ ! -d "$shared/tasks/bbh/bbh" ]; then
+    if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then
+        echo "FAIL bigbench_bbh_cli_all: $shared/tasks/bbh missing under CI"
     else
-        echo "FAIL bigbench_bbh_cli: $(grep -v ': ok' "$tmp/b.out" | head -3)"
+        echo "SKIP bigbench_bbh_cli_all: needs ../shared: $shared/tasks/bbh missing (set EMERGE_SHARED)"
     fi
+elif "$BIN" tasks validate "$shared"/tasks/bbh/bbh/*.json >"$tmp/b.out" 2>&1 &&
+     [ "$(grep -c ': ok' "$tmp/b.out")" -eq 9 ]; then
+    echo "PASS bigbench_bbh_cli_all (9 BBH tasks validate)"
+else
+    echo "FAIL bigbench_bbh_cli_all: $(grep -v ': ok' "$tmp/b.out" | head -3)"
 fi
 
 # A sweep with the synthetic family: ground truth by size.

@@ -63,11 +63,11 @@ static const char *fixtures[] = {
 };
 #define N_FIXTURES (sizeof fixtures / sizeof fixtures[0])
 
+/* The shipped small-vocabulary copies (tests/data/parity) and, for
+ * wide-llama-q6_k, a model of its shape made by emerge mkmodel. */
 static char *fixture_path(const char *name)
 {
-    char rel[128];
-    snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", name);
-    return tl_shared(rel);
+    return tl_engine_fixture(name);
 }
 
 static backend *open_with(const backend_ops *ops, const char *path,
@@ -165,11 +165,15 @@ TEST(loglik_matches_cpu_and_emulation)
 
 /* The GPU engine against llama.cpp's logits for the reference prompts
  * (the bounds test_cuda_host.c measured for the emulation). */
-TEST(engine_matches_llamacpp_reference)
+/* The fixtures shipped in tests/data/parity (shipped != 0), or the others
+ * (../shared). */
+static void engine_vs_llamacpp(int shipped)
 {
     if (!need_gpu())
         return;
     for (size_t f = 0; f < N_FIXTURES; f++) {
+        if (ref_shipped(fixtures[f]) != shipped)
+            continue;
         double tol = strstr(fixtures[f], "f32") ? 1e-3 :
                      strstr(fixtures[f], "f16") ? 5e-3 :
                      strstr(fixtures[f], "_k") ? 0.8 : 0.15;
@@ -186,6 +190,14 @@ TEST(engine_matches_llamacpp_reference)
                fixtures[f], w, tol);
         CHECK_MSG(w <= tol, "%s: %.3g", fixtures[f], w);
     }
+}
+
+/* The shipped fixtures, then wide-llama-q6_k from ../shared (the test
+ * skips without it, after checking the others). */
+TEST(engine_matches_llamacpp_reference)
+{
+    engine_vs_llamacpp(1);
+    engine_vs_llamacpp(0);
 }
 
 TEST(batch_size_does_not_change_scores)

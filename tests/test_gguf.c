@@ -29,20 +29,44 @@ static const fixture fixtures[] = {
     {"tiny-gptneox-f16.gguf", "gptneox", 64, 50432, 28, GGML_F16},
 };
 
-static void check_fixture(const fixture *f)
+/* shipped: the small-vocabulary copy in tests/data/parity (n_vocab from
+ * its reference json), else the ../shared file. */
+static int check_fixture(const fixture *f, int shipped)
 {
     char rel[128];
-    snprintf(rel, sizeof rel, "fixtures/gguf/%s", f->file);
-    char *path = tl_shared(rel);
+    fixture fc = *f;
+    char *path;
+    if (shipped) {
+        snprintf(rel, sizeof rel, "parity/%.*s.json", (int)strlen(f->file) - 5,
+                 f->file);
+        char *j = tl_data(rel), *text = NULL;
+        size_t len;
+        em_err err;
+        if (!j)
+            return 0; /* not shipped */
+        CHECK_INT(em_read_file(j, &text, &len, &err), 0);
+        const char *nv = text ? strstr(text, "\"n_vocab\":") : NULL;
+        CHECK(nv != NULL);
+        fc.n_vocab = nv ? strtoull(nv + 10, NULL, 10) : 0;
+        CHECK(fc.n_vocab > 256 && fc.n_vocab < f->n_vocab);
+        free(text);
+        free(j);
+        f = &fc;
+        snprintf(rel, sizeof rel, "parity/%s", f->file);
+        path = tl_data(rel);
+    } else {
+        snprintf(rel, sizeof rel, "fixtures/gguf/%s", f->file);
+        path = tl_shared(rel);
+    }
     if (!path)
-        return;
+        return 0;
     gguf_file *g;
     em_err err;
     int rc = gguf_open(path, &g, &err);
     CHECK_MSG(rc == 0, "%s: %s", f->file, err.msg);
     free(path);
     if (rc)
-        return;
+        return 0;
     CHECK_INT(g->version, 3);
     CHECK_INT(g->alignment, 32);
     CHECK_INT(g->n_tensors, f->n_tensors);
@@ -86,17 +110,55 @@ static void check_fixture(const fixture *f)
     CHECK(gguf_find_tensor(g, "no.such.tensor") == NULL);
     CHECK(gguf_find_kv(g, "no.such.key") == NULL);
     gguf_close(g);
+    return 1;
 }
 
 TEST(test_fixtures_open)
 {
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
-        check_fixture(&fixtures[i]);
+        check_fixture(&fixtures[i], 0);
+}
+
+TEST(test_shipped_fixtures_open)
+{
+    int n = 0;
+    for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++)
+        n += check_fixture(&fixtures[i], 1);
+    CHECK_INT(n, 7); /* all but wide-llama-q6_k */
+}
+
+/* tests/data/SHA256SUMS lists every shipped reference file, and they are
+ * those bytes (tests/data/README.md says where each came from). */
+TEST(test_shipped_checksums)
+{
+    char *text = NULL;
+    size_t len;
+    em_err err;
+    CHECK_MSG(em_read_file("tests/data/SHA256SUMS", &text, &len, &err) == 0,
+              "%s", err.msg);
+    int n = 0;
+    for (char *line = text ? strtok(text, "\n") : NULL; line;
+         line = strtok(NULL, "\n")) {
+        char want[65], name[256], path[300], got[65], *data;
+        size_t n_data;
+        if (sscanf(line, "%64s %255s", want, name) != 2)
+            continue;
+        snprintf(path, sizeof path, "tests/data/%s", name);
+        CHECK_MSG(em_read_file(path, &data, &n_data, &err) == 0, "%s", err.msg);
+        if (!data)
+            continue;
+        em_sha256_hex(data, n_data, got);
+        CHECK_MSG(!strcmp(got, want), "%s: sha256 %s, expected %s", name, got, want);
+        free(data);
+        n++;
+    }
+    CHECK(n >= 30);
+    free(text);
 }
 
 TEST(test_fixture_llama_metadata)
 {
-    char *path = tl_shared("fixtures/gguf/tiny-llama-q4_0.gguf");
+    char *path = tl_fixture("tiny-llama-q4_0"); /* tests/data/parity */
     if (!path)
         return;
     gguf_file *g;
@@ -123,7 +185,7 @@ TEST(test_fixture_llama_metadata)
           !memcmp(tok->strs[1].s, "<s>", 3));
     CHECK(tok && tok->strs[3].len == 6 && !memcmp(tok->strs[3].s, "<0x00>", 6));
     const gguf_kv *sc = gguf_find_kv(g, "tokenizer.ggml.scores");
-    CHECK(sc && sc->arr_type == GGUF_FLOAT32 && sc->n == 32000 && sc->data);
+    CHECK(sc && tok && sc->arr_type == GGUF_FLOAT32 && sc->n == tok->n && sc->data);
     const gguf_kv *tt = gguf_find_kv(g, "tokenizer.ggml.token_type");
     CHECK(tt && tt->arr_type == GGUF_INT32);
     if (tt) {
@@ -143,7 +205,7 @@ TEST(test_fixture_llama_metadata)
     gguf_close(g);
 }
 
-TEST(test_vocab_files_open)
+static void vocab_files_open(int falcon)
 {
     static const struct { const char *f, *model; uint64_t n; } v[] = {
         {"ggml-vocab-llama-spm.gguf", "llama", 32000},
@@ -151,12 +213,16 @@ TEST(test_vocab_files_open)
         {"ggml-vocab-gpt-neox.gguf", "gpt2", 50432},
         {"ggml-vocab-falcon.gguf", "gpt2", 65024},
     };
+    /* llama-spm, gpt-2, gpt-neox are shipped in tests/data/tokenizer;
+     * falcon is test_vocab_file_falcon's */
     for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
-        char rel[128];
-        snprintf(rel, sizeof rel, "refs/tokenizer/%s", v[k].f);
-        char *path = tl_shared(rel);
+        char rel[128], srel[128];
+        snprintf(rel, sizeof rel, "tokenizer/%s", v[k].f);
+        snprintf(srel, sizeof srel, "refs/tokenizer/%s", v[k].f);
+        char *path = falcon == !!strstr(v[k].f, "falcon")
+                         ? tl_data_or_shared(rel, srel) : NULL;
         if (!path)
-            return;
+            continue;
         gguf_file *g;
         em_err err;
         int rc = gguf_open(path, &g, &err);
@@ -173,6 +239,9 @@ TEST(test_vocab_files_open)
         gguf_close(g);
     }
 }
+
+TEST(test_vocab_files_open) { vocab_files_open(0); }
+TEST(test_vocab_file_falcon) { vocab_files_open(1); }
 
 /* The fixtures are the files the README describes, byte for byte. */
 TEST(test_fixture_checksums)
@@ -754,7 +823,7 @@ TEST(test_open_errors)
  * key and tensor of each fixture reproduces it byte for byte. The vocab
  * files (written by an older gguf-py) differ only in that they stop
  * without padding the empty data section. */
-TEST(test_writer_reproduces_llama_cpp)
+static void writer_reproduces(int want_vocab)
 {
     static const char *files[] = {
         "fixtures/gguf/tiny-llama-f32.gguf", "fixtures/gguf/tiny-llama-q4_0.gguf",
@@ -763,7 +832,15 @@ TEST(test_writer_reproduces_llama_cpp)
         "refs/tokenizer/ggml-vocab-gpt-2.gguf",
     };
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
-        char *path = tl_shared(files[k]);
+        /* the vocab files are shipped (tests/data/tokenizer); the fixture
+         * files as llama.cpp wrote them only in ../shared */
+        int vocab = !strncmp(files[k], "refs/", 5);
+        if (vocab != want_vocab)
+            continue;
+        char rel[128];
+        snprintf(rel, sizeof rel, "tokenizer/%s", files[k] + strlen("refs/tokenizer/"));
+        char *path = vocab ? tl_data(rel) : tl_shared(files[k]);
+        CHECK_MSG(path || !vocab, "tests/data/%s missing", rel);
         if (!path)
             return;
         gguf_file *g;
@@ -801,16 +878,23 @@ TEST(test_writer_reproduces_llama_cpp)
     }
 }
 
+TEST(test_writer_reproduces_llama_cpp) { writer_reproduces(1); }
+TEST(test_writer_reproduces_llama_cpp_fixtures) { writer_reproduces(0); }
+
 int main(void)
 {
     RUN(test_type_table);
     RUN(test_fixtures_open);
+    RUN(test_shipped_fixtures_open);
+    RUN(test_shipped_checksums);
     RUN(test_fixture_llama_metadata);
     RUN(test_vocab_files_open);
+    RUN(test_vocab_file_falcon);
     RUN(test_fixture_checksums);
     RUN(test_writer_roundtrip);
     RUN(test_writer_alignment);
     RUN(test_writer_reproduces_llama_cpp);
+    RUN(test_writer_reproduces_llama_cpp_fixtures);
     RUN(test_writer_misuse);
     RUN(test_truncation_every_byte);
     RUN(test_hostile_headers);

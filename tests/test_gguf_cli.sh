@@ -31,15 +31,17 @@ else
 fi
 
 # -- inspect a fixture
-f="$shared/fixtures/gguf/tiny-llama-q4_0.gguf"
+# (the copy shipped in tests/data/parity: llama.cpp's Q4_0 file with 437
+# of its 32000 vocabulary rows, 64 x 437 x 2 + 86336 parameters)
+f="tests/data/parity/tiny-llama-q4_0.gguf"
 if [ ! -f "$f" ]; then
-    skip inspect_fixture "$f missing"
+    fail inspect_fixture "$f missing"
 elif "$emerge" inspect "$f" >"$tmp/out" 2>&1 &&
      has "$tmp/out" "GGUF v3, 23 keys, 21 tensors" &&
-     has "$tmp/out" '[string x 32000] "<unk>", "<s>", "</s>"' &&
+     has "$tmp/out" '[string x 437] "<unk>", "<s>", "</s>"' &&
      has "$tmp/out" "llama.attention.head_count_kv                u32     2" &&
      grep -qE 'blk\.0\.attn_q\.weight +Q4_0 +\[64, 64\]' "$tmp/out" &&
-     has "$tmp/out" "total parameters: 4"; then
+     has "$tmp/out" "total parameters: 142272"; then
     pass inspect_fixture
 else
     fail inspect_fixture "$(head -c 300 "$tmp/out")"
@@ -75,10 +77,16 @@ for t in f32 f16 bf16 q8_0 q4_0 q4_k q6_k; do
 done
 [ $ok -eq 1 ] && pass mkmodel_types
 
+# the default vocabulary is ../shared's llama-spm file; the same file is
+# shipped in tests/data/tokenizer: without ../shared, --vocab names it
+# (gzipped there: unpacked into $tmp)
+vocab=
 if [ ! -f "$shared/refs/tokenizer/ggml-vocab-llama-spm.gguf" ]; then
-    skip mkmodel_vocab "llama-spm vocab missing"
-elif EMERGE_SHARED=$shared "$emerge" mkmodel -o "$tmp/v.gguf" --n-embd 32 \
-        --n-layer 1 --n-head 2 --n-ff 32 >/dev/null 2>&1 &&
+    gzip -dc tests/data/tokenizer/ggml-vocab-llama-spm.gguf.gz >"$tmp/spm.gguf"
+    vocab="--vocab $tmp/spm.gguf"
+fi
+if EMERGE_SHARED=$shared "$emerge" mkmodel -o "$tmp/v.gguf" --n-embd 32 \
+        --n-layer 1 --n-head 2 --n-ff 32 $vocab >/dev/null 2>&1 &&
      "$emerge" inspect "$tmp/v.gguf" >"$tmp/out" 2>&1 &&
      has "$tmp/out" '[string x 32000]' && has "$tmp/out" 'tokenizer.ggml.scores' &&
      grep -qE 'token_embd\.weight +F32 +\[32, 32000\]' "$tmp/out"; then

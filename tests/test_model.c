@@ -10,7 +10,16 @@
  * choice is made afresh), and batched prompt processing is compared with
  * token-by-token decoding and with small chunks.
  *
- * Run as `test_model parity` it only prints the parity lines (the child).
+ * Two sets of references: tests/data/parity/ ships small-vocabulary copies
+ * of the fixtures with the matching columns of llama.cpp's logits
+ * (tools/slice_vocab.c, tests/data/README.md: a logit is output_row . h,
+ * and h does not depend on the rows not kept, so those columns are
+ * llama.cpp's own numbers); ../shared has the full fixtures. Every
+ * fixture but wide-llama-q6_k is shipped, so the engine is checked against
+ * llama.cpp in any clone; the full-vocabulary run needs ../shared.
+ *
+ * Run as `test_model parity` (or `parity-full`) it only prints the parity
+ * lines (the child).
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -26,6 +35,7 @@
 typedef struct fixture {
     const char *name;
     double bound; /* max |ours - llama.cpp| over all logits */
+    int shipped;  /* a sliced copy is in tests/data/parity */
 } fixture;
 
 /* F32 and F16 meet llama.cpp to 1e-3. That takes more than arithmetic
@@ -44,14 +54,14 @@ typedef struct fixture {
  * K-quant bounds are the measured maxima with a margin: Q4_K 0.318, Q6_K
  * 0.302 (backends/engine/PARITY.md says why). */
 static const fixture fixtures[] = {
-    {"tiny-llama-f32", 1e-3},
-    {"tiny-llama-f16", 1e-3},
-    {"tiny-llama-q8_0", 1e-3},
-    {"tiny-llama-q4_0", 1e-3},
-    {"wide-llama-q4_k", 0.45},
-    {"wide-llama-q6_k", 0.4},
-    {"tiny-gpt2-f16", 1e-3},
-    {"tiny-gptneox-f16", 1e-3},
+    {"tiny-llama-f32", 1e-3, 1},
+    {"tiny-llama-f16", 1e-3, 1},
+    {"tiny-llama-q8_0", 1e-3, 1},
+    {"tiny-llama-q4_0", 1e-3, 1},
+    {"wide-llama-q4_k", 0.45, 1},
+    {"wide-llama-q6_k", 0.4, 0},
+    {"tiny-gpt2-f16", 1e-3, 1},
+    {"tiny-gptneox-f16", 1e-3, 1},
 };
 #define N_FIXTURES (int)(sizeof fixtures / sizeof fixtures[0])
 
@@ -72,14 +82,25 @@ static void ref_free(ref *r)
     memset(r, 0, sizeof *r);
 }
 
-static int ref_load(const char *name, ref *r)
+/* The reference of fixture name: the shipped sliced one (full == 0) or
+ * the full-vocabulary one of ../shared. */
+static int ref_load(const char *name, int full, ref *r)
 {
     memset(r, 0, sizeof *r);
     char rel[256];
-    snprintf(rel, sizeof rel, "refs/logits/logits-%s.json", name);
-    char *jpath = tl_shared(rel);
-    snprintf(rel, sizeof rel, "refs/logits/logits-%s.f32", name);
-    char *fpath = jpath ? tl_shared(rel) : NULL;
+    char *jpath, *fpath;
+    if (full) {
+        snprintf(rel, sizeof rel, "refs/logits/logits-%s.json", name);
+        jpath = tl_shared(rel);
+        snprintf(rel, sizeof rel, "refs/logits/logits-%s.f32", name);
+        fpath = jpath ? tl_shared(rel) : NULL;
+    } else {
+        snprintf(rel, sizeof rel, "parity/%s.json", name);
+        jpath = tl_data(rel);
+        snprintf(rel, sizeof rel, "parity/%s.f32", name);
+        fpath = tl_data(rel);
+        CHECK_MSG(jpath && fpath, "tests/data/parity/%s.{json,f32} missing", name);
+    }
     char *text = NULL, *bin = NULL;
     size_t tlen, blen;
     em_err err;
@@ -120,11 +141,18 @@ out:
     return ok;
 }
 
-static model *open_fixture(const char *name, int n_batch)
+static model *open_fixture(const char *name, int full, int n_batch)
 {
     char rel[256];
-    snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", name);
-    char *path = tl_shared(rel);
+    char *path;
+    if (full) {
+        snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", name);
+        path = tl_shared(rel);
+    } else {
+        snprintf(rel, sizeof rel, "parity/%s.gguf", name);
+        path = tl_data(rel);
+        CHECK_MSG(path, "tests/data/%s missing", rel);
+    }
     if (!path)
         return NULL;
     model_opts o = {.n_threads = 2, .n_batch = n_batch};
@@ -137,12 +165,12 @@ static model *open_fixture(const char *name, int n_batch)
 }
 
 /* Max |ours - ref| over every logit of every prompt, or -1 on failure. */
-static double parity(const fixture *f)
+static double parity(const fixture *f, int full)
 {
     ref r;
-    if (!ref_load(f->name, &r))
+    if (!ref_load(f->name, full, &r))
         return -1;
-    model *m = open_fixture(f->name, 0);
+    model *m = open_fixture(f->name, full, 0);
     double worst = -1;
     if (!m)
         goto out;
@@ -170,31 +198,63 @@ out:
     return worst;
 }
 
-TEST(parity_with_llama_cpp)
+static void parity_all(int full)
 {
     printf("  kernels: %s\n", quant_simd_name());
     for (int i = 0; i < N_FIXTURES; i++) {
-        double d = parity(&fixtures[i]);
+        if (!full && !fixtures[i].shipped)
+            continue;
+        double d = parity(&fixtures[i], full);
         if (d < 0)
             continue;
-        printf("  %-18s max |diff| %.3g (bound %g)\n", fixtures[i].name, d,
-               fixtures[i].bound);
+        printf("  %-18s %s max |diff| %.3g (bound %g)\n", fixtures[i].name,
+               full ? "full vocab" : "tests/data", d, fixtures[i].bound);
         CHECK_MSG(d <= fixtures[i].bound, "%s: max diff %g > %g",
                   fixtures[i].name, d, fixtures[i].bound);
     }
 }
 
-/* The same comparison with the portable kernels, in a child process. */
-TEST(parity_scalar_kernels)
+/* The shipped small-vocabulary fixtures (tests/data/parity). */
+TEST(parity_with_llama_cpp)
+{
+    parity_all(0);
+}
+
+/* Every fixture with its whole vocabulary (../shared). */
+TEST(parity_full_vocab)
+{
+    parity_all(1);
+}
+
+/* The same comparison with the portable kernels, in a child process; its
+ * lines are indented so that tests/run.sh counts only this test's. */
+static void parity_child(const char *mode, const char *want)
 {
     char *out = NULL;
-    int rc = tl_sh(&out, "EMERGE_SIMD=scalar /proc/%d/exe parity 2>&1",
-                   (int)getpid());
-    printf("%s", out ? out : "");
+    int rc = tl_sh(&out, "EMERGE_SIMD=scalar /proc/%d/exe %s 2>&1",
+                   (int)getpid(), mode);
+    for (char *line = out, *nl; line && *line; line = nl) {
+        nl = strchr(line, '\n');
+        nl = nl ? nl + 1 : line + strlen(line);
+        printf("  | %.*s", (int)(nl - line), line);
+    }
     CHECK_MSG(rc == 0, "scalar parity run failed (status %d)", rc);
     CHECK_HAS(out, "kernels: scalar");
-    CHECK_HAS(out, "PASS parity_with_llama_cpp");
+    CHECK_HAS(out, want);
     free(out);
+}
+
+TEST(parity_scalar_kernels)
+{
+    parity_child("parity", "PASS parity_with_llama_cpp");
+}
+
+TEST(parity_full_vocab_scalar_kernels)
+{
+    char *p = tl_shared("refs/logits/logits-wide-llama-q6_k.f32");
+    if (p)
+        parity_child("parity-full", "PASS parity_full_vocab");
+    free(p);
 }
 
 /* Logits of all rows: one batch, one token at a time, chunks of 3,
@@ -202,9 +262,9 @@ TEST(parity_scalar_kernels)
 static void compare_batching(const char *name, double tol)
 {
     ref r;
-    if (!ref_load(name, &r))
+    if (!ref_load(name, 0, &r))
         return;
-    model *m = open_fixture(name, 0), *mc = open_fixture(name, 3);
+    model *m = open_fixture(name, 0, 0), *mc = open_fixture(name, 0, 3);
     if (!m || !mc)
         goto out;
     /* the prompts one after another, round again until there are 96
@@ -273,7 +333,7 @@ TEST(batched_equals_sequential)
 
 TEST(context_overflow_and_bad_ids)
 {
-    model *m = open_fixture("tiny-llama-f32", 0);
+    model *m = open_fixture("tiny-llama-f32", 0, 0);
     if (!m)
         return;
     em_err err;
@@ -339,7 +399,8 @@ TEST(pool_runs_every_slot_once)
  * effects, and not bit-identical (the F16 cache really rounds). */
 TEST(kv_exact_cache)
 {
-    char *path = tl_shared("fixtures/gguf/tiny-llama-f32.gguf");
+    char *path = tl_data("parity/tiny-llama-f32.gguf");
+    CHECK(path != NULL);
     if (!path)
         return;
     model_opts o16 = {.n_threads = 2}, o32 = {.n_threads = 2, .kv_exact = 1};
@@ -347,9 +408,13 @@ TEST(kv_exact_cache)
     em_err err;
     CHECK(model_build(path, &o16, &a, &err) == 0);
     CHECK(model_build(path, &o32, &b, &err) == 0);
-    if (a && b) {
-        int32_t toks[12] = {1, 450, 7483, 310, 3444, 338, 3681, 29889, 450,
-                            7483, 310, 5546};
+    ref r;
+    /* "The capital of France is Paris. The capital of Japan" */
+    if (a && b && ref_load("tiny-llama-f32", 0, &r)) {
+        int32_t toks[12];
+        CHECK(r.n_tokens[2] >= 12);
+        memcpy(toks, r.tokens[2], sizeof toks);
+        ref_free(&r);
         size_t V = (size_t)a->hp.n_vocab;
         float *la = malloc(sizeof(float) * 12 * V);
         float *lb = malloc(sizeof(float) * 12 * V);
@@ -374,8 +439,14 @@ int main(int argc, char **argv)
         RUN(parity_with_llama_cpp);
         return tl_summary();
     }
+    if (argc > 1 && !strcmp(argv[1], "parity-full")) {
+        RUN(parity_full_vocab);
+        return tl_summary();
+    }
     RUN(parity_with_llama_cpp);
     RUN(parity_scalar_kernels);
+    RUN(parity_full_vocab);
+    RUN(parity_full_vocab_scalar_kernels);
     RUN(batched_equals_sequential);
     RUN(context_overflow_and_bad_ids);
     RUN(kv_exact_cache);

@@ -1,6 +1,7 @@
 /*
  * test_native.c - the native backend: scoring, prefix sharing, generation,
- * sampling and errors, on the shared tiny GGUF fixtures.
+ * sampling and errors, on the tiny GGUF fixtures shipped in tests/data/parity
+ * (small-vocabulary copies of ../shared's) and one made by `emerge mkmodel`.
  *
  * The references are computed independently here from model_forward's
  * full logits and the tokenizer, so the backend's bookkeeping (grouping,
@@ -22,9 +23,9 @@
 
 static backend *open_native(const char *fixture, const char *share)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", fixture);
-    char *path = tl_shared(rel);
+    /* The shipped small-vocabulary copies of the parity fixtures; the
+     * Q6_K one is not shipped: a model of its shape made here. */
+    char *path = tl_engine_fixture(fixture);
     if (!path)
         return NULL;
     backend_opt opts[2] = {{"threads", "2"}, {"prefix_sharing", (char *)share}};
@@ -150,7 +151,7 @@ TEST(prefix_sharing_equals_alone_best_simd)
  * tokens the harness convention gives. */
 TEST(loglik_equals_full_logits)
 {
-    char *path = tl_shared("fixtures/gguf/tiny-llama-f32.gguf");
+    char *path = tl_fixture("tiny-llama-f32");
     if (!path)
         return;
     backend *b = open_native("tiny-llama-f32", "1");
@@ -223,7 +224,7 @@ static backend_gen_res gen(backend *b, const char *prompt, int max,
 
 TEST(greedy_equals_argmax_decoding)
 {
-    char *path = tl_shared("fixtures/gguf/tiny-llama-f32.gguf");
+    char *path = tl_fixture("tiny-llama-f32");
     if (!path)
         return;
     backend *b = open_native("tiny-llama-f32", "1");
@@ -486,7 +487,7 @@ TEST(clear_errors)
     write_tiny(p1, "llama", GGML_F32);
     expect_open_error(p1, "missing tensor 'output_norm.weight'");
     /* Bad option values. */
-    char *path = tl_shared("fixtures/gguf/tiny-llama-f32.gguf");
+    char *path = tl_fixture("tiny-llama-f32");
     if (path) {
         backend_opt o = {"threads", "many"};
         backend_spec spec = {.name = "x", .backend = "native", .path = path,
@@ -507,7 +508,8 @@ TEST(info_and_long_inputs)
         return;
     CHECK_STR(b->info.arch, "llama");
     CHECK_INT(b->info.n_ctx, 512);
-    CHECK(b->info.n_params > 2e6 && b->info.n_params < 5e6);
+    printf("  n_params %llu\n", (unsigned long long)b->info.n_params);
+    CHECK(b->info.n_params > 1e5 && b->info.n_params < 2e5); /* 437-token copy */
     CHECK(b->info.caps & BACKEND_CAP_LOGLIK);
     /* A context longer than n_ctx is cut from the left, still scored. */
     em_buf ctx = {0};

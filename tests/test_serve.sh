@@ -6,12 +6,12 @@
 # (--timeout, --max-per-ip included), and stops cleanly on SIGTERM.
 # Hostile clients (idle, slow, many per address) are tests/test_serve.c's.
 #
-# Uses the ASan emerge binary ($EMERGE_BIN), curl and the shared fixture
-# model; every server started here is stopped by the EXIT trap.
+# Uses the ASan emerge binary ($EMERGE_BIN), curl and the tiny-llama
+# fixture shipped in tests/data/parity (a small-vocabulary copy of
+# ../shared's); every server started here is stopped by the EXIT trap.
 set -u
 BIN=${EMERGE_BIN:-build/asan/emerge}
-SHARED=${EMERGE_SHARED:-../shared}
-MODEL=$SHARED/fixtures/gguf/tiny-llama-f32.gguf
+MODEL=tests/data/parity/tiny-llama-f32.gguf
 missing() {
     if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then echo "FAIL serve_cli: $1"; exit 1; fi
     echo "SKIP serve_cli: $1"; exit 0

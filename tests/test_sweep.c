@@ -436,7 +436,7 @@ TEST(test_model_identity)
  * its database, so the next run does not read the file again. */
 TEST(test_sweep_caches_model_hash)
 {
-    char *fixture = tl_shared("fixtures/gguf/tiny-llama-q4_0.gguf");
+    char *fixture = tl_fixture("tiny-llama-q4_0");
     if (!fixture)
         return;
     char *dir = tl_tmpdir(), *db = path_in(dir, "r.sqlite");

@@ -76,13 +76,22 @@ static void show_ids(em_buf *b, const int32_t *ids, int n)
         em_buf_printf(b, "%s%d", i ? " " : "", ids[i]);
 }
 
+/* llama.cpp's vocab test file ggml-vocab-NAME.gguf + suffix: shipped in
+ * tests/data/tokenizer (llama-spm, gpt-2, gpt-neox; the GGUFs gzipped,
+ * unpacked by tl_data), else ../shared/refs/tokenizer. */
+static char *vocab_path(const char *name, const char *suffix)
+{
+    char d[160], s[160];
+    snprintf(d, sizeof d, "tokenizer/ggml-vocab-%s.gguf%s", name, suffix);
+    snprintf(s, sizeof s, "refs/tokenizer/ggml-vocab-%s.gguf%s", name, suffix);
+    return tl_data_or_shared(d, s);
+}
+
 /* One vocab file: every case must give llama.cpp's ids exactly, and the
  * ids must decode back to the input. */
 static void check_vocab(const char *name)
 {
-    char rel[128];
-    snprintf(rel, sizeof rel, "refs/tokenizer/ggml-vocab-%s.gguf", name);
-    char *path = tl_shared(rel);
+    char *path = vocab_path(name, "");
     if (!path)
         return;
     char *inp_path = NULL, *out_path = NULL, *inp = NULL, *outs = NULL;
@@ -90,11 +99,8 @@ static void check_vocab(const char *name)
     em_err err;
     gguf_file *g = NULL;
     tokenizer *t = open_tok(path, &g);
-    em_buf p = {0};
-    em_buf_printf(&p, "%s.inp", path);
-    inp_path = em_buf_take(&p);
-    em_buf_printf(&p, "%s.out", path);
-    out_path = em_buf_take(&p);
+    inp_path = vocab_path(name, ".inp");
+    out_path = vocab_path(name, ".out");
     if (!t || em_read_file(inp_path, &inp, &inp_len, &err) ||
         em_read_file(out_path, &outs, &out_len, &err)) {
         CHECK_MSG(t == NULL, "%s", err.msg);
@@ -161,14 +167,30 @@ TEST(vocab_gpt_neox) { check_vocab("gpt-neox"); }
 TEST(vocab_falcon) { check_vocab("falcon"); }
 
 /* The prompts of a reference-logits file, tokenised with add_special=1
- * by the fixture model's own vocabulary. */
-static void check_logits(const char *model)
+ * by the fixture model's own vocabulary. A fixture shipped in
+ * tests/data/parity has a cut vocabulary: its prompts are tokenised with
+ * the full vocab file of the same tokenizer (llama.cpp's vocab test
+ * files, tests/data/tokenizer) and its ids mapped back through kept_ids.
+ * shipped: 1 for the shipped fixtures, 0 for the others (../shared). */
+static int check_logits(const char *model, int shipped)
 {
     char rel[160];
-    snprintf(rel, sizeof rel, "refs/logits/logits-%s.json", model);
-    char *jpath = tl_shared(rel);
-    snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", model);
-    char *gpath = jpath ? tl_shared(rel) : NULL;
+    char *jpath, *gpath;
+    snprintf(rel, sizeof rel, "parity/%s.json", model);
+    jpath = tl_data(rel);
+    if ((jpath != NULL) != shipped) {
+        free(jpath);
+        return 0;
+    }
+    if (shipped) {
+        gpath = vocab_path(strstr(model, "gptneox") ? "gpt-neox"
+                           : strstr(model, "gpt2") ? "gpt-2" : "llama-spm", "");
+    } else {
+        snprintf(rel, sizeof rel, "refs/logits/logits-%s.json", model);
+        jpath = tl_shared(rel);
+        snprintf(rel, sizeof rel, "fixtures/gguf/%s.gguf", model);
+        gpath = jpath ? tl_shared(rel) : NULL;
+    }
     char *js = NULL;
     size_t jl;
     em_err err;
@@ -194,9 +216,15 @@ static void check_logits(const char *model)
             CHECK_MSG(0, "%s: prompt %d", model, n_all);
             continue;
         }
+        cJSON *kept = cJSON_GetObjectItem(root, "kept_ids");
+        CHECK(!shipped || cJSON_GetArraySize(kept) > 256);
         int same = n == cJSON_GetArraySize(tk);
-        for (int i = 0; same && i < n; i++)
-            same = ids[i] == cJSON_GetArrayItem(tk, i)->valueint;
+        for (int i = 0; same && i < n; i++) {
+            int want = cJSON_GetArrayItem(tk, i)->valueint;
+            if (shipped)
+                want = cJSON_GetArrayItem(kept, want)->valueint;
+            same = ids[i] == want;
+        }
         CHECK_MSG(same, "%s: prompt %d \"%s\" tokenised differently", model,
                   n_all, text);
         n_ok += same;
@@ -212,6 +240,7 @@ done:
     free(js);
     free(jpath);
     free(gpath);
+    return 1;
 }
 
 TEST(logits_prompts)
@@ -221,8 +250,16 @@ TEST(logits_prompts)
         "tiny-llama-q4_0", "wide-llama-q4_k", "wide-llama-q6_k",
         "tiny-gpt2-f16", "tiny-gptneox-f16",
     };
+    int n = 0;
     for (size_t i = 0; i < sizeof models / sizeof *models; i++)
-        check_logits(models[i]);
+        n += check_logits(models[i], 1);
+    CHECK_INT(n, 7); /* the shipped ones */
+}
+
+/* The fixtures not shipped (wide-llama-q6_k), from ../shared. */
+TEST(logits_prompts_unshipped)
+{
+    check_logits("wide-llama-q6_k", 0);
 }
 
 /* ------------------------------------------------- random inputs */
@@ -284,9 +321,7 @@ static size_t random_text(uint64_t *rng, char *buf, int valid)
  * does; BPE turns broken sequences into U+FFFD.) */
 static void check_random(const char *name, int is_spm)
 {
-    char rel[128];
-    snprintf(rel, sizeof rel, "refs/tokenizer/ggml-vocab-%s.gguf", name);
-    char *path = tl_shared(rel);
+    char *path = vocab_path(name, "");
     if (!path)
         return;
     gguf_file *g = NULL;
@@ -623,7 +658,7 @@ TEST(error_unknown_pre)
  * the whole text gives (the table of joinable pairs switched off). */
 TEST(spm_chunks_exact)
 {
-    char *path = tl_shared("refs/tokenizer/ggml-vocab-llama-spm.gguf");
+    char *path = vocab_path("llama-spm", "");
     if (!path)
         return;
     gguf_file *g = NULL;
@@ -715,7 +750,7 @@ static void *encode_many(void *arg)
 
 TEST(threads)
 {
-    char *path = tl_shared("refs/tokenizer/ggml-vocab-gpt-2.gguf");
+    char *path = vocab_path("gpt-2", "");
     if (!path)
         return;
     gguf_file *g = NULL;
@@ -741,7 +776,7 @@ TEST(threads)
 /* tok_decode writes at most cap bytes and NUL-terminates when room. */
 TEST(decode_cap)
 {
-    char *path = tl_shared("refs/tokenizer/ggml-vocab-llama-spm.gguf");
+    char *path = vocab_path("llama-spm", "");
     if (!path)
         return;
     gguf_file *g = NULL;
@@ -772,7 +807,7 @@ TEST(decode_cap)
 TEST(cli_tokenize)
 {
     const char *bin = getenv("EMERGE_BIN");
-    char *path = tl_shared("refs/tokenizer/ggml-vocab-llama-spm.gguf");
+    char *path = vocab_path("llama-spm", "");
     if (!path)
         return;
     if (!bin) {
@@ -806,6 +841,7 @@ int main(void)
     RUN(vocab_gpt_neox);
     RUN(vocab_falcon);
     RUN(logits_prompts);
+    RUN(logits_prompts_unshipped);
     RUN(random_llama_spm);
     RUN(random_gpt2);
     RUN(random_gpt_neox);

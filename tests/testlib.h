@@ -9,7 +9,10 @@
  *
  * Shared reference files: tl_shared("refs/...") returns the path, or NULL
  * after marking the test skipped - or failed when CI=true, where a missing
- * shared file is an error, never a skip.
+ * shared file is an error, never a skip. The skip reads "needs ../shared:
+ * PATH missing", which tests/run.sh counts and explains at the end.
+ * References small enough to ship live in tests/data (tl_data; see
+ * tests/data/README.md): tests prefer them and fall back to ../shared.
  */
 #ifndef EMERGE_TESTLIB_H
 #define EMERGE_TESTLIB_H
@@ -28,6 +31,22 @@ void tl_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Path under $EMERGE_SHARED (malloc'd) if the file exists; else NULL and
  * the running test is skipped (failed under CI=true). */
 char *tl_shared(const char *rel);
+/* A file shipped in tests/data (path relative to the repository root,
+ * where the tests run): tests/data/REL, or tests/data/REL.gz unpacked into
+ * a temporary directory; NULL if neither exists (no skip). */
+char *tl_data(const char *rel);
+/* tl_data(data_rel) if shipped, else tl_shared(shared_rel). */
+char *tl_data_or_shared(const char *data_rel, const char *shared_rel);
+/* A parity fixture by name ("tiny-llama-f32"): the small-vocabulary copy
+ * in tests/data/parity if shipped, else ../shared/fixtures/gguf/NAME.gguf. */
+char *tl_fixture(const char *name);
+/* For tests of engine behaviour (not parity): tl_fixture(name), but for
+ * "wide-llama-q6_k", which is not shipped, a model of the same shape and
+ * type made by `emerge mkmodel` (random weights, 512-token vocabulary). */
+char *tl_engine_fixture(const char *name);
+/* `$EMERGE_BIN mkmodel -o DIR/FILE ARGS` once per process (a temporary
+ * DIR removed at exit): a random-weight model made at test time. */
+char *tl_mkmodel(const char *file, const char *args);
 /* A fresh empty directory under $TMPDIR for this test (malloc'd). */
 char *tl_tmpdir(void);
 /* Runs a shell command, returns its exit status; output into *out if not
