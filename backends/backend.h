@@ -2,8 +2,10 @@
  * backend.h - the one interface every model backend implements.
  *
  * Owns: the backend vtable, the model spec a family file gives a backend,
- * the request/response structs, and the registry that maps a backend name
- * ("native", "replay", "synthetic", "openai", ...) to its ops.
+ * the request/response structs. backend.c holds the helpers and the
+ * dispatch; registry.c maps a backend name ("native", "replay",
+ * "synthetic", "openai", ...) to its ops and opens models (backend_open,
+ * backend_find, backend_names below).
  *
  * Calls are batched: the harness hands a backend every request it has for
  * a model at once (or a large chunk), so the backend may reorder them, share
@@ -122,7 +124,7 @@ typedef struct backend {
     backend_info info;
 } backend;
 
-/* Finds spec->backend in the registry and opens the model. */
+/* registry.c: finds spec->backend in the registry and opens the model. */
 int backend_open(const backend_spec *spec, backend **out, em_err *err);
 int backend_loglikelihood(backend *b, const backend_ll_req *req,
                           backend_ll_res *res, int n, em_err *err);
