@@ -25,6 +25,12 @@
  * token per step; it ends at EOS, max_tokens, a full context, or as soon
  * as the text contains a stop string (the text is cut before the earliest
  * one).
+ *
+ * Token-level completion (tokenize, token_text, complete: what `emerge
+ * serve` answers with) runs on a native_scorer over the same model, made
+ * on first use (native_complete.c). The scorer keeps scores beside the
+ * cache, so loglikelihood and generate, which run the model themselves,
+ * tell it to forget them.
  */
 #include "backends/native.h"
 
@@ -35,6 +41,7 @@
 
 #include "backends/engine/model.h"
 #include "backends/native_common.h"
+#include "backends/native_complete.h"
 #include "backends/engine/sample.h"
 #include "backends/engine/tokenizer.h"
 
@@ -46,6 +53,7 @@ typedef struct native {
     float *lg;      /* logits rows scratch */
     size_t lg_rows;
     float *ctx_lg;  /* logits after the current context's last token */
+    native_scorer *ns; /* token-level completion; NULL until first used */
 } native;
 
 /* One scoring request as token ids. */
@@ -63,6 +71,7 @@ static void native_close(void *state)
     native *nv = state;
     if (!nv)
         return;
+    native_scorer_free(nv->ns);
     sample_free(nv->smp);
     tok_free(nv->tok);
     model_free(nv->m);
@@ -282,6 +291,8 @@ static int native_loglikelihood(void *state, const backend_ll_req *req,
 {
     (void)err;
     native *nv = state;
+    if (nv->ns)
+        native_scorer_forget(nv->ns);
     ll_item *items = em_calloc((size_t)(n > 0 ? n : 1), sizeof *items);
     ll_item **order = em_calloc((size_t)(n > 0 ? n : 1), sizeof *order);
     int n_ok = 0;
@@ -313,6 +324,22 @@ static int native_loglikelihood(void *state, const backend_ll_req *req,
 
 /* ------------------------------------------------------------ generation */
 
+/* text -> ids, BOS as the vocabulary asks; an empty text is the start
+ * token (an empty context conditions on it). */
+static int native_tokenize(void *state, const char *text, int32_t **ids,
+                           int *n, em_err *err)
+{
+    const native *nv = state;
+    if (tok_encode(nv->tok, text, strlen(text), 1, ids, n, err))
+        return -1;
+    if (*n == 0) {
+        *ids = em_realloc(*ids, sizeof(int32_t));
+        (*ids)[0] = native_start_token(nv->tok);
+        *n = 1;
+    }
+    return 0;
+}
+
 /* Runs the prompt, reusing the cached prefix; logits of its last token
  * into nv->ctx_lg. *dropped: prompt tokens left out to fit the context
  * with room for max generated tokens (native_prompt_keep). */
@@ -322,13 +349,8 @@ static int run_prompt(native *nv, const char *prompt, int max, int *dropped,
     model *m = nv->m;
     int32_t *ids = NULL;
     int n = 0;
-    if (tok_encode(nv->tok, prompt, strlen(prompt), 1, &ids, &n, err))
+    if (native_tokenize(nv, prompt, &ids, &n, err))
         return -1;
-    if (n == 0) {
-        ids = em_realloc(ids, sizeof(int32_t));
-        ids[0] = native_start_token(nv->tok);
-        n = 1;
-    }
     int keep = native_prompt_keep(n, m->n_ctx, max);
     int32_t *p = ids + (n - keep);
     *dropped = n - keep;
@@ -390,6 +412,8 @@ static int native_generate(void *state, const backend_gen_req *req,
 {
     (void)err;
     native *nv = state;
+    if (nv->ns)
+        native_scorer_forget(nv->ns);
     for (int i = 0; i < n; i++) {
         em_err e;
         if (gen_one(nv, &req[i], &res[i], &e)) {
@@ -397,6 +421,25 @@ static int native_generate(void *state, const backend_gen_req *req,
             snprintf(res[i].error, sizeof res[i].error, "%.255s", e.msg);
         }
     }
+    return 0;
+}
+
+/* ---------------------------------------------- token-level completion */
+
+static int native_token_text(void *state, int32_t id, char *buf, int cap)
+{
+    const native *nv = state;
+    return tok_decode(nv->tok, id, buf, (size_t)cap);
+}
+
+static int native_complete(void *state, const backend_cmpl_req *req,
+                           backend_cmpl_res *res, int n, em_err *err)
+{
+    (void)err;
+    native *nv = state;
+    if (!nv->ns)
+        nv->ns = native_scorer_build(nv->m, nv->tok);
+    native_complete_batch(nv->ns, req, res, n);
     return 0;
 }
 
@@ -413,4 +456,7 @@ const backend_ops backend_native_ops = {
     .loglikelihood = native_loglikelihood,
     .generate = native_generate,
     .close = native_close,
+    .tokenize = native_tokenize,
+    .token_text = native_token_text,
+    .complete = native_complete,
 };

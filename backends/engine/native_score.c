@@ -23,8 +23,8 @@
 enum { CHUNK = 32 };
 
 struct native_scorer {
-    model *m;
-    tokenizer *tok;
+    model *m;                /* borrowed */
+    const tokenizer *tok;    /* borrowed */
     sampler *smp;
     float *rows;             /* CHUNK x n_vocab */
     float *last;             /* logits after the last cached token */
@@ -38,46 +38,34 @@ void native_scorer_free(native_scorer *s)
     if (!s)
         return;
     sample_free(s->smp);
-    tok_free(s->tok);
-    model_free(s->m);
     free(s->rows);
     free(s->last);
     free(s->pos);
     free(s);
 }
 
-int native_scorer_build(const char *path, const model_opts *o,
-                        native_scorer **out, em_err *err)
+native_scorer *native_scorer_build(model *m, const tokenizer *tok)
 {
     native_scorer *s = em_calloc(1, sizeof *s);
-    if (model_build(path, o, &s->m, err) || tok_build(s->m->gguf, &s->tok, err)) {
-        native_scorer_free(s);
-        return -1;
-    }
-    size_t V = (size_t)s->m->hp.n_vocab;
-    if ((size_t)tok_n_vocab(s->tok) > V) {
-        em_errorf(err, "%s: the vocabulary has %d tokens but the embedding "
-                  "only %zu rows", path, tok_n_vocab(s->tok), V);
-        native_scorer_free(s);
-        return -1;
-    }
+    size_t V = (size_t)m->hp.n_vocab;
+    s->m = m;
+    s->tok = tok;
     s->smp = sample_build((int)V);
     s->rows = em_malloc(sizeof(float) * V * CHUNK);
     s->last = em_malloc(sizeof(float) * V);
-    s->pos = em_calloc((size_t)s->m->n_ctx, sizeof *s->pos);
+    s->pos = em_calloc((size_t)m->n_ctx, sizeof *s->pos);
     s->valid_upto = 1;
-    *out = s;
-    return 0;
+    return s;
+}
+
+void native_scorer_forget(native_scorer *s)
+{
+    s->valid_upto = 1;
+    s->last_ok = 0;
 }
 
 const model *native_scorer_model(const native_scorer *s) { return s->m; }
 const tokenizer *native_scorer_tok(const native_scorer *s) { return s->tok; }
-
-int32_t native_scorer_start(const native_scorer *s)
-{
-    int32_t b = tok_bos(s->tok);
-    return b >= 0 ? b : tok_eos(s->tok);
-}
 
 /* Scores token `next` against a row of logits: its log-prob and the top
  * NATIVE_SCORE_TOPK tokens (one pass, insertion into a short list). */

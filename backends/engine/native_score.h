@@ -1,9 +1,11 @@
 /*
  * native_score.h - per-token prompt scores and step-wise generation on one
- * GGUF model, for `emerge serve`.
+ * GGUF model (the native backend's token-level completion, which
+ * `emerge serve` answers with).
  *
- * Owns: a model + tokenizer + sampler bundle (native_scorer) that answers
- * what an OpenAI completions server must: the log-prob of every prompt
+ * Owns: the scoring state beside a model's cache (native_scorer: borrows
+ * the model and tokenizer, owns a sampler) that answers what an OpenAI
+ * completions server must: the log-prob of every prompt
  * token given the ones before it with the most likely tokens at that
  * position (echo + logprobs), and the next-token logits for generation.
  * It only uses model.h's public API; the cached prefix of one prompt is
@@ -31,15 +33,16 @@ typedef struct native_score_pos {
 
 typedef struct native_scorer native_scorer;
 
-int native_scorer_build(const char *path, const model_opts *o,
-                        native_scorer **out, em_err *err);
+/* m and tok are borrowed: they must outlive the scorer. */
+native_scorer *native_scorer_build(model *m, const tokenizer *tok);
 void native_scorer_free(native_scorer *s);
+
+/* Someone else has run or truncated the model: the scores and logits
+ * kept beside its cache no longer belong to it. */
+void native_scorer_forget(native_scorer *s);
 
 const model *native_scorer_model(const native_scorer *s);
 const tokenizer *native_scorer_tok(const native_scorer *s);
-
-/* The token that stands for an empty prompt: BOS, else EOS. */
-int32_t native_scorer_start(const native_scorer *s);
 
 /* Runs toks[0..n) (n <= n_ctx), reusing the cached prefix, and leaves the
  * logits after the last token for native_scorer_sample(). When info is

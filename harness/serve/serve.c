@@ -8,16 +8,17 @@
  * models instead of sockets.
  *
  * Flow: a connection thread reads the body (bounded), parses and checks
- * it, tokenises the prompts (the tokenizer is thread-safe) and queues one
- * sv_req. The single worker thread owns the model: it takes the whole
- * queue, sorts the prompts by token ids (shared prefixes become neighbours
- * and reuse the KV cache), runs them, and wakes the waiting handlers,
- * which build their JSON answers.
+ * it, tokenises the prompts (backend_tokenize may be called from any
+ * thread) and queues one sv_req. The single worker thread owns the model:
+ * it takes the whole queue and hands every prompt in it to the backend as
+ * one backend_complete batch (the backend shares prefixes), and wakes the
+ * waiting handlers, which build their JSON answers.
  *
  * Errors come back as {"error": {"message", "type", "code"}} with 400 for
  * bad requests (naming the field), 404/405 for wrong routes, 408 for a
  * request that did not arrive in time, 413 for a body over the limit, 431
- * for a head over SV_MAX_HEAD and 500 when the model failed. What MHD
+ * for a head over SV_MAX_HEAD, 500 when the model failed and 501 when the
+ * backend has no token-level completion (backend_can_complete). What MHD
  * refuses before calling us keeps MHD's own body (README lists it).
  *
  * Against clients that hold connections without finishing a request:
@@ -39,8 +40,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "backends/native_common.h"
-#include "backends/engine/native_score.h"
+#include "backends/backend.h"
 
 #define SV_MAX_STOP 16
 #define SV_MAX_HEAD 16384         /* request line + headers, bytes */
@@ -49,14 +49,7 @@ typedef struct sv_item {
     int32_t *toks;
     int n;
     const char *prompt;          /* string prompts: the text (in req's JSON) */
-    native_score_pos *ppos;      /* prompt scores when echo && logprobs */
-    int32_t *gen;
-    native_score_pos *gpos;
-    int n_gen;
-    em_buf text;                 /* generated text, stop string cut off */
-    const char *finish;
-    int failed;
-    char error[256];
+    backend_cmpl_res res;        /* what the backend answered */
 } sv_item;
 
 typedef struct sv_req {
@@ -78,7 +71,7 @@ typedef struct sv_req {
 struct serve {
     serve_opts o;
     char *name;
-    native_scorer *ns;
+    backend *b;
     struct MHD_Daemon *d;
     pthread_t worker;
     pthread_mutex_t mu;
@@ -225,10 +218,7 @@ static void req_free(sv_req *r)
     for (int i = 0; i < r->n_items; i++) {
         sv_item *it = &r->items[i];
         free(it->toks);
-        free(it->ppos);
-        free(it->gen);
-        free(it->gpos);
-        em_buf_free(&it->text);
+        backend_cmpl_res_clear(&it->res);
     }
     free(r->items);
     cJSON_Delete(r->json);
@@ -411,24 +401,16 @@ static int parse_sampling(serve *s, sv_req *r, const char *body, size_t len,
     return parse_stop(r, get(j, "stop"), msg, cap);
 }
 
-/* One prompt given as text: tokens as the native backend makes them. */
+/* One prompt given as text: tokens as the backend makes them. */
 static int add_text(serve *s, sv_item *it, const char *text, em_err *err)
 {
     it->prompt = text;
-    if (tok_encode(native_scorer_tok(s->ns), text, strlen(text), 1, &it->toks,
-                   &it->n, err))
-        return -1;
-    if (it->n == 0) {
-        it->toks = em_realloc(it->toks, sizeof(int32_t));
-        it->toks[0] = native_scorer_start(s->ns);
-        it->n = 1;
-    }
-    return 0;
+    return backend_tokenize(s->b, text, &it->toks, &it->n, err);
 }
 
 static int add_ids(serve *s, sv_item *it, const cJSON *arr, char *msg, size_t cap)
 {
-    int n = cJSON_GetArraySize(arr), V = native_scorer_model(s->ns)->hp.n_vocab;
+    int n = cJSON_GetArraySize(arr), V = s->b->info.n_vocab;
     if (n == 0)
         return bad(msg, cap, "'%s' holds an empty list of token ids", "prompt");
     it->toks = em_malloc(sizeof(int32_t) * (size_t)n);
@@ -480,7 +462,7 @@ static int parse_prompts(serve *s, sv_req *r, const cJSON *p, char *msg,
             return bad(msg, cap, "'%s' entries must be strings or lists of "
                        "token ids", "prompt");
         }
-        int room = native_scorer_model(s->ns)->n_ctx - (r->max_tokens > 0);
+        int room = s->b->info.n_ctx - (r->max_tokens > 0);
         if (it->n > room) {
             snprintf(msg, cap, "'prompt' %d has %d tokens; at most %d fit the "
                      "context with max_tokens %d", i, it->n, room, r->max_tokens);
@@ -500,7 +482,7 @@ static int parse_completion(serve *s, sv_req *r, char *msg, size_t cap)
     }
     r->logprobs = -1;
     if ((v = get(j, "logprobs")) && !cJSON_IsNull(v)) {
-        if (!is_int(v) || v->valuedouble < 0 || v->valuedouble > NATIVE_SCORE_TOPK)
+        if (!is_int(v) || v->valuedouble < 0 || v->valuedouble > BACKEND_TOPK)
             return bad(msg, cap, "'%s' must be an integer in [0, 5]", "logprobs");
         r->logprobs = (int)v->valuedouble;
     }
@@ -518,7 +500,7 @@ static int parse_chat(serve *s, sv_req *r, char *msg, size_t cap)
     if ((v = get(j, "logprobs")) && cJSON_IsTrue(v)) {
         r->logprobs = 0;
         if ((v = get(j, "top_logprobs")) && !cJSON_IsNull(v)) {
-            if (!is_int(v) || v->valuedouble < 0 || v->valuedouble > NATIVE_SCORE_TOPK)
+            if (!is_int(v) || v->valuedouble < 0 || v->valuedouble > BACKEND_TOPK)
                 return bad(msg, cap, "'%s' must be an integer in [0, 5]",
                            "top_logprobs");
             r->logprobs = (int)v->valuedouble;
@@ -577,162 +559,38 @@ static sv_req *parse_request(serve *s, const char *body, size_t len, int chat,
 
 /* ------------------------------------------------------------- the worker */
 
-/* Generation step by step, as the native backend's generate() does, so
- * both give the same text for the same prompt, settings and seed. */
-static int generate(serve *s, const sv_req *r, sv_item *it, em_err *err)
-{
-    const model *m = native_scorer_model(s->ns);
-    const tokenizer *tok = native_scorer_tok(s->ns);
-    int max = r->max_tokens < m->n_ctx ? r->max_tokens : m->n_ctx;
-    uint64_t rng = r->seed;
-    it->gen = em_malloc(sizeof(int32_t) * (size_t)(max + 1));
-    it->gpos = em_malloc(sizeof *it->gpos * (size_t)(max + 1));
-    it->finish = "length";
-    while (it->n_gen < max) {
-        native_score_pos p;
-        int32_t t = native_scorer_sample(s->ns, r->temperature, r->top_p, &rng, &p);
-        if (t == tok_eos(tok)) {
-            it->finish = "stop";
-            break;
-        }
-        it->gen[it->n_gen] = t;
-        it->gpos[it->n_gen++] = p;
-        if (native_append_token(tok, t, &it->text, r->stop, r->n_stop)) {
-            it->finish = "stop";
-            break;
-        }
-        if (it->n_gen == max || m->n_past >= m->n_ctx)
-            break;
-        if (native_scorer_push(s->ns, t, err))
-            return -1;
-    }
-    return 0;
-}
-
-static void run_item(serve *s, const sv_req *r, sv_item *it)
-{
-    em_err err;
-    int want = r->echo && r->logprobs >= 0;
-    if (want)
-        it->ppos = em_calloc((size_t)it->n, sizeof *it->ppos);
-    if (native_scorer_prompt(s->ns, it->toks, it->n, want ? it->ppos : NULL, &err) ||
-        generate(s, r, it, &err)) {
-        it->failed = 1;
-        snprintf(it->error, sizeof it->error, "%.255s", err.msg);
-    }
-}
-
-typedef struct sv_ref {
-    sv_req *r;
-    sv_item *it;
-} sv_ref;
-
-static int ref_cmp(const void *a, const void *b)
-{
-    const sv_item *x = ((const sv_ref *)a)->it, *y = ((const sv_ref *)b)->it;
-    int n = x->n < y->n ? x->n : y->n;
-    for (int i = 0; i < n; i++)
-        if (x->toks[i] != y->toks[i])
-            return x->toks[i] < y->toks[i] ? -1 : 1;
-    return (x->n > y->n) - (x->n < y->n);
-}
-
-/* A prompt that is only scored (echo + logprobs, nothing generated): it
- * can share a forward pass with others of the same prefix. */
-static int score_only(const sv_ref *x)
-{
-    return x->r->echo && x->r->logprobs >= 0 && x->r->max_tokens == 0;
-}
-
-static int lcp(const sv_item *a, const sv_item *b)
-{
-    int n = a->n < b->n ? a->n : b->n, i = 0;
-    while (i < n && a->toks[i] == b->toks[i])
-        i++;
-    return i;
-}
-
-/* How many sorted prompts from refs[0] share a prefix worth a branch pass
- * (more than BOS, every tail short enough); *plen: the prefix length. */
-static int branch_group(const sv_ref *refs, int n, int *plen)
-{
-    if (!score_only(&refs[0]))
-        return 1;
-    int len = refs[0].it->n - 1, k = 1;
-    for (; k < n && score_only(&refs[k]); k++) {
-        int l = lcp(refs[0].it, refs[k].it);
-        if (l > refs[k].it->n - 1)
-            l = refs[k].it->n - 1;
-        if (l < 2 || refs[k].it->n - l > NATIVE_SCORE_MAX_TAIL ||
-            refs[0].it->n - l > NATIVE_SCORE_MAX_TAIL)
-            break;
-        if (l < len)
-            len = l;
-    }
-    *plen = len;
-    return k;
-}
-
-/* Scores g[0..n) as one prefix and n branches; 0 on success, -1 when they
- * have to run one by one. */
-static int run_branches(serve *s, sv_ref *g, int n, int plen)
-{
-    em_err err;
-    native_score_pos *pre = em_calloc((size_t)plen, sizeof *pre);
-    const int32_t **tails = em_calloc((size_t)n, sizeof *tails);
-    int *nt = em_calloc((size_t)n, sizeof *nt);
-    native_score_pos **info = em_calloc((size_t)n, sizeof *info);
-    int rc = native_scorer_prompt(s->ns, g[0].it->toks, plen, pre, &err);
-    for (int k = 0; rc == 0 && k < n; k++) {
-        sv_item *it = g[k].it;
-        it->ppos = em_calloc((size_t)it->n, sizeof *it->ppos);
-        memcpy(it->ppos + 1, pre + 1, sizeof *pre * (size_t)(plen - 1));
-        tails[k] = it->toks + plen;
-        nt[k] = it->n - plen;
-        info[k] = it->ppos + plen;
-        it->finish = "length";
-    }
-    if (rc == 0)
-        rc = native_scorer_branches(s->ns, tails, nt, n, info, &err);
-    for (int k = 0; rc != 0 && k < n; k++) {
-        free(g[k].it->ppos);
-        g[k].it->ppos = NULL;
-    }
-    free(pre);
-    free(tails);
-    free(nt);
-    free(info);
-    return rc;
-}
-
-/* Runs every prompt of a list of requests, prefix-sorted. */
+/* Runs every prompt of a list of requests in one backend batch: the
+ * backend may reorder them and share prefixes (native_complete.c). */
 static void run_batch(serve *s, sv_req *list)
 {
     int n = 0, k = 0;
-    long ptok = 0, ctok = 0;
+    long ptok = 0, ctok = 0, branched = 0;
     for (sv_req *r = list; r; r = r->next)
         n += r->n_items;
-    sv_ref *refs = em_calloc((size_t)(n ? n : 1), sizeof *refs);
+    backend_cmpl_req *req = em_calloc((size_t)(n ? n : 1), sizeof *req);
+    backend_cmpl_res *res = em_calloc((size_t)(n ? n : 1), sizeof *res);
     for (sv_req *r = list; r; r = r->next)
         for (int i = 0; i < r->n_items; i++)
-            refs[k++] = (sv_ref){r, &r->items[i]};
-    qsort(refs, (size_t)n, sizeof *refs, ref_cmp); /* stable enough: ties equal */
-    long branched = 0;
-    for (int i = 0; i < n;) {
-        int plen = 0, g = branch_group(refs + i, n - i, &plen);
-        if (g > 1 && run_branches(s, refs + i, g, plen) == 0) {
-            branched += g;
-        } else {
-            for (int k = i; k < i + g; k++)
-                run_item(s, refs[k].r, refs[k].it);
+            req[k++] = (backend_cmpl_req){
+                .toks = r->items[i].toks, .n_toks = r->items[i].n,
+                .score_prompt = r->echo && r->logprobs >= 0,
+                .max_tokens = r->max_tokens, .temperature = r->temperature,
+                .top_p = r->top_p, .seed = r->seed, .stop = r->stop,
+                .n_stop = r->n_stop};
+    em_err err;
+    if (backend_complete(s->b, req, res, n, &err))
+        for (int i = 0; i < n; i++)
+            snprintf(res[i].error, sizeof res[i].error, "%.255s", err.msg);
+    k = 0;
+    for (sv_req *r = list; r; r = r->next)
+        for (int i = 0; i < r->n_items; i++, k++) {
+            r->items[i].res = res[k];
+            ptok += r->items[i].n;
+            ctok += res[k].n_gen;
+            branched += res[k].shared;
         }
-        for (int k = i; k < i + g; k++) {
-            ptok += refs[k].it->n;
-            ctok += refs[k].it->n_gen;
-        }
-        i += g;
-    }
-    free(refs);
+    free(req);
+    free(res);
     pthread_mutex_lock(&s->mu);
     s->st.batches++;
     s->st.prompts += n;
@@ -796,14 +654,13 @@ typedef struct sv_pieces {
 
 static void pieces_build(serve *s, const sv_item *it, sv_pieces *p)
 {
-    const tokenizer *tok = native_scorer_tok(s->ns);
     size_t *start = em_malloc(sizeof(size_t) * (size_t)it->n);
     p->text = em_calloc((size_t)it->n, sizeof *p->text);
     p->off = em_calloc((size_t)it->n, sizeof *p->off);
     memset(&p->all, 0, sizeof p->all);
     for (int i = 0; i < it->n; i++) {
         char piece[256];
-        int len = tok_decode(tok, it->toks[i], piece, sizeof piece);
+        int len = backend_token_text(s->b, it->toks[i], piece, sizeof piece);
         start[i] = p->all.len;
         em_buf_put(&p->all, piece, (size_t)(len < 256 ? len : 255));
     }
@@ -836,13 +693,12 @@ static void pieces_free(sv_pieces *p, int n)
     em_buf_free(&p->all);
 }
 
-static cJSON *top_object(serve *s, const native_score_pos *p, int k)
+static cJSON *top_object(serve *s, const backend_tok_score *p, int k)
 {
     cJSON *o = cJSON_CreateObject();
     for (int j = 0; j < k && p->top_id[j] >= 0; j++) {
         char piece[256];
-        int len = tok_decode(native_scorer_tok(s->ns), p->top_id[j], piece,
-                             sizeof piece);
+        int len = backend_token_text(s->b, p->top_id[j], piece, sizeof piece);
         char *key = utf8_clean(piece, (size_t)(len < 256 ? len : 255));
         /* Two ids with the same text: keep the likelier (listed first). */
         if (!get(o, key))
@@ -854,12 +710,18 @@ static cJSON *top_object(serve *s, const native_score_pos *p, int k)
 
 /* Appends one token to the four logprobs arrays. */
 static void add_token(serve *s, cJSON *const arr[4], const char *text, long off,
-                      const native_score_pos *p, int k)
+                      const backend_tok_score *p, int k)
 {
     cJSON_AddItemToArray(arr[0], json_text(text, strlen(text)));
     cJSON_AddItemToArray(arr[1], p ? cJSON_CreateNumber(p->logprob) : cJSON_CreateNull());
     cJSON_AddItemToArray(arr[2], p ? top_object(s, p, k > 0 ? k : 1) : cJSON_CreateNull());
     cJSON_AddItemToArray(arr[3], cJSON_CreateNumber((double)off));
+}
+
+/* OpenAI's reasons: a full context ends a completion as its length does. */
+static const char *finish_reason(const sv_item *it)
+{
+    return it->res.finish == BACKEND_FINISH_STOP ? "stop" : "length";
 }
 
 static void completion_choice(serve *s, const sv_req *r, const sv_item *it,
@@ -872,7 +734,7 @@ static void completion_choice(serve *s, const sv_req *r, const sv_item *it,
     em_buf text = {0};
     if (r->echo)
         em_buf_put(&text, pc.base, pc.base_len);
-    em_buf_put(&text, it->text.s ? it->text.s : "", it->text.len);
+    em_buf_put(&text, it->res.text ? it->res.text : "", it->res.text_len);
     cJSON_AddItemToObject(c, "text", json_text(text.s ? text.s : "", text.len));
     add_raw_text(c, text.s ? text.s : "", text.len);
     em_buf_free(&text);
@@ -885,19 +747,18 @@ static void completion_choice(serve *s, const sv_req *r, const sv_item *it,
                          cJSON_AddArrayToObject(lp, "top_logprobs"),
                          cJSON_AddArrayToObject(lp, "text_offset")};
         for (int i = 0; r->echo && i < it->n; i++)
-            add_token(s, arr, pc.text[i], pc.off[i], i ? &it->ppos[i] : NULL,
+            add_token(s, arr, pc.text[i], pc.off[i], i ? &it->res.prompt[i] : NULL,
                       r->logprobs);
         long off = count_cp(pc.base, pc.base_len);
-        for (int i = 0; i < it->n_gen; i++) {
+        for (int i = 0; i < it->res.n_gen; i++) {
             char piece[256];
-            int len = tok_decode(native_scorer_tok(s->ns), it->gen[i], piece,
-                                 sizeof piece);
+            int len = backend_token_text(s->b, it->res.gen[i], piece, sizeof piece);
             piece[len < 256 ? len : 255] = '\0';
-            add_token(s, arr, piece, off, &it->gpos[i], r->logprobs);
+            add_token(s, arr, piece, off, &it->res.gen_score[i], r->logprobs);
             off += count_cp(piece, strlen(piece));
         }
     }
-    cJSON_AddStringToObject(c, "finish_reason", it->finish ? it->finish : "length");
+    cJSON_AddStringToObject(c, "finish_reason", finish_reason(it));
     cJSON_AddItemToArray(choices, c);
     *ptoks += it->n;
     pieces_free(&pc, it->n);
@@ -910,18 +771,18 @@ static void chat_choice(serve *s, const sv_req *r, const sv_item *it,
     cJSON_AddNumberToObject(c, "index", 0);
     cJSON *m = cJSON_AddObjectToObject(c, "message");
     cJSON_AddStringToObject(m, "role", "assistant");
-    cJSON_AddItemToObject(m, "content", json_text(it->text.s ? it->text.s : "",
-                                                  it->text.len));
-    add_raw_text(c, it->text.s ? it->text.s : "", it->text.len);
+    const char *text = it->res.text ? it->res.text : "";
+    cJSON_AddItemToObject(m, "content", json_text(text, it->res.text_len));
+    add_raw_text(c, text, it->res.text_len);
     if (r->logprobs < 0) {
         cJSON_AddNullToObject(c, "logprobs");
     } else {
         cJSON *content = cJSON_AddArrayToObject(cJSON_AddObjectToObject(c, "logprobs"),
                                                 "content");
-        for (int i = 0; i < it->n_gen; i++) {
+        for (int i = 0; i < it->res.n_gen; i++) {
             char piece[256];
-            const native_score_pos *p = &it->gpos[i];
-            int len = tok_decode(native_scorer_tok(s->ns), it->gen[i], piece, sizeof piece);
+            const backend_tok_score *p = &it->res.gen_score[i];
+            int len = backend_token_text(s->b, it->res.gen[i], piece, sizeof piece);
             piece[len < 256 ? len : 255] = '\0';
             cJSON *e = cJSON_CreateObject();
             cJSON_AddItemToObject(e, "token", json_text(piece, strlen(piece)));
@@ -929,7 +790,7 @@ static void chat_choice(serve *s, const sv_req *r, const sv_item *it,
             cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
             for (int j = 0; j < r->logprobs && p->top_id[j] >= 0; j++) {
                 cJSON *t = cJSON_CreateObject();
-                len = tok_decode(native_scorer_tok(s->ns), p->top_id[j], piece, sizeof piece);
+                len = backend_token_text(s->b, p->top_id[j], piece, sizeof piece);
                 piece[len < 256 ? len : 255] = '\0';
                 cJSON_AddItemToObject(t, "token", json_text(piece, strlen(piece)));
                 cJSON_AddNumberToObject(t, "logprob", p->top_lp[j]);
@@ -938,7 +799,7 @@ static void chat_choice(serve *s, const sv_req *r, const sv_item *it,
             cJSON_AddItemToArray(content, e);
         }
     }
-    cJSON_AddStringToObject(c, "finish_reason", it->finish ? it->finish : "length");
+    cJSON_AddStringToObject(c, "finish_reason", finish_reason(it));
     cJSON_AddItemToArray(choices, c);
 }
 
@@ -963,7 +824,7 @@ static char *answer_json(serve *s, const sv_req *r)
         } else {
             completion_choice(s, r, &r->items[i], i, choices, &ptoks);
         }
-        ctoks += r->items[i].n_gen;
+        ctoks += r->items[i].res.n_gen;
     }
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "prompt_tokens", (double)ptoks);
@@ -983,8 +844,8 @@ static char *models_json(const serve *s)
     cJSON_AddStringToObject(m, "object", "model");
     cJSON_AddNumberToObject(m, "created", 0);
     cJSON_AddStringToObject(m, "owned_by", "emerge");
-    cJSON_AddNumberToObject(m, "n_ctx", native_scorer_model(s->ns)->n_ctx);
-    cJSON_AddNumberToObject(m, "n_params", native_scorer_model(s->ns)->n_params);
+    cJSON_AddNumberToObject(m, "n_ctx", s->b->info.n_ctx);
+    cJSON_AddNumberToObject(m, "n_params", s->b->info.n_params);
     cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "data"), m);
     char *str = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -1171,6 +1032,12 @@ static enum MHD_Result do_completion(serve *s, struct MHD_Connection *c,
                                      sv_conn *cn, int chat)
 {
     char msg[512];
+    if (!backend_can_complete(s->b)) {
+        snprintf(msg, sizeof msg, "the '%s' backend cannot answer completions "
+                 "(it has no tokenize, token_text and complete ops)",
+                 s->b->ops->name);
+        return reply_error(s, c, 501, msg);
+    }
     sv_req *r = parse_request(s, cn->body.s ? cn->body.s : "", cn->body.len,
                               chat, msg, sizeof msg);
     if (!r)
@@ -1183,8 +1050,8 @@ static enum MHD_Result do_completion(serve *s, struct MHD_Connection *c,
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
                               (unsigned)s->o.timeout);
     for (int i = 0; i < r->n_items; i++)
-        if (r->items[i].failed) {
-            snprintf(msg, sizeof msg, "prompt %d: %s", i, r->items[i].error);
+        if (!r->items[i].res.ok) {
+            snprintf(msg, sizeof msg, "prompt %d: %s", i, r->items[i].res.error);
             req_free(r);
             return reply_error(s, c, 500, msg);
         }
@@ -1410,18 +1277,32 @@ static void stop_worker(serve *s)
     pthread_join(s->worker, NULL);
 }
 
+/* The model as a backend spec: o's backend (native unless named) with
+ * the server's threads and context as the spec's options. */
+static int open_backend(serve *s, em_err *err)
+{
+    char threads[16], n_ctx[16];
+    snprintf(threads, sizeof threads, "%d", s->o.threads);
+    snprintf(n_ctx, sizeof n_ctx, "%d", s->o.n_ctx);
+    backend_opt opts[] = {{"threads", threads}, {"n_ctx", n_ctx}};
+    backend_spec spec = {.name = s->name,
+                         .backend = (char *)(s->o.backend ? s->o.backend : "native"),
+                         .path = (char *)s->o.model_path, .opts = opts,
+                         .n_opts = 2};
+    return backend_open(&spec, &s->b, err);
+}
+
 int serve_start(const serve_opts *o, serve **out, em_err *err)
 {
     serve *s = em_calloc(1, sizeof *s);
     s->o = *o;
     set_defaults(&s->o);
-    model_opts mo = {.n_threads = o->threads, .n_ctx = o->n_ctx};
-    if (check_fds(&s->o, err) ||
-        native_scorer_build(o->model_path, &mo, &s->ns, err)) {
+    model_name(s);
+    if (check_fds(&s->o, err) || open_backend(s, err)) {
+        free(s->name);
         free(s);
         return -1;
     }
-    model_name(s);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
@@ -1444,7 +1325,7 @@ fail_worker:
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
-    native_scorer_free(s->ns);
+    backend_close(s->b);
     free(s->name);
     free(s);
     return -1;
@@ -1474,7 +1355,7 @@ void serve_stop(serve *s)
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
-    native_scorer_free(s->ns);
+    backend_close(s->b);
     free(s->name);
     free(s);
 }
