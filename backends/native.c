@@ -11,7 +11,8 @@
  * = whole[len(context_enc):], and the model is conditioned on context_enc.
  * An empty context conditions on BOS (EOS when the vocabulary has none).
  *
- * Prefix sharing: requests are sorted by their context tokens so that the
+ * Prefix sharing (native_score.h's helpers, shared with token-level
+ * completion): requests are sorted by their context tokens so that the
  * choices of a multiple-choice question are neighbours and contexts that
  * share a beginning follow each other. Each distinct context is evaluated
  * once (only the part not already in the cache), its last logits kept,
@@ -40,9 +41,10 @@
 #include <string.h>
 
 #include "backends/engine/model.h"
+#include "backends/engine/native_score.h"
+#include "backends/engine/sample.h"
 #include "backends/native_common.h"
 #include "backends/native_complete.h"
-#include "backends/engine/sample.h"
 #include "backends/engine/tokenizer.h"
 
 typedef struct native {
@@ -146,12 +148,9 @@ static int fit_context(const native *nv, ll_item *it, em_err *err)
 static int item_cmp(const void *a, const void *b)
 {
     const ll_item *x = *(ll_item *const *)a, *y = *(ll_item *const *)b;
-    int n = x->nctx < y->nctx ? x->nctx : y->nctx;
-    for (int i = 0; i < n; i++)
-        if (x->ctx[i] != y->ctx[i])
-            return x->ctx[i] < y->ctx[i] ? -1 : 1;
-    if (x->nctx != y->nctx)
-        return x->nctx < y->nctx ? -1 : 1;
+    int c = native_tokens_cmp(x->ctx, x->nctx, y->ctx, y->nctx);
+    if (c)
+        return c;
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
@@ -194,15 +193,13 @@ static void score_rows(native *nv, const ll_item *it, const float *rows,
     r->ok = 1;
 }
 
-/* Tokens a continuation runs: all but its last (whose logits predict
- * nothing we score). */
 static int cont_run(const ll_item *it)
 {
-    return it->ncont > 1 ? it->ncont - 1 : 0;
+    return native_branch_run(it->ncont);
 }
 
 /* Scores g[0..n) (one context, already in the cache) in one pass: each
- * continuation is a branch of the context (model_forward_branches), so
+ * continuation is a branch of the context (native_branch_forward), so
  * the weights are streamed once for all the choices of a question. */
 static void score_branches(native *nv, ll_item **g, int n, int total,
                            backend_ll_res *res)
@@ -210,16 +207,16 @@ static void score_branches(native *nv, ll_item **g, int n, int total,
     em_err err;
     float *rows = logit_rows(nv, total > 0 ? total : 1);
     if (total > 0) {
-        int32_t *toks = em_malloc(sizeof(int32_t) * (size_t)total);
-        int *branch = em_malloc(sizeof(int) * (size_t)total);
-        for (int k = 0, at = 0; k < n; k++)
-            for (int j = 0; j < cont_run(g[k]); j++, at++) {
-                toks[at] = g[k]->cont[j];
-                branch[at] = at - j;
-            }
-        int rc = model_forward_branches(nv->m, toks, total, branch, rows, &err);
-        free(toks);
-        free(branch);
+        const int32_t **tails = em_malloc(sizeof *tails * (size_t)n);
+        int *n_tail = em_malloc(sizeof *n_tail * (size_t)n);
+        for (int k = 0; k < n; k++) {
+            tails[k] = g[k]->cont;
+            n_tail[k] = g[k]->ncont;
+        }
+        int rc = native_branch_forward(nv->m, tails, n_tail, n, total, rows,
+                                       &err);
+        free(tails);
+        free(n_tail);
         if (rc) {
             for (int k = 0; k < n; k++)
                 native_fail_req(&res[g[k]->idx], err.msg);
@@ -254,10 +251,11 @@ static void score_group(native *nv, ll_item **g, int n, backend_ll_res *res)
     model *m = nv->m;
     int cap = m->n_ctx - m->n_past < m->n_batch ? m->n_ctx - m->n_past
                                                 : m->n_batch;
+    int *n_tail = em_malloc(sizeof *n_tail * (size_t)n);
+    for (int k = 0; k < n; k++)
+        n_tail[k] = g[k]->ncont;
     for (int i = 0; i < n;) {
-        int j = i, total = 0;
-        while (j < n && total + cont_run(g[j]) <= cap)
-            total += cont_run(g[j++]);
+        int total, j = i + native_branch_pack(n_tail + i, n - i, cap, &total);
         if (j == i) {
             score_alone(nv, g[i], &res[g[i]->idx]);
             j = i + 1;
@@ -266,6 +264,7 @@ static void score_group(native *nv, ll_item **g, int n, backend_ll_res *res)
         }
         i = j;
     }
+    free(n_tail);
 }
 
 static void score_sorted(native *nv, ll_item **order, int n,

@@ -76,11 +76,7 @@ static int ref_cmp(const void *a, const void *b)
 {
     const backend_cmpl_req *x = (*(nc_item *const *)a)->rq,
                            *y = (*(nc_item *const *)b)->rq;
-    int n = x->n_toks < y->n_toks ? x->n_toks : y->n_toks;
-    for (int i = 0; i < n; i++)
-        if (x->toks[i] != y->toks[i])
-            return x->toks[i] < y->toks[i] ? -1 : 1;
-    return (x->n_toks > y->n_toks) - (x->n_toks < y->n_toks);
+    return native_tokens_cmp(x->toks, x->n_toks, y->toks, y->n_toks);
 }
 
 /* A prompt that is only scored (nothing generated): it can share a

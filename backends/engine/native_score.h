@@ -62,6 +62,35 @@ int native_scorer_branches(native_scorer *s, const int32_t *const *tails,
                            const int *n_tail, int nb,
                            native_score_pos *const *info, em_err *err);
 
+/* ---- prefix sharing: the one implementation, used by the native
+ * backend's loglikelihood (native.c) and by token-level completion
+ * (native_complete.c, for `emerge serve`) ----
+ *
+ * Requests are sorted by their tokens (native_tokens_cmp) so that those
+ * sharing a beginning follow each other and reuse the KV cache; the
+ * continuations ("tails") of one cached prefix are packed greedily into
+ * passes of at most cap tokens (native_branch_pack) and each pass runs
+ * them as branches of the cache (native_branch_forward: every tail sees
+ * the prefix and its own earlier tokens, the weights are read once). The
+ * last token of a tail is never run: its logits predict nothing scored. */
+
+/* Order of two token sequences: lexicographic, a prefix first. */
+int native_tokens_cmp(const int32_t *a, int na, const int32_t *b, int nb);
+
+/* Tokens a tail of n tokens runs in a branch pass: all but its last. */
+int native_branch_run(int n_tail);
+
+/* How many of the tails n_tail[0..nb) go into the next pass of at most
+ * cap tokens (0 when the first alone is over cap); *total: their tokens. */
+int native_branch_pack(const int *n_tail, int nb, int cap, int *total);
+
+/* Runs tails[0..nb) (total tokens, from native_branch_pack) in one pass
+ * as branches of the cache: rows (total x n_vocab) gets the logits after
+ * tails[k][j] at row (tokens of tails before k) + j. */
+int native_branch_forward(model *m, const int32_t *const *tails,
+                          const int *n_tail, int nb, int total, float *rows,
+                          em_err *err);
+
 /* The next token from the current logits (see sample_next()), and what
  * the model said about it (info may be NULL). */
 int32_t native_scorer_sample(native_scorer *s, double temperature,
