@@ -11,6 +11,9 @@
 
 #include "backends/native_common.h"
 
+_Static_assert(NATIVE_SCORE_TOPK == BACKEND_TOPK,
+               "to_scores copies the engine's top entries as they are");
+
 /* One request while it runs: scores in the engine's shape until done. */
 typedef struct nc_item {
     const backend_cmpl_req *rq;
