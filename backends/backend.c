@@ -1,46 +1,15 @@
 /*
- * backend.c - the backend registry and the thin dispatch around the vtable.
+ * backend.c - what every side of the backend interface shares: the spec's
+ * options, freeing results, and the thin dispatch around an open
+ * backend's vtable.
  *
- * Adding a backend: define its `const backend_ops backend_<name>_ops` in
- * backends/<name>.c and list it in `registry` below.
+ * Owns no backend: the registry (name -> ops, backend_open) is in
+ * registry.c, which uses the adapters; the adapters use this file.
  */
 #include "backends/backend.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-extern const backend_ops backend_replay_ops;
-extern const backend_ops backend_synthetic_ops;
-extern const backend_ops backend_native_ops;
-extern const backend_ops backend_openai_ops;
-extern const backend_ops backend_cuda_ops; /* loads its plugin on open */
-
-static const backend_ops *const registry[] = {
-    &backend_replay_ops,
-    &backend_synthetic_ops,
-    &backend_native_ops,
-    &backend_openai_ops,
-    &backend_cuda_ops,
-};
-
-#define N_REGISTRY (sizeof registry / sizeof registry[0])
-
-const backend_ops *backend_find(const char *name)
-{
-    for (size_t i = 0; i < N_REGISTRY; i++)
-        if (name && !strcmp(registry[i]->name, name))
-            return registry[i];
-    return NULL;
-}
-
-const char *const *backend_names(void)
-{
-    static const char *names[N_REGISTRY + 1];
-    for (size_t i = 0; i < N_REGISTRY; i++)
-        names[i] = registry[i]->name;
-    names[N_REGISTRY] = NULL;
-    return names;
-}
 
 const char *backend_spec_opt(const backend_spec *spec, const char *key)
 {
@@ -57,29 +26,13 @@ void backend_gen_res_clear(backend_gen_res *res)
     memset(res, 0, sizeof *res);
 }
 
-int backend_open(const backend_spec *spec, backend **out, em_err *err)
+void backend_cmpl_res_clear(backend_cmpl_res *res)
 {
-    const backend_ops *ops = backend_find(spec->backend);
-    if (!ops) {
-        em_buf known = {0};
-        for (const char *const *n = backend_names(); *n; n++)
-            em_buf_printf(&known, "%s%s", known.len ? ", " : "", *n);
-        em_errorf(err, "model '%s': unknown backend '%s' (known: %s)",
-                  spec->name ? spec->name : "?",
-                  spec->backend ? spec->backend : "", known.s ? known.s : "");
-        em_buf_free(&known);
-        return -1;
-    }
-    backend *b = em_calloc(1, sizeof *b);
-    b->ops = ops;
-    if (ops->open(spec, &b->state, &b->info, err) != 0) {
-        free(b);
-        return em_error_prefix(err, "model '%s'", spec->name ? spec->name : "?");
-    }
-    if (spec->n_params > 0)
-        b->info.n_params = spec->n_params;
-    *out = b;
-    return 0;
+    free(res->prompt);
+    free(res->gen);
+    free(res->gen_score);
+    free(res->text);
+    memset(res, 0, sizeof *res);
 }
 
 int backend_loglikelihood(backend *b, const backend_ll_req *req,
@@ -108,4 +61,33 @@ void backend_close(backend *b)
     if (b->ops->close)
         b->ops->close(b->state);
     free(b);
+}
+
+int backend_can_complete(const backend *b)
+{
+    return b->ops->tokenize && b->ops->token_text && b->ops->complete;
+}
+
+int backend_tokenize(backend *b, const char *text, int32_t **ids, int *n,
+                     em_err *err)
+{
+    if (!b->ops->tokenize)
+        return em_errorf(err, "backend '%s' cannot tokenize", b->ops->name);
+    return b->ops->tokenize(b->state, text, ids, n, err);
+}
+
+/* 0 bytes when the backend cannot say (it has no token_text). */
+int backend_token_text(backend *b, int32_t id, char *buf, int cap)
+{
+    return b->ops->token_text ? b->ops->token_text(b->state, id, buf, cap) : 0;
+}
+
+int backend_complete(backend *b, const backend_cmpl_req *req,
+                     backend_cmpl_res *res, int n, em_err *err)
+{
+    if (!b->ops->complete)
+        return em_errorf(err, "backend '%s' cannot complete token ids",
+                         b->ops->name);
+    memset(res, 0, sizeof *res * (size_t)n);
+    return b->ops->complete(b->state, req, res, n, err);
 }

@@ -11,7 +11,8 @@
  * = whole[len(context_enc):], and the model is conditioned on context_enc.
  * An empty context conditions on BOS (EOS when the vocabulary has none).
  *
- * Prefix sharing: requests are sorted by their context tokens so that the
+ * Prefix sharing (native_score.h's helpers, shared with token-level
+ * completion): requests are sorted by their context tokens so that the
  * choices of a multiple-choice question are neighbours and contexts that
  * share a beginning follow each other. Each distinct context is evaluated
  * once (only the part not already in the cache), its last logits kept,
@@ -25,6 +26,12 @@
  * token per step; it ends at EOS, max_tokens, a full context, or as soon
  * as the text contains a stop string (the text is cut before the earliest
  * one).
+ *
+ * Token-level completion (tokenize, token_text, complete: what `emerge
+ * serve` answers with) runs on a native_scorer over the same model, made
+ * on first use (native_complete.c). The scorer keeps scores beside the
+ * cache, so loglikelihood and generate, which run the model themselves,
+ * tell it to forget them.
  */
 #include "backends/native.h"
 
@@ -34,8 +41,10 @@
 #include <string.h>
 
 #include "backends/engine/model.h"
-#include "backends/native_common.h"
+#include "backends/engine/native_score.h"
 #include "backends/engine/sample.h"
+#include "backends/native_common.h"
+#include "backends/native_complete.h"
 #include "backends/engine/tokenizer.h"
 
 typedef struct native {
@@ -46,6 +55,7 @@ typedef struct native {
     float *lg;      /* logits rows scratch */
     size_t lg_rows;
     float *ctx_lg;  /* logits after the current context's last token */
+    native_scorer *ns; /* token-level completion; NULL until first used */
 } native;
 
 /* One scoring request as token ids. */
@@ -63,6 +73,7 @@ static void native_close(void *state)
     native *nv = state;
     if (!nv)
         return;
+    native_scorer_free(nv->ns);
     sample_free(nv->smp);
     tok_free(nv->tok);
     model_free(nv->m);
@@ -137,12 +148,9 @@ static int fit_context(const native *nv, ll_item *it, em_err *err)
 static int item_cmp(const void *a, const void *b)
 {
     const ll_item *x = *(ll_item *const *)a, *y = *(ll_item *const *)b;
-    int n = x->nctx < y->nctx ? x->nctx : y->nctx;
-    for (int i = 0; i < n; i++)
-        if (x->ctx[i] != y->ctx[i])
-            return x->ctx[i] < y->ctx[i] ? -1 : 1;
-    if (x->nctx != y->nctx)
-        return x->nctx < y->nctx ? -1 : 1;
+    int c = native_tokens_cmp(x->ctx, x->nctx, y->ctx, y->nctx);
+    if (c)
+        return c;
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
@@ -185,15 +193,13 @@ static void score_rows(native *nv, const ll_item *it, const float *rows,
     r->ok = 1;
 }
 
-/* Tokens a continuation runs: all but its last (whose logits predict
- * nothing we score). */
 static int cont_run(const ll_item *it)
 {
-    return it->ncont > 1 ? it->ncont - 1 : 0;
+    return native_branch_run(it->ncont);
 }
 
 /* Scores g[0..n) (one context, already in the cache) in one pass: each
- * continuation is a branch of the context (model_forward_branches), so
+ * continuation is a branch of the context (native_branch_forward), so
  * the weights are streamed once for all the choices of a question. */
 static void score_branches(native *nv, ll_item **g, int n, int total,
                            backend_ll_res *res)
@@ -201,16 +207,16 @@ static void score_branches(native *nv, ll_item **g, int n, int total,
     em_err err;
     float *rows = logit_rows(nv, total > 0 ? total : 1);
     if (total > 0) {
-        int32_t *toks = em_malloc(sizeof(int32_t) * (size_t)total);
-        int *branch = em_malloc(sizeof(int) * (size_t)total);
-        for (int k = 0, at = 0; k < n; k++)
-            for (int j = 0; j < cont_run(g[k]); j++, at++) {
-                toks[at] = g[k]->cont[j];
-                branch[at] = at - j;
-            }
-        int rc = model_forward_branches(nv->m, toks, total, branch, rows, &err);
-        free(toks);
-        free(branch);
+        const int32_t **tails = em_malloc(sizeof *tails * (size_t)n);
+        int *n_tail = em_malloc(sizeof *n_tail * (size_t)n);
+        for (int k = 0; k < n; k++) {
+            tails[k] = g[k]->cont;
+            n_tail[k] = g[k]->ncont;
+        }
+        int rc = native_branch_forward(nv->m, tails, n_tail, n, total, rows,
+                                       &err);
+        free(tails);
+        free(n_tail);
         if (rc) {
             for (int k = 0; k < n; k++)
                 native_fail_req(&res[g[k]->idx], err.msg);
@@ -245,10 +251,11 @@ static void score_group(native *nv, ll_item **g, int n, backend_ll_res *res)
     model *m = nv->m;
     int cap = m->n_ctx - m->n_past < m->n_batch ? m->n_ctx - m->n_past
                                                 : m->n_batch;
+    int *n_tail = em_malloc(sizeof *n_tail * (size_t)n);
+    for (int k = 0; k < n; k++)
+        n_tail[k] = g[k]->ncont;
     for (int i = 0; i < n;) {
-        int j = i, total = 0;
-        while (j < n && total + cont_run(g[j]) <= cap)
-            total += cont_run(g[j++]);
+        int total, j = i + native_branch_pack(n_tail + i, n - i, cap, &total);
         if (j == i) {
             score_alone(nv, g[i], &res[g[i]->idx]);
             j = i + 1;
@@ -257,6 +264,7 @@ static void score_group(native *nv, ll_item **g, int n, backend_ll_res *res)
         }
         i = j;
     }
+    free(n_tail);
 }
 
 static void score_sorted(native *nv, ll_item **order, int n,
@@ -282,6 +290,8 @@ static int native_loglikelihood(void *state, const backend_ll_req *req,
 {
     (void)err;
     native *nv = state;
+    if (nv->ns)
+        native_scorer_forget(nv->ns);
     ll_item *items = em_calloc((size_t)(n > 0 ? n : 1), sizeof *items);
     ll_item **order = em_calloc((size_t)(n > 0 ? n : 1), sizeof *order);
     int n_ok = 0;
@@ -313,6 +323,22 @@ static int native_loglikelihood(void *state, const backend_ll_req *req,
 
 /* ------------------------------------------------------------ generation */
 
+/* text -> ids, BOS as the vocabulary asks; an empty text is the start
+ * token (an empty context conditions on it). */
+static int native_tokenize(void *state, const char *text, int32_t **ids,
+                           int *n, em_err *err)
+{
+    const native *nv = state;
+    if (tok_encode(nv->tok, text, strlen(text), 1, ids, n, err))
+        return -1;
+    if (*n == 0) {
+        *ids = em_realloc(*ids, sizeof(int32_t));
+        (*ids)[0] = native_start_token(nv->tok);
+        *n = 1;
+    }
+    return 0;
+}
+
 /* Runs the prompt, reusing the cached prefix; logits of its last token
  * into nv->ctx_lg. *dropped: prompt tokens left out to fit the context
  * with room for max generated tokens (native_prompt_keep). */
@@ -322,13 +348,8 @@ static int run_prompt(native *nv, const char *prompt, int max, int *dropped,
     model *m = nv->m;
     int32_t *ids = NULL;
     int n = 0;
-    if (tok_encode(nv->tok, prompt, strlen(prompt), 1, &ids, &n, err))
+    if (native_tokenize(nv, prompt, &ids, &n, err))
         return -1;
-    if (n == 0) {
-        ids = em_realloc(ids, sizeof(int32_t));
-        ids[0] = native_start_token(nv->tok);
-        n = 1;
-    }
     int keep = native_prompt_keep(n, m->n_ctx, max);
     int32_t *p = ids + (n - keep);
     *dropped = n - keep;
@@ -390,6 +411,8 @@ static int native_generate(void *state, const backend_gen_req *req,
 {
     (void)err;
     native *nv = state;
+    if (nv->ns)
+        native_scorer_forget(nv->ns);
     for (int i = 0; i < n; i++) {
         em_err e;
         if (gen_one(nv, &req[i], &res[i], &e)) {
@@ -397,6 +420,25 @@ static int native_generate(void *state, const backend_gen_req *req,
             snprintf(res[i].error, sizeof res[i].error, "%.255s", e.msg);
         }
     }
+    return 0;
+}
+
+/* ---------------------------------------------- token-level completion */
+
+static int native_token_text(void *state, int32_t id, char *buf, int cap)
+{
+    const native *nv = state;
+    return tok_decode(nv->tok, id, buf, (size_t)cap);
+}
+
+static int native_complete(void *state, const backend_cmpl_req *req,
+                           backend_cmpl_res *res, int n, em_err *err)
+{
+    (void)err;
+    native *nv = state;
+    if (!nv->ns)
+        nv->ns = native_scorer_build(nv->m, nv->tok);
+    native_complete_batch(nv->ns, req, res, n);
     return 0;
 }
 
@@ -413,4 +455,7 @@ const backend_ops backend_native_ops = {
     .loglikelihood = native_loglikelihood,
     .generate = native_generate,
     .close = native_close,
+    .tokenize = native_tokenize,
+    .token_text = native_token_text,
+    .complete = native_complete,
 };

@@ -41,6 +41,7 @@ void native_fill_info(const backend_spec *spec, const model *m,
     snprintf(info->arch, sizeof info->arch, "%s", m->hp.arch_name);
     info->n_params = m->n_params;
     info->n_ctx = m->n_ctx;
+    info->n_vocab = m->hp.n_vocab;
     info->caps = BACKEND_CAP_LOGLIK | BACKEND_CAP_GENERATE |
                  BACKEND_CAP_GEN_LOGPROBS;
 }

@@ -525,6 +525,74 @@ TEST(info_and_long_inputs)
     backend_close(b);
 }
 
+/* The token-level ops (what `emerge serve` answers with): ids and texts
+ * round-trip, prompts sharing a prefix are scored as branches and agree
+ * with the same prompt scored alone, and generation is generate()'s. */
+TEST(token_level_complete)
+{
+    backend *b = open_native("tiny-llama-f32", "1");
+    if (!b)
+        return;
+    em_err err;
+    CHECK(backend_can_complete(b));
+    CHECK(b->info.n_vocab > 0);
+    const char *p[2] = {"Question: The capital of France is Paris",
+                        "Question: The capital of France is London"};
+    int32_t *ids[3] = {0};
+    int n[3] = {0};
+    em_buf text = {0};
+    for (int i = 0; i < 2; i++)
+        CHECK_INT(backend_tokenize(b, p[i], &ids[i], &n[i], &err), 0);
+    CHECK_INT(backend_tokenize(b, "Once upon a time", &ids[2], &n[2], &err), 0);
+    for (int i = 0; i < n[0]; i++) {
+        char piece[256];
+        int len = backend_token_text(b, ids[0][i], piece, sizeof piece);
+        em_buf_put(&text, piece, (size_t)(len < 256 ? len : 255));
+    }
+    CHECK(text.len >= strlen(p[0]) &&
+          !strcmp(text.s + text.len - strlen(p[0]), p[0]));
+    backend_cmpl_req rq[4] = {
+        {.toks = ids[0], .n_toks = n[0], .score_prompt = 1, .top_p = 1},
+        {.toks = ids[1], .n_toks = n[1], .score_prompt = 1, .top_p = 1},
+        {.toks = ids[2], .n_toks = n[2], .max_tokens = 8, .top_p = 1},
+        {.toks = ids[1], .n_toks = n[1], .score_prompt = 1, .top_p = 1}};
+    backend_cmpl_res rs[4];
+    CHECK_INT(backend_complete(b, rq, rs, 3, &err), 0);
+    CHECK_INT(backend_complete(b, rq + 3, rs + 3, 1, &err), 0); /* alone */
+    for (int i = 0; i < 4; i++)
+        CHECK_MSG(rs[i].ok, "%d: %s", i, rs[i].error);
+    CHECK(rs[0].shared && rs[1].shared && !rs[2].shared && !rs[3].shared);
+    for (int i = 1; rs[1].ok && rs[3].ok && i < n[1]; i++) {
+        CHECK_NEAR(rs[1].prompt[i].logprob, rs[3].prompt[i].logprob, 1e-4);
+        CHECK_INT(rs[1].prompt[i].top_id[0], rs[3].prompt[i].top_id[0]);
+    }
+    backend_gen_req g = {"Once upon a time", NULL, 0, 8, 0, 1, 0};
+    backend_gen_res gr;
+    CHECK_INT(backend_generate(b, &g, &gr, 1, &err), 0);
+    CHECK_INT(rs[2].n_gen, gr.n_tokens);
+    CHECK(rs[2].text_len == strlen(gr.text) &&
+          !memcmp(rs[2].text, gr.text, rs[2].text_len));
+    backend_gen_res_clear(&gr);
+    /* generate() ran the model: the scores kept beside the cache are
+     * forgotten, not reused for the prompt that shares its BOS. */
+    backend_cmpl_res again;
+    CHECK_INT(backend_complete(b, rq + 3, &again, 1, &err), 0);
+    for (int i = 1; again.ok && rs[3].ok && i < n[1]; i++)
+        CHECK_NEAR(again.prompt[i].logprob, rs[3].prompt[i].logprob, 1e-4);
+    backend_cmpl_res_clear(&again);
+    for (int i = 0; i < 4; i++)
+        backend_cmpl_res_clear(&rs[i]);
+    for (int i = 0; i < 3; i++)
+        free(ids[i]);
+    em_buf_free(&text);
+    backend_close(b);
+    /* A backend without the ops says so by name. */
+    backend none = {.ops = backend_find("synthetic")};
+    CHECK(!backend_can_complete(&none));
+    CHECK_INT(backend_complete(&none, rq, rs, 1, &err), -1);
+    CHECK(strstr(err.msg, "synthetic") != NULL);
+}
+
 int main(void)
 {
     RUN(prefix_sharing_equals_alone);
@@ -537,5 +605,6 @@ int main(void)
     RUN(sampler_topp_equals_full_sort);
     RUN(clear_errors);
     RUN(info_and_long_inputs);
+    RUN(token_level_complete);
     return tl_summary();
 }

@@ -976,6 +976,35 @@ TEST(test_too_large_as_json)
     free(model);
 }
 
+/* Any backend can be served; one without token-level completion (the
+ * openai client, here over the server itself) answers 501 there. */
+TEST(backend_without_complete_is_501)
+{
+    char *model = tl_shared(FIXTURE);
+    if (!model)
+        return;
+    em_err err = {{0}};
+    serve *s = start(model, &err), *t = NULL;
+    CHECK_MSG(s != NULL, "%s", err.msg);
+    char url[128], *out = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1", s ? serve_port(s) : 0);
+    serve_opts o = {.model_path = url, .backend = "openai", .threads = 2};
+    if (s)
+        CHECK_MSG(serve_start(&o, &t, &err) == 0, "%s", err.msg);
+    if (t) {
+        long st = http(serve_port(t), "POST", "/v1/completions",
+                       "{\"prompt\":\"Hi\"}", &out);
+        CHECK_INT(st, 501);
+        CHECK(out && strstr(out, "'openai' backend cannot answer completions"));
+        free(out);
+        CHECK_INT(http(serve_port(t), "GET", "/v1/models", NULL, &out), 200);
+        free(out);
+        serve_stop(t);
+    }
+    serve_stop(s);
+    free(model);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -990,6 +1019,7 @@ int main(void)
     RUN(test_per_ip_limit);
     RUN(test_request_deadline);
     RUN(test_too_large_as_json);
+    RUN(backend_without_complete_is_501);
     int rc = tl_summary();
     curl_global_cleanup();
     return rc;

@@ -23,8 +23,8 @@
 enum { CHUNK = 32 };
 
 struct native_scorer {
-    model *m;
-    tokenizer *tok;
+    model *m;                /* borrowed */
+    const tokenizer *tok;    /* borrowed */
     sampler *smp;
     float *rows;             /* CHUNK x n_vocab */
     float *last;             /* logits after the last cached token */
@@ -38,46 +38,34 @@ void native_scorer_free(native_scorer *s)
     if (!s)
         return;
     sample_free(s->smp);
-    tok_free(s->tok);
-    model_free(s->m);
     free(s->rows);
     free(s->last);
     free(s->pos);
     free(s);
 }
 
-int native_scorer_build(const char *path, const model_opts *o,
-                        native_scorer **out, em_err *err)
+native_scorer *native_scorer_build(model *m, const tokenizer *tok)
 {
     native_scorer *s = em_calloc(1, sizeof *s);
-    if (model_build(path, o, &s->m, err) || tok_build(s->m->gguf, &s->tok, err)) {
-        native_scorer_free(s);
-        return -1;
-    }
-    size_t V = (size_t)s->m->hp.n_vocab;
-    if ((size_t)tok_n_vocab(s->tok) > V) {
-        em_errorf(err, "%s: the vocabulary has %d tokens but the embedding "
-                  "only %zu rows", path, tok_n_vocab(s->tok), V);
-        native_scorer_free(s);
-        return -1;
-    }
+    size_t V = (size_t)m->hp.n_vocab;
+    s->m = m;
+    s->tok = tok;
     s->smp = sample_build((int)V);
     s->rows = em_malloc(sizeof(float) * V * CHUNK);
     s->last = em_malloc(sizeof(float) * V);
-    s->pos = em_calloc((size_t)s->m->n_ctx, sizeof *s->pos);
+    s->pos = em_calloc((size_t)m->n_ctx, sizeof *s->pos);
     s->valid_upto = 1;
-    *out = s;
-    return 0;
+    return s;
+}
+
+void native_scorer_forget(native_scorer *s)
+{
+    s->valid_upto = 1;
+    s->last_ok = 0;
 }
 
 const model *native_scorer_model(const native_scorer *s) { return s->m; }
 const tokenizer *native_scorer_tok(const native_scorer *s) { return s->tok; }
-
-int32_t native_scorer_start(const native_scorer *s)
-{
-    int32_t b = tok_bos(s->tok);
-    return b >= 0 ? b : tok_eos(s->tok);
-}
 
 /* Scores token `next` against a row of logits: its log-prob and the top
  * NATIVE_SCORE_TOPK tokens (one pass, insertion into a short list). */
@@ -156,32 +144,61 @@ int native_scorer_prompt(native_scorer *s, const int32_t *toks, int n,
     return 0;
 }
 
-/* Tokens a tail runs: all but its last, whose logits predict nothing. */
-static int tail_run(const int *n_tail, int b)
+/* ------------------------------------------------------ prefix sharing */
+
+int native_tokens_cmp(const int32_t *a, int na, const int32_t *b, int nb)
 {
-    return n_tail[b] > 1 ? n_tail[b] - 1 : 0;
+    int n = na < nb ? na : nb;
+    for (int i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return a[i] < b[i] ? -1 : 1;
+    return (na > nb) - (na < nb);
 }
 
-/* One shared pass over tails [b, e) (total tokens run) */
-static int branch_pass(native_scorer *s, const int32_t *const *tails,
-                       const int *n_tail, int b, int e, int total,
-                       native_score_pos *const *info, em_err *err)
+int native_branch_run(int n_tail)
 {
-    size_t V = (size_t)s->m->hp.n_vocab;
-    int32_t toks[CHUNK];
-    int branch[CHUNK];
-    for (int k = b, at = 0; k < e; k++)
-        for (int j = 0; j < tail_run(n_tail, k); j++, at++) {
+    return n_tail > 1 ? n_tail - 1 : 0;
+}
+
+int native_branch_pack(const int *n_tail, int nb, int cap, int *total)
+{
+    int e = 0;
+    *total = 0;
+    while (e < nb && *total + native_branch_run(n_tail[e]) <= cap)
+        *total += native_branch_run(n_tail[e++]);
+    return e;
+}
+
+int native_branch_forward(model *m, const int32_t *const *tails,
+                          const int *n_tail, int nb, int total, float *rows,
+                          em_err *err)
+{
+    int32_t *toks = em_malloc(sizeof(int32_t) * (size_t)(total > 0 ? total : 1));
+    int *branch = em_malloc(sizeof(int) * (size_t)(total > 0 ? total : 1));
+    for (int k = 0, at = 0; k < nb; k++)
+        for (int j = 0; j < native_branch_run(n_tail[k]); j++, at++) {
             toks[at] = tails[k][j];
             branch[at] = at - j;
         }
-    if (model_forward_branches(s->m, toks, total, branch, s->rows, err))
+    int rc = model_forward_branches(m, toks, total, branch, rows, err);
+    free(toks);
+    free(branch);
+    return rc;
+}
+
+/* One shared pass over tails [0, nb) (total tokens run) */
+static int branch_pass(native_scorer *s, const int32_t *const *tails,
+                       const int *n_tail, int nb, int total,
+                       native_score_pos *const *info, em_err *err)
+{
+    size_t V = (size_t)s->m->hp.n_vocab;
+    if (native_branch_forward(s->m, tails, n_tail, nb, total, s->rows, err))
         return -1;
-    for (int k = b, at = 0; k < e; k++) {
+    for (int k = 0, at = 0; k < nb; k++) {
         for (int j = 1; j < n_tail[k]; j++)
             score_row(s, s->rows + (size_t)(at + j - 1) * V, tails[k][j],
                       &info[k][j]);
-        at += tail_run(n_tail, k);
+        at += native_branch_run(n_tail[k]);
     }
     return 0;
 }
@@ -198,16 +215,15 @@ int native_scorer_branches(native_scorer *s, const int32_t *const *tails,
         cap = m->n_ctx - m->n_past;
     for (int b = 0; b < nb; b++)
         if (n_tail[b] < 1 || n_tail[b] > NATIVE_SCORE_MAX_TAIL ||
-            tail_run(n_tail, b) > cap)
+            native_branch_run(n_tail[b]) > cap)
             return em_errorf(err, "native_scorer_branches: tail %d of %d "
                              "tokens does not fit a shared pass", b, n_tail[b]);
     for (int b = 0; b < nb; b++)
         score_row(s, s->last, tails[b][0], &info[b][0]);
     for (int b = 0; b < nb;) {
-        int e = b, total = 0;
-        while (e < nb && total + tail_run(n_tail, e) <= cap)
-            total += tail_run(n_tail, e++);
-        if (total > 0 && branch_pass(s, tails, n_tail, b, e, total, info, err))
+        int total, e = b + native_branch_pack(n_tail + b, nb - b, cap, &total);
+        if (total > 0 && branch_pass(s, tails + b, n_tail + b, e - b, total,
+                                     info + b, err))
             return -1;
         b = e;
     }

@@ -1,5 +1,6 @@
 /*
- * serve.h - an OpenAI-compatible HTTP server over one native GGUF model.
+ * serve.h - an OpenAI-compatible HTTP server over one model, opened and
+ * run through the backend interface (backends/backend.h) like any client.
  *
  * Owns: the HTTP side of `emerge serve` (libmicrohttpd, one thread per
  * connection), request validation with JSON error bodies, the queue that
@@ -16,11 +17,15 @@
  * and per client address) and the time a request may take to arrive, so
  * that silent or slow clients cannot take the server from others.
  *
- * The model worker takes every request waiting at once and runs their
- * prompts sorted by token ids, so prompts sharing a prefix (the choices
- * of one question) reuse the KV cache instead of recomputing it; prompts
- * that are only scored (echo, max_tokens 0) and share a prefix run their
- * tails as branches of one forward pass.
+ * The model worker takes every request waiting at once and hands their
+ * prompts to the backend's token-level completion (backend_complete) as
+ * one batch. The native backend sorts them by token ids, so prompts
+ * sharing a prefix (the choices of one question) reuse the KV cache
+ * instead of recomputing it; prompts that are only scored (echo,
+ * max_tokens 0) and share a prefix run their tails as branches of one
+ * forward pass (backends/native_complete.c). A backend without the
+ * token-level ops (every other one today) can be opened, and its
+ * completion routes answer 501.
  */
 #ifndef EMERGE_SERVE_H
 #define EMERGE_SERVE_H
@@ -30,7 +35,8 @@
 #include "base/common.h"
 
 typedef struct serve_opts {
-    const char *model_path;
+    const char *model_path; /* the spec's path: a .gguf file for native */
+    const char *backend;    /* the backend's name, NULL: "native" */
     const char *model_name; /* the id /v1/models shows; NULL: file name */
     const char *host;       /* NULL: 127.0.0.1 */
     int port;               /* 0: any free port (see serve_port) */
