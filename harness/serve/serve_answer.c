@@ -12,32 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-
-
-static long count_cp(const char *s, size_t n)
-{
-    long c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2
-               : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
-               : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-    if (len == 0 || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0) ||
-        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90))
-        return 0; /* overlong, surrogate, above U+10FFFF */
-    return len;
-}
+#include "base/utf8.h"
 
 /* s[0..n) as valid UTF-8 (JSON must be): a byte that starts no valid
  * sequence - half a character from a byte-fallback token - becomes
@@ -46,7 +21,7 @@ static char *utf8_clean(const char *s, size_t n)
 {
     em_buf b = {0};
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        size_t len = utf8_valid_len(s + i, n - i);
         if (len && s[i]) {
             em_buf_put(&b, s + i, len);
             i += len;
@@ -72,8 +47,8 @@ static cJSON *json_text(const char *s, size_t n)
 static void add_raw_text(cJSON *choice, const char *s, size_t n)
 {
     size_t i = 0;
-    while (i < n && s[i] && utf8_len((const unsigned char *)s + i, n - i))
-        i += utf8_len((const unsigned char *)s + i, n - i);
+    while (i < n && s[i] && utf8_valid_len(s + i, n - i))
+        i += utf8_valid_len(s + i, n - i);
     if (i == n)
         return;
     char *hex = em_malloc(2 * n + 1);
@@ -140,7 +115,7 @@ static void pieces_build(serve *s, const sv_item *it, sv_pieces *p)
         size_t from = b < shift ? (shift < e ? shift : e) : b;
         p->text[i] = em_strndup(p->all.s + from, e - from);
         size_t o = from >= shift ? from - shift : 0;
-        p->off[i] = count_cp(p->base, o < p->base_len ? o : p->base_len);
+        p->off[i] = utf8_count(p->base, o < p->base_len ? o : p->base_len);
     }
     free(start);
 }
@@ -210,13 +185,13 @@ static void completion_choice(serve *s, const sv_req *r, const sv_item *it,
         for (int i = 0; r->echo && i < it->n; i++)
             add_token(s, arr, pc.text[i], pc.off[i], i ? &it->res.prompt[i] : NULL,
                       r->logprobs);
-        long off = count_cp(pc.base, pc.base_len);
+        long off = utf8_count(pc.base, pc.base_len);
         for (int i = 0; i < it->res.n_gen; i++) {
             char piece[256];
             int len = backend_token_text(s->b, it->res.gen[i], piece, sizeof piece);
             piece[len < 256 ? len : 255] = '\0';
             add_token(s, arr, piece, off, &it->res.gen_score[i], r->logprobs);
-            off += count_cp(piece, strlen(piece));
+            off += utf8_count(piece, strlen(piece));
         }
     }
     cJSON_AddStringToObject(c, "finish_reason", finish_reason(it));
