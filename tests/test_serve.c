@@ -980,7 +980,7 @@ TEST(test_too_large_as_json)
  * openai client, here over the server itself) answers 501 there. */
 TEST(backend_without_complete_is_501)
 {
-    char *model = tl_shared(FIXTURE);
+    char *model = tl_fixture(FIXTURE);
     if (!model)
         return;
     em_err err = {{0}};
