@@ -287,48 +287,32 @@ static int run_prompt(cuda_state *s, const char *prompt, int max, int *dropped,
     return rc;
 }
 
+/* The engine's side of native_generate_one. */
+static int gen_prompt(void *eng, const char *text, int max, int *truncated,
+                      em_err *err)
+{
+    return run_prompt(eng, text, max, truncated, err);
+}
+
+static int gen_step(void *eng, int32_t t, em_err *err)
+{
+    cuda_state *s = eng;
+    s->gen_tok[s->gen_n] = t;
+    return gen_forward(s, s->gen_tok, s->gen_n, s->gen_n + 1, err);
+}
+
+static int gen_full(void *eng)
+{
+    const cuda_state *s = eng;
+    return s->gen_n >= s->m->n_ctx;
+}
+
 static int gen_one(cuda_state *s, const backend_gen_req *rq,
                    backend_gen_res *r, em_err *err)
 {
-    int V = s->m->hp.n_vocab, n_ctx = s->m->n_ctx;
-    int max = rq->max_tokens > 0 ? rq->max_tokens : 256;
-    if (max > n_ctx)
-        max = n_ctx;
-    uint64_t rng = rq->seed;
-    em_buf text = {0};
-    float *lps = em_malloc(sizeof(float) * (size_t)max);
-    int n = 0;
-    if (run_prompt(s, rq->prompt ? rq->prompt : "", max, &r->truncated, err))
-        goto fail;
-    r->finish = BACKEND_FINISH_LENGTH; /* also max == 0 */
-    while (n < max) {
-        int32_t t = sample_next(s->smp, s->lg, rq->temperature,
-                                rq->top_p > 0 ? rq->top_p : 1.0, &rng);
-        r->finish = BACKEND_FINISH_STOP;
-        if (t == tok_eos(s->tok))
-            break;
-        lps[n++] = (float)sample_logprob(s->lg, V, t);
-        if (native_append_token(s->tok, t, &text, rq->stop, rq->n_stop))
-            break;
-        r->finish = n == max ? BACKEND_FINISH_LENGTH : BACKEND_FINISH_CONTEXT;
-        if (n == max || s->gen_n >= n_ctx)
-            break;
-        s->gen_tok[s->gen_n] = t;
-        if (gen_forward(s, s->gen_tok, s->gen_n, s->gen_n + 1, err))
-            goto fail;
-    }
-    r->text = text.s ? em_buf_take(&text) : em_strdup("");
-    r->n_tokens = n;
-    r->token_logprobs = lps;
-    r->sum_logprob = 0;
-    for (int i = 0; i < n; i++)
-        r->sum_logprob += lps[i];
-    r->ok = 1;
-    return 0;
-fail:
-    em_buf_free(&text);
-    free(lps);
-    return -1;
+    native_gen g = {s, s->tok, s->smp, s->lg, s->m->hp.n_vocab,
+                    gen_prompt, gen_step, gen_full};
+    return native_generate_one(&g, s->m->n_ctx, rq, r, err);
 }
 
 int cuda_backend_generate(void *state, const backend_gen_req *req,

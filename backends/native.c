@@ -363,47 +363,31 @@ static int run_prompt(native *nv, const char *prompt, int max, int *dropped,
     return rc;
 }
 
+/* The engine's side of native_generate_one. */
+static int gen_prompt(void *eng, const char *text, int max, int *truncated,
+                      em_err *err)
+{
+    return run_prompt(eng, text, max, truncated, err);
+}
+
+static int gen_step(void *eng, int32_t t, em_err *err)
+{
+    native *nv = eng;
+    return model_forward(nv->m, &t, 1, 0, 1, nv->ctx_lg, err);
+}
+
+static int gen_full(void *eng)
+{
+    const model *m = ((native *)eng)->m;
+    return m->n_past >= m->n_ctx;
+}
+
 static int gen_one(native *nv, const backend_gen_req *rq, backend_gen_res *r,
                    em_err *err)
 {
-    model *m = nv->m;
-    int V = m->hp.n_vocab, max = rq->max_tokens > 0 ? rq->max_tokens : 256;
-    if (max > m->n_ctx)
-        max = m->n_ctx;
-    uint64_t rng = rq->seed;
-    em_buf text = {0};
-    float *lps = em_malloc(sizeof(float) * (size_t)max);
-    int n = 0;
-    if (run_prompt(nv, rq->prompt ? rq->prompt : "", max, &r->truncated, err))
-        goto fail;
-    r->finish = BACKEND_FINISH_LENGTH; /* also max == 0 */
-    while (n < max) {
-        int32_t t = sample_next(nv->smp, nv->ctx_lg, rq->temperature,
-                                rq->top_p > 0 ? rq->top_p : 1.0, &rng);
-        r->finish = BACKEND_FINISH_STOP;
-        if (t == tok_eos(nv->tok))
-            break;
-        lps[n++] = (float)sample_logprob(nv->ctx_lg, V, t);
-        if (native_append_token(nv->tok, t, &text, rq->stop, rq->n_stop))
-            break;
-        r->finish = n == max ? BACKEND_FINISH_LENGTH : BACKEND_FINISH_CONTEXT;
-        if (n == max || m->n_past >= m->n_ctx)
-            break;
-        if (model_forward(m, &t, 1, 0, 1, nv->ctx_lg, err))
-            goto fail;
-    }
-    r->text = text.s ? em_buf_take(&text) : em_strdup("");
-    r->n_tokens = n;
-    r->token_logprobs = lps;
-    r->sum_logprob = 0;
-    for (int i = 0; i < n; i++)
-        r->sum_logprob += lps[i];
-    r->ok = 1;
-    return 0;
-fail:
-    em_buf_free(&text);
-    free(lps);
-    return -1;
+    native_gen g = {nv, nv->tok, nv->smp, nv->ctx_lg, nv->m->hp.n_vocab,
+                    gen_prompt, gen_step, gen_full};
+    return native_generate_one(&g, nv->m->n_ctx, rq, r, err);
 }
 
 static int native_generate(void *state, const backend_gen_req *req,

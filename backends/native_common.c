@@ -158,3 +158,45 @@ int native_prompt_keep(int n, int n_ctx, int max_tokens)
         room = 1;
     return n_ctx - room;
 }
+
+int native_generate_one(const native_gen *g, int n_ctx, const backend_gen_req *rq,
+                        backend_gen_res *r, em_err *err)
+{
+    int max = rq->max_tokens > 0 ? rq->max_tokens : 256;
+    if (max > n_ctx)
+        max = n_ctx;
+    uint64_t rng = rq->seed;
+    em_buf text = {0};
+    float *lps = em_malloc(sizeof(float) * (size_t)max);
+    int n = 0;
+    if (g->prompt(g->eng, rq->prompt ? rq->prompt : "", max, &r->truncated, err))
+        goto fail;
+    r->finish = BACKEND_FINISH_LENGTH; /* also max == 0 */
+    while (n < max) {
+        int32_t t = sample_next(g->smp, g->logits, rq->temperature,
+                                rq->top_p > 0 ? rq->top_p : 1.0, &rng);
+        r->finish = BACKEND_FINISH_STOP;
+        if (t == tok_eos(g->tok))
+            break;
+        lps[n++] = (float)sample_logprob(g->logits, g->n_vocab, t);
+        if (native_append_token(g->tok, t, &text, rq->stop, rq->n_stop))
+            break;
+        r->finish = n == max ? BACKEND_FINISH_LENGTH : BACKEND_FINISH_CONTEXT;
+        if (n == max || g->full(g->eng))
+            break;
+        if (g->step(g->eng, t, err))
+            goto fail;
+    }
+    r->text = text.s ? em_buf_take(&text) : em_strdup("");
+    r->n_tokens = n;
+    r->token_logprobs = lps;
+    r->sum_logprob = 0;
+    for (int i = 0; i < n; i++)
+        r->sum_logprob += lps[i];
+    r->ok = 1;
+    return 0;
+fail:
+    em_buf_free(&text);
+    free(lps);
+    return -1;
+}

@@ -4,8 +4,9 @@
  *
  * Owns: integer options of a backend spec, the backend_info of a GGUF
  * model, lm-evaluation-harness's split of (context, continuation) into
- * tokens, and finding stop strings in generated text. One copy of each, so
- * that the CPU and GPU backends and the server tokenise and stop alike.
+ * tokens, finding stop strings in generated text, and the generation loop
+ * itself. One copy of each, so that the CPU and GPU backends and the
+ * server tokenise, sample and stop alike.
  */
 #ifndef EMERGE_NATIVE_COMMON_H
 #define EMERGE_NATIVE_COMMON_H
@@ -14,6 +15,7 @@
 
 #include "backends/backend.h"
 #include "backends/engine/model.h"
+#include "backends/engine/sample.h"
 #include "backends/engine/tokenizer.h"
 
 /* *out = option key of sp as an integer in [lo, hi], or def when absent. */
@@ -51,6 +53,30 @@ int native_append_token(const tokenizer *t, int32_t id, em_buf *text,
  * the context, BACKEND_FINISH_CONTEXT). The caller reports n - keep as
  * backend_gen_res.truncated. */
 int native_prompt_keep(int n, int n_ctx, int max_tokens);
+
+/* What the generation loop needs of an engine: its prompt run and
+ * one-token step (each leaves the next token's logits in logits), and
+ * whether the context is full. */
+typedef struct native_gen {
+    void *eng;
+    const tokenizer *tok;
+    sampler *smp;
+    const float *logits;      /* n_vocab floats, rewritten by each step */
+    int n_vocab;
+    /* Runs the prompt (its last tokens that fit with max to generate);
+     * *truncated: prompt tokens left out. */
+    int (*prompt)(void *eng, const char *text, int max, int *truncated,
+                  em_err *err);
+    int (*step)(void *eng, int32_t token, em_err *err);
+    int (*full)(void *eng);
+} native_gen;
+
+/* One generation of rq with g: sampling (temperature, top_p, seed), EOS,
+ * stop strings, max_tokens (default 256, at most the context) and a full
+ * context end it, r->finish says which. r's text and token log-probs are
+ * malloc'd. 0, or -1 when the engine failed (err). */
+int native_generate_one(const native_gen *g, int n_ctx, const backend_gen_req *rq,
+                        backend_gen_res *r, em_err *err);
 
 /* Marks one request failed with msg. */
 void native_fail_req(backend_ll_res *r, const char *msg);
