@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/engine/fp16.h"
 #include "backends/engine/quant.h"
 #include "backends/engine/quant_impl.h"
 #include "base/common.h"
@@ -23,79 +24,14 @@
 /* F16 / BF16                                                        */
 /* ---------------------------------------------------------------- */
 
-static inline uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
+/* The bodies are in fp16.h (inlined by the SIMD kernel files too). */
+float quant_f16_to_f32(uint16_t h) { return fp16_f16_to_f32(h); }
 
-static inline float bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+uint16_t quant_f32_to_f16(float f) { return fp16_f32_to_f16(f); }
 
-float quant_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 31)            /* inf, or nan made quiet as F16C does */
-        return bits_f32(sign | 0x7f800000 | (man ? 0x400000 : 0) | man << 13);
-    if (exp)
-        return bits_f32(sign | (exp + 112) << 23 | man << 13);
-    if (!man)
-        return bits_f32(sign);
-    /* Subnormal: man * 2^-24; normalise so bit 10 is the leading one. */
-    uint32_t e = 113;
-    while (!(man & 0x400)) {
-        man <<= 1;
-        e--;
-    }
-    return bits_f32(sign | e << 23 | (man & 0x3ff) << 13);
-}
+float quant_bf16_to_f32(uint16_t h) { return fp16_bf16_to_f32(h); }
 
-/* Round to nearest even, like the F16C instruction (vcvtps2ph, imm 0):
- * NaNs stay NaNs (quiet bit set, top payload bits kept), overflow gives
- * inf, values below the subnormal range round to signed zero. */
-uint16_t quant_f32_to_f16(float f)
-{
-    uint32_t x = f32_bits(f);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t ax = x & 0x7fffffff;
-    if (ax > 0x7f800000)
-        return sign | 0x7e00 | (uint16_t)((ax >> 13) & 0x3ff);
-    if (ax >= 0x477ff000)                /* >= 65520 rounds to inf */
-        return sign | 0x7c00;
-    if (ax >= 0x38800000) {              /* normal in f16 */
-        uint32_t r = ax - (112u << 23);
-        r += 0xfff + ((r >> 13) & 1);
-        return sign | (uint16_t)(r >> 13);
-    }
-    if (ax <= 0x33000000)                /* <= 2^-25: rounds to zero */
-        return sign;
-    uint32_t m = (ax & 0x7fffff) | 0x800000;
-    int s = 126 - (int)(ax >> 23);       /* 14..24 */
-    uint32_t q = m >> s, rem = m & ((1u << s) - 1), half = 1u << (s - 1);
-    if (rem > half || (rem == half && (q & 1)))
-        q++;
-    return sign | (uint16_t)q;
-}
-
-float quant_bf16_to_f32(uint16_t h)
-{
-    return bits_f32((uint32_t)h << 16);
-}
-
-/* As ggml: round to nearest even, NaNs forced quiet. */
-uint16_t quant_f32_to_bf16(float f)
-{
-    uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffff) > 0x7f800000)
-        return (uint16_t)((u >> 16) | 64);
-    return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
-}
+uint16_t quant_f32_to_bf16(float f) { return fp16_f32_to_bf16(f); }
 
 static inline float f16(uint16_t h) { return quant_f16_to_f32(h); }
 
