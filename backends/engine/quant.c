@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "backends/engine/fp16.h"
+#include "backends/engine/ops.h"
 #include "backends/engine/quant.h"
 #include "backends/engine/quant_impl.h"
 #include "base/common.h"
@@ -881,6 +882,7 @@ const quant_kernels quant_scalar_kernels = {
 /* ---------------------------------------------------------------- */
 
 static quant_kernels active;
+static ops_kernels active_ops;
 static pthread_once_t active_once = PTHREAD_ONCE_INIT;
 
 static int cpu_has_avx512(void)
@@ -900,23 +902,27 @@ static int cpu_has_avx2(void)
            __builtin_cpu_supports("f16c");
 }
 
-/* Fills *k for the named level ("avx512", "avx2", "scalar"); -1 if the
- * CPU lacks it. Kernels a level lacks fall back to the level below. */
-static int select_kernels(const char *name, quant_kernels *k)
+/* Fills *k (matmuls) and *o (the other forward-pass kernels, ops.h) for
+ * the named level ("avx512", "avx2", "scalar"); -1 if the CPU lacks it.
+ * Kernels a level lacks fall back to the level below. */
+static int select_kernels(const char *name, quant_kernels *k, ops_kernels *o)
 {
     *k = quant_scalar_kernels;
+    *o = ops_scalar_kernels;
     if (!strcmp(name, "scalar"))
         return 0;
     if (!strcmp(name, "avx2") || !strcmp(name, "avx512")) {
         if (!cpu_has_avx2())
             return -1;
         quant_avx2_kernels(k);
+        ops_avx2_kernels(o);
         k->name = "avx2";
     }
     if (!strcmp(name, "avx512")) {
         if (!cpu_has_avx512())
             return -1;
         quant_avx512_kernels(k);
+        ops_avx512_kernels(o);
         k->name = "avx512";
     }
     return strcmp(k->name, name) ? -1 : 0;
@@ -925,13 +931,13 @@ static int select_kernels(const char *name, quant_kernels *k)
 static void init_active(void)
 {
     const char *env = getenv("EMERGE_SIMD");
-    if (env && *env && select_kernels(env, &active) == 0)
+    if (env && *env && select_kernels(env, &active, &active_ops) == 0)
         return;
-    if (select_kernels("avx512", &active) == 0)
+    if (select_kernels("avx512", &active, &active_ops) == 0)
         return;
-    if (select_kernels("avx2", &active) == 0)
+    if (select_kernels("avx2", &active, &active_ops) == 0)
         return;
-    select_kernels("scalar", &active);
+    select_kernels("scalar", &active, &active_ops);
 }
 
 static const quant_kernels *kernels(void)
@@ -945,15 +951,23 @@ const char *quant_simd_name(void)
     return kernels()->name;
 }
 
+const struct ops_kernels *quant_ops(void)
+{
+    kernels();
+    return &active_ops;
+}
+
 int quant_set_simd(const char *name)
 {
     kernels();
     if (!name)
         name = cpu_has_avx512() ? "avx512" : cpu_has_avx2() ? "avx2" : "scalar";
     quant_kernels k;
-    if (select_kernels(name, &k))
+    ops_kernels o;
+    if (select_kernels(name, &k, &o))
         return -1;
     active = k;
+    active_ops = o;
     return 0;
 }
 
