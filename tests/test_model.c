@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "backends/engine/model.h"
-#include "backends/engine/ops.h"
+#include "backends/engine/ops_impl.h"
 #include "backends/engine/quant.h"
 #include "base/common.h"
 #include "tests/testlib.h"

@@ -8,12 +8,7 @@
  * 16 in float then in double, the V product in 16 partial sums added by
  * halves. ops_avx512.c computes the same things 16 lanes at a time.
  */
-#include "backends/engine/ops.h"
-
-#include <math.h>
-#include <string.h>
-
-#include "backends/engine/fp16.h"
+#include "backends/engine/ops_impl.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h> /* SSE2: part of x86-64 itself, not a SIMD level */
@@ -34,26 +29,14 @@ void ops_add(float *restrict x, const float *restrict y, size_t n)
         x[i] += y[i];
 }
 
-/* e^x by the algorithm of ops_avx512.c's exp16 (ggml's AVX-512 expf), one
- * value at a time: the portable paths then give the reference's bits too. */
-static float exp_ggml(float x)
-{
-    float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f), n = z - 0x1.8p23f;
-    float r = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-    float r2 = r * r;
-    float hi = fmaf(0x1.0e4020p-7f, r, 0x1.573e2ep-5f);
-    float mid = fmaf(0x1.555e66p-3f, r, 0x1.fffdb6p-2f);
-    float lo = fmaf(0x1.ffffecp-1f, r, 1.0f);
-    float p = fmaf(fmaf(hi, r2, mid), r2, lo);
-    if (fabsf(n) > 192)
-        return n <= 0 ? 0.0f : INFINITY;
-    return ldexpf(p, (int)n);
-}
-
 static void swiglu_scalar(float *g, const float *u, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        g[i] = g[i] / (1.0f + exp_ggml(-g[i])) * u[i];
+    ops_swiglu_body(g, u, n);
+}
+
+static void softmax_probs_scalar(float *sc, int n, int round_f16)
+{
+    ops_softmax_body(sc, n, round_f16);
 }
 
 static void rope_pairs_scalar(float *v, const float *cs, int nr)
@@ -68,26 +51,6 @@ static void kv_store_f16_scalar(const float *k, const float *v, uint16_t *kr,
         kr[d] = fp16_f32_to_f16(k[d]);
     for (int d = 0; d < hd; d++)
         vr[d] = fp16_round(v[d]);
-}
-
-static void softmax_probs_scalar(float *sc, int n, int round_f16)
-{
-    float mx = -INFINITY;
-    for (int j = 0; j < n; j++)
-        mx = sc[j] > mx ? sc[j] : mx;
-    double sum = 0; /* per block of 16 in float, as the AVX-512 path */
-    for (int j0 = 0; j0 < n; j0 += 16) {
-        float b[16] = {0};
-        for (int j = j0; j < n && j < j0 + 16; j++)
-            b[j - j0] = sc[j] = exp_ggml(sc[j] - mx);
-        for (int h = 8; h >= 1; h /= 2)
-            for (int l = 0; l < h; l++)
-                b[l] += b[l + h];
-        sum += b[0];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int j = 0; j < n; j++)
-        sc[j] = round_f16 ? fp16_round(sc[j] * inv) : sc[j] * inv;
 }
 
 /* out = sum over the n visible positions k of p[k] * V[slot(k)], in the

@@ -11,23 +11,23 @@
  *
  * What each level runs:
  *   scalar  ops.c: portable C that follows the AVX-512 order of sums and
- *           ggml's vector expf, so the results are the AVX-512 ones.
- *   avx2    ops_avx2.c: rope_pairs with FMA instructions (fmaf is exact,
- *           so the same bits), kv_store_f16 with F16C 8 at a time (rounds
- *           as fp16_f32_to_f16, the same bits); swiglu, softmax_probs and
- *           attend_v are the scalar ones (AVX2 versions of exp16's
- *           scalef and of the 16-lane V sums are not written). The avx2
- *           level therefore gives the scalar level's results except where
- *           the matmul kernels' float order differs (quant_avx2.c).
- *   avx512  ops_avx512.c: everything but rope_pairs (avx2's). The same
- *           bits as scalar, except attend_v with the F32 cache (kv_exact),
- *           where its FMAs round once per product and the scalar sums
- *           round twice (with the F16 cache every product is exact).
+ *           ggml's vector expf (one value at a time).
+ *   avx2    ops_avx2.c: the scalar kernels' bits at every op - SwiGLU,
+ *           softmax and RoPE's pairs are the scalar C compiled for AVX2
+ *           and FMA (fmaf exact, nothing else contracted), the F16 cache
+ *           store uses F16C (it rounds as fp16_f32_to_f16), the V product
+ *           does the scalar sums 8 dims at a time (mul, then add). So the
+ *           avx2 level gives the scalar level's results except where the
+ *           float matmul kernels (quant_avx2.c) sum in another order.
+ *   avx512  ops_avx512.c: everything but rope_pairs (avx2's), 16 lanes
+ *           wide with ggml's vector expf. Designed to give the scalar
+ *           bits too, except attend_v with the F32 cache (kv_exact), where
+ *           its FMAs round once per product and the scalar sums twice
+ *           (with the F16 cache every product is exact).
  */
 #ifndef EMERGE_OPS_H
 #define EMERGE_OPS_H
 
-#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,34 +77,5 @@ void ops_add(float *restrict x, const float *restrict y, size_t n);
 
 /* vt[d * ldk + slot] = V[slot][d] for the n slots, zero up to ldk. */
 void ops_transpose_v(const float *V, int n, int hd, int64_t ldk, float *vt);
-
-/* ---- for the kernel files and the dispatch (quant.c) only ---- */
-
-extern const ops_kernels ops_scalar_kernels;
-/* Fill in the kernels a level has (others stay as given). */
-void ops_avx2_kernels(ops_kernels *o);
-void ops_avx512_kernels(ops_kernels *o);
-
-/* The scalar V product, for shapes a SIMD version does not take. */
-void ops_attend_v_scalar(const ops_attv *a);
-
-/* One head's rotated pairs (llama's adjacent layout). llama.cpp's compiled
- * RoPE (ggml-cpu's rotate_pairs: vmulps + vfmaddsub231ps) fuses each
- * pair: x0*c - x1*s as fma(x0, c, -(x1*s)) and x0*s + x1*c as
- * fma(x0, s, x1*c), the second product rounded first. The same here: a
- * last bit of Q or K can survive the F16 cache and an 8-bit activation
- * rounding to the logits (tiny-llama-q4_0 was 0.035 off the reference,
- * now 7.2e-7; backends/engine/PARITY.md). fmaf is exact everywhere;
- * ops_avx2.c's target("fma") copy lets the compiler emit the
- * instruction. */
-static inline __attribute__((always_inline)) void
-ops_rope_pairs_body(float *v, const float *cs, int nr)
-{
-    for (int i = 0; i < nr; i += 2) {
-        float c = cs[i], s = cs[i + 1], x0 = v[i], x1 = v[i + 1];
-        v[i] = fmaf(x0, c, -(x1 * s));
-        v[i + 1] = fmaf(x0, s, x1 * c);
-    }
-}
 
 #endif

@@ -10,7 +10,7 @@
 #include <math.h>
 
 #include "backends/engine/fp16.h"
-#include "backends/engine/ops.h"
+#include "backends/engine/ops_impl.h"
 
 /* e^x for 16 lanes (ops.c's exp_ggml is the same one at a time), the way
  * ggml's AVX-512 SiLU and softmax compute it (their results round to

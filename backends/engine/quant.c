@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "backends/engine/fp16.h"
-#include "backends/engine/ops.h"
+#include "backends/engine/ops_impl.h"
 #include "backends/engine/quant.h"
 #include "backends/engine/quant_impl.h"
 #include "base/common.h"
