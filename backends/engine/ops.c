@@ -76,10 +76,8 @@ static void attend_v_row(const float *p, const float *V, int n, int nv,
 void ops_attend_v_scalar(const ops_attv *a)
 {
     for (int t = 0; t < a->T; t++) {
-        int nv = a->vis[t], seg = a->seg[t];
-        int n = nv + (a->p0 + t + 1 - seg);
-        attend_v_row(a->P + (size_t)t * a->lds, a->V, n, nv, seg, a->hd,
-                     a->out + (size_t)t * a->ldo);
+        attend_v_row(a->P + (size_t)t * a->lds, a->V, ops_attv_n(a, t),
+                     a->vis[t], a->seg[t], a->hd, a->out + (size_t)t * a->ldo);
     }
 }
 

@@ -19,8 +19,8 @@
  *           does the scalar sums 8 dims at a time (mul, then add). So the
  *           avx2 level gives the scalar level's results except where the
  *           float matmul kernels (quant_avx2.c) sum in another order.
- *   avx512  ops_avx512.c: everything but rope_pairs (avx2's), 16 lanes
- *           wide with ggml's vector expf. Designed to give the scalar
+ *   avx512  ops_avx512.c: all but rope_pairs and kv_store_f16 (avx2's),
+ *           16 lanes wide with ggml's vector expf. Designed to give the scalar
  *           bits too, except attend_v with the F32 cache (kv_exact), where
  *           its FMAs round once per product and the scalar sums twice
  *           (with the F16 cache every product is exact).

@@ -15,7 +15,8 @@
 #define T256 __attribute__((target("avx2,fma,f16c")))
 
 /* ops_rope_pairs_body with fmaf compiled to the instruction (the AVX-512
- * level uses it too: AVX-512 CPUs all have FMA). */
+ * level uses it too, as kv_store_f16_avx2: AVX-512 CPUs all have FMA and
+ * F16C). */
 T256 static void rope_pairs_fma(float *v, const float *cs, int nr)
 {
     ops_rope_pairs_body(v, cs, nr);
@@ -60,22 +61,10 @@ T256 static void attend_v8_avx2(const float *p, const float *V, int n, int nv,
     __m256 S[16];
     for (int l = 0; l < 16; l++)
         S[l] = _mm256_setzero_ps();
-    for (int k0 = 0; k0 < n; k0 += 16) {
-        int cnt = n - k0 < 16 ? n - k0 : 16;
-        if (cnt == 16 && k0 + 16 <= nv) { /* common case: slots k */
-            const float *row = V + (size_t)k0 * hd + d0;
-#pragma GCC unroll 16
-            for (int l = 0; l < 16; l++)
-                S[l] = _mm256_add_ps(S[l], _mm256_mul_ps(
-                    _mm256_set1_ps(p[k0 + l]),
-                    _mm256_loadu_ps(row + (size_t)l * hd)));
-            continue;
-        }
-        for (int l = 0; l < cnt; l++) {
-            const float *row = V + (size_t)ops_att_slot(k0 + l, nv, seg) * hd;
-            S[l] = _mm256_add_ps(S[l], _mm256_mul_ps(
-                _mm256_set1_ps(p[k0 + l]), _mm256_loadu_ps(row + d0)));
-        }
+    for (int k = 0; k < n; k++) {
+        const float *row = V + (size_t)ops_att_slot(k, nv, seg) * hd + d0;
+        __m256 pv = _mm256_mul_ps(_mm256_set1_ps(p[k]), _mm256_loadu_ps(row));
+        S[k & 15] = _mm256_add_ps(S[k & 15], pv);
     }
     for (int h = 8; h >= 1; h /= 2)
         for (int l = 0; l < h; l++)
@@ -94,10 +83,9 @@ T256 static void attend_v_avx2(const ops_attv *a)
     }
     for (int d0 = 0; d0 < a->hd; d0 += 8)
         for (int t = 0; t < a->T; t++) {
-            int nv = a->vis[t], seg = a->seg[t];
-            int n = nv + (a->p0 + t + 1 - seg);
-            attend_v8_avx2(a->P + (size_t)t * a->lds, a->V, n, nv, seg,
-                           a->hd, d0, a->out + (size_t)t * a->ldo);
+            attend_v8_avx2(a->P + (size_t)t * a->lds, a->V, ops_attv_n(a, t),
+                           a->vis[t], a->seg[t], a->hd, d0,
+                           a->out + (size_t)t * a->ldo);
         }
 }
 

@@ -1,8 +1,10 @@
 /*
  * ops_avx512.c - the forward-pass kernels of ops.h with AVX-512 (moved
- * from model.c): SwiGLU and softmax with ggml's vector expf (exp16), the
- * F16 cache store with F16C, and the V product of attention in
- * llama.cpp's order of sums, from V's rows or from V transposed. Every
+ * from model.c): SwiGLU and softmax with ggml's vector expf (exp16) and
+ * the V product of attention in llama.cpp's order of sums, from V's rows
+ * or from V transposed. RoPE's pairs and the F16 cache store are the
+ * avx2 level's (ops_avx2.c: FMA, F16C 8 at a time; the same bits as the
+ * 16-wide store this level had, at a cost too small to measure). Every
  * function carries a target attribute, so the file builds without -march;
  * quant.c calls ops_avx512_kernels only on a CPU that has the level.
  */
@@ -61,28 +63,6 @@ static void swiglu_avx512(float *g, const float *u, size_t n)
                               _mm512_mul_ps(y, _mm512_maskz_loadu_ps(k, u + i)));
     }
 }
-
-/* The F16 cache's rows: the F16C conversions round as fp16_f32_to_f16
- * does (test_quant checks they agree to the bit), 16 values at a time;
- * a tail (hd not a multiple of 16) one by one. */
-__attribute__((target("avx512f,f16c")))
-static void kv_store_f16_avx512(const float *k, const float *v, uint16_t *kr,
-                                float *vr, int hd)
-{
-    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    int d = 0;
-    for (; d + 16 <= hd; d += 16) {
-        _mm256_storeu_si256((__m256i *)(kr + d),
-                            _mm512_cvtps_ph(_mm512_loadu_ps(k + d), rn));
-        __m256i hv = _mm512_cvtps_ph(_mm512_loadu_ps(v + d), rn);
-        _mm512_storeu_ps(vr + d, _mm512_cvtph_ps(hv));
-    }
-    for (; d < hd; d++) {
-        kr[d] = fp16_f32_to_f16(k[d]);
-        vr[d] = fp16_round(v[d]);
-    }
-}
-
 
 __attribute__((target("avx512f")))
 static void softmax_probs_avx512(float *sc, int n, int round_f16)
@@ -163,10 +143,9 @@ static void attend_rows_avx512(const ops_attv *a)
 {
     for (int d0 = 0; d0 < a->hd; d0 += 16)
         for (int t = 0; t < a->T; t++) {
-            int nv = a->vis[t], seg = a->seg[t];
-            int n = nv + (a->p0 + t + 1 - seg);
-            attend_v16_avx512(a->P + (size_t)t * a->lds, a->V, n, nv, seg,
-                              a->hd, d0, a->out + (size_t)t * a->ldo);
+            attend_v16_avx512(a->P + (size_t)t * a->lds, a->V,
+                              ops_attv_n(a, t), a->vis[t], a->seg[t], a->hd,
+                              d0, a->out + (size_t)t * a->ldo);
         }
 }
 
@@ -217,8 +196,7 @@ static void attend_v_avx512(const ops_attv *a)
     int64_t ldk = (n_keys + 15) / 16 * 16;
     ops_transpose_v(a->V, n_keys, hd, ldk, a->vt);
     for (int t = 0; t < a->T; t++) {
-        int nv = a->vis[t], seg = a->seg[t];
-        int n = nv + (a->p0 + t + 1 - seg);
+        int nv = a->vis[t], seg = a->seg[t], n = ops_attv_n(a, t);
         const float *sr = a->P + (size_t)t * a->lds;
         float *o = a->out + (size_t)t * a->ldo;
         if (seg == nv) /* positions are the slots 0..n-1 */
@@ -233,7 +211,6 @@ void ops_avx512_kernels(ops_kernels *o)
 {
     o->name = "avx512";
     o->swiglu = swiglu_avx512;
-    o->kv_store_f16 = kv_store_f16_avx512;
     o->softmax_probs = softmax_probs_avx512;
     o->attend_v = attend_v_avx512;
 }

@@ -18,6 +18,12 @@ extern const ops_kernels ops_scalar_kernels;
 void ops_avx2_kernels(ops_kernels *o);
 void ops_avx512_kernels(ops_kernels *o);
 
+/* How many positions row t of a sees. */
+static inline int ops_attv_n(const ops_attv *a, int t)
+{
+    return a->vis[t] + (a->p0 + t + 1 - a->seg[t]);
+}
+
 /* The scalar V product, for shapes a SIMD version does not take. */
 void ops_attend_v_scalar(const ops_attv *a);
 
