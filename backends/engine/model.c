@@ -859,8 +859,8 @@ static int att_rows_plain(const model *m, int T, int p0)
 }
 
 /* attend_head for plain rows, block by block. Each output is the same sum
- * as ops_avx512.c's from V transposed: lanes over the slots 16 at a time from slot 0,
- * reduced in _mm512_reduce_add_ps's order (the AVX-512 float kernels'
+ * as ops_avx512.c's from V transposed: lanes over the slots 16 at a time
+ * from slot 0, reduced in _mm512_reduce_add_ps's order (the AVX-512 float kernels'
  * order); the slots past a row's own are multiplied by probabilities set
  * to zero, which adds nothing. The scores of a row do not depend on the
  * other rows in the product (quant_matmul_rows). */
