@@ -8,7 +8,10 @@
  * own measured bounds below. The same comparison runs again with the
  * scalar kernels (EMERGE_SIMD=scalar, in a child process so the kernel
  * choice is made afresh), and batched prompt processing is compared with
- * token-by-token decoding and with small chunks.
+ * token-by-token decoding and with small chunks. The avx2 level (also on
+ * an AVX-512 CPU) is checked to run no AVX-512 kernel and to match the
+ * scalar level's logits, and EMERGE_SIMD to hold from start-up (a child
+ * run as `test_model level`).
  *
  * Two sets of references: tests/data/parity/ ships small-vocabulary copies
  * of the fixtures with the matching columns of llama.cpp's logits
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 #include "backends/engine/model.h"
+#include "backends/engine/ops_impl.h"
 #include "backends/engine/quant.h"
 #include "base/common.h"
 #include "tests/testlib.h"
@@ -323,12 +327,97 @@ TEST(batched_equals_sequential)
 {
     static const char *names[] = {"tiny-llama-f32", "wide-llama-q4_k",
                                   "tiny-gpt2-f16", "tiny-gptneox-f16"};
+    const char *start = quant_simd_name(); /* EMERGE_SIMD's, or the best */
     CHECK(quant_set_simd("scalar") == 0);
     for (int i = 0; i < 4; i++)
         compare_batching(names[i], 1e-4);
-    CHECK(quant_set_simd(NULL) == 0);
+    CHECK(quant_set_simd(start) == 0);
     for (int i = 0; i < 4; i++)
         compare_batching(names[i], 1e-4);
+}
+
+/* Every kernel of the avx2 level's table (ops.h) is the one ops_avx2.c
+ * or ops.c gives it, never ops_avx512.c's, and a model built at that
+ * level takes that table. */
+#define OPS_FIELDS(X) X(swiglu) X(rope_pairs) X(kv_store_f16) \
+    X(softmax_probs) X(attend_v)
+
+static void check_avx2_ops(const ops_kernels *o)
+{
+    ops_kernels a2 = ops_scalar_kernels, a5;
+    ops_avx2_kernels(&a2);
+    a5 = a2;
+    ops_avx512_kernels(&a5);
+    CHECK_STR(o->name, "avx2");
+#define SAME_AS_AVX2(f) CHECK_MSG(o->f == a2.f, "avx2 level: " #f);
+#define NOT_AVX512(f) \
+    CHECK_MSG(o->f != a5.f || a5.f == a2.f, "avx2 level: AVX-512 " #f);
+    OPS_FIELDS(SAME_AS_AVX2)
+    OPS_FIELDS(NOT_AVX512)
+#undef SAME_AS_AVX2
+#undef NOT_AVX512
+}
+
+/* Max |a - b| over the logits of a fixture's prompts run at two levels. */
+static double level_diff(const char *name, const char *la, const char *lb)
+{
+    ref r;
+    if (!ref_load(name, &r))
+        return -1;
+    const char *lv[2] = {la, lb};
+    float *lg[2] = {NULL, NULL};
+    size_t V = (size_t)r.n_vocab, n = (size_t)r.n_tokens[0];
+    for (int k = 0; k < 2; k++) {
+        CHECK(quant_set_simd(lv[k]) == 0);
+        model *m = open_fixture(name, 0);
+        em_err err;
+        lg[k] = calloc(n * V, sizeof(float));
+        if (m && !strcmp(lv[k], "avx2"))
+            check_avx2_ops(&m->ops);
+        if (m)
+            CHECK(model_forward(m, r.tokens[0], (int)n, 0, (int)n, lg[k],
+                                &err) == 0);
+        model_free(m);
+    }
+    double d = 0;
+    for (size_t i = 0; i < n * V; i++)
+        d = fmax(d, fabs((double)lg[0][i] - lg[1][i]));
+    free(lg[0]);
+    free(lg[1]);
+    ref_free(&r);
+    return d;
+}
+
+/* EMERGE_SIMD=avx2 means AVX2 everywhere (on an AVX-512 CPU too): its
+ * table has no AVX-512 kernel, and since its ops give the scalar bits
+ * (ops.h), a model's logits at avx2 differ from scalar only by the float
+ * matmuls' order of sums: the quantised kernels sum in the scalar order
+ * (quant_avx2.c), so those fixtures must agree to the bit; the F32/F16
+ * kernels sum in their own lanes. Measured: F32 8.1e-4 (bound 2e-3), the
+ * F16 fixtures 0 (bound 1e-3), the quantised 0 (bound 0). */
+TEST(avx2_level_is_avx2)
+{
+    static const fixture cases[] = {
+        {"tiny-llama-f32", 2e-3}, {"tiny-llama-q4_0", 0},
+        {"wide-llama-q4_k", 0},   {"tiny-gpt2-f16", 1e-3},
+        {"tiny-gptneox-f16", 1e-3},
+    };
+    const char *start = quant_simd_name();
+    if (quant_set_simd("avx2") != 0) {
+        tl_skip("the CPU has no AVX2");
+        return;
+    }
+    check_avx2_ops(quant_ops());
+    for (int i = 0; i < 5; i++) {
+        double d = level_diff(cases[i].name, "avx2", "scalar");
+        if (d < 0)
+            continue;
+        printf("  %-18s avx2 vs scalar max |diff| %.3g (bound %g)\n",
+               cases[i].name, d, cases[i].bound);
+        CHECK_MSG(d <= cases[i].bound, "%s: avx2 vs scalar %g",
+                  cases[i].name, d);
+    }
+    CHECK(quant_set_simd(start) == 0);
 }
 
 TEST(context_overflow_and_bad_ids)
@@ -433,8 +522,42 @@ TEST(kv_exact_cache)
     free(path);
 }
 
+/* `test_model level`: the levels a process starts with (the child of
+ * startup_level_from_env); "model: -" without the shared fixture. */
+static int print_levels(void)
+{
+    model *m = open_fixture("tiny-llama-f32", 0);
+    printf("level: %s ops: %s model: %s\n", quant_simd_name(),
+           quant_ops()->name, m ? m->ops.name : "-");
+    model_free(m);
+    return 0;
+}
+
+/* EMERGE_SIMD=avx2 at start-up gives the avx2 level to the matmuls, to
+ * the other kernels and to every model built. */
+TEST(startup_level_from_env)
+{
+    const char *start = quant_simd_name();
+    if (quant_set_simd("avx2") != 0) {
+        tl_skip("the CPU has no AVX2");
+        return;
+    }
+    CHECK(quant_set_simd(start) == 0);
+    char *out = NULL;
+    int rc = tl_sh(&out, "EMERGE_SIMD=avx2 /proc/%d/exe level 2>&1",
+                   (int)getpid());
+    printf("  %s", out ? out : "");
+    CHECK_INT(rc, 0);
+    CHECK_HAS(out, "level: avx2 ops: avx2 model: ");
+    if (out && !strstr(out, "model: -"))
+        CHECK_HAS(out, "model: avx2");
+    free(out);
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "level"))
+        return print_levels();
     if (argc > 1 && !strcmp(argv[1], "parity")) {
         RUN(parity_with_llama_cpp);
         return tl_summary();
@@ -448,6 +571,8 @@ int main(int argc, char **argv)
     RUN(parity_full_vocab);
     RUN(parity_full_vocab_scalar_kernels);
     RUN(batched_equals_sequential);
+    RUN(avx2_level_is_avx2);
+    RUN(startup_level_from_env);
     RUN(context_overflow_and_bad_ids);
     RUN(kv_exact_cache);
     RUN(pool_runs_every_slot_once);

@@ -3,7 +3,9 @@
  *
  * Layout of the file: loading (hyper-parameters, then tensors, each check
  * naming the file and the key or tensor), the small kernels (norms, RoPE,
- * GELU, attention, the threaded matrix product), then one forward function
+ * GELU, attention, the threaded matrix product; the SIMD-level ones -
+ * SwiGLU, RoPE pairs, KV store, softmax, the V product - are ops.h's,
+ * called through the table m->ops), then one forward function
  * per architecture that reads top to bottom like the graph llama.cpp
  * builds for it, and the public forward/truncate entry points.
  *
@@ -21,8 +23,8 @@
  *     so the order of sums and the exp follow the AVX-512 build that made
  *     the reference logits: dot products in 16 lanes reduced by halves
  *     (the kernels), the V product the same way over positions, softmax
- *     and SiLU with ggml's vector expf (exp16, exp_ggml), softmax sums per
- *     block of 16 in float then in double. The F16 fixtures then agree
+ *     and SiLU with ggml's vector expf (ops.c, ops_avx512.c), softmax sums
+ *     per block of 16 in float then in double. The F16 fixtures then agree
  *     bit for bit or nearly; test_model.c measures them.
  * All matrix products go through quant_act_init/fill (activations
  * prepared by all threads for prompts) + quant_matmul_rows, split by
@@ -45,11 +47,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/engine/ops.h"
 #include "backends/engine/quant.h"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
 
 struct model_scratch {
     float *x;      /* residual stream, [n_batch][n_embd] */
@@ -76,11 +75,10 @@ struct model_scratch {
  * its remaining chunks instead of waiting for it at the end of the job. */
 #define CHUNKS_PER_THREAD 4
 
-/* Attention of this many rows of one head and more transposes V once
- * for them all (contiguous loads for the V product); fewer rows - a
- * decoded token - read V's rows as they are, which costs less than
- * transposing the whole context for each token. */
-#define ATT_VT_ROWS 16
+/* Fewer rows than this (a decoded token) are not worth the transposed V
+ * of the blocked prompt attention nor, with many KV heads, a separate
+ * pool job for the attention (ops.h: OPS_VT_ROWS). */
+#define ATT_VT_ROWS OPS_VT_ROWS
 
 /* Prompts from this many rows on normalise their rows in a pool job;
  * fewer rows cost less than the job's wake-up and wait. */
@@ -481,13 +479,10 @@ int model_build(const char *path, const model_opts *opts, model **out,
     if (m->n_batch > m->n_ctx)
         m->n_batch = m->n_ctx;
     m->kv_f16 = !opts->kv_exact;
-#if defined(__x86_64__)
-    m->simd512 = __builtin_cpu_supports("avx512f") &&
-                 strcmp(quant_simd_name(), "scalar") != 0;
-#endif
-    /* the blocked prompt attention gives attend_vt_avx512's sums only
-     * with the AVX-512 float kernels' reduction order */
-    m->att_blocks = strcmp(quant_simd_name(), "avx512") == 0;
+    m->ops = *quant_ops(); /* the level EMERGE_SIMD (or the CPU) chose */
+    /* the blocked prompt attention gives ops_avx512.c's V sums only with
+     * the AVX-512 float kernels' reduction order */
+    m->att_blocks = strcmp(m->ops.name, "avx512") == 0;
     if (m->hp.arch != MODEL_LLAMA)
         build_gelu_table(m);
     if (pool_build(opts->n_threads, &m->pool, err) || alloc_cache(m, err))
@@ -525,22 +520,6 @@ void model_free(model *m)
 }
 
 /* ---------------------------------------------------------------- kernels */
-
-/* x rounded to the nearest F16 value (ties to even), kept as a float:
- * what storing into an F16 tensor and reading back gives. Normal F16
- * range inline (drop 13 mantissa bits); the rest through quant.h. */
-static inline float round_f16(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    uint32_t e = (u >> 23) & 0xff;
-    if (e < 113 || e > 141) /* F16 subnormal, overflow, inf, NaN */
-        return quant_f16_to_f32(quant_f32_to_f16(x));
-    u += 0xfffu + ((u >> 13) & 1u);
-    u &= ~0x1fffu;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
 
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps)
 {
@@ -618,101 +597,6 @@ static void add_bias(float *x, int T, int n, const float *b)
             x[(size_t)t * n + i] += b[i];
 }
 
-/* x += y, four at a time where SSE2 is there (gcc -O2 leaves this loop
- * scalar: its cheap vectoriser takes no loop of unknown length). */
-static void add_into(float *restrict x, const float *restrict y, size_t n)
-{
-    size_t i = 0;
-#if defined(__x86_64__)
-    for (; i + 4 <= n; i += 4)
-        _mm_storeu_ps(x + i, _mm_add_ps(_mm_loadu_ps(x + i),
-                                        _mm_loadu_ps(y + i)));
-#endif
-    for (; i < n; i++)
-        x[i] += y[i];
-}
-
-/* e^x by the algorithm of exp16 below (ggml's AVX-512 expf), one value
- * at a time: the portable paths then give the reference's bits too. */
-static float exp_ggml(float x)
-{
-    float z = fmaf(x, 0x1.715476p+0f, 0x1.8p23f), n = z - 0x1.8p23f;
-    float r = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-    float r2 = r * r;
-    float hi = fmaf(0x1.0e4020p-7f, r, 0x1.573e2ep-5f);
-    float mid = fmaf(0x1.555e66p-3f, r, 0x1.fffdb6p-2f);
-    float lo = fmaf(0x1.ffffecp-1f, r, 1.0f);
-    float p = fmaf(fmaf(hi, r2, mid), r2, lo);
-    if (fabsf(n) > 192)
-        return n <= 0 ? 0.0f : INFINITY;
-    return ldexpf(p, (int)n);
-}
-
-#if defined(__x86_64__)
-/* e^x for 16 lanes, the way ggml's AVX-512 SiLU and softmax compute it
- * (their results round to F16 downstream, so a last-bit difference from
- * llama.cpp can flip a rounding): n = round(x / ln2) by adding and
- * subtracting 1.5 * 2^23, r = x - n ln2 with ln2 in two parts, e^r by a
- * degree-5 polynomial fitted to the interval (the Arm optimized-routines
- * expf coefficients ggml adapted), evaluated as ((c5 r + c4) r^2 +
- * (c3 r + c2)) r^2 + (c1 r + 1) with FMAs, scaled by 2^n.
- * |n| > 192 gives +inf or 0. */
-__attribute__((target("avx512f"), always_inline))
-static inline __m512 exp16(__m512 x)
-{
-    const __m512 shift = _mm512_set1_ps(0x1.8p23f);
-    __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), shift);
-    __m512 n = _mm512_sub_ps(z, shift);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f), r);
-    __m512 r2 = _mm512_mul_ps(r, r);
-    __m512 hi = _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), r,
-                                _mm512_set1_ps(0x1.573e2ep-5f));
-    __m512 mid = _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), r,
-                                 _mm512_set1_ps(0x1.fffdb6p-2f));
-    __m512 lo = _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), r,
-                                _mm512_set1_ps(1.0f));
-    __m512 p = _mm512_fmadd_ps(_mm512_fmadd_ps(hi, r2, mid), r2, lo);
-    __m512 res = _mm512_scalef_ps(p, n);
-    __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192),
-                                       _CMP_GT_OQ);
-    if (!big)
-        return res;
-    __mmask16 neg = _mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ);
-    __m512 sat = _mm512_mask_blend_ps(neg, _mm512_set1_ps(INFINITY),
-                                      _mm512_setzero_ps());
-    return _mm512_mask_blend_ps(big, res, sat);
-}
-
-__attribute__((target("avx512f")))
-static void swiglu_avx512(float *g, const float *u, size_t n)
-{
-    const __m512 one = _mm512_set1_ps(1.0f);
-    for (size_t i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 x = _mm512_maskz_loadu_ps(k, g + i);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        __m512 y = _mm512_div_ps(x, _mm512_add_ps(one, e));
-        _mm512_mask_storeu_ps(g + i, k,
-                              _mm512_mul_ps(y, _mm512_maskz_loadu_ps(k, u + i)));
-    }
-}
-#endif
-
-/* g = silu(g) * u. */
-static void swiglu(const model *m, float *g, const float *u, size_t n)
-{
-#if defined(__x86_64__)
-    if (m->simd512) {
-        swiglu_avx512(g, u, n);
-        return;
-    }
-#endif
-    (void)m;
-    for (size_t i = 0; i < n; i++)
-        g[i] = g[i] / (1.0f + exp_ggml(-g[i])) * u[i];
-}
-
 static void gelu(const model *m, float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -739,36 +623,10 @@ static void rope_table(const model *m, int T)
     }
 }
 
-/* One head's rotated pairs (llama's adjacent layout). llama.cpp's compiled
- * RoPE (ggml-cpu's rotate_pairs: vmulps + vfmaddsub231ps) fuses each
- * pair: x0*c - x1*s as fma(x0, c, -(x1*s)) and x0*s + x1*c as
- * fma(x0, s, x1*c), the second product rounded first. The same here: a
- * last bit of Q or K can survive the F16 cache and an 8-bit activation
- * rounding to the logits (tiny-llama-q4_0 was 0.035 off the reference,
- * now 7.2e-7; backends/engine/PARITY.md). fmaf is exact everywhere;
- * the target("fma") copy lets the compiler emit the instruction. */
-static inline __attribute__((always_inline)) void
-rope_pairs_body(float *v, const float *cs, int nr)
-{
-    for (int i = 0; i < nr; i += 2) {
-        float c = cs[i], s = cs[i + 1], x0 = v[i], x1 = v[i + 1];
-        v[i] = fmaf(x0, c, -(x1 * s));
-        v[i + 1] = fmaf(x0, s, x1 * c);
-    }
-}
-
-#if defined(__x86_64__)
-__attribute__((target("fma")))
-static void rope_pairs_fma(float *v, const float *cs, int nr)
-{
-    rope_pairs_body(v, cs, nr);
-}
-#endif
-
 /* Rotates the first n_rot dims of heads [h0, h1) of T rows of n_heads:
  * pairs (i, i + n_rot/2) for NEOX (no FMA contraction in ISO C mode, so
  * every value is as before; the gptneox fixture matches llama.cpp
- * exactly), else adjacent pairs with rope_pairs_body's fused steps. */
+ * exactly), else adjacent pairs with ops.h's fused steps. */
 static void rope_apply(const model *m, float *x, int T, int n_heads, int h0,
                        int h1)
 {
@@ -785,13 +643,7 @@ static void rope_apply(const model *m, float *x, int T, int n_heads, int h0,
                     v[i + half] = x0 * s + x1 * c;
                 }
             } else {
-#if defined(__x86_64__)
-                if (m->simd512) { /* AVX-512 CPUs all have FMA */
-                    rope_pairs_fma(v, cs, nr);
-                    continue;
-                }
-#endif
-                rope_pairs_body(v, cs, nr);
+                m->ops.rope_pairs(v, cs, nr);
             }
         }
     }
@@ -903,13 +755,13 @@ static void mm_post(const mm_job *j, int64_t lo, int64_t hi)
     for (int t = 0; t < j->T; t++) {
         float *o = j->out[0] + (size_t)t * n0 + lo;
         if (j->bias)
-            add_into(o, j->bias + lo, len);
+            ops_add(o, j->bias + lo, len);
         if (j->act == POST_SWIGLU)
-            swiglu(j->m, o, j->out[1] + (size_t)t * n0 + lo, len);
+            j->m->ops.swiglu(o, j->out[1] + (size_t)t * n0 + lo, len);
         else if (j->act == POST_GELU)
             gelu(j->m, o, len);
         if (j->resid)
-            add_into(j->resid + (size_t)t * n0 + lo, o, len);
+            ops_add(j->resid + (size_t)t * n0 + lo, o, len);
     }
 }
 
@@ -972,235 +824,24 @@ static size_t kv_row(const model *m, int il, int hk, int slot)
 
 /* Appends T rows of K and V of KV heads [hk0, hk1) at slots p0.. of
  * layer il. */
-#if defined(__x86_64__)
-/* kv_store's rows for hd % 16 == 0 and the F16 cache: the F16C
- * conversions round as quant_f32_to_f16 does (test_quant checks they
- * agree to the bit), 16 values at a time. */
-__attribute__((target("avx512f,f16c")))
-static void kv_store_row_avx512(const float *k, const float *v, uint16_t *kr,
-                                float *vr, int hd)
-{
-    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    for (int d = 0; d < hd; d += 16) {
-        _mm256_storeu_si256((__m256i *)(kr + d),
-                            _mm512_cvtps_ph(_mm512_loadu_ps(k + d), rn));
-        __m256i hv = _mm512_cvtps_ph(_mm512_loadu_ps(v + d), rn);
-        _mm512_storeu_ps(vr + d, _mm512_cvtph_ps(hv));
-    }
-}
-#endif
-
 static void kv_store(model *m, int il, int T, int p0, int hk0, int hk1)
 {
     int hd = m->hp.head_dim, HK = m->hp.n_head_kv;
-    size_t KV = (size_t)HK * hd, ks = m->kv_f16 ? sizeof(uint16_t)
-                                                 : sizeof(float);
+    size_t KV = (size_t)HK * hd;
     for (int t = 0; t < T; t++)
         for (int hk = hk0; hk < hk1; hk++) {
             const float *k = m->s->k + (size_t)t * KV + (size_t)hk * hd;
             const float *v = m->s->v + (size_t)t * KV + (size_t)hk * hd;
             size_t r = kv_row(m, il, hk, p0 + t);
-#if defined(__x86_64__)
-            if (m->simd512 && m->kv_f16 && hd % 16 == 0) {
-                kv_store_row_avx512(k, v, (uint16_t *)m->k_cache + r,
+            if (m->kv_f16) {
+                m->ops.kv_store_f16(k, v, (uint16_t *)m->k_cache + r,
                                     m->v_cache + r, hd);
                 continue;
             }
-#endif
-            quant_quantize_row(m->k_type, k, (char *)m->k_cache + r * ks, hd);
-            float *vr = m->v_cache + r;
-            for (int d = 0; d < hd; d++)
-                vr[d] = m->kv_f16 ? round_f16(v[d]) : v[d];
+            memcpy((float *)m->k_cache + r, k, sizeof(float) * (size_t)hd);
+            memcpy(m->v_cache + r, v, sizeof(float) * (size_t)hd);
         }
 }
-
-/* Softmax of sc[0..n) in place, with llama.cpp's rounding of the
- * probabilities to F16 (its attention product takes them as F16). */
-#if defined(__x86_64__)
-__attribute__((target("avx512f")))
-static void softmax_probs_avx512(const model *m, float *sc, int n)
-{
-    __m512 vmx = _mm512_set1_ps(-INFINITY);
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 k = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
-        vmx = _mm512_mask_max_ps(vmx, k, vmx, _mm512_maskz_loadu_ps(k, sc + j));
-    }
-    __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
-    /* ggml sums each block of 16 in float, the block sums in double;
-     * lanes past n are its masked (zero) positions */
-    double sum = 0;
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 k = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, sc + j), mx));
-        e = _mm512_maskz_mov_ps(k, e);
-        _mm512_mask_storeu_ps(sc + j, k, e);
-        sum += (double)_mm512_reduce_add_ps(e);
-    }
-    __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
-    for (int j = 0; j < n; j += 16) {
-        __mmask16 k = n - j >= 16 ? 0xffff : (__mmask16)((1u << (n - j)) - 1);
-        __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, sc + j), inv);
-        if (m->kv_f16) /* to the nearest F16 and back */
-            p = _mm512_cvtph_ps(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT |
-                                                   _MM_FROUND_NO_EXC));
-        _mm512_mask_storeu_ps(sc + j, k, p);
-    }
-}
-#endif
-
-static void softmax_probs(const model *m, float *sc, int n)
-{
-#if defined(__x86_64__)
-    if (m->simd512) {
-        softmax_probs_avx512(m, sc, n);
-        return;
-    }
-#endif
-    float mx = -INFINITY;
-    for (int j = 0; j < n; j++)
-        mx = sc[j] > mx ? sc[j] : mx;
-    double sum = 0; /* per block of 16 in float, as the AVX-512 path */
-    for (int j0 = 0; j0 < n; j0 += 16) {
-        float b[16] = {0};
-        for (int j = j0; j < n && j < j0 + 16; j++)
-            b[j - j0] = sc[j] = exp_ggml(sc[j] - mx);
-        for (int h = 8; h >= 1; h /= 2)
-            for (int l = 0; l < h; l++)
-                b[l] += b[l + h];
-        sum += b[0];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int j = 0; j < n; j++)
-        sc[j] = m->kv_f16 ? round_f16(sc[j] * inv) : sc[j] * inv;
-}
-
-/* The cache slot of the k-th position a row sees: [0, nv) then seg.. */
-static inline int att_slot(int k, int nv, int seg)
-{
-    return k < nv ? k : seg + (k - nv);
-}
-
-/* out = sum over the n visible positions k of p[k] * V[slot(k)], in the
- * order of llama.cpp's AVX-512 product of V^T with the probabilities
- * (which made the reference logits): per output dim, 16 partial sums
- * taking the positions k = lane mod 16, then added pairwise by halves
- * (lane i + i+8, i+4, i+2, i+1). With the F16 cache both factors are F16
- * values, so each product is exact and only this order matters. */
-static void attend_v(const model *m, const float *p, const float *V, int n,
-                     int nv, int seg, float *out)
-{
-    int hd = m->hp.head_dim;
-    for (int d = 0; d < hd; d++) {
-        float s[16] = {0};
-        for (int k = 0; k < n; k++)
-            s[k & 15] += p[k] * V[(size_t)att_slot(k, nv, seg) * hd + d];
-        for (int h = 8; h >= 1; h /= 2)
-            for (int l = 0; l < h; l++)
-                s[l] += s[l + h];
-        out[d] = s[0];
-    }
-}
-
-#if defined(__x86_64__)
-/* The same sums with AVX-512 for head sizes that are multiples of 16,
- * straight from the cache rows (no transposed copy), for the block of
- * 16 output dims at d0: accumulator R[l] collects, lane by lane, the products
- * of the positions k = l mod 16 - register R[l] lane dd is exactly lane
- * l of llama.cpp's accumulator for dim dd, the same FMAs in the same
- * order - and the 16 accumulators are then added by halves (l + l+8,
- * +4, +2, +1), which is _mm512_reduce_add_ps's order across lanes. Lanes
- * past n contributed +0 there; skipping them changes no bit, since an
- * accumulator that starts at +0 never holds -0. */
-__attribute__((target("avx512f")))
-static void attend_v16_avx512(const float *p, const float *V, int n, int nv,
-                              int seg, int hd, int d0, float *out)
-{
-    __m512 R[16];
-    for (int l = 0; l < 16; l++)
-        R[l] = _mm512_setzero_ps();
-    for (int k0 = 0; k0 < n; k0 += 16) {
-        int cnt = n - k0 < 16 ? n - k0 : 16;
-        if (cnt == 16 && k0 + 16 <= nv) { /* common case: slots k */
-            const float *row = V + (size_t)k0 * hd + d0;
-#pragma GCC unroll 16
-            for (int l = 0; l < 16; l++)
-                R[l] = _mm512_fmadd_ps(_mm512_loadu_ps(row + (size_t)l * hd),
-                                       _mm512_set1_ps(p[k0 + l]), R[l]);
-            continue;
-        }
-        for (int l = 0; l < cnt; l++) {
-            const float *row = V + (size_t)att_slot(k0 + l, nv, seg) * hd;
-            R[l] = _mm512_fmadd_ps(_mm512_loadu_ps(row + d0),
-                                   _mm512_set1_ps(p[k0 + l]), R[l]);
-        }
-    }
-    for (int h = 8; h >= 1; h /= 2)
-        for (int l = 0; l < h; l++)
-            R[l] = _mm512_add_ps(R[l], R[l + h]);
-    _mm512_storeu_ps(out + d0, R[0]);
-}
-
-/* All T rows of one head (probabilities in rows of P, lds apart; outputs
- * ldo apart) from V's rows as they are: for a few rows (decoding) this
- * beats transposing V, which costs as much as the product itself for
- * every token. Blocks of 16 dims outermost, so the part of V one block
- * reads stays in L1 from row to row. */
-__attribute__((target("avx512f")))
-static void attend_v_avx512(const model *m, const float *P, int64_t lds,
-                            int T, int p0, const float *V, int hd, float *out,
-                            int64_t ldo)
-{
-    for (int d0 = 0; d0 < hd; d0 += 16)
-        for (int t = 0; t < T; t++) {
-            int nv = m->s->vis[t], seg = m->s->seg[t];
-            int n = nv + (p0 + t + 1 - seg);
-            attend_v16_avx512(P + (size_t)t * lds, V, n, nv, seg, hd, d0,
-                              out + (size_t)t * ldo);
-        }
-}
-
-/* For a prompt (many rows sharing one V) transposing V once per head and
- * call pays: vt[d * ldk + slot] = V[slot][d] for the n slots, zero up to
- * ldk (a multiple of 16). Into per-thread scratch. */
-static void transpose_v(const float *V, int n, int hd, int64_t ldk, float *vt)
-{
-    /* slots outermost: V is read in order, and the hd rows of vt being
-     * written (one float each per slot) stay in L1 */
-    for (int s = 0; s < n; s++)
-        for (int d = 0; d < hd; d++)
-            vt[(size_t)d * ldk + s] = V[(size_t)s * hd + d];
-    for (int d = 0; d < hd; d++)
-        for (int64_t s = n; s < ldk; s++)
-            vt[(size_t)d * ldk + s] = 0;
-}
-
-/* The same sums for a row whose positions are the cache slots 0..n-1,
- * from vt: contiguous loads of 16 positions, eight output dims
- * accumulating in registers, then each reduced in _mm512_reduce_add_ps's
- * order - lane l of dim d's accumulator is lane d of R[l] above. */
-__attribute__((target("avx512f")))
-static void attend_vt_avx512(const float *p, const float *vt, int64_t ldk,
-                             int n, int hd, float *out)
-{
-    for (int d0 = 0; d0 < hd; d0 += 8) {
-        __m512 acc[8];
-        int nd = hd - d0 < 8 ? hd - d0 : 8;
-        for (int j = 0; j < 8; j++)
-            acc[j] = _mm512_setzero_ps();
-        for (int k0 = 0; k0 < n; k0 += 16) {
-            __mmask16 km = n - k0 >= 16 ? 0xffff
-                                        : (__mmask16)((1u << (n - k0)) - 1);
-            __m512 pv = _mm512_maskz_loadu_ps(km, p + k0);
-            for (int j = 0; j < nd; j++)
-                acc[j] = _mm512_fmadd_ps(
-                    _mm512_loadu_ps(vt + (size_t)(d0 + j) * ldk + k0), pv,
-                    acc[j]);
-        }
-        for (int j = 0; j < nd; j++)
-            out[d0 + j] = _mm512_reduce_add_ps(acc[j]);
-    }
-}
-#endif
 
 /* Rows of a prompt in a plain sequence (row t sees slots 0..p0+t) go in
  * blocks of this many: a block's scores need only the keys its last row
@@ -1218,8 +859,8 @@ static int att_rows_plain(const model *m, int T, int p0)
 }
 
 /* attend_head for plain rows, block by block. Each output is the same sum
- * as attend_vt_avx512's: lanes over the slots 16 at a time from slot 0,
- * reduced in _mm512_reduce_add_ps's order (the AVX-512 float kernels'
+ * as ops_avx512.c's from V transposed: lanes over the slots 16 at a time
+ * from slot 0, reduced in _mm512_reduce_add_ps's order (the AVX-512 float kernels'
  * order); the slots past a row's own are multiplied by probabilities set
  * to zero, which adds nothing. The scores of a row do not depend on the
  * other rows in the product (quant_matmul_rows). */
@@ -1229,7 +870,7 @@ static void attend_head_blocks(model *m, int T, int p0, const char *K,
 {
     int hd = m->hp.head_dim, E = m->hp.n_embd;
     int64_t ldk = (p0 + T + 15) / 16 * 16;
-    transpose_v(V, p0 + T, hd, ldk, vt); /* once: each block uses a prefix */
+    ops_transpose_v(V, p0 + T, hd, ldk, vt); /* once: each block uses a prefix */
     for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
         int t1 = T - t0 < ATT_BLOCK ? T : t0 + ATT_BLOCK, rows = t1 - t0;
         int nk = p0 + t1, kb = (nk + 15) / 16 * 16;
@@ -1242,7 +883,7 @@ static void attend_head_blocks(model *m, int T, int p0, const char *K,
             int n = p0 + t + 1;
             for (int k = 0; k < n; k++)
                 sr[k] *= scale;
-            softmax_probs(m, sr, n);
+            m->ops.softmax_probs(sr, n, m->kv_f16);
             memset(sr + n, 0, sizeof(float) * (size_t)(kb - n));
         }
         quant_act_prepare(&a, GGML_F32, S, rows, kb);
@@ -1281,39 +922,12 @@ static void attend_head(model *m, int il, int T, int p0, int h, float *S,
         int nv = m->s->vis[t], seg = m->s->seg[t];
         int n = nv + (p0 + t + 1 - seg);
         for (int k = 0; k < n; k++) /* slot(k) >= k: in place is safe */
-            sr[k] = sr[att_slot(k, nv, seg)] * scale;
-        softmax_probs(m, sr, n);
+            sr[k] = sr[ops_att_slot(k, nv, seg)] * scale;
+        m->ops.softmax_probs(sr, n, m->kv_f16);
     }
-    float *out = m->s->att + (size_t)h * hd;
-#if defined(__x86_64__)
-    if (m->simd512 && hd % 16 == 0 && T < ATT_VT_ROWS) {
-        attend_v_avx512(m, S, n_keys, T, p0, V, hd, out, E);
-        return;
-    }
-    if (m->simd512 && hd % 16 == 0) {
-        int64_t ldk = (n_keys + 15) / 16 * 16;
-        transpose_v(V, n_keys, hd, ldk, vt);
-        for (int t = 0; t < T; t++) {
-            int nv = m->s->vis[t], seg = m->s->seg[t];
-            int n = nv + (p0 + t + 1 - seg);
-            float *sr = S + (size_t)t * n_keys, *o = out + (size_t)t * E;
-            if (seg == nv) /* positions are the slots 0..n-1 */
-                attend_vt_avx512(sr, vt, ldk, n, hd, o);
-            else
-                for (int d0 = 0; d0 < hd; d0 += 16)
-                    attend_v16_avx512(sr, V, n, nv, seg, hd, d0, o);
-        }
-        return;
-    }
-#else
-    (void)vt;
-#endif
-    for (int t = 0; t < T; t++) {
-        int nv = m->s->vis[t], seg = m->s->seg[t];
-        int n = nv + (p0 + t + 1 - seg);
-        attend_v(m, S + (size_t)t * n_keys, V, n, nv, seg,
-                 out + (size_t)t * E);
-    }
+    ops_attv av = {S, n_keys, V, hd, T, p0, m->s->vis, m->s->seg, vt,
+                   m->s->att + (size_t)h * hd, E};
+    m->ops.attend_v(&av);
 }
 
 /* Splits fused Q|K|V rows (contiguous blocks, as llama.cpp views them). */
@@ -1489,7 +1103,7 @@ static void embed(model *m, const int32_t *tok, int T)
             quant_dequantize_row(tp->type,
                                  (const char *)tp->data + pb * (size_t)m->s->pos[t],
                                  m->s->tmp, (int64_t)E);
-            add_into(x, m->s->tmp, E);
+            ops_add(x, m->s->tmp, E);
         }
     }
 }
@@ -1580,7 +1194,7 @@ static void forward_gptneox(model *m, int T, int p0)
             attn_block_fused(m, l, il, T, p0, NULL);
             norm_rows(m, s->xb2, s->x, T, l->ffn_norm, l->ffn_norm_b);
             ffn_gelu(m, l, s->xb2, T, s->tmp2, s->x);
-            add_into(s->x, s->tmp, n);
+            ops_add(s->x, s->tmp, n);
         } else {
             attn_block_fused(m, l, il, T, p0, s->x);
             norm_rows(m, s->xb, s->x, T, l->ffn_norm, l->ffn_norm_b);

@@ -22,6 +22,7 @@
 
 #include "base/common.h"
 #include "backends/engine/gguf.h"
+#include "backends/engine/ops.h"
 #include "backends/engine/threadpool.h"
 
 typedef enum model_arch {
@@ -89,7 +90,8 @@ typedef struct model {
     float *gelu_tab;          /* GELU of every F16 value (gpt2, gptneox) */
     pool *pool;
     int n_ctx, n_batch, kv_f16;
-    int simd512;              /* attention kernels may use AVX-512 */
+    ops_kernels ops;          /* the SIMD level's kernels (ops.h), as
+                                 chosen when the model was built */
     int att_blocks;           /* prompt attention in row blocks through
                                  the AVX-512 float kernels */
     ggml_type k_type;         /* GGML_F16 (llama.cpp's cache) or F32 */

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/engine/fp16.h"
+#include "backends/engine/ops_impl.h"
 #include "backends/engine/quant.h"
 #include "backends/engine/quant_impl.h"
 #include "base/common.h"
@@ -23,79 +25,14 @@
 /* F16 / BF16                                                        */
 /* ---------------------------------------------------------------- */
 
-static inline uint32_t f32_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
-}
+/* The bodies are in fp16.h (inlined by the SIMD kernel files too). */
+float quant_f16_to_f32(uint16_t h) { return fp16_f16_to_f32(h); }
 
-static inline float bits_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+uint16_t quant_f32_to_f16(float f) { return fp16_f32_to_f16(f); }
 
-float quant_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 31)            /* inf, or nan made quiet as F16C does */
-        return bits_f32(sign | 0x7f800000 | (man ? 0x400000 : 0) | man << 13);
-    if (exp)
-        return bits_f32(sign | (exp + 112) << 23 | man << 13);
-    if (!man)
-        return bits_f32(sign);
-    /* Subnormal: man * 2^-24; normalise so bit 10 is the leading one. */
-    uint32_t e = 113;
-    while (!(man & 0x400)) {
-        man <<= 1;
-        e--;
-    }
-    return bits_f32(sign | e << 23 | (man & 0x3ff) << 13);
-}
+float quant_bf16_to_f32(uint16_t h) { return fp16_bf16_to_f32(h); }
 
-/* Round to nearest even, like the F16C instruction (vcvtps2ph, imm 0):
- * NaNs stay NaNs (quiet bit set, top payload bits kept), overflow gives
- * inf, values below the subnormal range round to signed zero. */
-uint16_t quant_f32_to_f16(float f)
-{
-    uint32_t x = f32_bits(f);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t ax = x & 0x7fffffff;
-    if (ax > 0x7f800000)
-        return sign | 0x7e00 | (uint16_t)((ax >> 13) & 0x3ff);
-    if (ax >= 0x477ff000)                /* >= 65520 rounds to inf */
-        return sign | 0x7c00;
-    if (ax >= 0x38800000) {              /* normal in f16 */
-        uint32_t r = ax - (112u << 23);
-        r += 0xfff + ((r >> 13) & 1);
-        return sign | (uint16_t)(r >> 13);
-    }
-    if (ax <= 0x33000000)                /* <= 2^-25: rounds to zero */
-        return sign;
-    uint32_t m = (ax & 0x7fffff) | 0x800000;
-    int s = 126 - (int)(ax >> 23);       /* 14..24 */
-    uint32_t q = m >> s, rem = m & ((1u << s) - 1), half = 1u << (s - 1);
-    if (rem > half || (rem == half && (q & 1)))
-        q++;
-    return sign | (uint16_t)q;
-}
-
-float quant_bf16_to_f32(uint16_t h)
-{
-    return bits_f32((uint32_t)h << 16);
-}
-
-/* As ggml: round to nearest even, NaNs forced quiet. */
-uint16_t quant_f32_to_bf16(float f)
-{
-    uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffff) > 0x7f800000)
-        return (uint16_t)((u >> 16) | 64);
-    return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
-}
+uint16_t quant_f32_to_bf16(float f) { return fp16_f32_to_bf16(f); }
 
 static inline float f16(uint16_t h) { return quant_f16_to_f32(h); }
 
@@ -945,6 +882,7 @@ const quant_kernels quant_scalar_kernels = {
 /* ---------------------------------------------------------------- */
 
 static quant_kernels active;
+static ops_kernels active_ops;
 static pthread_once_t active_once = PTHREAD_ONCE_INIT;
 
 static int cpu_has_avx512(void)
@@ -964,23 +902,27 @@ static int cpu_has_avx2(void)
            __builtin_cpu_supports("f16c");
 }
 
-/* Fills *k for the named level ("avx512", "avx2", "scalar"); -1 if the
- * CPU lacks it. Kernels a level lacks fall back to the level below. */
-static int select_kernels(const char *name, quant_kernels *k)
+/* Fills *k (matmuls) and *o (the other forward-pass kernels, ops.h) for
+ * the named level ("avx512", "avx2", "scalar"); -1 if the CPU lacks it.
+ * Kernels a level lacks fall back to the level below. */
+static int select_kernels(const char *name, quant_kernels *k, ops_kernels *o)
 {
     *k = quant_scalar_kernels;
+    *o = ops_scalar_kernels;
     if (!strcmp(name, "scalar"))
         return 0;
     if (!strcmp(name, "avx2") || !strcmp(name, "avx512")) {
         if (!cpu_has_avx2())
             return -1;
         quant_avx2_kernels(k);
+        ops_avx2_kernels(o);
         k->name = "avx2";
     }
     if (!strcmp(name, "avx512")) {
         if (!cpu_has_avx512())
             return -1;
         quant_avx512_kernels(k);
+        ops_avx512_kernels(o);
         k->name = "avx512";
     }
     return strcmp(k->name, name) ? -1 : 0;
@@ -989,13 +931,13 @@ static int select_kernels(const char *name, quant_kernels *k)
 static void init_active(void)
 {
     const char *env = getenv("EMERGE_SIMD");
-    if (env && *env && select_kernels(env, &active) == 0)
+    if (env && *env && select_kernels(env, &active, &active_ops) == 0)
         return;
-    if (select_kernels("avx512", &active) == 0)
+    if (select_kernels("avx512", &active, &active_ops) == 0)
         return;
-    if (select_kernels("avx2", &active) == 0)
+    if (select_kernels("avx2", &active, &active_ops) == 0)
         return;
-    select_kernels("scalar", &active);
+    select_kernels("scalar", &active, &active_ops);
 }
 
 static const quant_kernels *kernels(void)
@@ -1009,15 +951,23 @@ const char *quant_simd_name(void)
     return kernels()->name;
 }
 
+const struct ops_kernels *quant_ops(void)
+{
+    kernels();
+    return &active_ops;
+}
+
 int quant_set_simd(const char *name)
 {
     kernels();
     if (!name)
         name = cpu_has_avx512() ? "avx512" : cpu_has_avx2() ? "avx2" : "scalar";
     quant_kernels k;
-    if (select_kernels(name, &k))
+    ops_kernels o;
+    if (select_kernels(name, &k, &o))
         return -1;
     active = k;
+    active_ops = o;
     return 0;
 }
 

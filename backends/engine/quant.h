@@ -82,8 +82,14 @@ void quant_matmul_rows_strided(ggml_type wtype, const void *w, int64_t n_in,
                                int64_t i1, float *out, int64_t ld_out);
 
 /* Which kernel family runs ("avx512", "avx2", "scalar"); forced by
- * EMERGE_SIMD=scalar (or avx2) when set (tests compare them). */
+ * EMERGE_SIMD=scalar (or avx2) when set (tests compare them). The level
+ * holds for every kernel: matmuls here, the others in quant_ops(). */
 const char *quant_simd_name(void);
+
+/* The forward pass's other kernels (ops.h) at the same level: one
+ * dispatch, one EMERGE_SIMD, for matmuls and the rest. */
+struct ops_kernels;
+const struct ops_kernels *quant_ops(void);
 
 /* Addition (quant owner): switches the kernel family for the whole
  * process: "avx512", "avx2", "scalar", or NULL for the best the CPU has.

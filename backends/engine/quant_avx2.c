@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/engine/fp16.h"
 #include "backends/engine/quant_impl.h"
 
 #define T256 __attribute__((target("avx2,fma,f16c")))
@@ -65,7 +66,7 @@ static inline T256 float load1(int wk, const void *row, int64_t k)
     if (wk == WK_F32)
         return ((const float *)row)[k];
     uint16_t h = ((const uint16_t *)row)[k];
-    return wk == WK_F16 ? quant_f16_to_f32(h) : quant_bf16_to_f32(h);
+    return wk == WK_F16 ? fp16_f16_to_f32(h) : fp16_bf16_to_f32(h);
 }
 
 /* Weight row i as floats: F32 in place, F16/BF16 converted into buf. */
