@@ -262,9 +262,10 @@ static int gen_forward(cuda_state *s, const int32_t *toks, int from, int n,
     return 0;
 }
 
-static int run_prompt(cuda_state *s, const char *prompt, int max, int *dropped,
+static int gen_prompt(void *eng, const char *prompt, int max, int *dropped,
                       em_err *err)
 {
+    cuda_state *s = eng;
     int32_t *ids = NULL;
     int n = 0, n_ctx = s->m->n_ctx;
     if (tok_encode(s->tok, prompt, strlen(prompt), 1, &ids, &n, err))
@@ -287,13 +288,7 @@ static int run_prompt(cuda_state *s, const char *prompt, int max, int *dropped,
     return rc;
 }
 
-/* The engine's side of native_generate_one. */
-static int gen_prompt(void *eng, const char *text, int max, int *truncated,
-                      em_err *err)
-{
-    return run_prompt(eng, text, max, truncated, err);
-}
-
+/* The engine's side of native_generate_one: gen_prompt above, and */
 static int gen_step(void *eng, int32_t t, em_err *err)
 {
     cuda_state *s = eng;

@@ -342,9 +342,10 @@ static int native_tokenize(void *state, const char *text, int32_t **ids,
 /* Runs the prompt, reusing the cached prefix; logits of its last token
  * into nv->ctx_lg. *dropped: prompt tokens left out to fit the context
  * with room for max generated tokens (native_prompt_keep). */
-static int run_prompt(native *nv, const char *prompt, int max, int *dropped,
+static int gen_prompt(void *eng, const char *prompt, int max, int *dropped,
                       em_err *err)
 {
+    native *nv = eng;
     model *m = nv->m;
     int32_t *ids = NULL;
     int n = 0;
@@ -363,13 +364,7 @@ static int run_prompt(native *nv, const char *prompt, int max, int *dropped,
     return rc;
 }
 
-/* The engine's side of native_generate_one. */
-static int gen_prompt(void *eng, const char *text, int max, int *truncated,
-                      em_err *err)
-{
-    return run_prompt(eng, text, max, truncated, err);
-}
-
+/* The engine's side of native_generate_one: gen_prompt above, and */
 static int gen_step(void *eng, int32_t t, em_err *err)
 {
     native *nv = eng;
