@@ -263,6 +263,36 @@ TEST(test_figures)
     report_data_free(&d);
 }
 
+/* Stored targets may carry the leading space of the choice text (the demo
+ * family's [" Fenwarr"]): the choices figure still finds the correct
+ * choice, whichever side holds the space, with the same log-probs. */
+TEST(test_choices_leading_space_targets)
+{
+    if (!ready) {
+        tl_skip("no database");
+        return;
+    }
+    char *a = path_in(dir, "a.sqlite"), *b = path_in(dir, "spaced.sqlite");
+    CHECK_INT(tl_sh(NULL, "cp %s %s", a, b), 0);
+    sql(b, "UPDATE examples SET targets = replace(targets, '[\"', '[\" ')"
+           " WHERE task_id IN (SELECT id FROM tasks WHERE name = 'sweep-mc')");
+    report_data d[2];
+    em_err err;
+    CHECK_MSG(report_data_load(a, 0, NULL, &d[0], &err) == 0, "%s", err.msg);
+    CHECK_MSG(report_data_load(b, 0, NULL, &d[1], &err) == 0, "%s", err.msg);
+    CHECK(d[0].n_choices > 0);
+    CHECK_INT(d[1].n_choices, d[0].n_choices);
+    for (int i = 0; i < d[0].n_choices && i < d[1].n_choices; i++) {
+        CHECK_NEAR(d[1].choices[i].correct, d[0].choices[i].correct, 0);
+        CHECK_NEAR(d[1].choices[i].incorrect, d[0].choices[i].incorrect, 0);
+        CHECK_INT(d[1].choices[i].n, d[0].choices[i].n);
+    }
+    report_data_free(&d[0]);
+    report_data_free(&d[1]);
+    free(a);
+    free(b);
+}
+
 static int is_png(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -432,6 +462,7 @@ int main(void)
     RUN(test_script);
     RUN(test_setup);
     RUN(test_figures);
+    RUN(test_choices_leading_space_targets);
     RUN(test_cli_plot);
     RUN(test_cli_report);
     if (dir)
