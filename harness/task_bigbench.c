@@ -37,6 +37,7 @@
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "base/yamldoc.h"
@@ -732,14 +733,61 @@ static void builtin_variants(task *t)
     add_variant(t, "zero_shot_cot", VARIANT_ZERO_SHOT_COT, -1);
 }
 
+/* Options "(A)", "(B)", ... listed in an input, counted from (A) on up
+ * to (K): BBH's and BIG-bench's way of offering choices to a generative
+ * task. 0 when there is no "(A)". */
+static int listed_options(const char *input)
+{
+    int n = 0;
+    char label[4] = "(A)";
+    while (n < 11 && input && strstr(input, label)) {
+        n++;
+        label[1]++;
+    }
+    return n;
+}
+
+/* The chance that a random guess is right on a generative example, by the
+ * form of its first target:
+ *   "(X)", one of the options (A)..(K) the input lists  1 / options
+ *   True/False, Yes/No, valid/invalid (any case)        1/2
+ *   anything else (free text, numbers)                  0
+ * BBH's 27 tasks are of these forms; a published random baseline of a
+ * generative task is its chance, not 0. */
+static double guess_chance(const task_example *e)
+{
+    static const char *const binary[] = {"true", "false", "yes", "no",
+                                         "valid", "invalid"};
+    const char *tg = e->n_targets ? e->targets[0] : "";
+    while (isspace((unsigned char)*tg))
+        tg++;
+    size_t n = strlen(tg);
+    while (n && isspace((unsigned char)tg[n - 1]))
+        n--;
+    int opts = listed_options(e->input);
+    if (n == 3 && tg[0] == '(' && tg[2] == ')' && tg[1] >= 'A' &&
+        tg[1] < 'A' + opts)
+        return 1.0 / opts;
+    for (size_t i = 0; i < sizeof binary / sizeof *binary; i++)
+        if (strlen(binary[i]) == n && !strncasecmp(tg, binary[i], n))
+            return 0.5;
+    return 0;
+}
+
+/* Random baseline: multiple choice, the mean of 1 / choices; generative
+ * tasks scored by exact match, the mean chance of a guess (guess_chance);
+ * other metrics (BLEU, ROUGE) 0. */
 static void baseline(task *t)
 {
     double s = 0;
-    if (t->type == TASK_MULTIPLE_CHOICE) {
-        for (int i = 0; i < t->n_examples; i++)
+    for (int i = 0; i < t->n_examples; i++) {
+        if (t->type == TASK_MULTIPLE_CHOICE)
             s += 1.0 / t->examples[i].n_choices;
-        s /= t->n_examples;
+        else if (!strcmp(t->preferred_metric, "exact_match"))
+            s += guess_chance(&t->examples[i]);
     }
+    if (t->n_examples)
+        s /= t->n_examples;
     t->random_baseline = s;
     t->low_score = 0;
     t->high_score = !strcmp(t->preferred_metric, "bleu") ? 100 : 1;

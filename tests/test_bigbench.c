@@ -726,6 +726,48 @@ TEST(test_bbh_answer_only_exemplars)
     free(path);
 }
 
+/* A generative task's random baseline is the chance of a guess, by the
+ * form of the target: one of the input's (A)..(K) options, a binary
+ * answer, or free text (0). Hand-computed. */
+TEST(test_generative_random_baselines)
+{
+    char *dir = tl_tmpdir();
+    char *path = write_tmp(dir, "guess.json",
+        "{\"name\": \"guess\", \"description\": \"d\", \"keywords\": [\"k\"],\n"
+        " \"metrics\": [\"exact_str_match\"], \"examples\": [\n"
+        "  {\"input\": \"Pick: (A) x (B) y (C) z\", \"target\": \"(B)\"},\n"
+        "  {\"input\": \"Is it?\", \"target\": \"True\"},\n"
+        "  {\"input\": \"Well?\", \"target\": \" no \"},\n"
+        "  {\"input\": \"Argument: (A) is fine\", \"target\": \"Invalid\"},\n"
+        "  {\"input\": \"Sum?\", \"target\": \"42\"},\n"
+        "  {\"input\": \"(A) a (B) b\", \"target\": \"(C)\"}]}\n");
+    task *t = load(path);
+    if (t)   /* 1/3, 1/2, 1/2, 1/2, 0, and (C) is not an option: 0 */
+        CHECK_NEAR(t->random_baseline, (1.0 / 3 + 0.5 + 0.5 + 0.5) / 6, 1e-12);
+    task_free(t);
+    free(path);
+    free(dir);
+    static const struct { const char *name; double want; } bbh[] = {
+        {"boolean_expressions", 0.5},                 /* True/False */
+        {"navigate", 0.5},                            /* Yes/No */
+        /* 212 examples list (A)-(F), 38 list (A)-(E) */
+        {"date_understanding", (212.0 / 6 + 38.0 / 5) / 250},
+    };
+    for (size_t i = 0; i < sizeof bbh / sizeof *bbh; i++) {
+        char rel[128], srel[128];
+        snprintf(rel, sizeof rel, "bbh/bbh/%s.json", bbh[i].name);
+        snprintf(srel, sizeof srel, "tasks/bbh/bbh/%s.json", bbh[i].name);
+        char *p = tl_data_or_shared(rel, srel);
+        task *b = p ? load(p) : NULL;
+        if (b)
+            CHECK_MSG(fabs(b->random_baseline - bbh[i].want) < 1e-12,
+                      "%s: baseline %.15g, want %.15g (%d examples)",
+                      bbh[i].name, b->random_baseline, bbh[i].want, b->n_examples);
+        task_free(b);
+        free(p);
+    }
+}
+
 TEST(test_bbh_answer_extraction)
 {
     char *path = tl_data_or_shared("bbh/bbh/date_understanding.json", "tasks/bbh/bbh/date_understanding.json");
@@ -852,6 +894,7 @@ int main(void)
     RUN(test_bbh_all_load_and_prompts);
     RUN(test_bbh_answer_only_exemplars);
     RUN(test_bbh_answer_extraction);
+    RUN(test_generative_random_baselines);
     RUN(test_bbh_prompt_lookup);
     return tl_summary();
 }
