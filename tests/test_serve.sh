@@ -3,7 +3,9 @@
 # (--port 0 prints the port it got), answers /health, /v1/models and
 # completions, rejects malformed JSON, trailing bytes and out-of-range
 # seeds with a 400 and a JSON error body, refuses bad command lines
-# (--timeout, --max-per-ip included), and stops cleanly on SIGTERM.
+# (--timeout, --max-per-ip included), stops cleanly on SIGTERM, and with
+# --api-key-file answers 401 without the key (a non-loopback --host
+# without a key or --no-auth is refused).
 # Hostile clients (idle, slow, many per address) are tests/test_serve.c's.
 #
 # Uses the ASan emerge binary ($EMERGE_BIN), curl and the tiny-llama
@@ -46,16 +48,21 @@ check serve_cli_help "$([ $rc -eq 0 ] && grep -q -- "--timeout S" "$tmp/o" && gr
 "$BIN" serve "$tmp/none.gguf" --port 0 >"$tmp/o" 2>&1; rc=$?
 check serve_cli_no_file "$([ $rc -eq 2 ] && grep -q none.gguf "$tmp/o"; echo $?)" "rc $rc: $(cat "$tmp/o")"
 
-"$BIN" serve "$MODEL" --port 0 --threads 1 --max-body 2000 --timeout 5 --max-per-ip 8 --stats 2>"$tmp/err" &
-pid=$!
-port=
-i=0
-while [ $i -lt 300 ] && [ -z "$port" ]; do
-    port=$(sed -n 's/^emerge serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)\/v1$/\1/p' "$tmp/err" 2>/dev/null)
-    kill -0 "$pid" 2>/dev/null || break
-    [ -n "$port" ] || sleep 0.1
-    i=$((i + 1))
-done
+# Starts a server with the given options on a free port: $pid, $port
+# ("" when it printed no 'listening' line within 30 s).
+start() {
+    "$BIN" serve "$MODEL" --port 0 "$@" 2>"$tmp/err" &
+    pid=$!
+    port=
+    i=0
+    while [ $i -lt 300 ] && [ -z "$port" ]; do
+        port=$(sed -n 's/^emerge serve: listening on http:\/\/127\.0\.0\.1:\([0-9]*\)\/v1$/\1/p' "$tmp/err" 2>/dev/null)
+        kill -0 "$pid" 2>/dev/null || break
+        [ -n "$port" ] || sleep 0.1
+        i=$((i + 1))
+    done
+}
+start --threads 1 --max-body 2000 --timeout 5 --max-per-ip 8 --stats
 if [ -z "$port" ]; then
     echo "FAIL serve_cli_listen: no 'listening' line: $(cat "$tmp/err")"
     exit 1
@@ -88,5 +95,31 @@ else
     wait "$pid"; rc=$?
     pid=
     check serve_cli_sigterm "$([ $rc -eq 0 ] && grep -q "7 requests (4 errors)" "$tmp/err"; echo $?)" "rc $rc: $(tail -2 "$tmp/err")"
+fi
+
+# API keys: a non-loopback --host needs one (or --no-auth); with one,
+# every route but /health needs "Authorization: Bearer KEY".
+"$BIN" serve "$MODEL" --host 0.0.0.0 --port 0 >"$tmp/o" 2>&1; rc=$?
+check serve_cli_open_host_needs_key "$([ $rc -eq 2 ] && grep -q -- "--api-key-file FILE" "$tmp/o"; echo $?)" "rc $rc: $(cat "$tmp/o")"
+printf 'k3y-%s\n' "$$" >"$tmp/key"
+: >"$tmp/empty"
+"$BIN" serve "$MODEL" --port 0 --api-key-file "$tmp/empty" >"$tmp/o" 2>&1; rc=$?
+check serve_cli_empty_key "$([ $rc -eq 2 ] && grep -q "first line is empty" "$tmp/o"; echo $?)" "rc $rc: $(cat "$tmp/o")"
+"$BIN" serve "$MODEL" --port 0 --api-key-file "$tmp/key" --no-auth >"$tmp/o" 2>&1; rc=$?
+check serve_cli_key_or_no_auth "$([ $rc -eq 2 ] && grep -q "exclude each other" "$tmp/o"; echo $?)" "rc $rc: $(cat "$tmp/o")"
+start --threads 1 --api-key-file "$tmp/key" --log
+if [ -z "$port" ]; then
+    check serve_cli_api_key 1 "no 'listening' line: $(cat "$tmp/err")"
+else
+    url=http://127.0.0.1:$port
+    key="k3y-$$"
+    h=$(curl -s -o /dev/null -w '%{http_code}' "$url/health")
+    none=$(curl -s -o /dev/null -w '%{http_code}' "$url/v1/models")
+    wrong=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${key}x" "$url/v1/models")
+    short=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer k3y" "$url/v1/models")
+    right=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $key" \
+            -d '{"prompt":"Hello","max_tokens":2,"temperature":0}' "$url/v1/completions")
+    check serve_cli_api_key "$([ "$h $none $wrong $short $right" = "200 401 401 401 200" ] && ! grep -q "$key" "$tmp/err"; echo $?)" "health/none/wrong/short/right: $h $none $wrong $short $right; log: $(cat "$tmp/err")"
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=
 fi
 exit $fail

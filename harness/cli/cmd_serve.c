@@ -26,7 +26,14 @@ static const char serve_help[] =
         "/v1/models and GET /health. Runs until SIGINT/SIGTERM.\n"
         "\n"
         "options:\n"
-        "  --host H        address to bind (default 127.0.0.1: this machine only)\n"
+        "  --host H        address to bind (default 127.0.0.1: this machine only);\n"
+        "                  any other address needs --api-key-file or --no-auth\n"
+        "  --api-key-file FILE\n"
+        "                  every route but /health needs \"Authorization: Bearer\n"
+        "                  KEY\", KEY the file's first line (compared in constant\n"
+        "                  time, never logged; emerge's openai backend sends it\n"
+        "                  with api_key_env=VAR)\n"
+        "  --no-auth       serve a non-loopback --host without a key\n"
         "  --port N        port (default 8080; 0 picks a free one)\n"
         "  --threads N     model threads (default: online CPUs)\n"
         "  --ctx N         context length (default: the model's, at most 4096)\n"
@@ -45,7 +52,7 @@ static const char serve_help[] =
 
 enum { OPT_HOST = 256, OPT_NAME, OPT_PORT, OPT_THREADS, OPT_CTX, OPT_MAX_BODY,
        OPT_MAX_TOKENS, OPT_MAX_PROMPTS, OPT_MAX_CONNS, OPT_MAX_PER_IP,
-       OPT_TIMEOUT, OPT_LOG, OPT_STATS };
+       OPT_TIMEOUT, OPT_LOG, OPT_STATS, OPT_KEY_FILE, OPT_NO_AUTH };
 
 static const cli_cmd serve_cmd = {"serve", serve_help, (const struct option[]){
     {"host", required_argument, NULL, OPT_HOST},
@@ -60,7 +67,9 @@ static const cli_cmd serve_cmd = {"serve", serve_help, (const struct option[]){
     {"max-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"log", no_argument, NULL, OPT_LOG},
-    {"stats", no_argument, NULL, OPT_STATS}, {0}}, 0};
+    {"stats", no_argument, NULL, OPT_STATS},
+    {"api-key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"no-auth", no_argument, NULL, OPT_NO_AUTH}, {0}}, 0};
 
 /* The integer options: their range and where the value goes. */
 typedef struct int_opt {
@@ -82,6 +91,8 @@ static const int_opt int_opts[] = {
 typedef struct serve_args {
     serve_opts *o;
     int *stats;
+    const char *key_file;
+    int no_auth;
 } serve_args;
 
 static void set_int(serve_opts *o, int key, long n)
@@ -108,6 +119,10 @@ static int serve_opt(void *ctx, int key, const char *v)
         a->o->log = 1;
     else if (key == OPT_STATS)
         *a->stats = 1;
+    else if (key == OPT_KEY_FILE)
+        a->key_file = v;
+    else if (key == OPT_NO_AUTH)
+        a->no_auth = 1;
     for (size_t k = 0; k < sizeof int_opts / sizeof int_opts[0]; k++) {
         const int_opt *io = &int_opts[k];
         long n;
@@ -123,10 +138,58 @@ static int serve_opt(void *ctx, int key, const char *v)
     return 0;
 }
 
-/* CLI_OK with o filled in, else what cli_parse ended in. */
-static int parse_args(int argc, char **argv, serve_opts *o, int *stats)
+/* Addresses only this machine can reach. */
+static int is_loopback(const char *host)
 {
-    serve_args a = {o, stats};
+    return !host || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
+           !strcmp(host, "localhost");
+}
+
+/* The key: the file's first line without its line end (malloc'd in
+ * *key). The key itself never appears in a message. */
+static int read_key(const char *path, char **key)
+{
+    em_err err;
+    size_t len;
+    if (em_read_file(path, key, &len, &err)) {
+        fprintf(stderr, "emerge serve: --api-key-file: %s\n", err.msg);
+        return -1;
+    }
+    (*key)[strcspn(*key, "\r\n")] = '\0';
+    if (!**key) {
+        fprintf(stderr, "emerge serve: --api-key-file %s: the first line is "
+                "empty (it must hold the key)\n", path);
+        free(*key);
+        *key = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Binding beyond loopback without a key opens the model to the network:
+ * refused unless asked for by name. */
+static int check_auth(serve_args *a, char **key)
+{
+    if (a->key_file && a->no_auth)
+        return cli_usage_error(&serve_cmd, 0, "--api-key-file and --no-auth "
+                               "exclude each other");
+    if (!a->key_file && !a->no_auth && !is_loopback(a->o->host))
+        return cli_usage_error(&serve_cmd, 0, "--host %s is reachable from "
+                               "other machines: give --api-key-file FILE "
+                               "(clients send \"Authorization: Bearer KEY\") "
+                               "or --no-auth", a->o->host);
+    if (a->key_file && read_key(a->key_file, key))
+        return CLI_BAD;
+    a->o->api_key = *key;
+    return CLI_OK;
+}
+
+/* CLI_OK with o filled in (o->api_key malloc'd in *key), else what
+ * cli_parse ended in. */
+static int parse_args(int argc, char **argv, serve_opts *o, int *stats,
+                      char **key)
+{
+    serve_args a = {o, stats, NULL, 0};
     int first;
     o->port = 8080;
     int p = cli_parse(&serve_cmd, argc, argv, serve_opt, &a, &first);
@@ -138,13 +201,14 @@ static int parse_args(int argc, char **argv, serve_opts *o, int *stats)
         return cli_usage_error(&serve_cmd, 0, "one model only ('%s' and '%s')",
                                argv[first], argv[first + 1]);
     o->model_path = argv[first];
-    return CLI_OK;
+    return check_auth(&a, key);
 }
 
 int cmd_serve(int argc, char **argv)
 {
     serve_opts o = {0};
-    int stats = 0, p = parse_args(argc, argv, &o, &stats);
+    char *key = NULL;
+    int stats = 0, p = parse_args(argc, argv, &o, &stats, &key);
     if (p)
         return cli_exit(p);
     /* Blocked before any thread starts, so every thread inherits the mask
@@ -156,7 +220,9 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     serve *s;
     em_err err;
-    if (serve_start(&o, &s, &err)) {
+    int rc = serve_start(&o, &s, &err);
+    free(key); /* the server keeps only its digest */
+    if (rc) {
         fprintf(stderr, "emerge serve: %s\n", err.msg);
         return 2;
     }

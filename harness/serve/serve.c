@@ -36,9 +36,11 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -375,10 +377,29 @@ static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* Whether the request carries the API key as "Authorization: Bearer
+ * KEY". The digests are compared, in constant time: neither the key's
+ * bytes nor its length show in how long a wrong guess takes. */
+static int authorized(const serve *s, struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7))
+        return 0;
+    char got[65];
+    em_sha256_hex(h + 7, strlen(h + 7), got);
+    return CRYPTO_memcmp(got, s->key_sha256, 64) == 0;
+}
+
 /* The first call of a request: checks that need only the head. */
 static enum MHD_Result on_head(serve *s, struct MHD_Connection *c,
                                const char *url, sv_conn *cn)
 {
+    if (s->key_sha256[0] && strcmp(url, "/health") && !authorized(s, c)) {
+        cn->replied = 1;
+        return reply_error(s, c, 401, "missing or wrong API key (send "
+                           "\"Authorization: Bearer KEY\")");
+    }
     size_t head = strlen(url);
     MHD_get_connection_values(c, MHD_HEADER_KIND, add_len, &head);
     if (head > SV_MAX_HEAD) {
@@ -595,8 +616,13 @@ static int open_backend(serve *s, em_err *err)
 
 int serve_start(const serve_opts *o, serve **out, em_err *err)
 {
+    if (o->api_key && !*o->api_key)
+        return em_errorf(err, "the API key is empty");
     serve *s = em_calloc(1, sizeof *s);
     s->o = *o;
+    if (o->api_key)
+        em_sha256_hex(o->api_key, strlen(o->api_key), s->key_sha256);
+    s->o.api_key = NULL;
     set_defaults(&s->o);
     model_name(s);
     if (check_fds(&s->o, err) || open_backend(s, err)) {

@@ -52,6 +52,10 @@ typedef struct serve_opts {
                              * body) within it; waiting for the model is
                              * not counted */
     int log;                /* 1: one line per request on stderr */
+    const char *api_key;    /* NULL: no authentication; else every route
+                             * but /health needs "Authorization: Bearer
+                             * KEY" (only its SHA-256 is kept, compared in
+                             * constant time, never logged) */
 } serve_opts;
 
 typedef struct serve_stats {

@@ -42,7 +42,8 @@ typedef struct sv_req {
 } sv_req;
 
 struct serve {
-    serve_opts o;
+    serve_opts o;             /* o.api_key is not kept: key_sha256 is */
+    char key_sha256[65];      /* hex SHA-256 of the API key; "" = none */
     char *name;
     backend *b;
     struct MHD_Daemon *d;
