@@ -21,25 +21,16 @@
 #include "metrics/store_db.h"
 #include "metrics/vote.h"
 
-static int q_prepare(store_query *q, const char *sql, sqlite3_stmt **st,
-                     em_err *err)
-{
-    sqlite3 *db = store_query_db(q);
-    if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
-        return em_errorf(err, "%s: query: %s", store_query_path(q),
-                         sqlite3_errmsg(db));
-    return 0;
-}
-
 int results_dump_scores(store_query *q, FILE *f, em_err *err)
 {
     sqlite3_stmt *st;
-    if (q_prepare(q, "SELECT m.name, t.name, s.variant, s.example_id, s.metric,"
-                " s.value, s.answer FROM scores s JOIN models m ON m.id ="
-                " s.model_id JOIN tasks t ON t.id = s.task_id"
-                " JOIN temp.task_sel ts ON ts.id = t.id ORDER BY m.params,"
-                " m.tokens, m.step, m.name, t.name, s.variant, s.example_id,"
-                " s.metric", &st, err) != 0)
+    if (store_query_prepare(q,
+            "SELECT m.name, t.name, s.variant, s.example_id, s.metric,"
+            " s.value, s.answer FROM scores s JOIN models m ON m.id ="
+            " s.model_id JOIN tasks t ON t.id = s.task_id"
+            " JOIN temp.task_sel ts ON ts.id = t.id ORDER BY m.params,"
+            " m.tokens, m.step, m.name, t.name, s.variant, s.example_id,"
+            " s.metric", &st, err) != 0)
         return -1;
     fprintf(f, "model,task,variant,example,metric,value,answer\n");
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -224,7 +215,7 @@ static void add_eces(row_acc *a, const result_row *cur, dvec *conf, dvec *grade,
 int results_load(store_query *q, result_row **rows, int *n, em_err *err)
 {
     sqlite3_stmt *st;
-    if (q_prepare(q, results_sql, &st, err) != 0)
+    if (store_query_prepare(q, results_sql, &st, err) != 0)
         return -1;
     row_acc a = {0};
     dvec vals = {0}, conf = {0}, grade = {0}, agree = {0}, sc_ok = {0};
@@ -267,8 +258,7 @@ int results_load(store_query *q, result_row **rows, int *n, em_err *err)
     free(sc_ok.v);
     if (rc != SQLITE_DONE) {
         results_free(a.rows, a.n);
-        return em_errorf(err, "%s: reading scores: %s", store_query_path(q),
-                         sqlite3_errmsg(store_query_db(q)));
+        return store_query_error(q, err, "reading scores");
     }
     *rows = a.rows;
     *n = a.n;
@@ -398,4 +388,3 @@ int results_series(store_query *q, int axis_flops, scaling_series **out, int *n,
     *n = ns;
     return 0;
 }
-

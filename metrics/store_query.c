@@ -24,16 +24,16 @@ struct store_query {
     char *path;
 };
 
-static int q_error(store_query *q, em_err *err, const char *what)
+int store_query_error(store_query *q, em_err *err, const char *what)
 {
     return em_errorf(err, "%s: %s: %s", q->path, what, sqlite3_errmsg(q->db));
 }
 
-static int q_prepare(store_query *q, const char *sql, sqlite3_stmt **st,
-                     em_err *err)
+int store_query_prepare(store_query *q, const char *sql, sqlite3_stmt **st,
+                        em_err *err)
 {
     if (sqlite3_prepare_v2(q->db, sql, -1, st, NULL) != SQLITE_OK)
-        return q_error(q, err, "query");
+        return store_query_error(q, err, "query");
     return 0;
 }
 
@@ -65,8 +65,6 @@ int store_query_version_notes(store_query *q, FILE *f, em_err *err)
     return store_db_version_notes(q->db, f, err);
 }
 
-sqlite3 *store_query_db(store_query *q) { return q->db; }
-
 void store_query_close(store_query *q)
 {
     if (!q)
@@ -92,10 +90,11 @@ const char *store_query_path(const store_query *q) { return q->path; }
 int store_query_models(store_query *q, sq_model **out, int *n, em_err *err)
 {
     sqlite3_stmt *st;
-    if (q_prepare(q, "SELECT name, backend, params, tokens FROM models m"
-                  " WHERE EXISTS(SELECT 1 FROM scores s WHERE s.model_id = m.id) AND"
-                  LATEST_SQL
-                  " ORDER BY params, name, id", &st, err) != 0)
+    if (store_query_prepare(q,
+            "SELECT name, backend, params, tokens FROM models m"
+            " WHERE EXISTS(SELECT 1 FROM scores s WHERE s.model_id = m.id) AND"
+            LATEST_SQL
+            " ORDER BY params, name, id", &st, err) != 0)
         return -1;
     sq_model *m = NULL;
     int k = 0, rc;
@@ -110,7 +109,7 @@ int store_query_models(store_query *q, sq_model **out, int *n, em_err *err)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         store_query_models_free(m, k);
-        return q_error(q, err, "reading models");
+        return store_query_error(q, err, "reading models");
     }
     *out = m;
     *n = k;
@@ -131,11 +130,12 @@ void store_query_models_free(sq_model *m, int n)
 int store_query_tasks(store_query *q, sq_task **out, int *n, em_err *err)
 {
     sqlite3_stmt *st;
-    if (q_prepare(q, "SELECT t.name, " PREFERRED_SQL ", t.random_baseline,"
-                  " (SELECT count(*) FROM examples e WHERE e.task_id = t.id)"
-                  " FROM tasks t JOIN temp.task_sel ts ON ts.id = t.id"
-                  " WHERE EXISTS(SELECT 1 FROM scores s"
-                  " WHERE s.task_id = t.id) ORDER BY t.name", &st, err) != 0)
+    if (store_query_prepare(q,
+            "SELECT t.name, " PREFERRED_SQL ", t.random_baseline,"
+            " (SELECT count(*) FROM examples e WHERE e.task_id = t.id)"
+            " FROM tasks t JOIN temp.task_sel ts ON ts.id = t.id"
+            " WHERE EXISTS(SELECT 1 FROM scores s"
+            " WHERE s.task_id = t.id) ORDER BY t.name", &st, err) != 0)
         return -1;
     sq_task *t = NULL;
     int k = 0, rc;
@@ -151,7 +151,7 @@ int store_query_tasks(store_query *q, sq_task **out, int *n, em_err *err)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         store_query_tasks_free(t, k);
-        return q_error(q, err, "reading tasks");
+        return store_query_error(q, err, "reading tasks");
     }
     *out = t;
     *n = k;
@@ -187,7 +187,7 @@ static int cell_same(sqlite3_stmt *st, const sq_cell *c, int64_t mid,
 int store_query_cells(store_query *q, sq_cell **out, int *n, em_err *err)
 {
     sqlite3_stmt *st;
-    if (q_prepare(q, cells_sql, &st, err) != 0)
+    if (store_query_prepare(q, cells_sql, &st, err) != 0)
         return -1;
     sq_cell *c = NULL;
     int k = 0, cap = 0, rc;
@@ -218,7 +218,7 @@ int store_query_cells(store_query *q, sq_cell **out, int *n, em_err *err)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         store_query_cells_free(c, k);
-        return q_error(q, err, "reading scores");
+        return store_query_error(q, err, "reading scores");
     }
     *out = c;
     *n = k;
@@ -339,7 +339,7 @@ static void choices_clear(sq_choice *c, int n)
 int store_query_choices(store_query *q, sq_choice **out, int *n, em_err *err)
 {
     sqlite3_stmt *st;
-    if (q_prepare(q, choices_sql, &st, err) != 0)
+    if (store_query_prepare(q, choices_sql, &st, err) != 0)
         return -1;
     sq_choice *c = NULL;
     int k = 0, rc;
@@ -381,7 +381,7 @@ int store_query_choices(store_query *q, sq_choice **out, int *n, em_err *err)
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         store_query_choices_free(c, k);
-        return q_error(q, err, "reading choice log-likelihoods");
+        return store_query_error(q, err, "reading choice log-likelihoods");
     }
     /* A generate task's target log-prob has one continuation per example
      * (always "correct"): no incorrect choices, so n == 0. Drop those. */
@@ -423,7 +423,7 @@ int store_query_outputs(store_query *q, const char *task, const char *variant,
                         em_err *err)
 {
     sqlite3_stmt *st;
-    if (q_prepare(q, outputs_sql, &st, err) != 0)
+    if (store_query_prepare(q, outputs_sql, &st, err) != 0)
         return -1;
     sqlite3_bind_text(st, 1, task, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, variant, -1, SQLITE_TRANSIENT);
@@ -442,7 +442,7 @@ int store_query_outputs(store_query *q, const char *task, const char *variant,
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         store_query_outputs_free(o, k);
-        return q_error(q, err, "reading outputs");
+        return store_query_error(q, err, "reading outputs");
     }
     *out = o;
     *n = k;
@@ -463,10 +463,11 @@ int store_query_example(store_query *q, const char *task, const char *example_id
                         char **input, char **targets, em_err *err)
 {
     sqlite3_stmt *st;
-    if (q_prepare(q, "SELECT e.input, e.targets FROM examples e JOIN tasks t"
-                  " ON t.id = e.task_id JOIN temp.task_sel ts ON ts.id = t.id"
-                  " WHERE t.name = ? AND e.example_id = ?",
-                  &st, err) != 0)
+    if (store_query_prepare(q,
+            "SELECT e.input, e.targets FROM examples e JOIN tasks t"
+            " ON t.id = e.task_id JOIN temp.task_sel ts ON ts.id = t.id"
+            " WHERE t.name = ? AND e.example_id = ?",
+            &st, err) != 0)
         return -1;
     sqlite3_bind_text(st, 1, task, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, example_id, -1, SQLITE_TRANSIENT);
@@ -478,6 +479,6 @@ int store_query_example(store_query *q, const char *task, const char *example_id
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return q_error(q, err, "reading example");
+        return store_query_error(q, err, "reading example");
     return 0;
 }

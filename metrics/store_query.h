@@ -30,9 +30,12 @@ void store_query_close(store_query *q);
 int store_query_select_versions(store_query *q, const char *spec, em_err *err);
 int store_query_version_notes(store_query *q, FILE *f, em_err *err);
 const char *store_query_path(const store_query *q);
-/* The connection, for the other reading modules (results.c). */
-typedef struct sqlite3 sqlite3;
-sqlite3 *store_query_db(store_query *q);
+/* For the other reading modules (results.c): a statement on the
+ * connection, and an error "PATH: what: SQLite's message". */
+typedef struct sqlite3_stmt sqlite3_stmt;
+int store_query_prepare(store_query *q, const char *sql, sqlite3_stmt **st,
+                        em_err *err);
+int store_query_error(store_query *q, em_err *err, const char *what);
 
 typedef struct sq_model {
     char *name, *backend;
