@@ -77,6 +77,10 @@ uint64_t em_splitmix64(uint64_t *state);
 /* Uniform double in [0,1) from a SplitMix64 state. */
 double em_rand01(uint64_t *state);
 
+/* s without leading and trailing white space (isspace): where it starts
+ * in s, and *len, its length. Nothing is copied. */
+const char *em_trim(const char *s, size_t *len);
+
 /* qsort comparator for doubles, ascending (NaN compares equal to all). */
 int em_cmp_double(const void *a, const void *b);
 

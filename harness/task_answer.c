@@ -93,11 +93,8 @@ static char *drop_articles(const char *s)
 
 static char *strip(const char *s)
 {
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        n--;
+    size_t n;
+    s = em_trim(s, &n);
     return em_strndup(s, n);
 }
 

@@ -758,12 +758,8 @@ static double guess_chance(const task_example *e)
 {
     static const char *const binary[] = {"true", "false", "yes", "no",
                                          "valid", "invalid"};
-    const char *tg = e->n_targets ? e->targets[0] : "";
-    while (isspace((unsigned char)*tg))
-        tg++;
-    size_t n = strlen(tg);
-    while (n && isspace((unsigned char)tg[n - 1]))
-        n--;
+    size_t n;
+    const char *tg = em_trim(e->n_targets ? e->targets[0] : "", &n);
     int opts = listed_options(e->input);
     if (n == 3 && tg[0] == '(' && tg[2] == ')' && tg[1] >= 'A' &&
         tg[1] < 'A' + opts)

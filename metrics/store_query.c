@@ -269,32 +269,20 @@ static const char *const choices_sql =
     " WHERE r.kind = 'loglik' AND r.choice >= 0"
     " ORDER BY t.name, r.variant, m.params, m.name, m.id, r.example_id, r.choice";
 
-/* s without leading and trailing white space: its start, *len its length. */
-static const char *trimmed(const char *s, size_t *len)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        n--;
-    *len = n;
-    return s;
-}
-
 /* Whether the continuation is one of the JSON targets, both trimmed: a
  * choice is stored with the space that joins it to the context (" B"),
  * and a target may carry it too (the demo family's [" Fenwarr"]) or not. */
 static int is_target(const char *cont, const char *targets_json)
 {
     size_t len, tlen;
-    cont = trimmed(cont, &len);
+    cont = em_trim(cont, &len);
     cJSON *a = cJSON_Parse(targets_json);
     int yes = 0;
     cJSON *t;
     cJSON_ArrayForEach(t, a) {
         if (!cJSON_IsString(t))
             continue;
-        const char *tt = trimmed(t->valuestring, &tlen);
+        const char *tt = em_trim(t->valuestring, &tlen);
         yes |= tlen == len && !memcmp(tt, cont, len);
     }
     cJSON_Delete(a);

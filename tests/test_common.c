@@ -68,6 +68,18 @@ TEST(test_sha256_streamed)
     free(a);
 }
 
+TEST(test_trim)
+{
+    size_t n;
+    const char *t = em_trim(" \t ab c\n ", &n);
+    CHECK_INT((int)n, 4);
+    CHECK(!strncmp(t, "ab c", 4));
+    t = em_trim(" \n", &n);
+    CHECK_INT((int)n, 0);
+    t = em_trim("x", &n);
+    CHECK(n == 1 && *t == 'x');
+}
+
 TEST(test_rand)
 {
     uint64_t a = 7, b = 7;
@@ -84,5 +96,6 @@ int main(void)
     RUN(test_sha256);
     RUN(test_sha256_streamed);
     RUN(test_rand);
+    RUN(test_trim);
     return tl_summary();
 }
