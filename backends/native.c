@@ -364,7 +364,9 @@ static int gen_prompt(void *eng, const char *prompt, int max, int *dropped,
     return rc;
 }
 
-/* The engine's side of native_generate_one: gen_prompt above, and */
+/* The engine's side of native_generate_one, with gen_prompt above: one
+ * generated token in, the next token's logits out; and whether the
+ * context is full. */
 static int gen_step(void *eng, int32_t t, em_err *err)
 {
     native *nv = eng;
