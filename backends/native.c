@@ -87,8 +87,9 @@ static int native_open(const backend_spec *spec, void **state,
 {
     if (!spec->path || !*spec->path)
         return em_errorf(err, "the native backend needs 'path' to a .gguf "
-                         "file");
+                         "file or a checkpoint directory");
     model_opts o = {0};
+    o.load_type = backend_spec_opt(spec, "type");
     int share;
     if (native_opt_int(spec, "threads", 0, 0, 256, &o.n_threads, err) ||
         native_opt_int(spec, "n_ctx", 0, 0, 1 << 20, &o.n_ctx, err) ||

@@ -40,6 +40,7 @@
  * thread count or on which thread ran what.
  */
 #include "backends/engine/model.h"
+#include "backends/engine/hf.h"
 
 #include <limits.h>
 #include <math.h>
@@ -463,7 +464,8 @@ int model_build(const char *path, const model_opts *opts, model **out,
     if (!opts)
         opts = &def;
     model *m = em_calloc(1, sizeof *m);
-    if (gguf_open(path, &m->gguf, err) != 0) {
+    hf_opts ho = {opts->load_type, opts->n_ctx};
+    if (hf_open_path(path, &ho, &m->gguf, err) != 0) {
         free(m);
         return -1;
     }

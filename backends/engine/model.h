@@ -73,6 +73,9 @@ typedef struct model_opts {
     int n_batch;   /* tokens per forward chunk; <= 0: 256 */
     int kv_exact;  /* 1: keep K/V/probabilities in F32 instead of rounding
                       them to F16 as llama.cpp's default F16 cache does */
+    const char *load_type; /* NULL: keep the file's types; else the type
+                      (quant_type_parse's names) a checkpoint directory's
+                      matrices are converted to on load (hf.h) */
 } model_opts;
 
 #define MODEL_MAX_CTX 4096

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backends/engine/fp16.h"
 #include "backends/engine/ops_impl.h"
@@ -482,6 +483,21 @@ static void quant_q8_k(const float *x, blk_q8_k *b, int64_t nb)
         }
         b[i].d = 1 / iscale;
     }
+}
+
+int quant_type_parse(const char *name, ggml_type *t)
+{
+    static const struct { const char *name; ggml_type t; } types[] = {
+        {"f32", GGML_F32}, {"f16", GGML_F16}, {"bf16", GGML_BF16},
+        {"q8_0", GGML_Q8_0}, {"q4_0", GGML_Q4_0}, {"q4_k", GGML_Q4_K},
+        {"q6_k", GGML_Q6_K},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcasecmp(name, types[i].name)) {
+            *t = types[i].t;
+            return 0;
+        }
+    return -1;
 }
 
 size_t quant_quantize_row(ggml_type t, const float *x, void *out, int64_t n)

@@ -37,6 +37,10 @@ void quant_dequantize_row(ggml_type t, const void *row, float *out, int64_t n);
  * Q6_K, Q8_K, F16, BF16, F32); used by writers and tests. Returns bytes
  * written (0 for a type it cannot write). */
 size_t quant_quantize_row(ggml_type t, const float *x, void *out, int64_t n);
+/* The types quant_quantize_row writes, by the names --type and a member's
+ * `type:` use (f32 f16 bf16 q8_0 q4_0 q4_k q6_k, any case): 0, or -1 for
+ * another name. */
+int quant_type_parse(const char *name, ggml_type *t);
 
 /* Activations prepared once per input row for a weight type: the 8-bit
  * quantised copy quantised types need (or the F32/F16 view). The layout

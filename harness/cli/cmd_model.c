@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "backends/engine/gguf.h"
+#include "backends/engine/hf.h"
 #include "backends/engine/llama2c.h"
 #include "backends/engine/quant.h"
 #include "harness/cli/cli.h"
@@ -139,7 +140,7 @@ static int inspect_one(const char *path, size_t items)
 {
     gguf_file *g;
     em_err err;
-    if (gguf_open(path, &g, &err)) {
+    if (hf_open_path(path, NULL, &g, &err)) {
         fprintf(stderr, "emerge inspect: %s\n", err.msg);
         return -1;
     }
@@ -196,23 +197,6 @@ int cmd_inspect(int argc, char **argv)
 
 /* ------------------------------------------------------------- convert */
 
-/* The tensor types emerge can write (quant_quantize_row). */
-static int parse_type(const char *s, ggml_type *t)
-{
-    static const struct { const char *name; ggml_type t; } types[] = {
-        {"f32", GGML_F32}, {"f16", GGML_F16}, {"bf16", GGML_BF16},
-        {"q8_0", GGML_Q8_0}, {"q4_0", GGML_Q4_0}, {"q4_k", GGML_Q4_K},
-        {"q6_k", GGML_Q6_K},
-    };
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcasecmp(s, types[i].name)) {
-            *t = types[i].t;
-            return 0;
-        }
-    return -1;
-}
-
-
 static const char convert_help[] =
     "usage: emerge convert llama2c MODEL.bin TOKENIZER.bin -o "
     "OUT.gguf [--type T]\n\nConverts a llama2.c checkpoint (legacy "
@@ -235,7 +219,7 @@ static int convert_opt(void *ctx, int key, const char *v)
     convert_args *a = ctx;
     if (key == 'o')
         a->out = v;
-    else if (parse_type(v, &a->type)) {
+    else if (quant_type_parse(v, &a->type)) {
         fprintf(stderr, "emerge convert: unknown --type '%s'\n", v);
         return -1;
     }
@@ -333,7 +317,7 @@ static int mk_opt(void *ctx, int key, const char *v)
         o->vocab_path = v;
     else if (key == OPT_SEED)
         o->seed = strtoull(v, NULL, 10);
-    else if (key == OPT_TYPE && !parse_type(v, &o->type))
+    else if (key == OPT_TYPE && !quant_type_parse(v, &o->type))
         o->type_name = v;
     else if (key == OPT_TYPE) {
         fprintf(stderr, "emerge mkmodel: bad option --type %s\n", v);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "backends/engine/gguf.h"
+#include "backends/engine/hf.h"
 #include "backends/engine/tokenizer.h"
 #include "harness/cli/cli.h"
 #include "harness/cli/cliargs.h"
@@ -229,7 +230,7 @@ int cmd_tokenize(int argc, char **argv)
     int32_t *ids = NULL;
     int n = 0;
     rc = 2;
-    if (load_text(&o, &text, &len, &err) || gguf_open(o.model, &g, &err) ||
+    if (load_text(&o, &text, &len, &err) || hf_open_path(o.model, NULL, &g, &err) ||
         tok_build(g, &t, &err)) {
         fprintf(stderr, "emerge tokenize: %s\n", err.msg);
         goto done;
