@@ -579,6 +579,12 @@ static int parse(gguf_file *g, em_err *err)
     return 0;
 }
 
+/* What gguf_keep handed to a file. */
+struct gguf_kept {
+    void *p;
+    void (*free_fn)(void *);
+};
+
 int gguf_open_mem(const void *data, size_t size, const char *name,
                   gguf_file **out, em_err *err)
 {
@@ -651,8 +657,60 @@ void gguf_close(gguf_file *g)
     free(g->tensors);
     if (g->owns_map)
         munmap(g->map, g->size);
+    for (size_t i = g->n_kept; i-- > 0;)
+        g->kept[i].free_fn(g->kept[i].p);
+    free(g->kept);
     free(g->path);
     free(g);
+}
+
+/* ------------------------------------------------- assembled in memory */
+
+void gguf_keep(gguf_file *g, void *p, void (*free_fn)(void *))
+{
+    g->kept = em_realloc(g->kept, (g->n_kept + 1) * sizeof *g->kept);
+    g->kept[g->n_kept++] = (struct gguf_kept){p, free_fn};
+}
+
+int gguf_from_writer(gguf_writer *w, const char *path, gguf_file **out,
+                     em_err *err)
+{
+    void *buf;
+    size_t size;
+    *out = NULL;
+    if (gguf_writer_write_mem(w, &buf, &size, err))
+        return em_error_prefix(err, "%s", path);
+    if (gguf_open_mem(buf, size, path, out, err)) {
+        free(buf);
+        return -1;
+    }
+    gguf_keep(*out, buf, free);
+    return 0;
+}
+
+int gguf_add_view(gguf_file *g, const char *name, ggml_type type,
+                  int n_dims, const int64_t *ne, const void *data,
+                  em_err *err)
+{
+    if (gguf_find_tensor(g, name))
+        return em_errorf(err, "%s: tensor '%s' twice", g->path, name);
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
+        return em_errorf(err, "%s: tensor '%s': %d dimensions", g->path,
+                         name, n_dims);
+    gguf_tensor t = {0};
+    t.name = (char *)name;
+    t.n_dims = n_dims;
+    t.type = type;
+    for (int d = 0; d < GGUF_MAX_DIMS; d++)
+        t.ne[d] = d < n_dims ? ne[d] : 1;
+    reader r = {NULL, 0, 0, g->path, err};
+    if (tensor_shape(&r, &t, 0))
+        return -1;
+    t.name = em_strdup(name);
+    t.data = data;
+    g->tensors = em_realloc(g->tensors, (g->n_tensors + 1) * sizeof *g->tensors);
+    g->tensors[g->n_tensors++] = t;
+    return 0;
 }
 
 /* -------------------------------------------------------------- lookups */
@@ -766,6 +824,7 @@ typedef struct wtensor {
     int64_t ne[GGUF_MAX_DIMS];
     void *data;
     size_t nbytes;
+    int borrowed;   /* data is the caller's (gguf_writer_add_tensor_ref) */
 } wtensor;
 
 struct gguf_writer {
@@ -795,7 +854,8 @@ void gguf_writer_free(gguf_writer *w)
     }
     for (size_t i = 0; i < w->n_t; i++) {
         free(w->t[i].name);
-        free(w->t[i].data);
+        if (!w->t[i].borrowed)
+            free(w->t[i].data);
     }
     free(w->kv);
     free(w->t);
@@ -985,15 +1045,15 @@ static int check_tensor(gguf_writer *w, const char *name, ggml_type type,
     return 0;
 }
 
-void gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type,
-                            int n_dims, const int64_t *ne, const void *data,
+static wtensor *add_wtensor(gguf_writer *w, const char *name,
+                            ggml_type type, int n_dims, const int64_t *ne,
                             size_t nbytes)
 {
     if (w->failed)
-        return;
+        return NULL;
     if (check_tensor(w, name, type, n_dims, ne, nbytes)) {
         w->failed = 1;
-        return;
+        return NULL;
     }
     if (w->n_t == w->cap_t) {
         w->cap_t = w->cap_t ? 2 * w->cap_t : 64;
@@ -1006,8 +1066,30 @@ void gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type,
     for (int d = 0; d < GGUF_MAX_DIMS; d++)
         t->ne[d] = d < n_dims ? ne[d] : 1;
     t->nbytes = nbytes;
+    t->borrowed = 0;
+    return t;
+}
+
+void gguf_writer_add_tensor(gguf_writer *w, const char *name, ggml_type type,
+                            int n_dims, const int64_t *ne, const void *data,
+                            size_t nbytes)
+{
+    wtensor *t = add_wtensor(w, name, type, n_dims, ne, nbytes);
+    if (!t)
+        return;
     t->data = em_malloc(nbytes ? nbytes : 1);
     memcpy(t->data, data, nbytes);
+}
+
+void gguf_writer_add_tensor_ref(gguf_writer *w, const char *name,
+                                ggml_type type, int n_dims, const int64_t *ne,
+                                const void *data, size_t nbytes)
+{
+    wtensor *t = add_wtensor(w, name, type, n_dims, ne, nbytes);
+    if (!t)
+        return;
+    t->data = (void *)data;
+    t->borrowed = 1;
 }
 
 static size_t pad_to(size_t n, size_t a) { return (a - n % a) % a; }

@@ -76,6 +76,8 @@ typedef struct gguf_file {
     gguf_tensor *tensors;
     size_t alignment;
     size_t data_offset;
+    struct gguf_kept *kept; /* gguf_keep: freed by gguf_close, last first */
+    size_t n_kept;
 } gguf_file;
 
 int gguf_open(const char *path, gguf_file **out, em_err *err);
@@ -147,5 +149,24 @@ void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv);
 /* The whole file in a malloc'd buffer (tests, fuzz seeds). */
 int gguf_writer_write_mem(gguf_writer *w, void **out, size_t *size,
                           em_err *err);
+
+/* Assembling a file in memory (hf.c reads a checkpoint directory this
+ * way, so every reader downstream sees one format). */
+/* A file whose metadata is the writer's (its tensors too, if any): the
+ * writer is serialised into a buffer the file keeps. */
+int gguf_from_writer(gguf_writer *w, const char *path, gguf_file **out,
+                     em_err *err);
+/* Adds a tensor whose data lies in memory the file does not own (keep it
+ * alive with gguf_keep). Errors for a bad shape or a duplicate name. */
+int gguf_add_view(gguf_file *g, const char *name, ggml_type type,
+                  int n_dims, const int64_t *ne, const void *data,
+                  em_err *err);
+/* Hands p to the file: free_fn(p) runs at gguf_close. */
+void gguf_keep(gguf_file *g, void *p, void (*free_fn)(void *));
+/* Like gguf_writer_add_tensor without the copy: data must stay alive and
+ * unchanged until the writer is written (convert hf of a large model). */
+void gguf_writer_add_tensor_ref(gguf_writer *w, const char *name,
+                                ggml_type type, int n_dims, const int64_t *ne,
+                                const void *data, size_t nbytes);
 
 #endif
