@@ -13,7 +13,8 @@ Two uses:
       a 2-shard copy of pythia-like F32; then reads every directory back and
       writes OUT/<model>/reference.json with, per copy and per fixed token
       sequence, log_softmax(logits[i])[t[i+1]] for every position and the
-      whole log_softmax row of the last position. Deterministic: the same
+      whole log_softmax row of the last position, and OUT/tokenizer-cases.json
+      (texts and their ids under the tokenizer). Deterministic: the same
       bytes on every run (numpy's legacy RandomState stream, which numpy
       keeps frozen; references rounded to 10 significant digits).
 
@@ -218,6 +219,36 @@ def make_tokenizer():
             "model_max_length": 128, "tokenizer_class": "GPT2Tokenizer",
             "unk_token": "<|endoftext|>"}
     return tok, tcfg, eot
+
+def bpe_encode(tok, text):
+    """Ids of text under a byte-level BPE tokenizer.json (GPT-2's
+    algorithm: split by the pre-tokenizer's regex - ASCII classes here,
+    enough for ASCII text - then in each piece merge the pair of lowest
+    rank until none is left). No special tokens are matched."""
+    bs, cs = bytes_to_unicode()
+    byte_char = dict(zip(bs, cs))
+    vocab = tok["model"]["vocab"]
+    rank = {tuple(m.split(" ")): i for i, m in enumerate(tok["model"]["merges"])}
+    ids = []
+    for piece in PRETOK.findall(text):
+        w = [byte_char[b] for b in piece.encode()]
+        while len(w) > 1:
+            pairs = [(rank.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(zip(w, w[1:]))]
+            r, i = min(pairs)
+            if r == 1 << 30:
+                break
+            w[i:i + 2] = [w[i] + w[i + 1]]
+        ids += [vocab[p] for p in w]
+    return ids
+
+
+TOKENIZER_CASES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "there is the theory of the thing: 1234 cats, 5678 dogs",
+    "  leading spaces, and trailing ones  ",
+    "It's a test; isn't it? Yes -- they'll see.\nNew line\ttab",
+]
+
 
 # --------------------------------------------------------------------------
 # The random-weight models.
@@ -637,6 +668,15 @@ def cmd_generate(args, argv):
         with open(os.path.join(out, name, "reference.json"), "w") as f:
             json.dump(ref, f, indent=1)
             f.write("\n")
+    tok, _, _ = make_tokenizer()
+    cases = dict(header(argv), note="ids of each text under tokenizer.json "
+                 "(the same in every directory), no special tokens, by the "
+                 "tool's own GPT-2 BPE", cases=[
+                     {"text": t, "ids": bpe_encode(tok, t)} for t in TOKENIZER_CASES])
+    del cases["torch"], cases["precision"]
+    with open(os.path.join(out, "tokenizer-cases.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+        f.write("\n")
 
 
 def cmd_reference(args, argv):
