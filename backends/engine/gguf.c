@@ -688,6 +688,21 @@ int gguf_from_writer(gguf_writer *w, const char *path, gguf_file **out,
     return 0;
 }
 
+int gguf_save(const gguf_file *g, const char *path, em_err *err)
+{
+    gguf_writer *w = gguf_writer_new();
+    for (uint64_t i = 0; i < g->n_kv; i++)
+        gguf_writer_copy_kv(w, &g->kv[i]);
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->tensors[i];
+        gguf_writer_add_tensor_ref(w, t->name, t->type, t->n_dims, t->ne,
+                                   t->data, t->nbytes);
+    }
+    int rc = gguf_writer_write(w, path, err);
+    gguf_writer_free(w);
+    return rc;
+}
+
 int gguf_add_view(gguf_file *g, const char *name, ggml_type type,
                   int n_dims, const int64_t *ne, const void *data,
                   em_err *err)

@@ -161,6 +161,9 @@ int gguf_from_writer(gguf_writer *w, const char *path, gguf_file **out,
 int gguf_add_view(gguf_file *g, const char *name, ggml_type type,
                   int n_dims, const int64_t *ne, const void *data,
                   em_err *err);
+/* Writes g (every key, every tensor) as a GGUF file, without copying the
+ * tensors (an assembled file of a large checkpoint fits memory once). */
+int gguf_save(const gguf_file *g, const char *path, em_err *err);
 /* Hands p to the file: free_fn(p) runs at gguf_close. */
 void gguf_keep(gguf_file *g, void *p, void (*free_fn)(void *));
 /* Like gguf_writer_add_tensor without the copy: data must stay alive and

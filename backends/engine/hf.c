@@ -141,6 +141,17 @@ static int cfg_act(const hf_dir *d, const char *key, const char *const *ok,
                      d->arch == MODEL_LLAMA ? "silu" : "GELU");
 }
 
+/* The GELU form config.json names, for model.c (emerge.gelu): "gelu" is
+ * the exact erf form in transformers, the others the tanh approximation.
+ * def: the transformers default when the key is absent. */
+static void set_gelu(const hf_dir *d, const char *key, const char *def,
+                     gguf_writer *w)
+{
+    const char *a = cfg_str(d, key);
+    gguf_writer_set_str(w, "emerge.gelu", !strcmp(a ? a : def, "gelu") ?
+                        "erf" : "tanh");
+}
+
 /* ------------------------------------------------------ architectures */
 
 static int arch_of(hf_dir *d, em_err *err)
@@ -262,8 +273,6 @@ static int read_llama(hf_dir *d, const hf_opts *o, gguf_writer *w,
 
 static int read_neox(hf_dir *d, gguf_writer *w, em_err *err)
 {
-    /* the engine's GELU is ggml's tanh approximation, as llama.cpp runs
-     * these models (backends/engine/PARITY.md) */
     static const char *const acts[] = {"gelu", "gelu_new", "gelu_fast",
         "gelu_pytorch_tanh", NULL};
     double pct, base, eps;
@@ -298,6 +307,7 @@ static int read_neox(hf_dir *d, gguf_writer *w, em_err *err)
     gguf_writer_set_f32(w, "gptneox.rope.freq_base", (float)base);
     gguf_writer_set_f32(w, "gptneox.attention.layer_norm_epsilon", (float)eps);
     gguf_writer_set_bool(w, "gptneox.use_parallel_residual", par);
+    set_gelu(d, "hidden_act", "gelu", w);
     return 0;
 }
 
@@ -325,6 +335,7 @@ static int read_gpt2(hf_dir *d, gguf_writer *w, em_err *err)
         return -1;
     set_common(d, w);
     gguf_writer_set_f32(w, "gpt2.attention.layer_norm_epsilon", (float)eps);
+    set_gelu(d, "activation_function", "gelu_new", w);
     return 0;
 }
 

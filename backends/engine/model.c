@@ -146,6 +146,26 @@ static int load_arch(model *m, em_err *err)
     return 0;
 }
 
+/* emerge.gelu: "erf" or "tanh" (hf.c, from config.json); absent: ggml's
+ * table, as llama.cpp computes GGUF files. */
+static int load_gelu(model *m, em_err *err)
+{
+    char *g = gguf_get_str(m->gguf, "emerge.gelu");
+    m->hp.gelu = MODEL_GELU_GGML;
+    if (!g)
+        return 0;
+    int rc = 0;
+    if (!strcmp(g, "erf"))
+        m->hp.gelu = MODEL_GELU_ERF;
+    else if (!strcmp(g, "tanh"))
+        m->hp.gelu = MODEL_GELU_TANH;
+    else
+        rc = em_errorf(err, "%s: key 'emerge.gelu' = '%s' (erf or tanh)",
+                       m->gguf->path, g);
+    free(g);
+    return rc;
+}
+
 static int load_hparams(model *m, em_err *err)
 {
     model_hparams *h = &m->hp;
@@ -188,6 +208,8 @@ static int load_hparams(model *m, em_err *err)
                         &h->norm_eps, err)) {
         return -1;
     }
+    if (load_gelu(m, err))
+        return -1;
     h->par_res = 0;
     if (h->arch == MODEL_GPTNEOX) {
         h->par_res = 1; /* llama.cpp's default when the key is absent */
@@ -601,6 +623,18 @@ static void add_bias(float *x, int T, int n, const float *b)
 
 static void gelu(const model *m, float *x, size_t n)
 {
+    if (m->hp.gelu == MODEL_GELU_ERF) {
+        for (size_t i = 0; i < n; i++)
+            x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        return;
+    }
+    if (m->hp.gelu == MODEL_GELU_TANH) {
+        const float c = 0.79788456080286535588f; /* sqrt(2/pi) */
+        for (size_t i = 0; i < n; i++)
+            x[i] = 0.5f * x[i] * (1.0f + tanhf(c * (x[i] + 0.044715f *
+                                                    x[i] * x[i] * x[i])));
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         if (x[i] <= -10.0f)
             x[i] = 0.0f;

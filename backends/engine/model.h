@@ -47,7 +47,15 @@ typedef struct model_hparams {
     float rope_base;
     float norm_eps;   /* RMSNorm or LayerNorm epsilon */
     int par_res;      /* gptneox parallel residual */
+    int gelu;         /* MODEL_GELU_*: how gpt2/gptneox compute GELU */
 } model_hparams;
+
+/* GELU forms. GGUF files run llama.cpp's: the tanh approximation looked up
+ * by the input's F16 value and rounded to F16. A checkpoint directory runs
+ * what its config.json names (hf.c writes the key emerge.gelu): "gelu" is
+ * the exact erf form in transformers, "gelu_new" and its aliases the tanh
+ * approximation, both in F32. */
+enum { MODEL_GELU_GGML, MODEL_GELU_TANH, MODEL_GELU_ERF };
 
 /* A weight matrix in the file: n_out rows of n_in elements of `type`. */
 typedef struct model_mat {

@@ -198,12 +198,18 @@ int cmd_inspect(int argc, char **argv)
 /* ------------------------------------------------------------- convert */
 
 static const char convert_help[] =
-    "usage: emerge convert llama2c MODEL.bin TOKENIZER.bin -o "
-    "OUT.gguf [--type T]\n\nConverts a llama2.c checkpoint (legacy "
-    "format) and its tokenizer.bin to a\nllama-architecture GGUF "
-    "file that emerge and llama.cpp load. --type stores the\n"
-    "weight matrices as f32 (default, exact), f16, bf16, q8_0, q4_0, "
-    "q4_k or q6_k;\nnorms stay F32.\n";
+    "usage: emerge convert llama2c MODEL.bin TOKENIZER.bin -o OUT.gguf "
+    "[--type T]\n"
+    "       emerge convert hf DIR -o OUT.gguf [--type T]\n\n"
+    "llama2c: converts a llama2.c checkpoint (legacy format) and its\n"
+    "tokenizer.bin to a llama-architecture GGUF file.\n"
+    "hf: writes a Hugging Face checkpoint directory (config.json,\n"
+    "*.safetensors, tokenizer.json: GPT-NeoX/Pythia, Llama, Mistral, Qwen2,\n"
+    "GPT-2) as the GGUF file emerge reads it as, for llama.cpp and other\n"
+    "tools.\n\n"
+    "--type stores the weight matrices as f32, f16, bf16, q8_0, q4_0, q4_k\n"
+    "or q6_k (llama2c default f32, exact; hf default: as the checkpoint);\n"
+    "norms stay F32.\n";
 
 static const cli_cmd convert_cmd = {"convert", convert_help, (const struct option[]){
     {"output", required_argument, NULL, 'o'},
@@ -212,6 +218,7 @@ static const cli_cmd convert_cmd = {"convert", convert_help, (const struct optio
 typedef struct convert_args {
     const char *out;
     ggml_type type;
+    const char *type_name; /* NULL: not given */
 } convert_args;
 
 static int convert_opt(void *ctx, int key, const char *v)
@@ -222,21 +229,48 @@ static int convert_opt(void *ctx, int key, const char *v)
     else if (quant_type_parse(v, &a->type)) {
         fprintf(stderr, "emerge convert: unknown --type '%s'\n", v);
         return -1;
+    } else {
+        a->type_name = v;
     }
+    return 0;
+}
+
+/* convert hf DIR: the directory as hf.c reads it, saved. */
+static int convert_hf(const convert_args *a, const char *dir)
+{
+    hf_opts o = {a->type_name, 0};
+    gguf_file *g;
+    em_err err;
+    if (hf_open(dir, &o, &g, &err) || gguf_save(g, a->out, &err)) {
+        fprintf(stderr, "emerge convert: %s\n", err.msg);
+        return 2;
+    }
+    char *arch = gguf_get_str(g, "general.architecture");
+    printf("%s: %s, %llu tensors, from %s\n", a->out, arch ? arch : "?",
+           (unsigned long long)g->n_tensors, dir);
+    free(arch);
+    gguf_close(g);
     return 0;
 }
 
 int cmd_convert(int argc, char **argv)
 {
-    convert_args a = {NULL, GGML_F32};
+    convert_args a = {NULL, GGML_F32, NULL};
     int i, p = cli_parse(&convert_cmd, argc, argv, convert_opt, &a, &i);
     if (p)
         return cli_exit(p);
     char **pos = argv + i;
     int n = argc - i;
+    if (n >= 1 && !strcmp(pos[0], "hf")) {
+        if (n != 2 || !a.out)
+            return cli_usage_error(&convert_cmd, 1, n != 2 ? "hf wants one "
+                                   "checkpoint directory" : "-o OUT.gguf is "
+                                   "required");
+        return convert_hf(&a, pos[1]);
+    }
     if (n >= 1 && strcmp(pos[0], "llama2c"))
         return cli_usage_error(&convert_cmd, 1, "unknown source format '%s' "
-                               "(known: llama2c)", pos[0]);
+                               "(known: llama2c, hf)", pos[0]);
     if (n != 3 || !a.out)
         return cli_usage_error(&convert_cmd, 1, n != 3 ? "llama2c wants "
                                "MODEL.bin and TOKENIZER.bin" : "-o OUT.gguf "

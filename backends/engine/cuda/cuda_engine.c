@@ -247,6 +247,12 @@ int cuda_engine_build(const model *m, const cuda_ops *ops, int max_tok,
     if (m->hp.head_dim > 256)
         return em_errorf(err, "%s: head size %d exceeds the attention "
                          "kernel's 256", ops->name, m->hp.head_dim);
+    if (m->hp.arch != MODEL_LLAMA && m->hp.gelu != MODEL_GELU_GGML)
+        return em_errorf(err, "%s: the CUDA engine computes GELU through "
+                         "ggml's F16 table only, and this model asks for the "
+                         "%s form (a checkpoint directory's config.json): "
+                         "run it on the native backend", ops->name,
+                         m->hp.gelu == MODEL_GELU_ERF ? "erf" : "F32 tanh");
     cuda_engine *e = em_calloc(1, sizeof *e);
     e->ops = ops;
     e->m = m;
