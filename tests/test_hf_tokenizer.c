@@ -218,6 +218,45 @@ static void check_padding(const tokenizer *hf, const tokenizer *orig)
                tok_n_vocab(orig));
 }
 
+/* Longer texts than the vectors: every line of the README, and the
+ * whole README at once, give the same ids both ways. */
+static void compare_readme(const char *name, const tokenizer *hf,
+                           const tokenizer *ref)
+{
+    char *text;
+    size_t len;
+    em_err err;
+    if (em_read_file("README.md", &text, &len, &err)) {
+        CHECK_MSG(0, "%s", err.msg);
+        return;
+    }
+    int n_line = 0, n_same = 0, n1, n2;
+    int32_t *a, *b;
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (!encode(hf, p, n, 0, &a, &n1) && !encode(ref, p, n, 0, &b, &n2)) {
+            n_same += same_ids(a, n1, b, n2);
+            free(a);
+            free(b);
+        }
+        n_line++;
+        p += n + (nl != NULL);
+    }
+    CHECK_MSG(n_same == n_line, "%s: %d/%d README lines differ", name,
+              n_line - n_same, n_line);
+    if (!encode(hf, text, len, 0, &a, &n1) &&
+        !encode(ref, text, len, 0, &b, &n2)) {
+        CHECK_MSG(same_ids(a, n1, b, n2), "%s: the whole README differs",
+                  name);
+        printf("  %s: %d/%d README lines and the whole README (%d ids) "
+               "the same\n", name, n_same, n_line, n1);
+        free(a);
+        free(b);
+    }
+    free(text);
+}
+
 /* pre: the tokenizer.ggml.pre the Hugging Face file gives (NULL: the
  * GGUF file's own). */
 static void check_roundtrip(const char *name, const char *pre)
@@ -249,6 +288,7 @@ static void check_roundtrip(const char *name, const char *pre)
             CHECK_STR(tok_pre(hf.t), pre);
         CHECK(compare_cases(name, hf.t, pre ? ref.t : orig, orig, inp,
                             outs) >= 40);
+        compare_readme(name, hf.t, pre ? ref.t : orig);
     }
     built_free(&hf);
     built_free(&ref);
@@ -388,6 +428,29 @@ TEST(bos_rules)
                      "\"eos_token\":{\"content\":\"</s>\"}}", "ab"), "8 2");
 }
 
+/* GPT-2's tokenizer files name no BOS/EOS; config.json's ids count. */
+TEST(config_json_ids)
+{
+    char *dir = make_dir(bl_doc(BL_PRE, "null", "[\"a b\"]"), NULL);
+    hf_built b;
+    em_err err;
+    put_file(dir, "config.json", "{\"bos_token_id\":3,"
+             "\"eos_token_id\":[3,5]}");
+    if (!build_from_dir(dir, 0, &b, &err)) {
+        CHECK_INT(tok_bos(b.t), 3);
+        CHECK_INT(tok_eos(b.t), 3);
+        built_free(&b);
+    } else {
+        CHECK_MSG(0, "%s", err.msg);
+    }
+    put_file(dir, "config.json", "{\"bos_token_id\":99}");
+    gguf_writer *w = gguf_writer_new();
+    CHECK(hf_tokenizer_read(dir, 0, w, &err) == -1);
+    CHECK_HAS(err.msg, "config.json: key 'bos_token_id'");
+    gguf_writer_free(w);
+    rm_dir(dir);
+}
+
 TEST(pre_and_types)
 {
     char *dir = make_dir(bl_doc(LLAMA3_PRE, BOS_TEMPLATE, "[[\"a\",\"b\"]]"),
@@ -483,6 +546,10 @@ TEST(errors)
     check_error(doc("[]", "null", BL_PRE, "null", "{\"type\":\"BPE\","
                     "\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}"),
                 NULL, "key 'model.vocab': id 0 is given to both");
+    check_error(doc("[]", "null", BL_PRE, "null", "{\"type\":\"BPE\","
+                    "\"vocab\":{\"a\":0,\"b\":1000000000},\"merges\":[]}"),
+                NULL, "key 'model.vocab': no token has id 1 (ids run "
+                "0..1000000000");
     check_error(bl_doc(BL_PRE, "null", "[\"a b\",\"a x\"]"), NULL,
                 "key 'model.merges': merge 1 names 'x'");
     check_error(bl_doc(BL_PRE, "null", "[\"a c\"]"), NULL,
@@ -504,6 +571,7 @@ int main(void)
     RUN(roundtrip_llama_spm);
     RUN(roundtrip_falcon);
     RUN(bos_rules);
+    RUN(config_json_ids);
     RUN(pre_and_types);
     RUN(padding);
     RUN(errors);

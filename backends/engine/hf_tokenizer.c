@@ -3,7 +3,8 @@
  * (hf_tokenizer.h).
  *
  * Owns: the reading of tokenizer.json, tokenizer_config.json and
- * special_tokens_map.json into one table of tokens by id, and the keys
+ * special_tokens_map.json (and config.json's bos/eos ids, when those
+ * name no BOS/EOS token) into one table of tokens by id, and the keys
  * written from it. Nothing here tokenizes: tokenizer.c does, from the keys.
  *
  * How SentencePiece-style vocabularies get scores: Hugging Face's BPE
@@ -34,8 +35,8 @@ enum { HT_NORMAL = 1, HT_UNKNOWN = 2, HT_CONTROL = 3, HT_USER = 4,
  * the tokens of model.vocab and added_tokens. */
 typedef struct hf_tok {
     const char *dir;
-    char path[3][1024];          /* tokenizer.json, _config, special map */
-    cJSON *json[3];
+    char path[4][1024];          /* the files, by F_* */
+    cJSON *json[4];
     em_err *err;
     char **tok;
     int32_t *type;
@@ -50,7 +51,9 @@ typedef struct hf_tok {
     int32_t bos, eos, unk, pad;
 } hf_tok;
 
-enum { F_TOK = 0, F_CFG = 1, F_MAP = 2 };
+/* tokenizer.json, tokenizer_config.json, special_tokens_map.json and
+ * the model's config.json (for bos/eos ids no other file names). */
+enum { F_TOK = 0, F_CFG = 1, F_MAP = 2, F_HFC = 3, F_N = 4 };
 
 static int key_err(hf_tok *h, int f, const char *key, const char *what)
 {
@@ -140,6 +143,39 @@ static int64_t json_id(const cJSON *v)
     return (int64_t)v->valuedouble;
 }
 
+static int gap_err(hf_tok *h, int64_t id)
+{
+    return em_errorf(h->err, "%s: key 'model.vocab': no token has id %lld "
+                     "(ids run 0..%lld with gaps)", h->path[F_TOK],
+                     (long long)id, (long long)h->n - 1);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The smallest id neither model.vocab nor added_tokens gives (ids known
+ * valid), found without a table as large as the largest id. */
+static int64_t first_gap(const cJSON *vocab, const cJSON *added)
+{
+    size_t n = 0, cap = (size_t)cJSON_GetArraySize(vocab) +
+                        (size_t)cJSON_GetArraySize(added) + 1;
+    int64_t *ids = em_malloc(cap * sizeof *ids), gap = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, vocab)
+        ids[n++] = json_id(v);
+    cJSON_ArrayForEach(v, added)
+        ids[n++] = json_id(cJSON_GetObjectItemCaseSensitive(v, "id"));
+    qsort(ids, n, sizeof *ids, cmp_i64);
+    for (size_t i = 0; i < n && ids[i] <= gap; i++)
+        if (ids[i] == gap)
+            gap++;
+    free(ids);
+    return gap;
+}
+
 /* The ids of model.vocab and added_tokens run 0..n-1: n. */
 static int count_ids(hf_tok *h, const cJSON *vocab, const cJSON *added)
 {
@@ -164,6 +200,8 @@ static int count_ids(hf_tok *h, const cJSON *vocab, const cJSON *added)
     }
     if (!h->n)
         return key_err(h, F_TOK, "model.vocab", "no tokens");
+    if (h->n > cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added))
+        return gap_err(h, first_gap(vocab, added));
     return 0;
 }
 
@@ -227,10 +265,7 @@ static int check_gaps(hf_tok *h)
 {
     for (int64_t id = 0; id < h->n; id++)
         if (!h->tok[id])
-            return em_errorf(h->err, "%s: key 'model.vocab': no token has id "
-                             "%lld (ids run 0..%lld with gaps)",
-                             h->path[F_TOK], (long long)id,
-                             (long long)h->n - 1);
+            return gap_err(h, id);
     return 0;
 }
 
@@ -581,6 +616,24 @@ static int special_id(hf_tok *h, const char *key, int32_t *id)
     return 0;
 }
 
+/* config.json's id under key (a number, or a list whose first entry
+ * counts) when the tokenizer files named none: GPT-2's name no tokens,
+ * and llama.cpp's converter reads config.json too. */
+static int config_id(hf_tok *h, const char *key, int32_t *id)
+{
+    const cJSON *v = item(h->json[F_HFC], key);
+    if (*id >= 0 || !v || cJSON_IsNull(v))
+        return 0;
+    if (cJSON_IsArray(v))
+        v = cJSON_GetArrayItem(v, 0);
+    int64_t x = json_id(v);
+    if (x < 0 || x >= h->n)
+        return key_err(h, F_HFC, key, "not an id of a token of "
+                       "tokenizer.json");
+    *id = (int32_t)x;
+    return 0;
+}
+
 /* The post-processor's TemplateProcessing "single" template: whether a
  * special token comes before $A (and the first such, in *first) and
  * whether one comes after. 0 when there is no template. */
@@ -631,6 +684,9 @@ static int read_specials(hf_tok *h, const cJSON *model, int *add_bos,
         special_id(h, "eos_token", &h->eos) ||
         special_id(h, "unk_token", &h->unk) ||
         special_id(h, "pad_token", &h->pad))
+        return -1;
+    if (config_id(h, "bos_token_id", &h->bos) ||
+        config_id(h, "eos_token_id", &h->eos))
         return -1;
     int before, after;
     const char *first;
@@ -706,7 +762,7 @@ static void write_keys(hf_tok *h, const char *pre, int add_bos, int add_eos,
 
 static void hf_free(hf_tok *h)
 {
-    for (int f = 0; f < 3; f++)
+    for (int f = 0; f < F_N; f++)
         cJSON_Delete(h->json[f]);
     for (int64_t i = 0; h->tok && i < h->rows; i++)
         free(h->tok[i]);
@@ -725,6 +781,7 @@ static int read_all(hf_tok *h, int64_t n_vocab, gguf_writer *w)
     if (load_json(h, F_TOK, "tokenizer.json", 1) ||
         load_json(h, F_CFG, "tokenizer_config.json", 0) ||
         load_json(h, F_MAP, "special_tokens_map.json", 0) ||
+        load_json(h, F_HFC, "config.json", 0) ||
         read_model(h, &model) || read_kind(h, model, &space_prefix) ||
         (!h->spm && pre_name(h, &pre)) ||
         read_tokens(h, model, n_vocab) || read_merges(h, model) ||
