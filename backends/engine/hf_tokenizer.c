@@ -481,8 +481,8 @@ static int read_merges(hf_tok *h, const cJSON *model)
     if (!cJSON_IsArray(merges))
         return key_err(h, F_TOK, "model.merges", "missing or not an array");
     cJSON_ArrayForEach(m, merges) {
-        const char *a, *b;
-        size_t na;
+        const char *a = NULL, *b = NULL;
+        size_t na = 0;
         if (merge_halves(h, m, r, &a, &na, &b) ||
             add_merge(h, r, a, na, b, &cat)) {
             em_buf_free(&cat);
