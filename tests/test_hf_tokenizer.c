@@ -428,7 +428,8 @@ TEST(bos_rules)
                      "\"eos_token\":{\"content\":\"</s>\"}}", "ab"), "8 2");
 }
 
-/* GPT-2's tokenizer files name no BOS/EOS; config.json's ids count. */
+/* GPT-2's tokenizer files name no BOS/EOS; config.json's ids count,
+ * after special_tokens_map.json's. */
 TEST(config_json_ids)
 {
     char *dir = make_dir(bl_doc(BL_PRE, "null", "[\"a b\"]"), NULL);
@@ -443,6 +444,16 @@ TEST(config_json_ids)
     } else {
         CHECK_MSG(0, "%s", err.msg);
     }
+    /* special_tokens_map.json comes before config.json */
+    put_file(dir, "special_tokens_map.json",
+             "{\"bos_token\":{\"content\":\"c\",\"lstrip\":false}}");
+    if (!build_from_dir(dir, 0, &b, &err)) {
+        CHECK_INT(tok_bos(b.t), 5);
+        built_free(&b);
+    } else {
+        CHECK_MSG(0, "%s", err.msg);
+    }
+    put_file(dir, "special_tokens_map.json", "{}");
     put_file(dir, "config.json", "{\"bos_token_id\":99}");
     gguf_writer *w = gguf_writer_new();
     CHECK(hf_tokenizer_read(dir, 0, w, &err) == -1);
@@ -528,6 +539,14 @@ TEST(errors)
     check_error(NULL, NULL, "tokenizer.json: missing");
     check_error(em_strdup("{\n  \"model\": {\n    \"type\": \"BPE\",,\n}}"),
                 NULL, "tokenizer.json:3: invalid JSON");
+    check_error(em_strdup("{\"version\":\"1.0\"}"), NULL,
+                "tokenizer.json: key 'model': missing");
+    check_error(doc("[]", "null", BL_PRE, "null", "{\"type\":\"BPE\","
+                    "\"merges\":[]}"), NULL,
+                "tokenizer.json: key 'model.vocab': missing");
+    check_error(doc("[]", "null", BL_PRE, "null", "{\"type\":\"BPE\","
+                    "\"vocab\":" BL_VOCAB "}"), NULL,
+                "tokenizer.json: key 'model.merges': missing");
     check_error(doc("[]", "null", "null", "null",
                     "{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}"), NULL,
                 "tokenizer.json: key 'model.type': 'WordPiece'");
