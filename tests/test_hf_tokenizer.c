@@ -559,6 +559,12 @@ TEST(errors)
                        "[\"a b\"]"), NULL,
                 "tokenizer.json: key 'pre_tokenizer': unknown Split regex "
                 "'\\w+'");
+    check_error(doc(BL_ADDED, "{\"type\":\"Lowercase\"}", BL_PRE, "null",
+                    "{\"type\":\"BPE\",\"vocab\":" BL_VOCAB ",\"merges\":[]}"),
+                NULL, "tokenizer.json: key 'normalizer': only NFC");
+    check_error(doc(SPM_ADDED, SPM_NORM, "{\"type\":\"Digits\"}", "null",
+                    SPM_MODEL), NULL,
+                "tokenizer.json: key 'pre_tokenizer': a SentencePiece-style");
     check_error(doc("[]", "null", BL_PRE, "null", "{\"type\":\"BPE\","
                     "\"vocab\":{\"a\":0,\"b\":1,\"c\":3},\"merges\":[]}"),
                 NULL, "key 'model.vocab': no token has id 2");

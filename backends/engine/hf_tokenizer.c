@@ -16,6 +16,9 @@
  * SentencePiece converter writes (its merges are sorted by the score of
  * the merged piece). Pieces no merge produces (single characters, byte
  * and special tokens) get HF_SCORE_NEVER, below every merge.
+ *
+ * n_vocab <= 0 means the embedding's row count is not known: no padding,
+ * no limit.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +33,17 @@
 enum { HT_NORMAL = 1, HT_UNKNOWN = 2, HT_CONTROL = 3, HT_USER = 4,
        HT_UNUSED = 5, HT_BYTE = 6 };
 
+/* tokenizer.json, tokenizer_config.json, special_tokens_map.json and
+ * the model's config.json (for bos/eos ids no other file names). */
+enum { F_TOK = 0, F_CFG = 1, F_MAP = 2, F_HFC = 3, F_N = 4 };
+
 /* Everything read so far. Token texts are owned (tok[id], NULL for an id
- * not given yet); map is an open-addressing hash from text to id over
- * the tokens of model.vocab and added_tokens. */
+ * not given yet); slot/mask: an open-addressing hash from text to id over
+ * the tokens of model.vocab and added_tokens (not the padding). */
 typedef struct hf_tok {
     const char *dir;
-    char path[4][1024];          /* the files, by F_* */
-    cJSON *json[4];
+    char path[F_N][1024];        /* the files, by F_* */
+    cJSON *json[F_N];            /* NULL: an optional file not there */
     em_err *err;
     char **tok;
     int32_t *type;
@@ -50,10 +57,6 @@ typedef struct hf_tok {
     size_t n_merges;
     int32_t bos, eos, unk, pad;
 } hf_tok;
-
-/* tokenizer.json, tokenizer_config.json, special_tokens_map.json and
- * the model's config.json (for bos/eos ids no other file names). */
-enum { F_TOK = 0, F_CFG = 1, F_MAP = 2, F_HFC = 3, F_N = 4 };
 
 static int key_err(hf_tok *h, int f, const char *key, const char *what)
 {
@@ -403,9 +406,57 @@ static int read_model(hf_tok *h, const cJSON **model)
                                                 "continuing_subword_prefix"));
     const char *sfx = cJSON_GetStringValue(item(*model,
                                                 "end_of_word_suffix"));
-    if ((pfx && *pfx) || (sfx && *sfx))
+    if (pfx && *pfx)
         return key_err(h, F_TOK, "model.continuing_subword_prefix",
-                       "subword prefixes/suffixes are not supported");
+                       "subword prefixes are not supported");
+    if (sfx && *sfx)
+        return key_err(h, F_TOK, "model.end_of_word_suffix",
+                       "word suffixes are not supported");
+    return 0;
+}
+
+/* Whether node (and each member of a Sequence) is of a type in list
+ * ('|'-separated); a Replace must be Llama-2's " " -> "▁". */
+static int only_types(const cJSON *node, const char *list)
+{
+    const char *t = type_of(node);
+    const cJSON *v;
+    if (!node || cJSON_IsNull(node))
+        return 1;
+    if (t && !strcmp(t, "Sequence")) {
+        cJSON_ArrayForEach(v, seq_list(node))
+            if (!only_types(v, list))
+                return 0;
+        return seq_list(node) != NULL;
+    }
+    if (t && !strcmp(t, "Replace") && !replaces_space(node))
+        return 0;
+    size_t n = t ? strlen(t) : 0;
+    for (const char *p = list; t && *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, t, n))
+            return 1;
+        p += len + (bar != NULL);
+    }
+    return 0;
+}
+
+/* Normalizers and SPM pre-tokenizers tokenizer.c does the work of: the
+ * "▁" ones of SentencePiece-style files; NFC (Qwen2), which llama.cpp
+ * leaves out too. Anything else would change the ids unseen. */
+static int check_text_steps(hf_tok *h)
+{
+    const cJSON *root = h->json[F_TOK];
+    if (!only_types(item(root, "normalizer"),
+                    h->spm ? "Prepend|Replace|NFC" : "NFC"))
+        return key_err(h, F_TOK, "normalizer", h->spm ?
+                       "only Prepend \"\xe2\x96\x81\", Replace \" \" -> "
+                       "\"\xe2\x96\x81\" and NFC are supported" :
+                       "only NFC is supported with a byte-level vocabulary");
+    if (h->spm && !only_types(item(root, "pre_tokenizer"), "Metaspace"))
+        return key_err(h, F_TOK, "pre_tokenizer", "a SentencePiece-style "
+                       "vocabulary takes only Metaspace (or none)");
     return 0;
 }
 
@@ -783,6 +834,7 @@ static int read_all(hf_tok *h, int64_t n_vocab, gguf_writer *w)
         load_json(h, F_MAP, "special_tokens_map.json", 0) ||
         load_json(h, F_HFC, "config.json", 0) ||
         read_model(h, &model) || read_kind(h, model, &space_prefix) ||
+        check_text_steps(h) ||
         (!h->spm && pre_name(h, &pre)) ||
         read_tokens(h, model, n_vocab) || read_merges(h, model) ||
         read_specials(h, model, &add_bos, &add_eos))
