@@ -234,6 +234,8 @@ static int read_vocab(hf_tok *h, const cJSON *vocab)
             return em_errorf(h->err, "%s: key 'model.vocab': id %lld is "
                              "given to both '%s' and '%s'", h->path[F_TOK],
                              (long long)id, h->tok[id], v->string);
+        if (!*v->string)
+            return key_err(h, F_TOK, "model.vocab", "a token is empty");
         h->tok[id] = em_strdup(v->string);
         if (map_add(h, (int32_t)id))
             return em_errorf(h->err, "%s: key 'model.vocab': token '%s' "
@@ -250,6 +252,8 @@ static int read_added(hf_tok *h, const cJSON *added)
         int64_t id = json_id(cJSON_GetObjectItemCaseSensitive(v, "id"));
         const char *s = cJSON_GetStringValue(
             cJSON_GetObjectItemCaseSensitive(v, "content"));
+        if (!*s)
+            return key_err(h, F_TOK, "added_tokens", "a token is empty");
         if (h->tok[id] && strcmp(h->tok[id], s))
             return em_errorf(h->err, "%s: key 'added_tokens': id %lld is "
                              "'%s' there but '%s' in model.vocab",
@@ -515,8 +519,11 @@ static int add_merge(hf_tok *h, size_t r, const char *a, size_t na,
             h->score[c] = -(float)r;
         return 0;
     }
-    if (na && memchr(a + 1, ' ', na - 1))
-        return unknown_merge(h, r, a, na);   /* "a b" could not split it */
+    if (na && memchr(a + 1, ' ', na - 1))   /* "a b" would split wrong */
+        return em_errorf(h->err, "%s: key 'model.merges': merge %zu: '%.*s' "
+                         "holds a space, which tokenizer.ggml.merges cannot "
+                         "hold in a merge's left half", h->path[F_TOK], r,
+                         (int)(na > 200 ? 200 : na), a);
     em_buf_put(&h->mtext, a, na);
     em_buf_putc(&h->mtext, ' ');
     em_buf_put(&h->mtext, b, nb + 1);        /* with the NUL */
