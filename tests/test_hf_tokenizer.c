@@ -623,6 +623,9 @@ TEST(errors)
     check_error(bl_doc(BL_PRE, "null", "[\"a b\"]"), "{\"bos_token\":\"<x>\"}",
                 "tokenizer_config.json: key 'bos_token': '<x>' is not a "
                 "token");
+    check_error(bl_doc(BL_PRE, "null", "[\"a b\"]"), "{\"add_bos_token\":true}",
+                "tokenizer_config.json: key 'add_bos_token': BOS is to be "
+                "added but no file names a BOS token");
     check_error(bl_doc(BL_PRE, "null", "[\"a b\"]"), "{\"bos_token\":",
                 "tokenizer_config.json:1: invalid JSON");
     check_error(doc(BL_ADDED, "null", "null", "null", "{\"type\":\"BPE\","

@@ -731,7 +731,8 @@ static int config_flag(const hf_tok *h, const char *key, int *v)
 }
 
 /* bos/eos/unk/pad ids and add_bos/add_eos: tokenizer_config.json, then
- * special_tokens_map.json, then the post-processor, then the defaults. */
+ * special_tokens_map.json, then config.json (ids), then the
+ * post-processor, then the defaults (SPM: <s>, </s>, add BOS). */
 static int read_specials(hf_tok *h, const cJSON *model, int *add_bos,
                          int *add_eos)
 {
@@ -751,10 +752,24 @@ static int read_specials(hf_tok *h, const cJSON *model, int *add_bos,
     int has_tp = template_of(h, &before, &after, &first);
     if (h->bos < 0 && first)
         h->bos = hf_lookup(h, first, strlen(first));
-    if (!config_flag(h, "add_bos_token", add_bos))
+    int f_bos = config_flag(h, "add_bos_token", add_bos) ? F_CFG : F_TOK;
+    int f_eos = config_flag(h, "add_eos_token", add_eos) ? F_CFG : F_TOK;
+    if (f_bos == F_TOK)
         *add_bos = has_tp ? before : h->spm;
-    if (!config_flag(h, "add_eos_token", add_eos))
+    if (f_eos == F_TOK)
         *add_eos = has_tp ? after : 0;
+    if (h->spm && h->bos < 0)             /* SentencePiece's own names */
+        h->bos = hf_lookup(h, "<s>", 3);
+    if (h->spm && h->eos < 0)
+        h->eos = hf_lookup(h, "</s>", 4);
+    if (*add_bos && h->bos < 0)
+        return key_err(h, f_bos, f_bos == F_CFG ? "add_bos_token" :
+                       "post_processor", "BOS is to be added but no file "
+                       "names a BOS token (bos_token)");
+    if (*add_eos && h->eos < 0)
+        return key_err(h, f_eos, f_eos == F_CFG ? "add_eos_token" :
+                       "post_processor", "EOS is to be added but no file "
+                       "names an EOS token (eos_token)");
     return 0;
 }
 
