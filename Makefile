@@ -124,7 +124,9 @@ emerge: $(BUILD)/rel/harness/cli/main.o $(BUILD)/rel/libemerge.a
 $(BUILD)/asan/emerge: $(BUILD)/asan/harness/cli/main.o $(BUILD)/asan/libemerge.a
 	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/asan/tests/testlib.o $(BUILD)/asan/libemerge.a
+# Helpers every test program links: tests/hf_tok_write.c (fixtures).
+TEST_HELPERS := $(BUILD)/asan/tests/hf_tok_write.o
+$(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/asan/tests/testlib.o $(TEST_HELPERS) $(BUILD)/asan/libemerge.a
 	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 asan: $(BUILD)/asan/emerge $(TESTS)
