@@ -124,12 +124,14 @@ emerge: $(BUILD)/rel/harness/cli/main.o $(BUILD)/rel/libemerge.a
 $(BUILD)/asan/emerge: $(BUILD)/asan/harness/cli/main.o $(BUILD)/asan/libemerge.a
 	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Helpers every test program links: tests/hf_tok_write.c (fixtures).
-TEST_HELPERS := $(BUILD)/asan/tests/hf_tok_write.o
+# Helpers every test program links: the fixture writers (a GGUF model as
+# a Hugging Face checkpoint directory: tests/hf_write.c, hf_tok_write.c).
+TEST_HELPERS := $(BUILD)/asan/tests/hf_write.o $(BUILD)/asan/tests/hf_tok_write.o
 $(BUILD)/asan/tests/%: $(BUILD)/asan/tests/%.o $(BUILD)/asan/tests/testlib.o $(TEST_HELPERS) $(BUILD)/asan/libemerge.a
 	$(CC) $(ASAN_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-asan: $(BUILD)/asan/emerge $(TESTS)
+# tests/mkhf.c: the fixture writer as a command, for the shell tests.
+asan: $(BUILD)/asan/emerge $(TESTS) $(BUILD)/asan/tests/mkhf
 tests: asan
 
 test:
@@ -199,6 +201,12 @@ FUZZ_SRC     = tests/fuzz_gguf.c backends/engine/gguf.c base/common.c
 $(BUILD)/fuzz/fuzz_gguf: $(FUZZ_SRC) backends/engine/gguf.h base/common.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(EM_CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC) -lcrypto -lm
+
+# the safetensors reader (owner: safetensors; tests/test_fuzz_safetensors.sh)
+FUZZ_ST_SRC  = tests/fuzz_safetensors.c backends/engine/safetensors.c base/common.c
+$(BUILD)/fuzz/fuzz_safetensors: $(FUZZ_ST_SRC) backends/engine/safetensors.h base/common.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(EM_CPPFLAGS) $(FUZZ_CFLAGS) -o $@ $(FUZZ_ST_SRC) -lcjson -lcrypto -lm
 
 .PHONY: fuzz
 fuzz: $(BUILD)/fuzz/fuzz_gguf emerge
