@@ -111,7 +111,8 @@ static void print_kv(const gguf_kv *kv, size_t items)
     putchar('\n');
 }
 
-static void print_tensors(const gguf_file *g)
+/* dir: a checkpoint directory, whose tensors have no file offsets. */
+static void print_tensors(const gguf_file *g, int dir)
 {
     printf("tensors:\n  %-32s %-5s %-22s %12s %12s\n", "name", "type",
            "shape", "offset", "bytes");
@@ -128,9 +129,11 @@ static void print_tensors(const gguf_file *g)
         }
         strcat(shape, "]");
         params += (uint64_t)nel;
-        printf("  %-32s %-5s %-22s %12llu %12zu\n", t->name,
-               ggml_type_name(t->type), shape,
-               (unsigned long long)t->offset, t->nbytes);
+        char off[24] = "-";
+        if (!dir)
+            snprintf(off, sizeof off, "%llu", (unsigned long long)t->offset);
+        printf("  %-32s %-5s %-22s %12s %12zu\n", t->name,
+               ggml_type_name(t->type), shape, off, t->nbytes);
     }
     printf("total parameters: %llu (%.2f M)\n", (unsigned long long)params,
            (double)params / 1e6);
@@ -144,22 +147,31 @@ static int inspect_one(const char *path, size_t items)
         fprintf(stderr, "emerge inspect: %s\n", err.msg);
         return -1;
     }
-    printf("%s: GGUF v%u, %llu keys, %llu tensors, alignment %zu, data at "
-           "byte %zu, %zu bytes\n", path, g->version,
-           (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors,
-           g->alignment, g->data_offset, g->size);
+    int dir = hf_is_dir(path);
+    if (dir)
+        printf("%s: Hugging Face checkpoint, read as GGUF: %llu keys, %llu "
+               "tensors (GGUF names and layouts, as `convert hf` writes "
+               "them)\n", path, (unsigned long long)g->n_kv,
+               (unsigned long long)g->n_tensors);
+    else
+        printf("%s: GGUF v%u, %llu keys, %llu tensors, alignment %zu, data "
+               "at byte %zu, %zu bytes\n", path, g->version,
+               (unsigned long long)g->n_kv, (unsigned long long)g->n_tensors,
+               g->alignment, g->data_offset, g->size);
     printf("metadata:\n");
     for (uint64_t i = 0; i < g->n_kv; i++)
         print_kv(&g->kv[i], items);
-    print_tensors(g);
+    print_tensors(g, dir);
     gguf_close(g);
     return 0;
 }
 
 static const char inspect_help[] =
-    "usage: emerge inspect [--items N] FILE.gguf...\n"
+    "usage: emerge inspect [--items N] MODEL...\n"
     "Prints the GGUF version, every metadata key (arrays: type, length,\n"
-    "first N items, default 5), every tensor and the parameter count.\n";
+    "first N items, default 5), every tensor and the parameter count.\n"
+    "MODEL is a GGUF file or a Hugging Face checkpoint directory, shown as\n"
+    "emerge reads it: GGUF keys and tensor names.\n";
 
 enum { OPT_ITEMS = 256, OPT_TYPE, OPT_VOCAB, OPT_SEED, OPT_NUM };
 

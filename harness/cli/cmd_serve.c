@@ -19,8 +19,9 @@
 int cmd_serve(int argc, char **argv);
 
 static const char serve_help[] =
-        "usage: emerge serve MODEL.gguf [options]\n"
+        "usage: emerge serve MODEL [options]\n"
         "\n"
+        "MODEL: a GGUF file or a Hugging Face checkpoint directory.\n"
         "Serves the model over HTTP with OpenAI's API: POST /v1/completions\n"
         "(echo + logprobs for scoring), POST /v1/chat/completions, GET\n"
         "/v1/models and GET /health. Runs until SIGINT/SIGTERM.\n"

@@ -72,7 +72,8 @@ static const char sweep_usage[] =
     "built: each named); 2 an error (nothing could be built); 130/143 stopped\n"
     "by SIGINT/SIGTERM after the batch in flight (what is stored is kept; the\n"
     "same command resumes).\n"
-    "SPEC for run: FILE.gguf | FAMILY.yaml | BACKEND[:PATH][,key=value...],\n"
+    "SPEC for run: FILE.gguf | DIR (a Hugging Face checkpoint) | FAMILY.yaml |\n"
+    "  BACKEND[:PATH][,key=value...],\n"
     "  e.g. synthetic,params=1e9,shape=sharp or replay:rec.jsonl\n";
 
 static const char results_usage[] =

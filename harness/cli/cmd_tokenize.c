@@ -19,11 +19,12 @@
 int cmd_tokenize(int argc, char **argv);
 
 static const char tokenize_help[] =
-        "usage: emerge tokenize [options] MODEL.gguf [TEXT]\n"
+        "usage: emerge tokenize [options] MODEL [TEXT]\n"
         "\n"
         "Tokenises TEXT (or --file) with the model's vocabulary, exactly as\n"
         "llama.cpp would, and prints one line per token: id, the token as\n"
-        "stored in the vocabulary, and the text it stands for.\n"
+        "stored in the vocabulary, and the text it stands for. MODEL is a\n"
+        "GGUF file or a Hugging Face checkpoint directory (tokenizer.json).\n"
         "\n"
         "options:\n"
         "  --file F      read the text from file F ('-' for stdin)\n"
