@@ -415,7 +415,7 @@ static void forward_matches(const ck *c)
     em_err err;
     model *m = NULL;
     int rc = llama2c_convert(model_path, tok, out, GGML_F32, NULL, &err);
-    model_opts mo = {1, 0, 0, 1};
+    model_opts mo = {1, 0, 0, 1, NULL};
     if (!rc)
         rc = model_build(out, &mo, &m, &err);
     CHECK_MSG(rc == 0, "%s", err.msg);
