@@ -315,7 +315,7 @@ TEST(test_store_migrates_old)
             continue;
         }
         int64_t mid, n;
-        store_model m = {"m", "synthetic", NULL, 1e6, 0, -1, "{}", "I", 3};
+        store_model m = {"m", "synthetic", NULL, 1e6, 0, -1, "{}", "I", 3, 0};
         CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
         CHECK_INT(store_count(s, "scores", &n, &err), 0);
         CHECK_INT(n, 1);
@@ -402,7 +402,7 @@ TEST(test_store_cache)
     }
     int64_t run, mid, tid;
     task *t = fake_task("arith", "h1");
-    store_model m = {"m1", "synthetic", NULL, 1e6, 0, -1, "{}", "{\"id\":1}", 1};
+    store_model m = {"m1", "synthetic", NULL, 1e6, 0, -1, "{}", "{\"id\":1}", 1, 0};
     CHECK_INT(store_add_run(s, "x", 1, &run, &err), 0);
     CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
     CHECK_INT(store_put_task(s, t, run, &tid, &err), 0);
@@ -475,8 +475,8 @@ TEST(test_store_results_and_series)
     }
     task *t = fake_task("arith", "h1");
     int64_t big, small, tid;
-    store_model mb = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B", 1};
-    store_model ms = {"small", "synthetic", NULL, 1e6, 2e7, -1, "{}", "S", 1};
+    store_model mb = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B", 1, 0};
+    store_model ms = {"small", "synthetic", NULL, 1e6, 2e7, -1, "{}", "S", 1, 0};
     store_put_model(s, &mb, &big, &err);
     store_put_model(s, &ms, &small, &err);
     store_put_task(s, t, 1, &tid, &err);
@@ -536,7 +536,7 @@ TEST(test_store_results_and_series)
     /* A model retrained under the same name: the results follow the
      * identity the latest run used. */
     int64_t big2;
-    store_model mb2 = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B2", 5};
+    store_model mb2 = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B2", 5, 0};
     store_put_model(s, &mb2, &big2, &err);
     CHECK(big2 != big);
     double vb2[4] = {0, 0, 0, 0};
