@@ -269,24 +269,15 @@ int results_load(store_query *q, result_row **rows, int *n, em_err *err)
 
 /* ---- scaling series ------------------------------------------------------ */
 
-int results_axis_parse(const char *name)
-{
-    static const char *const names[] = {"params", "flops", "nonembed"};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(name, names[i]))
-            return i;
-    return -1;
-}
-
 /* The parameter count a point has on this axis (0: none). */
 static double params_of(const result_row *r, int axis)
 {
-    return axis == RESULTS_AXIS_NONEMBED ? r->params_nonembed : r->params;
+    return axis == SCALING_AXIS_NONEMBED ? r->params_nonembed : r->params;
 }
 
 static double axis_of(const result_row *r, int axis)
 {
-    return axis == RESULTS_AXIS_FLOPS ? 6 * r->params * r->tokens
+    return axis == SCALING_AXIS_FLOPS ? 6 * r->params * r->tokens
                                       : params_of(r, axis);
 }
 
@@ -364,7 +355,7 @@ static void series_keep_most_trained(scaling_series *s)
 int results_series(store_query *q, int axis, scaling_series **out, int *n,
                       em_err *err)
 {
-    int axis_flops = axis == RESULTS_AXIS_FLOPS;
+    int axis_flops = axis == SCALING_AXIS_FLOPS;
     result_row *rows;
     int nr;
     if (results_load(q, &rows, &nr, err) != 0)
@@ -376,7 +367,7 @@ int results_series(store_query *q, int axis, scaling_series **out, int *n,
         if (!strcmp(r->metric, "ece") || !strcmp(r->metric, "mc_confidence") ||
             !strncmp(r->metric, "sc_calib_", 9))
             continue;
-        if (axis != RESULTS_AXIS_PARAMS && !(axis_of(r, axis) > 0))
+        if (axis != SCALING_AXIS_PARAMS && !(axis_of(r, axis) > 0))
             continue;
         int k = series_find(ss, ns, r);
         if (k < 0) {

@@ -40,16 +40,6 @@ void results_free(result_row *rows, int n);
  * runs byte for byte. */
 int results_dump_scores(store_query *q, FILE *f, em_err *err);
 
-/* The x axes of the scaling series (--axis): parameters, training flops
- * 6*N*D, or non-embedding parameters (Kaplan et al.'s N, the models
- * table's params_nonembed). */
-enum { RESULTS_AXIS_PARAMS = 0, RESULTS_AXIS_FLOPS = 1,
-       RESULTS_AXIS_NONEMBED = 2 };
-#define RESULTS_AXIS_NAMES "params, flops or nonembed"
-
-/* RESULTS_AXIS_* of an --axis value, or -1. */
-int results_axis_parse(const char *name);
-
 /* One series per task x variant x metric, the models sorted by params (or
  * by training flops 6*N*D on the flops axis; models without a token count
  * are left out then; on the nonembed axis a point's params are the

@@ -30,8 +30,9 @@ static int note_unknown(store_query *q, int axis)
     }
     if (n)
         fprintf(stderr, "emerge: note: %d model%s without a non-embedding "
-                "parameter count left off the axis: %s (a sweep that opens "
-                "them records it)\n", n, n == 1 ? "" : "s", names);
+                "parameter count left off the axis: %s (a native model's is "
+                "stored when a sweep opens it; others take params_nonembed "
+                "in the family file)\n", n, n == 1 ? "" : "s", names);
     free(names);
     return 0;
 }
@@ -52,7 +53,7 @@ static int query_all(const char *path, report_data *d, em_err *err)
         rc = store_query_choices(q, &d->choices, &d->n_choices, err);
     if (rc == 0)
         rc = results_series(q, d->axis, &d->series, &d->n_series, err);
-    if (rc == 0 && d->axis == RESULTS_AXIS_NONEMBED)
+    if (rc == 0 && d->axis == SCALING_AXIS_NONEMBED)
         rc = note_unknown(q, d->axis);
     store_query_close(q);
     return rc;
@@ -128,7 +129,7 @@ int report_data_load(const char *db_path, int axis,
     d->db_path = em_strdup(db_path);
     d->task_version = task_version ? em_strdup(task_version) : NULL;
     d->axis = axis;
-    d->axis_flops = axis == RESULTS_AXIS_FLOPS;
+    d->axis_flops = axis == SCALING_AXIS_FLOPS;
     if (query_all(db_path, d, err) != 0) {
         report_data_free(d);
         return -1;
@@ -180,7 +181,7 @@ double report_axis_x(const report_data *d, const scaling_point *p)
 const char *report_axis_label(const report_data *d)
 {
     return d->axis_flops ? "training compute 6ND (FLOPs, log scale)"
-           : d->axis == RESULTS_AXIS_NONEMBED
+           : d->axis == SCALING_AXIS_NONEMBED
                ? "non-embedding parameters (log scale)"
                : "parameters (log scale)";
 }
@@ -400,13 +401,13 @@ static int fig_metrics(const report_data *d, int task, report_fig *f)
 
 static double model_x(const report_data *d, const char *model, double params)
 {
-    if (d->axis == RESULTS_AXIS_PARAMS)
+    if (d->axis == SCALING_AXIS_PARAMS)
         return params;
     for (int i = 0; i < d->n_models; i++) {
         const sq_model *m = &d->models[i];
         if (strcmp(m->name, model))
             continue;
-        if (d->axis == RESULTS_AXIS_NONEMBED)
+        if (d->axis == SCALING_AXIS_NONEMBED)
             return m->params_nonembed;
         return m->tokens > 0 ? 6 * params * m->tokens : 0;
     }
@@ -471,7 +472,7 @@ static void fig_overview(const report_data *d, report_fig *f)
                           r->breakthroughness);
         }
         report_fig_init(p, "", title.s, d->axis_flops ? "training FLOPs"
-                        : d->axis == RESULTS_AXIS_NONEMBED
+                        : d->axis == SCALING_AXIS_NONEMBED
                             ? "non-embedding parameters" : "parameters", "");
         em_buf_free(&title);
         if (!s)

@@ -25,8 +25,8 @@
 typedef struct report_data {
     char *db_path;
     char *task_version;         /* --task-version selection, or NULL */
-    int axis;                   /* RESULTS_AXIS_* (metrics/results.h) */
-    int axis_flops;             /* axis == RESULTS_AXIS_FLOPS */
+    int axis;                   /* SCALING_AXIS_* (metrics/results.h) */
+    int axis_flops;             /* axis == SCALING_AXIS_FLOPS */
     scaling_series *series;
     scaling_result *res;        /* per series */
     int n_series;
@@ -43,7 +43,7 @@ typedef struct report_data {
 
 /* Reads everything from the database (read-only: nothing is created,
  * migrated or written), at the task versions task_version selects (NULL:
- * the current ones; see store_select_versions), on axis RESULTS_AXIS_*,
+ * the current ones; see store_select_versions), on axis SCALING_AXIS_*,
  * noting on stderr which tasks have other versions and which models have
  * no count on the non-embedding axis (left off it). */
 int report_data_load(const char *db_path, int axis,

@@ -112,7 +112,8 @@ fi
 if "$EMERGE" plot --db "$db" --out "$tmp/ne" --axis nonembed --format svg \
         >"$tmp/ne.log" 2>&1 && grep -q 'non-embedding parameters' "$tmp/ne/overview.gp" &&
     "$EMERGE" scaling --db "$db" --axis nonembed --format csv >"$tmp/ne.csv" 2>&1 &&
-    grep -q ',41152,' "$tmp/ne.csv"; then
+    grep -q ',41152,' "$tmp/ne.csv" &&
+    "$EMERGE" scaling --db "$db" --axis nonembed 2>&1 | grep -q ' nonembed '; then
     pass nonembed_axis
 else
     fail nonembed_axis "$(tail -3 "$tmp/ne.log"; head -3 "$tmp/ne.csv")"

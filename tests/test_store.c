@@ -402,13 +402,13 @@ TEST(test_store_migrates_v3)
                         " WHERE name = 'params_nonembed'"), 1);
     CHECK_INT(query_int(db, "SELECT params_nonembed IS NULL FROM models"), 1);
     double x = 0;
-    CHECK_INT(series_points(db, RESULTS_AXIS_PARAMS, &x), 1);
+    CHECK_INT(series_points(db, SCALING_AXIS_PARAMS, &x), 1);
     CHECK(x == 1e6);
-    CHECK_INT(series_points(db, RESULTS_AXIS_NONEMBED, &x), 0);
+    CHECK_INT(series_points(db, SCALING_AXIS_NONEMBED, &x), 0);
     CHECK_INT(store_query_open(db, &q, &err), 0);
     char *names = NULL;
     int n = 0;
-    CHECK_INT(results_axis_unknown(q, RESULTS_AXIS_NONEMBED, &names, &n, &err), 0);
+    CHECK_INT(results_axis_unknown(q, SCALING_AXIS_NONEMBED, &names, &n, &err), 0);
     CHECK_INT(n, 1);
     CHECK_STR(names ? names : "", "m");
     free(names);
@@ -416,7 +416,7 @@ TEST(test_store_migrates_v3)
     /* A count of 0 keeps the other one. */
     CHECK_INT(store_set_model_params(s, 1, 0, 4e5, &err), 0);
     CHECK_INT(query_int(db, "SELECT params FROM models"), 1000000);
-    CHECK_INT(series_points(db, RESULTS_AXIS_NONEMBED, &x), 1);
+    CHECK_INT(series_points(db, SCALING_AXIS_NONEMBED, &x), 1);
     CHECK(x == 4e5);
     store_close(s);
     CHECK_INT(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);

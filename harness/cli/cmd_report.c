@@ -65,7 +65,7 @@ static int no_operands(const cli_cmd *c, int argc, char **argv, int first,
  * the task versions and the axis. */
 typedef struct fig_args {
     const char *db, *out, *task_version;
-    int axis;           /* RESULTS_AXIS_* */
+    int axis;           /* SCALING_AXIS_* */
 } fig_args;
 
 typedef struct plot_args {
@@ -90,10 +90,10 @@ static const cli_cmd plot_cmd = {"plot", plot_help, (const struct option[]){
 /* Shared by plot and report: --axis. */
 static int parse_axis(const char *cmd, const char *v, int *axis)
 {
-    *axis = results_axis_parse(v);
+    *axis = scaling_axis_parse(v);
     if (*axis >= 0)
         return 0;
-    fprintf(stderr, "emerge %s: --axis must be " RESULTS_AXIS_NAMES ", not "
+    fprintf(stderr, "emerge %s: --axis must be " SCALING_AXIS_NAMES ", not "
             "'%s'\n", cmd, v);
     return -1;
 }

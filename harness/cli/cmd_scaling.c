@@ -67,8 +67,8 @@ static const cli_cmd scaling_cmd = {"scaling", scaling_help, (const struct optio
 typedef struct scaling_opts {
     const char *db, *scores, *task, *variant, *metric, *task_version;
     scaling_format fmt;
-    int axis;                   /* RESULTS_AXIS_* */
-    int axis_flops;             /* axis == RESULTS_AXIS_FLOPS */
+    int axis;                   /* SCALING_AXIS_* */
+    int axis_flops;             /* axis == SCALING_AXIS_FLOPS */
     const char *cmp_a, *cmp_b;  /* --compare families */
     const char *cmp_variants;   /* --compare-variants "A,B" */
     long replicates;
@@ -167,13 +167,13 @@ static int scaling_opt(void *ctx, int key, const char *v)
                         "csv, json, md)\n", v);
         return -1;
     case OPT_AXIS:
-        o->axis = results_axis_parse(v);
+        o->axis = scaling_axis_parse(v);
         if (o->axis < 0) {
             fprintf(stderr, "emerge scaling: unknown axis '%s' ("
-                            RESULTS_AXIS_NAMES ")\n", v);
+                            SCALING_AXIS_NAMES ")\n", v);
             return -1;
         }
-        o->axis_flops = o->axis == RESULTS_AXIS_FLOPS;
+        o->axis_flops = o->axis == SCALING_AXIS_FLOPS;
         return 0;
     }
     return scaling_str(o, key, v);
@@ -199,7 +199,7 @@ static int scaling_parse(int argc, char **argv, scaling_opts *o)
     if (o->cmp_a && o->cmp_variants)
         return cli_usage_error(&scaling_cmd, 0, "give one of --compare and "
                                "--compare-variants");
-    if (o->scores && o->axis == RESULTS_AXIS_NONEMBED)
+    if (o->scores && o->axis == SCALING_AXIS_NONEMBED)
         return cli_usage_error(&scaling_cmd, 0, "--axis nonembed reads the "
                                "models table: it needs --db");
     return CLI_OK;
@@ -235,7 +235,7 @@ static int load_series(const scaling_opts *o, scaling_series **s, int *n,
         rc = store_query_version_notes(q, stderr, err);
     if (rc == 0)
         rc = results_series(q, o->axis, s, n, err);
-    if (rc == 0 && o->axis == RESULTS_AXIS_NONEMBED)
+    if (rc == 0 && o->axis == SCALING_AXIS_NONEMBED)
         rc = note_unknown(q, o->axis, err);
     store_query_close(q);
     return rc;
@@ -385,7 +385,7 @@ int cmd_scaling(int argc, char **argv)
         scaling_series_free(s, n);
         return 2;
     }
-    rc = scaling_print(stdout, s, kept, o.axis_flops, o.fmt, &err);
+    rc = scaling_print(stdout, s, kept, o.axis, o.fmt, &err);
     scaling_series_free(s, n);
     if (rc || fflush(stdout)) {
         fprintf(stderr, "emerge scaling: %s\n", rc ? err.msg : "write error");
