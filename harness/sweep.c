@@ -54,6 +54,9 @@ static char *spec_json(const family_member *m)
         cJSON_AddStringToObject(o, "path", m->spec.path);
     if (m->spec.n_params > 0)
         cJSON_AddNumberToObject(o, "params", m->spec.n_params);
+    if (m->spec.n_params_nonembed > 0)
+        cJSON_AddNumberToObject(o, "params_nonembed",
+                                m->spec.n_params_nonembed);
     if (m->spec.n_tokens > 0)
         cJSON_AddNumberToObject(o, "tokens", m->spec.n_tokens);
     if (m->step >= 0)
