@@ -24,7 +24,6 @@
  * are counted and named on stderr. A DIR with no model is an error.
  */
 #include <dirent.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -259,13 +258,19 @@ static int split_path(char *p, char **parts, int cap)
     return n;
 }
 
-/* target relative to the directory base (both absolute and canonical). */
+/* target relative to the directory base (both absolute and canonical);
+ * a path deeper than MAX_PARTS stays absolute. */
 static char *relative_to(const char *base, const char *target)
 {
     enum { MAX_PARTS = 256 };
     char *b = em_strdup(base), *t = em_strdup(target);
     char *bp[MAX_PARTS], *tp[MAX_PARTS];
     int nb = split_path(b, bp, MAX_PARTS), nt = split_path(t, tp, MAX_PARTS);
+    if (nb == MAX_PARTS || nt == MAX_PARTS) {
+        free(b);
+        free(t);
+        return em_strdup(target);
+    }
     int k = 0;
     while (k < nb && k < nt && !strcmp(bp[k], tp[k]))
         k++;
