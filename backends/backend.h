@@ -37,6 +37,8 @@ typedef struct backend_spec {
     double n_tokens;   /* training tokens, 0: unknown (for --axis flops) */
     backend_opt *opts; /* backend-specific key/values from the family file */
     int n_opts;
+    double n_params_nonembed; /* non-embedding parameters (backend_info's),
+                                 0: ask the backend */
 } backend_spec;
 
 /* The value of option key in spec, or NULL. */
@@ -52,6 +54,9 @@ typedef struct backend_info {
     char name[128];   /* model name as the backend knows it */
     char arch[64];    /* "llama", "gptneox", "synthetic", ... */
     double n_params;  /* parameters counted from the tensors, or spec's */
+    double n_params_nonembed; /* n_params less the token and position
+                                 embeddings and a separate output matrix
+                                 (Kaplan et al.'s N); 0 = unknown */
     int n_ctx;        /* context length, 0 = unknown */
     unsigned caps;    /* BACKEND_CAP_* */
     int n_vocab;      /* token ids are [0, n_vocab); 0 = unknown */

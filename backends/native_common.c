@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/engine/model_params.h"
+
 int native_opt_int(const backend_spec *sp, const char *key, int def, int lo,
                    int hi, int *out, em_err *err)
 {
@@ -39,6 +41,8 @@ void native_fill_info(const backend_spec *spec, const model *m,
     snprintf(info->name, sizeof info->name, "%s", name);
     free(gname);
     snprintf(info->arch, sizeof info->arch, "%s", m->hp.arch_name);
+    double total;
+    model_params_of(m->gguf, &total, &info->n_params_nonembed);
     info->n_params = m->n_params;
     info->n_ctx = m->n_ctx;
     info->n_vocab = m->hp.n_vocab;

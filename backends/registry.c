@@ -68,6 +68,8 @@ int backend_open(const backend_spec *spec, backend **out, em_err *err)
     }
     if (spec->n_params > 0)
         b->info.n_params = spec->n_params;
+    if (spec->n_params_nonembed > 0)
+        b->info.n_params_nonembed = spec->n_params_nonembed;
     *out = b;
     return 0;
 }

@@ -17,6 +17,22 @@
  *       step: 4000             # optional checkpoint step
  *       checkpoint: final      # optional checkpoint label
  *       threads: 2             # any other key is a backend option
+ *   series:                    # optional: checkpoints of one size
+ *     - name: pythia-160m
+ *       path: "ckpts/pythia-160m/step{step}"  # {step} required
+ *       steps: [1000, 2000, 143000]           # whole numbers, each once
+ *       tokens_per_step: 2097152              # optional: tokens = step x it
+ *       backend: native        # the default; any member key but step,
+ *                              # tokens and checkpoint may follow
+ *
+ * A file has 'members', 'series' or both. A series becomes one member per
+ * step, named NAME-stepN, with path (relative to the file), step and
+ * tokens filled in; defaults apply to it as to a member. Without
+ * 'params' the counts of a native or cuda series are read from the
+ * tensor shapes of its last step (model_params.h), once at load time; a
+ * file not readable yet leaves them to the backend, which counts when
+ * it opens the model. 'params_nonembed' (optional, any member) is the
+ * non-embedding count, else the backend's.
  *
  * Numbers accept the suffixes K, M, B (or G) and T: "125M", "1.3B".
  */

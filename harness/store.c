@@ -7,11 +7,13 @@
  * ones), readers never block the writer, and the whole state of a sweep
  * is one file a user can inspect with any SQLite tool.
  *
- * Schema (user_version 3; migrate() upgrades 1 and 2 in place, and only
+ * Schema (user_version 4; migrate() upgrades 1, 2 and 3 in place, and only
  * a writing command (a sweep, `emerge migrate`) does: readers open the
  * file read-only and ask for the upgrade):
  *   runs      one row per invocation
  *   models    unique by identity (backend + file hash or options);
+ *             params, params_nonembed: total and non-embedding parameter
+ *             counts (NULL or 0: unknown; version 4 added the second);
  *             last_run: the latest run that used it. Results show, per
  *             model name, only the identity used last (a retrained model
  *             keeps its name but its old scores stop being reported)
@@ -78,7 +80,7 @@ static const char *const schema =
     "CREATE TABLE IF NOT EXISTS models("
     " id INTEGER PRIMARY KEY, identity TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
     " backend TEXT NOT NULL, path TEXT, params REAL, tokens REAL, step REAL,"
-    " spec TEXT, last_run INTEGER);"
+    " spec TEXT, last_run INTEGER, params_nonembed REAL);"
     TASKS_TABLE("tasks")
     "CREATE TABLE IF NOT EXISTS examples("
     " task_id INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,"
@@ -160,6 +162,9 @@ static const char *const upgrades[] = {
     "ALTER TABLE scores ADD COLUMN truncated INTEGER;"
     "ALTER TABLE scores ADD COLUMN cut INTEGER;"
     FILE_HASHES_TABLE,
+    /* 3 -> 4: the non-embedding count; old models have none (NULL) until
+     * a sweep opens them again. */
+    "ALTER TABLE models ADD COLUMN params_nonembed REAL;",
 };
 
 /* Upgrades an older store in place, saying so. Foreign keys are off
@@ -405,11 +410,14 @@ int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err)
 {
     sqlite3_stmt *st;
     if (prepare(s, "INSERT INTO models(identity, name, backend, path, params,"
-                " tokens, step, spec, last_run) VALUES(?,?,?,?,?,?,?,?,?)"
+                " tokens, step, spec, last_run, params_nonembed)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT(identity) DO UPDATE SET name=excluded.name,"
                 " backend=excluded.backend, path=excluded.path,"
                 " params=CASE WHEN excluded.params > 0 THEN excluded.params"
-                " ELSE models.params END, tokens=excluded.tokens,"
+                " ELSE models.params END, params_nonembed=CASE WHEN"
+                " excluded.params_nonembed > 0 THEN excluded.params_nonembed"
+                " ELSE models.params_nonembed END, tokens=excluded.tokens,"
                 " step=excluded.step, spec=excluded.spec,"
                 " last_run=excluded.last_run", &st, err) != 0)
         return -1;
@@ -422,6 +430,8 @@ int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err)
     sqlite3_bind_double(st, 7, m->step);
     bind_text(st, 8, m->spec_json);
     sqlite3_bind_int64(st, 9, m->run_id);
+    if (m->params_nonembed > 0)
+        sqlite3_bind_double(st, 10, m->params_nonembed);
     int rc = step_done(s, st, "storing model", err);
     sqlite3_finalize(st);
     if (rc != 0)
@@ -429,13 +439,19 @@ int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err)
     return id_of(s, "SELECT id FROM models WHERE identity = ?", m->identity, id, err);
 }
 
-int store_set_model_params(store *s, int64_t id, double params, em_err *err)
+int store_set_model_params(store *s, int64_t id, double params,
+                           double params_nonembed, em_err *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s, "UPDATE models SET params = ? WHERE id = ?", &st, err) != 0)
+    if (prepare(s, "UPDATE models SET params = coalesce(?1, params),"
+                " params_nonembed = coalesce(?2, params_nonembed)"
+                " WHERE id = ?3", &st, err) != 0)
         return -1;
-    sqlite3_bind_double(st, 1, params);
-    sqlite3_bind_int64(st, 2, id);
+    if (params > 0)
+        sqlite3_bind_double(st, 1, params);
+    if (params_nonembed > 0)
+        sqlite3_bind_double(st, 2, params_nonembed);
+    sqlite3_bind_int64(st, 3, id);
     int rc = step_done(s, st, "storing model size", err);
     sqlite3_finalize(st);
     return rc;

@@ -54,13 +54,16 @@ typedef struct store_model {
     const char *spec_json;        /* the member as JSON, for the record */
     const char *identity;         /* what makes its outputs what they are */
     int64_t run_id;               /* the run using it now */
+    double params_nonembed;       /* non-embedding parameters, 0: unknown */
 } store_model;
 
 /* Inserts or updates the model with that identity (name, params etc.
- * follow the latest family file; params 0 keeps a known count). Results
+ * follow the latest family file; a count of 0 keeps a known one). Results
  * report, per name, the identity stored by the latest run. */
 int store_put_model(store *s, const store_model *m, int64_t *id, em_err *err);
-int store_set_model_params(store *s, int64_t id, double params, em_err *err);
+/* Sets the counts a backend found; a count of 0 leaves that one as is. */
+int store_set_model_params(store *s, int64_t id, double params,
+                           double params_nonembed, em_err *err);
 
 /* Inserts the task version (name, hash) with its examples, or marks a
  * stored one as used by run_id. A new hash under a known name becomes the

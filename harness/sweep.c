@@ -54,6 +54,9 @@ static char *spec_json(const family_member *m)
         cJSON_AddStringToObject(o, "path", m->spec.path);
     if (m->spec.n_params > 0)
         cJSON_AddNumberToObject(o, "params", m->spec.n_params);
+    if (m->spec.n_params_nonembed > 0)
+        cJSON_AddNumberToObject(o, "params_nonembed",
+                                m->spec.n_params_nonembed);
     if (m->spec.n_tokens > 0)
         cJSON_AddNumberToObject(o, "tokens", m->spec.n_tokens);
     if (m->step >= 0)
@@ -280,9 +283,13 @@ static int ensure_open(run_ctx *c, em_err *err)
         return 0;
     if (backend_open(&c->model.m->spec, &c->model.be, err) != 0)
         return -1;
-    if (!(c->model.m->spec.n_params > 0) && c->model.be->info.n_params > 0)
-        return store_set_model_params(c->out.db, c->model.id,
-                                      c->model.be->info.n_params, err);
+    const backend_spec *sp = &c->model.m->spec;
+    const backend_info *in = &c->model.be->info;
+    double total = sp->n_params > 0 ? 0 : in->n_params;
+    double nonembed = sp->n_params_nonembed > 0 ? 0 : in->n_params_nonembed;
+    if (total > 0 || nonembed > 0)
+        return store_set_model_params(c->out.db, c->model.id, total, nonembed,
+                                      err);
     return 0;
 }
 
@@ -595,7 +602,8 @@ static int register_model(run_ctx *c, em_err *err)
     char *js = spec_json(m);
     store_model sm = {m->spec.name, m->spec.backend, m->spec.path,
                       m->spec.n_params, m->spec.n_tokens, m->step, js,
-                      c->model.identity, c->out.run_id};
+                      c->model.identity, c->out.run_id,
+                      m->spec.n_params_nonembed};
     int rc = store_put_model(c->out.db, &sm, &c->model.id, err);
     free(js);
     return rc;

@@ -123,6 +123,7 @@ static void start_group(sqlite3_stmt *st, result_row *r)
                              ? NAN : sqlite3_column_double(st, 9);
     r->low_score = sqlite3_column_double(st, 10);
     r->high_score = sqlite3_column_double(st, 11);
+    r->params_nonembed = sqlite3_column_double(st, 14);
 }
 
 /* A derived row (no CI) of the group like belongs to. like is a copy:
@@ -136,6 +137,7 @@ static result_row *push_derived(row_acc *a, const result_row *like,
     r->model = em_strdup(like->model);
     r->metric = em_strdup(metric);
     r->params = like->params;
+    r->params_nonembed = like->params_nonembed;
     r->tokens = like->tokens;
     r->step = like->step;
     r->mean = mean;
@@ -176,7 +178,7 @@ static void add_ece(row_acc *a, result_row like, const char *name,
 static const char *const results_sql =
     "SELECT t.name, s.variant, m.name, s.metric, s.value, m.params, m.tokens,"
     " m.step, t.preferred_metric, t.random_baseline, t.low_score, t.high_score,"
-    " coalesce(s.truncated, 0), coalesce(s.cut, 0)"
+    " coalesce(s.truncated, 0), coalesce(s.cut, 0), m.params_nonembed"
     " FROM scores s JOIN tasks t ON t.id = s.task_id"
     " JOIN temp.task_sel ts ON ts.id = t.id"
     " JOIN models m ON m.id = s.model_id AND m.last_run IS (SELECT"
@@ -267,9 +269,16 @@ int results_load(store_query *q, result_row **rows, int *n, em_err *err)
 
 /* ---- scaling series ------------------------------------------------------ */
 
-static double axis_of(const result_row *r, int axis_flops)
+/* The parameter count a point has on this axis (0: none). */
+static double params_of(const result_row *r, int axis)
 {
-    return axis_flops ? 6 * r->params * r->tokens : r->params;
+    return axis == SCALING_AXIS_NONEMBED ? r->params_nonembed : r->params;
+}
+
+static double axis_of(const result_row *r, int axis)
+{
+    return axis == SCALING_AXIS_FLOPS ? 6 * r->params * r->tokens
+                                      : params_of(r, axis);
 }
 
 static int series_find(scaling_series *ss, int n, const result_row *r)
@@ -343,9 +352,10 @@ static void series_keep_most_trained(scaling_series *s)
     s->n = out;
 }
 
-int results_series(store_query *q, int axis_flops, scaling_series **out, int *n,
+int results_series(store_query *q, int axis, scaling_series **out, int *n,
                       em_err *err)
 {
+    int axis_flops = axis == SCALING_AXIS_FLOPS;
     result_row *rows;
     int nr;
     if (results_load(q, &rows, &nr, err) != 0)
@@ -357,7 +367,7 @@ int results_series(store_query *q, int axis_flops, scaling_series **out, int *n,
         if (!strcmp(r->metric, "ece") || !strcmp(r->metric, "mc_confidence") ||
             !strncmp(r->metric, "sc_calib_", 9))
             continue;
-        if (axis_flops && !(axis_of(r, 1) > 0))
+        if (axis != SCALING_AXIS_PARAMS && !(axis_of(r, axis) > 0))
             continue;
         int k = series_find(ss, ns, r);
         if (k < 0) {
@@ -369,8 +379,8 @@ int results_series(store_query *q, int axis_flops, scaling_series **out, int *n,
         se->pts = em_realloc(se->pts, sizeof *se->pts * (size_t)(se->n + 1));
         scaling_point *p = &se->pts[se->n++];
         p->model = em_strdup(r->model);
-        p->params = r->params;
-        p->flops = r->tokens > 0 ? 6 * r->params * r->tokens : 0;
+        p->params = params_of(r, axis);
+        p->flops = r->tokens > 0 ? 6 * p->params * r->tokens : 0;
         p->score = r->mean;
         p->lo = r->lo;
         p->hi = r->hi;
@@ -386,5 +396,38 @@ int results_series(store_query *q, int axis_flops, scaling_series **out, int *n,
     results_free(rows, nr);
     *out = ss;
     *n = ns;
+    return 0;
+}
+
+int results_axis_unknown(store_query *q, int axis, char **names, int *n,
+                         em_err *err)
+{
+    static const char *const sql[] = {
+        "SELECT name FROM models m WHERE NOT coalesce(params, 0) > 0",
+        "SELECT name FROM models m WHERE NOT (coalesce(params, 0) > 0 AND"
+        " coalesce(tokens, 0) > 0)",
+        "SELECT name FROM models m WHERE NOT coalesce(params_nonembed, 0) > 0",
+    };
+    em_buf q2 = {0};
+    em_buf_printf(&q2, "%s AND EXISTS(SELECT 1 FROM scores s WHERE s.model_id"
+                  " = m.id) AND m.last_run IS (SELECT max(last_run) FROM models"
+                  " m2 WHERE m2.name = m.name) ORDER BY name", sql[axis]);
+    sqlite3_stmt *st;
+    int rc = store_query_prepare(q, q2.s, &st, err);
+    em_buf_free(&q2);
+    if (rc != 0)
+        return -1;
+    em_buf b = {0};
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        em_buf_printf(&b, "%s%s", b.len ? ", " : "", sqlite3_column_text(st, 0));
+        ++*n;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        em_buf_free(&b);
+        return store_query_error(q, err, "reading models");
+    }
+    *names = b.s ? em_buf_take(&b) : NULL;
     return 0;
 }

@@ -16,6 +16,7 @@
 typedef struct result_row {
     char *task, *variant, *model, *metric;
     double params, tokens, step;
+    double params_nonembed;    /* 0 when unknown */
     double mean, lo, hi;       /* lo/hi NAN when there is no CI (ece) */
     int n;
     double normalized;         /* NAN unless metric is the preferred one */
@@ -40,12 +41,19 @@ void results_free(result_row *rows, int n);
 int results_dump_scores(store_query *q, FILE *f, em_err *err);
 
 /* One series per task x variant x metric, the models sorted by params (or
- * by training flops 6*N*D with axis_flops; models without a token count
- * are left out then; on the params axis, of several checkpoints of one
- * size only the most-trained is kept), score = mean, lo/hi = bootstrap CI,
- * random baseline and normalisation from the task for its preferred metric.
- * Free with scaling_series_free. */
-int results_series(store_query *q, int axis_flops, scaling_series **out,
+ * by training flops 6*N*D on the flops axis; models without a token count
+ * are left out then; on the nonembed axis a point's params are the
+ * non-embedding count, models without one left out; on a parameter axis,
+ * of several checkpoints of one size only the most-trained is kept),
+ * score = mean, lo/hi = bootstrap CI, random baseline and normalisation
+ * from the task for its preferred metric. Free with scaling_series_free. */
+int results_series(store_query *q, int axis, scaling_series **out,
                    int *n, em_err *err);
+
+/* The models with scores that have no count on this axis (params, or
+ * params and tokens for flops, or the non-embedding count), names joined
+ * by ", " into a malloc'd *names (NULL when every model has one). */
+int results_axis_unknown(store_query *q, int axis, char **names, int *n,
+                         em_err *err);
 
 #endif

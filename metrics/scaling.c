@@ -144,6 +144,21 @@ static double axis_value(const scaling_point *p, int axis_flops)
     return axis_flops ? p->flops : p->params;
 }
 
+static const char *const axis_names[] = {"params", "flops", "nonembed"};
+
+int scaling_axis_parse(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(name, axis_names[i]))
+            return i;
+    return -1;
+}
+
+const char *scaling_axis_name(int axis)
+{
+    return axis >= 0 && axis < 3 ? axis_names[axis] : "params";
+}
+
 int *scaling_axis_order(const scaling_series *s, int axis_flops)
 {
     int *ord = em_malloc(sizeof(int) * (size_t)(s->n ? s->n : 1));

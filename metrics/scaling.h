@@ -79,7 +79,21 @@ typedef enum scaling_format {
     SCALING_TABLE, SCALING_CSV, SCALING_JSON, SCALING_MD
 } scaling_format;
 
-int scaling_print(FILE *f, const scaling_series *s, int n, int axis_flops,
+/* The x axes (--axis): parameters, training flops 6*N*D, or
+ * non-embedding parameters (Kaplan et al.'s N; the store's
+ * models.params_nonembed, which results_series puts in the points'
+ * params on that axis). */
+enum { SCALING_AXIS_PARAMS = 0, SCALING_AXIS_FLOPS = 1,
+       SCALING_AXIS_NONEMBED = 2 };
+#define SCALING_AXIS_NAMES "params, flops or nonembed"
+
+/* SCALING_AXIS_* of an --axis value, or -1. */
+int scaling_axis_parse(const char *name);
+/* "params", "flops" or "nonembed": the column and JSON name. */
+const char *scaling_axis_name(int axis);
+
+/* axis: SCALING_AXIS_* (names the x column). */
+int scaling_print(FILE *f, const scaling_series *s, int n, int axis,
                   scaling_format fmt, em_err *err);
 /* Reads task,model,params,score[,lo,hi] CSV into series (one per task,
  * variant and metric; see metrics/README.md for the optional columns). */

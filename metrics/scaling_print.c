@@ -88,15 +88,16 @@ static void fmt_ci(char *out, size_t n, const scaling_point *p)
         snprintf(out, n, "[%.4g, %.4g]", p->lo, p->hi);
 }
 
-static void print_table(FILE *f, const scaling_series *s, int axis_flops)
+static void print_table(FILE *f, const scaling_series *s, int axis)
 {
     scaling_result r;
     char ax[32], ci[64], b[32], e[32];
+    int axis_flops = axis == SCALING_AXIS_FLOPS;
     scaling_analyze(s, axis_flops, &r);
     fprintf(f, "task %s  variant %s  metric %s\n", dash(s->task), dash(s->variant),
             dash(s->metric));
     fprintf(f, "  %-24s %10s %10s %-22s %9s %6s\n", "model",
-            axis_flops ? "flops" : "params", "score", "95% CI", "normalised",
+            scaling_axis_name(axis), "score", "95% CI", "normalised",
             "n");
     int *ord = scaling_axis_order(s, axis_flops);
     for (int i = 0; i < s->n; i++) {
@@ -114,15 +115,16 @@ static void print_table(FILE *f, const scaling_series *s, int axis_flops)
             r.linearity, b, e, r.slope, flags_text(&r));
 }
 
-static void print_md(FILE *f, const scaling_series *s, int axis_flops)
+static void print_md(FILE *f, const scaling_series *s, int axis)
 {
     scaling_result r;
     char ax[32], ci[64], b[32], e[32];
+    int axis_flops = axis == SCALING_AXIS_FLOPS;
     scaling_analyze(s, axis_flops, &r);
     fprintf(f, "### %s / %s / %s\n\n", dash(s->task), dash(s->variant),
             dash(s->metric));
     fprintf(f, "| model | %s | score | 95%% CI | normalised | n |\n",
-            axis_flops ? "flops" : "params");
+            scaling_axis_name(axis));
     fprintf(f, "|---|---:|---:|---|---:|---:|\n");
     int *ord = scaling_axis_order(s, axis_flops);
     for (int i = 0; i < s->n; i++) {
@@ -181,15 +183,16 @@ static void json_num(cJSON *o, const char *k, double v)
         cJSON_AddNullToObject(o, k);
 }
 
-static cJSON *json_series(const scaling_series *s, int axis_flops)
+static cJSON *json_series(const scaling_series *s, int axis)
 {
     scaling_result r;
+    int axis_flops = axis == SCALING_AXIS_FLOPS;
     scaling_analyze(s, axis_flops, &r);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "task", s->task ? s->task : "");
     cJSON_AddStringToObject(o, "variant", s->variant ? s->variant : "");
     cJSON_AddStringToObject(o, "metric", s->metric ? s->metric : "");
-    cJSON_AddStringToObject(o, "axis", axis_flops ? "flops" : "params");
+    cJSON_AddStringToObject(o, "axis", scaling_axis_name(axis));
     cJSON *pts = cJSON_AddArrayToObject(o, "points");
     int *ord = scaling_axis_order(s, axis_flops);
     for (int i = 0; i < s->n; i++) {
@@ -223,13 +226,16 @@ static cJSON *json_series(const scaling_series *s, int axis_flops)
     return o;
 }
 
-int scaling_print(FILE *f, const scaling_series *s, int n, int axis_flops,
+/* On the nonembed axis the CSV's params column (and the JSON's) holds the
+ * non-embedding count: the columns stay what scaling_read_csv reads. */
+int scaling_print(FILE *f, const scaling_series *s, int n, int axis,
                   scaling_format fmt, em_err *err)
 {
+    int axis_flops = axis == SCALING_AXIS_FLOPS;
     if (fmt == SCALING_JSON) {
         cJSON *arr = cJSON_CreateArray();
         for (int i = 0; i < n; i++)
-            cJSON_AddItemToArray(arr, json_series(&s[i], axis_flops));
+            cJSON_AddItemToArray(arr, json_series(&s[i], axis));
         char *txt = cJSON_Print(arr);
         cJSON_Delete(arr);
         if (!txt)
@@ -245,9 +251,9 @@ int scaling_print(FILE *f, const scaling_series *s, int n, int axis_flops,
     } else if (fmt == SCALING_MD || fmt == SCALING_TABLE) {
         for (int i = 0; i < n; i++) {
             if (fmt == SCALING_MD)
-                print_md(f, &s[i], axis_flops);
+                print_md(f, &s[i], axis);
             else
-                print_table(f, &s[i], axis_flops);
+                print_table(f, &s[i], axis);
         }
     } else {
         return em_errorf(err, "scaling: unknown output format %d", (int)fmt);

@@ -13,7 +13,7 @@
 
 /* The schema harness/store.c writes (PRAGMA user_version) and the readers
  * read; an older file is upgraded only by a writer (`emerge migrate`). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* How long any connection waits for another process's write transaction. */
 #define STORE_BUSY_LIMIT_MS 120000
 

@@ -91,7 +91,7 @@ int store_query_models(store_query *q, sq_model **out, int *n, em_err *err)
 {
     sqlite3_stmt *st;
     if (store_query_prepare(q,
-            "SELECT name, backend, params, tokens FROM models m"
+            "SELECT name, backend, params, tokens, params_nonembed FROM models m"
             " WHERE EXISTS(SELECT 1 FROM scores s WHERE s.model_id = m.id) AND"
             LATEST_SQL
             " ORDER BY params, name, id", &st, err) != 0)
@@ -104,6 +104,7 @@ int store_query_models(store_query *q, sq_model **out, int *n, em_err *err)
         m[k].backend = store_db_col_dup(st, 1);
         m[k].params = sqlite3_column_double(st, 2);
         m[k].tokens = sqlite3_column_double(st, 3);
+        m[k].params_nonembed = sqlite3_column_double(st, 4);
         k++;
     }
     sqlite3_finalize(st);

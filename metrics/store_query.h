@@ -40,6 +40,7 @@ int store_query_error(store_query *q, em_err *err, const char *what);
 typedef struct sq_model {
     char *name, *backend;
     double params, tokens;      /* 0 when unknown */
+    double params_nonembed;     /* non-embedding parameters, 0: unknown */
 } sq_model;
 
 /* Models that have scores, sorted by params then name. */

@@ -18,6 +18,25 @@
 #include "metrics/results.h"
 #include "reports/escape.h"
 
+/* Models the axis has no place for are said, never dropped silently. */
+static int note_unknown(store_query *q, int axis)
+{
+    char *names = NULL;
+    int n = 0;
+    em_err e;
+    if (results_axis_unknown(q, axis, &names, &n, &e) != 0) {
+        fprintf(stderr, "emerge: note: %s\n", e.msg);
+        return 0;
+    }
+    if (n)
+        fprintf(stderr, "emerge: note: %d model%s without a non-embedding "
+                "parameter count left off the axis: %s (a native model's is "
+                "stored when a sweep opens it; others take params_nonembed "
+                "in the family file)\n", n, n == 1 ? "" : "s", names);
+    free(names);
+    return 0;
+}
+
 static int query_all(const char *path, report_data *d, em_err *err)
 {
     store_query *q;
@@ -33,7 +52,9 @@ static int query_all(const char *path, report_data *d, em_err *err)
     if (rc == 0)
         rc = store_query_choices(q, &d->choices, &d->n_choices, err);
     if (rc == 0)
-        rc = results_series(q, d->axis_flops, &d->series, &d->n_series, err);
+        rc = results_series(q, d->axis, &d->series, &d->n_series, err);
+    if (rc == 0 && d->axis == SCALING_AXIS_NONEMBED)
+        rc = note_unknown(q, d->axis);
     store_query_close(q);
     return rc;
 }
@@ -101,13 +122,14 @@ static int by_breakthroughness(const void *pa, const void *pb)
     return a - b;
 }
 
-int report_data_load(const char *db_path, int axis_flops,
+int report_data_load(const char *db_path, int axis,
                      const char *task_version, report_data *d, em_err *err)
 {
     memset(d, 0, sizeof *d);
     d->db_path = em_strdup(db_path);
     d->task_version = task_version ? em_strdup(task_version) : NULL;
-    d->axis_flops = axis_flops;
+    d->axis = axis;
+    d->axis_flops = axis == SCALING_AXIS_FLOPS;
     if (query_all(db_path, d, err) != 0) {
         report_data_free(d);
         return -1;
@@ -121,7 +143,7 @@ int report_data_load(const char *db_path, int axis_flops,
         qsort(d->series, (size_t)d->n_series, sizeof *d->series, series_cmp);
     d->res = em_calloc((size_t)d->n_series + 1, sizeof *d->res);
     for (int i = 0; i < d->n_series; i++)
-        scaling_analyze(&d->series[i], axis_flops, &d->res[i]);
+        scaling_analyze(&d->series[i], d->axis_flops, &d->res[i]);
     d->main_series = em_malloc(sizeof *d->main_series * (size_t)d->n_tasks);
     d->order = em_malloc(sizeof *d->order * (size_t)d->n_tasks);
     for (int i = 0; i < d->n_tasks; i++) {
@@ -159,7 +181,9 @@ double report_axis_x(const report_data *d, const scaling_point *p)
 const char *report_axis_label(const report_data *d)
 {
     return d->axis_flops ? "training compute 6ND (FLOPs, log scale)"
-                         : "parameters (log scale)";
+           : d->axis == SCALING_AXIS_NONEMBED
+               ? "non-embedding parameters (log scale)"
+               : "parameters (log scale)";
 }
 
 const char *report_metric_label(const char *metric)
@@ -377,11 +401,16 @@ static int fig_metrics(const report_data *d, int task, report_fig *f)
 
 static double model_x(const report_data *d, const char *model, double params)
 {
-    if (!d->axis_flops)
+    if (d->axis == SCALING_AXIS_PARAMS)
         return params;
-    for (int i = 0; i < d->n_models; i++)
-        if (!strcmp(d->models[i].name, model))
-            return d->models[i].tokens > 0 ? 6 * params * d->models[i].tokens : 0;
+    for (int i = 0; i < d->n_models; i++) {
+        const sq_model *m = &d->models[i];
+        if (strcmp(m->name, model))
+            continue;
+        if (d->axis == SCALING_AXIS_NONEMBED)
+            return m->params_nonembed;
+        return m->tokens > 0 ? 6 * params * m->tokens : 0;
+    }
     return 0;
 }
 
@@ -442,7 +471,9 @@ static void fig_overview(const report_data *d, report_fig *f)
             em_buf_printf(&title, "\n%s, %s, B=%.3g", s->variant, s->metric,
                           r->breakthroughness);
         }
-        report_fig_init(p, "", title.s, d->axis_flops ? "training FLOPs" : "parameters", "");
+        report_fig_init(p, "", title.s, d->axis_flops ? "training FLOPs"
+                        : d->axis == SCALING_AXIS_NONEMBED
+                            ? "non-embedding parameters" : "parameters", "");
         em_buf_free(&title);
         if (!s)
             continue;

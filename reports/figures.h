@@ -25,7 +25,8 @@
 typedef struct report_data {
     char *db_path;
     char *task_version;         /* --task-version selection, or NULL */
-    int axis_flops;
+    int axis;                   /* SCALING_AXIS_* (metrics/results.h) */
+    int axis_flops;             /* axis == SCALING_AXIS_FLOPS */
     scaling_series *series;
     scaling_result *res;        /* per series */
     int n_series;
@@ -42,9 +43,10 @@ typedef struct report_data {
 
 /* Reads everything from the database (read-only: nothing is created,
  * migrated or written), at the task versions task_version selects (NULL:
- * the current ones; see store_select_versions), noting on stderr which
- * tasks have other versions. */
-int report_data_load(const char *db_path, int axis_flops,
+ * the current ones; see store_select_versions), on axis SCALING_AXIS_*,
+ * noting on stderr which tasks have other versions and which models have
+ * no count on the non-embedding axis (left off it). */
+int report_data_load(const char *db_path, int axis,
                      const char *task_version, report_data *d, em_err *err);
 void report_data_free(report_data *d);
 

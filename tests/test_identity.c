@@ -67,7 +67,7 @@ static void make_big(const char *path, const char *head)
 
 static char *identity(const char *backend, const char *path, store *cache)
 {
-    backend_spec spec = {"m", (char *)backend, (char *)path, 0, 0, NULL, 0};
+    backend_spec spec = {"m", (char *)backend, (char *)path, 0, 0, NULL, 0, 0};
     char *id = NULL;
     em_err err;
     if (identity_of_model(&spec, cache, &id, &err) != 0)
@@ -88,7 +88,7 @@ TEST(test_small_file_identity_unchanged)
     char *dir = tl_tmpdir(), *p = path_in(dir, "m.gguf");
     put_file(p, "abc");
     backend_opt o[2] = {{"threads", "4"}, {"ctx", "512"}};
-    backend_spec spec = {"m", "native", p, 1e6, 0, o, 2};
+    backend_spec spec = {"m", "native", p, 1e6, 0, o, 2, 0};
     char *id = NULL;
     em_err err;
     CHECK_INT(identity_of_model(&spec, NULL, &id, &err), 0);
@@ -360,7 +360,7 @@ TEST(test_directory_model)
 TEST(test_errors)
 {
     char *dir = tl_tmpdir(), *missing = path_in(dir, "missing.gguf");
-    backend_spec spec = {"m", "native", missing, 0, 0, NULL, 0};
+    backend_spec spec = {"m", "native", missing, 0, 0, NULL, 0, 0};
     char *id = NULL;
     em_err err;
     CHECK_INT(identity_of_model(&spec, NULL, &id, &err), -1);
@@ -378,7 +378,7 @@ TEST(test_errors)
     CHECK_INT(identity_of_model(&spec, NULL, &id, &err), -1);
     CHECK_HAS(err.msg, "not a regular file");
     /* Backends that are not local files keep their path or URL. */
-    backend_spec api = {"m", "openai", "http://localhost:8000/v1", 0, 0, NULL, 0};
+    backend_spec api = {"m", "openai", "http://localhost:8000/v1", 0, 0, NULL, 0, 0};
     CHECK_INT(identity_of_model(&api, NULL, &id, &err), 0);
     CHECK_STR(id, "{\"backend\":\"openai\",\"path\":\"http://localhost:8000/v1\","
                   "\"opts\":{}}");

@@ -315,7 +315,7 @@ TEST(test_store_migrates_old)
             continue;
         }
         int64_t mid, n;
-        store_model m = {"m", "synthetic", NULL, 1e6, 0, -1, "{}", "I", 3};
+        store_model m = {"m", "synthetic", NULL, 1e6, 0, -1, "{}", "I", 3, 0};
         CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
         CHECK_INT(store_count(s, "scores", &n, &err), 0);
         CHECK_INT(n, 1);
@@ -331,6 +331,104 @@ TEST(test_store_migrates_old)
         CHECK_INT(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
         free(db);
     }
+}
+
+/* A version-3 file (before models.params_nonembed): today's schema less
+ * that column, with one scored model. */
+static int write_v3_store(const char *db)
+{
+    store *s = NULL;
+    em_err err;
+    if (store_open(db, &s, &err) != 0)
+        return -1;
+    store_close(s);
+    sqlite3 *h = NULL;
+    int rc = sqlite3_open(db, &h) != SQLITE_OK ||
+             sqlite3_exec(h, "ALTER TABLE models DROP COLUMN params_nonembed;"
+                          "INSERT INTO models(id, identity, name, backend,"
+                          " params, tokens, step, spec, last_run)"
+                          " VALUES(1, 'I', 'm', 'synthetic', 1e6, 0, -1, '{}', 1);"
+                          "INSERT INTO tasks(id, name, hash, preferred_metric,"
+                          " low_score, high_score, version, last_run)"
+                          " VALUES(1, 'arith', 'h1', 'exact_match', 0, 1, 1, 1);"
+                          "INSERT INTO examples VALUES(1, 'e0', 0, '1+1', '[\"2\"]');"
+                          "INSERT INTO scores(model_id, task_id, variant,"
+                          " example_id, metric, value, answer, config)"
+                          " VALUES(1, 1, 'standard', 'e0', 'exact_match', 1, '2',"
+                          " 'greedy');"
+                          "PRAGMA user_version=3;", NULL, NULL, NULL) != SQLITE_OK;
+    sqlite3_close(h);
+    return rc;
+}
+
+/* The points of the first series on an axis, through a reader. */
+static int series_points(const char *db, int axis, double *x0)
+{
+    store_query *q;
+    em_err err;
+    scaling_series *ss = NULL;
+    int ns = 0, n = -1;
+    if (store_query_open(db, &q, &err) != 0)
+        return -1;
+    if (results_series(q, axis, &ss, &ns, &err) == 0) {
+        n = ns ? ss[0].n : 0;
+        *x0 = ns && ss[0].n ? ss[0].pts[0].params : 0;
+        scaling_series_free(ss, ns);
+    }
+    store_query_close(q);
+    return n;
+}
+
+/* 3 -> 4 adds models.params_nonembed (NULL for the models already there,
+ * which the nonembed axis leaves out and names); a reader refuses a v3
+ * file with the hint, and a file newer than 4 is refused by both. */
+TEST(test_store_migrates_v3)
+{
+    char *db = new_db();
+    em_err err = {{0}};
+    if (write_v3_store(db) != 0) {
+        tl_skip("this SQLite cannot drop a column");
+        free(db);
+        return;
+    }
+    store_query *q = NULL;
+    CHECK_INT(store_query_open(db, &q, &err), -1);
+    CHECK_HAS(err.msg, "schema version 3");
+    CHECK_HAS(err.msg, "emerge migrate");
+    store *s = NULL;
+    CHECK_INT(store_open(db, &s, &err), 0);
+    CHECK_INT(query_int(db, "PRAGMA user_version"), 4);
+    CHECK_INT(query_int(db, "SELECT count(*) FROM pragma_table_info('models')"
+                        " WHERE name = 'params_nonembed'"), 1);
+    CHECK_INT(query_int(db, "SELECT params_nonembed IS NULL FROM models"), 1);
+    double x = 0;
+    CHECK_INT(series_points(db, SCALING_AXIS_PARAMS, &x), 1);
+    CHECK(x == 1e6);
+    CHECK_INT(series_points(db, SCALING_AXIS_NONEMBED, &x), 0);
+    CHECK_INT(store_query_open(db, &q, &err), 0);
+    char *names = NULL;
+    int n = 0;
+    CHECK_INT(results_axis_unknown(q, SCALING_AXIS_NONEMBED, &names, &n, &err), 0);
+    CHECK_INT(n, 1);
+    CHECK_STR(names ? names : "", "m");
+    free(names);
+    store_query_close(q);
+    /* A count of 0 keeps the other one. */
+    CHECK_INT(store_set_model_params(s, 1, 0, 4e5, &err), 0);
+    CHECK_INT(query_int(db, "SELECT params FROM models"), 1000000);
+    CHECK_INT(series_points(db, SCALING_AXIS_NONEMBED, &x), 1);
+    CHECK(x == 4e5);
+    store_close(s);
+    CHECK_INT(query_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    sqlite3 *h = NULL;
+    if (sqlite3_open(db, &h) == SQLITE_OK)
+        sqlite3_exec(h, "PRAGMA user_version=5;", NULL, NULL, NULL);
+    sqlite3_close(h);
+    CHECK_INT(store_open(db, &s, &err), -1);
+    CHECK_HAS(err.msg, "schema version 5 is newer");
+    CHECK_INT(store_query_open(db, &q, &err), -1);
+    CHECK_HAS(err.msg, "schema version 5");
+    free(db);
 }
 
 TEST(test_cache_key)
@@ -402,7 +500,7 @@ TEST(test_store_cache)
     }
     int64_t run, mid, tid;
     task *t = fake_task("arith", "h1");
-    store_model m = {"m1", "synthetic", NULL, 1e6, 0, -1, "{}", "{\"id\":1}", 1};
+    store_model m = {"m1", "synthetic", NULL, 1e6, 0, -1, "{}", "{\"id\":1}", 1, 0};
     CHECK_INT(store_add_run(s, "x", 1, &run, &err), 0);
     CHECK_INT(store_put_model(s, &m, &mid, &err), 0);
     CHECK_INT(store_put_task(s, t, run, &tid, &err), 0);
@@ -475,8 +573,8 @@ TEST(test_store_results_and_series)
     }
     task *t = fake_task("arith", "h1");
     int64_t big, small, tid;
-    store_model mb = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B", 1};
-    store_model ms = {"small", "synthetic", NULL, 1e6, 2e7, -1, "{}", "S", 1};
+    store_model mb = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B", 1, 0};
+    store_model ms = {"small", "synthetic", NULL, 1e6, 2e7, -1, "{}", "S", 1, 0};
     store_put_model(s, &mb, &big, &err);
     store_put_model(s, &ms, &small, &err);
     store_put_task(s, t, 1, &tid, &err);
@@ -536,7 +634,7 @@ TEST(test_store_results_and_series)
     /* A model retrained under the same name: the results follow the
      * identity the latest run used. */
     int64_t big2;
-    store_model mb2 = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B2", 5};
+    store_model mb2 = {"big", "synthetic", NULL, 1e8, 2e9, -1, "{}", "B2", 5, 0};
     store_put_model(s, &mb2, &big2, &err);
     CHECK(big2 != big);
     double vb2[4] = {0, 0, 0, 0};
@@ -775,6 +873,7 @@ int main(void)
     RUN(test_family_from_spec);
     RUN(test_store_schema);
     RUN(test_store_migrates_old);
+    RUN(test_store_migrates_v3);
     RUN(test_cache_key);
     RUN(test_store_cache);
     RUN(test_store_results_and_series);

@@ -398,8 +398,8 @@ TEST(test_model_identity)
 {
     backend_opt o1[2] = {{"shape", "sharp"}, {"threads", "2"}};
     backend_opt o2[2] = {{"threads", "8"}, {"shape", "sharp"}};
-    backend_spec a = {"a", "synthetic", NULL, 1e6, 0, o1, 2};
-    backend_spec b = {"b", "synthetic", NULL, 1e6, 0, o2, 2};
+    backend_spec a = {"a", "synthetic", NULL, 1e6, 0, o1, 2, 0};
+    backend_spec b = {"b", "synthetic", NULL, 1e6, 0, o2, 2, 0};
     em_err err;
     char *ia, *ib, *ic;
     CHECK_INT(identity_of_model(&a, NULL, &ia, &err), 0);
@@ -414,7 +414,7 @@ TEST(test_model_identity)
     FILE *f = fopen(p, "w");
     fputs("weights-1", f);
     fclose(f);
-    backend_spec n = {"n", "native", p, 0, 0, NULL, 0};
+    backend_spec n = {"n", "native", p, 0, 0, NULL, 0, 0};
     char *i1, *i2;
     CHECK_INT(identity_of_model(&n, NULL, &i1, &err), 0);
     CHECK_HAS(i1, "sha256");

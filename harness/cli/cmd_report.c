@@ -1,10 +1,10 @@
 /*
  * cmd_report.c - `emerge plot`, `emerge report` and `emerge check`.
  *
- *   emerge plot --db RUNS.sqlite --out DIR [--axis params|flops]
+ *   emerge plot --db RUNS.sqlite --out DIR [--axis params|flops|nonembed]
  *               [--format png|svg|both]
  *       emergence figures through gnuplot, each with its data as CSV
- *   emerge report --db RUNS.sqlite --out DIR [--axis params|flops]
+ *   emerge report --db RUNS.sqlite --out DIR [--axis params|flops|nonembed]
  *       self-contained index.html (inline SVG figures) and report.md
  *   emerge check --baseline BASE.sqlite --db NEW.sqlite [--tolerance T]
  *               [--level 0.95] [--junit FILE] [--markdown FILE]
@@ -16,6 +16,7 @@
 
 #include "harness/cli/cli.h"
 #include "harness/cli/cliargs.h"
+#include "metrics/results.h"
 #include "metrics/store_query.h"
 #include "reports/check.h"
 #include "reports/figures.h"
@@ -64,7 +65,7 @@ static int no_operands(const cli_cmd *c, int argc, char **argv, int first,
  * the task versions and the axis. */
 typedef struct fig_args {
     const char *db, *out, *task_version;
-    int axis_flops;
+    int axis;           /* SCALING_AXIS_* */
 } fig_args;
 
 typedef struct plot_args {
@@ -73,7 +74,7 @@ typedef struct plot_args {
 } plot_args;
 
 static const char plot_help[] =
-    "usage: emerge plot --db RUNS.sqlite --out DIR [--axis params|flops]\n"
+    "usage: emerge plot --db RUNS.sqlite --out DIR [--axis params|flops|nonembed]\n"
     "                   [--format png|svg|both] [--task-version [TASK=]N]\n"
     "Writes per task DIR/TASK-variants, TASK-metrics, TASK-choices "
     "(multiple choice)\nand DIR/overview, each as .png/.svg (gnuplot), "
@@ -87,13 +88,13 @@ static const cli_cmd plot_cmd = {"plot", plot_help, (const struct option[]){
     FIG_OPTIONS, OPTION("format", OPT_FORMAT), {0}}, 0};
 
 /* Shared by plot and report: --axis. */
-static int parse_axis(const char *cmd, const char *v, int *flops)
+static int parse_axis(const char *cmd, const char *v, int *axis)
 {
-    if (!strcmp(v, "params") || !strcmp(v, "flops")) {
-        *flops = !strcmp(v, "flops");
+    *axis = scaling_axis_parse(v);
+    if (*axis >= 0)
         return 0;
-    }
-    fprintf(stderr, "emerge %s: --axis must be params or flops, not '%s'\n", cmd, v);
+    fprintf(stderr, "emerge %s: --axis must be " SCALING_AXIS_NAMES ", not "
+            "'%s'\n", cmd, v);
     return -1;
 }
 
@@ -108,7 +109,7 @@ static int fig_opt(const char *cmd, fig_args *a, int key, const char *v)
     else if (key == OPT_OUT)
         a->out = v;
     else if (key == OPT_AXIS)
-        return parse_axis(cmd, v, &a->axis_flops);
+        return parse_axis(cmd, v, &a->axis);
     else
         return 1;
     return 0;
@@ -154,7 +155,7 @@ int cmd_plot(int argc, char **argv)
         return cli_exit(p);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.f.db, a.f.axis_flops, a.f.task_version, &d, &err) != 0) {
+    if (report_data_load(a.f.db, a.f.axis, a.f.task_version, &d, &err) != 0) {
         fprintf(stderr, "emerge plot: %s\n", err.msg);
         return 2;
     }
@@ -176,7 +177,7 @@ int cmd_plot(int argc, char **argv)
 /* ---- report ---------------------------------------------------------------- */
 
 static const char report_help[] =
-    "usage: emerge report --db RUNS.sqlite --out DIR [--axis params|flops]"
+    "usage: emerge report --db RUNS.sqlite --out DIR [--axis params|flops|nonembed]"
     "\n                     [--examples N] [--task-version [TASK=]N]\n"
     "Writes DIR/index.html (self-contained: inline SVG figures, no "
     "network),\nDIR/report.md and DIR/figures/ (PNG, SVG, CSV, .gp). "
@@ -239,7 +240,7 @@ int cmd_report(int argc, char **argv)
         return cli_exit(p);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.f.db, a.f.axis_flops, a.f.task_version, &d, &err) != 0) {
+    if (report_data_load(a.f.db, a.f.axis, a.f.task_version, &d, &err) != 0) {
         fprintf(stderr, "emerge report: %s\n", err.msg);
         return 2;
     }

@@ -2,7 +2,7 @@
  * cmd_scaling.c - `emerge scaling` and `emerge bleu`.
  *
  *   emerge scaling (--db RUNS.sqlite | --scores FILE.csv)
- *                  [--format table|csv|json|md] [--axis params|flops]
+ *                  [--format table|csv|json|md] [--axis params|flops|nonembed]
  *                  [--task T] [--variant V] [--metric M]
  *       scores by model size per (task, variant, metric), with linearity,
  *       breakthroughness, emergence scale and inverse/U-shape flags
@@ -34,7 +34,7 @@ int cmd_bleu(int argc, char **argv);
 static const char scaling_help[] =
     "usage: emerge scaling (--db RUNS.sqlite | --scores FILE.csv)\n"
     "                      [--format table|csv|json|md] "
-    "[--axis params|flops]\n"
+    "[--axis params|flops|nonembed]\n"
     "                      [--task T] [--variant V] [--metric M]\n"
     "                      [--task-version [TASK=]N]\n"
     "CSV columns (header row required): task,model,params,score"
@@ -67,7 +67,8 @@ static const cli_cmd scaling_cmd = {"scaling", scaling_help, (const struct optio
 typedef struct scaling_opts {
     const char *db, *scores, *task, *variant, *metric, *task_version;
     scaling_format fmt;
-    int axis_flops;
+    int axis;                   /* SCALING_AXIS_* */
+    int axis_flops;             /* axis == SCALING_AXIS_FLOPS */
     const char *cmp_a, *cmp_b;  /* --compare families */
     const char *cmp_variants;   /* --compare-variants "A,B" */
     long replicates;
@@ -166,12 +167,13 @@ static int scaling_opt(void *ctx, int key, const char *v)
                         "csv, json, md)\n", v);
         return -1;
     case OPT_AXIS:
-        if (strcmp(v, "params") && strcmp(v, "flops")) {
-            fprintf(stderr, "emerge scaling: unknown axis '%s' (params, "
-                            "flops)\n", v);
+        o->axis = scaling_axis_parse(v);
+        if (o->axis < 0) {
+            fprintf(stderr, "emerge scaling: unknown axis '%s' ("
+                            SCALING_AXIS_NAMES ")\n", v);
             return -1;
         }
-        o->axis_flops = !strcmp(v, "flops");
+        o->axis_flops = o->axis == SCALING_AXIS_FLOPS;
         return 0;
     }
     return scaling_str(o, key, v);
@@ -197,7 +199,26 @@ static int scaling_parse(int argc, char **argv, scaling_opts *o)
     if (o->cmp_a && o->cmp_variants)
         return cli_usage_error(&scaling_cmd, 0, "give one of --compare and "
                                "--compare-variants");
+    if (o->scores && o->axis == SCALING_AXIS_NONEMBED)
+        return cli_usage_error(&scaling_cmd, 0, "--axis nonembed reads the "
+                               "models table: it needs --db");
     return CLI_OK;
+}
+
+/* Models without a non-embedding count are left off that axis, and
+ * named. */
+static int note_unknown(store_query *q, int axis, em_err *err)
+{
+    char *names = NULL;
+    int n = 0;
+    if (results_axis_unknown(q, axis, &names, &n, err) != 0)
+        return -1;
+    if (n)
+        fprintf(stderr, "emerge scaling: note: %d model%s without a "
+                "non-embedding parameter count left out of the nonembed "
+                "axis: %s\n", n, n == 1 ? "" : "s", names);
+    free(names);
+    return 0;
 }
 
 static int load_series(const scaling_opts *o, scaling_series **s, int *n,
@@ -213,7 +234,9 @@ static int load_series(const scaling_opts *o, scaling_series **s, int *n,
     if (rc == 0)
         rc = store_query_version_notes(q, stderr, err);
     if (rc == 0)
-        rc = results_series(q, o->axis_flops, s, n, err);
+        rc = results_series(q, o->axis, s, n, err);
+    if (rc == 0 && o->axis == SCALING_AXIS_NONEMBED)
+        rc = note_unknown(q, o->axis, err);
     store_query_close(q);
     return rc;
 }
@@ -362,7 +385,7 @@ int cmd_scaling(int argc, char **argv)
         scaling_series_free(s, n);
         return 2;
     }
-    rc = scaling_print(stdout, s, kept, o.axis_flops, o.fmt, &err);
+    rc = scaling_print(stdout, s, kept, o.axis, o.fmt, &err);
     scaling_series_free(s, n);
     if (rc || fflush(stdout)) {
         fprintf(stderr, "emerge scaling: %s\n", rc ? err.msg : "write error");

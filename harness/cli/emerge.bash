@@ -2,8 +2,9 @@
 # share/bash-completion/completions/emerge).
 #
 # Completes the commands, each command's options and the actions of a
-# command that has them (tasks validate|list|show), all read from emerge's
-# own help texts at completion time: `emerge --help` lists the commands,
+# command that has them (tasks validate|list|show, family scan), all read
+# from emerge's own help texts at completion time: `emerge --help` lists
+# the commands,
 # `emerge COMMAND --help` names the options and shows the actions in its
 # usage lines. So the completion can never offer an option the program
 # does not know. Anything else (files) is left to bash's default.

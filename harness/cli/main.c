@@ -34,6 +34,7 @@ int cmd_check(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_models(int argc, char **argv);
+int cmd_family(int argc, char **argv);
 
 static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
@@ -47,6 +48,7 @@ static const cli_command commands[] = {
     {"tasks", cmd_tasks, "validate, list and show task files"},
     {"scaling", cmd_scaling, "scaling table: linearity, breakthroughness, emergence"},
     {"bleu", cmd_bleu, "corpus BLEU of a hypothesis file against references"},
+    {"family", cmd_family, "write a family file from checkpoint directories (scan)"},
     {"sweep", cmd_sweep, "evaluate tasks over a model family into a SQLite store"},
     {"run", cmd_run, "evaluate tasks on one model into a SQLite store"},
     {"results", cmd_results, "per task/variant/model/metric means, CIs, ECE"},
