@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #include "backends/engine/model_params.h"
@@ -657,9 +658,14 @@ int family_from_spec(const char *spec, family **out, em_err *err)
     family_member *m = &f->members[0];
     m->step = -1;
     int rc;
-    if (ends_with(spec, ".gguf")) {
+    struct stat st;
+    int dir = stat(spec, &st) == 0 && S_ISDIR(st.st_mode);
+    if (ends_with(spec, ".gguf") || dir) { /* a file, or a checkpoint dir */
         m->spec.backend = em_strdup("native");
         m->spec.path = em_strdup(spec);
+        size_t n = strlen(m->spec.path);
+        while (dir && n > 1 && m->spec.path[n - 1] == '/')
+            m->spec.path[--n] = '\0';
         rc = 0;
     } else {
         rc = spec_parse(spec, m, err);

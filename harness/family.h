@@ -61,6 +61,8 @@ int family_load(const char *path, family **out, em_err *err);
 
 /* A one-member family from a command-line spec:
  *   file.gguf                        native backend on that file
+ *   DIR                              native backend on a Hugging Face
+ *                                    checkpoint directory
  *   file.yaml / file.yml             the family file itself
  *   BACKEND[:PATH][,key=value...]    e.g. "synthetic,params=1e9,shape=sharp"
  *                                    or "replay:rec.jsonl"

@@ -50,7 +50,10 @@ if "$EMERGE" family scan "$root/pythia-a" "$root/pythia-b" "$root/pythia-neox" \
         -o "$fam" --tokens-per-step 2097152 --name pythia >"$tmp/scan.out" 2>"$tmp/scan.err" &&
     [ "$(grep -c '^  - name:' "$fam")" -eq 3 ] &&
     grep -q 'path: "pythia/pythia-neox/step{step}"' "$fam" &&
-    grep -q 'steps: \[1000, 2000, 3000\]' "$fam"; then
+    grep -q 'steps: \[1000, 2000, 3000\]' "$fam" &&
+    grep -q 'params: 29536' "$fam" && grep -q 'params_nonembed: 10336' "$fam"; then
+    # size a (n_embd E 32, n_ff F 64, vocab V 300, untied), counted from
+    # the safetensors shapes: 2EV + 4E^2 + 3EF + 3E, less 2EV
     pass hf_family_scan
 else
     fail hf_family_scan "$(cat "$tmp/scan.err") $(head -20 "$fam" 2>/dev/null)"

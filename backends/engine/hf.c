@@ -526,6 +526,7 @@ int hf_open(const char *dir, const hf_opts *opts, gguf_file **out,
         }
         d.has_type = 1;
     }
+    d.shapes_only = opts && opts->shapes_only;
     gguf_writer *w = gguf_writer_new();
     gguf_file *g = NULL;
     int rc = build_meta(&d, opts, w, err);

@@ -32,6 +32,9 @@ typedef struct hf_opts {
                        biases stay F32 */
     int n_ctx;      /* the context the caller will use (<= 0: the
                        model's): Mistral's sliding_window must cover it */
+    int shapes_only; /* 1: names, types and shapes for counting only; the
+                       data stays in the checkpoint's layout (nothing is
+                       rearranged or converted), so never compute with it */
 } hf_opts;
 
 /* 1 when path is a directory (a checkpoint), 0 otherwise. */

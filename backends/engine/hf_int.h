@@ -28,6 +28,7 @@ typedef struct hf_dir {
     int n_shards;
     char **used;              /* per shard, per tensor: mapped or skipped */
     int has_type;             /* opts->type given */
+    int shapes_only;          /* opts->shapes_only */
     ggml_type type;           /* the on-load type */
 } hf_dir;
 

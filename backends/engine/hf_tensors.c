@@ -327,7 +327,7 @@ static int add_one(hf_dir *d, gguf_file *g, const tmap *m, const found *f,
     int64_t rows = f->t->shape[0], cols = two ? f->t->shape[1] : 1;
     const void *data = f->t->data;
     void *own = NULL;
-    if (m->x != X_NONE || (uintptr_t)data % es) {
+    if (!d->shapes_only && (m->x != X_NONE || (uintptr_t)data % es)) {
         own = rearrange(d, m->x, data, rows, cols, es);
         if (!own)
             return em_errorf(err, "%s: out of memory for '%s'", d->dir, name);
@@ -337,7 +337,7 @@ static int add_one(hf_dir *d, gguf_file *g, const tmap *m, const found *f,
     int64_t ne[2] = {two ? cols : rows, rows};
     if (m->x == X_TRANSPOSE)
         ne[0] = rows, ne[1] = cols;
-    if (two && d->has_type && d->type != t) {
+    if (two && d->has_type && d->type != t && !d->shapes_only) {
         size_t nb;
         void *q = convert(d, name, data, t, ne[0], ne[1], &nb, err);
         free(own);

@@ -486,7 +486,7 @@ int model_build(const char *path, const model_opts *opts, model **out,
     if (!opts)
         opts = &def;
     model *m = em_calloc(1, sizeof *m);
-    hf_opts ho = {opts->load_type, opts->n_ctx};
+    hf_opts ho = {opts->load_type, opts->n_ctx, 0};
     if (hf_open_path(path, &ho, &m->gguf, err) != 0) {
         free(m);
         return -1;

@@ -41,7 +41,8 @@ int model_count_params(const char *path, double *total, double *non_embd,
                        em_err *err)
 {
     gguf_file *g;
-    if (hf_open_path(path, NULL, &g, err) != 0)
+    hf_opts o = {NULL, 0, 1}; /* shapes only: nothing rearranged */
+    if (hf_open_path(path, &o, &g, err) != 0)
         return -1;
     model_params_of(g, total, non_embd);
     gguf_close(g);

@@ -250,7 +250,7 @@ static int convert_opt(void *ctx, int key, const char *v)
 /* convert hf DIR: the directory as hf.c reads it, saved. */
 static int convert_hf(const convert_args *a, const char *dir)
 {
-    hf_opts o = {a->type_name, 0};
+    hf_opts o = {a->type_name, 0, 0};
     gguf_file *g;
     em_err err;
     if (hf_open(dir, &o, &g, &err) || gguf_save(g, a->out, &err)) {
