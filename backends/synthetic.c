@@ -21,6 +21,10 @@
  *   k         answers the model spreads its mass over (default 4)
  *   spread    decades by which examples' midpoints differ (default 0)
  *   seed      integer mixed into every draw (default 0)
+ *   answer_tokens t (default 1): the answer is t tokens, each right with the
+ *             shape's probability, so the whole answer's is p^t: a smooth
+ *             per-token curve under a sharp exact-match one (the mirage
+ *             test's metric-induced case, metrics/mirage.h)
  *   batch_jitter  j (default 0): adds j * (1000 n + i) to the log-prob of
  *             request i of a batch of n, imitating an engine whose numbers
  *             depend on how requests were batched; tests use it to check
@@ -33,7 +37,7 @@
  *   inverse:        p = ceil - (ceil - floor) s
  *   flat:           p = (floor + ceil) / 2
  *   ushape:         p = ceil - (ceil - floor) exp(-2 ((x - m) / w)^2)
- * p is then clamped to [1e-6, 1 - 1e-6].
+ * p is then raised to the power `answer_tokens` and clamped to [1e-6, 1 - 1e-6].
  *
  * The model's answer distribution: P(T) = p, and (1-p)/(k-1) on each of
  * k-1 wrong answers T+1 .. T+k-1.
@@ -72,7 +76,7 @@ typedef enum { SHAPE_SMOOTH, SHAPE_SHARP, SHAPE_INVERSE, SHAPE_FLAT,
 typedef struct syn {
     double x;        /* log10 params */
     syn_shape shape;
-    double m, w, lo, hi, spread, jitter;
+    double m, w, lo, hi, spread, jitter, tokens;
     int k;
     uint64_t seed;
 } syn;
@@ -119,8 +123,11 @@ static int syn_configure(const backend_spec *sp, syn *s, em_err *err)
         opt_num(sp, "floor", 0, &s->lo, err) || opt_num(sp, "ceil", 1, &s->hi, err) ||
         opt_num(sp, "k", 4, &k, err) || opt_num(sp, "spread", 0, &s->spread, err) ||
         opt_num(sp, "seed", 0, &seed, err) ||
-        opt_num(sp, "batch_jitter", 0, &s->jitter, err))
+        opt_num(sp, "batch_jitter", 0, &s->jitter, err) ||
+        opt_num(sp, "answer_tokens", 1, &s->tokens, err))
         return -1;
+    if (s->tokens < 1 || s->tokens > 1000)
+        return em_errorf(err, "synthetic: 'answer_tokens' must be between 1 and 1000");
     if (mid <= 0 || s->w <= 0)
         return em_errorf(err, "synthetic: 'midpoint' and 'width' must be positive");
     if (k < 2 || k > 1000)
@@ -154,6 +161,7 @@ static double syn_p(const syn *s, const char *q)
     }
     default: p = s->lo + (s->hi - s->lo) * sig; break;
     }
+    p = pow(p, s->tokens);
     return p < 1e-6 ? 1e-6 : p > 1 - 1e-6 ? 1 - 1e-6 : p;
 }
 

@@ -185,11 +185,24 @@ static int cell_same(sqlite3_stmt *st, const sq_cell *c, int64_t mid,
            !strcmp(col_str(st, 1), c->variant);
 }
 
-int store_query_cells(store_query *q, sq_cell **out, int *n, em_err *err)
+/* The same for one named metric (bound as ?1). */
+static const char *const metric_cells_sql =
+    "SELECT t.name, s.variant, m.name, s.metric, m.params, s.example_id,"
+    " s.value, m.id FROM scores s JOIN tasks t ON t.id = s.task_id"
+    " JOIN temp.task_sel ts ON ts.id = t.id"
+    " JOIN models m ON m.id = s.model_id AND" LATEST_SQL
+    " WHERE s.metric = ?1"
+    " ORDER BY t.name, s.variant, m.params, m.name, m.id, s.example_id";
+
+static int read_cells(store_query *q, const char *metric, sq_cell **out,
+                      int *n, em_err *err)
 {
     sqlite3_stmt *st;
-    if (store_query_prepare(q, cells_sql, &st, err) != 0)
+    if (store_query_prepare(q, metric ? metric_cells_sql : cells_sql, &st,
+                            err) != 0)
         return -1;
+    if (metric)
+        sqlite3_bind_text(st, 1, metric, -1, SQLITE_TRANSIENT);
     sq_cell *c = NULL;
     int k = 0, cap = 0, rc;
     int64_t cur_mid = -1;
@@ -224,6 +237,17 @@ int store_query_cells(store_query *q, sq_cell **out, int *n, em_err *err)
     *out = c;
     *n = k;
     return 0;
+}
+
+int store_query_cells(store_query *q, sq_cell **out, int *n, em_err *err)
+{
+    return read_cells(q, NULL, out, n, err);
+}
+
+int store_query_metric_cells(store_query *q, const char *metric,
+                             sq_cell **out, int *n, em_err *err)
+{
+    return read_cells(q, metric, out, n, err);
 }
 
 void store_query_cells_free(sq_cell *c, int n)

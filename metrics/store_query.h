@@ -71,6 +71,10 @@ typedef struct sq_cell {
 
 /* Sorted by task, variant, params, model. */
 int store_query_cells(store_query *q, sq_cell **out, int *n, em_err *err);
+/* The same for one metric by name (e.g. "target_logprob"), whatever the
+ * task prefers. */
+int store_query_metric_cells(store_query *q, const char *metric,
+                             sq_cell **out, int *n, em_err *err);
 void store_query_cells_free(sq_cell *c, int n);
 /* Index of the value for example id in c, or -1 (binary search). */
 int sq_cell_find(const sq_cell *c, const char *id);

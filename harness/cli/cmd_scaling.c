@@ -26,6 +26,7 @@
 #include "metrics/results.h"
 #include "metrics/compare.h"
 #include "metrics/metric.h"
+#include "metrics/mirage.h"
 #include "metrics/scaling.h"
 
 int cmd_scaling(int argc, char **argv);
@@ -47,11 +48,18 @@ static const char scaling_help[] =
     "                                'family' column in --scores)\n"
     "  --compare-variants A,B        e.g. retrieval,standard or "
     "cot,standard\n"
-    "  --replicates N (bootstrap, default 1000)  --seed N (default 1)\n";
+    "  --replicates N (bootstrap, default 1000)  --seed N (default 1)\n"
+    "the mirage test (needs --db; table or csv):\n"
+    "  --mirage    per (task, variant) with exact_match and target_logprob:\n"
+    "              does a smooth (log-linear) account of each example's\n"
+    "              target log-prob predict the exact-match curve? R^2,\n"
+    "              breakthroughness of both curves, and a verdict:\n"
+    "              metric-induced | not explained by token log-probs |\n"
+    "              no jump | not applicable (metrics/mirage.h)\n";
 
 enum { OPT_COMPARE = 256, OPT_COMPARE_VARIANTS, OPT_REPLICATES, OPT_SEED,
        OPT_DB, OPT_TASK_VERSION, OPT_SCORES, OPT_TASK, OPT_VARIANT, OPT_METRIC,
-       OPT_FORMAT, OPT_AXIS, OPT_REFS };
+       OPT_FORMAT, OPT_AXIS, OPT_REFS, OPT_MIRAGE };
 
 #define OPTION(name, key) {name, required_argument, NULL, key}
 
@@ -62,7 +70,8 @@ static const cli_cmd scaling_cmd = {"scaling", scaling_help, (const struct optio
     OPTION("db", OPT_DB), OPTION("task-version", OPT_TASK_VERSION),
     OPTION("scores", OPT_SCORES), OPTION("task", OPT_TASK),
     OPTION("variant", OPT_VARIANT), OPTION("metric", OPT_METRIC),
-    OPTION("format", OPT_FORMAT), OPTION("axis", OPT_AXIS), {0}}, 0};
+    OPTION("format", OPT_FORMAT), OPTION("axis", OPT_AXIS),
+    {"mirage", no_argument, NULL, OPT_MIRAGE}, {0}}, 0};
 
 typedef struct scaling_opts {
     const char *db, *scores, *task, *variant, *metric, *task_version;
@@ -73,6 +82,7 @@ typedef struct scaling_opts {
     const char *cmp_variants;   /* --compare-variants "A,B" */
     long replicates;
     unsigned long long seed;
+    int mirage;                 /* --mirage */
 } scaling_opts;
 
 static int parse_format(const char *s, scaling_format *out)
@@ -152,6 +162,7 @@ static int scaling_opt(void *ctx, int key, const char *v)
     long seed;
     switch (key) {
     case OPT_COMPARE: return parse_compare(ctx, v);
+    case OPT_MIRAGE: o->mirage = 1; return 0;
     case OPT_COMPARE_VARIANTS: return parse_pair(o, v);
     case OPT_REPLICATES:
         return parse_count(v, "--replicates", 1000000, &o->replicates);
@@ -199,6 +210,11 @@ static int scaling_parse(int argc, char **argv, scaling_opts *o)
     if (o->cmp_a && o->cmp_variants)
         return cli_usage_error(&scaling_cmd, 0, "give one of --compare and "
                                "--compare-variants");
+    if (o->mirage && (o->scores || o->cmp_a || o->cmp_variants ||
+                      (o->fmt != SCALING_TABLE && o->fmt != SCALING_CSV)))
+        return cli_usage_error(&scaling_cmd, 0, "--mirage reads per-example "
+                               "scores from --db, prints a table or csv, and "
+                               "does not combine with --compare");
     if (o->scores && o->axis == SCALING_AXIS_NONEMBED)
         return cli_usage_error(&scaling_cmd, 0, "--axis nonembed reads the "
                                "models table: it needs --db");
@@ -359,12 +375,51 @@ static int run_compare(const scaling_opts *o)
     return rc ? 2 : 0;
 }
 
+/* --mirage: the test per (task, variant), filtered by --task/--variant. */
+static int run_mirage(const scaling_opts *o)
+{
+    store_query *q;
+    mirage_row *rows = NULL;
+    int n = 0, k = 0;
+    em_err err;
+    int rc = store_query_open(o->db, &q, &err);
+    if (!rc) {
+        rc = store_query_select_versions(q, o->task_version, &err);
+        if (!rc)
+            rc = store_query_version_notes(q, stderr, &err);
+        if (!rc)
+            rc = mirage_from_store(q, o->axis, &rows, &n, &err);
+        store_query_close(q);
+    }
+    if (rc) {
+        fprintf(stderr, "emerge scaling: %s\n", err.msg);
+        return 2;
+    }
+    for (int i = 0; i < n; i++)
+        if ((!o->task || !strcmp(o->task, rows[i].task)) &&
+            (!o->variant || !strcmp(o->variant, rows[i].variant))) {
+            mirage_row t = rows[k];
+            rows[k++] = rows[i];
+            rows[i] = t;
+        }
+    if (!k)
+        fprintf(stderr, "emerge scaling: no (task, variant) with exact_match "
+                "scores%s in %s\n", o->task || o->variant ? " matches the "
+                "filters" : "", o->db);
+    else
+        mirage_print(stdout, rows, k, o->fmt == SCALING_CSV);
+    mirage_rows_free(rows, n);
+    return k ? 0 : 2;
+}
+
 int cmd_scaling(int argc, char **argv)
 {
     scaling_opts o;
     int rc = scaling_parse(argc, argv, &o);
     if (rc)
         return cli_exit(rc);
+    if (o.mirage)
+        return run_mirage(&o);
     if (o.cmp_a || o.cmp_variants)
         return run_compare(&o);
     scaling_series *s;
