@@ -87,12 +87,13 @@ static void line_fit(const double *x, const double *y, int n, double *a,
  * form pre-training loss follows in scale), each fitted by least squares,
  * the one whose probabilities exp(.) are closer to exp(y) (the scale the
  * grade lives on: in log-prob space the flat floor of the smallest models
- * would decide); its values in s. Both are smooth in x by construction:
- * a step in y is what neither can follow. */
-static void smooth_fit(const double *x, const double *y, int n, double *s)
+ * would decide), evaluated at xe into out. Both are smooth in x by
+ * construction: a step in y is what neither can follow. */
+void mirage_smooth_fit(const double *x, const double *y, int n,
+                       const double *xe, int ne, double *out)
 {
     double a, b, c, d, sse_line = 0, sse_pow = 0;
-    double *ly = malloc(sizeof *ly * (size_t)n);
+    double *ly = em_calloc((size_t)n + 1, sizeof *ly);
     for (int m = 0; m < n; m++)
         ly[m] = log(-y[m] > 1e-6 ? -y[m] : 1e-6);
     line_fit(x, y, n, &a, &b);
@@ -103,9 +104,9 @@ static void smooth_fit(const double *x, const double *y, int n, double *s)
         sse_line += (py - pl) * (py - pl);
         sse_pow += (py - exp(p)) * (py - exp(p));
     }
-    for (int m = 0; m < n; m++) {
-        double l = a + b * x[m];
-        s[m] = sse_pow < sse_line ? -exp(c + d * x[m]) : l < 0 ? l : 0;
+    for (int m = 0; m < ne; m++) {
+        double l = a + b * xe[m];
+        out[m] = sse_pow < sse_line ? -exp(c + d * xe[m]) : l < 0 ? l : 0;
     }
     free(ly);
 }
@@ -128,7 +129,7 @@ static int curves(const double *x, const double *lp, int n, int n_ex,
         }
         if (!ok)
             continue;
-        smooth_fit(x, y, n, s);
+        mirage_smooth_fit(x, y, n, x, n, s);
         for (int m = 0; m < n; m++) {
             direct[m] += exp(y[m] < 0 ? y[m] : 0);
             smooth[m] += exp(s[m]);

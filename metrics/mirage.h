@@ -73,6 +73,12 @@ void mirage_analyze(const double *x, const double *em, const double *lp,
 
 const char *mirage_verdict_name(mirage_verdict v);
 
+/* The smooth account of one example's log-probs y at the n scales x (the
+ * line or the power law of the loss, as above), evaluated at the ne
+ * scales xe: log-probs (<= 0) in out. predict.c extrapolates with it. */
+void mirage_smooth_fit(const double *x, const double *y, int n,
+                       const double *xe, int ne, double *out);
+
 /* One row per (task, variant) with exact_match scores in the store. */
 typedef struct mirage_row {
     char *task, *variant;

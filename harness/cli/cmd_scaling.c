@@ -27,6 +27,7 @@
 #include "metrics/compare.h"
 #include "metrics/metric.h"
 #include "metrics/mirage.h"
+#include "metrics/predict.h"
 #include "metrics/scaling.h"
 
 int cmd_scaling(int argc, char **argv);
@@ -55,11 +56,18 @@ static const char scaling_help[] =
     "              target log-prob predict the exact-match curve? R^2,\n"
     "              breakthroughness of both curves, and a verdict:\n"
     "              metric-induced | not explained by token log-probs |\n"
-    "              no jump | not applicable (metrics/mirage.h)\n";
+    "              no jump | not applicable (metrics/mirage.h)\n"
+    "back-testing (needs --db; table or csv):\n"
+    "  --predict   fit exact match on all but the largest K models, two ways\n"
+    "              (a logistic of the metric; each example's smooth target\n"
+    "              log-prob mapped to the grade), predict the held-back\n"
+    "              models, report both errors with bootstrap CIs\n"
+    "              (metrics/predict.h; --replicates, default 200 here)\n"
+    "  --hold K    models held back (default 1)\n";
 
 enum { OPT_COMPARE = 256, OPT_COMPARE_VARIANTS, OPT_REPLICATES, OPT_SEED,
        OPT_DB, OPT_TASK_VERSION, OPT_SCORES, OPT_TASK, OPT_VARIANT, OPT_METRIC,
-       OPT_FORMAT, OPT_AXIS, OPT_REFS, OPT_MIRAGE };
+       OPT_FORMAT, OPT_AXIS, OPT_REFS, OPT_MIRAGE, OPT_PREDICT, OPT_HOLD };
 
 #define OPTION(name, key) {name, required_argument, NULL, key}
 
@@ -71,7 +79,9 @@ static const cli_cmd scaling_cmd = {"scaling", scaling_help, (const struct optio
     OPTION("scores", OPT_SCORES), OPTION("task", OPT_TASK),
     OPTION("variant", OPT_VARIANT), OPTION("metric", OPT_METRIC),
     OPTION("format", OPT_FORMAT), OPTION("axis", OPT_AXIS),
-    {"mirage", no_argument, NULL, OPT_MIRAGE}, {0}}, 0};
+    {"mirage", no_argument, NULL, OPT_MIRAGE},
+    {"predict", no_argument, NULL, OPT_PREDICT}, OPTION("hold", OPT_HOLD),
+    {0}}, 0};
 
 typedef struct scaling_opts {
     const char *db, *scores, *task, *variant, *metric, *task_version;
@@ -83,6 +93,9 @@ typedef struct scaling_opts {
     long replicates;
     unsigned long long seed;
     int mirage;                 /* --mirage */
+    int predict;                /* --predict */
+    long hold;                  /* --hold K */
+    int replicates_given;
 } scaling_opts;
 
 static int parse_format(const char *s, scaling_format *out)
@@ -163,8 +176,11 @@ static int scaling_opt(void *ctx, int key, const char *v)
     switch (key) {
     case OPT_COMPARE: return parse_compare(ctx, v);
     case OPT_MIRAGE: o->mirage = 1; return 0;
+    case OPT_PREDICT: o->predict = 1; return 0;
+    case OPT_HOLD: return parse_count(v, "--hold", 1000, &o->hold);
     case OPT_COMPARE_VARIANTS: return parse_pair(o, v);
     case OPT_REPLICATES:
+        o->replicates_given = 1;
         return parse_count(v, "--replicates", 1000000, &o->replicates);
     case OPT_SEED:
         if (parse_count(v, "--seed", 0x7fffffffL, &seed))
@@ -197,6 +213,7 @@ static int scaling_parse(int argc, char **argv, scaling_opts *o)
     o->fmt = SCALING_TABLE;
     o->replicates = 1000;
     o->seed = 1;
+    o->hold = 1;
     scaling_ctx c = {o, argc, argv};
     int first, p = cli_parse(&scaling_cmd, argc, argv, scaling_opt, &c, &first);
     if (p)
@@ -210,11 +227,17 @@ static int scaling_parse(int argc, char **argv, scaling_opts *o)
     if (o->cmp_a && o->cmp_variants)
         return cli_usage_error(&scaling_cmd, 0, "give one of --compare and "
                                "--compare-variants");
-    if (o->mirage && (o->scores || o->cmp_a || o->cmp_variants ||
-                      (o->fmt != SCALING_TABLE && o->fmt != SCALING_CSV)))
-        return cli_usage_error(&scaling_cmd, 0, "--mirage reads per-example "
-                               "scores from --db, prints a table or csv, and "
-                               "does not combine with --compare");
+    if ((o->mirage || o->predict) &&
+        (o->scores || o->cmp_a || o->cmp_variants || (o->mirage && o->predict) ||
+         (o->fmt != SCALING_TABLE && o->fmt != SCALING_CSV)))
+        return cli_usage_error(&scaling_cmd, 0, "--mirage and --predict read "
+                               "per-example scores from --db, print a table "
+                               "or csv, and go one at a time, without "
+                               "--compare");
+    if (o->hold < 1)
+        return cli_usage_error(&scaling_cmd, 0, "--hold wants at least 1");
+    if (o->predict && !o->replicates_given)
+        o->replicates = 200;
     if (o->scores && o->axis == SCALING_AXIS_NONEMBED)
         return cli_usage_error(&scaling_cmd, 0, "--axis nonembed reads the "
                                "models table: it needs --db");
@@ -412,6 +435,45 @@ static int run_mirage(const scaling_opts *o)
     return k ? 0 : 2;
 }
 
+/* --predict: the back-test per (task, variant). */
+static int run_predict(const scaling_opts *o)
+{
+    store_query *q;
+    predict_row *rows = NULL;
+    int n = 0, k = 0;
+    em_err err;
+    int rc = store_query_open(o->db, &q, &err);
+    if (!rc) {
+        rc = store_query_select_versions(q, o->task_version, &err);
+        if (!rc)
+            rc = store_query_version_notes(q, stderr, &err);
+        if (!rc)
+            rc = predict_from_store(q, o->axis, (int)o->hold,
+                                    (int)o->replicates, o->seed, &rows, &n,
+                                    &err);
+        store_query_close(q);
+    }
+    if (rc) {
+        fprintf(stderr, "emerge scaling: %s\n", err.msg);
+        return 2;
+    }
+    for (int i = 0; i < n; i++)
+        if ((!o->task || !strcmp(o->task, rows[i].task)) &&
+            (!o->variant || !strcmp(o->variant, rows[i].variant))) {
+            predict_row t = rows[k];
+            rows[k++] = rows[i];
+            rows[i] = t;
+        }
+    if (!k)
+        fprintf(stderr, "emerge scaling: no (task, variant) with exact_match "
+                "scores%s in %s\n", o->task || o->variant ? " matches the "
+                "filters" : "", o->db);
+    else
+        predict_print(stdout, rows, k, o->fmt == SCALING_CSV);
+    predict_rows_free(rows, n);
+    return k ? 0 : 2;
+}
+
 int cmd_scaling(int argc, char **argv)
 {
     scaling_opts o;
@@ -420,6 +482,8 @@ int cmd_scaling(int argc, char **argv)
         return cli_exit(rc);
     if (o.mirage)
         return run_mirage(&o);
+    if (o.predict)
+        return run_predict(&o);
     if (o.cmp_a || o.cmp_variants)
         return run_compare(&o);
     scaling_series *s;
