@@ -114,6 +114,7 @@ static void fill_input(const task *t, const task_example *e, const item *it,
                 best = i;
         in->choice_logprobs = s->choice_lp;
         in->choice_tokens = s->choice_tok;
+        in->choice_texts = (const char *const *)e->choices;
         in->n_choices = e->n_choices;
         s->answer = task_normalize(e->choices[best], t->answer.norm);
     } else if (in->output) {

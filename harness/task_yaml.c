@@ -365,7 +365,8 @@ out:
 static int metric_needs_choices(const char *m)
 {
     return !strcmp(m, "multiple_choice_grade") || !strcmp(m, "brier_score") ||
-           !strcmp(m, "mc_confidence");
+           !strcmp(m, "mc_confidence") || !strcmp(m, "acc_norm") ||
+           !strcmp(m, "acc_bytes");
 }
 
 static int check_metric(loader *L, const ydoc_node *node, const char *m)

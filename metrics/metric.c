@@ -11,6 +11,8 @@
  */
 #include "metrics/metric.h"
 
+#include "base/utf8.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
@@ -151,6 +153,45 @@ static int m_multiple_choice_grade(const metric_input *in, double *out,
     return 0;
 }
 
+/* lm-evaluation-harness's length-normalised accuracies (lm_eval/api/
+ * task.py, process_results of multiple_choice): the choice with the
+ * largest log-prob / length wins, the length of the choice string as the
+ * task gives it (no joining space) in characters (acc_norm: Python's
+ * len, code points) or in UTF-8 bytes (acc_bytes); its grade is the
+ * choice's target score, as for multiple_choice_grade. */
+static int m_acc_len(const char *name, const metric_input *in, int bytes,
+                     double *out, em_err *err)
+{
+    if (need_choices(name, in, 1, err))
+        return -1;
+    if (!in->choice_texts)
+        return em_errorf(err, "metric %s needs the choices' texts", name);
+    int best = -1;
+    double best_v = 0;
+    for (int i = 0; i < in->n_choices; i++) {
+        const char *c = in->choice_texts[i];
+        long len = bytes ? (long)strlen(c) : utf8_count(c, strlen(c));
+        if (len <= 0)
+            return em_errorf(err, "metric %s: choice %d is empty (no length "
+                             "to divide by)", name, i);
+        double v = in->choice_logprobs[i] / (double)len;
+        if (best < 0 || v > best_v)
+            best = i, best_v = v;
+    }
+    *out = in->choice_scores[best];
+    return 0;
+}
+
+static int m_acc_norm(const metric_input *in, double *out, em_err *err)
+{
+    return m_acc_len("acc_norm", in, 0, out, err);
+}
+
+static int m_acc_bytes(const metric_input *in, double *out, em_err *err)
+{
+    return m_acc_len("acc_bytes", in, 1, out, err);
+}
+
 /* Sum over choices of (p_i - y_i)^2 with y = target_scores / their sum
  * (all zero when every score is 0). */
 static int m_brier_score(const metric_input *in, double *out, em_err *err)
@@ -270,6 +311,8 @@ static const metric_def metrics[] = {
     {"brier_score", m_brier_score, 0},
     {"mc_confidence", m_mc_confidence, 1},
     {"edit_distance", m_edit_distance, 0},
+    {"acc_norm", m_acc_norm, 1},
+    {"acc_bytes", m_acc_bytes, 1},
 };
 #define N_METRICS (int)(sizeof metrics / sizeof metrics[0])
 
@@ -291,7 +334,7 @@ int metric_known(const char *name)
 static const char *const names[N_METRICS + 1] = {
     "exact_match", "bleu", "rouge1", "rouge2", "rougeL", "target_logprob",
     "target_logprob_per_token", "multiple_choice_grade", "brier_score",
-    "mc_confidence", "edit_distance", NULL,
+    "mc_confidence", "edit_distance", "acc_norm", "acc_bytes", NULL,
 };
 
 const char *const *metric_names(void)

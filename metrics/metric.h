@@ -11,7 +11,9 @@
  *   exact_match, bleu, rouge1, rouge2, rougeL, target_logprob,
  *   target_logprob_per_token, multiple_choice_grade, brier_score,
  *   mc_confidence (max normalised choice probability; feeds ece),
- *   edit_distance
+ *   edit_distance, acc_norm and acc_bytes (lm-evaluation-harness's:
+ *   the grade of the choice whose log-prob divided by its length in
+ *   characters, or in UTF-8 bytes, is largest)
  */
 #ifndef EMERGE_METRIC_H
 #define EMERGE_METRIC_H
@@ -30,6 +32,8 @@ typedef struct metric_input {
     const double *choice_logprobs; /* n_choices */
     const int *choice_tokens;
     const double *choice_scores;   /* BIG-bench target_scores */
+    const char *const *choice_texts; /* the choices as the task gives
+                                        them (acc_norm, acc_bytes) */
     int n_choices;
 } metric_input;
 

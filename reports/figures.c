@@ -191,6 +191,8 @@ const char *report_metric_label(const char *metric)
     static const struct { const char *name, *label; } labels[] = {
         {"exact_match", "exact match (fraction of examples)"},
         {"multiple_choice_grade", "multiple-choice accuracy (fraction)"},
+        {"acc_norm", "accuracy, log-prob per character (fraction)"},
+        {"acc_bytes", "accuracy, log-prob per UTF-8 byte (fraction)"},
         {"target_logprob", "log-prob of the target (nats)"},
         {"brier_score", "Brier score (lower is better)"},
         {"mc_confidence", "confidence in the chosen answer"},

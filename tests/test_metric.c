@@ -21,7 +21,7 @@ TEST(test_registry)
     int n = 0;
     for (; names[n]; n++)
         CHECK_MSG(metric_known(names[n]), "%s not known", names[n]);
-    CHECK_INT(n, 11);
+    CHECK_INT(n, 13);
     CHECK(!metric_known("bleu4"));
     CHECK(!metric_known(NULL));
     CHECK_INT(metric_higher_is_better("brier_score"), 0);
@@ -236,12 +236,42 @@ TEST(test_normalize)
     CHECK_NEAR(metric_normalize(0.2, 1, 0), 80, 1e-12); /* lower is better */
 }
 
+/* lm-eval's acc_norm / acc_bytes on a hand-computed case: log-probs
+ * -1, -3, -2.4 of "a", "bbbb", "cc\u00e7" (3 characters, 4 bytes):
+ * argmax of lp is "a"; of lp/chars (-1, -0.75, -0.8) "bbbb"; of lp/bytes
+ * (-1, -0.75, -0.6) "cc\u00e7". */
+TEST(test_acc_norm_bytes)
+{
+    const char *texts[] = {"a", "bbbb", "cc\xc3\xa7"};
+    double lp[] = {-1.0, -3.0, -2.4}, sc[] = {0, 0, 1}, v;
+    metric_input in = {0};
+    in.choice_logprobs = lp;
+    in.choice_scores = sc;
+    in.choice_texts = texts;
+    in.n_choices = 3;
+    em_err err;
+    CHECK(metric_compute("multiple_choice_grade", &in, &v, &err) == 0 && v == 0);
+    CHECK(metric_compute("acc_norm", &in, &v, &err) == 0 && v == 0);
+    CHECK(metric_compute("acc_bytes", &in, &v, &err) == 0 && v == 1);
+    double sc2[] = {0, 1, 0};
+    in.choice_scores = sc2;
+    CHECK(metric_compute("acc_norm", &in, &v, &err) == 0 && v == 1);
+    CHECK(metric_compute("acc_bytes", &in, &v, &err) == 0 && v == 0);
+    /* no texts, or an empty choice: errors that say so */
+    in.choice_texts = NULL;
+    CHECK(metric_compute("acc_norm", &in, &v, &err) != 0 && strstr(err.msg, "texts"));
+    const char *empty[] = {"a", "", "c"};
+    in.choice_texts = empty;
+    CHECK(metric_compute("acc_bytes", &in, &v, &err) != 0 && strstr(err.msg, "empty"));
+}
+
 int main(void)
 {
     RUN(test_registry);
     RUN(test_exact_match);
     RUN(test_rouge);
     RUN(test_logprob);
+    RUN(test_acc_norm_bytes);
     RUN(test_multiple_choice);
     RUN(test_brier_confidence);
     RUN(test_edit_distance);
