@@ -57,6 +57,7 @@ typedef struct scored {
     char **norm_targets;
     double *choice_lp;
     int *choice_tok;
+    double *uncond_lp;     /* the choices without the question, or NULL */
     int gen_choice;        /* multiple choice answered by generation */
     int matched;           /* that answer's choice, -1 none */
 } scored;
@@ -68,6 +69,7 @@ static void scored_free(scored *s, int n_targets)
     free(s->norm_targets);
     free(s->choice_lp);
     free(s->choice_tok);
+    free(s->uncond_lp);
     free(s->answer);
 }
 
@@ -100,6 +102,11 @@ static void fill_input(const task *t, const task_example *e, const item *it,
             in->has_target_logprob = 1;
             in->target_logprob = sl->logprob;
             in->target_tokens = sl->n_tokens;
+        } else if (TASK_IS_UNCOND(r->choice) &&
+                   TASK_UNCOND_INDEX(r->choice) < e->n_choices) {
+            if (!s->uncond_lp)
+                s->uncond_lp = em_calloc((size_t)e->n_choices, sizeof *s->uncond_lp);
+            s->uncond_lp[TASK_UNCOND_INDEX(r->choice)] = sl->logprob;
         } else if (r->choice >= 0 && r->choice < e->n_choices) {
             s->choice_lp[r->choice] = sl->logprob;
             s->choice_tok[r->choice] = sl->n_tokens;
@@ -115,6 +122,7 @@ static void fill_input(const task *t, const task_example *e, const item *it,
         in->choice_logprobs = s->choice_lp;
         in->choice_tokens = s->choice_tok;
         in->choice_texts = (const char *const *)e->choices;
+        in->choice_uncond_logprobs = s->uncond_lp;
         in->n_choices = e->n_choices;
         s->answer = task_normalize(e->choices[best], t->answer.norm);
     } else if (in->output) {

@@ -79,6 +79,7 @@ void task_free(task *t)
     free(t->variants);
     free(t->choice_format);
     free(t->continuation_prefix);
+    free(t->unconditional_prefix);
     pcre2_code_free(t->answer_re);
     free(t->prefix);
     free(t->output_stop);

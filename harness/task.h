@@ -125,6 +125,9 @@ typedef struct task {
     char hash[65];          /* SHA-256 of the file bytes and data bytes */
     char *choice_format;    /* one line of {{choices}}, default "  {{choice}}" */
     char *continuation_prefix; /* put before a scored choice/target, " " */
+    char *unconditional_prefix; /* acc_mutual_info: the context a choice is
+                                  scored in without the question ("":
+                                  none, the backend's BOS alone) */
     void *answer_re;        /* compiled answer.pattern (pcre2_code *) */
     char *prefix;           /* literal text put before every prompt, not a
                              * template (BIG-bench task_prefix, BBH's task
@@ -154,9 +157,18 @@ typedef struct task_request {
     task_req_kind kind;
     char *prompt;       /* generate prompt, or log-likelihood context */
     char *continuation; /* log-likelihood only */
-    int choice;         /* choice index scored, -1 for the target, -2 none */
+    int choice;         /* choice index scored, -1 for the target, -2 none,
+                           TASK_UNCOND(i) choice i scored without the
+                           question (acc_mutual_info) */
     int max_tokens;     /* generate only */
 } task_request;
+
+/* Unconditional choice requests carry choice TASK_UNCOND(i) (stored as is:
+ * negative, so readers of conditional choices, r.choice >= 0, pass them
+ * by); TASK_UNCOND_INDEX gives i back. */
+#define TASK_UNCOND(i) (-10 - (i))
+#define TASK_UNCOND_INDEX(c) (-10 - (c))
+#define TASK_IS_UNCOND(c) ((c) <= -10)
 
 /* The first-pass requests of example ex under variant v (stop strings and
  * other generation settings come from the task). */

@@ -1,8 +1,9 @@
 /*
  * task_request.c - the requests the sweep sends for an example: one
- * generation, or one log-likelihood per choice (multiple choice) or for
- * the target (target_logprob), plus the zero-shot chain-of-thought second
- * pass built from the first pass's output.
+ * generation, or one log-likelihood per choice (multiple choice; with
+ * acc_mutual_info, each choice again after the task's unconditional
+ * prefix) or for the target (target_logprob), plus the zero-shot
+ * chain-of-thought second pass built from the first pass's output.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,14 @@ static int wants_target_logprob(const task *t)
 {
     for (int i = 0; i < t->n_metrics; i++)
         if (!strncmp(t->metrics[i], "target_logprob", 14))
+            return 1;
+    return 0;
+}
+
+static int wants_metric(const task *t, const char *name)
+{
+    for (int i = 0; i < t->n_metrics; i++)
+        if (!strcmp(t->metrics[i], name))
             return 1;
     return 0;
 }
@@ -63,6 +72,11 @@ int task_build_requests(const task *t, const task_variant *v, int ex,
                (kind == VARIANT_STANDARD || kind == VARIANT_RETRIEVAL)) {
         for (int i = 0; i < e->n_choices; i++)
             req_loglik(t, p.s, e->choices[i], i, out, n);
+        /* acc_mutual_info: each choice again without the question (the
+         * same continuation in every example is one cached request) */
+        for (int i = 0; wants_metric(t, "acc_mutual_info") && i < e->n_choices; i++)
+            req_loglik(t, t->unconditional_prefix, e->choices[i],
+                       TASK_UNCOND(i), out, n);
     } else {
         task_request *q = req_push(out, n);
         q->kind = TASK_REQ_GENERATE;

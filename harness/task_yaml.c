@@ -23,7 +23,8 @@
 
 static const char *const top_keys[] = {
     "name", "description", "keywords", "type", "examples", "data", "fields",
-    "template", "choice_format", "continuation_prefix", "few_shot", "stop",
+    "template", "choice_format", "continuation_prefix", "unconditional_prefix",
+    "few_shot", "stop",
     "max_tokens", "answer", "metrics", "preferred_metric", "random_baseline",
     "low_score", "high_score", "variants", "retrieval", "shuffle", NULL};
 static const char *const few_shot_keys[] = {
@@ -288,6 +289,11 @@ static int load_templates(loader *L)
         return -1;
     if (!t->continuation_prefix)
         t->continuation_prefix = em_strdup(" ");
+    if (ydoc_get_str(L->path, r, "unconditional_prefix",
+                     &t->unconditional_prefix, L->err))
+        return -1;
+    if (!t->unconditional_prefix)
+        t->unconditional_prefix = em_strdup("");
     if (fs && get_template(L, fs, "example_template", "few_shot.example_template",
                            &t->few_shot.example_template))
         return -1;
@@ -366,7 +372,7 @@ static int metric_needs_choices(const char *m)
 {
     return !strcmp(m, "multiple_choice_grade") || !strcmp(m, "brier_score") ||
            !strcmp(m, "mc_confidence") || !strcmp(m, "acc_norm") ||
-           !strcmp(m, "acc_bytes");
+           !strcmp(m, "acc_bytes") || !strcmp(m, "acc_mutual_info");
 }
 
 static int check_metric(loader *L, const ydoc_node *node, const char *m)

@@ -182,6 +182,24 @@ static int m_acc_len(const char *name, const metric_input *in, int bytes,
     return 0;
 }
 
+/* lm-eval's acc_mutual_info: argmax of log P(c | context) - log P(c |
+ * unconditional context), graded by the choice's target score. */
+static int m_acc_mutual_info(const metric_input *in, double *out, em_err *err)
+{
+    if (need_choices("acc_mutual_info", in, 1, err))
+        return -1;
+    if (!in->choice_uncond_logprobs)
+        return em_errorf(err, "metric acc_mutual_info needs the choices' "
+                         "unconditional log-probabilities");
+    int best = 0;
+    for (int i = 1; i < in->n_choices; i++)
+        if (in->choice_logprobs[i] - in->choice_uncond_logprobs[i] >
+            in->choice_logprobs[best] - in->choice_uncond_logprobs[best])
+            best = i;
+    *out = in->choice_scores[best];
+    return 0;
+}
+
 static int m_acc_norm(const metric_input *in, double *out, em_err *err)
 {
     return m_acc_len("acc_norm", in, 0, out, err);
@@ -313,6 +331,7 @@ static const metric_def metrics[] = {
     {"edit_distance", m_edit_distance, 0},
     {"acc_norm", m_acc_norm, 1},
     {"acc_bytes", m_acc_bytes, 1},
+    {"acc_mutual_info", m_acc_mutual_info, 1},
 };
 #define N_METRICS (int)(sizeof metrics / sizeof metrics[0])
 
@@ -334,7 +353,8 @@ int metric_known(const char *name)
 static const char *const names[N_METRICS + 1] = {
     "exact_match", "bleu", "rouge1", "rouge2", "rougeL", "target_logprob",
     "target_logprob_per_token", "multiple_choice_grade", "brier_score",
-    "mc_confidence", "edit_distance", "acc_norm", "acc_bytes", NULL,
+    "mc_confidence", "edit_distance", "acc_norm", "acc_bytes",
+    "acc_mutual_info", NULL,
 };
 
 const char *const *metric_names(void)

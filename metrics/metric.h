@@ -13,7 +13,9 @@
  *   mc_confidence (max normalised choice probability; feeds ece),
  *   edit_distance, acc_norm and acc_bytes (lm-evaluation-harness's:
  *   the grade of the choice whose log-prob divided by its length in
- *   characters, or in UTF-8 bytes, is largest)
+ *   characters, or in UTF-8 bytes, is largest), acc_mutual_info (the
+ *   choice whose log P(choice | question) - log P(choice | unconditional
+ *   prefix) is largest)
  */
 #ifndef EMERGE_METRIC_H
 #define EMERGE_METRIC_H
@@ -34,6 +36,9 @@ typedef struct metric_input {
     const double *choice_scores;   /* BIG-bench target_scores */
     const char *const *choice_texts; /* the choices as the task gives
                                         them (acc_norm, acc_bytes) */
+    const double *choice_uncond_logprobs; /* each choice's log-prob
+                                        without the question
+                                        (acc_mutual_info), or NULL */
     int n_choices;
 } metric_input;
 

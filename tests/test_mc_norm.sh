@@ -70,3 +70,55 @@ if [ "${2:-1}" -eq 0 ] && [ "${1:-0}" -ge 96 ] && [ "${3:-0}" -gt 0 ]; then
 else
     echo "FAIL mc_norm_matches_lm_eval: scores/mismatches/flips: $out"
 fi
+
+# acc_mutual_info on a real model (the demo family's smallest, whose
+# vocabulary adds BOS, so an unconditional prefix may even be empty): each
+# choice is scored again after the task's unconditional_prefix; those
+# requests are shared by every example with that choice (one cached
+# request each); the stored values equal lm-eval's argmax of conditional
+# minus unconditional log-prob.
+model=models/family/demo-d8l1-step4096.gguf
+cat >"$tmp/mi.yaml" <<'Y'
+name: mc-mi
+type: multiple_choice
+examples:
+  - {input: "Fenwarr is a", choices: [city, river, king], target: river}
+  - {input: "The capital is", choices: [city, river, king], target: city}
+  - {input: "He was crowned", choices: [city, river, king, queen], target: king}
+template: "{{input}}"
+unconditional_prefix: "Answer:"
+metrics: [multiple_choice_grade, acc_mutual_info]
+Y
+if ! "$EMERGE" run --model "$model" --tasks "$tmp/mi.yaml" --db "$tmp/mi.sqlite" \
+        --quiet >"$tmp/mi.log" 2>&1; then
+    echo "FAIL mc_mutual_info: $(tail -3 "$tmp/mi.log")"
+    exit 0
+fi
+out=$(python3 - "$tmp/mi.sqlite" <<'P'
+import sqlite3, sys, json
+c = sqlite3.connect(sys.argv[1])
+lp = {}
+for prompt, cont, choice, v in c.execute("""SELECT r.prompt, r.continuation,
+        r.choice, p.logprob FROM requests r JOIN responses p ON p.request_id = r.id
+        WHERE r.kind = 'loglik'"""):
+    lp[(prompt, cont)] = v
+uncond = sum(1 for (p, _) in lp if p == "Answer:")
+docs = {"0": ("Fenwarr is a", ["city", "river", "king"], 1),
+        "1": ("The capital is", ["city", "river", "king"], 0),
+        "2": ("He was crowned", ["city", "river", "king", "queen"], 2)}
+bad = 0
+for eid, got in c.execute("SELECT example_id, value FROM scores WHERE metric = 'acc_mutual_info'"):
+    q, ch, gold = docs[eid[-1]]
+    mi = [lp[(q, " " + x)] - lp[("Answer:", " " + x)] for x in ch]
+    want = float(max(range(len(mi)), key=lambda i: (mi[i], -i)) == gold)
+    bad += got != want
+n = c.execute("SELECT count(*) FROM scores WHERE metric = 'acc_mutual_info'").fetchone()[0]
+print(n, bad, uncond)
+P
+)
+set -- $out
+if [ "${1:-0}" -eq 3 ] && [ "${2:-1}" -eq 0 ] && [ "${3:-0}" -eq 4 ]; then
+    echo "PASS mc_mutual_info (3 examples as lm-eval computes them; 4 unconditional requests for 10 choices)"
+else
+    echo "FAIL mc_mutual_info: scores/mismatches/unconditional requests: $out"
+fi

@@ -21,7 +21,7 @@ TEST(test_registry)
     int n = 0;
     for (; names[n]; n++)
         CHECK_MSG(metric_known(names[n]), "%s not known", names[n]);
-    CHECK_INT(n, 13);
+    CHECK_INT(n, 14);
     CHECK(!metric_known("bleu4"));
     CHECK(!metric_known(NULL));
     CHECK_INT(metric_higher_is_better("brier_score"), 0);
@@ -263,6 +263,16 @@ TEST(test_acc_norm_bytes)
     const char *empty[] = {"a", "", "c"};
     in.choice_texts = empty;
     CHECK(metric_compute("acc_bytes", &in, &v, &err) != 0 && strstr(err.msg, "empty"));
+    /* mutual information: lp - unconditional lp = -1+0.2, -3+3.5, -2.4+2.0
+     * = -0.8, 0.5, -0.4: choice 1 */
+    double un[] = {-0.2, -3.5, -2.0};
+    in.choice_scores = sc2;
+    CHECK(metric_compute("acc_mutual_info", &in, &v, &err) != 0 &&
+          strstr(err.msg, "unconditional"));
+    in.choice_uncond_logprobs = un;
+    CHECK(metric_compute("acc_mutual_info", &in, &v, &err) == 0 && v == 1);
+    in.choice_scores = sc;
+    CHECK(metric_compute("acc_mutual_info", &in, &v, &err) == 0 && v == 0);
 }
 
 int main(void)
