@@ -294,15 +294,43 @@ char *report_fig_name(const char *task, const char *kind)
     return em_buf_take(&b);
 }
 
-/* Adds series s as a line (raw scores, CIs) to f. */
+/* Adds series s as a line (raw scores, CIs) to f. On the flops axis a
+ * series holds every checkpoint of every size: one line per model size
+ * then ("TITLE, 3.7K"), through that size's checkpoints in compute order,
+ * instead of one line zig-zagging between sizes; the sizes of one series
+ * share its colour, dashed in turn so neighbours stay apart. */
 static void add_series_line(const report_data *d, report_fig *f,
                             const scaling_series *s, const char *title, int color)
 {
-    report_line *l = report_fig_line(f, title, color, 0);
-    for (int j = 0; j < s->n; j++) {
-        const scaling_point *p = &s->pts[j];
-        report_line_add(l, p->model, report_axis_x(d, p), p->score, p->lo, p->hi);
+    if (!d->axis_flops) {
+        report_line *l = report_fig_line(f, title, color, 0);
+        for (int j = 0; j < s->n; j++) {
+            const scaling_point *p = &s->pts[j];
+            report_line_add(l, p->model, report_axis_x(d, p), p->score, p->lo,
+                            p->hi);
+        }
+        return;
     }
+    char *done = em_calloc((size_t)s->n + 1, 1);
+    for (int j = 0, k = 0; j < s->n; j++) {
+        if (done[j])
+            continue;
+        char sz[32];
+        em_buf t = {0};
+        report_fmt_scale(sz, sizeof sz, s->pts[j].params);
+        em_buf_printf(&t, "%s, %s", title, sz);
+        report_line *l = report_fig_line(f, t.s, color, k++ % 2);
+        em_buf_free(&t);
+        for (int i = j; i < s->n; i++) {
+            const scaling_point *p = &s->pts[i];
+            if (done[i] || p->params != s->pts[j].params)
+                continue;
+            done[i] = 1;
+            report_line_add(l, p->model, report_axis_x(d, p), p->score, p->lo,
+                            p->hi);
+        }
+    }
+    free(done);
 }
 
 /* Fixed 0-1 range for metrics that are fractions. */
@@ -348,8 +376,10 @@ static void variant_line(const report_data *d, const sq_task *t, int i,
 static void fig_variants(const report_data *d, const sq_task *t, report_fig *f)
 {
     em_buf title = {0};
-    em_buf_printf(&title, "%s: %s by model size, one line per prompt variant "
-                  "(95%% bootstrap CI)", t->name, t->preferred ? t->preferred : "?");
+    em_buf_printf(&title, "%s: %s by %s (95%% bootstrap CI)", t->name,
+                  t->preferred ? t->preferred : "?", d->axis_flops ?
+                  "training compute, a line per size and variant" :
+                  "model size, one line per prompt variant");
     char *name = report_fig_name(t->name, "variants");
     report_fig_init(f, name, title.s, report_axis_label(d),
                     report_metric_label(t->preferred ? t->preferred : ""));
@@ -459,8 +489,11 @@ static int fig_choices(const report_data *d, const sq_task *t, report_fig *f)
 
 static void fig_overview(const report_data *d, report_fig *f)
 {
-    report_fig_init(f, "overview", "all tasks: preferred metric by model size, "
-                    "sorted by breakthroughness", report_axis_label(d), "score");
+    report_fig_init(f, "overview", d->axis_flops ? "all tasks: preferred "
+                    "metric by training compute, one line per model size, "
+                    "sorted by breakthroughness" : "all tasks: preferred "
+                    "metric by model size, sorted by breakthroughness",
+                    report_axis_label(d), "score");
     for (int k = 0; k < d->n_tasks; k++) {
         int t = d->order[k];
         int m = d->main_series[t];
