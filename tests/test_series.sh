@@ -106,6 +106,15 @@ if "$EMERGE" plot --db "$db" --out "$tmp/plots" --axis flops >"$tmp/plot.log" 2>
     [ -s "$tmp/plots/overview.csv" ] && [ -s "$tmp/plots/sweep-arith-variants.csv" ] &&
     { ! command -v gnuplot >/dev/null || [ -s "$tmp/plots/overview.png" ]; }; then
     pass plot_flops_axis
+    # one line per size through its checkpoints, not one zig-zag line
+    lines=$(python3 -c "import csv, sys
+print(sorted({r[1] for r in csv.reader(open(sys.argv[1])) if r[1].startswith('standard')}))" \
+        "$tmp/plots/sweep-arith-variants.csv" 2>&1)
+    if [ "$lines" = "['standard, 29.5K', 'standard, 52K', 'standard, 79.6K']" ]; then
+        pass flops_lines_per_size
+    else
+        fail flops_lines_per_size "lines in sweep-arith-variants.csv: $lines (want one per size)"
+    fi
 else
     fail plot_flops_axis "$(tail -3 "$tmp/plot.log"; ls "$tmp/plots" 2>&1 | head -5)"
 fi
