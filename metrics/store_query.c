@@ -94,7 +94,7 @@ int store_query_models(store_query *q, sq_model **out, int *n, em_err *err)
             "SELECT name, backend, params, tokens, params_nonembed FROM models m"
             " WHERE EXISTS(SELECT 1 FROM scores s WHERE s.model_id = m.id) AND"
             LATEST_SQL
-            " ORDER BY params, name, id", &st, err) != 0)
+            " ORDER BY params, tokens, step, name, id", &st, err) != 0)
         return -1;
     sq_model *m = NULL;
     int k = 0, rc;

@@ -43,7 +43,8 @@ typedef struct sq_model {
     double params_nonembed;     /* non-embedding parameters, 0: unknown */
 } sq_model;
 
-/* Models that have scores, sorted by params then name. */
+/* Models that have scores, sorted by params, then training tokens and
+ * step (a size's checkpoints in training order), then name. */
 int store_query_models(store_query *q, sq_model **out, int *n, em_err *err);
 void store_query_models_free(sq_model *m, int n);
 
