@@ -487,6 +487,36 @@ static int fig_choices(const report_data *d, const sq_task *t, report_fig *f)
     return 1;
 }
 
+/* The score of s's point at the largest scale on the axis. */
+static double final_score(const report_data *d, const scaling_series *s)
+{
+    int *ord = scaling_axis_order(s, d->axis_flops);
+    double v = s->n ? s->pts[ord[s->n - 1]].score : NAN;
+    free(ord);
+    return v;
+}
+
+/* The overview shows, per task, the variant of the preferred metric that
+ * ends highest (chain of thought where it wins), the main series on a
+ * tie; -1 when the task has none. Lower-is-better metrics compare by
+ * scaling_y, so "highest" always means best. */
+static int best_final(const report_data *d, int t)
+{
+    int best = d->main_series[t];
+    const char *pref = d->tasks[t].preferred;
+    double bv = best >= 0 ? scaling_y(&d->series[best],
+                                      final_score(d, &d->series[best])) : NAN;
+    for (int i = 0; pref && i < d->n_series; i++) {
+        const scaling_series *s = &d->series[i];
+        if (strcmp(s->task, d->tasks[t].name) || strcmp(s->metric, pref) || !s->n)
+            continue;
+        double v = scaling_y(s, final_score(d, s));
+        if (best < 0 || v > bv)
+            best = i, bv = v;
+    }
+    return best;
+}
+
 static void fig_overview(const report_data *d, report_fig *f)
 {
     report_fig_init(f, "overview", d->axis_flops ? "all tasks: preferred "
@@ -496,7 +526,7 @@ static void fig_overview(const report_data *d, report_fig *f)
                     report_axis_label(d), "score");
     for (int k = 0; k < d->n_tasks; k++) {
         int t = d->order[k];
-        int m = d->main_series[t];
+        int m = best_final(d, t);
         report_fig *p = report_fig_panel(f);
         const scaling_series *s = m >= 0 ? &d->series[m] : NULL;
         em_buf title = {0};

@@ -11,7 +11,8 @@
  *                   (the rule is report_normalize's comment)
  *   TASK-choices    multiple choice: mean log-prob of the correct choice
  *                   and of the incorrect ones
- *   overview        small multiples, one per task, by breakthroughness
+ *   overview        small multiples, one per task, by breakthroughness,
+ *                   each in the variant whose largest model scores highest
  */
 #ifndef EMERGE_REPORT_FIGURES_H
 #define EMERGE_REPORT_FIGURES_H

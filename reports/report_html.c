@@ -318,7 +318,9 @@ int report_html_write(const report_ctx *c, const char *path, em_err *err)
     head(&b, c);
     em_buf_puts(&b, "<h2 id=\"overview\">Overview</h2>\n");
     figure(&b, c, "overview", "Each task's preferred metric by model size, "
-           "sorted by breakthroughness (sharpest first).");
+           "in the prompt variant whose largest model scores highest (chain "
+           "of thought where it wins), sorted by the main variant's "
+           "breakthroughness (sharpest first).");
     models_table(&b, c->d);
     scores_table(&b, c->d);
     scaling_table(&b, c->d);

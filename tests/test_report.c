@@ -253,6 +253,24 @@ TEST(test_figures)
     }
     const report_fig *o = fig_named(f, n, "overview");
     CHECK(o && o->n_panels == 2);
+    /* each panel draws the variant whose largest model scores highest */
+    for (int k = 0; o && k < o->n_panels; k++) {
+        const report_fig *p = &o->panels[k];
+        const char *best = NULL;
+        double bv = -INFINITY;
+        for (int i = 0; i < d.n_series; i++) {
+            const scaling_series *s = &d.series[i];
+            const sq_task *t = &d.tasks[d.order[k]];
+            if (strcmp(s->task, t->name) || strcmp(s->metric, t->preferred))
+                continue;
+            double last = s->pts[s->n - 1].score; /* points are in size order */
+            if (!best || last > bv)
+                best = s->variant, bv = last;
+        }
+        CHECK_MSG(best && p->n_lines >= 1 && !strcmp(p->lines[0].title, best),
+                  "overview panel %d draws '%s', best-ending variant '%s'", k,
+                  p->n_lines ? p->lines[0].title : "?", best ? best : "?");
+    }
     for (int k = 1; k < d.n_tasks; k++) {
         int a = d.main_series[d.order[k - 1]], b = d.main_series[d.order[k]];
         CHECK(d.res[a].breakthroughness >= d.res[b].breakthroughness);
