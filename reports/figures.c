@@ -157,8 +157,43 @@ int report_data_load(const char *db_path, int axis,
     return 0;
 }
 
+int report_data_overlay(report_data *d, const char *csv_path, int *unmatched,
+                        em_err *err)
+{
+    *unmatched = 0;
+    if (d->axis == SCALING_AXIS_NONEMBED)
+        return em_errorf(err, "%s: --scores overlays need --axis params or "
+                         "flops (a scores file has no non-embedding counts)",
+                         csv_path);
+    if (scaling_read_csv_families(csv_path, &d->overlay, &d->overlay_family,
+                                  &d->n_overlay, err))
+        return -1;
+    for (int i = 0; i < d->n_overlay; i++) {
+        const scaling_series *s = &d->overlay[i];
+        const sq_task *t = NULL;
+        for (int k = 0; k < d->n_tasks && !t; k++)
+            if (!strcmp(d->tasks[k].name, s->task))
+                t = &d->tasks[k];
+        int ok = t && (!s->metric[0] || (t->preferred &&
+                                         !strcmp(s->metric, t->preferred)));
+        if (!ok) {
+            (*unmatched)++;
+            fprintf(stderr, "emerge: note: %s: task %s, variant '%s', metric "
+                    "'%s' not drawn: %s\n", csv_path, s->task, s->variant,
+                    s->metric, t ? "another metric than the task's preferred "
+                    "one" : "no such task in the database");
+        }
+    }
+    return 0;
+}
+
 void report_data_free(report_data *d)
 {
+    if (d->overlay_family)
+        for (int i = 0; i < d->n_overlay; i++)
+            free(d->overlay_family[i]);
+    free(d->overlay_family);
+    scaling_series_free(d->overlay, d->n_overlay);
     free(d->task_version);
     scaling_series_free(d->series, d->n_series);
     free(d->res);
@@ -373,6 +408,32 @@ static void variant_line(const report_data *d, const sq_task *t, int i,
     }
 }
 
+/* The --scores series of task t, dashed, after the database's own lines;
+ * points without a value on the axis (no flops) are left out. */
+static void overlay_lines(const report_data *d, const sq_task *t,
+                          report_fig *f)
+{
+    for (int i = 0; i < d->n_overlay; i++) {
+        const scaling_series *s = &d->overlay[i];
+        if (strcmp(s->task, t->name) || (s->metric[0] && (!t->preferred ||
+                                                         strcmp(s->metric, t->preferred))))
+            continue;
+        const char *fam = d->overlay_family && d->overlay_family[i]
+                          ? d->overlay_family[i] : "scores";
+        em_buf title = {0};
+        em_buf_printf(&title, "%s%s%s", fam, s->variant[0] ? ": " : "",
+                      s->variant);
+        report_line *l = report_fig_line(f, title.s, 3 + i % 4, 1);
+        em_buf_free(&title);
+        for (int j = 0; j < s->n; j++) {
+            const scaling_point *p = &s->pts[j];
+            double x = report_axis_x(d, p);
+            if (x > 0)
+                report_line_add(l, p->model, x, p->score, p->lo, p->hi);
+        }
+    }
+}
+
 static void fig_variants(const report_data *d, const sq_task *t, report_fig *f)
 {
     em_buf title = {0};
@@ -390,6 +451,7 @@ static void fig_variants(const report_data *d, const sq_task *t, report_fig *f)
         for (int i = 0; i < d->n_series; i++)
             if (variant_rank(d->series[i].variant) == rank)
                 variant_line(d, t, i, f);
+    overlay_lines(d, t, f);
     /* Spread the lines by 0.02 decades each around the true x. */
     for (int i = 0; i < f->n_lines; i++)
         f->lines[i].dodge = 0.02 * (i - (f->n_lines - 1) / 2.0);

@@ -40,6 +40,10 @@ typedef struct report_data {
     int n_models;
     sq_choice *choices;
     int n_choices;
+    scaling_series *overlay;    /* --scores: published or other families'
+                                   numbers, drawn dashed on TASK-variants */
+    char **overlay_family;      /* per overlay series, or NULL entries */
+    int n_overlay;
 } report_data;
 
 /* Reads everything from the database (read-only: nothing is created,
@@ -50,6 +54,16 @@ typedef struct report_data {
 int report_data_load(const char *db_path, int axis,
                      const char *task_version, report_data *d, em_err *err);
 void report_data_free(report_data *d);
+
+/* Adds the series of a scores CSV (scaling_read_csv_families: task, model,
+ * params, score[, lo, hi][, variant][, metric][, family]) to draw over the
+ * TASK-variants figures of the tasks they name, dashed, as
+ * "FAMILY VARIANT" (or "scores: VARIANT"). Series that name no task of the
+ * database, or another metric than the task's preferred one, are counted
+ * into *unmatched and named on stderr, not drawn. Params and flops axes
+ * only: a CSV has no non-embedding counts. */
+int report_data_overlay(report_data *d, const char *csv_path, int *unmatched,
+                        em_err *err);
 
 /* 1 when some point of some series was scored on truncated prompts. */
 int report_any_truncated(const report_data *d);

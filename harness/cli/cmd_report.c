@@ -41,7 +41,7 @@ static int opt_number(const char *cmd, const char *name, const char *v,
 }
 
 /* Options shared by plot, report and check (each takes some). */
-enum { OPT_DB = 256, OPT_OUT, OPT_TASK_VERSION, OPT_AXIS, OPT_FORMAT,
+enum { OPT_DB = 256, OPT_OUT, OPT_TASK_VERSION, OPT_AXIS, OPT_SCORES, OPT_FORMAT,
        OPT_EXAMPLES, OPT_BASELINE, OPT_JUNIT, OPT_MARKDOWN, OPT_TOLERANCE,
        OPT_LEVEL };
 
@@ -65,6 +65,7 @@ static int no_operands(const cli_cmd *c, int argc, char **argv, int first,
  * the task versions and the axis. */
 typedef struct fig_args {
     const char *db, *out, *task_version;
+    const char *scores;  /* --scores FILE: overlaid numbers, or NULL */
     int axis;           /* SCALING_AXIS_* */
 } fig_args;
 
@@ -76,13 +77,18 @@ typedef struct plot_args {
 static const char plot_help[] =
     "usage: emerge plot --db RUNS.sqlite --out DIR [--axis params|flops|nonembed]\n"
     "                   [--format png|svg|both] [--task-version [TASK=]N]\n"
+    "                   [--scores FILE.csv]\n"
+    "--scores overlays published or other families' numbers (the CSV emerge\n"
+    "scaling --scores reads; a family column names each line) on the\n"
+    "TASK-variants figures of the tasks it names, dashed.\n"
     "Writes per task DIR/TASK-variants, TASK-metrics, TASK-choices "
     "(multiple choice)\nand DIR/overview, each as .png/.svg (gnuplot), "
     ".csv (the data) and .gp (the script).\n";
 
 /* The options of fig_args (below). */
 #define FIG_OPTIONS OPTION("db", OPT_DB), OPTION("out", OPT_OUT), \
-    OPTION("task-version", OPT_TASK_VERSION), OPTION("axis", OPT_AXIS)
+    OPTION("task-version", OPT_TASK_VERSION), OPTION("axis", OPT_AXIS), \
+    OPTION("scores", OPT_SCORES)
 
 static const cli_cmd plot_cmd = {"plot", plot_help, (const struct option[]){
     FIG_OPTIONS, OPTION("format", OPT_FORMAT), {0}}, 0};
@@ -110,8 +116,28 @@ static int fig_opt(const char *cmd, fig_args *a, int key, const char *v)
         a->out = v;
     else if (key == OPT_AXIS)
         return parse_axis(cmd, v, &a->axis);
+    else if (key == OPT_SCORES)
+        a->scores = v;
     else
         return 1;
+    return 0;
+}
+
+/* The database, and the --scores overlay when given (its series that
+ * match no task are named on stderr). */
+static int fig_load(const fig_args *f, const char *cmd, report_data *d)
+{
+    em_err err = {{0}};
+    int unmatched;
+    if (report_data_load(f->db, f->axis, f->task_version, d, &err) != 0) {
+        fprintf(stderr, "emerge %s: %s\n", cmd, err.msg);
+        return -1;
+    }
+    if (f->scores && report_data_overlay(d, f->scores, &unmatched, &err)) {
+        fprintf(stderr, "emerge %s: %s\n", cmd, err.msg);
+        report_data_free(d);
+        return -1;
+    }
     return 0;
 }
 
@@ -155,10 +181,8 @@ int cmd_plot(int argc, char **argv)
         return cli_exit(p);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.f.db, a.f.axis, a.f.task_version, &d, &err) != 0) {
-        fprintf(stderr, "emerge plot: %s\n", err.msg);
+    if (fig_load(&a.f, "plot", &d) != 0)
         return 2;
-    }
     report_fig *figs;
     int n;
     report_figures(&d, &figs, &n);
@@ -179,9 +203,10 @@ int cmd_plot(int argc, char **argv)
 static const char report_help[] =
     "usage: emerge report --db RUNS.sqlite --out DIR [--axis params|flops|nonembed]"
     "\n                     [--examples N] [--task-version [TASK=]N]\n"
+    "                     [--scores FILE.csv]\n"
     "Writes DIR/index.html (self-contained: inline SVG figures, no "
     "network),\nDIR/report.md and DIR/figures/ (PNG, SVG, CSV, .gp). "
-    "--examples: examples\nshown across scales per task (default 3).\n"
+    "--examples: examples\nshown across scales per task (default 3). --scores: as for plot.\n"
     "--task-version: the task versions shown (default: per task, the "
     "one the latest\nrun used; N alone: every task that has version N)."
     "\n";
@@ -240,10 +265,8 @@ int cmd_report(int argc, char **argv)
         return cli_exit(p);
     em_err err = {{0}};
     report_data d;
-    if (report_data_load(a.f.db, a.f.axis, a.f.task_version, &d, &err) != 0) {
-        fprintf(stderr, "emerge report: %s\n", err.msg);
+    if (fig_load(&a.f, "report", &d) != 0)
         return 2;
-    }
     report_ctx c;
     int rc = report_build(&d, a.f.out, a.examples, &c, &err);
     if (rc == 0) {
