@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -145,6 +149,43 @@ void em_buf_free(em_buf *b)
     free(b->s);
     b->s = NULL;
     b->len = b->cap = 0;
+}
+
+int em_map_file(const char *path, void **map, size_t *size, em_err *err)
+{
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return em_errorf(err, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st)) {
+        int e = errno;
+        close(fd);
+        return em_errorf(err, "%s: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return em_errorf(err, "%s: not a regular file", path);
+    }
+    if (st.st_size > 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return em_errorf(err, "%s: mmap: %s", path, strerror(e));
+        }
+        *map = m;
+        *size = (size_t)st.st_size;
+    }
+    close(fd); /* the mapping stays valid */
+    return 0;
+}
+
+void em_unmap_file(void *map, size_t size)
+{
+    if (map)
+        munmap(map, size);
 }
 
 int em_read_file(const char *path, char **out, size_t *len, em_err *err)

@@ -64,6 +64,12 @@ void em_buf_free(em_buf *b);
 /* Reads a whole file; *out is NUL-terminated and malloc'd. */
 int em_read_file(const char *path, char **out, size_t *len, em_err *err);
 
+/* Maps a whole regular file read-only (the model readers: weights are
+ * used in place). An empty file gives *map NULL and *size 0. Undo with
+ * em_unmap_file. Errors name the file. */
+int em_map_file(const char *path, void **map, size_t *size, em_err *err);
+void em_unmap_file(void *map, size_t size);
+
 /* Path of a file under the shared reference directory, in a malloc'd
  * string: $EMERGE_SHARED/rel, default ../shared/rel. */
 char *em_shared_path(const char *rel);

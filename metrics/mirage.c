@@ -189,16 +189,6 @@ out:
 
 /* ------------------------------------------------------------ store */
 
-static const sq_cell *find_cell(const sq_cell *c, int n, const char *task,
-                                const char *variant, const char *model)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(c[i].task, task) && !strcmp(c[i].variant, variant) &&
-            !strcmp(c[i].model, model))
-            return &c[i];
-    return NULL;
-}
-
 static int is_cot(const char *variant)
 {
     return strstr(variant, "cot") != NULL;
@@ -211,14 +201,14 @@ static void analyze_series(const scaling_series *s, int axis,
     int *ord = scaling_axis_order(s, axis == SCALING_AXIS_FLOPS);
     const sq_cell *first = NULL;
     for (int i = 0; i < s->n && !first; i++)
-        first = find_cell(lp, n_lp, s->task, s->variant, s->pts[ord[i]].model);
+        first = sq_cell_lookup(lp, n_lp, s->task, s->variant, s->pts[ord[i]].model);
     int n_ex = first ? first->n : 0;
     double *x = malloc(sizeof *x * (size_t)(s->n + 1));
     double *em = malloc(sizeof *em * (size_t)(s->n + 1));
     double *v = malloc(sizeof *v * ((size_t)s->n * (size_t)n_ex + 1));
     for (int i = 0; i < s->n; i++) {
         const scaling_point *p = &s->pts[ord[i]];
-        const sq_cell *c = find_cell(lp, n_lp, s->task, s->variant, p->model);
+        const sq_cell *c = sq_cell_lookup(lp, n_lp, s->task, s->variant, p->model);
         x[i] = log10(axis == SCALING_AXIS_FLOPS ? p->flops : p->params);
         em[i] = p->score;
         for (int e = 0; e < n_ex; e++) {

@@ -221,16 +221,6 @@ void predict_run(const double *x, const double *em, const double *lp,
 
 /* ---------------------------------------------------------------- store */
 
-static const sq_cell *find_cell(const sq_cell *c, int n, const char *task,
-                                const char *variant, const char *model)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(c[i].task, task) && !strcmp(c[i].variant, variant) &&
-            !strcmp(c[i].model, model))
-            return &c[i];
-    return NULL;
-}
-
 /* The examples of the first model that every model has in both metrics,
  * as matrices in axis order; returns how many. */
 static int gather(const scaling_series *s, const int *ord, const sq_cell *em,
@@ -242,8 +232,8 @@ static int gather(const scaling_series *s, const int *ord, const sq_cell *em,
     int ok = 1, k = 0;
     for (int i = 0; i < s->n; i++) {
         const scaling_point *p = &s->pts[ord[i]];
-        ce[i] = find_cell(em, n_em, s->task, s->variant, p->model);
-        cl[i] = find_cell(lp, n_lp, s->task, s->variant, p->model);
+        ce[i] = sq_cell_lookup(em, n_em, s->task, s->variant, p->model);
+        cl[i] = sq_cell_lookup(lp, n_lp, s->task, s->variant, p->model);
         ok &= ce[i] && cl[i];
     }
     int n0 = ok ? ce[0]->n : 0;

@@ -265,6 +265,16 @@ void store_query_cells_free(sq_cell *c, int n)
     free(c);
 }
 
+const sq_cell *sq_cell_lookup(const sq_cell *c, int n, const char *task,
+                              const char *variant, const char *model)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(c[i].task, task) && !strcmp(c[i].variant, variant) &&
+            !strcmp(c[i].model, model))
+            return &c[i];
+    return NULL;
+}
+
 int sq_cell_find(const sq_cell *c, const char *id)
 {
     int lo = 0, hi = c->n - 1;

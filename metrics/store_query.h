@@ -79,6 +79,9 @@ int store_query_metric_cells(store_query *q, const char *metric,
 void store_query_cells_free(sq_cell *c, int n);
 /* Index of the value for example id in c, or -1 (binary search). */
 int sq_cell_find(const sq_cell *c, const char *id);
+/* The cell of (task, variant, model) among n, or NULL. */
+const sq_cell *sq_cell_lookup(const sq_cell *c, int n, const char *task,
+                              const char *variant, const char *model);
 
 /* Multiple-choice log-likelihoods of one (task, variant, model): the mean
  * over examples of the correct choice's log-prob and of the mean

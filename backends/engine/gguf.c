@@ -21,12 +21,8 @@
 #include "backends/engine/gguf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -605,35 +601,14 @@ int gguf_open_mem(const void *data, size_t size, const char *name,
 
 int gguf_open(const char *path, gguf_file **out, em_err *err)
 {
+    void *map;
+    size_t size;
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return em_errorf(err, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st)) {
-        int e = errno;
-        close(fd);
-        return em_errorf(err, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return em_errorf(err, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = NULL;
-    if (size) {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return em_errorf(err, "%s: mmap: %s", path, strerror(e));
-        }
-    }
-    close(fd);  /* the mapping stays valid */
+    if (em_map_file(path, &map, &size, err))
+        return -1;
     gguf_file *g;
     if (gguf_open_mem(map, size, path, &g, err)) {
-        if (map)
-            munmap(map, size);
+        em_unmap_file(map, size);
         return -1;
     }
     g->owns_map = map != NULL;
@@ -656,7 +631,7 @@ void gguf_close(gguf_file *g)
     free(g->kv);
     free(g->tensors);
     if (g->owns_map)
-        munmap(g->map, g->size);
+        em_unmap_file(g->map, g->size);
     for (size_t i = g->n_kept; i-- > 0;)
         g->kept[i].free_fn(g->kept[i].p);
     free(g->kept);

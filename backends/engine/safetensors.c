@@ -9,13 +9,8 @@
 #include "backends/engine/safetensors.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* The reference implementation refuses headers above 100 MB; the
  * largest real ones (thousands of tensors) are a few hundred KB. */
@@ -227,29 +222,13 @@ int st_open_mem(const void *data, size_t size, const char *name,
 
 int st_open(const char *path, st_file **out, em_err *err)
 {
+    void *map;
+    size_t size;
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return em_errorf(err, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return em_errorf(err, "%s: not a readable regular file", path);
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = NULL;
-    if (size) {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return em_errorf(err, "%s: mmap: %s", path, strerror(e));
-        }
-    }
-    close(fd);
+    if (em_map_file(path, &map, &size, err))
+        return -1;
     if (st_open_mem(map, size, path, out, err)) {
-        if (map)
-            munmap(map, size);
+        em_unmap_file(map, size);
         return -1;
     }
     (*out)->owns_map = map != NULL;
@@ -264,7 +243,7 @@ void st_close(st_file *f)
         free(f->tensors[i].name);
     free(f->tensors);
     if (f->owns_map)
-        munmap(f->map, f->size);
+        em_unmap_file(f->map, f->size);
     free(f->path);
     free(f);
 }

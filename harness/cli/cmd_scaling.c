@@ -398,6 +398,40 @@ static int run_compare(const scaling_opts *o)
     return rc ? 2 : 0;
 }
 
+/* The store read-only at the selected task versions, for --mirage and
+ * --predict; 0, or -1 with the error printed. */
+static int open_store(const scaling_opts *o, store_query **q)
+{
+    em_err err;
+    int rc = store_query_open(o->db, q, &err);
+    if (!rc) {
+        rc = store_query_select_versions(*q, o->task_version, &err);
+        if (!rc)
+            rc = store_query_version_notes(*q, stderr, &err);
+        if (rc)
+            store_query_close(*q);
+    }
+    if (rc)
+        fprintf(stderr, "emerge scaling: %s\n", err.msg);
+    return rc;
+}
+
+static int keep_row(const scaling_opts *o, const char *task,
+                    const char *variant)
+{
+    return (!o->task || !strcmp(o->task, task)) &&
+           (!o->variant || !strcmp(o->variant, variant));
+}
+
+/* Nothing to print: said, exit 2. */
+static int no_rows(const scaling_opts *o)
+{
+    fprintf(stderr, "emerge scaling: no (task, variant) with exact_match "
+            "scores%s in %s\n", o->task || o->variant ? " matches the "
+            "filters" : "", o->db);
+    return 2;
+}
+
 /* --mirage: the test per (task, variant), filtered by --task/--variant. */
 static int run_mirage(const scaling_opts *o)
 {
@@ -405,34 +439,24 @@ static int run_mirage(const scaling_opts *o)
     mirage_row *rows = NULL;
     int n = 0, k = 0;
     em_err err;
-    int rc = store_query_open(o->db, &q, &err);
-    if (!rc) {
-        rc = store_query_select_versions(q, o->task_version, &err);
-        if (!rc)
-            rc = store_query_version_notes(q, stderr, &err);
-        if (!rc)
-            rc = mirage_from_store(q, o->axis, &rows, &n, &err);
-        store_query_close(q);
-    }
+    if (open_store(o, &q))
+        return 2;
+    int rc = mirage_from_store(q, o->axis, &rows, &n, &err);
+    store_query_close(q);
     if (rc) {
         fprintf(stderr, "emerge scaling: %s\n", err.msg);
         return 2;
     }
     for (int i = 0; i < n; i++)
-        if ((!o->task || !strcmp(o->task, rows[i].task)) &&
-            (!o->variant || !strcmp(o->variant, rows[i].variant))) {
+        if (keep_row(o, rows[i].task, rows[i].variant)) {
             mirage_row t = rows[k];
             rows[k++] = rows[i];
             rows[i] = t;
         }
-    if (!k)
-        fprintf(stderr, "emerge scaling: no (task, variant) with exact_match "
-                "scores%s in %s\n", o->task || o->variant ? " matches the "
-                "filters" : "", o->db);
-    else
+    if (k)
         mirage_print(stdout, rows, k, o->fmt == SCALING_CSV);
     mirage_rows_free(rows, n);
-    return k ? 0 : 2;
+    return k ? 0 : no_rows(o);
 }
 
 /* --predict: the back-test per (task, variant). */
@@ -442,36 +466,25 @@ static int run_predict(const scaling_opts *o)
     predict_row *rows = NULL;
     int n = 0, k = 0;
     em_err err;
-    int rc = store_query_open(o->db, &q, &err);
-    if (!rc) {
-        rc = store_query_select_versions(q, o->task_version, &err);
-        if (!rc)
-            rc = store_query_version_notes(q, stderr, &err);
-        if (!rc)
-            rc = predict_from_store(q, o->axis, (int)o->hold,
-                                    (int)o->replicates, o->seed, &rows, &n,
-                                    &err);
-        store_query_close(q);
-    }
+    if (open_store(o, &q))
+        return 2;
+    int rc = predict_from_store(q, o->axis, (int)o->hold, (int)o->replicates,
+                                o->seed, &rows, &n, &err);
+    store_query_close(q);
     if (rc) {
         fprintf(stderr, "emerge scaling: %s\n", err.msg);
         return 2;
     }
     for (int i = 0; i < n; i++)
-        if ((!o->task || !strcmp(o->task, rows[i].task)) &&
-            (!o->variant || !strcmp(o->variant, rows[i].variant))) {
+        if (keep_row(o, rows[i].task, rows[i].variant)) {
             predict_row t = rows[k];
             rows[k++] = rows[i];
             rows[i] = t;
         }
-    if (!k)
-        fprintf(stderr, "emerge scaling: no (task, variant) with exact_match "
-                "scores%s in %s\n", o->task || o->variant ? " matches the "
-                "filters" : "", o->db);
-    else
+    if (k)
         predict_print(stdout, rows, k, o->fmt == SCALING_CSV);
     predict_rows_free(rows, n);
-    return k ? 0 : 2;
+    return k ? 0 : no_rows(o);
 }
 
 int cmd_scaling(int argc, char **argv)
