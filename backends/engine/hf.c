@@ -554,5 +554,13 @@ int hf_open_path(const char *path, const hf_opts *opts, gguf_file **out,
 {
     if (hf_is_dir(path))
         return hf_open(path, opts, out, err);
+    /* an on-load type on a GGUF file would be ignored: say so instead */
+    if (opts && opts->type && !opts->shapes_only) {
+        *out = NULL;
+        return em_errorf(err, "%s: option type '%s' converts a checkpoint "
+                         "directory on load; a GGUF file keeps the types it "
+                         "was written with (write another with `emerge "
+                         "convert`, or drop the option)", path, opts->type);
+    }
     return gguf_open(path, out, err);
 }

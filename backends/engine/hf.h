@@ -41,7 +41,8 @@ typedef struct hf_opts {
 int hf_is_dir(const char *path);
 
 /* Opens a model: a GGUF file, or a checkpoint directory read as one.
- * opts may be NULL (keep types, the model's context). */
+ * opts may be NULL (keep types, the model's context); opts->type on a GGUF
+ * file is an error (it would do nothing). */
 int hf_open_path(const char *path, const hf_opts *opts, gguf_file **out,
                  em_err *err);
 
