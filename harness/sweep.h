@@ -51,6 +51,9 @@ typedef struct sweep_opts {
                                model's context */
     volatile sig_atomic_t *stop; /* set (by a signal handler) to stop after
                                the batch in flight; NULL: never */
+    int shard, n_shards;    /* --shard I/N: evaluate only shard I (1-based)
+                               of n_shards (harness/shard.h); n_shards 0:
+                               the whole sweep */
 } sweep_opts;
 
 /* What a sweep does with an example whose prompt did not fit the model's
