@@ -434,16 +434,9 @@ static int same_file(const char *a, const char *b)
            sa.st_ino == sb.st_ino;
 }
 
-/* Judges the input as a reader does (schema version, tables), then
- * ATTACHes it read-only as src. */
+/* ATTACHes the input (judged by judge_inputs) read-only as src. */
 static int attach(merger *m, em_err *err)
 {
-    if (same_file(m->in, m->out))
-        return em_errorf(err, "%s: it is the output database", m->in);
-    sqlite3 *ro;
-    if (store_db_open_ro(m->in, &ro, err) != 0)
-        return -1;
-    sqlite3_close(ro);
     char *uri = store_db_ro_uri(m->in);
     sqlite3_stmt *st;
     int rc = m_prepare(m, "ATTACH DATABASE ? AS src", &st, err);
@@ -517,11 +510,28 @@ static int missing_shards(const merger *m)
     return missing;
 }
 
+/* Every input judged before the output is created or touched: a typo in
+ * the last name must not leave a new, empty output behind. */
+static int judge_inputs(const char *out, char *const *in, int n_in, em_err *err)
+{
+    for (int i = 0; i < n_in; i++) {
+        sqlite3 *ro;
+        if (same_file(in[i], out))
+            return em_errorf(err, "%s: it is the output database", in[i]);
+        if (store_db_open_ro(in[i], &ro, err) != 0)
+            return -1;
+        sqlite3_close(ro);
+    }
+    return 0;
+}
+
 int merge_stores(const char *out, char *const *in, int n_in, FILE *report,
                  merge_stats *st, em_err *err)
 {
     memset(st, 0, sizeof *st);
     merger m = {.out = out, .f = report};
+    if (judge_inputs(out, in, n_in, err) != 0)
+        return -1;
     int rc = open_output(&m, err);
     for (int i = 0; rc == 0 && i < n_in; i++) {
         int incomplete = 0;
