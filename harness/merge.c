@@ -503,7 +503,8 @@ static int missing_shards(const merger *m)
             for (int j = 0; j < m->n_shards; j++)
                 seen |= m->shards[j].n == n && m->shards[j].i == i;
             if (!seen)
-                fprintf(m->f, "incomplete: no input holds shard %d/%d\n", i, n);
+                fprintf(m->f, "incomplete: shard %d/%d is missing (neither an "
+                        "input nor the output holds a run of it)\n", i, n);
             missing += !seen;
         }
     }

@@ -211,7 +211,7 @@ fi
 "$BIN" merge --db "$tmp/m3part.sqlite" "$tmp/s3-1.sqlite" "$tmp/s3-3.sqlite" \
     >"$tmp/miss.out" 2>&1
 rc=$?
-if [ $rc -eq 1 ] && grep -q "incomplete: no input holds shard 2/3" "$tmp/miss.out"; then
+if [ $rc -eq 1 ] && grep -q "incomplete: shard 2/3 is missing" "$tmp/miss.out"; then
     ok shard_missing_named
 else
     bad shard_missing_named "exit $rc: $(tail -2 "$tmp/miss.out")"
