@@ -207,6 +207,20 @@ else
     bad shard_incomplete_named "exit $rc: $(grep incomplete "$tmp/part.out") $(diff "$tmp/mpart.csv" "$tmp/refpart.csv" | head -4)"
 fi
 
+# The shard run again to completion (here: its finished copy) and merged
+# again fills the gap: the failed attempt is replaced by the answer, and the
+# output reads as the unsharded sweep.
+"$BIN" merge --db "$tmp/mpart.sqlite" "$owner" >"$tmp/fill.out" 2>&1
+rc=$?
+"$BIN" results --db "$tmp/mpart.sqlite" --format csv >"$tmp/fill.csv" 2>/dev/null
+if [ $rc -eq 0 ] && cmp -s "$tmp/fill.csv" "$tmp/ref.csv" &&
+    grep -q " 1 failed attempts replaced by an answer" "$tmp/fill.out" &&
+    grep -q "scores       [1-9][0-9]* added" "$tmp/fill.out"; then
+    ok shard_incomplete_filled_by_rerun
+else
+    bad shard_incomplete_filled_by_rerun "exit $rc: $(grep -E 'responses|scores' "$tmp/fill.out")"
+fi
+
 # ---- a missing shard is named; out-of-range shards are refused --------------------
 "$BIN" merge --db "$tmp/m3part.sqlite" "$tmp/s3-1.sqlite" "$tmp/s3-3.sqlite" \
     >"$tmp/miss.out" 2>&1
