@@ -25,7 +25,7 @@ rm -f "$RESULTS"/shard-*-of-"$N".sqlite
 # An exit 1 (an incomplete shard) still goes to the merge, which names it.
 # shellcheck disable=SC2086
 if command -v parallel >/dev/null 2>&1 && [ -z "${NO_PARALLEL:-}" ]; then
-    seq 1 "$N" | parallel -j "$N" "$EMERGE" sweep --tasks "$TASKS" \
+    seq 1 "$N" | parallel -q -j "$N" "$EMERGE" sweep --tasks "$TASKS" \
         --models "$MODELS" $SWEEP_ARGS --shard {}/"$N" \
         --db "$RESULTS/shard-{}-of-$N.sqlite"
 else
