@@ -46,6 +46,23 @@ command -v parallel >/dev/null 2>&1 || how="background jobs (no GNU parallel)"
 RESULTS=$tmp/par sh "$D/parallel.sh" "$N" >"$tmp/par.log" 2>&1
 same_as_ref "cluster_parallel_sh ($how, $N shards)" "$tmp/par/merged.sqlite" "$tmp/par.log"
 
+# A shard that ends in an error (exit 3 here, from a wrapper) is named and
+# nothing is merged; exit 1 (incomplete) would be merged and named by merge.
+cat >"$tmp/flaky" <<WRAP
+#!/bin/sh
+case "\$*" in *"--shard 2/$N"*) exit 3 ;; esac
+exec "$BIN" "\$@"
+WRAP
+chmod +x "$tmp/flaky"
+EMERGE=$tmp/flaky RESULTS=$tmp/flaky.d sh "$D/parallel.sh" "$N" >"$tmp/flaky.log" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && [ ! -e "$tmp/flaky.d/merged.sqlite" ] &&
+    grep -q "shards that did not run to their end: 2/$N (exit 3); nothing merged" "$tmp/flaky.log"; then
+    ok cluster_parallel_sh_failed_shard_named
+else
+    bad cluster_parallel_sh_failed_shard_named "exit $rc: $(tail -2 "$tmp/flaky.log")"
+fi
+
 # ---- Slurm: one process per array task, each with its own node-local TMPDIR --
 if grep -q '^#SBATCH --array=1-[0-9]' "$D/slurm.sh" &&
     grep -q 'SLURM_ARRAY_TASK_ID' "$D/slurm.sh" && grep -q 'emerge merge\|EMERGE" merge' "$D/slurm.sh"; then
