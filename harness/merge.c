@@ -43,6 +43,8 @@ static int m_prepare(merger *m, const char *sql, sqlite3_stmt **st, em_err *err)
 /* Runs one statement; *changes (if not NULL): the rows it wrote. */
 static int m_exec(merger *m, const char *sql, long *changes, em_err *err)
 {
+    if (changes)
+        *changes = 0;
     if (store_db_exec(m->db, m->out, sql, err) != 0)
         return em_error_prefix(err, "merging %s", m->in);
     if (changes)
@@ -126,10 +128,31 @@ static int merge_runs(merger *m, em_err *err)
 #define SRC_MODELS "(SELECT x.*, (SELECT dst FROM temp.run_map WHERE src =" \
                    " x.last_run) AS lr FROM src.models x)"
 
+/* A name the output already gives a model of another identity (another
+ * file's contents, say a checkpoint that differs between two nodes): both
+ * are kept, and readers show, per name, the one the later run used. Said,
+ * since the other's scores then stop being shown. */
+static int note_renamed(merger *m, em_err *err)
+{
+    sqlite3_stmt *st;
+    if (m_prepare(m, "SELECT s.name, s.identity, d.identity FROM src.models s"
+                  " JOIN main.models d ON d.name = s.name AND d.identity <>"
+                  " s.identity ORDER BY s.name", &st, err) != 0)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        fprintf(m->f, "  warning: model %s: another model than the output's of "
+                "that name (identity %.100s here, %.100s there); both are kept "
+                "and readers show the one the later run used\n", col(st, 0),
+                col(st, 1), col(st, 2));
+    sqlite3_finalize(st);
+    return 0;
+}
+
 static int merge_models(merger *m, em_err *err)
 {
     long total, added, updated;
-    if (m_long(m, "SELECT count(*) FROM src.models", &total, err) != 0 ||
+    if (note_renamed(m, err) != 0 ||
+        m_long(m, "SELECT count(*) FROM src.models", &total, err) != 0 ||
         m_exec(m, "INSERT INTO main.models(identity, name, backend, path, params,"
                " tokens, step, spec, last_run, params_nonembed) SELECT identity,"
                " name, backend, path, params, tokens, step, spec, lr,"

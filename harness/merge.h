@@ -12,7 +12,9 @@
  *              records are kept, each once
  *   models     by identity (harness/identity.h: the content, not the
  *              path, so one model at different paths on different nodes
- *              is one model); name, path and counts follow the later run
+ *              is one model); name, path and counts follow the later run.
+ *              One name on two identities (a file that differs between
+ *              nodes) keeps both, with a warning: readers show the later
  *   tasks      by (name, hash): the same task version; a new hash under a
  *              known name becomes that name's next version
  *   examples   by (task version, example id)

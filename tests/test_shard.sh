@@ -153,6 +153,19 @@ else
     bad shard_conflicting_answer_refused "exit $rc: $(cat "$tmp/conf2.err")"
 fi
 
+# ---- one name, another identity (a file that differs between nodes): warned ---------
+cp "$tmp/s2-1.sqlite" "$tmp/other.sqlite"
+sql "$tmp/other.sqlite" "UPDATE models SET identity = identity || ' (another file)'
+    WHERE name = 'd8l1-step512';"
+cp "$tmp/m2.sqlite" "$tmp/m2w.sqlite"
+"$BIN" merge --db "$tmp/m2w.sqlite" "$tmp/other.sqlite" >"$tmp/other.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "warning: model d8l1-step512: another model than the output's of that name" "$tmp/other.out"; then
+    ok shard_same_name_other_identity_warned
+else
+    bad shard_same_name_other_identity_warned "exit $rc: $(head -4 "$tmp/other.out")"
+fi
+
 # ---- schema versions: refused as readers refuse them ---------------------------------
 cp "$tmp/s2-1.sqlite" "$tmp/old.sqlite"
 sql "$tmp/old.sqlite" "PRAGMA user_version = 3;"
