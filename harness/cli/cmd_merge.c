@@ -59,7 +59,8 @@ int cmd_merge(int argc, char **argv)
         fprintf(stderr, "emerge merge: %s\n", err.msg);
         return 2;
     }
-    printf("merged %d databases into %s%s\n", st.inputs, out,
+    printf("merged %d database%s into %s%s\n", st.inputs,
+           st.inputs == 1 ? "" : "s", out,
            st.incomplete || st.missing_shards ? "; incomplete (see above)" : "");
     return st.incomplete || st.missing_shards ? 1 : 0;
 }
