@@ -323,8 +323,42 @@ static int add_content(cJSON *o, const backend_spec *spec, store *cache,
     return 0;
 }
 
+/* Options of a remote model (the openai backend) that say where and how
+ * patiently it is asked, never what it answers; model and revision are
+ * keys of their own. */
+static const char *const remote_transport_opts[] = {
+    "base_url", "api_key_env", "concurrency", "timeout", "max_retries",
+    "backoff", "model", "revision"};
+
+static int opt_left_out(const backend_spec *spec, const char *key)
+{
+    if (!strcmp(key, "threads"))
+        return 1;
+    if (strcmp(spec->backend, "openai"))
+        return 0;
+    for (size_t i = 0; i < sizeof remote_transport_opts /
+                               sizeof *remote_transport_opts; i++)
+        if (!strcmp(key, remote_transport_opts[i]))
+            return 1;
+    return 0;
+}
+
+/* An openai member is the model the server names (option model, else the
+ * member's name, as the backend sends it) at an optional revision: the
+ * same model behind another URL, on another node, is the same model. */
+static void add_remote(cJSON *o, const backend_spec *spec)
+{
+    const char *model = backend_spec_opt(spec, "model");
+    const char *rev = backend_spec_opt(spec, "revision");
+    cJSON_AddStringToObject(o, "model", model ? model
+                                       : spec->name ? spec->name : "default");
+    if (rev)
+        cJSON_AddStringToObject(o, "revision", rev);
+}
+
 /* Options sorted by key, so their order in the family file does not
- * matter; `threads` changes speed, not outputs. */
+ * matter; `threads` changes speed, not outputs, and so do an openai
+ * member's transport options. */
 static void add_opts(cJSON *o, const backend_spec *spec)
 {
     int *idx = em_malloc(sizeof *idx * (size_t)(spec->n_opts + 1));
@@ -338,7 +372,7 @@ static void add_opts(cJSON *o, const backend_spec *spec)
     }
     cJSON *opts = cJSON_AddObjectToObject(o, "opts");
     for (int i = 0; i < spec->n_opts; i++)
-        if (strcmp(spec->opts[idx[i]].key, "threads"))
+        if (!opt_left_out(spec, spec->opts[idx[i]].key))
             cJSON_AddStringToObject(opts, spec->opts[idx[i]].key,
                                     spec->opts[idx[i]].value);
     free(idx);
@@ -355,6 +389,8 @@ int identity_of_model(const backend_spec *spec, store *cache, char **out,
     int rc = 0;
     if (reads_local_model(spec->backend))
         rc = add_content(o, spec, cache, err);
+    else if (!strcmp(spec->backend, "openai"))
+        add_remote(o, spec);
     else if (spec->path)
         cJSON_AddStringToObject(o, "path", spec->path);
     if (rc == 0) {

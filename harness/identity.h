@@ -14,16 +14,27 @@
  *   sha256      for a backend that reads a local model FILE (native, cuda,
  *               cuda-host): SHA-256 of the whole file, any size
  *   dir_sha256  for such a backend given a DIRECTORY: see below
- *   path        for other backends (openai, replay, synthetic): the path
- *               or URL as the family file gives it
+ *   model       for the openai backend: the model the server is asked
+ *               for (option `model`, else the member's name)
+ *   revision    for the openai backend, when the member gives one
+ *               (option `revision`: which weights the server has loaded
+ *               under that name, e.g. a checkpoint step)
+ *   path        for other backends (replay, synthetic): the path as the
+ *               family file gives it
  *   opts        the backend options sorted by key, without `threads`
- *               (it changes speed, not outputs)
+ *               (it changes speed, not outputs); for openai also without
+ *               the transport options (base_url, api_key_env,
+ *               concurrency, timeout, max_retries, backoff)
  * e.g. {"backend":"native","params":1000000,"sha256":"9f86...","opts":{}}.
  * A local model's path is not part of it: the same bytes at two paths
  * (or on two nodes) are one model, and a file rewritten in place - even
  * with its size and mtime restored (cp -p, rsync -t) - is a new one. The
  * shape for files is the one emerge has always used for files it hashed,
- * so databases made before keep their caches.
+ * so databases made before keep their caches. An openai member is
+ * likewise not its URL: the same served model reached through another
+ * host or port (each node of a sharded sweep its own server) is one
+ * model. Before, its identity held the URL (the `path` key) and every
+ * option: such stores' cached openai answers are not reused.
  *
  * A directory model (e.g. a Hugging Face checkpoint: *.safetensors
  * shards, config and tokenizer *.json, tokenizer.model, merges.txt,

@@ -578,6 +578,8 @@ static int run_chunks(run_ctx *c, em_err *err)
         const pair *pp = &c->plan.pairs[p];
         for (int s = 0; rc == 0 && s < pp->n_ex; s += pp->chunk) {
             int end = s + pp->chunk < pp->n_ex ? s + pp->chunk : pp->n_ex;
+            if (!sweep_shard_mine(c, c->model.index, p, s))
+                continue;
             rc = build_chunk(c, p, s, end, err);
             for (int more = 1; rc == 0 && more;) {
                 rc = round_once(c, &b, &more, err);
@@ -635,18 +637,37 @@ static void report_context(const run_ctx *c, const family_member *m)
     }
 }
 
+/* The requests the model's share of the plan costs (its cells under
+ * --shard), for the progress bar. */
+static long model_total(run_ctx *c)
+{
+    long total = 0;
+    for (int p = 0; p < c->plan.n_pairs; p++) {
+        pair *pp = &c->plan.pairs[p];
+        for (int s = 0; s < pp->n_ex; s += pp->chunk) {
+            int end = s + pp->chunk < pp->n_ex ? s + pp->chunk : pp->n_ex;
+            if (sweep_shard_mine(c, c->model.index, p, s))
+                total += (long)(end - s) * unit_cost(pp);
+        }
+        pp->n_trunc = pp->n_cut = 0;
+        pp->max_trunc = 0;
+    }
+    return total;
+}
+
 static int run_model(run_ctx *c, int index, em_err *err)
 {
     const family_member *m = &c->o->fam->members[index];
     sweep_stats before = *c->out.st;
     c->model.m = m;
+    c->model.index = index;
+    /* A member with no cell in this shard is not even registered: its
+     * files are not hashed, and the shard that evaluates it stores it. */
+    if (sweep_shard_member_cells(c, index) == 0)
+        return 0;
     int rc = register_model(c, err);
-    c->prog.done = c->prog.total = 0;
-    for (int p = 0; p < c->plan.n_pairs; p++) {
-        c->prog.total += (long)c->plan.pairs[p].n_ex * unit_cost(&c->plan.pairs[p]);
-        c->plan.pairs[p].n_trunc = c->plan.pairs[p].n_cut = 0;
-        c->plan.pairs[p].max_trunc = 0;
-    }
+    c->prog.done = 0;
+    c->prog.total = model_total(c);
     if (rc == 0) {
         char label[96];
         snprintf(label, sizeof label, "%.80s %d/%d", m->spec.name, index + 1,
@@ -795,10 +816,12 @@ static void drop_unbuildable(run_ctx *c)
             c->out.st->missing++;
             continue;
         }
-        if (pp->t->n_examples > 0)
+        if (pp->t->n_examples > 0) {
+            pp->unit_tokens = sweep_shard_tokens(pp->t, r, n);
             task_requests_free(r, n);
-        else
+        } else {
             n = 1;
+        }
         c->plan.pairs[k] = *pp;
         c->plan.pairs[k].n_ex = c->o->limit > 0 && c->o->limit < pp->t->n_examples
                                ? c->o->limit : pp->t->n_examples;
@@ -841,6 +864,8 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
     if (rc == 0 && c.plan.n_pairs == 0)
         rc = em_errorf(err, "nothing to run: none of the %ld requested task/"
                        "variant pairs can be built", stats->missing);
+    if (rc == 0)
+        sweep_shard_plan(&c);
     for (int i = 0; rc == 0 && !stats->stopped && i < o->fam->n_members; i++)
         rc = run_model(&c, i, err);
     if (c.out.rec)
@@ -848,6 +873,7 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
     for (int i = 0; tasks && i < o->n_tasks; i++)
         task_free(tasks[i]);
     free(tasks);
+    sweep_shard_free(&c);
     free(c.plan.pairs);
     sweep_free_list(c.notes.warned, c.notes.n_warned);
     for (int i = 0; i < c.plan.n_xvars; i++) {

@@ -18,6 +18,12 @@
  * Self-consistency variants draw N seeded samples per example, each its own
  * request, and score the majority answer plus sc_agreement, sc_correct and
  * pass@k (tasks/README.md, "Self-consistency").
+ *
+ * Sharding (sweep_opts.shard, n_shards): the run evaluates only its cells
+ * of member x task x variant x batch as harness/shard.h deals them out, and
+ * registers (hashes) only the members it has cells of; since batches and
+ * seeds do not depend on what else runs, N shards merged (harness/merge.h)
+ * hold exactly the scores one unsharded run writes.
  */
 #ifndef EMERGE_SWEEP_H
 #define EMERGE_SWEEP_H
@@ -51,6 +57,9 @@ typedef struct sweep_opts {
                                model's context */
     volatile sig_atomic_t *stop; /* set (by a signal handler) to stop after
                                the batch in flight; NULL: never */
+    int shard, n_shards;    /* --shard I/N: evaluate only shard I (1-based)
+                               of n_shards (harness/shard.h); n_shards 0:
+                               the whole sweep */
 } sweep_opts;
 
 /* What a sweep does with an example whose prompt did not fit the model's

@@ -7,6 +7,7 @@
  *   sweep_list.c   task lists: --tasks entries, directories, suites
  *   sweep_item.c   an item's requests: passes, seeds, settings, cache keys
  *   sweep_score.c  a finished item's scores (self-consistency's vote too)
+ *   sweep_shard.c  --shard: the cells (model x pair x batch) this run owns
  *   sweep.c        the loop: cache, batches, backend calls, models, run
  */
 #ifndef EMERGE_SWEEP_INT_H
@@ -60,6 +61,7 @@ typedef struct pair {
     int per_unit;     /* pass-1 requests of its first example */
     int chunk;        /* examples per batch */
     int drawn;        /* self-consistency: samples drawn (--max-samples) */
+    long unit_tokens; /* estimated tokens of one example (--shard costs) */
     char config[160]; /* run settings its scores depend on */
     /* the model being run: */
     long n_trunc;     /* requests whose prompt did not fit the context */
@@ -87,10 +89,16 @@ typedef struct run_plan {       /* what the run evaluates */
     char config[96];  /* what besides the requests decides scores */
     task_variant **xvars; /* "cot+sc8" variants made for this run */
     int n_xvars;
+    /* --shard: whether cell (member, pair, batch) is this shard's, at
+     * mine[member * cells_per_member + pair_off[pair] + batch] */
+    unsigned char *mine;
+    int *pair_off;
+    int cells_per_member;
 } run_plan;
 
 typedef struct run_member {     /* the model being run */
     const family_member *m;
+    int index;        /* in the family */
     char *identity;
     int64_t id;
     backend *be;      /* opened on its first miss */
@@ -143,5 +151,20 @@ void sweep_gen_request(const run_ctx *c, const item *it, int req,
 /* Scores a finished item with its task's metrics (self-consistency: by
  * majority vote, with the vote's metrics) and stores the scores. */
 int sweep_score_item(run_ctx *c, item *it, em_err *err);
+
+/* ---- sweep_shard.c ---- */
+
+/* Estimated tokens of one example: its requests' prompt and continuation
+ * bytes / 4, plus max_tokens for each generation. */
+long sweep_shard_tokens(const task *t, const task_request *r, int n);
+/* Under --shard: cuts the plan into cells, assigns them (shard.h) and
+ * says on stderr what this shard got. Nothing without --shard. */
+void sweep_shard_plan(run_ctx *c);
+/* 1 when the batch of pair p starting at example start of family member
+ * m is this run's (always, without --shard). */
+int sweep_shard_mine(const run_ctx *c, int m, int p, int start);
+/* The cells of member m this run owns (without --shard: 1). */
+long sweep_shard_member_cells(const run_ctx *c, int m);
+void sweep_shard_free(run_ctx *c);
 
 #endif

@@ -4,7 +4,7 @@
  * judges a file before anything is read, sqlite3_exec with the file named
  * in errors, and which task version each reading query sees.
  *
- * Why the read-only open is careful: see ro_uri. Why task versions live
+ * Why the read-only open is careful: see store_db_ro_uri. Why task versions live
  * here: a task whose prompts or scoring change (its hash, task.h) is
  * stored as a new row of `tasks` with the next version number; the old
  * version keeps its examples and scores, so editing a task file never
@@ -38,8 +38,8 @@ int store_db_exec(sqlite3 *db, const char *path, const char *sql, em_err *err)
  * connection would otherwise leave behind (a committed baseline must stay
  * one file; a 0444 file in a 0555 directory or a read-only mount must
  * work). With a -wal file (a store being written elsewhere) it is read
- * normally, read-only. */
-static char *ro_uri(const char *path)
+ * normally, read-only. `emerge merge` ATTACHes its inputs through it. */
+char *store_db_ro_uri(const char *path)
 {
     em_buf b = {0};
     em_buf_puts(&b, "file:");
@@ -102,7 +102,7 @@ int store_db_open_ro(const char *path, sqlite3 **db, em_err *err)
         return em_errorf(err, "%s: no such database", path);
     if (!S_ISREG(sb.st_mode))
         return em_errorf(err, "%s: not a regular file", path);
-    char *uri = ro_uri(path);
+    char *uri = store_db_ro_uri(path);
     int rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
     free(uri);
     if (rc != SQLITE_OK) {

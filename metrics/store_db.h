@@ -32,6 +32,10 @@ typedef struct sqlite3_stmt sqlite3_stmt;
  * store, another schema version: each its own error) and selects the
  * default task versions. */
 int store_db_open_ro(const char *path, sqlite3 **db, em_err *err);
+/* The file: URI (malloc'd) that store_db_open_ro opens path with: read-
+ * only, and immutable when no -wal file is beside it. For ATTACH on a
+ * connection opened with SQLITE_OPEN_URI. */
+char *store_db_ro_uri(const char *path);
 /* sqlite3_exec with the error as "PATH: message". */
 int store_db_exec(sqlite3 *db, const char *path, const char *sql, em_err *err);
 /* Column i as a malloc'd string, or NULL for SQL NULL. */

@@ -377,16 +377,48 @@ TEST(test_errors)
     spec.path = fifo; /* not opened for reading, which would wait */
     CHECK_INT(identity_of_model(&spec, NULL, &id, &err), -1);
     CHECK_HAS(err.msg, "not a regular file");
-    /* Backends that are not local files keep their path or URL. */
-    backend_spec api = {"m", "openai", "http://localhost:8000/v1", 0, 0, NULL, 0, 0};
-    CHECK_INT(identity_of_model(&api, NULL, &id, &err), 0);
-    CHECK_STR(id, "{\"backend\":\"openai\",\"path\":\"http://localhost:8000/v1\","
-                  "\"opts\":{}}");
+    /* Other backends that do not read local files keep their path. */
+    backend_spec rep = {"r", "replay", "rec.jsonl", 0, 0, NULL, 0, 0};
+    CHECK_INT(identity_of_model(&rep, NULL, &id, &err), 0);
+    CHECK_STR(id, "{\"backend\":\"replay\",\"path\":\"rec.jsonl\",\"opts\":{}}");
     free(id);
     free(fifo);
     free(ckpt);
     free(missing);
     remove_dir(dir);
+}
+
+/* An openai member is its model name and revision, not the URL it is
+ * reached at nor how patiently: two nodes' servers of one model are one
+ * model; another revision or chat mode is another. */
+TEST(test_openai_identity_not_url)
+{
+    backend_opt a_opts[] = {{"model", "demo-1m"}, {"concurrency", "8"},
+                            {"api_key_env", "KEY"}, {"timeout", "30"}};
+    backend_opt b_opts[] = {{"timeout", "300"}, {"model", "demo-1m"},
+                            {"base_url", "http://10.0.0.7:9000/v1"}};
+    backend_spec a = {"n1", "openai", "http://node1:8080/v1", 1.2e6, 0, a_opts, 4, 0};
+    backend_spec b = {"n2", "openai", NULL, 1.2e6, 0, b_opts, 3, 0};
+    char *ia = NULL, *ib = NULL;
+    em_err err;
+    CHECK_INT(identity_of_model(&a, NULL, &ia, &err), 0);
+    CHECK_INT(identity_of_model(&b, NULL, &ib, &err), 0);
+    CHECK_STR(ia, "{\"backend\":\"openai\",\"params\":1200000,\"model\":"
+                  "\"demo-1m\",\"opts\":{}}");
+    CHECK_STR(ib, ia);
+    free(ib);
+    backend_opt c_opts[] = {{"model", "demo-1m"}, {"revision", "step1000"},
+                            {"chat", "1"}};
+    backend_spec c = {"n3", "openai", "http://node1:8080/v1", 1.2e6, 0, c_opts, 3, 0};
+    CHECK_INT(identity_of_model(&c, NULL, &ib, &err), 0);
+    CHECK_STR(ib, "{\"backend\":\"openai\",\"params\":1200000,\"model\":"
+                  "\"demo-1m\",\"revision\":\"step1000\",\"opts\":{\"chat\":\"1\"}}");
+    free(ib);
+    backend_spec d = {"served", "openai", "http://x/v1", 0, 0, NULL, 0, 0};
+    CHECK_INT(identity_of_model(&d, NULL, &ib, &err), 0);
+    CHECK_STR(ib, "{\"backend\":\"openai\",\"model\":\"served\",\"opts\":{}}");
+    free(ib);
+    free(ia);
 }
 
 int main(void)
@@ -399,5 +431,6 @@ int main(void)
     RUN(test_cache_hit_and_miss);
     RUN(test_directory_model);
     RUN(test_errors);
+    RUN(test_openai_identity_not_url);
     return tl_summary();
 }

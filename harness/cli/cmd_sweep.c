@@ -14,6 +14,7 @@
 #include "base/csv.h"
 #include "harness/cli/cliargs.h"
 #include "harness/family.h"
+#include "harness/shard.h"
 #include "harness/store.h"
 #include "harness/sweep.h"
 #include "metrics/results.h"
@@ -30,7 +31,7 @@ static const char sweep_usage[] =
     "                    [--limit N] [--batch N] [--temperature T]\n"
     "                    [--max-samples N]\n"
     "                    [--record FILE] [--rescore] [--quiet]\n"
-    "                    [--on-overflow truncate|skip|error]\n"
+    "                    [--on-overflow truncate|skip|error] [--shard I/N]\n"
     "       emerge run --model SPEC --tasks ... --db FILE [same options]\n"
     "\n"
     "Evaluates every task x variant x example on every model (smallest first),\n"
@@ -67,6 +68,12 @@ static const char sweep_usage[] =
     "                 and task, and the cell is marked in `emerge results`),\n"
     "                 skip (the example is left unscored; exit 1) or error\n"
     "                 (the sweep stops; exit 2)\n"
+    "  --shard I/N    evaluate only shard I of N (I from 1 to N): a fixed share\n"
+    "                 of the cells model x task x variant x batch, chosen from\n"
+    "                 the task files, the family file, these options and N\n"
+    "                 alone and balanced by estimated cost; run I = 1..N with\n"
+    "                 the same command, each into its own database, then\n"
+    "                 `emerge merge` them (the same scores as one sweep)\n"
     "Exit status: 0 every requested example scored; 1 incomplete (failed\n"
     "requests, skipped prompts, or a requested task/variant that cannot be\n"
     "built: each named); 2 an error (nothing could be built); 130/143 stopped\n"
@@ -165,11 +172,12 @@ typedef struct sweep_args {
     long seed, limit, batch, max_samples;
     double temperature;
     int quiet, rescore, on_overflow;
+    int shard, n_shards;
 } sweep_args;
 
 enum { OPT_TASKS = 256, OPT_MODELS, OPT_MODEL, OPT_VARIANTS, OPT_DB,
        OPT_RECORD, OPT_ON_OVERFLOW, OPT_SEED, OPT_LIMIT, OPT_MAX_SAMPLES,
-       OPT_BATCH, OPT_TEMPERATURE, OPT_RESCORE };
+       OPT_BATCH, OPT_TEMPERATURE, OPT_RESCORE, OPT_SHARD };
 
 /* sweep and run take the same options (run's --model, sweep's --models). */
 static const struct option sweep_options[] = {
@@ -186,7 +194,8 @@ static const struct option sweep_options[] = {
     {"batch", required_argument, NULL, OPT_BATCH},
     {"temperature", required_argument, NULL, OPT_TEMPERATURE},
     {"quiet", no_argument, NULL, 'q'},
-    {"rescore", no_argument, NULL, OPT_RESCORE}, {0}};
+    {"rescore", no_argument, NULL, OPT_RESCORE},
+    {"shard", required_argument, NULL, OPT_SHARD}, {0}};
 
 static int parse_overflow(sweep_args *a, const char *v)
 {
@@ -196,6 +205,15 @@ static int parse_overflow(sweep_args *a, const char *v)
             return 0;
     fprintf(stderr, "emerge %s: --on-overflow must be truncate, skip or error, "
             "got '%s'\n", a->cmd, v);
+    return -1;
+}
+
+static int parse_shard(sweep_args *a, const char *v)
+{
+    em_err e;
+    if (shard_parse(v, &a->shard, &a->n_shards, &e) == 0)
+        return 0;
+    fprintf(stderr, "emerge %s: %s\n", a->cmd, e.msg);
     return -1;
 }
 
@@ -217,6 +235,7 @@ static int sweep_opt(void *ctx, int key, const char *v)
     case OPT_BATCH: return parse_long(a->cmd, "--batch", v, 1, &a->batch);
     case 'q': a->quiet = 1; return 0;
     case OPT_RESCORE: a->rescore = 1; return 0;
+    case OPT_SHARD: return parse_shard(a, v);
     }
     if (cli_double(v, &a->temperature) || a->temperature < 0) {
         fprintf(stderr, "emerge %s: --temperature must be a number >= 0\n", a->cmd);
@@ -295,7 +314,8 @@ static int sweep_main(int argc, char **argv, int single)
                     .batch = (int)a.batch, .temperature = a.temperature,
                     .record_path = a.record, .quiet = a.quiet,
                     .rescore = a.rescore, .max_samples = (int)a.max_samples,
-                    .on_overflow = a.on_overflow, .stop = &stop_signal};
+                    .on_overflow = a.on_overflow, .stop = &stop_signal,
+                    .shard = a.shard, .n_shards = a.n_shards};
     int rc = single ? family_from_spec(models, &fam, &err)
                     : family_load(models, &fam, &err);
     if (rc == 0)

@@ -29,6 +29,7 @@ int cmd_run(int argc, char **argv);
 int cmd_results(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
@@ -53,6 +54,7 @@ static const cli_command commands[] = {
     {"run", cmd_run, "evaluate tasks on one model into a SQLite store"},
     {"results", cmd_results, "per task/variant/model/metric means, CIs, ECE"},
     {"gc", cmd_gc, "remove superseded task versions (and their scores) from a store"},
+    {"merge", cmd_merge, "fold sharded sweeps' databases into one"},
     {"migrate", cmd_migrate, "upgrade a store written by an older emerge in place"},
     {"plot", cmd_plot, "emergence figures (gnuplot PNG/SVG) with their data as CSV"},
     {"report", cmd_report, "self-contained HTML and Markdown report of a database"},
