@@ -18,7 +18,9 @@
  *            and a revision "stepN" is the point's training step
  *   params   --params (by MODEL@REVISION, then MODEL), else "config".
  *            "model_num_parameters" when > 0 (lm-eval's hf model writes
- *            it; API models such as local-completions do not)
+ *            it; API models such as local-completions do not), else,
+ *            when MODEL is a local GGUF file or checkpoint directory,
+ *            the count of its tensor shapes (model_count_params)
  * Metrics that "higher_is_better" marks lower-is-better (perplexities,
  * bits_per_byte) are left out: emerge's scaling analysis reads a rising
  * score as a better model. A metric without a numeric stderr ("N/A", or
@@ -33,6 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "backends/engine/model_params.h"
 
 /* ------------------------------------------------------------ --params */
 
@@ -216,6 +221,18 @@ static char *model_name(const cJSON *j)
                                      : NULL;
 }
 
+/* The model names a local GGUF file or checkpoint directory (lm-eval's
+ * pretrained=/path=): its parameters counted from the tensor shapes. */
+static void count_local(lm_model *m)
+{
+    struct stat st;
+    double total = 0, non_embd = 0;
+    em_err err;
+    if (stat(m->bare, &st) == 0 &&
+        model_count_params(m->bare, &total, &non_embd, &err) == 0 && total > 0)
+        m->params = total;
+}
+
 static int model_of(const char *path, const cJSON *j, const lmeval_opts *o,
                     lm_model *m, em_err *err)
 {
@@ -244,11 +261,14 @@ static int model_of(const char *path, const cJSON *j, const lmeval_opts *o,
         m->params = params_find(o->params, m->bare);
     if (m->params <= 0 && cJSON_IsNumber(np) && np->valuedouble > 0)
         m->params = np->valuedouble;
+    if (m->params <= 0)
+        count_local(m);
     if (m->params > 0)
         return 0;
     return em_errorf(err, "%s: no parameter count for model '%s' ('config'."
                      "'model_num_parameters' is %s; lm-eval's API models do "
-                     "not record it): give it with --params '%s=N'", path,
+                     "not record it; it names no local model file): give it "
+                     "with --params '%s=N'", path,
                      m->name, np ? "not a positive number" : "absent", m->bare);
 }
 

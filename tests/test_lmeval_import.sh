@@ -12,6 +12,7 @@
 #                        named .csv (told apart by content, not extension)
 #   lmeval_revision      revision=stepN: MODEL@stepN, its own point
 #   lmeval_params_file   --params FILE (MODEL,N lines, 405M suffixes)
+#   lmeval_local_count   a model named by a local GGUF path is counted
 #   lmeval_errors        no results, a stderr of "N/A", no stderr key, no
 #                        parameter count, a model twice, bad --params: exit
 #                        2 and a message naming the file and the key
@@ -58,6 +59,14 @@ printf 'model,params\n# served by emerge serve\npythia-410m,405M\n' >"$tmp/param
     --task arc_easy --metric acc --format csv >"$tmp/out" 2>"$tmp/err"
 rc=$?
 check lmeval_params_file "$([ $rc -eq 0 ] && grep -q ',pythia-410m,405000000,' "$tmp/out"; echo $?)" \
+    "rc $rc: $(cat "$tmp/out" "$tmp/err")"
+
+# a model named by a local path (pretrained=DIR or a .gguf): counted
+sed 's|"model_name": "pythia-410m"|"model_name": "tests/data/parity/tiny-llama-f32.gguf"|' \
+    "$D/results_pythia-410m_served.json" >"$tmp/local.json"
+"$BIN" scaling --scores "$tmp/local.json" --task arc_easy --metric acc --format csv >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check lmeval_local_count "$([ $rc -eq 0 ] && grep -q ',tests/data/parity/tiny-llama-f32.gguf,142272,' "$tmp/out"; echo $?)" \
     "rc $rc: $(cat "$tmp/out" "$tmp/err")"
 
 # file arguments | what the message must say
