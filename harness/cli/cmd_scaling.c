@@ -314,6 +314,12 @@ static int filter_series(const scaling_opts *o, scaling_series *s, int n,
     return k;
 }
 
+/* What the scores were read from, for messages. */
+static const char *source_name(const scaling_opts *o)
+{
+    return o->db ? o->db : o->n_files == 1 ? o->scores : "the --scores files";
+}
+
 /* Whether --scores names one file, and it is a CSV (which may have a
  * 'family' column); several files, or lm-eval's JSON, are read as series. */
 static int single_csv(const scaling_opts *o)
@@ -395,7 +401,7 @@ static int run_compare(const scaling_opts *o)
         fprintf(stderr, "emerge scaling: no (task, metric) has scores of both %s and "
                         "%s%s in %s\n", o->cmp_a ? o->cmp_a : va, o->cmp_a ? o->cmp_b : vb,
                 o->cmp_a ? " (families are model-name prefixes, or the CSV's "
-                           "'family' column)" : " (variants)", o->db ? o->db : o->scores);
+                           "'family' column)" : " (variants)", source_name(o));
     else if (compare_print(stdout, r, nr, o->fmt, &err) || fflush(stdout))
         rc = fprintf(stderr, "emerge scaling: write error\n");
     compare_result_free(r, nr);
@@ -422,7 +428,7 @@ static int run_scaling(const scaling_opts *op)
     if (!kept) {
         fprintf(stderr, "emerge scaling: no series%s in %s\n",
                 o.task || o.variant || o.metric ? " match the filters" : "",
-                o.db ? o.db : o.scores);
+                source_name(&o));
         scaling_series_free(s, n);
         return 2;
     }
