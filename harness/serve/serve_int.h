@@ -61,6 +61,7 @@ struct serve {
     char tok_why[256];
     int32_t *ctrl;            /* control tokens with a text, longest first */
     int n_ctrl;
+    unsigned char ctrl_first[256]; /* 1: some control text starts so */
     struct MHD_Daemon *d;
     pthread_t worker;
     pthread_mutex_t mu;

@@ -34,28 +34,28 @@
 
 #include "backends/engine/hf.h"
 
-/* Control tokens by text length, longest first: the longest match wins. */
-static int by_len_desc(const void *a, const void *b, void *t)
+static size_t text_len(const tokenizer *t, int32_t id)
 {
-    size_t la = 0, lb = 0;
-    tok_text(t, *(const int32_t *)a, &la);
-    tok_text(t, *(const int32_t *)b, &lb);
-    return (la < lb) - (la > lb);
+    size_t len = 0;
+    return tok_text(t, id, &len) ? len : 0;
 }
 
+/* Control tokens with a text, longest first (the longest match wins), and
+ * the bytes their texts start with. */
 static void collect_controls(serve *s)
 {
     int V = tok_n_vocab(s->tok);
     s->ctrl = em_malloc(sizeof(int32_t) * (size_t)(V ? V : 1));
-    for (int32_t i = 0; i < V; i++) {
-        size_t len = 0;
-        if (tok_is_control(s->tok, i) && tok_text(s->tok, i, &len) && len)
+    for (int32_t i = 0; i < V; i++)
+        if (tok_is_control(s->tok, i) && text_len(s->tok, i)) {
+            size_t len;
             s->ctrl[s->n_ctrl++] = i;
-    }
+            s->ctrl_first[(unsigned char)*tok_text(s->tok, i, &len)] = 1;
+        }
     /* insertion sort: a vocabulary has few control tokens */
     for (int i = 1; i < s->n_ctrl; i++)
-        for (int j = i; j > 0 && by_len_desc(&s->ctrl[j - 1], &s->ctrl[j],
-                                             s->tok) > 0; j--) {
+        for (int j = i; j > 0 && text_len(s->tok, s->ctrl[j - 1]) <
+                                 text_len(s->tok, s->ctrl[j]); j--) {
             int32_t t = s->ctrl[j];
             s->ctrl[j] = s->ctrl[j - 1];
             s->ctrl[j - 1] = t;
@@ -183,7 +183,8 @@ static int encode_parsed(const serve *s, const char *text, int special,
         push_ids(out, &bos, 1);
     size_t n = strlen(text), from = 0;
     for (size_t i = 0; i < n; i++) {
-        int32_t c = s->n_ctrl ? control_at(s, text + i, n - i) : -1;
+        unsigned char b = (unsigned char)text[i];
+        int32_t c = s->ctrl_first[b] ? control_at(s, text + i, n - i) : -1;
         if (c < 0)
             continue;
         size_t len = 0;
