@@ -27,8 +27,9 @@
  * thread waiting for the model is not subject to either.
  *
  * Parsing a request body is serve_request.c's, writing the JSON answers
- * serve_answer.c's, the vocabulary routes serve_tok.c's (serve_int.h); this file is the HTTP side, the limits,
- * the model worker and the lifecycle.
+ * serve_answer.c's, the vocabulary routes serve_tok.c's (serve_int.h);
+ * this file is the HTTP side, the limits, the model worker and the
+ * lifecycle.
  */
 #include "harness/serve/serve.h"
 
