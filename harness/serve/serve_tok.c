@@ -254,7 +254,7 @@ static char *tokenize_answer(serve *s, const cJSON *j, unsigned *status)
     em_buf ids = {0};
     em_err err;
     if (encode_parsed(s, p->valuestring, !cJSON_IsFalse(sp), &ids, &err)) {
-        char *e = fail(400, status, "'prompt': %s", err.msg);
+        char *e = fail(400, status, "'prompt': %.400s", err.msg);
         em_buf_free(&ids);
         return e;
     }
