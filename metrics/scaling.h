@@ -104,6 +104,13 @@ int scaling_read_csv(const char *path, scaling_series **out, int *n,
  * or NULL when the file has no such column. Free each and the array. */
 int scaling_read_csv_families(const char *path, scaling_series **out,
                               char ***families, int *n, em_err *err);
+/* Several files, each a CSV as above or an lm-evaluation-harness results
+ * JSON (a leading '{'; metrics/lmeval.h, whose options o may be NULL),
+ * merged: series of the same (task, variant, metric) share their points. */
+struct lmeval_opts;
+int scaling_read_scores(const char *const *paths, int n_paths,
+                        const struct lmeval_opts *o, scaling_series **out,
+                        int *n, em_err *err);
 void scaling_series_free(scaling_series *s, int n);
 
 #endif

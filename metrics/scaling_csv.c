@@ -14,6 +14,10 @@
  * (base/csv.c). Rows are grouped into one series per (task, variant,
  * metric[, family]) in order of first appearance; series-wide values
  * (baseline, low, high) come from the first row that gives them. Every error names file:line:column and field.
+ *
+ * Also scaling_read_scores: several --scores files, each a CSV as above
+ * or an lm-evaluation-harness results JSON (metrics/lmeval_json.c), told
+ * apart by content (a leading '{'), merged into one set of series.
  */
 #include "metrics/scaling.h"
 
@@ -23,6 +27,7 @@
 #include <string.h>
 
 #include "base/csv.h"
+#include "metrics/lmeval.h"
 
 enum {
     COL_TASK, COL_MODEL, COL_PARAMS, COL_SCORE, COL_LO, COL_HI, COL_VARIANT,
@@ -333,4 +338,90 @@ int scaling_read_csv(const char *path, scaling_series **out, int *n,
                      em_err *err)
 {
     return scaling_read_csv_families(path, out, NULL, n, err);
+}
+
+/* ------------------------------------------- several files, lm-eval too */
+
+/* Adds one file's series to *all: a series of the same (task, variant,
+ * metric) takes the file's points; a model twice in a series is an
+ * error naming the file. Takes s (freed here). */
+static int merge_series(scaling_series **all, int *n_all, scaling_series *s,
+                        int n, const char *path, em_err *err)
+{
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        int k = 0;
+        while (k < *n_all && (strcmp((*all)[k].task, s[i].task) ||
+                              strcmp((*all)[k].variant, s[i].variant) ||
+                              strcmp((*all)[k].metric, s[i].metric)))
+            k++;
+        if (k == *n_all) {
+            *all = em_realloc(*all, sizeof **all * (size_t)(*n_all + 1));
+            (*all)[(*n_all)++] = s[i];
+            memset(&s[i], 0, sizeof s[i]);
+            continue;
+        }
+        scaling_series *d = &(*all)[k];
+        for (int j = 0; j < s[i].n && rc == 0; j++)
+            for (int q = 0; q < d->n && rc == 0; q++)
+                if (!strcmp(d->pts[q].model, s[i].pts[j].model))
+                    rc = em_errorf(err, "%s: model '%s' already has a score "
+                                   "for task '%s' (metric '%s') in an "
+                                   "earlier file", path, d->pts[q].model,
+                                   d->task, d->metric);
+        if (rc)
+            break;
+        d->pts = em_realloc(d->pts, sizeof *d->pts * (size_t)(d->n + s[i].n));
+        memcpy(d->pts + d->n, s[i].pts, sizeof *d->pts * (size_t)s[i].n);
+        d->n += s[i].n;
+        s[i].n = 0;
+        if (isnan(d->random_baseline))
+            d->random_baseline = s[i].random_baseline;
+        if (isnan(d->random_hi))
+            d->random_hi = s[i].random_hi;
+        if (d->low_score == d->high_score) {
+            d->low_score = s[i].low_score;
+            d->high_score = s[i].high_score;
+        }
+    }
+    scaling_series_free(s, n);
+    return rc;
+}
+
+/* One file's series: lm-eval results JSON when it starts with '{'. */
+static int read_one(const char *path, const struct lmeval_opts *o,
+                    scaling_series **s, int *n, em_err *err)
+{
+    char *text;
+    size_t len;
+    if (em_read_file(path, &text, &len, err))
+        return -1;
+    int json = lmeval_is_json(text, len);
+    int rc = json ? lmeval_read(path, text, len, o, s, n, err) : 0;
+    free(text);
+    return json ? rc : scaling_read_csv(path, s, n, err);
+}
+
+int scaling_read_scores(const char *const *paths, int n_paths,
+                        const struct lmeval_opts *o, scaling_series **out,
+                        int *n, em_err *err)
+{
+    scaling_series *all = NULL;
+    int n_all = 0;
+    *out = NULL;
+    *n = 0;
+    for (int f = 0; f < n_paths; f++) {
+        scaling_series *s;
+        int k;
+        if (read_one(paths[f], o, &s, &k, err) ||
+            merge_series(&all, &n_all, s, k, paths[f], err)) {
+            scaling_series_free(all, n_all);
+            return -1;
+        }
+    }
+    for (int i = 0; i < n_all; i++)
+        sort_by_params(&all[i]);
+    *out = all;
+    *n = n_all;
+    return 0;
 }

@@ -4,8 +4,10 @@
 # completions, rejects malformed JSON, trailing bytes and out-of-range
 # seeds with a 400 and a JSON error body, refuses bad command lines
 # (--timeout, --max-per-ip included), stops cleanly on SIGTERM, and with
-# --api-key-file answers 401 without the key (a non-loopback --host
-# without a key or --no-auth is refused).
+# --api-key-file answers 401 without the key (on /tokenize, /detokenize
+# and /tokenizer_info too; a non-loopback --host without a key or
+# --no-auth is refused), and with --hide-bos echoes lm-eval's token ids
+# without a BOS entry. lm-eval's requests are tests/test_serve_lmeval.c's.
 # Hostile clients (idle, slow, many per address) are tests/test_serve.c's.
 #
 # Uses the ASan emerge binary ($EMERGE_BIN), curl and the tiny-llama
@@ -120,6 +122,32 @@ else
     right=$(curl -s -o "$tmp/body" -w '%{http_code}' -H "Authorization: Bearer $key" \
             -d '{"prompt":"Hello","max_tokens":2,"temperature":0}' "$url/v1/completions")
     check serve_cli_api_key "$([ "$h $none $wrong $short $right" = "200 401 401 401 200" ] && ! grep -q "$key" "$tmp/err"; echo $?)" "health/none/wrong/short/right: $h $none $wrong $short $right; log: $(cat "$tmp/err")"
+    # the vocabulary routes (lm-eval's RemoteTokenizer) need the key too
+    codes=
+    for r in "GET /tokenizer_info" "POST /tokenize" "POST /detokenize" "POST /v1/tokenize"; do
+        set -- $r
+        b='{"prompt":"Hi","tokens":[1],"add_special_tokens":false}'
+        c0=$(curl -s -o /dev/null -w '%{http_code}' -X "$1" -d "$b" "$url$2")
+        c1=$(curl -s -o /dev/null -w '%{http_code}' -X "$1" -H "Authorization: Bearer $key" -d "$b" "$url$2")
+        codes="$codes $c0/$c1"
+    done
+    check serve_cli_tokenizer_routes_need_key "$([ "$codes" = " 401/200 401/200 401/200 401/200" ]; echo $?)" "without/with key:$codes"
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=
+fi
+
+# --hide-bos: an echo of token ids as lm-eval sends them (no BOS) has
+# exactly those tokens, the first one scored (conditioned on the BOS)
+start --threads 1 --hide-bos
+if [ -z "$port" ]; then
+    check serve_cli_hide_bos 1 "no 'listening' line: $(cat "$tmp/err")"
+else
+    url=http://127.0.0.1:$port
+    ids=$(curl -s -d '{"prompt":"Hello world","add_special_tokens":false}' "$url/tokenize" |
+          sed -n 's/.*"tokens":\(\[[0-9,]*\]\).*/\1/p')
+    out=$(curl -s -d "{\"prompt\":$ids,\"max_tokens\":0,\"echo\":true,\"logprobs\":1}" "$url/v1/completions")
+    n=$(echo "$ids" | tr ',' '\n' | wc -l)
+    check serve_cli_hide_bos "$(echo "$out" | grep -q "\"token_logprobs\":\[-[0-9]" &&
+        echo "$out" | grep -q "\"prompt_tokens\":$n,"; echo $?)" "ids $ids ($n): $out"
     kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=
 fi
 exit $fail

@@ -1,12 +1,15 @@
 /*
  * cmd_scaling.c - `emerge scaling` and `emerge bleu`.
  *
- *   emerge scaling (--db RUNS.sqlite | --scores FILE.csv)
- *                  [--format table|csv|json|md] [--axis params|flops|nonembed]
- *                  [--task T] [--variant V] [--metric M]
+ *   emerge scaling (--db RUNS.sqlite | --scores FILE [FILE...])
+ *                  [--params MODEL=N,...|FILE] [--format table|csv|json|md]
+ *                  [--axis params|flops|nonembed] [--task T] [--variant V]
+ *                  [--metric M]
  *       scores by model size per (task, variant, metric), with linearity,
  *       breakthroughness, emergence scale and inverse/U-shape flags
- *       (metrics/README.md defines them and the CSV columns).
+ *       (metrics/README.md defines them and the CSV columns). A --scores
+ *       file is a CSV or an lm-evaluation-harness results JSON
+ *       (metrics/lmeval.h; --params gives the parameter counts it lacks).
  *   emerge scaling ... --compare FAMILY_A FAMILY_B | --compare-variants A,B
  *                  [--replicates N] [--seed N]
  *       the cross-family matching scale (metrics/compare.h): where A
@@ -23,6 +26,7 @@
 
 #include "harness/cli/cli.h"
 #include "harness/cli/cliargs.h"
+#include "metrics/lmeval.h"
 #include "metrics/results.h"
 #include "metrics/compare.h"
 #include "metrics/metric.h"
@@ -34,7 +38,8 @@ int cmd_scaling(int argc, char **argv);
 int cmd_bleu(int argc, char **argv);
 
 static const char scaling_help[] =
-    "usage: emerge scaling (--db RUNS.sqlite | --scores FILE.csv)\n"
+    "usage: emerge scaling (--db RUNS.sqlite | --scores FILE [FILE...])\n"
+    "                      [--params MODEL=N[,MODEL=N...] | --params FILE]\n"
     "                      [--format table|csv|json|md] "
     "[--axis params|flops|nonembed]\n"
     "                      [--task T] [--variant V] [--metric M]\n"
@@ -43,6 +48,11 @@ static const char scaling_help[] =
     "[,lo,hi][,variant][,metric]\n"
     "  optional: flops or tokens, n, baseline, baseline_hi, low, "
     "high\n"
+    "--scores files may also be lm-evaluation-harness results_*.json (one\n"
+    "model each; told apart by a leading '{'): every 'METRIC,FILTER' with\n"
+    "its stderr. Their parameter counts: --params MODEL=N (160M, 1.4B, 1.2e9;\n"
+    "repeatable; or a file of 'MODEL,N' lines), else the file's\n"
+    "config.model_num_parameters (lm-eval's hf model writes it)\n"
     "cross-family matching scale (table or csv):\n"
     "  --compare FAMILY_A FAMILY_B   models named FAMILY_A... vs "
     "FAMILY_B... (or a\n"
@@ -67,7 +77,8 @@ static const char scaling_help[] =
 
 enum { OPT_COMPARE = 256, OPT_COMPARE_VARIANTS, OPT_REPLICATES, OPT_SEED,
        OPT_DB, OPT_TASK_VERSION, OPT_SCORES, OPT_TASK, OPT_VARIANT, OPT_METRIC,
-       OPT_FORMAT, OPT_AXIS, OPT_REFS, OPT_MIRAGE, OPT_PREDICT, OPT_HOLD };
+       OPT_FORMAT, OPT_AXIS, OPT_REFS, OPT_PARAMS, OPT_MIRAGE, OPT_PREDICT,
+       OPT_HOLD };
 
 #define OPTION(name, key) {name, required_argument, NULL, key}
 
@@ -79,12 +90,15 @@ static const cli_cmd scaling_cmd = {"scaling", scaling_help, (const struct optio
     OPTION("scores", OPT_SCORES), OPTION("task", OPT_TASK),
     OPTION("variant", OPT_VARIANT), OPTION("metric", OPT_METRIC),
     OPTION("format", OPT_FORMAT), OPTION("axis", OPT_AXIS),
-    {"mirage", no_argument, NULL, OPT_MIRAGE},
+    OPTION("params", OPT_PARAMS), {"mirage", no_argument, NULL, OPT_MIRAGE},
     {"predict", no_argument, NULL, OPT_PREDICT}, OPTION("hold", OPT_HOLD),
     {0}}, 0};
 
 typedef struct scaling_opts {
     const char *db, *scores, *task, *variant, *metric, *task_version;
+    const char **files;         /* --scores and the words after it */
+    int n_files;
+    lmeval_params params;       /* --params */
     scaling_format fmt;
     int axis;                   /* SCALING_AXIS_* */
     int axis_flops;             /* axis == SCALING_AXIS_FLOPS */
@@ -128,7 +142,11 @@ static int scaling_str(scaling_opts *o, int key, const char *v)
     switch (key) {
     case OPT_DB: o->db = v; break;
     case OPT_TASK_VERSION: o->task_version = v; break;
-    case OPT_SCORES: o->scores = v; break;
+    case OPT_SCORES:
+        o->scores = o->scores ? o->scores : v;
+        o->files = em_realloc(o->files, sizeof *o->files * (size_t)(o->n_files + 1));
+        o->files[o->n_files++] = v;
+        break;
     case OPT_TASK: o->task = v; break;
     case OPT_VARIANT: o->variant = v; break;
     default: o->metric = v; break;
@@ -193,6 +211,13 @@ static int scaling_opt(void *ctx, int key, const char *v)
         fprintf(stderr, "emerge scaling: unknown format '%s' (table, "
                         "csv, json, md)\n", v);
         return -1;
+    case OPT_PARAMS: {
+        em_err err;
+        if (lmeval_params_add(&o->params, v, &err) == 0)
+            return 0;
+        fprintf(stderr, "emerge scaling: %s\n", err.msg);
+        return -1;
+    }
     case OPT_AXIS:
         o->axis = scaling_axis_parse(v);
         if (o->axis < 0) {
@@ -218,9 +243,13 @@ static int scaling_parse(int argc, char **argv, scaling_opts *o)
     int first, p = cli_parse(&scaling_cmd, argc, argv, scaling_opt, &c, &first);
     if (p)
         return p;
-    if (first < argc)
+    if (first < argc && !o->scores)
         return cli_usage_error(&scaling_cmd, 0, "unexpected argument '%s'",
                                argv[first]);
+    for (; first < argc; first++) { /* --scores a.json b.json ... */
+        o->files = em_realloc(o->files, sizeof *o->files * (size_t)(o->n_files + 1));
+        o->files[o->n_files++] = argv[first];
+    }
     if (!o->db == !o->scores)
         return cli_usage_error(&scaling_cmd, 1, "give exactly one of --db and "
                                "--scores");
@@ -263,8 +292,10 @@ static int note_unknown(store_query *q, int axis, em_err *err)
 static int load_series(const scaling_opts *o, scaling_series **s, int *n,
                        em_err *err)
 {
-    if (o->scores)
-        return scaling_read_csv(o->scores, s, n, err);
+    if (o->scores) {
+        lmeval_opts lo = {&o->params, o->task, o->metric};
+        return scaling_read_scores(o->files, o->n_files, &lo, s, n, err);
+    }
     /* Read-only: nothing is created, migrated or written. */
     store_query *q;
     if (store_query_open(o->db, &q, err))
@@ -322,6 +353,26 @@ static int filter_series(const scaling_opts *o, scaling_series *s, int n,
     return k;
 }
 
+/* What the scores were read from, for messages. */
+static const char *source_name(const scaling_opts *o)
+{
+    return o->db ? o->db : o->n_files == 1 ? o->scores : "the --scores files";
+}
+
+/* Whether --scores names one file, and it is a CSV (which may have a
+ * 'family' column); several files, or lm-eval's JSON, are read as series. */
+static int single_csv(const scaling_opts *o)
+{
+    char *text;
+    size_t len;
+    em_err err;
+    if (o->n_files != 1 || em_read_file(o->scores, &text, &len, &err))
+        return o->n_files == 1; /* unreadable: compare_read_csv says why */
+    int json = lmeval_is_json(text, len);
+    free(text);
+    return !json;
+}
+
 /* The curves to compare: CSV groups (with their family column), or the
  * store's series split by model-name prefix (--compare) or whole
  * (--compare-variants). A CSV without families is split like the store. */
@@ -330,7 +381,7 @@ static int compare_groups(const scaling_opts *o, compare_group **g, int *ng,
 {
     scaling_series *s = NULL;
     int n = 0, has_family = 0;
-    if (o->scores) {
+    if (o->scores && single_csv(o)) {
         if (compare_read_csv(o->scores, g, ng, err))
             return -1;
         for (int i = 0; i < *ng; i++)
@@ -389,7 +440,7 @@ static int run_compare(const scaling_opts *o)
         fprintf(stderr, "emerge scaling: no (task, metric) has scores of both %s and "
                         "%s%s in %s\n", o->cmp_a ? o->cmp_a : va, o->cmp_a ? o->cmp_b : vb,
                 o->cmp_a ? " (families are model-name prefixes, or the CSV's "
-                           "'family' column)" : " (variants)", o->db ? o->db : o->scores);
+                           "'family' column)" : " (variants)", source_name(o));
     else if (compare_print(stdout, r, nr, o->fmt, &err) || fflush(stdout))
         rc = fprintf(stderr, "emerge scaling: write error\n");
     compare_result_free(r, nr);
@@ -487,20 +538,12 @@ static int run_predict(const scaling_opts *o)
     return k ? 0 : no_rows(o);
 }
 
-int cmd_scaling(int argc, char **argv)
+/* The scaling table of the chosen series; an exit status. */
+static int run_scaling(const scaling_opts *op)
 {
-    scaling_opts o;
-    int rc = scaling_parse(argc, argv, &o);
-    if (rc)
-        return cli_exit(rc);
-    if (o.mirage)
-        return run_mirage(&o);
-    if (o.predict)
-        return run_predict(&o);
-    if (o.cmp_a || o.cmp_variants)
-        return run_compare(&o);
+    scaling_opts o = *op;
     scaling_series *s;
-    int n, dropped = 0;
+    int n, dropped = 0, rc;
     em_err err;
     if (load_series(&o, &s, &n, &err)) {
         fprintf(stderr, "emerge scaling: %s\n", err.msg);
@@ -513,7 +556,7 @@ int cmd_scaling(int argc, char **argv)
     if (!kept) {
         fprintf(stderr, "emerge scaling: no series%s in %s\n",
                 o.task || o.variant || o.metric ? " match the filters" : "",
-                o.db ? o.db : o.scores);
+                source_name(&o));
         scaling_series_free(s, n);
         return 2;
     }
@@ -524,6 +567,20 @@ int cmd_scaling(int argc, char **argv)
         return 2;
     }
     return 0;
+}
+
+int cmd_scaling(int argc, char **argv)
+{
+    scaling_opts o;
+    int rc = scaling_parse(argc, argv, &o);
+    if (rc == 0)
+        rc = o.mirage ? run_mirage(&o) : o.predict ? run_predict(&o)
+           : o.cmp_a || o.cmp_variants ? run_compare(&o) : run_scaling(&o);
+    else
+        rc = cli_exit(rc);
+    free(o.files);
+    lmeval_params_free(&o.params);
+    return rc;
 }
 
 /* ---- emerge bleu ---- */

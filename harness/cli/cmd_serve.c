@@ -24,7 +24,9 @@ static const char serve_help[] =
         "MODEL: a GGUF file or a Hugging Face checkpoint directory.\n"
         "Serves the model over HTTP with OpenAI's API: POST /v1/completions\n"
         "(echo + logprobs for scoring), POST /v1/chat/completions, GET\n"
-        "/v1/models and GET /health. Runs until SIGINT/SIGTERM.\n"
+        "/v1/models, GET /health, and vLLM's POST /tokenize, POST /detokenize\n"
+        "and GET /tokenizer_info (lm-eval's tokenizer_backend=remote). Runs\n"
+        "until SIGINT/SIGTERM.\n"
         "\n"
         "options:\n"
         "  --host H        address to bind (default 127.0.0.1: this machine only);\n"
@@ -48,12 +50,17 @@ static const char serve_help[] =
         "                  to arrive whole, headers and body; a late request gets\n"
         "                  a 408; the model's time is not counted (default 10)\n"
         "  --name NAME     model id shown by /v1/models (default: file name)\n"
+        "  --hide-bos      prompts get the BOS emerge's scorer conditions on\n"
+        "                  (token ids too, when they lack it) and the echo leaves\n"
+        "                  it out: lm-eval's [ctxlen:-1] slice then gives emerge's\n"
+        "                  log-likelihoods (a request's add_special_tokens: false\n"
+        "                  still means no BOS)\n"
         "  --log           one line per failed request on stderr\n"
         "  --stats         print request and token counts when stopping\n";
 
 enum { OPT_HOST = 256, OPT_NAME, OPT_PORT, OPT_THREADS, OPT_CTX, OPT_MAX_BODY,
        OPT_MAX_TOKENS, OPT_MAX_PROMPTS, OPT_MAX_CONNS, OPT_MAX_PER_IP,
-       OPT_TIMEOUT, OPT_LOG, OPT_STATS, OPT_KEY_FILE, OPT_NO_AUTH };
+       OPT_TIMEOUT, OPT_LOG, OPT_STATS, OPT_KEY_FILE, OPT_NO_AUTH, OPT_HIDE_BOS };
 
 static const cli_cmd serve_cmd = {"serve", serve_help, (const struct option[]){
     {"host", required_argument, NULL, OPT_HOST},
@@ -70,7 +77,8 @@ static const cli_cmd serve_cmd = {"serve", serve_help, (const struct option[]){
     {"log", no_argument, NULL, OPT_LOG},
     {"stats", no_argument, NULL, OPT_STATS},
     {"api-key-file", required_argument, NULL, OPT_KEY_FILE},
-    {"no-auth", no_argument, NULL, OPT_NO_AUTH}, {0}}, 0};
+    {"no-auth", no_argument, NULL, OPT_NO_AUTH},
+    {"hide-bos", no_argument, NULL, OPT_HIDE_BOS}, {0}}, 0};
 
 /* The integer options: their range and where the value goes. */
 typedef struct int_opt {
@@ -124,6 +132,8 @@ static int serve_opt(void *ctx, int key, const char *v)
         a->key_file = v;
     else if (key == OPT_NO_AUTH)
         a->no_auth = 1;
+    else if (key == OPT_HIDE_BOS)
+        a->o->hide_bos = 1;
     for (size_t k = 0; k < sizeof int_opts / sizeof int_opts[0]; k++) {
         const int_opt *io = &int_opts[k];
         long n;

@@ -27,8 +27,9 @@
  * thread waiting for the model is not subject to either.
  *
  * Parsing a request body is serve_request.c's, writing the JSON answers
- * serve_answer.c's (serve_int.h); this file is the HTTP side, the limits,
- * the model worker and the lifecycle.
+ * serve_answer.c's, the vocabulary routes serve_tok.c's (serve_int.h);
+ * this file is the HTTP side, the limits, the model worker and the
+ * lifecycle.
  */
 #include "harness/serve/serve.h"
 
@@ -369,6 +370,25 @@ static int route_is(const char *url, const char *path)
     return !strcmp(url, path) || (!strncmp(url, "/v1", 3) && !strcmp(url + 3, path));
 }
 
+/* /tokenize and /detokenize (POST), /tokenizer_info (GET): serve_tok.c.
+ * They need no model time, so they are answered on the connection. */
+static enum MHD_Result do_tokenizer(serve *s, struct MHD_Connection *c,
+                                    sv_conn *cn, const char *url, int post)
+{
+    int info = route_is(url, "/tokenizer_info");
+    if (info == post)
+        return reply_error(s, c, 405, info ? "use GET" : "use POST");
+    unsigned status = 200;
+    const char *body = cn->body.s ? cn->body.s : "";
+    char *json = info ? sv_tokenizer_info_json(s, &status)
+               : route_is(url, "/tokenize")
+                   ? sv_tokenize_json(s, body, cn->body.len, &status)
+                   : sv_detokenize_json(s, body, cn->body.len, &status);
+    if (status != 200 && s->o.log)
+        fprintf(stderr, "emerge serve: %u %s\n", status, json);
+    return reply(s, c, status, json);
+}
+
 static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind,
                                const char *key, const char *value)
 {
@@ -452,15 +472,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
             return reply_error(s, c, 405, "use POST");
         return do_completion(s, c, cn, route_is(url, "/chat/completions"));
     }
+    if (route_is(url, "/tokenize") || route_is(url, "/detokenize") ||
+        route_is(url, "/tokenizer_info"))
+        return do_tokenizer(s, c, cn, url, post);
     if (!strcmp(url, "/health") || route_is(url, "/models")) {
         if (!getm)
             return reply_error(s, c, 405, "use GET");
         return reply(s, c, 200, url[1] == 'h' ? em_strdup("{\"status\":\"ok\"}")
                                               : sv_models_json(s));
     }
-    char msg[300];
+    char msg[400];
     snprintf(msg, sizeof msg, "no route %.200s (try /v1/completions, "
-             "/v1/chat/completions, /v1/models, /health)", url);
+             "/v1/chat/completions, /v1/models, /tokenize, /detokenize, "
+             "/tokenizer_info, /health)", url);
     return reply_error(s, c, 404, msg);
 }
 
@@ -630,6 +654,7 @@ int serve_start(const serve_opts *o, serve **out, em_err *err)
         free(s);
         return -1;
     }
+    sv_tok_open(s);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     pthread_cond_init(&s->done_cv, NULL);
@@ -652,6 +677,7 @@ fail_worker:
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
+    sv_tok_close(s);
     backend_close(s->b);
     free(s->name);
     free(s);
@@ -682,6 +708,7 @@ void serve_stop(serve *s)
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
+    sv_tok_close(s);
     backend_close(s->b);
     free(s->name);
     free(s);

@@ -12,6 +12,9 @@
  *   POST /v1/chat/completions  the messages' contents joined by newlines
  *                              as a plain prompt (no chat template)
  *   GET  /v1/models, GET /health
+ *   POST /tokenize, POST /detokenize, GET /tokenizer_info (also under
+ *                              /v1): vLLM's shapes, which lm-eval's
+ *                              RemoteTokenizer reads
  * Limits: request body (max_body), request head (16 KiB), prompts per
  * request, prompt tokens (the context), max_tokens; connections (in all
  * and per client address) and the time a request may take to arrive, so
@@ -52,6 +55,11 @@ typedef struct serve_opts {
                              * body) within it; waiting for the model is
                              * not counted */
     int log;                /* 1: one line per request on stderr */
+    int hide_bos;           /* 1: prompts get the start token emerge's
+                             * scorer conditions on (token ids too, when
+                             * they lack it) and the echo leaves it out, so
+                             * that lm-eval's [ctxlen:-1] slice gives
+                             * emerge's log-likelihoods (serve_tok.c) */
     const char *api_key;    /* NULL: no authentication; else every route
                              * but /health needs "Authorization: Bearer
                              * KEY" (only its SHA-256 is kept, compared in

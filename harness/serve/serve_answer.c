@@ -17,7 +17,7 @@
 /* s[0..n) as valid UTF-8 (JSON must be): a byte that starts no valid
  * sequence - half a character from a byte-fallback token - becomes
  * U+FFFD, as it does in Python's decode(errors="replace"). Malloc'd. */
-static char *utf8_clean(const char *s, size_t n)
+char *sv_utf8_clean(const char *s, size_t n)
 {
     em_buf b = {0};
     for (size_t i = 0; i < n;) {
@@ -35,7 +35,7 @@ static char *utf8_clean(const char *s, size_t n)
 
 static cJSON *json_text(const char *s, size_t n)
 {
-    char *c = utf8_clean(s, n);
+    char *c = sv_utf8_clean(s, n);
     cJSON *j = cJSON_CreateString(c);
     free(c);
     return j;
@@ -135,7 +135,7 @@ static cJSON *top_object(serve *s, const backend_tok_score *p, int k)
     for (int j = 0; j < k && p->top_id[j] >= 0; j++) {
         char piece[256];
         int len = backend_token_text(s->b, p->top_id[j], piece, sizeof piece);
-        char *key = utf8_clean(piece, (size_t)(len < 256 ? len : 255));
+        char *key = sv_utf8_clean(piece, (size_t)(len < 256 ? len : 255));
         /* Two ids with the same text: keep the likelier (listed first). */
         if (!cJSON_GetObjectItemCaseSensitive(o, key))
             cJSON_AddNumberToObject(o, key, p->top_lp[j]);
@@ -182,7 +182,7 @@ static void completion_choice(serve *s, const sv_req *r, const sv_item *it,
                          cJSON_AddArrayToObject(lp, "token_logprobs"),
                          cJSON_AddArrayToObject(lp, "top_logprobs"),
                          cJSON_AddArrayToObject(lp, "text_offset")};
-        for (int i = 0; r->echo && i < it->n; i++)
+        for (int i = it->hidden; r->echo && i < it->n; i++)
             add_token(s, arr, pc.text[i], pc.off[i], i ? &it->res.prompt[i] : NULL,
                       r->logprobs);
         long off = utf8_count(pc.base, pc.base_len);
@@ -196,7 +196,7 @@ static void completion_choice(serve *s, const sv_req *r, const sv_item *it,
     }
     cJSON_AddStringToObject(c, "finish_reason", finish_reason(it));
     cJSON_AddItemToArray(choices, c);
-    *ptoks += it->n;
+    *ptoks += it->n - it->hidden;
     pieces_free(&pc, it->n);
 }
 
@@ -253,7 +253,7 @@ char *sv_answer_json(serve *s, const sv_req *r, long id)
     for (int i = 0; i < r->n_items; i++) {
         if (r->chat) {
             chat_choice(s, r, &r->items[i], choices);
-            ptoks += r->items[i].n;
+            ptoks += r->items[i].n - r->items[i].hidden;
         } else {
             completion_choice(s, r, &r->items[i], i, choices, &ptoks);
         }

@@ -2,7 +2,8 @@
  * serve_request.c - an OpenAI request body as an sv_req (see serve_int.h):
  * JSON parsed and checked field by field (a 400's message names the
  * field), the seed read exactly from its digits, prompts tokenised by the
- * server's backend and checked against its vocabulary and context.
+ * server's backend (or, with add_special_tokens or --hide-bos, by
+ * serve_tok.c) and checked against its vocabulary and context.
  */
 #include "harness/serve/serve_int.h"
 
@@ -174,11 +175,17 @@ static int parse_stop(sv_req *r, const cJSON *v, char *msg, size_t cap)
     return 0;
 }
 
-/* Sampling fields common to both endpoints. */
+/* Sampling fields common to both endpoints (and add_special_tokens). */
 static int parse_sampling(serve *s, sv_req *r, const char *body, size_t len,
                           char *msg, size_t cap)
 {
     const cJSON *j = r->json, *v;
+    r->special = -1;
+    if ((v = get(j, "add_special_tokens")) && !cJSON_IsNull(v)) {
+        if (!cJSON_IsBool(v))
+            return bad(msg, cap, "'%s' must be true or false", "add_special_tokens");
+        r->special = cJSON_IsTrue(v);
+    }
     if ((v = get(j, "n")) && !cJSON_IsNull(v) && !(is_int(v) && v->valuedouble == 1))
         return bad(msg, cap, "'%s' must be 1 (one completion per prompt)", "n");
     if (cJSON_IsTrue(get(j, "stream")))
@@ -213,11 +220,20 @@ static int parse_sampling(serve *s, sv_req *r, const char *body, size_t len,
     return parse_stop(r, get(j, "stop"), msg, cap);
 }
 
-/* One prompt given as text: tokens as the backend makes them. */
-static int add_text(serve *s, sv_item *it, const char *text, em_err *err)
+/* One prompt given as text: tokens as the backend makes them, or with
+ * the request's add_special_tokens (serve_tok.c). */
+static int add_text(serve *s, const sv_req *r, sv_item *it, const char *text,
+                    em_err *err)
 {
     it->prompt = text;
-    return backend_tokenize(s->b, text, &it->toks, &it->n, err);
+    if (r->special >= 0 && !s->tok)
+        return em_errorf(err, "'add_special_tokens' needs the model's "
+                         "vocabulary: %s", s->tok_why);
+    if (sv_tok_prompt(s, text, r->special, &it->toks, &it->n, err))
+        return -1;
+    if (r->special != 0)
+        it->hidden = sv_tok_hide_bos(s, 1, &it->toks, &it->n);
+    return 0;
 }
 
 static int add_ids(serve *s, sv_item *it, const cJSON *arr, char *msg, size_t cap)
@@ -263,13 +279,15 @@ static int parse_prompts(serve *s, sv_req *r, const cJSON *p, char *msg,
         sv_item *it = &r->items[r->n_items++];
         em_err err;
         if (cJSON_IsString(e)) {
-            if (add_text(s, it, e->valuestring, &err)) {
+            if (add_text(s, r, it, e->valuestring, &err)) {
                 snprintf(msg, cap, "'prompt': %.400s", err.msg);
                 return -1;
             }
         } else if (cJSON_IsArray(e)) {
             if (add_ids(s, it, e, msg, cap))
                 return -1;
+            if (r->special != 0)
+                it->hidden = sv_tok_hide_bos(s, 0, &it->toks, &it->n);
         } else {
             return bad(msg, cap, "'%s' entries must be strings or lists of "
                        "token ids", "prompt");
