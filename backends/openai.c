@@ -40,14 +40,22 @@
 
 #define OA_MAX_BODY (64u << 20) /* a larger answer is an error, not OOM */
 
+/* How prompt log-probs are asked for (option logprobs_mode). */
+enum { LP_ECHO, LP_PLP, LP_AUTO };
+
+/* What this member learnt about its server this run, per method. */
+enum { SRV_UNKNOWN, SRV_WORKS, SRV_LIMITED };
+
 typedef struct oa {
     char *url_compl, *url_chat;
     char *model;
     struct curl_slist *headers;
-    int concurrency, max_retries, chat, ll_max_tokens;
+    int concurrency, max_retries, chat, ll_max_tokens, lp_mode;
     long timeout_ms;
     double backoff;
     uint64_t rng;   /* jitter */
+    int srv[2];             /* SRV_* of LP_ECHO and LP_PLP */
+    char srv_why[2][256];   /* why a method is SRV_LIMITED */
 } oa;
 
 /* One HTTP request and its attempts. */
@@ -59,14 +67,20 @@ typedef struct oa_job {
     int attempts;
     double not_before;
     int state;          /* JOB_WAIT, JOB_RUN, JOB_DONE */
+    int kind;           /* JOB_GEN, JOB_ECHO, JOB_PLP */
     int ok;
+    int limit;          /* failed for what the server cannot do at all */
     char error[256];
 } oa_job;
 
 enum { JOB_WAIT, JOB_RUN, JOB_DONE };
+enum { JOB_GEN, JOB_ECHO, JOB_PLP };
 
 /* Checks and extracts one parsed answer: 0 ok, -1 final failure (msg
- * says why). */
+ * says why), OA_LIMIT: the server cannot give what was asked for, for
+ * any request of this kind (msg says why). */
+#define OA_LIMIT (-2)
+
 typedef int (*oa_take_fn)(void *ctx, int i, const cJSON *json, char *msg,
                           size_t cap);
 
@@ -102,6 +116,13 @@ static void count_landed(void)
     pthread_mutex_unlock(&count_mu);
 }
 
+static void count_limited(long n)
+{
+    pthread_mutex_lock(&count_mu);
+    counts.limited += n;
+    pthread_mutex_unlock(&count_mu);
+}
+
 /* ---------------------------------------------------------------- options */
 
 static int opt_num(const backend_spec *sp, const char *key, double def,
@@ -118,6 +139,22 @@ static int opt_num(const backend_spec *sp, const char *key, double def,
                          "[%g, %g]", key, v, lo, hi);
     *out = d;
     return 0;
+}
+
+static int opt_lp_mode(const backend_spec *sp, int *out, em_err *err)
+{
+    static const char *const names[] = {"echo", "prompt_logprobs", "auto"};
+    const char *v = backend_spec_opt(sp, "logprobs_mode");
+    *out = LP_AUTO;
+    if (!v)
+        return 0;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(v, names[i])) {
+            *out = i;
+            return 0;
+        }
+    return em_errorf(err, "option 'logprobs_mode': '%s' is not echo, "
+                     "prompt_logprobs or auto", v);
 }
 
 static void oa_free(oa *o)
@@ -175,12 +212,14 @@ static int openai_open(const backend_spec *spec, void **state,
         return em_errorf(err, "option 'base_url': '%s' is not an http:// or "
                          "https:// URL", base);
     double conc, timeout, retries, chat, llmax, backoff;
+    int lp_mode;
     if (opt_num(spec, "concurrency", 8, 1, 1024, &conc, err) ||
         opt_num(spec, "timeout", 300, 0.001, 86400, &timeout, err) ||
         opt_num(spec, "max_retries", 5, 0, 100, &retries, err) ||
         opt_num(spec, "chat", 0, 0, 1, &chat, err) ||
         opt_num(spec, "loglik_max_tokens", 0, 0, 1, &llmax, err) ||
-        opt_num(spec, "backoff", 0.5, 0, 60, &backoff, err))
+        opt_num(spec, "backoff", 0.5, 0, 60, &backoff, err) ||
+        opt_lp_mode(spec, &lp_mode, err))
         return -1;
     oa *o = em_calloc(1, sizeof *o);
     o->url_compl = join_url(base, "/completions");
@@ -193,6 +232,7 @@ static int openai_open(const backend_spec *spec, void **state,
     o->chat = chat != 0;
     o->ll_max_tokens = (int)llmax;
     o->backoff = backoff;
+    o->lp_mode = lp_mode;
     o->rng = em_hash64(base, strlen(base), (uint64_t)(em_now() * 1e6));
     if (set_auth(o, spec, err)) {
         oa_free(o);
@@ -274,6 +314,22 @@ static void server_message(const em_buf *resp, char *out, size_t cap)
     cJSON_Delete(j);
 }
 
+/* Whether an HTTP error is the server refusing the very parameter that
+ * asks for prompt log-probs: llama.cpp's server answers echo with 500
+ * "Unsupported param: echo" (builds of early 2025) or "Only no echo is
+ * supported" (later ones); others say so with a 400. Such an answer is
+ * final for every request of that kind, never transient. */
+static int refuses_param(int kind, long status, const char *sm)
+{
+    if (status < 400 || status == 429 || status == 408)
+        return 0;
+    if (kind == JOB_ECHO)
+        return strcasestr(sm, "echo") != NULL;
+    if (kind == JOB_PLP)
+        return strcasestr(sm, "prompt_logprobs") != NULL;
+    return 0;
+}
+
 /* Schedules another attempt, or fails the job when it had its last. */
 static void job_retry(oa *o, oa_job *j, double retry_after, const char *why)
 {
@@ -319,7 +375,11 @@ static void job_finish(oa *o, oa_job *j, CURLcode rc, oa_take_fn take,
         char sm[240];
         server_message(&j->resp, sm, sizeof sm);
         snprintf(msg, sizeof msg, "%s: HTTP %ld%s", j->url, status, sm);
-        if (status == 429 || status >= 500)
+        if (refuses_param(j->kind, status, sm)) {
+            j->state = JOB_DONE;
+            j->limit = 1;
+            snprintf(j->error, sizeof j->error, "%s", msg);
+        } else if (status == 429 || status >= 500)
             job_retry(o, j, ra > 0 ? (double)ra : 0, msg);
         else {
             j->state = JOB_DONE;
@@ -334,17 +394,39 @@ static void job_finish(oa *o, oa_job *j, CURLcode rc, oa_take_fn take,
         return;
     }
     j->state = JOB_DONE;
-    j->ok = take(ctx, idx, json, j->error, sizeof j->error) == 0;
+    int got = take(ctx, idx, json, j->error, sizeof j->error);
+    j->ok = got == 0;
+    j->limit = got == OA_LIMIT;
     cJSON_Delete(json);
 }
 
-/* Runs jobs[0..n) with up to o->concurrency in flight; each ends ok or
- * with its error set. */
-static void oa_run(oa *o, oa_job *jobs, int n, oa_take_fn take, void *ctx)
+/* A job found its server unable to do what it asked: the waiting jobs of
+ * its kind fail with its reason instead of asking again; returns how many. */
+static int fail_kind(oa_job *jobs, int from, int to, const oa_job *why)
+{
+    int n = 0;
+    for (int i = from; i < to; i++) {
+        oa_job *j = &jobs[i];
+        if (j->state != JOB_WAIT || j->kind != why->kind)
+            continue;
+        j->state = JOB_DONE;
+        j->ok = 0;
+        j->limit = 1;
+        snprintf(j->error, sizeof j->error, "%s", why->error);
+        n++;
+    }
+    return n;
+}
+
+/* Runs jobs[from..to) with up to o->concurrency in flight; each ends ok
+ * or with its error set. */
+static void oa_run(oa *o, oa_job *jobs, int from, int to, oa_take_fn take,
+                   void *ctx)
 {
     CURLM *multi = curl_multi_init();
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)o->concurrency);
-    int done = 0, active = 0;
+    int done = 0, active = 0, n = to - from;
+    jobs += from;
     while (done < n) {
         double now = em_now(), next = now + 1;
         for (int i = 0; i < n && active < o->concurrency; i++) {
@@ -369,11 +451,13 @@ static void oa_run(oa *o, oa_job *jobs, int n, oa_take_fn take, void *ctx)
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
             curl_multi_remove_handle(multi, j->h);
             count_landed();
-            job_finish(o, j, rc, take, ctx, (int)(j - jobs));
+            job_finish(o, j, rc, take, ctx, from + (int)(j - jobs));
             curl_easy_cleanup(j->h);
             j->h = NULL;
             active--;
             done += j->state == JOB_DONE;
+            if (j->limit)
+                done += fail_kind(jobs, 0, n, j);
         }
         if (done >= n)
             break;
@@ -405,14 +489,6 @@ static char *print_body(cJSON *o)
 }
 
 /* -------------------------------------------------------- log-likelihood */
-
-typedef struct ll_ctx {
-    const backend_ll_req *req;
-    backend_ll_res *res;
-    char **prompt;    /* context + continuation, as sent */
-    size_t *bound;    /* bytes of the prompt before the continuation */
-    int max_tokens;   /* tokens the server may generate after the echo */
-} ll_ctx;
 
 static size_t ctx_trimmed(const char *ctx)
 {
@@ -493,6 +569,7 @@ typedef struct aligner {
     int n;             /* tokens */
     size_t run_start;  /* the open run of U+FFFD: where it starts, */
     int run_n, run_tok;/* how many, and the first token that starts in it */
+    int short_end;     /* out: the tokens stopped before the prompt's end */
     char *msg;
     size_t cap;
 } aligner;
@@ -663,6 +740,7 @@ static int echo_align(aligner *a, const char *const *texts, int n_prompt)
         return -1;
     if (a->pos < a->len) {
         char q[80];
+        a->short_end = 1;
         snprintf(a->msg, a->cap, "the server's echoed tokens end at byte %zu "
                  "of %zu: the last %zu bytes of the prompt (\"%s\") have no "
                  "log-prob", a->pos, a->len, a->len - a->pos,
@@ -701,7 +779,9 @@ static int check_offsets(const cJSON *off, const cJSON *tokens, char *msg,
     return 0;
 }
 
-/* The four parallel arrays of an echo, checked for shape; n their length. */
+/* The four parallel arrays of an echo, checked for shape; n their length.
+ * Missing arrays, or log-probs for fewer tokens than the echo shows, are
+ * what the server cannot do (OA_LIMIT). */
 static int ll_arrays(const cJSON *lp, const cJSON *arr[4], int *n, char *msg,
                      size_t cap)
 {
@@ -710,17 +790,16 @@ static int ll_arrays(const cJSON *lp, const cJSON *arr[4], int *n, char *msg,
     for (int j = 0; j < 4; j++)
         if (!cJSON_IsArray(arr[j] = get(lp, name[j]))) {
             snprintf(msg, cap, "the server returned no prompt log-probs "
-                     "(choices[0].logprobs with tokens, token_logprobs, "
-                     "top_logprobs, text_offset for echo=true, logprobs=1; "
-                     "%s is missing): it cannot score log-likelihoods", name[j]);
-            return -1;
+                     "(choices[0].logprobs.%s is missing for echo=true, "
+                     "logprobs=1)", name[j]);
+            return OA_LIMIT;
         }
     *n = cJSON_GetArraySize(arr[0]);
     for (int j = 1; j < 4; j++)
         if (cJSON_GetArraySize(arr[j]) != *n) {
             snprintf(msg, cap, "the server's logprobs arrays differ in length: "
                      "%d tokens, %d %s", *n, cJSON_GetArraySize(arr[j]), name[j]);
-            return -1;
+            return OA_LIMIT;
         }
     int k = 0;
     const cJSON *t;
@@ -743,15 +822,16 @@ static int usage_count(const cJSON *json, const char *name)
 }
 
 /* The counts agree: the prompt's tokens and the generated ones make up
- * the echo (usage when the server sent it, else at most max_tokens). */
+ * the echo (usage when the server sent it, else at most max_tokens).
+ * max_tokens < 0: the tokens are the prompt's alone (prompt_logprobs). */
 static int ll_counts(const cJSON *json, int n, int n_prompt, int max_tokens,
                      char *msg, size_t cap)
 {
     int up = usage_count(json, "prompt_tokens");
-    int uc = usage_count(json, "completion_tokens");
+    int uc = max_tokens < 0 ? 0 : usage_count(json, "completion_tokens");
     if (up >= 0 && up != n_prompt) {
         snprintf(msg, cap, "the server's usage.prompt_tokens is %d but its "
-                 "echoed tokens spell the prompt in %d", up, n_prompt);
+                 "tokens spell the prompt in %d", up, n_prompt);
         return -1;
     }
     if (uc >= 0 ? n - n_prompt != uc : n - n_prompt > max_tokens) {
@@ -764,42 +844,66 @@ static int ll_counts(const cJSON *json, int n, int n_prompt, int max_tokens,
     return 0;
 }
 
+/* The prompt's tokens as the server scored them, however it was asked:
+ * each token's text, its log-prob and the best log-prob at its position
+ * (NAN: none sent). */
+typedef struct ll_toks {
+    int n;
+    const char **texts;
+    double *lp, *best;
+    char *first;      /* malloc'd text of token 0 when we worked it out */
+} ll_toks;
+
+static void toks_init(ll_toks *t, int n)
+{
+    *t = (ll_toks){.n = n};
+    t->texts = em_calloc((size_t)n + 1, sizeof *t->texts);
+    t->lp = em_malloc(sizeof(double) * ((size_t)n + 1));
+    t->best = em_malloc(sizeof(double) * ((size_t)n + 1));
+}
+
+static void toks_free(ll_toks *t)
+{
+    free(t->texts);
+    free(t->lp);
+    free(t->best);
+    free(t->first);
+}
+
 /* Sums the continuation's tokens: those that start at or after the
  * boundary and inside the prompt. A token that starts in the context and
  * reaches into the continuation counts for the context (the text_offset
  * rule this backend always used). */
-static int ll_sum(const aligner *a, const cJSON *arr[4], int n_prompt,
+static int ll_sum(const aligner *a, const ll_toks *t, int n_prompt,
                   backend_ll_res *r, char *msg, size_t cap)
 {
     double sum = 0;
     int ntok = 0, greedy = 1;
-    const cJSON *s = arr[0]->child, *t = arr[1]->child, *p = arr[2]->child;
-    for (int k = 0; k < n_prompt; k++, s = s->next, t = t->next, p = p->next) {
+    for (int k = 0; k < n_prompt; k++) {
         if (a->at[k] < a->bound || a->at[k] >= a->len)
             continue;
-        if (k == 0 && !cJSON_IsNumber(t) && is_start_text(s->valuestring))
+        if (k == 0 && isnan(t->lp[k]) && is_start_text(t->texts[k]))
             continue; /* BOS of an empty context: it conditions, not scored */
-        if (!cJSON_IsNumber(t)) {
+        if (isnan(t->lp[k])) {
             snprintf(msg, cap, "the server gave no log-prob for prompt token "
-                     "%d (byte %zu, in the continuation)%s: it cannot score "
-                     "this request", k, a->at[k], k == 0 ? "; an empty context "
-                     "needs a model with a BOS token" : "");
-            return -1;
+                     "%d (byte %zu, in the continuation)%s", k, a->at[k],
+                     k == 0 ? ": an empty context needs a model with a BOS "
+                     "token" : "");
+            return k == 0 ? -1 : OA_LIMIT;
         }
-        double best = top_value(p);
-        if (isnan(best)) {
+        if (isnan(t->best[k])) {
             snprintf(msg, cap, "top_logprobs[%d] is empty: cannot tell whether "
                      "the continuation is the greedy one", k);
             return -1;
         }
-        sum += t->valuedouble;
-        greedy &= t->valuedouble >= best;
+        sum += t->lp[k];
+        greedy &= t->lp[k] >= t->best[k];
         ntok++;
     }
     if (ntok == 0 && a->len > a->bound) {
         snprintf(msg, cap, "the server echoed no tokens of the continuation "
                  "(does it support echo=true?)");
-        return -1;
+        return OA_LIMIT;
     }
     r->logprob = sum;
     r->n_tokens = ntok;
@@ -807,38 +911,244 @@ static int ll_sum(const aligner *a, const cJSON *arr[4], int n_prompt,
     return 0;
 }
 
-static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
+typedef struct ll_ctx {
+    const backend_ll_req *req;
+    backend_ll_res *res;
+    char **prompt;    /* context + continuation, as sent */
+    size_t *bound;    /* bytes of the prompt before the continuation */
+    int max_tokens;   /* tokens the server may generate after the echo */
+    int method;       /* LP_ECHO or LP_PLP */
+} ll_ctx;
+
+/* Aligns t with request i's prompt and sums its continuation. gen: the
+ * tokens the server may add after the prompt's (-1: none, t is the
+ * prompt's alone). */
+static int ll_score(ll_ctx *c, int i, const cJSON *json, const ll_toks *t,
+                    int gen, char *msg, size_t cap)
 {
-    ll_ctx *c = vctx;
-    const cJSON *arr[4];
-    int n;
-    if (ll_arrays(choice0(json, "logprobs"), arr, &n, msg, cap))
-        return -1;
     aligner a;
-    const char **texts = em_malloc(sizeof(char *) * ((size_t)n + 1));
-    const cJSON *t = arr[0]->child;
-    for (int k = 0; k < n; k++, t = t->next)
-        texts[k] = t->valuestring;
-    al_init(&a, c->prompt[i], strlen(c->prompt[i]), c->bound[i], n, msg, cap);
+    al_init(&a, c->prompt[i], strlen(c->prompt[i]), c->bound[i], t->n, msg, cap);
     int up = usage_count(json, "prompt_tokens");
-    int np = echo_align(&a, texts, up <= n ? up : -1);
-    int rc = np < 0 || ll_counts(json, n, np, c->max_tokens, msg, cap) ||
-             ll_sum(&a, arr, np, &c->res[i], msg, cap) ? -1 : 0;
+    int np = echo_align(&a, t->texts, gen < 0 ? t->n : up <= t->n ? up : -1);
+    int rc = np < 0 ? (a.short_end ? OA_LIMIT : -1)
+             : ll_counts(json, t->n, np, gen, msg, cap) ? -1
+             : ll_sum(&a, t, np, &c->res[i], msg, cap);
     al_free(&a);
-    free(texts);
     return rc;
 }
 
-static char *ll_body(const oa *o, const char *prompt)
+static int take_echo(ll_ctx *c, int i, const cJSON *json, char *msg, size_t cap)
+{
+    const cJSON *arr[4];
+    int n, rc = ll_arrays(choice0(json, "logprobs"), arr, &n, msg, cap);
+    if (rc)
+        return rc;
+    ll_toks t;
+    toks_init(&t, n);
+    const cJSON *s = arr[0]->child, *l = arr[1]->child, *p = arr[2]->child;
+    for (int k = 0; k < n; k++, s = s->next, l = l->next, p = p->next) {
+        t.texts[k] = s->valuestring;
+        t.lp[k] = cJSON_IsNumber(l) ? l->valuedouble : NAN;
+        t.best[k] = top_value(p);
+    }
+    rc = ll_score(c, i, json, &t, c->max_tokens, msg, cap);
+    toks_free(&t);
+    return rc;
+}
+
+/* Fills t from vLLM's choices[0].prompt_logprobs: null for the first
+ * token, then per position {"<id>": {logprob, rank, decoded_token}, ...}
+ * whose first entry is the prompt's token and the rest the most likely
+ * ones (vllm/v1/engine/logprobs.py, _make_logprob_dict). */
+static int plp_read(const cJSON *arr, ll_toks *t, char *msg, size_t cap)
+{
+    int k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        t->lp[k] = t->best[k] = NAN;
+        if (k == 0 && cJSON_IsNull(e)) {
+            k++;
+            continue; /* nothing before it: its text is worked out later */
+        }
+        const cJSON *tok = cJSON_IsObject(e) ? e->child : NULL;
+        const cJSON *lp = get(tok, "logprob"), *dt = get(tok, "decoded_token");
+        if (!cJSON_IsNumber(lp) || !cJSON_IsString(dt)) {
+            snprintf(msg, cap, "the server's prompt_logprobs[%d] has no "
+                     "{logprob, decoded_token} for the prompt's token", k);
+            return OA_LIMIT;
+        }
+        t->texts[k] = dt->valuestring;
+        t->lp[k] = lp->valuedouble;
+        t->best[k] = lp->valuedouble;
+        for (const cJSON *o = tok->next; o; o = o->next) {
+            const cJSON *v = get(o, "logprob");
+            if (cJSON_IsNumber(v) && v->valuedouble > t->best[k])
+                t->best[k] = v->valuedouble;
+        }
+        k++;
+    }
+    return 0;
+}
+
+/* The text of a first token the server did not show (prompt_logprobs
+ * starts with null): the prompt bytes before those the other tokens
+ * spell ("" for a start token). A U+FFFD piece stands for 1 to 4 bytes,
+ * so each length the rest may spell is tried, fewest bytes first; -1
+ * when none aligns. */
+static int plp_first(const char *prompt, size_t bound, ll_toks *t)
+{
+    size_t len = strlen(prompt), lo = 0, hi = 0;
+    for (int k = 1; k < t->n; k++)
+        for (const char *p = t->texts[k]; *p;) {
+            int ff = !strncmp(p, FFFD, 3);
+            lo += 1;
+            hi += ff ? 4 : 1;
+            p += ff ? 3 : 1;
+        }
+    if (lo > len)
+        return -1;
+    char msg[256];
+    for (size_t keep = len - lo + 1; keep-- > 0 && len - keep <= hi;) {
+        free(t->first);
+        t->first = em_malloc(keep + 1);
+        memcpy(t->first, prompt, keep);
+        t->first[keep] = '\0';
+        t->texts[0] = t->first;
+        aligner a;
+        al_init(&a, prompt, len, bound, t->n, msg, sizeof msg);
+        int ok = echo_align(&a, t->texts, t->n) == t->n;
+        al_free(&a);
+        if (ok)
+            return 0;
+    }
+    return -1;
+}
+
+static int take_plp(ll_ctx *c, int i, const cJSON *json, char *msg, size_t cap)
+{
+    const cJSON *arr = choice0(json, "prompt_logprobs");
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+    if (n == 0) {
+        snprintf(msg, cap, "no choices[0].prompt_logprobs in the answer");
+        return OA_LIMIT;
+    }
+    ll_toks t;
+    toks_init(&t, n);
+    int rc = plp_read(arr, &t, msg, cap);
+    if (rc == 0 && !t.texts[0] && plp_first(c->prompt[i], c->bound[i], &t)) {
+        snprintf(msg, cap, "the server's prompt_logprobs tokens (decoded_token) "
+                 "do not spell the prompt");
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = ll_score(c, i, json, &t, -1, msg, cap);
+    toks_free(&t);
+    return rc;
+}
+
+static int take_ll(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
+{
+    ll_ctx *c = vctx;
+    return c->method == LP_ECHO ? take_echo(c, i, json, msg, cap)
+                                : take_plp(c, i, json, msg, cap);
+}
+
+static char *ll_body(const oa *o, const char *prompt, int method)
 {
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "model", o->model);
     cJSON_AddStringToObject(b, "prompt", prompt);
-    cJSON_AddNumberToObject(b, "max_tokens", o->ll_max_tokens);
-    cJSON_AddBoolToObject(b, "echo", 1);
-    cJSON_AddNumberToObject(b, "logprobs", 1);
+    if (method == LP_ECHO) {
+        cJSON_AddNumberToObject(b, "max_tokens", o->ll_max_tokens);
+        cJSON_AddBoolToObject(b, "echo", 1);
+        cJSON_AddNumberToObject(b, "logprobs", 1);
+    } else { /* vLLM: max_tokens must be >= 1; the token is not read */
+        cJSON_AddNumberToObject(b, "max_tokens", 1);
+        cJSON_AddNumberToObject(b, "prompt_logprobs", 1);
+    }
     cJSON_AddNumberToObject(b, "temperature", 0);
     return print_body(b);
+}
+
+/* The method to ask with next: the chosen one, or in auto mode echo and
+ * then prompt_logprobs; -1 when the server cannot do what is left. */
+static int ll_method(const oa *o)
+{
+    if (o->lp_mode != LP_AUTO)
+        return o->srv[o->lp_mode] == SRV_LIMITED ? -1 : o->lp_mode;
+    for (int m = LP_ECHO; m <= LP_PLP; m++)
+        if (o->srv[m] != SRV_LIMITED)
+            return m;
+    return -1;
+}
+
+/* (Re)makes jobs[from..n) for method m. */
+static void ll_jobs(const oa *o, const ll_ctx *c, oa_job *jobs, int from,
+                    int n, int m)
+{
+    for (int i = from; i < n; i++) {
+        oa_job *j = &jobs[i];
+        free(j->body);
+        em_buf resp = j->resp;
+        *j = (oa_job){.resp = resp, .url = o->url_compl,
+                      .kind = m == LP_ECHO ? JOB_ECHO : JOB_PLP};
+        j->body = ll_body(o, c->prompt[i], m);
+    }
+}
+
+/* The message of a request failed for what the server cannot do. */
+static void limit_error(const oa *o, char *out, size_t cap)
+{
+    char why[256];
+    if (o->srv[LP_ECHO] == SRV_LIMITED && o->srv[LP_PLP] == SRV_LIMITED)
+        snprintf(why, sizeof why, "echo: %.120s; prompt_logprobs: %.60s",
+                 o->srv_why[LP_ECHO], o->srv_why[LP_PLP]);
+    else
+        snprintf(why, sizeof why, "%s", o->srv_why[o->srv[LP_ECHO] ==
+                                                   SRV_LIMITED ? LP_ECHO : LP_PLP]);
+    snprintf(out, cap, "server limitation, not retried: %.190s; generation "
+             "tasks still run", why);
+}
+
+/* Marks method m limited with the reason job j failed, once. */
+static void srv_limited(oa *o, int m, const oa_job *j)
+{
+    if (o->srv[m] == SRV_LIMITED)
+        return;
+    o->srv[m] = SRV_LIMITED;
+    snprintf(o->srv_why[m], sizeof o->srv_why[m], "%s", j->error);
+}
+
+/* Runs the requests: while a method is untried, one request asks first;
+ * one the server cannot answer that way ends the method for this member
+ * (auto mode then asks with the next) and the rest fail without asking. */
+static void ll_run(oa *o, ll_ctx *c, oa_job *jobs, int n)
+{
+    int from = 0, m;
+    while (from < n && (m = ll_method(o)) >= 0) {
+        c->method = m;
+        c->max_tokens = o->ll_max_tokens;
+        ll_jobs(o, c, jobs, from, n, m);
+        if (o->srv[m] == SRV_UNKNOWN) {
+            oa_run(o, jobs, from, from + 1, take_ll, c);
+            if (jobs[from].limit) {
+                srv_limited(o, m, &jobs[from]);
+                continue;
+            }
+            o->srv[m] = jobs[from].ok ? SRV_WORKS : SRV_UNKNOWN;
+            from++;
+        }
+        oa_run(o, jobs, from, n, take_ll, c);
+        for (int i = from; i < n; i++)
+            if (jobs[i].limit)
+                srv_limited(o, m, &jobs[i]);
+        return;
+    }
+    for (int i = from; i < n; i++) { /* nothing left to ask with */
+        jobs[i].state = JOB_DONE;
+        jobs[i].ok = 0;
+        jobs[i].limit = 1;
+    }
 }
 
 static int openai_loglikelihood(void *state, const backend_ll_req *req,
@@ -850,7 +1160,7 @@ static int openai_loglikelihood(void *state, const backend_ll_req *req,
         return 0;
     oa_job *jobs = em_calloc((size_t)n, sizeof *jobs);
     ll_ctx c = {req, res, em_calloc((size_t)n, sizeof(char *)),
-                em_calloc((size_t)n, sizeof(size_t)), o->ll_max_tokens};
+                em_calloc((size_t)n, sizeof(size_t)), o->ll_max_tokens, LP_ECHO};
     for (int i = 0; i < n; i++) {
         const char *ctx = req[i].context ? req[i].context : "";
         const char *cont = req[i].continuation ? req[i].continuation : "";
@@ -859,17 +1169,20 @@ static int openai_loglikelihood(void *state, const backend_ll_req *req,
         em_buf_puts(&p, cont);
         c.bound[i] = ctx_trimmed(ctx);
         c.prompt[i] = p.s ? em_buf_take(&p) : em_strdup("");
-        jobs[i].body = ll_body(o, c.prompt[i]);
-        jobs[i].url = o->url_compl;
     }
-    oa_run(o, jobs, n, take_ll, &c);
+    ll_run(o, &c, jobs, n);
+    long limited = 0;
     for (int i = 0; i < n; i++) {
         res[i].ok = jobs[i].ok;
         res[i].truncated = 0; /* a server does not say */
-        if (!jobs[i].ok)
+        if (jobs[i].limit)
+            limit_error(o, res[i].error, sizeof res[i].error);
+        else if (!jobs[i].ok)
             snprintf(res[i].error, sizeof res[i].error, "%s", jobs[i].error);
+        limited += jobs[i].limit;
         free(c.prompt[i]);
     }
+    count_limited(limited);
     jobs_free(jobs, n);
     free(c.prompt);
     free(c.bound);
@@ -1104,7 +1417,7 @@ static int openai_generate(void *state, const backend_gen_req *req,
         jobs[i].url = o->chat ? o->url_chat : o->url_compl;
     }
     gen_ctx c = {req, res, o->chat};
-    oa_run(o, jobs, n, take_gen, &c);
+    oa_run(o, jobs, 0, n, take_gen, &c);
     for (int i = 0; i < n; i++) {
         if (jobs[i].ok) {
             res[i].ok = 1;

@@ -46,6 +46,8 @@ typedef struct openai_counts {
     long attempts;
     long retries;
     long in_flight;  /* HTTP requests open right now (for a progress line) */
+    long limited;    /* log-likelihood requests failed because the server
+                        cannot return prompt log-probs (none retried) */
 } openai_counts;
 
 void openai_get_counts(openai_counts *out);

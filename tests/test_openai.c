@@ -541,29 +541,34 @@ TEST(test_generate_cuts_stop)
     fsrv_stop(s);
 }
 
-/* A server whose echo stops one token early: every request fails, with a
- * message that says where the echo ended; none is scored over one token
- * fewer. */
+/* A server whose echo stops one token early cannot score any request:
+ * the first request finds out, the rest fail without asking, each with
+ * a message that says where the echo ended; none is scored over one
+ * token fewer. */
 TEST(test_short_echo_fails)
 {
     fsrv *s = fsrv_start(FAULT_ECHO_SHORT);
     em_err err = {{0}};
-    backend *b = open_on(s, "", &err);
+    backend *b = open_on(s, "logprobs_mode=echo", &err);
     CHECK_MSG(b != NULL, "%s", err.msg);
     if (b) {
         backend_ll_req rq[5] = {{"Q: 2+2=\nA:", " 4"}, {"The sky is ", "blue"},
                                 {"x", "12ab"}, {"a", "b"}, {"Paris is in", " France"}};
         backend_ll_res rs[5];
+        openai_counts c0, c1;
+        openai_get_counts(&c0);
         CHECK_INT(backend_loglikelihood(b, rq, rs, 5, &err), 0);
+        openai_get_counts(&c1);
         for (int i = 0; i < 5; i++) {
             CHECK_MSG(!rs[i].ok, "%d scored %g over %d tokens", i,
                       rs[i].logprob, rs[i].n_tokens);
-            CHECK_HAS(rs[i].error, "echoed tokens end at byte");
-            CHECK_HAS(rs[i].error, "have no log-prob");
+            CHECK_HAS(rs[i].error, "server limitation, not retried: the "
+                      "server's echoed tokens end at byte 11 of 12: the last "
+                      "1 bytes of the prompt (\"4\") have no log-prob");
+            CHECK_HAS(rs[i].error, "generation tasks still run");
         }
-        CHECK_HAS(rs[4].error, "end at byte 17 of 18: the last 1 bytes of "
-                  "the prompt (\"e\")");
-        CHECK_INT(s->count, 5); /* final, not retried */
+        CHECK_INT(s->count, 1); /* one request found out, none retried */
+        CHECK_INT(c1.limited - c0.limited, 5);
         backend_close(b);
     }
     fsrv_stop(s);
@@ -693,22 +698,54 @@ TEST(test_final_failure_is_failed)
     fsrv_stop(s);
 }
 
+/* A server that answers echo without log-probs: in auto mode one request
+ * asks with echo and one with prompt_logprobs, then nothing more. */
 TEST(test_server_without_prompt_logprobs)
 {
     fsrv *s = fsrv_start(FAULT_NO_LOGPROBS);
     em_err err = {{0}};
-    backend *b = open_on(s, "", &err);
-    CHECK_MSG(b != NULL, "%s", err.msg);
-    if (b) {
-        backend_ll_req rq = {"a", "b"};
-        backend_ll_res rs;
-        CHECK_INT(backend_loglikelihood(b, &rq, &rs, 1, &err), 0);
-        CHECK_INT(rs.ok, 0);
-        CHECK_HAS(rs.error, "cannot score log-likelihoods");
-        CHECK_INT(s->count, 1); /* not a transient failure: no retry */
+    for (int mode = 0; mode < 2; mode++) {
+        backend *b = open_on(s, mode ? "logprobs_mode=echo" : "", &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b)
+            continue;
+        long before = s->count;
+        backend_ll_req rq[3] = {{"a", "b"}, {"c", "d"}, {"e", "f"}};
+        backend_ll_res rs[3];
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 3, &err), 0);
+        for (int i = 0; i < 3; i++) {
+            CHECK_INT(rs[i].ok, 0);
+            CHECK_HAS(rs[i].error, "server limitation, not retried: ");
+            CHECK_HAS(rs[i].error, "choices[0].logprobs.tokens is missing");
+            if (!mode)
+                CHECK_HAS(rs[i].error, "; prompt_logprobs: no choices[0]."
+                          "prompt_logprobs in the answer");
+        }
+        CHECK_INT(s->count - before, mode ? 1 : 2); /* no retry */
+        /* The member knows now: a second batch asks nothing. */
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 3, &err), 0);
+        CHECK_INT(s->count - before, mode ? 1 : 2);
+        CHECK_HAS(rs[2].error, "server limitation");
         backend_close(b);
     }
     fsrv_stop(s);
+}
+
+/* A command-line member is named by its model= (the server's name for
+ * it), not by the URL's last segment ("v1"). */
+TEST(test_member_named_by_model)
+{
+    const char *spec[3] = {"openai:http://127.0.0.1:1/v1,model=qwen-0.5b",
+                           "openai:http://127.0.0.1:1/v1",
+                           "openai:http://127.0.0.1:1/v1,model=m,name=mine"};
+    const char *want[3] = {"qwen-0.5b", "v1", "mine"};
+    for (int i = 0; i < 3; i++) {
+        family *f;
+        em_err err = {{0}};
+        CHECK_INT(family_from_spec(spec[i], &f, &err), 0);
+        CHECK_STR(f->members[0].spec.name, want[i]);
+        family_free(f);
+    }
 }
 
 TEST(test_connection_refused_fails)
@@ -924,6 +961,7 @@ int main(void)
     RUN(test_retry_after_honoured);
     RUN(test_final_failure_is_failed);
     RUN(test_server_without_prompt_logprobs);
+    RUN(test_member_named_by_model);
     RUN(test_connection_refused_fails);
     RUN(test_api_key_from_env);
     RUN(test_bad_options);
