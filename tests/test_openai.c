@@ -44,6 +44,9 @@ typedef enum fault_mode {
     FAULT_GEN_SHORT,   /* 1 generation log-prob for 2 tokens */
     FAULT_GEN_NONE,    /* no generation log-probs at all */
     FAULT_GEN_CONTENT, /* completions with logprobs.content[] (llama.cpp) */
+    FAULT_LLAMA_ECHO,  /* llama.cpp's server: echo is a 500 naming it */
+    FAULT_ECHO_400,    /* echo a 400 naming it; vLLM's prompt_logprobs */
+    FAULT_PLP_NOBOS,   /* as FAULT_ECHO_400, a model without a BOS token */
 } fault_mode;
 
 typedef struct fsrv {
@@ -178,6 +181,86 @@ static char *fake_echo_vllm(const char *prompt)
     return s;
 }
 
+/* vLLM's prompt_logprobs answer (CompletionResponseChoice.prompt_logprobs,
+ * vllm/entrypoints/openai/protocol.py; the per-position dicts built by
+ * _make_logprob_dict in vllm/v1/engine/logprobs.py, read on vLLM's main
+ * branch as stored in Dec 2026, same shape since the V1 engine of 0.8):
+ * null for the first token, then per token {"<id>": {logprob, rank,
+ * decoded_token}} with the prompt's token first and the top-1 after it.
+ * Tokens as in fake_echo_vllm: one per ASCII byte, a multi-byte character
+ * in two U+FFFD pieces; bos: "<s>" (id 1) comes first. */
+static char *fake_plp(const char *prompt, int bos)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "text_completion");
+    cJSON_AddStringToObject(o, "model", "fake");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddStringToObject(c, "text", "x");
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddStringToObject(c, "finish_reason", "length");
+    cJSON_AddNullToObject(c, "stop_reason");
+    cJSON *plp = cJSON_AddArrayToObject(c, "prompt_logprobs");
+    cJSON_AddItemToArray(plp, cJSON_CreateNull());
+    int n = 1;
+    for (size_t i = 0; prompt[i];) {
+        unsigned char b = (unsigned char)prompt[i];
+        size_t m = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        size_t cut[2] = {m == 1 ? 1 : m - 1, 1};
+        for (int p = 0; p < (m == 1 ? 1 : 2); i += cut[p], p++, n++) {
+            if (n == 1 && !bos)
+                continue; /* the first token: the null above */
+            char t[2] = {prompt[i], 0}, id[16];
+            unsigned char last = (unsigned char)prompt[i + cut[p] - 1];
+            double lp = fake_lp(last);
+            int greedy = m == 1 && fake_greedy(last);
+            cJSON *pos = cJSON_CreateObject(), *e = cJSON_CreateObject();
+            snprintf(id, sizeof id, "%d", 100 + last);
+            cJSON_AddNumberToObject(e, "logprob", lp);
+            cJSON_AddNumberToObject(e, "rank", greedy ? 1 : 2);
+            cJSON_AddStringToObject(e, "decoded_token", m == 1 ? t : "\xEF\xBF\xBD");
+            cJSON_AddItemToObject(pos, id, e);
+            if (!greedy) {
+                cJSON *top = cJSON_CreateObject();
+                cJSON_AddNumberToObject(top, "logprob", lp + 0.5);
+                cJSON_AddNumberToObject(top, "rank", 1);
+                cJSON_AddStringToObject(top, "decoded_token", "~");
+                cJSON_AddItemToObject(pos, "99", top);
+            }
+            cJSON_AddItemToArray(plp, pos);
+        }
+    }
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", cJSON_GetArraySize(plp));
+    cJSON_AddNumberToObject(u, "total_tokens", cJSON_GetArraySize(plp) + 1);
+    cJSON_AddNumberToObject(u, "completion_tokens", 1);
+    cJSON_AddNullToObject(u, "prompt_tokens_details");
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* llama.cpp's server on /v1/completions when asked for echo: a 500 with
+ * its words ("Unsupported param: echo" in builds of Feb 2025, as measured
+ * in issue 20; "Only no echo is supported" in oaicompat_completion_params_
+ * parse of later tools/server sources, also a 500: a runtime_error). */
+static const char llama_echo_500[] =
+    "{\"error\":{\"code\":500,\"message\":\"Unsupported param: echo\","
+    "\"type\":\"server_error\"}}";
+/* What it answers a request it does not refuse: prompt_logprobs is not
+ * one of its parameters, so it generates and sends no prompt log-probs. */
+static const char llama_plain[] =
+    "{\"choices\":[{\"text\":\"x\",\"index\":0,\"logprobs\":null,"
+    "\"finish_reason\":\"length\"}],\"created\":1738000000,\"model\":"
+    "\"fake\",\"system_fingerprint\":\"b4700-0000000\",\"object\":"
+    "\"text_completion\",\"usage\":{\"completion_tokens\":1,"
+    "\"prompt_tokens\":3,\"total_tokens\":4},\"id\":\"chatcmpl-x\"}";
+/* An OpenAI-style 400 naming echo (e.g. OpenAI's chat-era models). */
+static const char echo_400[] =
+    "{\"error\":{\"message\":\"echo is not supported with this model\","
+    "\"type\":\"invalid_request_error\",\"param\":\"echo\",\"code\":null}}";
+
 /* The echo less its last token, all four arrays alike. */
 static char *fake_echo_short(const char *prompt)
 {
@@ -266,7 +349,20 @@ static void answer_ok(fsrv *s, int fd, const char *body)
     const cJSON *p = cJSON_GetObjectItem(j, "prompt");
     const cJSON *msgs = cJSON_GetObjectItem(j, "messages");
     char *out;
-    if (cJSON_IsTrue(cJSON_GetObjectItem(j, "echo")) && cJSON_IsString(p))
+    int echo = cJSON_IsTrue(cJSON_GetObjectItem(j, "echo"));
+    int plp = cJSON_GetObjectItem(j, "prompt_logprobs") != NULL;
+    int status = 200;
+    if (s->mode == FAULT_LLAMA_ECHO && (echo || plp)) {
+        status = echo ? 500 : 200;
+        out = em_strdup(echo ? llama_echo_500 : llama_plain);
+    } else if ((s->mode == FAULT_ECHO_400 || s->mode == FAULT_PLP_NOBOS) &&
+               (echo || plp) && cJSON_IsString(p)) {
+        status = echo ? 400 : 200;
+        out = echo ? em_strdup(echo_400)
+                   : fake_plp(p->valuestring, s->mode == FAULT_ECHO_400);
+    } else if (plp && cJSON_IsString(p))
+        out = em_strdup(llama_plain); /* servers that ignore it */
+    else if (echo && cJSON_IsString(p))
         out = s->mode == FAULT_NO_LOGPROBS
                   ? em_strdup("{\"choices\":[{\"text\":\"x\",\"logprobs\":null}]}")
               : s->mode == FAULT_ECHO_SHORT ? fake_echo_short(p->valuestring)
@@ -279,7 +375,9 @@ static void answer_ok(fsrv *s, int fd, const char *body)
                            ->valuestring, 1, s->mode);
     else
         out = em_strdup("{\"error\":{\"message\":\"bad request\"}}");
-    respond(fd, strstr(out, "\"error\"") ? 400 : 200, "", out);
+    if (status == 200 && strstr(out, "\"error\""))
+        status = 400;
+    respond(fd, status, "", out);
     free(out);
     cJSON_Delete(j);
 }
@@ -659,6 +757,109 @@ TEST(test_generation_logprob_coverage)
     }
 }
 
+/* Recorded server shapes that cannot echo: llama.cpp's 500 naming echo
+ * and a 400 naming it. 17 requests with max_retries 2 once cost 51 POSTs;
+ * now one per method (echo, then prompt_logprobs in auto mode), and with
+ * a server that has prompt_logprobs every request is scored by it. */
+TEST(test_echo_refused_costs_one_request)
+{
+    const fault_mode modes[3] = {FAULT_LLAMA_ECHO, FAULT_LLAMA_ECHO,
+                                 FAULT_ECHO_400};
+    const char *opts[3] = {"max_retries=2,logprobs_mode=echo",
+                           "max_retries=2", "max_retries=2"};
+    const long posts[3] = {1, 2, 18};
+    for (int m = 0; m < 3; m++) {
+        fsrv *s = fsrv_start(modes[m]);
+        em_err err = {{0}};
+        backend *b = open_on(s, opts[m], &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b) {
+            fsrv_stop(s);
+            continue;
+        }
+        backend_ll_req rq[17];
+        backend_ll_res rs[17];
+        char ctx[17][32];
+        for (int i = 0; i < 17; i++) {
+            snprintf(ctx[i], sizeof ctx[i], "Q: %d+%d=\nA:", i, i);
+            rq[i] = (backend_ll_req){ctx[i], " 7"};
+        }
+        openai_counts c0, c1;
+        openai_get_counts(&c0);
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 17, &err), 0);
+        openai_get_counts(&c1);
+        CHECK_MSG(s->count == posts[m], "mode %d: %ld POSTs", m, s->count);
+        CHECK_INT(c1.retries - c0.retries, 0);
+        for (int i = 0; i < 17 && modes[m] == FAULT_LLAMA_ECHO; i++) {
+            CHECK_INT(rs[i].ok, 0);
+            CHECK_HAS(rs[i].error, "server limitation, not retried: ");
+            CHECK_HAS(rs[i].error, "HTTP 500: Unsupported param: echo");
+        }
+        if (modes[m] == FAULT_LLAMA_ECHO) {
+            CHECK_INT(c1.limited - c0.limited, 17);
+            if (m == 1)
+                CHECK_HAS(rs[16].error, "prompt_logprobs: no choices[0]."
+                          "prompt_logprobs");
+        }
+        for (int i = 0; i < 17 && modes[m] == FAULT_ECHO_400; i++) {
+            int n, g;
+            double e = expect_lp(rq[i].context, rq[i].continuation, &n, &g);
+            CHECK_MSG(rs[i].ok, "%d: %s", i, rs[i].error);
+            CHECK_NEAR(rs[i].logprob, e, 1e-12);
+            CHECK_INT(rs[i].n_tokens, n);
+            CHECK_INT(rs[i].is_greedy, g);
+        }
+        backend_close(b);
+        fsrv_stop(s);
+    }
+}
+
+/* vLLM's prompt_logprobs asked for directly, with and without a BOS token
+ * (the first entry is null either way), with split characters: the first
+ * token's text is what the others leave of the prompt. */
+TEST(test_prompt_logprobs_shapes)
+{
+    for (int nobos = 0; nobos < 2; nobos++) {
+        fsrv *s = fsrv_start(nobos ? FAULT_PLP_NOBOS : FAULT_ECHO_400);
+        em_err err = {{0}};
+        backend *b = open_on(s, "logprobs_mode=prompt_logprobs", &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b) {
+            fsrv_stop(s);
+            continue;
+        }
+        backend_ll_req rq[4] = {{"The sky is ", "blue"}, {"x", "12ab"},
+                                {"Le café", " ok"}, {"", "ab"}};
+        backend_ll_res rs[4];
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 4, &err), 0);
+        for (int i = 0; i < 3; i++) {
+            int n, g;
+            double e = i < 2 ? expect_lp(rq[i].context, rq[i].continuation, &n, &g)
+                             : fake_lp(' ') + fake_lp('o') + fake_lp('k');
+            CHECK_MSG(rs[i].ok, "nobos %d, %d: %s", nobos, i, rs[i].error);
+            CHECK_NEAR(rs[i].logprob, e, 1e-12);
+            if (i < 2) {
+                CHECK_INT(rs[i].n_tokens, n);
+                CHECK_INT(rs[i].is_greedy, g);
+            }
+        }
+        CHECK_INT(rs[2].n_tokens, 3);
+        CHECK_INT(rs[1].is_greedy, 0);
+        /* An empty context: with BOS both tokens count; without, the first
+         * has nothing before it and the request fails (not a limitation). */
+        if (nobos) {
+            CHECK_INT(rs[3].ok, 0);
+            CHECK_HAS(rs[3].error, "needs a model with a BOS token");
+        } else {
+            CHECK_MSG(rs[3].ok, "%s", rs[3].error);
+            CHECK_NEAR(rs[3].logprob, fake_lp('a') + fake_lp('b'), 1e-12);
+        }
+        CHECK_INT(s->count, 4);
+        backend_close(b);
+        fsrv_stop(s);
+    }
+}
+
 TEST(test_retry_after_honoured)
 {
     fsrv *s = fsrv_start(FAULT_429_ONCE);
@@ -958,6 +1159,8 @@ int main(void)
     RUN(test_short_echo_fails);
     RUN(test_vllm_echo_with_split_characters);
     RUN(test_generation_logprob_coverage);
+    RUN(test_echo_refused_costs_one_request);
+    RUN(test_prompt_logprobs_shapes);
     RUN(test_retry_after_honoured);
     RUN(test_final_failure_is_failed);
     RUN(test_server_without_prompt_logprobs);
