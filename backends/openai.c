@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/utf8.h"
 
 #define OA_MAX_BODY (64u << 20) /* a larger answer is an error, not OOM */
 
@@ -633,6 +632,33 @@ static void ll_run(oa *o, ll_ctx *c, oa_job *jobs, int n)
         jobs[i].ok = 0;
         jobs[i].limit = 1;
     }
+}
+
+/* One prompt-scoring request as the probe sends it: the answer kept. */
+static int take_raw(void *vctx, int i, const cJSON *json, char *msg, size_t cap)
+{
+    (void)i;
+    (void)msg;
+    (void)cap;
+    *(cJSON **)vctx = cJSON_Duplicate(json, 1);
+    return 0;
+}
+
+int oa_ask(void *state, const char *prompt, int method, cJSON **answer,
+           char *msg, size_t cap)
+{
+    oa *o = state;
+    oa_job j = {.url = o->url_compl,
+                .kind = method == LP_ECHO ? JOB_ECHO : JOB_PLP};
+    j.body = ll_body(o, prompt, method);
+    *answer = NULL;
+    oa_run(o, &j, 0, 1, take_raw, answer);
+    int rc = j.ok ? 0 : j.limit ? OA_LIMIT : OA_TRANSPORT;
+    if (!j.ok)
+        snprintf(msg, cap, "%s", j.error);
+    free(j.body);
+    em_buf_free(&j.resp);
+    return rc;
 }
 
 static int openai_loglikelihood(void *state, const backend_ll_req *req,

@@ -52,4 +52,13 @@ typedef struct openai_counts {
 
 void openai_get_counts(openai_counts *out);
 
+/* openai_probe.c: checks the log-prob semantics of the server spec
+ * names (an openai member) and prints a verdict per check to out:
+ * prompt log-probs by echo or prompt_logprobs, every prompt token
+ * covered, BOS handling, text offsets, the same request twice, and a
+ * continuation's log-prob against full minus prefix. 0: all good; 1: the
+ * server would give wrong scores (or none); -1: err says why the probe
+ * could not run (the member does not open, no answer from the server). */
+int openai_probe(const backend_spec *spec, FILE *out, em_err *err);
+
 #endif

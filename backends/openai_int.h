@@ -63,4 +63,11 @@ int oa_ll_score(const char *prompt, size_t bound, const cJSON *json,
 int oa_gen_logprobs(const cJSON *json, const cJSON *lp, const char *text,
                     int finish, backend_gen_res *r, char *msg, size_t cap);
 
+/* openai.c: one request for prompt's log-probs asked with method
+ * (LP_ECHO or LP_PLP) on an open openai backend's state, retried as any;
+ * *answer (caller frees) is the parsed answer. 0; OA_LIMIT when the
+ * server refused the parameter; OA_TRANSPORT when no answer came. */
+int oa_ask(void *state, const char *prompt, int method, cJSON **answer,
+           char *msg, size_t cap);
+
 #endif

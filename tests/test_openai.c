@@ -47,6 +47,11 @@ typedef enum fault_mode {
     FAULT_LLAMA_ECHO,  /* llama.cpp's server: echo is a 500 naming it */
     FAULT_ECHO_400,    /* echo a 400 naming it; vLLM's prompt_logprobs */
     FAULT_PLP_NOBOS,   /* as FAULT_ECHO_400, a model without a BOS token */
+    /* Servers that each break one property the probe checks: */
+    FAULT_NULL_MID,    /* token_logprobs[2] null */
+    FAULT_OFFSETS_BAD, /* text_offset[3] goes back to 0 */
+    FAULT_JITTER,      /* log-probs shift with every request (a cache) */
+    FAULT_NONCAUSAL,   /* log-probs shift with the prompt's length */
 } fault_mode;
 
 typedef struct fsrv {
@@ -117,11 +122,14 @@ static char *fake_echo(const char *prompt)
           *tl = cJSON_AddArrayToObject(lp, "token_logprobs"),
           *top = cJSON_AddArrayToObject(lp, "top_logprobs"),
           *off = cJSON_AddArrayToObject(lp, "text_offset");
+    int chars = 0; /* offsets count characters, as OpenAI's do */
     for (size_t i = 0; prompt[i]; i++) {
         unsigned char b = (unsigned char)prompt[i];
         char t[2] = {prompt[i], 0};
-        cJSON_AddItemToArray(tk, cJSON_CreateString(t));
-        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)i));
+        chars += (b & 0xC0) != 0x80;
+        /* A byte of a multi-byte character is a piece: U+FFFD. */
+        cJSON_AddItemToArray(tk, cJSON_CreateString(b < 0x80 ? t : "\xEF\xBF\xBD"));
+        cJSON_AddItemToArray(off, cJSON_CreateNumber(chars - 1));
         if (i == 0) {
             cJSON_AddItemToArray(tl, cJSON_CreateNull());
             cJSON_AddItemToArray(top, cJSON_CreateNull());
@@ -261,6 +269,31 @@ static const char echo_400[] =
     "{\"error\":{\"message\":\"echo is not supported with this model\","
     "\"type\":\"invalid_request_error\",\"param\":\"echo\",\"code\":null}}";
 
+/* fake_echo broken in the way mode says; nth: the request's number. */
+static char *fake_echo_broken(const char *prompt, fault_mode mode, long nth)
+{
+    char *full = fake_echo(prompt);
+    cJSON *o = cJSON_Parse(full);
+    free(full);
+    cJSON *lp = cJSON_GetObjectItem(cJSON_GetArrayItem(
+        cJSON_GetObjectItem(o, "choices"), 0), "logprobs");
+    cJSON *tl = cJSON_GetObjectItem(lp, "token_logprobs");
+    if (mode == FAULT_NULL_MID && cJSON_GetArraySize(tl) > 2)
+        cJSON_ReplaceItemInArray(tl, 2, cJSON_CreateNull());
+    if (mode == FAULT_OFFSETS_BAD && cJSON_GetArraySize(tl) > 3)
+        cJSON_ReplaceItemInArray(cJSON_GetObjectItem(lp, "text_offset"), 3,
+                                 cJSON_CreateNumber(0));
+    double shift = mode == FAULT_JITTER ? 0.01 * (double)nth
+                   : mode == FAULT_NONCAUSAL ? 0.01 * (double)strlen(prompt) : 0;
+    cJSON *v;
+    cJSON_ArrayForEach(v, tl)
+        if (cJSON_IsNumber(v))
+            cJSON_SetNumberValue(v, v->valuedouble - shift);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 /* The echo less its last token, all four arrays alike. */
 static char *fake_echo_short(const char *prompt)
 {
@@ -362,6 +395,8 @@ static void answer_ok(fsrv *s, int fd, const char *body)
                    : fake_plp(p->valuestring, s->mode == FAULT_ECHO_400);
     } else if (plp && cJSON_IsString(p))
         out = em_strdup(llama_plain); /* servers that ignore it */
+    else if (echo && cJSON_IsString(p) && s->mode >= FAULT_NULL_MID)
+        out = fake_echo_broken(p->valuestring, s->mode, s->count);
     else if (echo && cJSON_IsString(p))
         out = s->mode == FAULT_NO_LOGPROBS
                   ? em_strdup("{\"choices\":[{\"text\":\"x\",\"logprobs\":null}]}")
@@ -860,6 +895,81 @@ TEST(test_prompt_logprobs_shapes)
     }
 }
 
+/* Runs the probe on s; its output into out (cap bytes). */
+static int probe_on(const fsrv *s, const char *extra, char *out, size_t cap)
+{
+    char spec[256];
+    snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,model=fake,"
+             "timeout=2,backoff=0.01,max_retries=1%s%s", s->port,
+             *extra ? "," : "", extra);
+    family *f;
+    em_err err = {{0}};
+    if (family_from_spec(spec, &f, &err))
+        return -9;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    int rc = openai_probe(&f->members[0].spec, fp, &err);
+    fclose(fp);
+    snprintf(out, cap, "%s%s", buf ? buf : "", rc < 0 ? err.msg : "");
+    free(buf);
+    family_free(f);
+    return rc;
+}
+
+/* The probe: 0 on good servers (echo; vLLM's prompt_logprobs), 1 with
+ * the failing check named on servers that each break one property, -1
+ * on a server that does not answer. */
+TEST(test_probe_verdicts)
+{
+    static const struct {
+        fault_mode mode;
+        int rc;
+        const char *has;
+    } cases[] = {
+        {FAULT_NONE, 0, "ok    difference"},
+        {FAULT_ECHO_400, 0, "ok    prompt_logprobs"},
+        {FAULT_PLP_NOBOS, 0, "note  bos              no start token"},
+        {FAULT_LLAMA_ECHO, 1, "FAIL  prompt log-probs neither echo nor"},
+        {FAULT_NULL_MID, 1, "FAIL  coverage         the server gave no "
+                            "log-prob for prompt token 2"},
+        {FAULT_OFFSETS_BAD, 1, "FAIL  offsets          the server's "
+                               "text_offset[3] = 0"},
+        {FAULT_JITTER, 1, "FAIL  repeat"},
+        {FAULT_NONCAUSAL, 1, "FAIL  difference"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fsrv *s = fsrv_start(cases[i].mode);
+        char out[4096];
+        int rc = probe_on(s, "", out, sizeof out);
+        CHECK_MSG(rc == cases[i].rc, "case %zu: rc %d\n%s", i, rc, out);
+        CHECK_HAS(out, cases[i].has);
+        CHECK_HAS(out, cases[i].rc ? "check" : "verdict: ok");
+        if (cases[i].mode == FAULT_NONE) {
+            CHECK_HAS(out, "ok    echo");
+            CHECK_HAS(out, "ok    coverage");
+            CHECK_HAS(out, "ok    offsets");
+            CHECK_HAS(out, "ok    repeat");
+        }
+        fsrv_stop(s);
+    }
+    fsrv *s = fsrv_start(FAULT_NONE);
+    int port = s->port;
+    fsrv_stop(s);
+    char out[512], spec[128];
+    snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,max_retries=0",
+             port);
+    family *f;
+    em_err err = {{0}};
+    CHECK_INT(family_from_spec(spec, &f, &err), 0);
+    FILE *fp = fopen("/dev/null", "w");
+    CHECK_INT(openai_probe(&f->members[0].spec, fp, &err), -1);
+    fclose(fp);
+    CHECK_HAS(err.msg, "no answer from the server");
+    family_free(f);
+    (void)out;
+}
+
 TEST(test_retry_after_honoured)
 {
     fsrv *s = fsrv_start(FAULT_429_ONCE);
@@ -1161,6 +1271,7 @@ int main(void)
     RUN(test_generation_logprob_coverage);
     RUN(test_echo_refused_costs_one_request);
     RUN(test_prompt_logprobs_shapes);
+    RUN(test_probe_verdicts);
     RUN(test_retry_after_honoured);
     RUN(test_final_failure_is_failed);
     RUN(test_server_without_prompt_logprobs);
