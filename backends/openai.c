@@ -20,10 +20,17 @@
  * generated token; none at all is fine (token_logprobs NULL), a few is a
  * failed request.
  *
+ * vLLM's prompt_logprobs (logprobs_mode) is the other way to ask; in auto
+ * mode echo is tried first. While the member does not know whether its
+ * server can answer a way, one request asks first; a server limitation
+ * (OA_LIMIT: the parameter refused, the log-probs missing or short) ends
+ * that way for the member, and the requests left fail without asking.
+ *
  * Retries: HTTP 429 and 5xx, timeouts, refused and reset connections, and
  * bodies that are not JSON (a cut transfer) are retried with exponential
  * backoff and jitter, waiting at least what Retry-After says. Other 4xx
- * answers and answers that lack what we asked for are final. A request
+ * answers, answers that lack what we asked for, and a 4xx/5xx whose
+ * message names echo or prompt_logprobs (what was asked for) are final. A request
  * that finally fails comes back as res.ok = 0 with the reason: the sweep
  * records it as failed and resends it on its next run.
  */
