@@ -45,6 +45,7 @@ typedef enum fault_mode {
     FAULT_GEN_NONE,    /* no generation log-probs at all */
     FAULT_GEN_CONTENT, /* completions with logprobs.content[] (llama.cpp) */
     FAULT_LLAMA_ECHO,  /* llama.cpp's server: echo is a 500 naming it */
+    FAULT_LLAMA_ECHO2, /* the same, in the words of later sources */
     FAULT_ECHO_400,    /* echo a 400 naming it; vLLM's prompt_logprobs */
     FAULT_PLP_NOBOS,   /* as FAULT_ECHO_400, a model without a BOS token */
     /* Servers that each break one property the probe checks: */
@@ -256,6 +257,9 @@ static char *fake_plp(const char *prompt, int bos)
 static const char llama_echo_500[] =
     "{\"error\":{\"code\":500,\"message\":\"Unsupported param: echo\","
     "\"type\":\"server_error\"}}";
+static const char llama_echo_500_new[] =
+    "{\"error\":{\"code\":500,\"message\":\"Only no echo is supported\","
+    "\"type\":\"server_error\"}}";
 /* What it answers a request it does not refuse: prompt_logprobs is not
  * one of its parameters, so it generates and sends no prompt log-probs. */
 static const char llama_plain[] =
@@ -326,11 +330,27 @@ static void fake_gen_logprobs(cJSON *c, fault_mode mode)
     }
     cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
     if (mode == FAULT_GEN_CONTENT) {
+        /* llama.cpp's server on /v1/completions: logprobs.content[] of
+         * {id, token, bytes, logprob, top_logprobs: [{id, token, bytes,
+         * logprob}]} (completion_token_output::probs_vector_to_json in
+         * tools/server/server-task.cpp, ggml-org/llama.cpp 00efb3e1). */
         cJSON *ct = cJSON_AddArrayToObject(lp, "content");
         for (int k = 0; k < 2; k++) {
-            cJSON *e = cJSON_CreateObject();
+            cJSON *e = cJSON_CreateObject(), *top = cJSON_CreateObject();
+            cJSON *bytes = cJSON_CreateArray(), *tb = cJSON_CreateArray();
+            for (const char *b = t[k]; *b; b++) {
+                cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)*b));
+                cJSON_AddItemToArray(tb, cJSON_CreateNumber((unsigned char)*b));
+            }
+            cJSON_AddNumberToObject(e, "id", 300 + k);
             cJSON_AddStringToObject(e, "token", t[k]);
+            cJSON_AddItemToObject(e, "bytes", bytes);
             cJSON_AddNumberToObject(e, "logprob", v[k]);
+            cJSON_AddNumberToObject(top, "id", 300 + k);
+            cJSON_AddStringToObject(top, "token", t[k]);
+            cJSON_AddItemToObject(top, "bytes", tb);
+            cJSON_AddNumberToObject(top, "logprob", v[k]);
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(e, "top_logprobs"), top);
             cJSON_AddItemToArray(ct, e);
         }
         return;
@@ -369,8 +389,21 @@ static char *fake_gen(const char *prompt, int chat, fault_mode mode)
         fake_gen_logprobs(c, mode);
     }
     cJSON_AddStringToObject(c, "finish_reason", fake_finish(mode));
-    cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "usage"),
-                            "completion_tokens", 2);
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "completion_tokens", 2);
+    if (mode == FAULT_GEN_CONTENT) { /* the rest of llama.cpp's answer */
+        cJSON_AddNumberToObject(c, "index", 0);
+        cJSON_AddNumberToObject(u, "prompt_tokens", 9);
+        cJSON_AddNumberToObject(u, "total_tokens", 11);
+        cJSON_AddNumberToObject(o, "created", 1765000000);
+        cJSON_AddStringToObject(o, "model", "fake");
+        cJSON_AddStringToObject(o, "system_fingerprint", "b7300-00efb3e1");
+        cJSON_AddStringToObject(o, "object", "text_completion");
+        cJSON_AddStringToObject(o, "id", "chatcmpl-x");
+        cJSON *tm = cJSON_AddObjectToObject(o, "timings");
+        cJSON_AddNumberToObject(tm, "prompt_n", 9);
+        cJSON_AddNumberToObject(tm, "predicted_n", 2);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -385,9 +418,12 @@ static void answer_ok(fsrv *s, int fd, const char *body)
     int echo = cJSON_IsTrue(cJSON_GetObjectItem(j, "echo"));
     int plp = cJSON_GetObjectItem(j, "prompt_logprobs") != NULL;
     int status = 200;
-    if (s->mode == FAULT_LLAMA_ECHO && (echo || plp)) {
+    if ((s->mode == FAULT_LLAMA_ECHO || s->mode == FAULT_LLAMA_ECHO2) &&
+        (echo || plp)) {
         status = echo ? 500 : 200;
-        out = em_strdup(echo ? llama_echo_500 : llama_plain);
+        out = em_strdup(!echo ? llama_plain : s->mode == FAULT_LLAMA_ECHO
+                                                  ? llama_echo_500
+                                                  : llama_echo_500_new);
     } else if ((s->mode == FAULT_ECHO_400 || s->mode == FAULT_PLP_NOBOS) &&
                (echo || plp) && cJSON_IsString(p)) {
         status = echo ? 400 : 200;
@@ -798,12 +834,13 @@ TEST(test_generation_logprob_coverage)
  * a server that has prompt_logprobs every request is scored by it. */
 TEST(test_echo_refused_costs_one_request)
 {
-    const fault_mode modes[3] = {FAULT_LLAMA_ECHO, FAULT_LLAMA_ECHO,
-                                 FAULT_ECHO_400};
-    const char *opts[3] = {"max_retries=2,logprobs_mode=echo",
-                           "max_retries=2", "max_retries=2"};
-    const long posts[3] = {1, 2, 18};
-    for (int m = 0; m < 3; m++) {
+    const fault_mode modes[4] = {FAULT_LLAMA_ECHO, FAULT_LLAMA_ECHO,
+                                 FAULT_ECHO_400, FAULT_LLAMA_ECHO2};
+    const char *opts[4] = {"max_retries=2,logprobs_mode=echo",
+                           "max_retries=2", "max_retries=2",
+                           "max_retries=2,logprobs_mode=echo"};
+    const long posts[4] = {1, 2, 18, 1};
+    for (int m = 0; m < 4; m++) {
         fsrv *s = fsrv_start(modes[m]);
         em_err err = {{0}};
         backend *b = open_on(s, opts[m], &err);
@@ -830,7 +867,9 @@ TEST(test_echo_refused_costs_one_request)
             CHECK_HAS(rs[i].error, "server limitation, not retried: ");
             CHECK_HAS(rs[i].error, "HTTP 500: Unsupported param: echo");
         }
-        if (modes[m] == FAULT_LLAMA_ECHO) {
+        if (modes[m] == FAULT_LLAMA_ECHO2)
+            CHECK_HAS(rs[16].error, "HTTP 500: Only no echo is supported");
+        if (modes[m] != FAULT_ECHO_400) {
             CHECK_INT(c1.limited - c0.limited, 17);
             if (m == 1)
                 CHECK_HAS(rs[16].error, "prompt_logprobs: no choices[0]."
