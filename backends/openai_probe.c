@@ -40,6 +40,10 @@ typedef struct probe {
 } probe;
 
 static void verdict(probe *p, const char *tag, const char *check,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* One line: tag (ok, FAIL, note, no), the check, what was seen. */
+static void verdict(probe *p, const char *tag, const char *check,
                     const char *fmt, ...)
 {
     va_list ap;
