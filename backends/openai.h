@@ -17,11 +17,18 @@
  *   chat              1: generate through /chat/completions
  *   loglik_max_tokens 0 (default) or 1, for servers that refuse
  *                     max_tokens 0 with echo
+ *   logprobs_mode     echo, prompt_logprobs (vLLM's) or auto (default:
+ *                     echo first, then prompt_logprobs)
  *   params            parameter count (a server cannot tell)
  *
- * Log-likelihoods need a server that echoes prompt log-probs (echo=true,
- * logprobs=1); one that does not makes those requests fail with a message
- * saying so, never a made-up number. An echo is scored only when its token
+ * Log-likelihoods need a server that returns prompt log-probs: echoed
+ * (echo=true, logprobs=1) or vLLM's prompt_logprobs. One that cannot (an
+ * HTTP error naming the parameter, as llama.cpp's 500 "Unsupported param:
+ * echo"; no, short or null token_logprobs) is a server limitation: the
+ * first request of a member finds out (one per method), none is retried,
+ * and the member's other log-likelihood requests fail at once with
+ * "server limitation, not retried: ...", never a made-up number (counted
+ * in openai_counts.limited). An echo is scored only when its token
  * texts spell the whole prompt we sent (a "<s>"-like start token first,
  * and U+FFFD pieces of a split character, as vLLM and emerge serve show
  * them, are accepted), text_offset never decreases nor runs ahead of the
@@ -46,8 +53,19 @@ typedef struct openai_counts {
     long attempts;
     long retries;
     long in_flight;  /* HTTP requests open right now (for a progress line) */
+    long limited;    /* log-likelihood requests failed because the server
+                        cannot return prompt log-probs (none retried) */
 } openai_counts;
 
 void openai_get_counts(openai_counts *out);
+
+/* openai_probe.c: checks the log-prob semantics of the server spec
+ * names (an openai member) and prints a verdict per check to out:
+ * prompt log-probs by echo or prompt_logprobs, every prompt token
+ * covered, BOS handling, text offsets, the same request twice, and a
+ * continuation's log-prob against full minus prefix. 0: all good; 1: the
+ * server would give wrong scores (or none); -1: err says why the probe
+ * could not run (the member does not open, no answer from the server). */
+int openai_probe(const backend_spec *spec, FILE *out, em_err *err);
 
 #endif

@@ -647,6 +647,18 @@ static int spec_parse(const char *spec, family_member *m, em_err *err)
     return rc;
 }
 
+/* A command-line member without name=: the server-side model= name when
+ * it has one (an openai member's URL ends in "/v1", which names nothing),
+ * else the last segment of its path, else the backend's name. */
+static const char *spec_default_name(const backend_spec *sp)
+{
+    const char *model = backend_spec_opt(sp, "model");
+    if (model && *model)
+        return model;
+    const char *base = sp->path ? strrchr(sp->path, '/') : NULL;
+    return base && base[1] ? base + 1 : sp->path ? sp->path : sp->backend;
+}
+
 int family_from_spec(const char *spec, family **out, em_err *err)
 {
     if (ends_with(spec, ".yaml") || ends_with(spec, ".yml"))
@@ -670,11 +682,8 @@ int family_from_spec(const char *spec, family **out, em_err *err)
     } else {
         rc = spec_parse(spec, m, err);
     }
-    if (rc == 0 && !m->spec.name) {
-        const char *base = m->spec.path ? strrchr(m->spec.path, '/') : NULL;
-        m->spec.name = em_strdup(base ? base + 1
-                                 : m->spec.path ? m->spec.path : m->spec.backend);
-    }
+    if (rc == 0 && !m->spec.name)
+        m->spec.name = em_strdup(spec_default_name(&m->spec));
     if (rc == 0) {
         char where[600];
         snprintf(where, sizeof where, "model spec '%s': ", spec);

@@ -44,6 +44,15 @@ typedef enum fault_mode {
     FAULT_GEN_SHORT,   /* 1 generation log-prob for 2 tokens */
     FAULT_GEN_NONE,    /* no generation log-probs at all */
     FAULT_GEN_CONTENT, /* completions with logprobs.content[] (llama.cpp) */
+    FAULT_LLAMA_ECHO,  /* llama.cpp's server: echo is a 500 naming it */
+    FAULT_LLAMA_ECHO2, /* the same, in the words of later sources */
+    FAULT_ECHO_400,    /* echo a 400 naming it; vLLM's prompt_logprobs */
+    FAULT_PLP_NOBOS,   /* as FAULT_ECHO_400, a model without a BOS token */
+    /* Servers that each break one property the probe checks: */
+    FAULT_NULL_MID,    /* token_logprobs[2] null */
+    FAULT_OFFSETS_BAD, /* text_offset[3] goes back to 0 */
+    FAULT_JITTER,      /* log-probs shift with every request (a cache) */
+    FAULT_NONCAUSAL,   /* log-probs shift with the prompt's length */
 } fault_mode;
 
 typedef struct fsrv {
@@ -114,11 +123,14 @@ static char *fake_echo(const char *prompt)
           *tl = cJSON_AddArrayToObject(lp, "token_logprobs"),
           *top = cJSON_AddArrayToObject(lp, "top_logprobs"),
           *off = cJSON_AddArrayToObject(lp, "text_offset");
+    int chars = 0; /* offsets count characters, as OpenAI's do */
     for (size_t i = 0; prompt[i]; i++) {
         unsigned char b = (unsigned char)prompt[i];
         char t[2] = {prompt[i], 0};
-        cJSON_AddItemToArray(tk, cJSON_CreateString(t));
-        cJSON_AddItemToArray(off, cJSON_CreateNumber((double)i));
+        chars += (b & 0xC0) != 0x80;
+        /* A byte of a multi-byte character is a piece: U+FFFD. */
+        cJSON_AddItemToArray(tk, cJSON_CreateString(b < 0x80 ? t : "\xEF\xBF\xBD"));
+        cJSON_AddItemToArray(off, cJSON_CreateNumber(chars - 1));
         if (i == 0) {
             cJSON_AddItemToArray(tl, cJSON_CreateNull());
             cJSON_AddItemToArray(top, cJSON_CreateNull());
@@ -178,6 +190,114 @@ static char *fake_echo_vllm(const char *prompt)
     return s;
 }
 
+/* vLLM's prompt_logprobs answer (CompletionResponseChoice.prompt_logprobs,
+ * vllm/entrypoints/openai/protocol.py; the per-position dicts built by
+ * _make_logprob_dict in vllm/v1/engine/logprobs.py, read on vLLM's main
+ * branch as stored in Dec 2026, same shape since the V1 engine of 0.8):
+ * null for the first token, then per token {"<id>": {logprob, rank,
+ * decoded_token}} with the prompt's token first and the top-1 after it.
+ * Tokens as in fake_echo_vllm: one per ASCII byte, a multi-byte character
+ * in two U+FFFD pieces; bos: "<s>" (id 1) comes first. */
+static char *fake_plp(const char *prompt, int bos)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "text_completion");
+    cJSON_AddStringToObject(o, "model", "fake");
+    cJSON *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddStringToObject(c, "text", "x");
+    cJSON_AddNullToObject(c, "logprobs");
+    cJSON_AddStringToObject(c, "finish_reason", "length");
+    cJSON_AddNullToObject(c, "stop_reason");
+    cJSON *plp = cJSON_AddArrayToObject(c, "prompt_logprobs");
+    cJSON_AddItemToArray(plp, cJSON_CreateNull());
+    int n = 1;
+    for (size_t i = 0; prompt[i];) {
+        unsigned char b = (unsigned char)prompt[i];
+        size_t m = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
+        size_t cut[2] = {m == 1 ? 1 : m - 1, 1};
+        for (int p = 0; p < (m == 1 ? 1 : 2); i += cut[p], p++, n++) {
+            if (n == 1 && !bos)
+                continue; /* the first token: the null above */
+            char t[2] = {prompt[i], 0}, id[16];
+            unsigned char last = (unsigned char)prompt[i + cut[p] - 1];
+            double lp = fake_lp(last);
+            int greedy = m == 1 && fake_greedy(last);
+            cJSON *pos = cJSON_CreateObject(), *e = cJSON_CreateObject();
+            snprintf(id, sizeof id, "%d", 100 + last);
+            cJSON_AddNumberToObject(e, "logprob", lp);
+            cJSON_AddNumberToObject(e, "rank", greedy ? 1 : 2);
+            cJSON_AddStringToObject(e, "decoded_token", m == 1 ? t : "\xEF\xBF\xBD");
+            cJSON_AddItemToObject(pos, id, e);
+            if (!greedy) {
+                cJSON *top = cJSON_CreateObject();
+                cJSON_AddNumberToObject(top, "logprob", lp + 0.5);
+                cJSON_AddNumberToObject(top, "rank", 1);
+                cJSON_AddStringToObject(top, "decoded_token", "~");
+                cJSON_AddItemToObject(pos, "99", top);
+            }
+            cJSON_AddItemToArray(plp, pos);
+        }
+    }
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", cJSON_GetArraySize(plp));
+    cJSON_AddNumberToObject(u, "total_tokens", cJSON_GetArraySize(plp) + 1);
+    cJSON_AddNumberToObject(u, "completion_tokens", 1);
+    cJSON_AddNullToObject(u, "prompt_tokens_details");
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* llama.cpp's server on /v1/completions when asked for echo: a 500 with
+ * its words ("Unsupported param: echo" in builds of Feb 2025, as measured
+ * in issue 20; "Only no echo is supported" in oaicompat_completion_params_
+ * parse of later tools/server sources, also a 500: a runtime_error). */
+static const char llama_echo_500[] =
+    "{\"error\":{\"code\":500,\"message\":\"Unsupported param: echo\","
+    "\"type\":\"server_error\"}}";
+static const char llama_echo_500_new[] =
+    "{\"error\":{\"code\":500,\"message\":\"Only no echo is supported\","
+    "\"type\":\"server_error\"}}";
+/* What it answers a request it does not refuse: prompt_logprobs is not
+ * one of its parameters, so it generates and sends no prompt log-probs. */
+static const char llama_plain[] =
+    "{\"choices\":[{\"text\":\"x\",\"index\":0,\"logprobs\":null,"
+    "\"finish_reason\":\"length\"}],\"created\":1738000000,\"model\":"
+    "\"fake\",\"system_fingerprint\":\"b4700-0000000\",\"object\":"
+    "\"text_completion\",\"usage\":{\"completion_tokens\":1,"
+    "\"prompt_tokens\":3,\"total_tokens\":4},\"id\":\"chatcmpl-x\"}";
+/* An OpenAI-style 400 naming echo (e.g. OpenAI's chat-era models). */
+static const char echo_400[] =
+    "{\"error\":{\"message\":\"echo is not supported with this model\","
+    "\"type\":\"invalid_request_error\",\"param\":\"echo\",\"code\":null}}";
+
+/* fake_echo broken in the way mode says; nth: the request's number. */
+static char *fake_echo_broken(const char *prompt, fault_mode mode, long nth)
+{
+    char *full = fake_echo(prompt);
+    cJSON *o = cJSON_Parse(full);
+    free(full);
+    cJSON *lp = cJSON_GetObjectItem(cJSON_GetArrayItem(
+        cJSON_GetObjectItem(o, "choices"), 0), "logprobs");
+    cJSON *tl = cJSON_GetObjectItem(lp, "token_logprobs");
+    if (mode == FAULT_NULL_MID && cJSON_GetArraySize(tl) > 2)
+        cJSON_ReplaceItemInArray(tl, 2, cJSON_CreateNull());
+    if (mode == FAULT_OFFSETS_BAD && cJSON_GetArraySize(tl) > 3)
+        cJSON_ReplaceItemInArray(cJSON_GetObjectItem(lp, "text_offset"), 3,
+                                 cJSON_CreateNumber(0));
+    double shift = mode == FAULT_JITTER ? 0.01 * (double)nth
+                   : mode == FAULT_NONCAUSAL ? 0.01 * (double)strlen(prompt) : 0;
+    cJSON *v;
+    cJSON_ArrayForEach(v, tl)
+        if (cJSON_IsNumber(v))
+            cJSON_SetNumberValue(v, v->valuedouble - shift);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 /* The echo less its last token, all four arrays alike. */
 static char *fake_echo_short(const char *prompt)
 {
@@ -210,11 +330,27 @@ static void fake_gen_logprobs(cJSON *c, fault_mode mode)
     }
     cJSON *lp = cJSON_AddObjectToObject(c, "logprobs");
     if (mode == FAULT_GEN_CONTENT) {
+        /* llama.cpp's server on /v1/completions: logprobs.content[] of
+         * {id, token, bytes, logprob, top_logprobs: [{id, token, bytes,
+         * logprob}]} (completion_token_output::probs_vector_to_json in
+         * tools/server/server-task.cpp, ggml-org/llama.cpp 00efb3e1). */
         cJSON *ct = cJSON_AddArrayToObject(lp, "content");
         for (int k = 0; k < 2; k++) {
-            cJSON *e = cJSON_CreateObject();
+            cJSON *e = cJSON_CreateObject(), *top = cJSON_CreateObject();
+            cJSON *bytes = cJSON_CreateArray(), *tb = cJSON_CreateArray();
+            for (const char *b = t[k]; *b; b++) {
+                cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)*b));
+                cJSON_AddItemToArray(tb, cJSON_CreateNumber((unsigned char)*b));
+            }
+            cJSON_AddNumberToObject(e, "id", 300 + k);
             cJSON_AddStringToObject(e, "token", t[k]);
+            cJSON_AddItemToObject(e, "bytes", bytes);
             cJSON_AddNumberToObject(e, "logprob", v[k]);
+            cJSON_AddNumberToObject(top, "id", 300 + k);
+            cJSON_AddStringToObject(top, "token", t[k]);
+            cJSON_AddItemToObject(top, "bytes", tb);
+            cJSON_AddNumberToObject(top, "logprob", v[k]);
+            cJSON_AddItemToArray(cJSON_AddArrayToObject(e, "top_logprobs"), top);
             cJSON_AddItemToArray(ct, e);
         }
         return;
@@ -253,8 +389,21 @@ static char *fake_gen(const char *prompt, int chat, fault_mode mode)
         fake_gen_logprobs(c, mode);
     }
     cJSON_AddStringToObject(c, "finish_reason", fake_finish(mode));
-    cJSON_AddNumberToObject(cJSON_AddObjectToObject(o, "usage"),
-                            "completion_tokens", 2);
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "completion_tokens", 2);
+    if (mode == FAULT_GEN_CONTENT) { /* the rest of llama.cpp's answer */
+        cJSON_AddNumberToObject(c, "index", 0);
+        cJSON_AddNumberToObject(u, "prompt_tokens", 9);
+        cJSON_AddNumberToObject(u, "total_tokens", 11);
+        cJSON_AddNumberToObject(o, "created", 1765000000);
+        cJSON_AddStringToObject(o, "model", "fake");
+        cJSON_AddStringToObject(o, "system_fingerprint", "b7300-00efb3e1");
+        cJSON_AddStringToObject(o, "object", "text_completion");
+        cJSON_AddStringToObject(o, "id", "chatcmpl-x");
+        cJSON *tm = cJSON_AddObjectToObject(o, "timings");
+        cJSON_AddNumberToObject(tm, "prompt_n", 9);
+        cJSON_AddNumberToObject(tm, "predicted_n", 2);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -266,7 +415,25 @@ static void answer_ok(fsrv *s, int fd, const char *body)
     const cJSON *p = cJSON_GetObjectItem(j, "prompt");
     const cJSON *msgs = cJSON_GetObjectItem(j, "messages");
     char *out;
-    if (cJSON_IsTrue(cJSON_GetObjectItem(j, "echo")) && cJSON_IsString(p))
+    int echo = cJSON_IsTrue(cJSON_GetObjectItem(j, "echo"));
+    int plp = cJSON_GetObjectItem(j, "prompt_logprobs") != NULL;
+    int status = 200;
+    if ((s->mode == FAULT_LLAMA_ECHO || s->mode == FAULT_LLAMA_ECHO2) &&
+        (echo || plp)) {
+        status = echo ? 500 : 200;
+        out = em_strdup(!echo ? llama_plain : s->mode == FAULT_LLAMA_ECHO
+                                                  ? llama_echo_500
+                                                  : llama_echo_500_new);
+    } else if ((s->mode == FAULT_ECHO_400 || s->mode == FAULT_PLP_NOBOS) &&
+               (echo || plp) && cJSON_IsString(p)) {
+        status = echo ? 400 : 200;
+        out = echo ? em_strdup(echo_400)
+                   : fake_plp(p->valuestring, s->mode == FAULT_ECHO_400);
+    } else if (plp && cJSON_IsString(p))
+        out = em_strdup(llama_plain); /* servers that ignore it */
+    else if (echo && cJSON_IsString(p) && s->mode >= FAULT_NULL_MID)
+        out = fake_echo_broken(p->valuestring, s->mode, s->count);
+    else if (echo && cJSON_IsString(p))
         out = s->mode == FAULT_NO_LOGPROBS
                   ? em_strdup("{\"choices\":[{\"text\":\"x\",\"logprobs\":null}]}")
               : s->mode == FAULT_ECHO_SHORT ? fake_echo_short(p->valuestring)
@@ -279,7 +446,9 @@ static void answer_ok(fsrv *s, int fd, const char *body)
                            ->valuestring, 1, s->mode);
     else
         out = em_strdup("{\"error\":{\"message\":\"bad request\"}}");
-    respond(fd, strstr(out, "\"error\"") ? 400 : 200, "", out);
+    if (status == 200 && strstr(out, "\"error\""))
+        status = 400;
+    respond(fd, status, "", out);
     free(out);
     cJSON_Delete(j);
 }
@@ -541,29 +710,34 @@ TEST(test_generate_cuts_stop)
     fsrv_stop(s);
 }
 
-/* A server whose echo stops one token early: every request fails, with a
- * message that says where the echo ended; none is scored over one token
- * fewer. */
+/* A server whose echo stops one token early cannot score any request:
+ * the first request finds out, the rest fail without asking, each with
+ * a message that says where the echo ended; none is scored over one
+ * token fewer. */
 TEST(test_short_echo_fails)
 {
     fsrv *s = fsrv_start(FAULT_ECHO_SHORT);
     em_err err = {{0}};
-    backend *b = open_on(s, "", &err);
+    backend *b = open_on(s, "logprobs_mode=echo", &err);
     CHECK_MSG(b != NULL, "%s", err.msg);
     if (b) {
         backend_ll_req rq[5] = {{"Q: 2+2=\nA:", " 4"}, {"The sky is ", "blue"},
                                 {"x", "12ab"}, {"a", "b"}, {"Paris is in", " France"}};
         backend_ll_res rs[5];
+        openai_counts c0, c1;
+        openai_get_counts(&c0);
         CHECK_INT(backend_loglikelihood(b, rq, rs, 5, &err), 0);
+        openai_get_counts(&c1);
         for (int i = 0; i < 5; i++) {
             CHECK_MSG(!rs[i].ok, "%d scored %g over %d tokens", i,
                       rs[i].logprob, rs[i].n_tokens);
-            CHECK_HAS(rs[i].error, "echoed tokens end at byte");
-            CHECK_HAS(rs[i].error, "have no log-prob");
+            CHECK_HAS(rs[i].error, "server limitation, not retried: the "
+                      "server's echoed tokens end at byte 11 of 12: the last "
+                      "1 bytes of the prompt (\"4\") have no log-prob");
+            CHECK_HAS(rs[i].error, "generation tasks still run");
         }
-        CHECK_HAS(rs[4].error, "end at byte 17 of 18: the last 1 bytes of "
-                  "the prompt (\"e\")");
-        CHECK_INT(s->count, 5); /* final, not retried */
+        CHECK_INT(s->count, 1); /* one request found out, none retried */
+        CHECK_INT(c1.limited - c0.limited, 5);
         backend_close(b);
     }
     fsrv_stop(s);
@@ -654,6 +828,187 @@ TEST(test_generation_logprob_coverage)
     }
 }
 
+/* Recorded server shapes that cannot echo: llama.cpp's 500 naming echo
+ * and a 400 naming it. 17 requests with max_retries 2 once cost 51 POSTs;
+ * now one per method (echo, then prompt_logprobs in auto mode), and with
+ * a server that has prompt_logprobs every request is scored by it. */
+TEST(test_echo_refused_costs_one_request)
+{
+    const fault_mode modes[4] = {FAULT_LLAMA_ECHO, FAULT_LLAMA_ECHO,
+                                 FAULT_ECHO_400, FAULT_LLAMA_ECHO2};
+    const char *opts[4] = {"max_retries=2,logprobs_mode=echo",
+                           "max_retries=2", "max_retries=2",
+                           "max_retries=2,logprobs_mode=echo"};
+    const long posts[4] = {1, 2, 18, 1};
+    for (int m = 0; m < 4; m++) {
+        fsrv *s = fsrv_start(modes[m]);
+        em_err err = {{0}};
+        backend *b = open_on(s, opts[m], &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b) {
+            fsrv_stop(s);
+            continue;
+        }
+        backend_ll_req rq[17];
+        backend_ll_res rs[17];
+        char ctx[17][32];
+        for (int i = 0; i < 17; i++) {
+            snprintf(ctx[i], sizeof ctx[i], "Q: %d+%d=\nA:", i, i);
+            rq[i] = (backend_ll_req){ctx[i], " 7"};
+        }
+        openai_counts c0, c1;
+        openai_get_counts(&c0);
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 17, &err), 0);
+        openai_get_counts(&c1);
+        CHECK_MSG(s->count == posts[m], "mode %d: %ld POSTs", m, s->count);
+        CHECK_INT(c1.retries - c0.retries, 0);
+        for (int i = 0; i < 17 && modes[m] == FAULT_LLAMA_ECHO; i++) {
+            CHECK_INT(rs[i].ok, 0);
+            CHECK_HAS(rs[i].error, "server limitation, not retried: ");
+            CHECK_HAS(rs[i].error, "HTTP 500: Unsupported param: echo");
+        }
+        if (modes[m] == FAULT_LLAMA_ECHO2)
+            CHECK_HAS(rs[16].error, "HTTP 500: Only no echo is supported");
+        if (modes[m] != FAULT_ECHO_400) {
+            CHECK_INT(c1.limited - c0.limited, 17);
+            if (m == 1)
+                CHECK_HAS(rs[16].error, "prompt_logprobs: no choices[0]."
+                          "prompt_logprobs");
+        }
+        for (int i = 0; i < 17 && modes[m] == FAULT_ECHO_400; i++) {
+            int n, g;
+            double e = expect_lp(rq[i].context, rq[i].continuation, &n, &g);
+            CHECK_MSG(rs[i].ok, "%d: %s", i, rs[i].error);
+            CHECK_NEAR(rs[i].logprob, e, 1e-12);
+            CHECK_INT(rs[i].n_tokens, n);
+            CHECK_INT(rs[i].is_greedy, g);
+        }
+        backend_close(b);
+        fsrv_stop(s);
+    }
+}
+
+/* vLLM's prompt_logprobs asked for directly, with and without a BOS token
+ * (the first entry is null either way), with split characters: the first
+ * token's text is what the others leave of the prompt. */
+TEST(test_prompt_logprobs_shapes)
+{
+    for (int nobos = 0; nobos < 2; nobos++) {
+        fsrv *s = fsrv_start(nobos ? FAULT_PLP_NOBOS : FAULT_ECHO_400);
+        em_err err = {{0}};
+        backend *b = open_on(s, "logprobs_mode=prompt_logprobs", &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b) {
+            fsrv_stop(s);
+            continue;
+        }
+        backend_ll_req rq[4] = {{"The sky is ", "blue"}, {"x", "12ab"},
+                                {"Le café", " ok"}, {"", "ab"}};
+        backend_ll_res rs[4];
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 4, &err), 0);
+        for (int i = 0; i < 3; i++) {
+            int n, g;
+            double e = i < 2 ? expect_lp(rq[i].context, rq[i].continuation, &n, &g)
+                             : fake_lp(' ') + fake_lp('o') + fake_lp('k');
+            CHECK_MSG(rs[i].ok, "nobos %d, %d: %s", nobos, i, rs[i].error);
+            CHECK_NEAR(rs[i].logprob, e, 1e-12);
+            if (i < 2) {
+                CHECK_INT(rs[i].n_tokens, n);
+                CHECK_INT(rs[i].is_greedy, g);
+            }
+        }
+        CHECK_INT(rs[2].n_tokens, 3);
+        CHECK_INT(rs[1].is_greedy, 0);
+        /* An empty context: with BOS both tokens count; without, the first
+         * has nothing before it and the request fails (not a limitation). */
+        if (nobos) {
+            CHECK_INT(rs[3].ok, 0);
+            CHECK_HAS(rs[3].error, "needs a model with a BOS token");
+        } else {
+            CHECK_MSG(rs[3].ok, "%s", rs[3].error);
+            CHECK_NEAR(rs[3].logprob, fake_lp('a') + fake_lp('b'), 1e-12);
+        }
+        CHECK_INT(s->count, 4);
+        backend_close(b);
+        fsrv_stop(s);
+    }
+}
+
+/* Runs the probe on s; its output into out (cap bytes). */
+static int probe_on(const fsrv *s, const char *extra, char *out, size_t cap)
+{
+    char spec[256];
+    snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,model=fake,"
+             "timeout=2,backoff=0.01,max_retries=1%s%s", s->port,
+             *extra ? "," : "", extra);
+    family *f;
+    em_err err = {{0}};
+    if (family_from_spec(spec, &f, &err))
+        return -9;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    int rc = openai_probe(&f->members[0].spec, fp, &err);
+    fclose(fp);
+    snprintf(out, cap, "%s%s", buf ? buf : "", rc < 0 ? err.msg : "");
+    free(buf);
+    family_free(f);
+    return rc;
+}
+
+/* The probe: 0 on good servers (echo; vLLM's prompt_logprobs), 1 with
+ * the failing check named on servers that each break one property, -1
+ * on a server that does not answer. */
+TEST(test_probe_verdicts)
+{
+    static const struct {
+        fault_mode mode;
+        int rc;
+        const char *has;
+    } cases[] = {
+        {FAULT_NONE, 0, "ok    difference"},
+        {FAULT_ECHO_400, 0, "ok    prompt_logprobs"},
+        {FAULT_PLP_NOBOS, 0, "note  bos              no start token"},
+        {FAULT_LLAMA_ECHO, 1, "FAIL  prompt log-probs neither echo nor"},
+        {FAULT_NULL_MID, 1, "FAIL  coverage         the server gave no "
+                            "log-prob for prompt token 2"},
+        {FAULT_OFFSETS_BAD, 1, "FAIL  offsets          the server's "
+                               "text_offset[3] = 0"},
+        {FAULT_JITTER, 1, "FAIL  repeat"},
+        {FAULT_NONCAUSAL, 1, "FAIL  difference"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fsrv *s = fsrv_start(cases[i].mode);
+        char out[4096];
+        int rc = probe_on(s, "", out, sizeof out);
+        CHECK_MSG(rc == cases[i].rc, "case %zu: rc %d\n%s", i, rc, out);
+        CHECK_HAS(out, cases[i].has);
+        CHECK_HAS(out, cases[i].rc ? "check" : "verdict: ok");
+        if (cases[i].mode == FAULT_NONE) {
+            CHECK_HAS(out, "ok    echo");
+            CHECK_HAS(out, "ok    coverage");
+            CHECK_HAS(out, "ok    offsets");
+            CHECK_HAS(out, "ok    repeat");
+        }
+        fsrv_stop(s);
+    }
+    fsrv *s = fsrv_start(FAULT_NONE);
+    int port = s->port;
+    fsrv_stop(s);
+    char out[512], spec[128];
+    snprintf(spec, sizeof spec, "openai:http://127.0.0.1:%d/v1,max_retries=0",
+             port);
+    family *f;
+    em_err err = {{0}};
+    CHECK_INT(family_from_spec(spec, &f, &err), 0);
+    FILE *fp = fopen("/dev/null", "w");
+    CHECK_INT(openai_probe(&f->members[0].spec, fp, &err), -1);
+    fclose(fp);
+    CHECK_HAS(err.msg, "no answer from the server");
+    family_free(f);
+    (void)out;
+}
+
 TEST(test_retry_after_honoured)
 {
     fsrv *s = fsrv_start(FAULT_429_ONCE);
@@ -693,22 +1048,54 @@ TEST(test_final_failure_is_failed)
     fsrv_stop(s);
 }
 
+/* A server that answers echo without log-probs: in auto mode one request
+ * asks with echo and one with prompt_logprobs, then nothing more. */
 TEST(test_server_without_prompt_logprobs)
 {
     fsrv *s = fsrv_start(FAULT_NO_LOGPROBS);
     em_err err = {{0}};
-    backend *b = open_on(s, "", &err);
-    CHECK_MSG(b != NULL, "%s", err.msg);
-    if (b) {
-        backend_ll_req rq = {"a", "b"};
-        backend_ll_res rs;
-        CHECK_INT(backend_loglikelihood(b, &rq, &rs, 1, &err), 0);
-        CHECK_INT(rs.ok, 0);
-        CHECK_HAS(rs.error, "cannot score log-likelihoods");
-        CHECK_INT(s->count, 1); /* not a transient failure: no retry */
+    for (int mode = 0; mode < 2; mode++) {
+        backend *b = open_on(s, mode ? "logprobs_mode=echo" : "", &err);
+        CHECK_MSG(b != NULL, "%s", err.msg);
+        if (!b)
+            continue;
+        long before = s->count;
+        backend_ll_req rq[3] = {{"a", "b"}, {"c", "d"}, {"e", "f"}};
+        backend_ll_res rs[3];
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 3, &err), 0);
+        for (int i = 0; i < 3; i++) {
+            CHECK_INT(rs[i].ok, 0);
+            CHECK_HAS(rs[i].error, "server limitation, not retried: ");
+            CHECK_HAS(rs[i].error, "choices[0].logprobs.tokens is missing");
+            if (!mode)
+                CHECK_HAS(rs[i].error, "; prompt_logprobs: no choices[0]."
+                          "prompt_logprobs in the answer");
+        }
+        CHECK_INT(s->count - before, mode ? 1 : 2); /* no retry */
+        /* The member knows now: a second batch asks nothing. */
+        CHECK_INT(backend_loglikelihood(b, rq, rs, 3, &err), 0);
+        CHECK_INT(s->count - before, mode ? 1 : 2);
+        CHECK_HAS(rs[2].error, "server limitation");
         backend_close(b);
     }
     fsrv_stop(s);
+}
+
+/* A command-line member is named by its model= (the server's name for
+ * it), not by the URL's last segment ("v1"). */
+TEST(test_member_named_by_model)
+{
+    const char *spec[3] = {"openai:http://127.0.0.1:1/v1,model=qwen-0.5b",
+                           "openai:http://127.0.0.1:1/v1",
+                           "openai:http://127.0.0.1:1/v1,model=m,name=mine"};
+    const char *want[3] = {"qwen-0.5b", "v1", "mine"};
+    for (int i = 0; i < 3; i++) {
+        family *f;
+        em_err err = {{0}};
+        CHECK_INT(family_from_spec(spec[i], &f, &err), 0);
+        CHECK_STR(f->members[0].spec.name, want[i]);
+        family_free(f);
+    }
 }
 
 TEST(test_connection_refused_fails)
@@ -921,9 +1308,13 @@ int main(void)
     RUN(test_short_echo_fails);
     RUN(test_vllm_echo_with_split_characters);
     RUN(test_generation_logprob_coverage);
+    RUN(test_echo_refused_costs_one_request);
+    RUN(test_prompt_logprobs_shapes);
+    RUN(test_probe_verdicts);
     RUN(test_retry_after_honoured);
     RUN(test_final_failure_is_failed);
     RUN(test_server_without_prompt_logprobs);
+    RUN(test_member_named_by_model);
     RUN(test_connection_refused_fails);
     RUN(test_api_key_from_env);
     RUN(test_bad_options);

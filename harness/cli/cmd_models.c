@@ -8,42 +8,63 @@
  * That is an answer, not a failure: it exits 0. `emerge models --plugin`
  * prints the path of the CUDA plugin this emerge loads (exit 0) or why it
  * cannot (exit 1). `emerge models --backends` lists the registered
- * backend names.
+ * backend names. `emerge models --probe URL[,key=value...]` checks an
+ * OpenAI-compatible server's log-prob semantics before a sweep relies on
+ * them (backends/openai_probe.c): exit 0 all good, 1 the server would
+ * give wrong (or no) log-likelihoods, 2 usage or connection errors.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "backends/backend.h"
 #include "backends/cuda_backend.h"
+#include "backends/openai.h"
+#include "harness/family.h"
 #include "harness/cli/cli.h"
 #include "harness/cli/cliargs.h"
 
 static const char models_help[] =
     "usage: emerge models --devices | --plugin | --backends\n"
+    "       emerge models --probe URL[,model=NAME][,api_key_env=VAR][,...]\n"
     "  --devices   list CUDA devices (for `backend: cuda` with "
     "`device: cuda:N`)\n"
     "  --plugin    the CUDA plugin this emerge loads "
     "(EMERGE_CUDA_PLUGIN overrides the search)\n"
-    "  --backends  list the backends this build registers\n";
+    "  --backends  list the backends this build registers\n"
+    "  --probe URL check an OpenAI-compatible server (e.g.\n"
+    "              http://127.0.0.1:8080/v1) before a sweep: prompt log-probs\n"
+    "              by echo or prompt_logprobs, every prompt token covered, BOS,\n"
+    "              text offsets, the same request twice, one pass against full\n"
+    "              minus prefix; one verdict line per check. Options as for an\n"
+    "              openai member (model=, api_key_env=, logprobs_mode=, ...).\n"
+    "              Exit 0: all good; 1: its log-likelihoods would be wrong or\n"
+    "              missing; 2: usage or connection error\n";
 
-enum { OPT_DEVICES = 256, OPT_PLUGIN, OPT_BACKENDS };
+enum { OPT_DEVICES = 256, OPT_PLUGIN, OPT_BACKENDS, OPT_PROBE };
+
+typedef struct models_ask {
+    int what;
+    const char *probe;   /* --probe's URL[,options] */
+} models_ask;
 
 static const cli_cmd models_cmd = {"models", models_help, (const struct option[]){
     {"devices", no_argument, NULL, OPT_DEVICES},
     {"plugin", no_argument, NULL, OPT_PLUGIN},
-    {"backends", no_argument, NULL, OPT_BACKENDS}, {0}}, 0};
+    {"backends", no_argument, NULL, OPT_BACKENDS},
+    {"probe", required_argument, NULL, OPT_PROBE}, {0}}, 0};
 
 /* The one question asked; a second is a usage error. */
 static int pick(void *ctx, int key, const char *v)
 {
-    (void)v;
-    int *what = ctx;
-    if (*what) {
-        fprintf(stderr, "emerge models: one of --devices, --plugin and "
-                "--backends at a time\n");
+    models_ask *a = ctx;
+    if (a->what) {
+        fprintf(stderr, "emerge models: one of --devices, --plugin, "
+                "--backends and --probe at a time\n");
         return -1;
     }
-    *what = key;
+    a->what = key;
+    if (key == OPT_PROBE)
+        a->probe = v;
     return 0;
 }
 
@@ -92,9 +113,36 @@ static int list_backends(void)
     return 0;
 }
 
+/* --probe URL[,options]: a one-member openai family; retries kept short
+ * (a probe should answer in seconds) unless the options say otherwise. */
+static int probe_server(const char *arg)
+{
+    em_buf spec = {0};
+    em_buf_printf(&spec, "openai:%s", arg);
+    if (!strstr(arg, "max_retries="))
+        em_buf_puts(&spec, ",max_retries=1");
+    if (!strstr(arg, "backoff="))
+        em_buf_puts(&spec, ",backoff=0.2");
+    family *f = NULL;
+    em_err err = {{0}};
+    int rc = strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8)
+                 ? em_errorf(&err, "--probe wants an http:// or https:// URL, "
+                             "got '%s'", arg)
+                 : family_from_spec(spec.s, &f, &err);
+    if (rc == 0)
+        rc = openai_probe(&f->members[0].spec, stdout, &err);
+    if (rc < 0)
+        fprintf(stderr, "emerge models: %s\n", err.msg);
+    family_free(f);
+    em_buf_free(&spec);
+    return rc < 0 ? 2 : rc;
+}
+
 int cmd_models(int argc, char **argv)
 {
-    int what = 0, first, p = cli_parse(&models_cmd, argc, argv, pick, &what, &first);
+    models_ask a = {0};
+    int first, p = cli_parse(&models_cmd, argc, argv, pick, &a, &first);
+    int what = a.what;
     if (p)
         return cli_exit(p);
     if (first < argc)
@@ -106,5 +154,7 @@ int cmd_models(int argc, char **argv)
         return show_plugin();
     if (what == OPT_BACKENDS)
         return list_backends();
+    if (what == OPT_PROBE)
+        return probe_server(a.probe);
     return cli_usage_error(&models_cmd, 1, "say what to list");
 }
