@@ -847,7 +847,8 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
                  o->temperature, (unsigned long long)o->seed);
     else
         snprintf(c.plan.config, sizeof c.plan.config, "greedy");
-    if (store_open(o->db_path, &c.out.db, err) != 0)
+    /* a plan stores nothing: its tasks register in a store in memory */
+    if (store_open(o->plan ? ":memory:" : o->db_path, &c.out.db, err) != 0)
         return -1;
     task **tasks = NULL;
     int rc = store_add_run(c.out.db, o->command, o->seed, &c.out.run_id, err);
@@ -866,7 +867,10 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
                        "variant pairs can be built", stats->missing);
     if (rc == 0)
         sweep_shard_plan(&c);
-    for (int i = 0; rc == 0 && !stats->stopped && i < o->fam->n_members; i++)
+    if (rc == 0 && o->plan)
+        rc = sweep_plan(&c, err);
+    for (int i = 0; rc == 0 && !o->plan && !stats->stopped &&
+                    i < o->fam->n_members; i++)
         rc = run_model(&c, i, err);
     if (c.out.rec)
         fclose(c.out.rec);

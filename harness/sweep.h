@@ -57,6 +57,9 @@ typedef struct sweep_opts {
                                model's context */
     volatile sig_atomic_t *stop; /* set (by a signal handler) to stop after
                                the batch in flight; NULL: never */
+    int plan;               /* --plan: print what the run would cost
+                               (harness/sweep_plan.c) and evaluate nothing;
+                               db_path is not opened */
     int shard, n_shards;    /* --shard I/N: evaluate only shard I (1-based)
                                of n_shards (harness/shard.h); n_shards 0:
                                the whole sweep */

@@ -8,6 +8,7 @@
  *   sweep_item.c   an item's requests: passes, seeds, settings, cache keys
  *   sweep_score.c  a finished item's scores (self-consistency's vote too)
  *   sweep_shard.c  --shard: the cells (model x pair x batch) this run owns
+ *   sweep_plan.c   --plan: the run's requests, tokens and estimated time
  *   sweep.c        the loop: cache, batches, backend calls, models, run
  */
 #ifndef EMERGE_SWEEP_INT_H
@@ -166,5 +167,12 @@ int sweep_shard_mine(const run_ctx *c, int m, int p, int start);
 /* The cells of member m this run owns (without --shard: 1). */
 long sweep_shard_member_cells(const run_ctx *c, int m);
 void sweep_shard_free(run_ctx *c);
+
+/* ---- sweep_plan.c ---- */
+
+/* --plan: prints per member (of this shard) the requests, prompt tokens,
+ * generated tokens at most and an estimated time from a calibration on
+ * the member; evaluates nothing. */
+int sweep_plan(run_ctx *c, em_err *err);
 
 #endif

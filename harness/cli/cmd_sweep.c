@@ -32,6 +32,7 @@ static const char sweep_usage[] =
     "                    [--max-samples N]\n"
     "                    [--record FILE] [--rescore] [--quiet]\n"
     "                    [--on-overflow truncate|skip|error] [--shard I/N]\n"
+    "                    [--plan]\n"
     "       emerge run --model SPEC --tasks ... --db FILE [same options]\n"
     "\n"
     "Evaluates every task x variant x example on every model (smallest first),\n"
@@ -74,6 +75,11 @@ static const char sweep_usage[] =
     "                 alone and balanced by estimated cost; run I = 1..N with\n"
     "                 the same command, each into its own database, then\n"
     "                 `emerge merge` them (the same scores as one sweep)\n"
+    "  --plan         evaluate nothing and store nothing (--db is not opened):\n"
+    "                 print per member (of the shard, with --shard) the\n"
+    "                 requests, prompt tokens and generated tokens at most,\n"
+    "                 and the time they would take here, from a short\n"
+    "                 calibration on each member (two timed requests)\n"
     "Exit status: 0 every requested example scored; 1 incomplete (failed\n"
     "requests, skipped prompts, or a requested task/variant that cannot be\n"
     "built: each named); 2 an error (nothing could be built); 130/143 stopped\n"
@@ -173,11 +179,12 @@ typedef struct sweep_args {
     double temperature;
     int quiet, rescore, on_overflow;
     int shard, n_shards;
+    int plan;
 } sweep_args;
 
 enum { OPT_TASKS = 256, OPT_MODELS, OPT_MODEL, OPT_VARIANTS, OPT_DB,
        OPT_RECORD, OPT_ON_OVERFLOW, OPT_SEED, OPT_LIMIT, OPT_MAX_SAMPLES,
-       OPT_BATCH, OPT_TEMPERATURE, OPT_RESCORE, OPT_SHARD };
+       OPT_BATCH, OPT_TEMPERATURE, OPT_RESCORE, OPT_SHARD, OPT_PLAN };
 
 /* sweep and run take the same options (run's --model, sweep's --models). */
 static const struct option sweep_options[] = {
@@ -195,7 +202,8 @@ static const struct option sweep_options[] = {
     {"temperature", required_argument, NULL, OPT_TEMPERATURE},
     {"quiet", no_argument, NULL, 'q'},
     {"rescore", no_argument, NULL, OPT_RESCORE},
-    {"shard", required_argument, NULL, OPT_SHARD}, {0}};
+    {"shard", required_argument, NULL, OPT_SHARD},
+    {"plan", no_argument, NULL, OPT_PLAN}, {0}};
 
 static int parse_overflow(sweep_args *a, const char *v)
 {
@@ -236,6 +244,7 @@ static int sweep_opt(void *ctx, int key, const char *v)
     case 'q': a->quiet = 1; return 0;
     case OPT_RESCORE: a->rescore = 1; return 0;
     case OPT_SHARD: return parse_shard(a, v);
+    case OPT_PLAN: a->plan = 1; return 0;
     }
     if (cli_double(v, &a->temperature) || a->temperature < 0) {
         fprintf(stderr, "emerge %s: --temperature must be a number >= 0\n", a->cmd);
@@ -315,7 +324,7 @@ static int sweep_main(int argc, char **argv, int single)
                     .record_path = a.record, .quiet = a.quiet,
                     .rescore = a.rescore, .max_samples = (int)a.max_samples,
                     .on_overflow = a.on_overflow, .stop = &stop_signal,
-                    .shard = a.shard, .n_shards = a.n_shards};
+                    .shard = a.shard, .n_shards = a.n_shards, .plan = a.plan};
     int rc = single ? family_from_spec(models, &fam, &err)
                     : family_load(models, &fam, &err);
     if (rc == 0)
@@ -335,7 +344,7 @@ static int sweep_main(int argc, char **argv, int single)
     if (rc != 0)
         fprintf(stderr, "emerge %s: %s\n", argv[0], err.msg);
     else
-        status = sweep_summary(&st, a.db, a.quiet);
+        status = a.plan ? 0 : sweep_summary(&st, a.db, a.quiet);
     /* Only now: a signal after the last batch must not cut the summary. */
     catch_stop_signals(0);
     free(cmdline);
