@@ -39,6 +39,7 @@
 #include "base/progress.h"
 #include "harness/identity.h"
 #include "harness/store.h"
+#include "harness/shard.h"
 #include "harness/sweep_int.h"
 #include "harness/task.h"
 
@@ -655,6 +656,40 @@ static long model_total(run_ctx *c)
     return total;
 }
 
+/* Member index's estimated cost over this run's cells. */
+static double member_cost(run_ctx *c, int index)
+{
+    double cost = 0;
+    const family_member *m = &c->o->fam->members[index];
+    for (int p = 0; p < c->plan.n_pairs; p++) {
+        const pair *pp = &c->plan.pairs[p];
+        for (int s = 0; s < pp->n_ex; s += pp->chunk) {
+            int ex = s + pp->chunk < pp->n_ex ? pp->chunk : pp->n_ex - s;
+            if (sweep_shard_mine(c, index, p, s))
+                cost += (double)shard_cost(m->spec.n_params, ex, pp->unit_tokens);
+        }
+    }
+    return cost;
+}
+
+/* "sweep ETA 12 min" from the members done so far, scaled by cost; "" for
+ * the first member (nothing to scale from yet). */
+static void sweep_eta(const run_ctx *c, char *buf, size_t n)
+{
+    const run_progress *g = &c->prog;
+    double el = em_now() - g->t0;
+    buf[0] = '\0';
+    if (g->cost_done <= 0 || g->cost_total <= g->cost_done || el <= 0)
+        return;
+    double s = el * (g->cost_total - g->cost_done) / g->cost_done;
+    if (s < 120)
+        snprintf(buf, n, ", sweep ETA %.0f s", s);
+    else if (s < 7200)
+        snprintf(buf, n, ", sweep ETA %.0f min", s / 60);
+    else
+        snprintf(buf, n, ", sweep ETA %.1f h", s / 3600);
+}
+
 static int run_model(run_ctx *c, int index, em_err *err)
 {
     const family_member *m = &c->o->fam->members[index];
@@ -669,14 +704,16 @@ static int run_model(run_ctx *c, int index, em_err *err)
     c->prog.done = 0;
     c->prog.total = model_total(c);
     if (rc == 0) {
-        char label[96];
-        snprintf(label, sizeof label, "%.80s %d/%d", m->spec.name, index + 1,
-                 c->o->fam->n_members);
+        char label[160], eta[48];
+        sweep_eta(c, eta, sizeof eta);
+        snprintf(label, sizeof label, "%.80s %d/%d%s", m->spec.name, index + 1,
+                 c->o->fam->n_members, eta);
         c->prog.pb = c->o->quiet ? NULL : progress_new(label, c->prog.total);
         rc = run_chunks(c, err);
     }
     progress_free(c->prog.pb);
     c->prog.pb = NULL;
+    c->prog.cost_done += member_cost(c, index);
     if (!c->o->quiet)
         report_context(c, m);
     backend_close(c->model.be);
@@ -685,10 +722,12 @@ static int run_model(run_ctx *c, int index, em_err *err)
     c->model.identity = NULL;
     if (rc != 0)
         return em_error_prefix(err, "model '%s'", m->spec.name);
+    char eta[48];
+    sweep_eta(c, eta, sizeof eta);
     if (!c->o->quiet)
         fprintf(stderr, "emerge: %s: %ld requests (%ld cached, %ld sent, %ld "
                 "failed; %ld self-consistency samples), %ld examples scored, "
-                "%ld scored before%s\n",
+                "%ld scored before%s%s\n",
                 m->spec.name,
                 c->out.st->cached - before.cached + c->out.st->sent - before.sent,
                 c->out.st->cached - before.cached, c->out.st->sent - before.sent,
@@ -697,7 +736,7 @@ static int run_model(run_ctx *c, int index, em_err *err)
                 c->out.st->skipped - before.skipped,
                 c->out.st->unscored > before.unscored
                     ? " (some left unscored: failed requests are retried by "
-                      "the next run)" : "");
+                      "the next run)" : "", eta);
     return 0;
 }
 
@@ -869,6 +908,9 @@ int sweep_run(const sweep_opts *o, sweep_stats *stats, em_err *err)
         sweep_shard_plan(&c);
     if (rc == 0 && o->plan)
         rc = sweep_plan(&c, err);
+    c.prog.t0 = em_now();
+    for (int i = 0; rc == 0 && i < o->fam->n_members; i++)
+        c.prog.cost_total += member_cost(&c, i);
     for (int i = 0; rc == 0 && !o->plan && !stats->stopped &&
                     i < o->fam->n_members; i++)
         rc = run_model(&c, i, err);

@@ -108,6 +108,11 @@ typedef struct run_member {     /* the model being run */
 typedef struct run_progress {   /* the model's requests, done of total */
     progress *pb;
     long total, done;
+    /* the whole sweep, in estimated cost (shard_cost: parameters x
+     * examples x tokens), for its ETA: the members' costs differ by their
+     * size, so elapsed time scales by cost, not by request count */
+    double cost_total, cost_done;
+    double t0;
 } run_progress;
 
 typedef struct run_chunk {      /* the chunk being run */

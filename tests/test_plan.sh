@@ -39,3 +39,13 @@ if [ -n "$whole" ] && [ "$whole" -gt 0 ] && [ "$sum" -eq "$whole" ] &&
 else
     echo "FAIL plan_shards_add_up: whole '$whole', shards $sum: $(head -3 "$tmp/s1.out")"
 fi
+# the whole sweep's ETA (scaled by each member's estimated cost) follows
+# every member's summary line but the last
+"$EMERGE" sweep --models "$F" --tasks tasks/suite/add_1d.yaml --limit 2 \
+    --db "$tmp/eta.sqlite" >"$tmp/eta.out" 2>&1
+n=$(grep -c '^emerge: d[0-9]*l[0-9]*-step[0-9]*: .*, sweep ETA [0-9.]* \(s\|min\|h\)$' "$tmp/eta.out")
+if [ "$n" -eq 15 ]; then
+    echo "PASS sweep_eta_per_member (15 of 16 member lines carry it)"
+else
+    echo "FAIL sweep_eta_per_member: $n lines: $(grep '^emerge: d' "$tmp/eta.out" | tail -2)"
+fi
