@@ -14,6 +14,7 @@
 #include "base/csv.h"
 #include "harness/cli/cliargs.h"
 #include "harness/family.h"
+#include "backends/openai.h"
 #include "harness/shard.h"
 #include "harness/store.h"
 #include "harness/sweep.h"
@@ -284,6 +285,17 @@ static int sweep_summary(const sweep_stats *st, const char *db, int quiet)
                 st->stopped ? "stopped" : "done", st->requests, st->cached,
                 st->sent, st->failed, st->samples, st->scored, st->unscored,
                 st->skipped);
+    /* openai members whose server cannot return prompt log-probs: their
+     * log-likelihood requests failed once each, not retried (counted in
+     * "failed" above; said here with what to do) */
+    openai_counts oc;
+    openai_get_counts(&oc);
+    if (oc.limited > 0)
+        fprintf(stderr, "emerge: %ld log-likelihood requests failed because "
+                "the server cannot return prompt log-probs (not retried; "
+                "generation tasks ran): check it with `emerge models --probe "
+                "URL`, or serve the model with a server that echoes\n",
+                oc.limited);
     if (st->truncated || st->cut || st->no_logprobs)
         fprintf(stderr, "emerge: %ld prompts did not fit the model's context, "
                 "%ld generations stopped at max_tokens or the context, %ld "
