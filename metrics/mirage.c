@@ -148,6 +148,14 @@ static int curves(const double *x, const double *lp, int n, int n_ex,
 void mirage_analyze(const double *x, const double *em, const double *lp,
                     int n, int n_ex, mirage_result *r)
 {
+    mirage_analyze_curves(x, em, lp, n, n_ex, r, NULL, NULL);
+}
+
+void mirage_analyze_curves(const double *x, const double *em,
+                           const double *lp, int n, int n_ex,
+                           mirage_result *r, double *direct_out,
+                           double *smooth_out)
+{
     memset(r, 0, sizeof *r);
     r->n_models = n;
     r->corr_logodds = r->corr_direct = r->r2 = NAN;
@@ -182,6 +190,10 @@ void mirage_analyze(const double *x, const double *em, const double *lp,
         r->verdict = MIRAGE_METRIC_INDUCED;
     else
         r->verdict = MIRAGE_NOT_EXPLAINED;
+    if (direct_out)
+        memcpy(direct_out, direct, sizeof *direct * (size_t)n);
+    if (smooth_out)
+        memcpy(smooth_out, smooth, sizeof *smooth * (size_t)n);
 out:
     free(direct);
     free(smooth);
@@ -196,8 +208,9 @@ static int is_cot(const char *variant)
 
 /* The test on one exact_match series, its models in axis order. */
 static void analyze_series(const scaling_series *s, int axis,
-                           const sq_cell *lp, int n_lp, mirage_result *r)
+                           const sq_cell *lp, int n_lp, mirage_row *row)
 {
+    mirage_result *r = &row->r;
     int *ord = scaling_axis_order(s, axis == SCALING_AXIS_FLOPS);
     const sq_cell *first = NULL;
     for (int i = 0; i < s->n && !first; i++)
@@ -216,7 +229,16 @@ static void analyze_series(const scaling_series *s, int axis,
             v[(size_t)i * n_ex + e] = k >= 0 ? c->v[k] : NAN;
         }
     }
-    mirage_analyze(x, em, v, s->n, n_ex, r);
+    row->n = s->n;
+    row->scale = em_calloc((size_t)s->n + 1, sizeof *row->scale);
+    row->em = em_calloc((size_t)s->n + 1, sizeof *row->em);
+    row->direct = em_calloc((size_t)s->n + 1, sizeof *row->direct);
+    row->smooth = em_calloc((size_t)s->n + 1, sizeof *row->smooth);
+    for (int i = 0; i < s->n; i++) {
+        row->scale[i] = pow(10, x[i]);
+        row->em[i] = em[i];
+    }
+    mirage_analyze_curves(x, em, v, s->n, n_ex, r, row->direct, row->smooth);
     if (!first) {
         r->verdict = MIRAGE_NOT_APPLICABLE;
         r->why = "no target_logprob scores";
@@ -246,9 +268,10 @@ int mirage_from_store(store_query *q, int axis, mirage_row **rows, int *n,
             continue;
         *rows = em_realloc(*rows, sizeof **rows * (size_t)(*n + 1));
         mirage_row *r = &(*rows)[(*n)++];
+        memset(r, 0, sizeof *r);
         r->task = em_strdup(s[i].task);
         r->variant = em_strdup(s[i].variant);
-        analyze_series(&s[i], axis, lp, nlp, &r->r);
+        analyze_series(&s[i], axis, lp, nlp, r);
         if (is_cot(s[i].variant)) {
             r->r.verdict = MIRAGE_NOT_APPLICABLE;
             r->r.why = "chain of thought: the grade is of an extracted answer";
@@ -264,6 +287,10 @@ void mirage_rows_free(mirage_row *rows, int n)
     for (int i = 0; i < n; i++) {
         free(rows[i].task);
         free(rows[i].variant);
+        free(rows[i].scale);
+        free(rows[i].em);
+        free(rows[i].direct);
+        free(rows[i].smooth);
     }
     free(rows);
 }

@@ -70,6 +70,11 @@ typedef struct mirage_result {
  * missing; an example is used only where every model has it). */
 void mirage_analyze(const double *x, const double *em, const double *lp,
                     int n, int n_ex, mirage_result *r);
+/* The same, also writing the direct and smooth curves (n each) where
+ * direct and smooth are not NULL (for the figures). */
+void mirage_analyze_curves(const double *x, const double *em,
+                           const double *lp, int n, int n_ex,
+                           mirage_result *r, double *direct, double *smooth);
 
 const char *mirage_verdict_name(mirage_verdict v);
 
@@ -79,10 +84,13 @@ const char *mirage_verdict_name(mirage_verdict v);
 void mirage_smooth_fit(const double *x, const double *y, int n,
                        const double *xe, int ne, double *out);
 
-/* One row per (task, variant) with exact_match scores in the store. */
+/* One row per (task, variant) with exact_match scores in the store, with
+ * its curves in axis order (n points; scale: the axis value). */
 typedef struct mirage_row {
     char *task, *variant;
     mirage_result r;
+    int n;
+    double *scale, *em, *direct, *smooth;
 } mirage_row;
 
 /* axis: SCALING_AXIS_* (scaling.h). */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "metrics/metric.h"
+#include "metrics/mirage.h"
 #include "metrics/results.h"
 #include "reports/escape.h"
 
@@ -53,6 +54,8 @@ static int query_all(const char *path, report_data *d, em_err *err)
         rc = store_query_choices(q, &d->choices, &d->n_choices, err);
     if (rc == 0)
         rc = results_series(q, d->axis, &d->series, &d->n_series, err);
+    if (rc == 0)
+        rc = mirage_from_store(q, d->axis, &d->mirage, &d->n_mirage, err);
     if (rc == 0 && d->axis == SCALING_AXIS_NONEMBED)
         rc = note_unknown(q, d->axis);
     store_query_close(q);
@@ -189,6 +192,7 @@ int report_data_overlay(report_data *d, const char *csv_path, int *unmatched,
 
 void report_data_free(report_data *d)
 {
+    mirage_rows_free(d->mirage, d->n_mirage);
     if (d->overlay_family)
         for (int i = 0; i < d->n_overlay; i++)
             free(d->overlay_family[i]);
@@ -457,6 +461,32 @@ static void fig_variants(const report_data *d, const sq_task *t, report_fig *f)
         f->lines[i].dodge = 0.02 * (i - (f->n_lines - 1) / 2.0);
 }
 
+/* The mirage test's curves (probabilities, already 0-1) on the metrics
+ * figure of (task, variant), where it applies; the verdict in the title. */
+static void mirage_lines(const report_data *d, const char *task,
+                         const char *variant, report_fig *f)
+{
+    for (int i = 0; i < d->n_mirage; i++) {
+        const mirage_row *m = &d->mirage[i];
+        if (strcmp(m->task, task) || strcmp(m->variant, variant) ||
+            m->r.verdict == MIRAGE_NOT_APPLICABLE || m->n < 1)
+            continue;
+        /* one line at a time: report_fig_line may move the lines */
+        report_line *a = report_fig_line(f, "P(whole target), measured", 5, 1);
+        for (int j = 0; j < m->n; j++)
+            report_line_add(a, "", m->scale[j], m->direct[j], NAN, NAN);
+        report_line *b = report_fig_line(f, "P(whole target), smooth "
+                                         "log-prob fit", 6, 1);
+        for (int j = 0; j < m->n; j++)
+            report_line_add(b, "", m->scale[j], m->smooth[j], NAN, NAN);
+        em_buf t = {0};
+        em_buf_printf(&t, "%s; mirage test: %s (R^2 %.2f)", f->title,
+                      mirage_verdict_name(m->r.verdict), m->r.r2);
+        free(f->title);
+        f->title = em_buf_take(&t);
+    }
+}
+
 static int fig_metrics(const report_data *d, int task, report_fig *f)
 {
     const sq_task *t = &d->tasks[task];
@@ -490,6 +520,7 @@ static int fig_metrics(const report_data *d, int task, report_fig *f)
                             s->pts[j].score, s->pts[j].lo, s->pts[j].hi);
         report_normalize(s, l->y, l->lo, l->hi, l->n);
     }
+    mirage_lines(d, t->name, variant, f);
     return 1;
 }
 

@@ -8,7 +8,10 @@
  *   TASK-variants   preferred metric vs scale, one line per prompt variant,
  *                   bootstrap 95% CIs, random baseline, emergence scales
  *   TASK-metrics    every metric of the main variant normalised to 0-1
- *                   (the rule is report_normalize's comment)
+ *                   (the rule is report_normalize's comment), and where
+ *                   the mirage test applies (metrics/mirage.h) the
+ *                   probability of the whole target, measured and from
+ *                   the smooth log-prob fit, with the verdict
  *   TASK-choices    multiple choice: mean log-prob of the correct choice
  *                   and of the incorrect ones
  *   overview        small multiples, one per task, by breakthroughness,
@@ -40,6 +43,9 @@ typedef struct report_data {
     int n_models;
     sq_choice *choices;
     int n_choices;
+    struct mirage_row *mirage;  /* the mirage test per (task, variant), its
+                                   curves drawn on TASK-metrics */
+    int n_mirage;
     scaling_series *overlay;    /* --scores: published or other families'
                                    numbers, drawn dashed on TASK-variants */
     char **overlay_family;      /* per overlay series, or NULL entries */

@@ -240,7 +240,16 @@ TEST(test_figures)
         CHECK(v->n_marks == 2 && v->marks[0] == 1e8);
     }
     const report_fig *m = fig_named(f, n, "sweep-arith-metrics");
-    CHECK(m && m->n_lines == 2);
+    /* exact_match and target_logprob, then the mirage test's two curves
+     * (the synthetic family's target is one token: P(target) is what
+     * exact match samples, so the verdict names itself in the title) */
+    CHECK(m && m->n_lines == 4);
+    if (m && m->n_lines == 4) {
+        CHECK_STR(m->lines[2].title, "P(whole target), measured");
+        CHECK_STR(m->lines[3].title, "P(whole target), smooth log-prob fit");
+        CHECK(strstr(m->title, "mirage test: ") != NULL);
+        CHECK_INT(m->lines[2].n, 6);
+    }
     const report_fig *c = fig_named(f, n, "sweep-mc-choices");
     CHECK(c != NULL);
     if (c) {
