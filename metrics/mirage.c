@@ -168,7 +168,7 @@ void mirage_analyze_curves(const double *x, const double *em,
     double *smooth = malloc(sizeof *smooth * (size_t)n);
     r->n_examples = curves(x, lp, n, n_ex, direct, smooth);
     if (!r->n_examples) {
-        r->why = "no example has target_logprob on every model";
+        r->why = "no example has its log-probs on every model";
         goto out;
     }
     double lo = em[0], hi = em[0];
@@ -241,7 +241,7 @@ static void analyze_series(const scaling_series *s, int axis,
     mirage_analyze_curves(x, em, v, s->n, n_ex, r, row->direct, row->smooth);
     if (!first) {
         r->verdict = MIRAGE_NOT_APPLICABLE;
-        r->why = "no target_logprob scores";
+        r->why = "no log-probs stored";
     }
     free(x);
     free(em);
@@ -253,31 +253,44 @@ int mirage_from_store(store_query *q, int axis, mirage_row **rows, int *n,
                       em_err *err)
 {
     scaling_series *s;
-    sq_cell *lp;
-    int ns, nlp;
+    sq_cell *lp = NULL, *mc = NULL;
+    int ns, nlp = 0, nmc = 0;
     *rows = NULL;
     *n = 0;
     if (results_series(q, axis, &s, &ns, err))
         return -1;
-    if (store_query_metric_cells(q, "target_logprob", &lp, &nlp, err)) {
+    if (store_query_metric_cells(q, "target_logprob", &lp, &nlp, err) ||
+        store_query_choice_cells(q, &mc, &nmc, err)) {
+        store_query_cells_free(lp, nlp);
         scaling_series_free(s, ns);
         return -1;
     }
     for (int i = 0; i < ns; i++) {
-        if (strcmp(s[i].metric, "exact_match"))
+        /* generation: exact match against the whole target's probability;
+         * multiple choice: the grade against the correct choice's
+         * probability normalised over the choices */
+        int is_mc = !strcmp(s[i].metric, "multiple_choice_grade");
+        if (strcmp(s[i].metric, "exact_match") && !is_mc)
             continue;
         *rows = em_realloc(*rows, sizeof **rows * (size_t)(*n + 1));
         mirage_row *r = &(*rows)[(*n)++];
         memset(r, 0, sizeof *r);
         r->task = em_strdup(s[i].task);
         r->variant = em_strdup(s[i].variant);
-        analyze_series(&s[i], axis, lp, nlp, r);
+        analyze_series(&s[i], axis, is_mc ? mc : lp, is_mc ? nmc : nlp, r);
+        if (r->r.verdict == MIRAGE_NOT_APPLICABLE && !r->r.n_examples &&
+            r->r.n_models >= 3)
+            r->r.why = is_mc ? "no example with a correct and an incorrect "
+                       "choice's log-prob stored on every model (a request "
+                       "shared with another task is stored under it)"
+                     : "no target_logprob on every model for any example";
         if (is_cot(s[i].variant)) {
             r->r.verdict = MIRAGE_NOT_APPLICABLE;
             r->r.why = "chain of thought: the grade is of an extracted answer";
         }
     }
     store_query_cells_free(lp, nlp);
+    store_query_cells_free(mc, nmc);
     scaling_series_free(s, ns);
     return 0;
 }

@@ -38,6 +38,9 @@
  *                       a chain-of-thought variant (its grade is of an
  *                       answer extracted from a generated rationale, not
  *                       of the target's probability).
+ * Multiple choice: the grade (multiple_choice_grade) against the
+ * probability of the correct choice normalised over the choices
+ * (store_query_choice_cells), fitted and mapped the same way.
  * Probabilities are clamped to [1e-9, 1 - 1e-9] for the log-odds.
  */
 #ifndef EMERGE_MIRAGE_H
@@ -84,7 +87,8 @@ const char *mirage_verdict_name(mirage_verdict v);
 void mirage_smooth_fit(const double *x, const double *y, int n,
                        const double *xe, int ne, double *out);
 
-/* One row per (task, variant) with exact_match scores in the store, with
+/* One row per (task, variant) with exact_match (or multiple_choice_grade)
+ * scores in the store, with
  * its curves in axis order (n points; scale: the axis value). */
 typedef struct mirage_row {
     char *task, *variant;

@@ -420,6 +420,102 @@ int store_query_choices(store_query *q, sq_choice **out, int *n, em_err *err)
     return 0;
 }
 
+/* One example's choices: log-sum-exp of the correct ones and of all. */
+typedef struct norm_acc {
+    double mx;
+    double *lp;
+    int *ok, n, cap;
+} norm_acc;
+
+/* log P(correct | the choices): log sum exp(correct) - log sum exp(all);
+ * 1 when the example has both a correct and an incorrect choice. */
+static int norm_value(const norm_acc *a, double *out)
+{
+    double mx = -INFINITY, sc = 0, sa = 0;
+    int nc = 0;
+    for (int i = 0; i < a->n; i++)
+        mx = a->lp[i] > mx ? a->lp[i] : mx;
+    for (int i = 0; i < a->n; i++) {
+        double e = exp(a->lp[i] - mx);
+        sa += e;
+        if (a->ok[i])
+            sc += e, nc++;
+    }
+    if (!nc || nc == a->n)
+        return 0;
+    *out = log(sc) - log(sa);
+    return 1;
+}
+
+static void cell_push(sq_cell *x, const char *id, double v, int *cap)
+{
+    if (x->n == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        x->ids = em_realloc(x->ids, sizeof *x->ids * (size_t)*cap);
+        x->v = em_realloc(x->v, sizeof *x->v * (size_t)*cap);
+    }
+    x->ids[x->n] = em_strdup(id);
+    x->v[x->n++] = v;
+}
+
+int store_query_choice_cells(store_query *q, sq_cell **out, int *n,
+                             em_err *err)
+{
+    sqlite3_stmt *st;
+    if (store_query_prepare(q, choices_sql, &st, err) != 0)
+        return -1;
+    sq_cell *c = NULL;
+    int k = 0, rc, cap = 0;
+    int64_t cur_mid = -1;
+    char *cur_ex = NULL;
+    norm_acc a = {0};
+    double v;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t mid = sqlite3_column_int64(st, 4);
+        int fresh = !k || mid != cur_mid || strcmp(col_str(st, 0), c[k - 1].task) ||
+                    strcmp(col_str(st, 1), c[k - 1].variant);
+        if (cur_ex && (fresh || strcmp(col_str(st, 5), cur_ex))) {
+            if (norm_value(&a, &v))
+                cell_push(&c[k - 1], cur_ex, v, &cap);
+            a.n = 0;
+        }
+        if (fresh) {
+            c = em_realloc(c, sizeof *c * (size_t)(k + 1));
+            sq_cell *x = &c[k++];
+            memset(x, 0, sizeof *x);
+            x->task = store_db_col_dup(st, 0);
+            x->variant = store_db_col_dup(st, 1);
+            x->model = store_db_col_dup(st, 2);
+            x->metric = em_strdup("choice_logprob_norm");
+            x->params = sqlite3_column_double(st, 3);
+            cur_mid = mid;
+            cap = 0;
+        }
+        free(cur_ex);
+        cur_ex = store_db_col_dup(st, 5);
+        if (a.n == a.cap) {
+            a.cap = a.cap ? a.cap * 2 : 16;
+            a.lp = em_realloc(a.lp, sizeof *a.lp * (size_t)a.cap);
+            a.ok = em_realloc(a.ok, sizeof *a.ok * (size_t)a.cap);
+        }
+        a.lp[a.n] = sqlite3_column_double(st, 8);
+        a.ok[a.n++] = is_target(col_str(st, 6), col_str(st, 7));
+    }
+    if (cur_ex && k && norm_value(&a, &v))
+        cell_push(&c[k - 1], cur_ex, v, &cap);
+    free(cur_ex);
+    free(a.lp);
+    free(a.ok);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        store_query_cells_free(c, k);
+        return store_query_error(q, err, "reading choice log-likelihoods");
+    }
+    *out = c;
+    *n = k;
+    return 0;
+}
+
 void store_query_choices_free(sq_choice *c, int n)
 {
     choices_clear(c, n);

@@ -79,6 +79,13 @@ int store_query_metric_cells(store_query *q, const char *metric,
 void store_query_cells_free(sq_cell *c, int n);
 /* Index of the value for example id in c, or -1 (binary search). */
 int sq_cell_find(const sq_cell *c, const char *id);
+/* Per (task, variant, model) of a multiple-choice task, by example: the
+ * log-probability of the correct choice(s) normalised over the choices,
+ * log(sum exp(lp correct) / sum exp(lp all)) (metric
+ * "choice_logprob_norm"); examples without both a correct and an
+ * incorrect choice among the stored requests are left out. */
+int store_query_choice_cells(store_query *q, sq_cell **out, int *n,
+                             em_err *err);
 /* The cell of (task, variant, model) among n, or NULL. */
 const sq_cell *sq_cell_lookup(const sq_cell *c, int n, const char *task,
                               const char *variant, const char *model);

@@ -47,6 +47,16 @@ if "$EMERGE" scaling --db "$tmp/smooth.sqlite" --predict --replicates 50 --forma
 else
     echo "FAIL predict_smooth_family: $(cat "$tmp/pred.csv")"
 fi
+# multiple choice: the grade against the correct choice's probability
+# normalised over the choices (the synthetic model's is p itself)
+if "$EMERGE" sweep --tasks tests/data/tasks/sweep-mc.yaml --models "$tmp/smooth.yaml" \
+        --db "$tmp/mc.sqlite" --limit 60 --quiet >"$tmp/mc.log" 2>&1 &&
+    "$EMERGE" scaling --db "$tmp/mc.sqlite" --mirage --format csv >"$tmp/mc.csv" 2>&1 &&
+    grep -q '^sweep-mc,standard,6,60,' "$tmp/mc.csv" && ! grep -q 'not applicable' "$tmp/mc.csv"; then
+    echo "PASS mirage_multiple_choice ($(tail -1 "$tmp/mc.csv" | cut -d, -f13))"
+else
+    echo "FAIL mirage_multiple_choice: $(cat "$tmp/mc.csv" 2>/dev/null; tail -2 "$tmp/mc.log")"
+fi
 # the flag needs a store; chain-of-thought variants are not applicable
 if "$EMERGE" scaling --scores "$tmp/x.csv" --mirage >/dev/null 2>&1; then
     echo "FAIL mirage_needs_db: --scores --mirage was accepted"
