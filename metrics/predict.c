@@ -273,6 +273,27 @@ static int gather(const scaling_series *s, const int *ord, const sq_cell *em,
     return k;
 }
 
+/* The emergence scale of s with its held-back points replaced by a
+ * predictor's (which: 0 observed as stored, 1 direct, 2 smooth). */
+static double emergence_with(const scaling_series *s, const int *ord,
+                             const predict_row *r, int axis, int which)
+{
+    scaling_series c = *s;
+    c.pts = em_malloc(sizeof *c.pts * (size_t)(s->n + 1));
+    memcpy(c.pts, s->pts, sizeof *c.pts * (size_t)s->n);
+    for (int h = 0; which && h < r->n_held; h++) {
+        scaling_point *p = &c.pts[ord[s->n - r->n_held + h]];
+        const predict_point *q = &r->held[h];
+        p->score = which == 1 ? q->direct : q->smooth;
+        p->lo = which == 1 ? q->direct_lo : q->smooth_lo;
+        p->hi = which == 1 ? q->direct_hi : q->smooth_hi;
+    }
+    scaling_result res;
+    scaling_analyze(&c, axis == SCALING_AXIS_FLOPS, &res);
+    free(c.pts);
+    return res.emergence_scale;
+}
+
 static void predict_series(const scaling_series *s, int axis, const sq_cell *em,
                            int n_em, const sq_cell *lp, int n_lp, int hold,
                            int replicates, uint64_t seed, predict_row *r)
@@ -286,6 +307,11 @@ static void predict_series(const scaling_series *s, int axis, const sq_cell *em,
     predict_run(x, emm, lpm, s->n, k, hold, replicates, seed, r);
     for (int h = 0; h < r->n_held; h++)
         r->held[h].model = em_strdup(s->pts[ord[s->n - hold + h]].model);
+    if (r->n_held) {
+        r->emergence_observed = emergence_with(s, ord, r, axis, 0);
+        r->emergence_direct = emergence_with(s, ord, r, axis, 1);
+        r->emergence_smooth = emergence_with(s, ord, r, axis, 2);
+    }
     free(x);
     free(emm);
     free(lpm);
@@ -346,7 +372,8 @@ void predict_print(FILE *f, const predict_row *rows, int n, int csv)
 {
     if (csv)
         fprintf(f, "task,variant,model,fitted,examples,observed,obs_lo,obs_hi,"
-                "direct,direct_lo,direct_hi,smooth,smooth_lo,smooth_hi,note\n");
+                "direct,direct_lo,direct_hi,smooth,smooth_lo,smooth_hi,"
+                "emergence_observed,emergence_direct,emergence_smooth,note\n");
     else
         fprintf(f, "%-20s %-10s %-16s %4s %-21s %-21s %-21s\n", "task",
                 "variant", "held-back model", "fit", "observed [95% CI]",
@@ -355,7 +382,8 @@ void predict_print(FILE *f, const predict_row *rows, int n, int csv)
         const predict_row *r = &rows[i];
         if (r->why) {
             if (csv)
-                fprintf(f, "%s,%s,,,,,,,,,,,,,\"%s\"\n", r->task, r->variant, r->why);
+                fprintf(f, "%s,%s,,,,,,,,,,,,,,,,\"%s\"\n", r->task, r->variant,
+                        r->why);
             else
                 fprintf(f, "%-20s %-10s (not predicted: %s)\n", r->task,
                         r->variant, r->why);
@@ -365,10 +393,12 @@ void predict_print(FILE *f, const predict_row *rows, int n, int csv)
             const predict_point *p = &r->held[h];
             if (csv)
                 fprintf(f, "%s,%s,%s,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,"
-                        "%.6g,%.6g,%.6g,\n", r->task, r->variant, p->model,
-                        r->n_fit, r->n_examples, p->observed, p->obs_lo,
-                        p->obs_hi, p->direct, p->direct_lo, p->direct_hi,
-                        p->smooth, p->smooth_lo, p->smooth_hi);
+                        "%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,\n", r->task, r->variant,
+                        p->model, r->n_fit, r->n_examples, p->observed,
+                        p->obs_lo, p->obs_hi, p->direct, p->direct_lo,
+                        p->direct_hi, p->smooth, p->smooth_lo, p->smooth_hi,
+                        r->emergence_observed, r->emergence_direct,
+                        r->emergence_smooth);
             else
                 fprintf(f, "%-20s %-10s %-16s %4d %.3f [%.3f,%.3f]  %.3f "
                         "[%.3f,%.3f]  %.3f [%.3f,%.3f]\n", r->task, r->variant,
@@ -376,10 +406,15 @@ void predict_print(FILE *f, const predict_row *rows, int n, int csv)
                         p->direct, p->direct_lo, p->direct_hi, p->smooth,
                         p->smooth_lo, p->smooth_hi);
         }
-        if (!csv)
+        if (!csv) {
             fprintf(f, "%-20s %-10s %-16s      mean |error|: direct %.3f "
                     "[%.3f,%.3f], smooth %.3f [%.3f,%.3f]\n", "", "", "",
                     r->err_direct, r->err_direct_lo, r->err_direct_hi,
                     r->err_smooth, r->err_smooth_lo, r->err_smooth_hi);
+            fprintf(f, "%-20s %-10s %-16s      emergence scale: observed "
+                    "%.3g, direct %.3g, smooth %.3g (0: none)\n", "", "", "",
+                    r->emergence_observed, r->emergence_direct,
+                    r->emergence_smooth);
+        }
     }
 }

@@ -18,7 +18,9 @@
  * For each held-back model: the observed exact match and both
  * predictions, each with a bootstrap 95% CI over examples (the examples
  * resampled, everything refitted); per row the mean absolute error of
- * each predictor over the held-back models, with its CI.
+ * each predictor over the held-back models, with its CI, and the
+ * emergence scale the series has with the held-back models observed and
+ * with them as each predictor puts them (score and CI).
  */
 #ifndef EMERGE_PREDICT_H
 #define EMERGE_PREDICT_H
@@ -44,6 +46,10 @@ typedef struct predict_row {
     int n_held;
     double err_direct, err_direct_lo, err_direct_hi;
     double err_smooth, err_smooth_lo, err_smooth_hi;
+    /* emergence scale (scaling.h: the smallest scale from which every
+     * model's lower CI is above the random baseline; 0: none) with the
+     * held-back models as observed, and as each predictor puts them */
+    double emergence_observed, emergence_direct, emergence_smooth;
 } predict_row;
 
 /* Numbers in: n models in axis order (x), n_ex examples, em and lp

@@ -42,7 +42,7 @@ if "$EMERGE" scaling --db "$tmp/smooth.sqlite" --predict --replicates 50 --forma
         >"$tmp/pred.csv" 2>&1 &&
     awk -F, 'NR == 2 { o = $6; d = $9; s = $12
         ed = o - d; if (ed < 0) ed = -ed; es = o - s; if (es < 0) es = -es
-        exit !(es < 0.1 && es < ed) }' "$tmp/pred.csv"; then
+        exit !(es < 0.1 && es < ed && $15 > 0 && $17 == $15) }' "$tmp/pred.csv"; then
     echo "PASS predict_smooth_family ($(sed -n 2p "$tmp/pred.csv" | cut -d, -f3,6,9,12))"
 else
     echo "FAIL predict_smooth_family: $(cat "$tmp/pred.csv")"
