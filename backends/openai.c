@@ -62,6 +62,8 @@ typedef struct oa {
     char srv_why[2][256];   /* why a method is SRV_LIMITED */
 } oa;
 
+static void memo_recall(oa *o);
+
 /* One HTTP request and its attempts. */
 typedef struct oa_job {
     char *body;
@@ -237,6 +239,7 @@ static int openai_open(const backend_spec *spec, void **state,
     o->backoff = backoff;
     o->lp_mode = lp_mode;
     o->rng = em_hash64(base, strlen(base), (uint64_t)(em_now() * 1e6));
+    memo_recall(o);
     if (set_auth(o, spec, err)) {
         oa_free(o);
         return -1;
@@ -600,6 +603,63 @@ static void limit_error(const oa *o, char *out, size_t cap)
              "tasks still run", why);
 }
 
+/* What servers could not do, for every member of the process on them: a
+ * server's limitation (llama.cpp cannot echo, whatever model it serves) is
+ * asked once per server, not once per member. Keyed by the completions
+ * URL; only SRV_LIMITED is shared (what works is asked by each member as
+ * it comes, which costs nothing extra). */
+typedef struct srv_memo {
+    char *url;
+    int limited[2];
+    char why[2][256];
+} srv_memo;
+
+static srv_memo *memo;
+static int n_memo;
+static pthread_mutex_t memo_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The member starts with what earlier members found on its server. */
+static void memo_recall(oa *o)
+{
+    pthread_mutex_lock(&memo_lock);
+    for (int i = 0; i < n_memo; i++)
+        if (!strcmp(memo[i].url, o->url_compl))
+            for (int m = 0; m < 2; m++)
+                if (memo[i].limited[m]) {
+                    o->srv[m] = SRV_LIMITED;
+                    snprintf(o->srv_why[m], sizeof o->srv_why[m], "%s",
+                             memo[i].why[m]);
+                }
+    pthread_mutex_unlock(&memo_lock);
+}
+
+static void memo_note(const oa *o, int m)
+{
+    pthread_mutex_lock(&memo_lock);
+    int i = 0;
+    while (i < n_memo && strcmp(memo[i].url, o->url_compl))
+        i++;
+    if (i == n_memo) {
+        memo = em_realloc(memo, sizeof *memo * (size_t)(n_memo + 1));
+        memset(&memo[n_memo], 0, sizeof *memo);
+        memo[n_memo++].url = em_strdup(o->url_compl);
+    }
+    memo[i].limited[m] = 1;
+    snprintf(memo[i].why[m], sizeof memo[i].why[m], "%s", o->srv_why[m]);
+    pthread_mutex_unlock(&memo_lock);
+}
+
+void openai_forget_servers(void)
+{
+    pthread_mutex_lock(&memo_lock);
+    for (int i = 0; i < n_memo; i++)
+        free(memo[i].url);
+    free(memo);
+    memo = NULL;
+    n_memo = 0;
+    pthread_mutex_unlock(&memo_lock);
+}
+
 /* Marks method m limited with the reason job j failed, once. */
 static void srv_limited(oa *o, int m, const oa_job *j)
 {
@@ -607,6 +667,7 @@ static void srv_limited(oa *o, int m, const oa_job *j)
         return;
     o->srv[m] = SRV_LIMITED;
     snprintf(o->srv_why[m], sizeof o->srv_why[m], "%s", j->error);
+    memo_note(o, m);
 }
 
 /* Runs the requests: while a method is untried, one request asks first;

@@ -59,6 +59,12 @@ typedef struct openai_counts {
 
 void openai_get_counts(openai_counts *out);
 
+/* Forgets what servers were found unable to do (the process remembers it
+ * per completions URL, so that a limitation costs one request per server,
+ * not per member). Tests whose fake servers come and go on recycled
+ * ports call it when one stops. */
+void openai_forget_servers(void);
+
 /* openai_probe.c: checks the log-prob semantics of the server spec
  * names (an openai member) and prints a verdict per check to out:
  * prompt log-probs by echo or prompt_logprobs, every prompt token

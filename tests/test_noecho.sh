@@ -10,13 +10,16 @@ tmp=$(mktemp -d)
 srv_pid=
 trap '[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 cat >"$tmp/srv.py" <<'P'
-import http.server, json
+import http.server, json, sys
+ECHOS = sys.argv[1]
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_POST(self):
         n = int(self.headers.get("Content-Length", 0))
         req = json.loads(self.rfile.read(n) or b"{}")
         if req.get("echo"):
+            with open(ECHOS, "a") as f:
+                f.write("x\n")
             code, body = 500, {"error": {"code": 500, "message": "Unsupported param: echo",
                                          "type": "server_error"}}
         else:
@@ -35,7 +38,7 @@ P
 # prompt log-probs too, and an example with a failed request is unscored)
 sed -e 's/^name: sweep-arith/name: gen-arith/' -e 's/^metrics: .*/metrics: [exact_match]/' \
     -e "s|^data: |data: $(pwd)/tests/data/tasks/|" tests/data/tasks/sweep-arith.yaml >"$tmp/gen.yaml"
-python3 "$tmp/srv.py" >"$tmp/port" 2>/dev/null &
+python3 "$tmp/srv.py" "$tmp/echos" >"$tmp/port" 2>/dev/null &
 srv_pid=$!
 i=0
 while [ ! -s "$tmp/port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
@@ -52,4 +55,25 @@ if [ $rc -eq 1 ] && [ "$gen" = 4 ] &&
     echo "PASS noecho_sweep_says_why (exit 1; 4 generation scores; $(grep -o '[0-9]* log-likelihood requests failed' "$tmp/out"))"
 else
     echo "FAIL noecho_sweep_says_why: rc $rc, exact_match scores '$gen': $(tail -4 "$tmp/out")"
+fi
+
+# two members on that server: the limitation costs one request for both
+# (the process remembers what each server cannot do)
+: >"$tmp/echos"
+cat >"$tmp/fam.yaml" <<Y
+name: two
+defaults: {backend: openai, path: "http://127.0.0.1:$port/v1", max_retries: 2, logprobs_mode: echo}
+members:
+  - {name: a, model: a, params: 1e9}
+  - {name: b, model: b, params: 2e9}
+Y
+"$BIN" sweep --models "$tmp/fam.yaml" --tasks tests/data/tasks/sweep-mc.yaml --limit 4 \
+    --db "$tmp/two.sqlite" >"$tmp/two.out" 2>&1
+rc=$?
+n=$(wc -l <"$tmp/echos")
+if [ $rc -eq 1 ] && [ "$n" -eq 1 ] &&
+    grep -q "^emerge: 32 log-likelihood requests failed because" "$tmp/two.out"; then
+    echo "PASS noecho_once_per_server (2 members, 32 requests refused, 1 echo asked)"
+else
+    echo "FAIL noecho_once_per_server: rc $rc, $n echo requests: $(tail -3 "$tmp/two.out")"
 fi
