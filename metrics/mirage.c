@@ -201,7 +201,7 @@ out:
 
 /* ------------------------------------------------------------ store */
 
-static int is_cot(const char *variant)
+int mirage_is_cot(const char *variant)
 {
     return strstr(variant, "cot") != NULL;
 }
@@ -284,7 +284,7 @@ int mirage_from_store(store_query *q, int axis, mirage_row **rows, int *n,
                        "choice's log-prob stored on every model (a request "
                        "shared with another task is stored under it)"
                      : "no target_logprob on every model for any example";
-        if (is_cot(s[i].variant)) {
+        if (mirage_is_cot(s[i].variant)) {
             r->r.verdict = MIRAGE_NOT_APPLICABLE;
             r->r.why = "chain of thought: the grade is of an extracted answer";
         }

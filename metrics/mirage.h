@@ -81,6 +81,12 @@ void mirage_analyze_curves(const double *x, const double *em,
 
 const char *mirage_verdict_name(mirage_verdict v);
 
+/* Whether a variant is chain of thought ("cot", "zero_shot_cot",
+ * "cot+sc8", ...): its grade is of an answer extracted from a generated
+ * rationale, so neither the mirage test nor back-testing applies. The
+ * store keeps variants by name, so the name decides. */
+int mirage_is_cot(const char *variant);
+
 /* The smooth account of one example's log-probs y at the n scales x (the
  * line or the power law of the loss, as above), evaluated at the ne
  * scales xe: log-probs (<= 0) in out. predict.c extrapolates with it. */

@@ -343,7 +343,7 @@ int predict_from_store(store_query *q, int axis, int hold, int replicates,
         memset(r, 0, sizeof *r);
         r->task = em_strdup(s[i].task);
         r->variant = em_strdup(s[i].variant);
-        if (strstr(s[i].variant, "cot")) {
+        if (mirage_is_cot(s[i].variant)) {
             r->why = "chain of thought: the grade is of an extracted answer";
             continue;
         }
