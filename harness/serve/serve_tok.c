@@ -275,17 +275,6 @@ static char *tokenize_answer(serve *s, const cJSON *j, unsigned *status)
     return print_free(o);
 }
 
-char *sv_tokenize_json(serve *s, const char *body, size_t len, unsigned *status)
-{
-    if (!s->tok)
-        return fail(501, status, "no vocabulary to tokenize with: %s", s->tok_why);
-    cJSON *j = parse_body(body, len);
-    if (!j)
-        return fail(400, status, "the request body must be a JSON %s", "object");
-    char *out = tokenize_answer(s, j, status);
-    cJSON_Delete(j);
-    return out;
-}
 
 static char *detokenize_answer(serve *s, const cJSON *j, unsigned *status)
 {
@@ -323,16 +312,35 @@ static char *detokenize_answer(serve *s, const cJSON *j, unsigned *status)
     return print_free(o);
 }
 
-char *sv_detokenize_json(serve *s, const char *body, size_t len, unsigned *status)
+typedef char *(*tok_answer_fn)(serve *, const cJSON *, unsigned *);
+
+/* The vocabulary's routes: 501 without one, 400 for a body that is not a
+ * JSON object, else what answer makes of it. what: "tokenize" or
+ * "detokenize", for the 501's message. */
+static char *tok_route(serve *s, const char *body, size_t len,
+                       unsigned *status, const char *what, tok_answer_fn answer)
 {
-    if (!s->tok)
-        return fail(501, status, "no vocabulary to detokenize with: %s", s->tok_why);
+    if (!s->tok) {
+        char why[490];
+        snprintf(why, sizeof why, "%s with: %.460s", what, s->tok_why);
+        return fail(501, status, "no vocabulary to %s", why);
+    }
     cJSON *j = parse_body(body, len);
     if (!j)
         return fail(400, status, "the request body must be a JSON %s", "object");
-    char *out = detokenize_answer(s, j, status);
+    char *out = answer(s, j, status);
     cJSON_Delete(j);
     return out;
+}
+
+char *sv_tokenize_json(serve *s, const char *body, size_t len, unsigned *status)
+{
+    return tok_route(s, body, len, status, "tokenize", tokenize_answer);
+}
+
+char *sv_detokenize_json(serve *s, const char *body, size_t len, unsigned *status)
+{
+    return tok_route(s, body, len, status, "detokenize", detokenize_answer);
 }
 
 /* A token's text as a JSON string, or null when id is none. */
